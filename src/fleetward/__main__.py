@@ -1,0 +1,3 @@
+from fleetward.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""Apply: a Plan → one atomic store write, with a history entry.
+
+A plan carries the lineage and serial of the store it was made against;
+applying it to any other store state is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
+from fleetward.model import (
+    Action,
+    Change,
+    GuardVerdict,
+    ObjectKey,
+    ObjectState,
+    Plan,
+    StoredObject,
+    StoreMeta,
+    StoreSnapshot,
+    spec_hash,
+)
+from fleetward.store import ChangeSet, Store
+
+Progress = Callable[[int, int], None]  # (changes done, total)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    meta: StoreMeta
+    counts: dict[str, int]
+    operation_id: str
+    wrote: bool
+
+
+def check_current(plan: Plan, meta: StoreMeta, where: str) -> None:
+    """Refuse a plan made against another store, or before the store last moved."""
+    if plan.lineage is not None and meta.lineage != plan.lineage:
+        raise StalePlanError.one(
+            "Saved plan is for a different state store",
+            f"The plan was made against the store with lineage {plan.lineage}; the store at "
+            f"{where} has lineage {meta.lineage or '(none: it is empty)'}.",
+            "Run fleetward plan again against this state directory, or pass the --state-dir "
+            "the plan was made for.",
+            location=where,
+            planLineage=plan.lineage,
+            storeLineage=meta.lineage,
+        )
+    if meta.serial != plan.serial:
+        raise StalePlanError.one(
+            "Saved plan is stale: the store changed since it was made",
+            f"The plan was made at serial {plan.serial}; the store is now at serial {meta.serial} "
+            f"(last applied revision {meta.last_applied_revision}). Applying it could undo that change.",
+            "Make and review a new plan: fleetward plan --out plan.json, then fleetward apply plan.json.",
+            location=where,
+            planSerial=plan.serial,
+            storeSerial=meta.serial,
+        )
+
+
+def refuse_blocked(plan: Plan) -> None:
+    if plan.errors:
+        raise PlanError(*plan.errors)
+    blocked = [g for g in plan.guards if g.verdict is GuardVerdict.BLOCKED]
+    if blocked:
+        raise GuardBlocked(
+            *(
+                Problem(
+                    f"Plan blocked by the {g.name} guard",
+                    g.message,
+                    f"Check the source, ref and path. If the change is intended, run again with {g.override}.",
+                    location=str(plan.revision),
+                    parameters={"guard": g.name},
+                )
+                for g in blocked
+            )
+        )
+
+
+def apply_plan(
+    plan: Plan,
+    store: Store,
+    now: str,
+    where: str,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Apply every change of `plan` in one write; the caller holds the store lock."""
+    snapshot = store.read()
+    check_current(plan, snapshot.meta, where)
+    refuse_blocked(plan)
+    operation_id = str(uuid.uuid4())
+    counts = plan.summary()
+    if not plan.changes and snapshot.meta.last_applied_revision == plan.revision.id:
+        return ApplyResult(snapshot.meta, counts, operation_id, wrote=False)
+    upserts: list[StoredObject] = []
+    deletes: list[ObjectKey] = []
+    total = len(plan.changes)
+    revision = plan.revision.id
+    for done, change in enumerate(plan.changes, 1):
+        if change.action is Action.DELETE:
+            deletes.append(change.address)
+        else:
+            upserts.append(_stored(change, snapshot, revision, now))
+        if progress is not None and (done % 1000 == 0 or done == total):
+            progress(done, total)
+    meta = store.apply(
+        ChangeSet(
+            expected_lineage=plan.lineage,
+            expected_serial=plan.serial,
+            revision=revision,
+            upserts=upserts,
+            deletes=deletes,
+            history_entry={
+                "revision": revision,
+                "operationId": operation_id,
+                "time": now,
+                "counts": counts,
+            },
+        )
+    )
+    return ApplyResult(meta, counts, operation_id, wrote=True)
+
+
+def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) -> StoredObject:
+    after = change.after
+    assert after is not None  # only DELETE has no after
+    have = snapshot.objects.get(change.address)
+    if have is None:
+        return StoredObject(
+            key=change.address,
+            kind=change.kind,
+            spec=after.spec,
+            status={},
+            owner=after.owner,
+            state=after.state,
+            spec_hash=spec_hash(after.spec),
+            generation=1,
+            applied_revision=revision,
+            created_at=now,
+            updated_at=now,
+        )
+    new_hash = spec_hash(after.spec)
+    spec_moved = new_hash != have.spec_hash or have.drifted
+    return StoredObject(
+        key=have.key,
+        kind=have.kind,
+        spec=after.spec,
+        status=have.status,  # status belongs to people and the system: never overwritten
+        owner=after.owner,
+        state=ObjectState(after.state),
+        spec_hash=new_hash,
+        generation=have.generation + (1 if spec_moved else 0),
+        applied_revision=revision,
+        created_at=have.created_at,
+        updated_at=now,
+    )

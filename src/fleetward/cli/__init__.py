@@ -1,0 +1,79 @@
+"""The `fleetward` command: parses, calls the engine, renders. Errors end here, as text."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from fleetward import __version__
+from fleetward.cli import output
+from fleetward.cli.reconcile import apply_command, plan_command, validate_command
+from fleetward.cli.state import state_group
+from fleetward.errors import FleetwardError, Problem
+
+
+class _Group(click.Group):
+    """Renders every FleetwardError as Error / Reason / Resolution and exits 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FleetwardError as exc:
+            if ctx.meta.get("json_output"):
+                output.print_json({"errors": [p.to_dict() for p in exc.problems]})
+            output.print_problems(exc.problems)
+            if len(exc.problems) > 1:
+                output.stderr.print(f"{len(exc.problems)} errors; nothing was changed.", style="bold red")
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            output.stderr.print("Interrupted; nothing was written.", style="bold red")
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: say so, without a wall of traceback
+            if os.environ.get("FLEETWARD_DEBUG"):
+                traceback.print_exc()
+            output.print_problems(
+                [
+                    Problem(
+                        f"Internal error: {type(exc).__name__}: {exc}",
+                        "fleetward hit a bug; the store was not changed by this command.",
+                        "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
+                    )
+                ]
+            )
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleetward")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """fleetward keeps a state store equal to what a Git repository of YAML manifests declares.
+
+    \b
+    Typical use:
+      fleetward validate                 check the manifests of HEAD
+      fleetward plan                     show what would change
+      fleetward apply                    plan, confirm, apply
+      fleetward plan --out plan.json     save a plan for review ...
+      fleetward apply plan.json          ... and apply exactly that plan
+      fleetward state show               what the store holds
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+cli.add_command(validate_command)
+cli.add_command(plan_command)
+cli.add_command(apply_command)
+cli.add_command(state_group)
+
+
+def main() -> None:
+    cli(prog_name="fleetward")

@@ -1,0 +1,251 @@
+"""`validate`, `plan` and `apply`: the pipeline from manifests to the store, at the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
+from fleetward.cli import output
+from fleetward.cli.options import guard_options, max_lines_option, source_options, state_options
+from fleetward.errors import UsageError
+from fleetward.model import Plan
+from fleetward.pipeline import SourceOptions, make_plan, now_iso, resolve
+from fleetward.planning import PlanOptions
+from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
+from fleetward.store import TinyDBStore
+
+_PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
+
+
+@click.command("validate")
+@source_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def validate_command(ctx: click.Context, source: str, ref: str, manifest_path: str, no_git: bool, as_json: bool) -> None:
+    """Check every manifest of a revision: YAML, fields, cross-document rules.
+
+    Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
+    """
+    ctx.meta["json_output"] = as_json
+    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
+    files = len({path for path, _ in desired.documents})
+    if as_json:
+        output.print_json(
+            {
+                "valid": True,
+                "revision": desired.revision.id,
+                "files": files,
+                "documents": len(desired.documents),
+                "objects": len(desired.objects),
+                "errors": [],
+            }
+        )
+        return
+    output.stdout.print(
+        f"[green]Success![/] {len(desired.documents)} document(s) in {files} file(s) are valid "
+        f"at revision {desired.revision.short} ({len(desired.objects)} object(s))."
+    )
+
+
+@click.command("plan")
+@source_options
+@state_options
+@guard_options
+@max_lines_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format; markdown suits a pull-request comment.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also save the plan as JSON, for `fleetward apply FILE`.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 with no changes, 2 with changes, 1 on error.",
+)
+@click.pass_context
+def plan_command(
+    ctx: click.Context,
+    source: str,
+    ref: str,
+    manifest_path: str,
+    no_git: bool,
+    state_dir: str,
+    lock_timeout: float,
+    allow_empty: bool,
+    allow_mass_stop: bool,
+    max_lines: int,
+    as_json: bool,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what applying the manifests would change. Writes nothing to the store.
+
+    Exit codes: 0 success, 1 error or blocked plan, 2 changes present (with --detailed-exitcode).
+    """
+    fmt = "json" if as_json else fmt
+    ctx.meta["json_output"] = fmt == "json"
+    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
+    stored = TinyDBStore(state_dir).read()
+    plan = make_plan(desired, stored, PlanOptions(allow_empty, allow_mass_stop))
+    if out:
+        _write_plan(plan, Path(out))
+    if fmt == "json":
+        output.print_json(plan_to_dict(plan))
+    elif fmt == "markdown":
+        sys.stdout.write(render_markdown(plan))
+    else:
+        output.print_lines(render_plan(plan, max_lines))
+        if out:
+            output.stdout.print(f"Saved the plan to {out}. Apply exactly it with: fleetward apply {out}")
+    if plan.blocked:
+        ctx.exit(1)
+    if detailed_exitcode and plan.has_changes:
+        ctx.exit(2)
+
+
+@click.command("apply")
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
+@source_options
+@state_options
+@guard_options
+@max_lines_option
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.pass_context
+def apply_command(
+    ctx: click.Context,
+    plan_file: str | None,
+    source: str,
+    ref: str,
+    manifest_path: str,
+    no_git: bool,
+    state_dir: str,
+    lock_timeout: float,
+    allow_empty: bool,
+    allow_mass_stop: bool,
+    max_lines: int,
+    auto_approve: bool,
+) -> None:
+    """Plan and apply the manifests to the store, or apply a saved PLAN_FILE exactly.
+
+    Without PLAN_FILE: shows the plan and asks for confirmation on a terminal
+    (only 'yes' is accepted), or applies at once with --auto-approve. With
+    PLAN_FILE: applies that plan, refusing it if the store changed since.
+    Every apply is one atomic write of the store.
+    """
+    store = TinyDBStore(state_dir)
+    if plan_file is not None:
+        plan = _read_plan(Path(plan_file))
+        with store.lock(lock_timeout):
+            result = apply_plan(plan, store, now_iso(), state_dir, _progress(plan))
+        _report(plan, result)
+        return
+    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
+    with store.lock(lock_timeout):
+        plan = make_plan(desired, store.read(), PlanOptions(allow_empty, allow_mass_stop))
+        output.print_lines(render_plan(plan, max_lines))
+        refuse_blocked(plan)
+        if plan.has_changes and not auto_approve:
+            _confirm()
+        result = apply_plan(plan, store, now_iso(), state_dir, _progress(plan))
+    _report(plan, result)
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise UsageError.one(
+            "Apply needs confirmation",
+            "Standard input is not a terminal, so fleetward cannot ask whether to apply.",
+            "Review the plan above, then run again with --auto-approve, or save it with "
+            "fleetward plan --out plan.json and apply that file.",
+        )
+    output.stdout.print(
+        "\n[bold]Do you want to perform these actions?[/]\n"
+        "  fleetward will apply the changes described above.\n"
+        "  Only 'yes' will be accepted to approve.\n"
+    )
+    answer = click.prompt("  Enter a value", default="", show_default=False)
+    if answer.strip() != "yes":
+        output.stdout.print("\nApply cancelled. Nothing was changed.")
+        raise click.exceptions.Exit(1)
+
+
+def _progress(plan: Plan) -> ApplyProgress | None:
+    if len(plan.changes) < _PROGRESS_THRESHOLD or not output.stderr.is_terminal:
+        return None
+    return ApplyProgress(len(plan.changes))
+
+
+class ApplyProgress:
+    """A rich progress bar on stderr, driven by apply_plan's progress callback."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = Progress(
+            TextColumn("Applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=output.stderr, transient=True,
+        )
+        self._task = self._bar.add_task("apply", total=total)
+        self._bar.start()
+
+    def __call__(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done)
+        if done >= total:
+            self._bar.stop()
+
+
+def _report(plan: Plan, result: ApplyResult) -> None:
+    c = result.counts
+    if not result.wrote:
+        output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
+        return
+    output.stdout.print(
+        f"\n[bold green]Apply complete![/] Objects: {c['create']} created, {c['update']} updated, "
+        f"{c['stop']} stopped, {c['delete']} deleted. "
+        f"Revision {plan.revision.short}, serial {result.meta.serial}."
+    )
+
+
+def _write_plan(plan: Plan, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError.one(
+            f"Cannot write the plan to {path}",
+            f"{exc.strerror or exc}.",
+            "Pass --out with a path in a writable directory.",
+            location=str(path),
+        ) from exc
+
+
+def _read_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise UsageError.one(
+            f"Plan file {path} does not exist",
+            "apply was given a file argument, which must be a plan saved by fleetward plan --out.",
+            "Check the path, or run fleetward apply without an argument to plan and apply.",
+            location=str(path),
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError.one(
+            f"{path} is not a fleetward plan",
+            f"It cannot be read as JSON ({exc}).",
+            "Create the file with fleetward plan --out FILE.",
+            location=str(path),
+        ) from exc
+    return plan_from_dict(data, str(path))

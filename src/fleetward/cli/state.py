@@ -1,0 +1,88 @@
+"""`state show` and `state history`: what the store holds, and what was applied when."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from fleetward.cli import output
+from fleetward.model import ObjectState
+from fleetward.store import TinyDBStore
+
+
+@click.group("state")
+def state_group() -> None:
+    """Read the state store (never writes)."""
+
+
+@state_group.command("show")
+@click.option("--state-dir", envvar="FLEETWARD_STATE_DIR", default=".fleetward", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the state store.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only objects of this kind (repeatable), e.g. Asset.")
+@click.option("--json", "as_json", is_flag=True, help="Print the objects as JSON, spec and status included.")
+@click.pass_context
+def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bool) -> None:
+    """List the objects in the store: address, state, owner, generation, revision."""
+    ctx.meta["json_output"] = as_json
+    snapshot = TinyDBStore(state_dir).read()
+    wanted = {k.lower() for k in kinds}
+    objects = sorted(
+        (o for o in snapshot.objects.values() if not wanted or o.kind.lower() in wanted),
+        key=lambda o: (o.kind, o.key),
+    )
+    meta = snapshot.meta
+    if as_json:
+        output.print_json(
+            {
+                "lineage": meta.lineage,
+                "serial": meta.serial,
+                "lastAppliedRevision": meta.last_applied_revision,
+                "objects": [
+                    {**o.to_doc(), "drifted": o.drifted} for o in objects
+                ],
+            }
+        )
+        return
+    if meta.lineage is None:
+        output.stdout.print(f"The store at {state_dir} is empty: nothing has been applied yet.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ADDRESS", "STATE", "OWNER", "GEN", "REVISION", "UPDATED"):
+        table.add_column(column)
+    for o in objects:
+        state = o.state.value + (" (drift)" if o.drifted else "")
+        style = "" if o.state is ObjectState.ACTIVE else "dim"
+        table.add_row(o.key, state, o.owner, str(o.generation), o.applied_revision[:12], o.updated_at, style=style)
+    output.stdout.print(table)
+    output.stdout.print(
+        f"\n{len(objects)} object(s); lineage {meta.lineage}, serial {meta.serial}, "
+        f"last applied revision {meta.last_applied_revision}."
+    )
+
+
+@state_group.command("history")
+@click.option("--state-dir", envvar="FLEETWARD_STATE_DIR", default=".fleetward", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the state store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
+@click.pass_context
+def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
+    """List the applies recorded in the store, oldest first (the last 100 are kept)."""
+    ctx.meta["json_output"] = as_json
+    entries = TinyDBStore(state_dir).history()
+    if as_json:
+        output.print_json(entries)
+        return
+    if not entries:
+        output.stdout.print(f"No applies recorded in {state_dir}.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"):
+        table.add_column(column)
+    for e in entries:
+        c = e.get("counts", {})
+        table.add_row(
+            str(e.get("serial")), e.get("time", ""), str(e.get("revision", ""))[:12],
+            str(c.get("create", 0)), str(c.get("update", 0)), str(c.get("stop", 0)),
+            str(c.get("delete", 0)), e.get("operationId", ""),
+        )
+    output.stdout.print(table)

@@ -1,0 +1,70 @@
+"""Desire: validated documents → the desired objects of a revision, cross-checked.
+
+Each kind expands its documents; this stage then checks what no single
+document can: names unique per kind, object ids unique across documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from fleetward.errors import ManifestError, Problem
+from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
+from fleetward.loading import Manifests
+from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
+
+Locate = Callable[[Origin], str]
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    revision: Revision
+    documents: tuple[tuple[str, Document], ...]  # (file path, document)
+    objects: Mapping[ObjectKey, DesiredObject]
+
+
+def desire(manifests: Manifests, locate: Locate) -> DesiredState:
+    """Expand every document; raise ManifestError with every cross-document problem."""
+    documents = tuple(manifests.documents())
+    problems: list[Problem] = []
+    names: dict[str, tuple[str, Document]] = {}
+    for path, doc in documents:
+        first = names.setdefault(doc.address, (path, doc))
+        if first[1] is not doc:
+            here = locate(Origin(path, doc.index, ("metadata", "name")))
+            there = locate(Origin(first[0], first[1].index, ("metadata", "name")))
+            problems.append(
+                Problem(
+                    f"Duplicate {doc.kind} name {doc.name!r}",
+                    f"{doc.address} is declared twice: here and at {there}. Names are unique per kind.",
+                    "Rename one of the two documents, or merge them.",
+                    location=here,
+                    parameters={"address": doc.address, "first": there},
+                )
+            )
+    objects: dict[ObjectKey, DesiredObject] = {}
+    for path, doc in documents:
+        for obj in REGISTRY[doc.kind].expand(doc, path):
+            first_obj = objects.setdefault(obj.key, obj)
+            if first_obj is not obj:
+                problems.append(_duplicate(obj, first_obj, locate))
+    if problems:
+        raise ManifestError(*problems)
+    return DesiredState(manifests.revision, documents, objects)
+
+
+def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:
+    id_field = OBJECT_KINDS[obj.kind].id_field
+    ident = obj.key.split("/", 1)[1]
+    there = locate(first.origin)
+    same = obj.owner == first.owner
+    return Problem(
+        f"Duplicate {id_field} {ident!r}",
+        f"{obj.key} is declared {'twice in ' + obj.owner if same else 'by ' + obj.owner + ' and by ' + first.owner}"
+        f" (first at {there}). {id_field} is unique across all "
+        f"{'fleets' if obj.kind == 'Asset' else obj.kind + ' declarations'}.",
+        f"Keep one declaration of {ident!r}: remove the other or give it another {id_field}.",
+        location=locate(obj.origin),
+        parameters={"address": obj.key, id_field: ident, "first": there},
+    )

@@ -1,0 +1,102 @@
+"""The exception tree: every error a user can cause, as structured values.
+
+Each error carries one or more `Problem`s — what went wrong (`error`), why
+(`reason`), how to fix it (`resolution`) and where (`location`: a
+`file:line:column` or an object address). Errors are rendered only at the
+edges (CLI, HTTP, status files); nothing in the engine formats them.
+
+    FleetwardError
+    ├── UsageError            a flag or argument the user gave cannot work
+    ├── SourceError           the source, ref or path cannot be read
+    ├── ManifestError         YAML or validation errors in a revision (many at once)
+    ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
+    ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
+    ├── StalePlanError        a saved plan no longer matches the store
+    └── StoreError            the state store cannot be read, written or locked
+        └── LockTimeout       another process holds the store's lock
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One diagnostic: what, why, how to fix, where."""
+
+    error: str
+    reason: str
+    resolution: str
+    location: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    # The offending source line with a caret under the column, when known.
+    snippet: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.error,
+            "reason": self.reason,
+            "resolution": self.resolution,
+            "location": self.location,
+            "parameters": dict(self.parameters),
+        }
+
+
+class FleetwardError(Exception):
+    """Root of every error fleetward reports to a user."""
+
+    def __init__(self, *problems: Problem) -> None:
+        if not problems:
+            raise ValueError("a FleetwardError needs at least one problem")
+        self.problems: tuple[Problem, ...] = problems
+        first = problems[0]
+        where = f" ({first.location})" if first.location else ""
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{first.error}{where}: {first.reason}{more}")
+
+    @classmethod
+    def one(
+        cls,
+        error: str,
+        reason: str,
+        resolution: str,
+        location: str | None = None,
+        **parameters: Any,
+    ) -> FleetwardError:
+        return cls(Problem(error, reason, resolution, location, parameters))
+
+
+class UsageError(FleetwardError):
+    """A flag, argument or file given on the command line cannot work."""
+
+
+class SourceError(FleetwardError):
+    """The source repository, ref or manifest path cannot be read."""
+
+
+class ManifestError(FleetwardError):
+    """A revision holds invalid YAML or documents; nothing of it is applied."""
+
+
+class PlanError(FleetwardError):
+    """The computed plan breaks a rule of a kind (seed errors such as
+    *Invalid batch fleet size* or *Failed batch validation*)."""
+
+
+class GuardBlocked(FleetwardError):
+    """A safety guard refused the plan; a flag can override it."""
+
+
+class StalePlanError(FleetwardError):
+    """A saved plan was made against another store, or the store moved since."""
+
+
+class StoreError(FleetwardError):
+    """The state store cannot be read, written or locked."""
+
+
+class LockTimeout(StoreError):
+    """Another process held the store's lock for longer than --lock-timeout."""

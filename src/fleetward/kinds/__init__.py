@@ -1,0 +1,25 @@
+"""The kind registry: every manifest kind fleetward understands, one module each."""
+
+from __future__ import annotations
+
+from fleetward.kinds import fleet
+from fleetward.kinds.base import API_VERSION, Document, KindPlugin, Metadata, ObjectKind, PlanContext
+
+__all__ = [
+    "API_VERSION",
+    "Document",
+    "KindPlugin",
+    "Metadata",
+    "ObjectKind",
+    "PlanContext",
+    "REGISTRY",
+    "OBJECT_KINDS",
+    "KIND_ORDER",
+]
+
+# One line per kind; the order is the order kinds appear in plans.
+_PLUGINS: tuple[KindPlugin, ...] = (fleet.PLUGIN,)
+
+REGISTRY: dict[str, KindPlugin] = {p.kind: p for p in _PLUGINS}
+OBJECT_KINDS: dict[str, ObjectKind] = {o.name: o for p in _PLUGINS for o in p.object_kinds}
+KIND_ORDER: dict[str, int] = {o: i for i, o in enumerate(OBJECT_KINDS)}

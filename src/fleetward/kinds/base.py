@@ -1,0 +1,117 @@
+"""What a kind plug-in provides: its spec model, its expansion into objects, its checks.
+
+The engine knows kinds only through these interfaces and the registry; a new
+kind is one module that defines a `KindPlugin` plus one line in `kinds/__init__`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
+
+from fleetward.errors import Problem
+from fleetward.model import (
+    Action,
+    Change,
+    DesiredObject,
+    ObjectKey,
+    Origin,
+    StoredObject,
+)
+
+API_VERSION = "fleetward/v1"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAME_RE = re.compile(NAME_PATTERN)
+
+ResourceName = Annotated[str, StringConstraints(max_length=63, pattern=NAME_PATTERN)]
+
+
+class Strict(BaseModel):
+    """Base of every manifest model: unknown fields are errors, no silent coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Metadata(Strict):
+    name: ResourceName
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+def jsonable(value: Any) -> Any:
+    """Free-form YAML data as JSON data: YAML 1.2 dates and times become ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One validated manifest document (path-independent, so it can be cached by blob id)."""
+
+    kind: str
+    metadata: Metadata
+    spec: Any  # the kind's validated spec model
+    index: int  # position of the document in its file
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.metadata.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKind:
+    """A kind of stored object (Asset, Task, …) and what removing it from Git does."""
+
+    name: str
+    id_field: str  # the spec field whose value makes the object's key
+    on_removal: Action  # STOP keeps the object; DELETE removes it
+    removal_reason: str = "removed from manifests"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContext:
+    """What a kind's plan-stage checks see: the whole plan-in-progress, read-only."""
+
+    documents: tuple[tuple[str, Document], ...]  # (file path, document)
+    desired: Mapping[ObjectKey, DesiredObject]
+    stored: Mapping[ObjectKey, StoredObject]
+    changes: Mapping[ObjectKey, Change]  # every computed change, noops included
+
+
+class KindPlugin:
+    """A manifest kind. Subclasses set the class attributes and override the hooks."""
+
+    kind: ClassVar[str]
+    spec_model: ClassVar[type[BaseModel]]
+    object_kinds: ClassVar[tuple[ObjectKind, ...]] = ()
+    spec_adapter: ClassVar[TypeAdapter[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.spec_adapter = TypeAdapter(cls.spec_model)
+
+    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
+        """The desired objects one document declares."""
+        return ()
+
+    def check_plan(self, context: PlanContext) -> Iterable[Problem]:
+        """Rules over the computed changes (e.g. prune: forbid); errors fail the plan."""
+        return ()
+
+
+def origin(path: str, document: Document, *yaml_path: str | int) -> Origin:
+    return Origin(path, document.index, yaml_path)

@@ -1,0 +1,577 @@
+"""Load: manifest files → validated documents, with `file:line:column` on every error.
+
+Files are parsed with ruamel's C-backed safe loader (fast, no positions). Only
+when a file has an error is it composed again with the round-trip composer to
+find the line and column (LIBRARIES.md: positions exist only in `rt` mode).
+Results are cached by blob id, so an unchanged file is never parsed twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+from fleetward.errors import ManifestError, Problem
+from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
+from fleetward.model import BlobId, Origin, Revision
+from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
+
+logger = logging.getLogger(__name__)
+
+MAX_ALIAS_NODES = 10_000  # nodes an alias may expand to, per document (DESIGN §2)
+MAX_DEPTH = 64
+_ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
+
+YamlPath = tuple[str | int, ...]
+
+
+def _safe_loader() -> YAML:
+    yaml = YAML(typ="safe", pure=False)
+    if "CParser" not in getattr(yaml.Parser, "__name__", ""):
+        logger.warning(
+            "ruamel.yaml's C parser is not installed; loading runs about 5x slower "
+            "(install ruamel.yaml[oldlibyaml])"
+        )
+    return yaml
+
+
+_SAFE = _safe_loader()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    file: ManifestFile
+    documents: tuple[Document, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    """Every valid document of one revision, file by file."""
+
+    revision: Revision
+    files: tuple[LoadedFile, ...]
+
+    def documents(self) -> Iterable[tuple[str, Document]]:
+        for loaded in self.files:
+            for doc in loaded.documents:
+                yield loaded.file.path, doc
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """A problem found in a file, located by line and column but not yet by path
+    (results are cached by blob id, and one blob may sit at several paths)."""
+
+    line: int  # 1-based
+    column: int  # 1-based
+    problem: Problem
+    snippet: str | None
+
+    def at(self, path: str) -> Problem:
+        p = self.problem
+        return Problem(
+            p.error, p.reason, p.resolution, f"{path}:{self.line}:{self.column}", p.parameters, self.snippet
+        )
+
+
+_FileResult = tuple[Document, ...] | tuple[_Located, ...]
+
+
+class DocumentCache:
+    """Parsed and validated results by blob id; a daemon keeps one for its whole life."""
+
+    def __init__(self) -> None:
+        self._results: dict[BlobId, _FileResult] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, blob_id: BlobId) -> _FileResult | None:
+        result = self._results.get(blob_id)
+        if result is not None:
+            self.hits += 1
+        return result
+
+    def put(self, blob_id: BlobId, result: _FileResult) -> None:
+        self.misses += 1
+        self._results[blob_id] = result
+
+    def retain(self, blob_ids: Iterable[BlobId]) -> None:
+        """Forget every blob not in `blob_ids` (files that left the tree)."""
+        keep = set(blob_ids)
+        for blob_id in [b for b in self._results if b not in keep]:
+            del self._results[blob_id]
+
+
+def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
+    """Parse and validate every manifest file of a snapshot; raise every error at once."""
+    cache = cache if cache is not None else DocumentCache()
+    results: dict[str, _FileResult] = {}
+    todo: list[ManifestFile] = []
+    for f in snapshot.files:
+        cached = cache.get(f.blob_id)
+        if cached is not None:
+            results[f.path] = cached
+        elif f.size > MAX_FILE_BYTES:
+            results[f.path] = (_too_large(f),)
+        else:
+            todo.append(f)
+    for f, content in snapshot.read(todo):
+        result = load_file(content)
+        cache.put(f.blob_id, result)
+        results[f.path] = result
+    problems = [
+        item.at(path)
+        for path, result in results.items()
+        for item in result
+        if isinstance(item, _Located)
+    ]
+    if problems:
+        raise ManifestError(*problems)
+    files = tuple(
+        LoadedFile(f, results[f.path])  # type: ignore[arg-type]
+        for f in snapshot.files
+    )
+    return Manifests(snapshot.revision, files)
+
+
+def load_file(content: bytes) -> _FileResult:
+    """Documents of one file, or the problems that keep it from loading."""
+    text, problem = _decode(content)
+    if problem is not None:
+        return (problem,)
+    try:
+        raw_documents = list(_SAFE.load_all(text))
+    except MarkedYAMLError as exc:
+        return (_yaml_problem(exc, text),)
+    except YAMLError as exc:
+        return (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
+    except RecursionError:
+        return (
+            _at(text, 1, 1, "YAML nested too deeply", f"Documents may nest at most {MAX_DEPTH} levels.",
+                "Flatten the document."),
+        )
+    documents: list[Document] = []
+    pending: list[tuple[int, YamlPath, bool, Problem]] = []
+    for index, raw in enumerate(raw_documents):
+        if raw is None:
+            continue  # an empty document (or only comments) contributes nothing
+        bad = _check_shape(raw)
+        if bad is not None:
+            pending.append((index, (), False, bad))
+            continue
+        doc_problems = _validate(raw, index, documents)
+        pending.extend((index, path, is_key, p) for path, is_key, p in doc_problems)
+    if pending:
+        return _locate_all(text, pending)
+    return tuple(documents)
+
+
+# -- decoding and parsing ----------------------------------------------------
+
+
+def _decode(content: bytes) -> tuple[str, _Located | None]:
+    if b"\0" in content[:8192]:
+        return "", _Located(
+            1, 1,
+            Problem(
+                "Not a text file",
+                "The file is named .yaml/.yml but holds binary data (it contains NUL bytes).",
+                "Remove the file from the manifest path, or rename it to another extension.",
+            ),
+            None,
+        )
+    try:
+        return content.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        before = content[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        return "", _Located(
+            line, column,
+            Problem(
+                "File is not valid UTF-8",
+                f"Byte 0x{content[exc.start]:02x} at offset {exc.start} cannot be decoded as UTF-8.",
+                "Save the file as UTF-8 (YAML files must be UTF-8 text).",
+            ),
+            None,
+        )
+
+
+def _yaml_problem(exc: MarkedYAMLError, text: str) -> _Located:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    column = mark.column + 1 if mark else 1
+    problem_text = (exc.problem or "").strip()
+    context = (exc.context or "").strip()
+    error, resolution = "Invalid YAML", "Fix the YAML syntax at this position."
+    if "duplicate key" in problem_text:
+        error = "Duplicate key in mapping"
+        problem_text = problem_text.split("\n")[0]
+        resolution = "Keep one of the two keys: a mapping may hold each key once."
+    elif "cannot start any token" in problem_text and _char_at(text, line, column) == "\t":
+        error = "Tab character in indentation"
+        problem_text = "YAML does not allow tabs for indentation."
+        resolution = "Indent with spaces instead of tabs."
+    elif "could not determine a constructor" in problem_text:
+        error = "Unsupported YAML tag"
+        resolution = "Remove the tag: manifests hold plain YAML data only (no tags that build objects)."
+    reason = problem_text if not context else f"{context}: {problem_text}"
+    return _at(text, line, column, error, reason[:1].upper() + reason[1:], resolution)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and 0 < column <= len(lines[line - 1]):
+        return lines[line - 1][column - 1]
+    return ""
+
+
+def _check_shape(raw: Any) -> Problem | None:
+    """A document must be a mapping, and aliases may not expand without bound."""
+    if not isinstance(raw, dict):
+        return Problem(
+            "Document is not a mapping",
+            f"A manifest document is a mapping with apiVersion, kind, metadata and spec; "
+            f"this one is {_describe(raw)}.",
+            "Write the document as a mapping, or remove it (an empty document is allowed).",
+        )
+    expanded = _alias_expansion(raw)
+    if expanded > MAX_ALIAS_NODES:
+        return Problem(
+            "YAML aliases expand too far",
+            f"Aliases in this document expand to more than {MAX_ALIAS_NODES:,} nodes "
+            "(a 'billion laughs' document would exhaust memory).",
+            "Write the repeated data out, or reuse it less: an alias may stand for a small block only.",
+            parameters={"limit": MAX_ALIAS_NODES},
+        )
+    return None
+
+
+def _alias_expansion(root: Any) -> int:
+    """Nodes reached through aliases (a container met a second time), memoised by id()."""
+    seen: set[int] = set()
+    sizes: dict[int, int] = {}
+    aliased = 0
+
+    def size(node: Any, depth: int) -> int:
+        nonlocal aliased
+        if not isinstance(node, dict | list):
+            return 1
+        if depth > MAX_DEPTH:
+            raise RecursionError
+        ident = id(node)
+        if ident in seen:
+            aliased += sizes.get(ident, 0)
+            if aliased > MAX_ALIAS_NODES:
+                raise _TooMany
+            return sizes.get(ident, 0)
+        seen.add(ident)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        sizes[ident] = total
+        return total
+
+    try:
+        size(root, 0)
+    except _TooMany:
+        return MAX_ALIAS_NODES + 1
+    return aliased
+
+
+class _TooMany(Exception):
+    pass
+
+
+# -- validation ----------------------------------------------------------------
+
+
+def _validate(
+    raw: dict[str, Any], index: int, out: list[Document]
+) -> list[tuple[YamlPath, bool, Problem]]:
+    problems: list[tuple[YamlPath, bool, Problem]] = []
+    for key in raw:
+        if key not in _ENVELOPE_FIELDS:
+            problems.append(((key,), True, _unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS)))
+    for key in _ENVELOPE_FIELDS:
+        if key not in raw:
+            problems.append(((), False, _missing_field(key, "the document", _ENVELOPE_EXAMPLES[key])))
+    if "apiVersion" in raw and raw["apiVersion"] != API_VERSION:
+        problems.append(
+            (
+                ("apiVersion",),
+                False,
+                Problem(
+                    f"Unsupported apiVersion {raw['apiVersion']!r}",
+                    f"This version of fleetward reads apiVersion {API_VERSION!r}.",
+                    f"Set apiVersion: {API_VERSION}.",
+                ),
+            )
+        )
+    kind = raw.get("kind")
+    plugin = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if "kind" in raw and plugin is None:
+        known = sorted(REGISTRY)
+        problems.append(
+            (
+                ("kind",),
+                False,
+                Problem(
+                    f"Unknown kind {kind!r}",
+                    f"fleetward knows the kinds {', '.join(known)}.",
+                    _did_you_mean(str(kind), known, "Use one of the known kinds."),
+                    parameters={"kind": kind, "known": known},
+                ),
+            )
+        )
+    metadata = None
+    if "metadata" in raw:
+        try:
+            metadata = Metadata.model_validate(raw["metadata"])
+        except ValidationError as exc:
+            problems.extend(_validation_problems(exc, ("metadata",), Metadata, "metadata"))
+    spec = None
+    if plugin is not None and "spec" in raw:
+        try:
+            spec = plugin.spec_adapter.validate_python(raw["spec"])
+        except ValidationError as exc:
+            problems.extend(_validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec"))
+    if not problems and plugin is not None and metadata is not None:
+        out.append(Document(plugin.kind, metadata, spec, index))
+    return problems
+
+
+_ENVELOPE_EXAMPLES = {
+    "apiVersion": API_VERSION,
+    "kind": "Fleet",
+    "metadata": "{name: north-yard}",
+    "spec": "{...}",
+}
+
+
+def _validation_problems(
+    exc: ValidationError, prefix: YamlPath, model: type[BaseModel], what: str
+) -> list[tuple[YamlPath, bool, Problem]]:
+    out: list[tuple[YamlPath, bool, Problem]] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = prefix + loc
+        shown = _render_path(path)
+        kind = err["type"]
+        value = err.get("input")
+        if kind == "missing":
+            field_name = str(loc[-1])
+            out.append((path[:-1], False, _missing_field(field_name, _render_path(path[:-1]) or what, "…")))
+        elif kind == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1])
+            parent = _render_path(path[:-1])
+            out.append((path, True, _unknown_field(str(loc[-1]), parent, allowed)))
+        elif kind == "string_pattern_mismatch" and path == ("metadata", "name"):
+            out.append((path, False, _bad_name(value)))
+        else:
+            expected = err["msg"]
+            out.append(
+                (
+                    path,
+                    False,
+                    Problem(
+                        f"Invalid value for {shown}",
+                        f"{expected}; got {_describe(value)}.",
+                        _resolution_for(kind, err, value),
+                        parameters={"field": shown, "type": kind},
+                    ),
+                )
+            )
+    return out
+
+
+def _resolution_for(kind: str, err: Any, value: Any) -> str:
+    if kind == "string_type" and isinstance(value, int | float | bool):
+        return f'Quote the value if it is meant as text, e.g. "{value}".'
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+        return _did_you_mean(str(value), choices, f"Use one of: {expected}.")
+    return "Change the value to match the rule above."
+
+
+def _fields_at(model: type[BaseModel], loc: YamlPath) -> list[str]:
+    """The field names a model accepts at `loc` (for "did you mean" hints)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        inner = _model_in(current.model_fields[part].annotation) if _is_model(current) and part in current.model_fields else None
+        if inner is None:
+            return []
+        current = inner
+    return sorted(current.model_fields) if _is_model(current) else []
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if _is_model(annotation):
+        return annotation  # type: ignore[no-any-return]
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType, dict, typing.Annotated, Sequence):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _missing_field(name: str, where: str, example: str) -> Problem:
+    return Problem(
+        f'Missing required field "{name}"',
+        f'"{name}" is required in {where}.',
+        f"Add {name}: {example}" if example != "…" else f'Add "{name}" here.',
+        parameters={"field": name},
+    )
+
+
+def _unknown_field(name: str, where: str, allowed: Sequence[str]) -> Problem:
+    accepts = f" It accepts: {', '.join(allowed)}." if allowed else ""
+    return Problem(
+        f'Unknown field "{name}"',
+        f"{where[:1].upper() + where[1:]} has no field {name!r}.{accepts}",
+        _did_you_mean(name, allowed, "Remove the field, or fix its spelling."),
+        parameters={"field": name},
+    )
+
+
+def _bad_name(value: Any) -> Problem:
+    return Problem(
+        f"Invalid metadata.name {value!r}",
+        "A name is lower-case letters, digits and '-', starts and ends with a letter or digit, "
+        "and is at most 63 characters (like a Kubernetes name).",
+        "Rename it, e.g. north-yard.",
+        parameters={"field": "metadata.name"},
+    )
+
+
+def _did_you_mean(word: str, choices: Sequence[str], otherwise: str) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if word.lower() in lowered:
+            close = [lowered[word.lower()]]
+    return f'Did you mean "{close[0]}"?' if close else otherwise
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) < 60 else "a long string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__} ({value})"
+
+
+def _render_path(path: YamlPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _too_large(f: ManifestFile) -> _Located:
+    return _Located(
+        1, 1,
+        Problem(
+            "Manifest file too large",
+            f"The file is {f.size / 1024 / 1024:.1f} MiB; the limit is "
+            f"{MAX_FILE_BYTES // 1024 // 1024} MiB per file (the bulk-task API's limit).",
+            "Split the documents over several files.",
+            parameters={"size": f.size, "limit": MAX_FILE_BYTES},
+        ),
+        None,
+    )
+
+
+# -- locating ------------------------------------------------------------------
+
+
+def _at(text: str, line: int, column: int, error: str, reason: str, resolution: str) -> _Located:
+    return _Located(line, column, Problem(error, reason, resolution), _snippet(text, line, column))
+
+
+def _snippet(text: str, line: int, column: int) -> str | None:
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return None
+    source = lines[line - 1].replace("\t", "→")
+    if len(source) > 120:
+        return None
+    return f"{line:>4} | {source}\n     | {' ' * (column - 1)}^"
+
+
+def _locate_all(text: str, pending: list[tuple[int, YamlPath, bool, Problem]]) -> tuple[_Located, ...]:
+    """Find line and column of each problem by composing the file with positions."""
+    try:
+        roots = list(YAML(typ="rt").compose_all(text))
+    except YAMLError:  # pragma: no cover - the safe parse already succeeded
+        roots = []
+    out = []
+    for index, path, is_key, problem in pending:
+        node = roots[index] if index < len(roots) else None
+        line, column = _position(node, path, is_key) if node is not None else (0, 0)
+        out.append(_Located(line + 1, column + 1, problem, _snippet(text, line + 1, column + 1)))
+    return tuple(out)
+
+
+def _position(node: Node, path: YamlPath, is_key: bool) -> tuple[int, int]:
+    """0-based line/column of the deepest node on `path` (the key itself if `is_key`)."""
+    mark = node.start_mark
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part) or key_node.value == part:
+                    if last and is_key:
+                        return key_node.start_mark.line, key_node.start_mark.column
+                    node = value_node
+                    mark = value_node.start_mark if not isinstance(value_node, MappingNode | SequenceNode) or not last else key_node.start_mark
+                    break
+            else:
+                break
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            mark = node.start_mark
+        else:
+            break
+    return mark.line, mark.column
+
+
+def locate(snapshot: Snapshot, origin: Origin) -> str:
+    """`file:line:column` of an object's declaration (read again only when reporting)."""
+    f = next((f for f in snapshot.files if f.path == origin.path), None)
+    if f is None:
+        return origin.path
+    _, content = next(iter(snapshot.read([f])))
+    text, _ = _decode(content)
+    try:
+        roots = list(YAML(typ="rt").compose_all(text))
+        line, column = _position(roots[origin.document], origin.yaml_path, False)
+    except (YAMLError, IndexError):
+        return origin.path
+    return f"{origin.path}:{line + 1}:{column + 1}"

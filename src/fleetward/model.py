@@ -1,0 +1,237 @@
+"""Frozen core values shared by every stage: keys, revisions, objects, changes, plans.
+
+Nothing here does I/O. Specs are plain JSON-compatible dicts and are treated
+as read-only once they sit inside one of these values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, NewType
+
+from fleetward.errors import Problem
+
+ObjectKey = NewType("ObjectKey", str)  # "Kind/id", e.g. "Asset/TRK-1"
+BlobId = NewType("BlobId", str)  # git blob id (SHA-1 hex) of a manifest file
+
+FORMAT_VERSION = 1
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    STOP = "stop"
+    DELETE = "delete"
+    NOOP = "noop"
+
+
+class ObjectState(str, Enum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class GuardVerdict(str, Enum):
+    PASSED = "passed"
+    BLOCKED = "blocked"
+    OVERRIDDEN = "overridden"
+
+
+def object_key(kind: str, ident: str) -> ObjectKey:
+    return ObjectKey(f"{kind}/{ident}")
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """What was read: a commit SHA, or a content digest of a plain directory."""
+
+    id: str
+    kind: Literal["git", "dir"]
+    ref: str | None = None
+
+    @property
+    def short(self) -> str:
+        if self.kind == "git":
+            return self.id[:7]
+        return self.id[: len("sha256:") + 12]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a desired object was declared: file, document index, path inside it."""
+
+    path: str
+    document: int
+    yaml_path: tuple[str | int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredObject:
+    key: ObjectKey
+    kind: str
+    spec: Mapping[str, Any]
+    spec_hash: str
+    owner: str  # the document that declares it, e.g. "Fleet/north-yard"
+    origin: Origin
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The seed's safety check: the operation the author expects (CREATE|UPDATE|STOP|NOTHING).
+    expect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: ObjectKey
+    kind: str
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    owner: str
+    state: ObjectState
+    spec_hash: str
+    generation: int
+    applied_revision: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def drifted(self) -> bool:
+        """The stored spec was changed behind fleetward's back."""
+        return spec_hash(self.spec) != self.spec_hash
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "spec": self.spec,
+            "status": self.status,
+            "owner": self.owner,
+            "state": self.state.value,
+            "specHash": self.spec_hash,
+            "generation": self.generation,
+            "appliedRevision": self.applied_revision,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> StoredObject:
+        return cls(
+            key=ObjectKey(doc["key"]),
+            kind=doc["kind"],
+            spec=doc["spec"],
+            status=doc.get("status") or {},
+            owner=doc.get("owner") or "",
+            state=ObjectState(doc.get("state", "active")),
+            spec_hash=doc["specHash"],
+            generation=int(doc.get("generation", 1)),
+            applied_revision=doc.get("appliedRevision") or "",
+            created_at=doc.get("createdAt") or "",
+            updated_at=doc.get("updatedAt") or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMeta:
+    lineage: str | None  # None until the first apply creates the store
+    serial: int
+    last_applied_revision: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    meta: StoreMeta
+    objects: Mapping[ObjectKey, StoredObject]
+
+
+class _Absent:
+    """Marks a field that does not exist on one side of a diff."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDiff:
+    path: str
+    before: Any  # ABSENT when the field is new
+    after: Any  # ABSENT when the field is removed
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectView:
+    """The parts of an object a plan shows and a saved plan re-applies."""
+
+    state: ObjectState
+    owner: str
+    spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    address: ObjectKey
+    kind: str
+    action: Action
+    reason: str
+    owner: str
+    before: ObjectView | None
+    after: ObjectView | None
+    diff: tuple[FieldDiff, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    name: str
+    verdict: GuardVerdict
+    message: str
+    override: str  # the flag that overrides it
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    lineage: str | None
+    serial: int
+    revision: Revision
+    created_at: str
+    changes: tuple[Change, ...]
+    guards: tuple[Guard, ...] = ()
+    errors: tuple[Problem, ...] = ()
+    # Object counts per kind in the desired state, for per-kind summaries.
+    desired_counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.errors) or any(g.verdict is GuardVerdict.BLOCKED for g in self.guards)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action is action)
+
+    def summary(self) -> dict[str, int]:
+        return {a.value: self.count(a) for a in Action if a is not Action.NOOP}

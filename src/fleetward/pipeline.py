@@ -1,0 +1,45 @@
+"""The pipeline up to a plan: source → load → desire → plan, as one call per stage.
+
+The CLI (and later the daemon) composes these; each stage's errors propagate
+as `FleetwardError`s for the edge to render.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from fleetward.desire import DesiredState, desire
+from fleetward.loading import DocumentCache, load, locate
+from fleetward.model import Origin, Plan, StoreSnapshot
+from fleetward.planning import PlanOptions, plan
+from fleetward.source import open_snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    source: str = "."
+    ref: str = "HEAD"
+    path: str = "manifests"
+    no_git: bool = False
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
+    """Read one revision and turn it into the desired state, or raise every error in it."""
+    with open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot:
+        manifests = load(snapshot, cache)
+
+        def where(origin: Origin) -> str:
+            return locate(snapshot, origin)
+
+        return desire(manifests, where)
+
+
+def make_plan(
+    desired: DesiredState, stored: StoreSnapshot, options: PlanOptions, now: str | None = None
+) -> Plan:
+    return plan(desired, stored, now or now_iso(), options)

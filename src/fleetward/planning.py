@@ -1,0 +1,192 @@
+"""Plan: desired objects × stored objects → an ordered Plan with guard verdicts. Pure.
+
+Computing a plan never writes anything; the same inputs give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fleetward.desire import DesiredState
+from fleetward.errors import Problem
+from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
+from fleetward.model import (
+    ABSENT,
+    Action,
+    Change,
+    DesiredObject,
+    FieldDiff,
+    Guard,
+    GuardVerdict,
+    ObjectKey,
+    ObjectState,
+    ObjectView,
+    Plan,
+    StoredObject,
+    StoreSnapshot,
+    spec_hash,
+)
+
+DEFAULT_MAX_STOP_FRACTION = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    allow_empty: bool = False
+    allow_mass_stop: bool = False
+    max_stop_fraction: float = DEFAULT_MAX_STOP_FRACTION
+
+
+def plan(
+    desired: DesiredState,
+    store: StoreSnapshot,
+    now: str,
+    options: PlanOptions = PlanOptions(),
+) -> Plan:
+    stored = store.objects
+    changes: dict[ObjectKey, Change] = {}
+    for key, want in desired.objects.items():
+        have = stored.get(key)
+        changes[key] = _create(want) if have is None else _compare(want, have)
+    for key, have in stored.items():
+        if key not in desired.objects and have.state is ObjectState.ACTIVE:
+            removal = _remove(have)
+            if removal is not None:
+                changes[key] = removal
+    context = PlanContext(desired.documents, desired.objects, stored, changes)
+    errors: list[Problem] = []
+    for plugin in REGISTRY.values():
+        errors.extend(plugin.check_plan(context))
+    visible = sorted(
+        (c for c in changes.values() if c.action is not Action.NOOP),
+        key=lambda c: (KIND_ORDER.get(c.kind, len(KIND_ORDER)), c.kind, c.address),
+    )
+    return Plan(
+        lineage=store.meta.lineage,
+        serial=store.meta.serial,
+        revision=desired.revision,
+        created_at=now,
+        changes=tuple(visible),
+        guards=tuple(_guards(desired, stored, visible, options)),
+        errors=tuple(errors),
+        desired_counts=dict(Counter(o.kind for o in desired.objects.values())),
+    )
+
+
+def _create(want: DesiredObject) -> Change:
+    return Change(
+        address=want.key,
+        kind=want.kind,
+        action=Action.CREATE,
+        reason="new in manifests",
+        owner=want.owner,
+        before=None,
+        after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec),
+    )
+
+
+def _compare(want: DesiredObject, have: StoredObject) -> Change:
+    reasons = []
+    if have.state is not ObjectState.ACTIVE:
+        reasons.append(f"restarted (was {have.state.value})")
+    if have.owner != want.owner:
+        reasons.append(f"moved from {have.owner}" if have.owner else "adopted")
+    if want.spec_hash != have.spec_hash:
+        reasons.append("spec changed")
+    if have.drifted:
+        reasons.append("drift")
+    before = ObjectView(have.state, have.owner, have.spec)
+    after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec)
+    if not reasons:
+        return Change(want.key, want.kind, Action.NOOP, "", want.owner, before, after)
+    return Change(
+        address=want.key,
+        kind=want.kind,
+        action=Action.UPDATE,
+        reason=", ".join(reasons),
+        owner=want.owner,
+        before=before,
+        after=after,
+        diff=tuple(view_diff(before, after)),
+    )
+
+
+def _remove(have: StoredObject) -> Change | None:
+    object_kind = OBJECT_KINDS.get(have.kind)
+    if object_kind is None:
+        return None  # a kind this version does not manage: leave it alone
+    before = ObjectView(have.state, have.owner, have.spec)
+    if object_kind.on_removal is Action.STOP:
+        after: ObjectView | None = ObjectView(ObjectState.STOPPED, have.owner, have.spec)
+        diff = (FieldDiff("state", have.state.value, ObjectState.STOPPED.value),)
+    else:
+        after, diff = None, ()
+    return Change(
+        address=have.key,
+        kind=have.kind,
+        action=object_kind.on_removal,
+        reason=object_kind.removal_reason,
+        owner=have.owner,
+        before=before,
+        after=after,
+        diff=diff,
+    )
+
+
+def view_diff(before: ObjectView, after: ObjectView) -> Iterable[FieldDiff]:
+    if before.state is not after.state:
+        yield FieldDiff("state", before.state.value, after.state.value)
+    if before.owner != after.owner:
+        yield FieldDiff("owner", before.owner, after.owner)
+    yield from value_diff("spec", before.spec, after.spec)
+
+
+def value_diff(path: str, before: Any, after: Any) -> Iterable[FieldDiff]:
+    """Field-level differences; mappings are walked, lists and scalars compared whole."""
+    if before == after and type(before) is type(after):
+        return
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in sorted(set(before) | set(after), key=str):
+            yield from value_diff(
+                f"{path}.{key}", before.get(key, ABSENT), after.get(key, ABSENT)
+            )
+        return
+    yield FieldDiff(path, before, after)
+
+
+def _guards(
+    desired: DesiredState,
+    stored: Mapping[ObjectKey, StoredObject],
+    changes: list[Change],
+    options: PlanOptions,
+) -> Iterable[Guard]:
+    active = Counter(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
+    if not desired.objects and sum(active.values()):
+        verdict = GuardVerdict.OVERRIDDEN if options.allow_empty else GuardVerdict.BLOCKED
+        yield Guard(
+            "empty-desired-state",
+            verdict,
+            f"The revision declares no objects, but the store holds {sum(active.values())} active "
+            "object(s); applying would stop or delete all of them. A wrong --path or ref looks "
+            "exactly like this.",
+            "--allow-empty",
+        )
+    removed = Counter(c.kind for c in changes if c.action in (Action.STOP, Action.DELETE))
+    for kind in sorted(removed):
+        fraction = removed[kind] / active[kind] if active[kind] else 1.0
+        if fraction <= options.max_stop_fraction:
+            continue
+        verdict = GuardVerdict.OVERRIDDEN if options.allow_mass_stop else GuardVerdict.BLOCKED
+        yield Guard(
+            "mass-stop",
+            verdict,
+            f"The plan stops or deletes {removed[kind]} of {active[kind]} active {kind} object(s) "
+            f"({fraction:.0%}), more than the {options.max_stop_fraction:.0%} allowed.",
+            "--allow-mass-stop",
+        )
+
+
+__all__ = ["PlanOptions", "plan", "spec_hash", "value_diff", "view_diff"]

@@ -1,0 +1,132 @@
+"""Plan ⇄ JSON (formatVersion 1): what `plan --json` prints and `apply plan.json` reads.
+
+Keys are emitted in a fixed order and changes in plan order, so the same plan
+always serialises to the same bytes (apart from `createdAt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fleetward.errors import Problem, UsageError
+from fleetward.model import (
+    ABSENT,
+    FORMAT_VERSION,
+    Action,
+    Change,
+    FieldDiff,
+    Guard,
+    GuardVerdict,
+    ObjectKey,
+    ObjectState,
+    ObjectView,
+    Plan,
+    Revision,
+)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "revision": plan.revision.id,
+        "revisionKind": plan.revision.kind,
+        "ref": plan.revision.ref,
+        "createdAt": plan.created_at,
+        "changes": [_change(c) for c in plan.changes],
+        "guards": [
+            {"name": g.name, "verdict": g.verdict.value, "message": g.message, "override": g.override}
+            for g in plan.guards
+        ],
+        "errors": [p.to_dict() for p in plan.errors],
+        "summary": plan.summary(),
+        "desiredCounts": dict(sorted(plan.desired_counts.items())),
+    }
+
+
+def _view(view: ObjectView | None) -> dict[str, Any] | None:
+    if view is None:
+        return None
+    return {"state": view.state.value, "owner": view.owner, "spec": view.spec}
+
+
+def _diff(d: FieldDiff) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": d.path}
+    if d.before is not ABSENT:
+        out["before"] = d.before
+    if d.after is not ABSENT:
+        out["after"] = d.after
+    return out
+
+
+def _change(c: Change) -> dict[str, Any]:
+    return {
+        "address": c.address,
+        "kind": c.kind,
+        "action": c.action.value,
+        "reason": c.reason,
+        "owner": c.owner,
+        "before": _view(c.before),
+        "after": _view(c.after),
+        "diff": [_diff(d) for d in c.diff],
+    }
+
+
+def plan_from_dict(data: Any, where: str) -> Plan:
+    """Read a saved plan back; anything malformed is a clear UsageError."""
+    if not isinstance(data, Mapping) or data.get("formatVersion") != FORMAT_VERSION:
+        found = data.get("formatVersion") if isinstance(data, Mapping) else None
+        raise UsageError.one(
+            f"{where} is not a fleetward plan (formatVersion {FORMAT_VERSION})",
+            f"Its formatVersion is {found!r}." if found is not None else "It has no formatVersion.",
+            "Create the file with fleetward plan --out FILE.",
+            location=where,
+        )
+    try:
+        return Plan(
+            lineage=data["lineage"],
+            serial=int(data["serial"]),
+            revision=Revision(data["revision"], data.get("revisionKind", "git"), data.get("ref")),
+            created_at=data["createdAt"],
+            changes=tuple(_read_change(c) for c in data["changes"]),
+            guards=tuple(
+                Guard(g["name"], GuardVerdict(g["verdict"]), g["message"], g.get("override", ""))
+                for g in data.get("guards", [])
+            ),
+            errors=tuple(
+                Problem(e["error"], e["reason"], e["resolution"], e.get("location"), e.get("parameters") or {})
+                for e in data.get("errors", [])
+            ),
+            desired_counts=data.get("desiredCounts", {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError.one(
+            f"{where} is not a valid fleetward plan",
+            f"A required part is missing or malformed ({exc!r}); the file was edited or truncated.",
+            "Create the plan again with fleetward plan --out FILE.",
+            location=where,
+        ) from exc
+
+
+def _read_view(raw: Any) -> ObjectView | None:
+    if raw is None:
+        return None
+    return ObjectView(ObjectState(raw["state"]), raw["owner"], raw["spec"])
+
+
+def _read_change(raw: Mapping[str, Any]) -> Change:
+    return Change(
+        address=ObjectKey(raw["address"]),
+        kind=raw["kind"],
+        action=Action(raw["action"]),
+        reason=raw.get("reason", ""),
+        owner=raw.get("owner", ""),
+        before=_read_view(raw.get("before")),
+        after=_read_view(raw.get("after")),
+        diff=tuple(
+            FieldDiff(d["path"], d.get("before", ABSENT), d.get("after", ABSENT))
+            for d in raw.get("diff", [])
+        ),
+    )

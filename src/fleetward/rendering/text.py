@@ -1,0 +1,122 @@
+"""Plan and problems → styled lines for a terminal (the CLI maps styles to colours).
+
+Pure: returns `(style, text)` pairs and imports no terminal library.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from fleetward.errors import Problem
+from fleetward.model import ABSENT, Action, Change, GuardVerdict, Plan
+
+Line = tuple[str, str]  # (style, text)
+
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.STOP: "■",
+}
+DEFAULT_MAX_LINES = 200
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    return (
+        f"Plan: {s['create']} to create, {s['update']} to update, "
+        f"{s['stop']} to stop, {s['delete']} to delete."
+    )
+
+
+def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
+    lines: list[Line] = []
+    if not plan.changes:
+        if not plan.errors:
+            lines.append(("ok", f"No changes. State matches revision {plan.revision.short}."))
+    else:
+        lines.append(("header", f"fleetward will perform the following actions at revision {plan.revision.short}:"))
+        lines.append(("", ""))
+        lines.extend(_changes(plan.changes, max_lines))
+        lines.append(("summary", summary_line(plan)))
+    blocked = [g for g in plan.guards if g.verdict is not GuardVerdict.PASSED]
+    if blocked:
+        lines.append(("", ""))
+    for g in blocked:
+        if g.verdict is GuardVerdict.BLOCKED:
+            lines.append(("blocked", f"Guard {g.name}: BLOCKED. {g.message} Override with {g.override}."))
+        else:
+            lines.append(("dim", f"Guard {g.name}: overridden by {g.override}. {g.message}"))
+    if plan.errors:
+        lines.append(("", ""))
+        for problem in plan.errors:
+            lines.extend(render_problem(problem))
+    return lines
+
+
+def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
+    by_kind: dict[str, list[Change]] = {}
+    for c in changes:
+        by_kind.setdefault(c.kind, []).append(c)
+    lines: list[Line] = []
+    shown = 0
+    hidden = 0
+    for kind, group in by_kind.items():
+        width = max(len(c.address) for c in group[: max_lines or None])
+        counts = Counter(c.action for c in group)
+        parts = ", ".join(f"{counts[a]} to {a.value}" for a in SYMBOLS if counts[a])
+        lines.append(("kind", f"{kind} ({parts})"))
+        for change in group:
+            if max_lines and shown >= max_lines:
+                hidden += 1
+                continue
+            shown += 1
+            lines.append(
+                (
+                    change.action.value,
+                    f"  {SYMBOLS[change.action]} {change.address:<{width}}  {change.action.value}"
+                    f" ({change.reason})"
+                    + (f"  [{change.owner}]" if change.action is Action.CREATE else ""),
+                )
+            )
+            if change.action is Action.UPDATE:
+                for d in change.diff:
+                    path = d.path[len("spec.") :] if d.path.startswith("spec.") else d.path
+                    lines.append(("diff", f"      {path}: {_value(d.before)} → {_value(d.after)}"))
+        lines.append(("", ""))
+    if hidden:
+        lines.append(
+            ("dim", f"… and {hidden} more change(s) not shown (--max-lines {max_lines}; "
+                    "use --max-lines 0 for all, or --json).")
+        )
+        lines.append(("", ""))
+    return lines
+
+
+def _value(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def render_problem(problem: Problem) -> list[Line]:
+    lines: list[Line] = [("error", f"Error: {problem.error}")]
+    if problem.location:
+        lines.append(("location", f"  --> {problem.location}"))
+    if problem.snippet:
+        lines.extend(("snippet", "  " + s) for s in problem.snippet.splitlines())
+    lines.append(("", f"  Reason: {problem.reason}"))
+    lines.append(("", f"  Resolution: {problem.resolution}"))
+    items = problem.parameters.get("items") if problem.parameters else None
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                ident = item.get("externalAssetId", "?")
+                for err in item.get("errors", []):
+                    lines.append(("dim", f"    - {ident}: isValid=false: {err}"))
+    lines.append(("", ""))
+    return lines

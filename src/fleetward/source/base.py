@@ -1,0 +1,69 @@
+"""The Source interface: one revision of a manifest tree, as files with blob ids.
+
+A `Snapshot` lists the YAML files under the manifest path and reads their
+bytes; the loader never knows whether they came from Git or a directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+from fleetward.model import BlobId, Revision
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 6 * 1024 * 1024  # the bulk-task API's limit (DESIGN §2)
+MAX_SYMLINK_HOPS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFile:
+    path: str  # POSIX path relative to the repository (or directory) root
+    blob_id: BlobId
+    size: int
+
+
+class Snapshot(Protocol):
+    """One revision of a source; closed when the reconcile is done with it."""
+
+    revision: Revision
+    files: tuple[ManifestFile, ...]
+
+    def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
+        """Yield the bytes of each file, in the order given."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Snapshot: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def git_blob_id(content: bytes) -> BlobId:
+    """The id `git hash-object` gives these bytes."""
+    header = b"blob %d\0" % len(content)
+    return BlobId(hashlib.sha1(header + content, usedforsecurity=False).hexdigest())
+
+
+def is_manifest_name(path: str) -> bool:
+    return path.endswith(YAML_SUFFIXES)
+
+
+def resolve_link(link_path: str, target: str) -> str | None:
+    """The repository-relative path a symlink points at, or None if it leaves the repository."""
+    if posixpath.isabs(target):
+        return None
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), target))
+    if joined == ".." or joined.startswith("../"):
+        return None
+    return joined

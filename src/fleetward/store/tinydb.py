@@ -1,0 +1,269 @@
+"""The embedded store: TinyDB in one state directory, one atomic file write per apply.
+
+TinyDB rewrites its whole table on every write and its JSON storage writes in
+place (LIBRARIES.md), so every table operation of one apply goes to an
+in-memory transaction, and the storage writes the result once: temp file in
+the same directory, fsync, `os.replace`, fsync of the directory. A crash at any
+instant leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.middlewares import Middleware
+from tinydb.storages import Storage
+from tinydb.table import Document
+
+from fleetward.errors import StoreError
+from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.store.base import HISTORY_LIMIT, ChangeSet
+from fleetward.store.lock import exclusive_lock
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+BACKUP_FILE = "state.json.backup"
+LOCK_FILE = "state.lock"
+_TMP_PREFIX = ".state.json.tmp-"
+_FORMAT = 1
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage whose every write replaces the file atomically."""
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            with self._path.open("rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _unreadable(self._path, exc.strerror or str(exc)) from exc
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _corrupt(self._path, str(exc)) from exc
+        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+            raise _corrupt(self._path, "the top level is not a mapping of TinyDB tables")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        directory = self._path.parent
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"), ensure_ascii=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if self._path.exists():
+                # Keep the previous state beside the new one (a hard link costs nothing).
+                backup_tmp = directory / f"{_TMP_PREFIX}backup"
+                backup_tmp.unlink(missing_ok=True)
+                os.link(self._path, backup_tmp)
+                os.replace(backup_tmp, directory / BACKUP_FILE)
+            os.replace(tmp, self._path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        pass
+
+
+class _Transaction(Middleware):  # type: ignore[misc]
+    """Keeps the database in memory; every table write lands here until `commit`."""
+
+    def __init__(self, storage_cls: type[Storage]) -> None:
+        super().__init__(storage_cls)
+        self._data: dict[str, dict[str, Any]] | None = None
+        self._dirty = False
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        if self._data is None:
+            self._data = self.storage.read()
+        return self._data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        self._data = data
+        self._dirty = True
+
+    def commit(self) -> None:
+        if self._dirty and self._data is not None:
+            self.storage.write(self._data)
+        self._dirty = False
+
+    def close(self) -> None:
+        # Never flush on close: only `commit` writes, so an abandoned apply writes nothing.
+        self.storage.close()
+
+
+class TinyDBStore:
+    def __init__(self, state_dir: Path | str) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / STATE_FILE
+
+    # -- reading ---------------------------------------------------------------
+
+    @contextmanager
+    def _open(self) -> Iterator[tuple[TinyDB, _Transaction]]:
+        middleware = _Transaction(AtomicJSONStorage)
+        db = TinyDB(str(self.path), storage=middleware)
+        try:
+            yield db, middleware
+        finally:
+            db.close()
+
+    def meta(self) -> StoreMeta:
+        with self._open() as (db, _):
+            return _meta(db, self.path)
+
+    def read(self) -> StoreSnapshot:
+        with self._open() as (db, _):
+            meta = _meta(db, self.path)
+            objects: dict[ObjectKey, StoredObject] = {}
+            for doc in db.table("objects", cache_size=0).all():
+                try:
+                    obj = StoredObject.from_doc(doc)
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise _corrupt(self.path, f"object document {doc.doc_id} is malformed ({exc!r})") from exc
+                objects[obj.key] = obj
+            return StoreSnapshot(meta, objects)
+
+    def history(self) -> list[dict[str, Any]]:
+        with self._open() as (db, _):
+            return [dict(d) for d in db.table("history", cache_size=0).all()]
+
+    # -- writing ---------------------------------------------------------------
+
+    def lock(self, timeout: float) -> Any:
+        self._ensure_dir()
+        return exclusive_lock(self.state_dir / LOCK_FILE, timeout)
+
+    def apply(self, change_set: ChangeSet) -> StoreMeta:
+        """One atomic write of every change; the caller holds the lock."""
+        self._ensure_dir()
+        with self._open() as (db, transaction):
+            meta = _meta(db, self.path)
+            if meta.lineage != change_set.expected_lineage and change_set.expected_lineage is not None:
+                raise StoreError.one(
+                    "The store changed under the apply",
+                    f"Expected lineage {change_set.expected_lineage}, found {meta.lineage}.",
+                    "Plan again.",
+                    location=str(self.path),
+                )
+            if meta.serial != change_set.expected_serial:
+                raise StoreError.one(
+                    "The store changed under the apply",
+                    f"Expected serial {change_set.expected_serial}, found {meta.serial}.",
+                    "Plan again.",
+                    location=str(self.path),
+                )
+            objects = db.table("objects", cache_size=0)
+            ids = {doc["key"]: doc.doc_id for doc in objects.all()}
+            replaced = [ids[k] for k in change_set.deletes if k in ids]
+            replaced += [ids[o.key] for o in change_set.upserts if o.key in ids]
+            if replaced:
+                objects.remove(doc_ids=replaced)
+            objects.insert_multiple(
+                Document(o.to_doc(), doc_id=ids[o.key]) if o.key in ids else o.to_doc()
+                for o in change_set.upserts
+            )
+            new_meta = StoreMeta(
+                lineage=meta.lineage or str(uuid.uuid4()),
+                serial=meta.serial + 1,
+                last_applied_revision=change_set.revision,
+            )
+            meta_table = db.table("meta", cache_size=0)
+            meta_table.truncate()
+            meta_table.insert(
+                {
+                    "format": _FORMAT,
+                    "lineage": new_meta.lineage,
+                    "serial": new_meta.serial,
+                    "lastAppliedRevision": new_meta.last_applied_revision,
+                }
+            )
+            history = db.table("history", cache_size=0)
+            history.insert({**change_set.history_entry, "serial": new_meta.serial})
+            old = sorted(d.doc_id for d in history.all())
+            if len(old) > HISTORY_LIMIT:
+                history.remove(doc_ids=old[: len(old) - HISTORY_LIMIT])
+            try:
+                transaction.commit()
+            except OSError as exc:
+                raise _unwritable(self.state_dir, exc) from exc
+            return new_meta
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(self.state_dir, exc) from exc
+        # Temp files of a write that a crash interrupted.
+        for leftover in self.state_dir.glob(_TMP_PREFIX + "*"):
+            leftover.unlink(missing_ok=True)
+
+
+def _meta(db: TinyDB, path: Path) -> StoreMeta:
+    docs = db.table("meta", cache_size=0).all()
+    if not docs:
+        if db.table("objects", cache_size=0).all():
+            raise _corrupt(path, "it holds objects but no meta record")
+        return StoreMeta(lineage=None, serial=0, last_applied_revision=None)
+    doc = docs[0]
+    try:
+        return StoreMeta(
+            lineage=str(doc["lineage"]),
+            serial=int(doc["serial"]),
+            last_applied_revision=doc.get("lastAppliedRevision"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _corrupt(path, f"the meta record is malformed ({exc!r})") from exc
+
+
+def _corrupt(path: Path, detail: str) -> StoreError:
+    return StoreError.one(
+        f"The state file {path} is corrupt",
+        f"It cannot be read as a fleetward store: {detail}.",
+        f"Restore {path.parent / BACKUP_FILE} (the state before the last apply) over it, or move "
+        "it away to start an empty store (every object would then be created again).",
+        location=str(path),
+    )
+
+
+def _unreadable(path: Path, detail: str) -> StoreError:
+    return StoreError.one(
+        f"Cannot read the state file {path}",
+        detail,
+        "Check the file's permissions, or pass another --state-dir.",
+        location=str(path),
+    )
+
+
+def _unwritable(directory: Path, exc: OSError) -> StoreError:
+    return StoreError.one(
+        f"Cannot write to the state directory {directory}",
+        f"{exc.strerror or exc} (errno {exc.errno}). Nothing was changed.",
+        f"Make {directory} writable by this user, or pass another --state-dir.",
+        location=str(directory),
+    )
