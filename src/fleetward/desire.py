@@ -6,12 +6,11 @@ document can: names unique per kind, object ids unique across documents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
-from fleetward.loading import Manifests
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
 
 Locate = Callable[[Origin], str]
@@ -24,9 +23,12 @@ class DesiredState:
     objects: Mapping[ObjectKey, DesiredObject]
 
 
-def desire(manifests: Manifests, locate: Locate) -> DesiredState:
-    """Expand every document; raise ManifestError with every cross-document problem."""
-    documents = tuple(manifests.documents())
+def desire(revision: Revision, documents: Iterable[tuple[str, Document]], locate: Locate) -> DesiredState:
+    """Expand every (file path, document); raise ManifestError with every cross-document problem.
+
+    `locate` turns an origin into `file:line:column`; it is called only to report errors.
+    """
+    documents = tuple(documents)
     problems: list[Problem] = []
     names: dict[str, tuple[str, Document]] = {}
     for path, doc in documents:
@@ -51,7 +53,7 @@ def desire(manifests: Manifests, locate: Locate) -> DesiredState:
                 problems.append(_duplicate(obj, first_obj, locate))
     if problems:
         raise ManifestError(*problems)
-    return DesiredState(manifests.revision, documents, objects)
+    return DesiredState(revision, documents, objects)
 
 
 def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:

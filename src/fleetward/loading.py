@@ -446,7 +446,7 @@ def _unknown_field(name: str, where: str, allowed: Sequence[str]) -> Problem:
     accepts = f" It accepts: {', '.join(allowed)}." if allowed else ""
     return Problem(
         f'Unknown field "{name}"',
-        f"{where[:1].upper() + where[1:]} has no field {name!r}.{accepts}",
+        f"There is no field {name!r} in {where}.{accepts}",
         _did_you_mean(name, allowed, "Remove the field, or fix its spelling."),
         parameters={"field": name},
     )

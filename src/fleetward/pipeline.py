@@ -36,7 +36,7 @@ def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> Desir
         def where(origin: Origin) -> str:
             return locate(snapshot, origin)
 
-        return desire(manifests, where)
+        return desire(manifests.revision, manifests.documents(), where)
 
 
 def make_plan(

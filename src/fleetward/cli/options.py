@@ -34,6 +34,7 @@ def source_options(func: F) -> F:
             click.option(
                 "--source",
                 envvar="FLEETWARD_SOURCE",
+                show_envvar=True,
                 default=".",
                 show_default=True,
                 metavar="PATH",
@@ -42,6 +43,7 @@ def source_options(func: F) -> F:
             click.option(
                 "--ref",
                 envvar="FLEETWARD_REF",
+                show_envvar=True,
                 default="HEAD",
                 show_default=True,
                 help="Branch, tag or commit SHA to read. Only committed content counts.",
@@ -50,6 +52,7 @@ def source_options(func: F) -> F:
                 "--path",
                 "manifest_path",
                 envvar="FLEETWARD_PATH",
+                show_envvar=True,
                 default="manifests",
                 show_default=True,
                 help="Directory (or file) of manifests inside the source.",
@@ -70,6 +73,7 @@ def state_options(func: F) -> F:
     func = click.option(
         "--lock-timeout",
         envvar="FLEETWARD_LOCK_TIMEOUT",
+        show_envvar=True,
         type=Duration(),
         default="10s",
         show_default=True,
@@ -78,6 +82,7 @@ def state_options(func: F) -> F:
     func = click.option(
         "--state-dir",
         envvar="FLEETWARD_STATE_DIR",
+        show_envvar=True,
         default=".fleetward",
         show_default=True,
         type=click.Path(file_okay=False),

@@ -141,14 +141,17 @@ def apply_command(
 
     Without PLAN_FILE: shows the plan and asks for confirmation on a terminal
     (only 'yes' is accepted), or applies at once with --auto-approve. With
-    PLAN_FILE: applies that plan, refusing it if the store changed since.
-    Every apply is one atomic write of the store.
+    PLAN_FILE: applies that plan, refusing it if the store changed since
+    (the source options are then not used). Every apply is one atomic write
+    of the store.
     """
     store = TinyDBStore(state_dir)
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
         with store.lock(lock_timeout):
             result = apply_plan(plan, store, now_iso(), state_dir, _progress(plan))
+        if not result.wrote:
+            output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
         _report(plan, result)
         return
     desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
@@ -207,7 +210,6 @@ class ApplyProgress:
 def _report(plan: Plan, result: ApplyResult) -> None:
     c = result.counts
     if not result.wrote:
-        output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
         return
     output.stdout.print(
         f"\n[bold green]Apply complete![/] Objects: {c['create']} created, {c['update']} updated, "
