@@ -1,0 +1,142 @@
+"""The TinyDB store: one atomic write per apply, lineage/serial, bounded history, the lock."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetward.errors import LockTimeout, StoreError
+from fleetward.model import ObjectKey, ObjectState, StoredObject, spec_hash
+from fleetward.store import BACKUP_FILE, HISTORY_LIMIT, STATE_FILE, ChangeSet, TinyDBStore
+
+
+def _asset(ident: str, model: str = "FH16") -> StoredObject:
+    spec = {"externalAssetId": ident, "attributes": {"model": model}, "labels": {}}
+    return StoredObject(
+        key=ObjectKey(f"Asset/{ident}"),
+        kind="Asset",
+        spec=spec,
+        status={"odometerKm": 12},
+        owner="Fleet/north",
+        state=ObjectState.ACTIVE,
+        spec_hash=spec_hash(spec),
+        generation=1,
+        applied_revision="rev1",
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:00Z",
+    )
+
+
+def _apply(store: TinyDBStore, upserts=(), deletes=(), revision="rev") -> None:
+    meta = store.meta()
+    store.apply(
+        ChangeSet(meta.lineage, meta.serial, revision, list(upserts), list(deletes), {"revision": revision})
+    )
+
+
+def test_empty_store_reads_as_no_lineage_serial_zero(tmp_path: Path) -> None:
+    snapshot = TinyDBStore(tmp_path / "state").read()
+    assert snapshot.meta.lineage is None
+    assert snapshot.meta.serial == 0
+    assert dict(snapshot.objects) == {}
+    assert not (tmp_path / "state").exists(), "reading must not create anything"
+
+
+def test_apply_creates_lineage_and_bumps_serial(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset("A"), _asset("B")], revision="r1")
+    first = store.meta()
+    assert first.serial == 1 and first.lineage and first.last_applied_revision == "r1"
+    _apply(store, [_asset("A", "FH12")], ["Asset/B"], revision="r2")
+    second = store.read()
+    assert second.meta.lineage == first.lineage, "lineage is fixed at creation"
+    assert second.meta.serial == 2
+    assert set(second.objects) == {"Asset/A"}
+    assert second.objects[ObjectKey("Asset/A")].spec["attributes"]["model"] == "FH12"
+
+
+def test_an_apply_is_one_file_replacement_and_keeps_a_backup(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset(f"A{i}") for i in range(50)])
+    before = (tmp_path / STATE_FILE).read_bytes()
+    inode = os.stat(tmp_path / STATE_FILE).st_ino
+    _apply(store, [_asset(f"A{i}", "X") for i in range(50)])
+    assert os.stat(tmp_path / STATE_FILE).st_ino != inode, "written by os.replace, not in place"
+    assert (tmp_path / BACKUP_FILE).read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name], "no temp file left behind"
+
+
+def test_store_file_is_plain_tinydb_json(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset("A")])
+    data = json.loads((tmp_path / STATE_FILE).read_text())
+    assert set(data) == {"objects", "meta", "history"}
+    (doc,) = data["objects"].values()
+    assert doc["key"] == "Asset/A" and doc["status"] == {"odometerKm": 12}
+
+
+def test_history_is_bounded(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    for i in range(HISTORY_LIMIT + 5):
+        _apply(store, [_asset("A", str(i))], revision=f"r{i}")
+    history = store.history()
+    assert len(history) == HISTORY_LIMIT
+    assert history[0]["revision"] == "r5" and history[-1]["revision"] == f"r{HISTORY_LIMIT + 4}"
+    assert [h["serial"] for h in history] == list(range(6, HISTORY_LIMIT + 6))
+
+
+def test_apply_refuses_when_serial_moved(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset("A")])
+    meta = store.meta()
+    with pytest.raises(StoreError):
+        store.apply(ChangeSet(meta.lineage, meta.serial - 1, "r", [_asset("B")], [], {}))
+    assert set(store.read().objects) == {"Asset/A"}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"objects": {"1": {"kind": "Asset"}}}'])
+def test_corrupt_state_is_a_store_error_naming_the_backup(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / STATE_FILE).write_bytes(content)
+    with pytest.raises(StoreError) as info:
+        TinyDBStore(tmp_path).read()
+    problem = info.value.problems[0]
+    assert "corrupt" in problem.error
+    assert BACKUP_FILE in problem.resolution
+
+
+def test_leftover_temp_files_are_swept(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset("A")])
+    (tmp_path / ".state.json.tmp-abc123").write_text("half a write")
+    _apply(store, [_asset("B")])
+    assert not list(tmp_path.glob(".state.json.tmp-*"))
+
+
+def _hold_lock(state_dir: str, ready, release) -> None:  # type: ignore[no-untyped-def]
+    with TinyDBStore(state_dir).lock(5):
+        ready.set()
+        release.wait(10)
+
+
+def test_second_writer_times_out_naming_the_holder_pid(tmp_path: Path) -> None:
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout) as info:
+            with TinyDBStore(tmp_path).lock(0.3):
+                pass
+        assert time.monotonic() - started >= 0.3
+        assert str(holder.pid) in info.value.problems[0].error
+    finally:
+        release.set()
+        holder.join(10)
+    with TinyDBStore(tmp_path).lock(1):  # released when the holder exits
+        pass
