@@ -11,18 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
-from fleetward.model import (
-    Action,
-    Change,
-    GuardVerdict,
-    ObjectKey,
-    ObjectState,
-    Plan,
-    StoredObject,
-    StoreMeta,
-    StoreSnapshot,
-    spec_hash,
-)
+from fleetward.model import Action, Change, GuardVerdict, ObjectKey, ObjectState, Plan, StoredObject
+from fleetward.model import StoreMeta, StoreSnapshot, spec_hash
 from fleetward.store import ChangeSet, Store
 
 Progress = Callable[[int, int], None]  # (changes done, total)
@@ -86,9 +76,13 @@ def apply_plan(
     now: str,
     where: str,
     progress: Progress | None = None,
+    snapshot: StoreSnapshot | None = None,
 ) -> ApplyResult:
-    """Apply every change of `plan` in one write; the caller holds the store lock."""
-    snapshot = store.read()
+    """Apply every change of `plan` in one write; the caller holds the store lock.
+
+    `snapshot` is the store as read under that lock, if the caller has it already.
+    """
+    snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
     refuse_blocked(plan)
     operation_id = str(uuid.uuid4())

@@ -36,13 +36,9 @@ class Problem:
     snippet: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "error": self.error,
-            "reason": self.reason,
-            "resolution": self.resolution,
-            "location": self.location,
-            "parameters": dict(self.parameters),
-        }
+        """The JSON shape of DESIGN §5 (the snippet is for terminals only)."""
+        fields = ("error", "reason", "resolution", "location")
+        return {f: getattr(self, f) for f in fields} | {"parameters": dict(self.parameters)}
 
 
 class FleetwardError(Exception):

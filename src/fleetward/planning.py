@@ -13,22 +13,9 @@ from typing import Any
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
-from fleetward.model import (
-    ABSENT,
-    Action,
-    Change,
-    DesiredObject,
-    FieldDiff,
-    Guard,
-    GuardVerdict,
-    ObjectKey,
-    ObjectState,
-    ObjectView,
-    Plan,
-    StoredObject,
-    StoreSnapshot,
-    spec_hash,
-)
+from fleetward.model import ABSENT, Action, Change, DesiredObject, FieldDiff, Guard, GuardVerdict
+from fleetward.model import ObjectKey, ObjectState, ObjectView, Plan, StoredObject, StoreSnapshot
+from fleetward.model import spec_hash
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
 

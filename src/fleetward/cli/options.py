@@ -1,12 +1,22 @@
-"""Options shared by commands: where the manifests are, where the store is."""
+"""Options shared by commands, each group handed to the command as one value.
+
+`@source_options` gives a command `sources: SourceOptions`, `@state_options`
+gives `state: StateOptions`, `@guard_options` gives `guards: PlanOptions`.
+Every option also reads a `FLEETWARD_*` variable; a flag wins over it.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+
+from fleetward.pipeline import SourceOptions
+from fleetward.planning import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,81 +38,57 @@ class Duration(click.ParamType):
         return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def source_options(func: F) -> F:
-    for decorator in reversed(
-        [
-            click.option(
-                "--source",
-                envvar="FLEETWARD_SOURCE",
-                show_envvar=True,
-                default=".",
-                show_default=True,
-                metavar="PATH",
-                help="Git repository (or, with --no-git, plain directory) holding the manifests.",
-            ),
-            click.option(
-                "--ref",
-                envvar="FLEETWARD_REF",
-                show_envvar=True,
-                default="HEAD",
-                show_default=True,
-                help="Branch, tag or commit SHA to read. Only committed content counts.",
-            ),
-            click.option(
-                "--path",
-                "manifest_path",
-                envvar="FLEETWARD_PATH",
-                show_envvar=True,
-                default="manifests",
-                show_default=True,
-                help="Directory (or file) of manifests inside the source.",
-            ),
-            click.option(
-                "--no-git",
-                is_flag=True,
-                envvar="FLEETWARD_NO_GIT",
-                help="Read --source as a plain directory, uncommitted files included (development only).",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+@dataclass(frozen=True, slots=True)
+class StateOptions:
+    state_dir: str
+    lock_timeout: float
 
 
-def state_options(func: F) -> F:
-    func = click.option(
-        "--lock-timeout",
-        envvar="FLEETWARD_LOCK_TIMEOUT",
-        show_envvar=True,
-        type=Duration(),
-        default="10s",
-        show_default=True,
-        help="How long to wait for another process's lock on the store.",
-    )(func)
-    func = click.option(
-        "--state-dir",
-        envvar="FLEETWARD_STATE_DIR",
-        show_envvar=True,
-        default=".fleetward",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="Directory of the state store.",
-    )(func)
-    return func
+# (flag, parameter name, click.option keywords) per group; the order is the --help order.
+_SOURCE = [
+    ("--source", "source", {"default": ".", "metavar": "PATH",
+                            "help": "Git repository (or, with --no-git, plain directory) holding the manifests."}),
+    ("--ref", "ref", {"default": "HEAD", "help": "Branch, tag or commit SHA to read. Only committed content counts."}),
+    ("--path", "path", {"default": "manifests", "help": "Directory (or file) of manifests inside the source."}),
+    ("--no-git", "no_git", {"is_flag": True,
+                            "help": "Read --source as a plain directory, uncommitted files included (development only)."}),
+]
+_STATE = [
+    ("--state-dir", "state_dir", {"default": ".fleetward", "type": click.Path(file_okay=False),
+                                  "help": "Directory of the state store."}),
+    ("--lock-timeout", "lock_timeout", {"default": "10s", "type": Duration(),
+                                        "help": "How long to wait for another process's lock on the store."}),
+]
+_GUARDS = [
+    ("--allow-empty", "allow_empty", {"is_flag": True,
+                                      "help": "Allow a revision that declares no objects while the store holds some."}),
+    ("--allow-mass-stop", "allow_mass_stop", {"is_flag": True,
+                                              "help": "Allow stopping or deleting more than 20% of a kind's objects."}),
+]
 
 
-def guard_options(func: F) -> F:
-    func = click.option(
-        "--allow-mass-stop",
-        is_flag=True,
-        help="Allow stopping or deleting more than 20% of a kind's objects.",
-    )(func)
-    func = click.option(
-        "--allow-empty",
-        is_flag=True,
-        help="Allow a revision that declares no objects while the store holds some.",
-    )(func)
-    return func
+def _group(specs: list[tuple[str, str, dict[str, Any]]], target: str, build: Callable[..., Any]) -> Callable[[F], F]:
+    """Add the options of `specs` to a command and pass them on as `target=build(**values)`."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for _, name, _ in specs}
+            return func(*args, **{target: build(**values)}, **kwargs)
+
+        command: Any = wrapper
+        for flag, name, keywords in reversed(specs):
+            envvar = "FLEETWARD_" + name.upper()
+            defaults = {} if keywords.get("is_flag") else {"show_default": True}
+            command = click.option(flag, name, envvar=envvar, show_envvar=True, **defaults, **keywords)(command)
+        return command  # type: ignore[no-any-return]
+
+    return decorate
+
+
+source_options = _group(_SOURCE, "sources", SourceOptions)
+state_options = _group(_STATE, "state", StateOptions)
+guard_options = _group(_GUARDS, "guards", PlanOptions)
 
 
 def max_lines_option(func: F) -> F:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
 from fleetward.cli import output
-from fleetward.cli.options import guard_options, max_lines_option, source_options, state_options
+from fleetward.cli.options import StateOptions, guard_options, max_lines_option, source_options, state_options
 from fleetward.errors import UsageError
 from fleetward.model import Plan
 from fleetward.pipeline import SourceOptions, make_plan, now_iso, resolve
@@ -27,13 +27,13 @@ _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def validate_command(ctx: click.Context, source: str, ref: str, manifest_path: str, no_git: bool, as_json: bool) -> None:
+def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) -> None:
     """Check every manifest of a revision: YAML, fields, cross-document rules.
 
     Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
     """
     ctx.meta["json_output"] = as_json
-    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
+    desired = resolve(sources)
     files = len({path for path, _ in desired.documents})
     if as_json:
         output.print_json(
@@ -76,14 +76,9 @@ def validate_command(ctx: click.Context, source: str, ref: str, manifest_path: s
 @click.pass_context
 def plan_command(
     ctx: click.Context,
-    source: str,
-    ref: str,
-    manifest_path: str,
-    no_git: bool,
-    state_dir: str,
-    lock_timeout: float,
-    allow_empty: bool,
-    allow_mass_stop: bool,
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
     max_lines: int,
     as_json: bool,
     fmt: str,
@@ -96,9 +91,8 @@ def plan_command(
     """
     fmt = "json" if as_json else fmt
     ctx.meta["json_output"] = fmt == "json"
-    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
-    stored = TinyDBStore(state_dir).read()
-    plan = make_plan(desired, stored, PlanOptions(allow_empty, allow_mass_stop))
+    desired = resolve(sources)
+    plan = make_plan(desired, TinyDBStore(state.state_dir).read(), guards)
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
@@ -126,14 +120,9 @@ def plan_command(
 def apply_command(
     ctx: click.Context,
     plan_file: str | None,
-    source: str,
-    ref: str,
-    manifest_path: str,
-    no_git: bool,
-    state_dir: str,
-    lock_timeout: float,
-    allow_empty: bool,
-    allow_mass_stop: bool,
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
     max_lines: int,
     auto_approve: bool,
 ) -> None:
@@ -145,23 +134,24 @@ def apply_command(
     (the source options are then not used). Every apply is one atomic write
     of the store.
     """
-    store = TinyDBStore(state_dir)
+    store = TinyDBStore(state.state_dir)
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
-        with store.lock(lock_timeout):
-            result = apply_plan(plan, store, now_iso(), state_dir, _progress(plan))
+        with store.lock(state.lock_timeout):
+            result = apply_plan(plan, store, now_iso(), state.state_dir, _progress(plan))
         if not result.wrote:
             output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
         _report(plan, result)
         return
-    desired = resolve(SourceOptions(source, ref, manifest_path, no_git))
-    with store.lock(lock_timeout):
-        plan = make_plan(desired, store.read(), PlanOptions(allow_empty, allow_mass_stop))
+    desired = resolve(sources)
+    with store.lock(state.lock_timeout):
+        snapshot = store.read()
+        plan = make_plan(desired, snapshot, guards)
         output.print_lines(render_plan(plan, max_lines))
         refuse_blocked(plan)
         if plan.has_changes and not auto_approve:
             _confirm()
-        result = apply_plan(plan, store, now_iso(), state_dir, _progress(plan))
+        result = apply_plan(plan, store, now_iso(), state.state_dir, _progress(plan), snapshot)
     _report(plan, result)
 
 

@@ -59,14 +59,13 @@ ASSET = ObjectKind(
 
 def asset_spec(asset: AssetSpec) -> dict[str, Any]:
     """The stored form of an asset: what Git owns, without the plan-time `expect`."""
-    spec: dict[str, Any] = {"externalAssetId": asset.externalAssetId}
-    if asset.name is not None:
-        spec["name"] = asset.name
-    if asset.type is not None:
-        spec["type"] = asset.type
-    spec["attributes"] = asset.attributes
-    spec["labels"] = asset.labels
-    return spec
+    optional = {"name": asset.name, "type": asset.type}
+    return {
+        "externalAssetId": asset.externalAssetId,
+        **{k: v for k, v in optional.items() if v is not None},
+        "attributes": asset.attributes,
+        "labels": asset.labels,
+    }
 
 
 class FleetPlugin(KindPlugin):

@@ -10,20 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetward.errors import Problem, UsageError
-from fleetward.model import (
-    ABSENT,
-    FORMAT_VERSION,
-    Action,
-    Change,
-    FieldDiff,
-    Guard,
-    GuardVerdict,
-    ObjectKey,
-    ObjectState,
-    ObjectView,
-    Plan,
-    Revision,
-)
+from fleetward.model import ABSENT, FORMAT_VERSION, Action, Change, FieldDiff, Guard, GuardVerdict
+from fleetward.model import ObjectKey, ObjectState, ObjectView, Plan, Revision
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 from fleetward.model import BlobId, Revision
 
@@ -47,6 +47,24 @@ class Snapshot(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class SnapshotBase:
+    """Context-manager plumbing shared by the snapshot implementations."""
+
+    def close(self) -> None:
+        """Release what the snapshot holds (processes, buffers)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def git_blob_id(content: bytes) -> BlobId:

@@ -11,7 +11,6 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 
 import git
 
@@ -20,6 +19,7 @@ from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_SYMLINK_HOPS,
     ManifestFile,
+    SnapshotBase,
     is_manifest_name,
     resolve_link,
 )
@@ -30,7 +30,7 @@ _SYMLINK_MODE = "120000"
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
 
 
-class GitSnapshot:
+class GitSnapshot(SnapshotBase):
     def __init__(self, repo: git.Repo, ref: str, manifest_path: str, prefix: str) -> None:
         self._repo = repo
         self._prefix = prefix  # the --source directory, relative to the work tree root
@@ -135,17 +135,6 @@ class GitSnapshot:
 
     def close(self) -> None:
         self._repo.close()
-
-    def __enter__(self) -> GitSnapshot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_git(source: Path, ref: str, manifest_path: str) -> GitSnapshot | None:

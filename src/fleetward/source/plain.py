@@ -10,14 +10,13 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 
 from fleetward.errors import ManifestError, Problem, SourceError
 from fleetward.model import Revision
-from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, git_blob_id, is_manifest_name
+from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, SnapshotBase, git_blob_id, is_manifest_name
 
 
-class DirectorySnapshot:
+class DirectorySnapshot(SnapshotBase):
     def __init__(self, root: Path, manifest_path: str) -> None:
         self._root = root.resolve()
         base = (self._root / manifest_path).resolve() if manifest_path else self._root
@@ -100,17 +99,6 @@ class DirectorySnapshot:
 
     def close(self) -> None:
         self._content.clear()
-
-    def __enter__(self) -> DirectorySnapshot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _stream_blob_id(path: Path, size: int) -> str:
