@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
 from fleetward.loading import DocumentCache, load, locate
-from fleetward.model import Origin, Plan, StoreSnapshot
+from fleetward.model import ObjectState, Origin, Plan, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import PlanOptions, plan
 from fleetward.source import open_snapshot
 
@@ -43,3 +43,29 @@ def make_plan(
     desired: DesiredState, stored: StoreSnapshot, options: PlanOptions, now: str | None = None
 ) -> Plan:
     return plan(desired, stored, now or now_iso(), options)
+
+
+def as_stored(desired: DesiredState) -> StoreSnapshot:
+    """The store as it would be right after applying `desired` to an empty one.
+
+    `plan --base REF` diffs against this instead of a real store: the change a
+    pull request makes, reviewed without any state.
+    """
+    revision = desired.revision.id
+    objects = {
+        key: StoredObject(
+            key=key,
+            kind=obj.kind,
+            spec=obj.spec,
+            status={},
+            owner=obj.owner,
+            state=ObjectState.ACTIVE,
+            spec_hash=obj.spec_hash,
+            generation=1,
+            applied_revision=revision,
+            created_at="",
+            updated_at="",
+        )
+        for key, obj in desired.objects.items()
+    }
+    return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)

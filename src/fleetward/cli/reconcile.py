@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from fleetward.cli import output
 from fleetward.cli.options import StateOptions, guard_options, max_lines_option, source_options, state_options
 from fleetward.errors import UsageError
 from fleetward.model import Plan
-from fleetward.pipeline import SourceOptions, make_plan, now_iso, resolve
+from fleetward.pipeline import SourceOptions, as_stored, make_plan, now_iso, resolve
 from fleetward.planning import PlanOptions
 from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
 from fleetward.store import TinyDBStore
@@ -69,6 +70,12 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Also save the plan as JSON, for `fleetward apply FILE`.")
 @click.option(
+    "--base",
+    metavar="REF",
+    help="Plan the change from revision REF to --ref instead of from the store "
+    "(what a pull request would do); reads no store. The plan cannot be applied.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 with no changes, 2 with changes, 1 on error.",
@@ -83,6 +90,7 @@ def plan_command(
     as_json: bool,
     fmt: str,
     out: str | None,
+    base: str | None,
     detailed_exitcode: bool,
 ) -> None:
     """Show what applying the manifests would change. Writes nothing to the store.
@@ -91,8 +99,18 @@ def plan_command(
     """
     fmt = "json" if as_json else fmt
     ctx.meta["json_output"] = fmt == "json"
+    if base is not None and out:
+        raise UsageError.one(
+            "--out cannot be combined with --base",
+            "A plan made with --base compares two revisions, not the store, so it cannot be applied.",
+            "Drop --out to review the change, or drop --base to save a plan against the store.",
+        )
     desired = resolve(sources)
-    plan = make_plan(desired, TinyDBStore(state.state_dir).read(), guards)
+    if base is not None:
+        stored = as_stored(resolve(dataclasses.replace(sources, ref=base)))
+    else:
+        stored = TinyDBStore(state.state_dir).read()
+    plan = make_plan(desired, stored, guards)
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
