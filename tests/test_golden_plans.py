@@ -1,0 +1,116 @@
+"""Golden plans: each folder under tests/cases/ is one planning scenario.
+
+A case folder holds
+  manifests/           the revision (read as a plain directory)
+  state.json           optional: the starting store, objects in StoredObject.to_doc() shape
+  options.json         optional: PlanOptions overrides, e.g. {"allow_empty": true}
+  expected-plan.json   plan_to_dict(plan) without createdAt, revision, revisionKind and ref
+
+Planning is pure, so the store snapshot is built directly from state.json (no TinyDB).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot, spec_hash
+from fleetward.pipeline import SourceOptions, resolve
+from fleetward.planning import PlanOptions, plan
+from fleetward.rendering import plan_from_dict, plan_to_dict
+
+CASES_DIR = Path(__file__).parent / "cases"
+CASES = sorted(p for p in CASES_DIR.iterdir() if (p / "expected-plan.json").is_file())
+NOW = "2024-05-01T10:00:00Z"
+# Fields that depend on how the revision was read, not on planning.
+VOLATILE = ("createdAt", "revision", "revisionKind", "ref")
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_snapshot(case: Path) -> StoreSnapshot:
+    state_file = case / "state.json"
+    if not state_file.exists():
+        return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=None), {})
+    raw = _read_json(state_file)
+    objects: dict[ObjectKey, StoredObject] = {}
+    for doc in raw["objects"]:
+        obj = StoredObject.from_doc(doc)
+        assert obj.key not in objects, f"{case.name}: duplicate stored key {obj.key}"
+        objects[obj.key] = obj
+    meta = StoreMeta(
+        lineage=raw.get("lineage"),
+        serial=int(raw.get("serial", 0)),
+        last_applied_revision=raw.get("lastAppliedRevision"),
+    )
+    return StoreSnapshot(meta, objects)
+
+
+def load_options(case: Path) -> PlanOptions:
+    options_file = case / "options.json"
+    return PlanOptions(**_read_json(options_file)) if options_file.exists() else PlanOptions()
+
+
+def plan_case(case: Path) -> dict[str, Any]:
+    desired = resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+    result = plan(desired, load_snapshot(case), NOW, load_options(case))
+    return plan_to_dict(result)
+
+
+def strip_volatile(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in VOLATILE}
+
+
+def test_cases_are_present() -> None:
+    # An emptied or moved cases/ folder must not pass silently as "0 cases".
+    assert len(CASES) >= 14
+    for case in CASES:
+        assert (case / "manifests").is_dir(), f"{case.name} has no manifests/"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_golden_plan(case: Path) -> None:
+    expected = _read_json(case / "expected-plan.json")
+    actual = strip_volatile(plan_case(case))
+    # Compare the change lists one by one first: a failure then names the address.
+    assert [c["address"] for c in actual["changes"]] == [c["address"] for c in expected["changes"]]
+    for got, want in zip(actual["changes"], expected["changes"]):
+        assert got == want, f"change {want['address']} differs"
+    assert actual == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_golden_plan_is_deterministic_and_round_trips(case: Path) -> None:
+    """Planning twice gives the same plan, and a saved plan reads back to the same value."""
+    first = plan_case(case)
+    second = plan_case(case)
+    assert first == second
+    assert json.dumps(first, sort_keys=False) == json.dumps(second, sort_keys=False)
+    reread = plan_to_dict(plan_from_dict(json.loads(json.dumps(first)), "plan.json"))
+    assert reread == first
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_case_state_hashes_are_consistent(case: Path) -> None:
+    """Stored specHash values match their spec, except where a drift case edits it on purpose."""
+    snapshot = load_snapshot(case)
+    drifted = sorted(k for k, o in snapshot.objects.items() if spec_hash(o.spec) != o.spec_hash)
+    if "drift" in case.name:
+        assert drifted, f"{case.name} is a drift case but no stored object drifts"
+    else:
+        assert drifted == [], f"{case.name}: stored specHash does not match spec for {drifted}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_planning_does_not_mutate_the_snapshot(case: Path) -> None:
+    snapshot = load_snapshot(case)
+    before = json.dumps([o.to_doc() for o in snapshot.objects.values()], sort_keys=True)
+    desired = resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+    plan(desired, snapshot, NOW, load_options(case))
+    after = json.dumps([o.to_doc() for o in snapshot.objects.values()], sort_keys=True)
+    assert after == before
