@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
+from fleetward.errors import Problem
 from fleetward.model import BlobId, Revision
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -32,6 +33,9 @@ class Snapshot(Protocol):
 
     revision: Revision
     files: tuple[ManifestFile, ...]
+    # Problems found while listing (e.g. a symlink out of the repository); the
+    # loader reports them with the revision's other errors.
+    problems: tuple[Problem, ...]
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
         """Yield the bytes of each file, in the order given."""
@@ -51,6 +55,8 @@ class Snapshot(Protocol):
 
 class SnapshotBase:
     """Context-manager plumbing shared by the snapshot implementations."""
+
+    problems: tuple[Problem, ...] = ()
 
     def close(self) -> None:
         """Release what the snapshot holds (processes, buffers)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import git
 
-from fleetward.errors import ManifestError, Problem, SourceError
+from fleetward.errors import Problem, SourceError
 from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_SYMLINK_HOPS,
@@ -50,8 +50,8 @@ class GitSnapshot(SnapshotBase):
                 location=f"{ref}:{tree_path}",
             )
         self._collect(entries, files, problems, hops=0, shown_prefix=None)
-        if problems:
-            raise ManifestError(*problems)
+        # Reported by load() together with every other error of the revision.
+        self.problems = tuple(problems)
         self.files = tuple(files[p] for p in sorted(files))
 
     # -- listing -----------------------------------------------------------

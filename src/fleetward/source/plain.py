@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fleetward.errors import ManifestError, Problem, SourceError
+from fleetward.errors import Problem, SourceError
 from fleetward.model import Revision
 from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, SnapshotBase, git_blob_id, is_manifest_name
 
@@ -52,8 +52,8 @@ class DirectorySnapshot(SnapshotBase):
             content = real.read_bytes()
             self._content[rel] = content
             files.append(ManifestFile(rel, git_blob_id(content), len(content)))
-        if problems:
-            raise ManifestError(*problems)
+        # Reported by load() together with every other error of the revision.
+        self.problems = tuple(problems)
         files.sort(key=lambda f: f.path)
         self.files = tuple(files)
         digest = hashlib.sha256()

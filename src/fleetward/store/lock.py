@@ -22,7 +22,7 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError.one(
-            f"Cannot create the lock file {path}",
+            f"Cannot open the lock file {path}",
             f"{exc.strerror} (errno {exc.errno}).",
             f"Make the state directory {path.parent} writable by this user, or pass --state-dir.",
             location=str(path),
