@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
 from fleetward.model import Action, Change, GuardVerdict, ObjectKey, ObjectState, Plan, StoredObject
-from fleetward.model import StoreMeta, StoreSnapshot, spec_hash
+from fleetward.model import StoreMeta, StoreSnapshot
 from fleetward.store import ChangeSet, Store
 
 Progress = Callable[[int, int], None]  # (changes done, total)
@@ -130,13 +130,13 @@ def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) ->
             status={},
             owner=after.owner,
             state=after.state,
-            spec_hash=spec_hash(after.spec),
+            spec_hash=after.spec_hash,
             generation=1,
             applied_revision=revision,
             created_at=now,
             updated_at=now,
         )
-    new_hash = spec_hash(after.spec)
+    new_hash = after.spec_hash
     spec_moved = new_hash != have.spec_hash or have.drifted
     return StoredObject(
         key=have.key,

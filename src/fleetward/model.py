@@ -188,6 +188,12 @@ class ObjectView:
     state: ObjectState
     owner: str
     spec: Mapping[str, Any]
+    # spec_hash(spec) when the planner already knows it (not serialised).
+    known_hash: str | None = None
+
+    @property
+    def spec_hash(self) -> str:
+        return self.known_hash or spec_hash(self.spec)
 
 
 @dataclass(frozen=True, slots=True)

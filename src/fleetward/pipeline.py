@@ -7,6 +7,9 @@ as `FleetwardError`s for the edge to render.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
@@ -24,13 +27,33 @@ class SourceOptions:
     no_git: bool = False
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a revision is loaded and planned.
+
+    Parsing and expansion allocate millions of small container objects; they
+    keep triggering full collections, each of which walks everything loaded so
+    far, so a cold plan of N assets cost O(N²) (at 100,000 assets, ~40 % of the
+    load time and half of desire and plan). These stages make little cyclic
+    garbage (one YAML loader per file); it is collected as usual afterwards.
+    The pause is process-wide, so it is kept to these CPU-bound stages.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it."""
-    with open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot:
+    with gc_paused(), open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot:
         manifests = load(snapshot, cache)
 
         def where(origin: Origin) -> str:
@@ -42,7 +65,8 @@ def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> Desir
 def make_plan(
     desired: DesiredState, stored: StoreSnapshot, options: PlanOptions, now: str | None = None
 ) -> Plan:
-    return plan(desired, stored, now or now_iso(), options)
+    with gc_paused():
+        return plan(desired, stored, now or now_iso(), options)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:

@@ -71,7 +71,7 @@ def _create(want: DesiredObject) -> Change:
         reason="new in manifests",
         owner=want.owner,
         before=None,
-        after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec),
+        after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash),
     )
 
 
@@ -86,7 +86,7 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
     if have.drifted:
         reasons.append("drift")
     before = ObjectView(have.state, have.owner, have.spec)
-    after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec)
+    after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash)
     if not reasons:
         return Change(want.key, want.kind, Action.NOOP, "", want.owner, before, after)
     return Change(
