@@ -14,6 +14,7 @@ from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
 from fleetward.model import Action, Change, GuardVerdict, ObjectKey, ObjectState, Plan, StoredObject
 from fleetward.model import StoreMeta, StoreSnapshot
 from fleetward.store import ChangeSet, Store
+from fleetward.tuning import gc_paused
 
 Progress = Callable[[int, int], None]  # (changes done, total)
 
@@ -82,6 +83,18 @@ def apply_plan(
 
     `snapshot` is the store as read under that lock, if the caller has it already.
     """
+    with gc_paused():
+        return _apply(plan, store, now, where, progress, snapshot)
+
+
+def _apply(
+    plan: Plan,
+    store: Store,
+    now: str,
+    where: str,
+    progress: Progress | None,
+    snapshot: StoreSnapshot | None,
+) -> ApplyResult:
     snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
     refuse_blocked(plan)

@@ -7,9 +7,6 @@ as `FleetwardError`s for the edge to render.
 from __future__ import annotations
 
 import datetime as dt
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
@@ -17,6 +14,7 @@ from fleetward.loading import DocumentCache, load, locate
 from fleetward.model import ObjectState, Origin, Plan, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import PlanOptions, plan
 from fleetward.source import open_snapshot
+from fleetward.tuning import gc_paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +23,6 @@ class SourceOptions:
     ref: str = "HEAD"
     path: str = "manifests"
     no_git: bool = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a revision is loaded and planned.
-
-    Parsing and expansion allocate millions of small container objects; they
-    keep triggering full collections, each of which walks everything loaded so
-    far, so a cold plan of N assets cost O(N²) (at 100,000 assets, ~40 % of the
-    load time and half of desire and plan). These stages make little cyclic
-    garbage (one YAML loader per file); it is collected as usual afterwards.
-    The pause is process-wide, so it is kept to these CPU-bound stages.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def now_iso() -> str:
