@@ -136,26 +136,15 @@ def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) ->
     assert after is not None  # only DELETE has no after
     have = snapshot.objects.get(change.address)
     if have is None:
-        return StoredObject(
-            key=change.address,
-            kind=change.kind,
-            spec=after.spec,
-            status={},
-            owner=after.owner,
-            state=after.state,
-            spec_hash=after.spec_hash,
-            generation=1,
-            applied_revision=revision,
-            created_at=now,
-            updated_at=now,
-        )
+        return StoredObject.first(change.address, change.kind, after, revision, now)
     new_hash = after.spec_hash
     spec_moved = new_hash != have.spec_hash or have.drifted
     return StoredObject(
         key=have.key,
         kind=have.kind,
         spec=after.spec,
-        status=have.status,  # status belongs to people and the system: never overwritten
+        # Status belongs to people and the system: only what the kind derives moves.
+        status={**have.status, **after.status} if after.status else have.status,
         owner=after.owner,
         state=ObjectState(after.state),
         spec_hash=new_hash,

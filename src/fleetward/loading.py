@@ -8,16 +8,12 @@ Results are cached by blob id, so an unchanged file is never parsed twice.
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
-import types
-import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -26,7 +22,10 @@ from ruamel.yaml.tag import Tag
 
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
-from fleetward.kinds.base import NAME_RE
+from fleetward.kinds.problems import (
+    PathProblem,
+    YamlPath, describe, did_you_mean, missing_field, unknown_field, validation_problems
+)
 from fleetward.model import BlobId, Origin, Revision
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 
@@ -36,7 +35,6 @@ MAX_ALIAS_NODES = 10_000  # nodes an alias may expand to, per document (DESIGN �
 MAX_DEPTH = 64
 _ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
-YamlPath = tuple[str | int, ...]
 
 
 class _SafeResolver(VersionedResolver):
@@ -341,7 +339,7 @@ def _check_shape(raw: Any) -> Problem | None:
         return Problem(
             "Document is not a mapping",
             f"A manifest document is a mapping with apiVersion, kind, metadata and spec; "
-            f"this one is {_describe(raw)}.",
+            f"this one is {describe(raw)}.",
             "Write the document as a mapping, or remove it (an empty document is allowed).",
         )
     expanded = _alias_expansion(raw)
@@ -400,14 +398,14 @@ _CONTAINERS = (dict, list)
 
 def _validate(
     raw: dict[str, Any], index: int, out: list[Document]
-) -> list[tuple[YamlPath, bool, Problem]]:
-    problems: list[tuple[YamlPath, bool, Problem]] = []
+) -> list[PathProblem]:
+    problems: list[PathProblem] = []
     for key in raw:
         if key not in _ENVELOPE_FIELDS:
-            problems.append(((key,), True, _unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS)))
+            problems.append(((key,), True, unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS)))
     for key in _ENVELOPE_FIELDS:
         if key not in raw:
-            problems.append(((), False, _missing_field(key, "the document", _ENVELOPE_EXAMPLES[key])))
+            problems.append(((), False, missing_field(key, "the document", _ENVELOPE_EXAMPLES[key])))
     if "apiVersion" in raw and raw["apiVersion"] != API_VERSION:
         problems.append(
             (
@@ -431,7 +429,7 @@ def _validate(
                 Problem(
                     f"Unknown kind {kind!r}",
                     f"fleetward knows the kinds {', '.join(known)}.",
-                    _did_you_mean(str(kind), known, "Use one of the known kinds."),
+                    did_you_mean(str(kind), known, "Use one of the known kinds."),
                     parameters={"kind": kind, "known": known},
                 ),
             )
@@ -441,15 +439,18 @@ def _validate(
         try:
             metadata = Metadata.model_validate(raw["metadata"])
         except ValidationError as exc:
-            problems.extend(_validation_problems(exc, ("metadata",), Metadata, "metadata"))
+            problems.extend(validation_problems(exc, ("metadata",), Metadata, "metadata"))
     spec = None
     if plugin is not None and "spec" in raw:
         try:
             spec = plugin.spec_adapter.validate_python(raw["spec"])
         except ValidationError as exc:
-            problems.extend(_validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec"))
+            problems.extend(validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec"))
     if not problems and plugin is not None and metadata is not None:
-        out.append(Document(plugin.kind, metadata, spec, index))
+        document = Document(plugin.kind, metadata, spec, index)
+        problems.extend(plugin.check(document))
+        if not problems:
+            out.append(document)
     return problems
 
 
@@ -459,148 +460,6 @@ _ENVELOPE_EXAMPLES = {
     "metadata": "{name: north-yard}",
     "spec": "{...}",
 }
-
-
-def _validation_problems(
-    exc: ValidationError, prefix: YamlPath, model: type[BaseModel], what: str
-) -> list[tuple[YamlPath, bool, Problem]]:
-    out: list[tuple[YamlPath, bool, Problem]] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        path = prefix + loc
-        shown = _render_path(path)
-        kind = err["type"]
-        value = err.get("input")
-        if kind == "missing":
-            field_name = str(loc[-1])
-            out.append((path[:-1], False, _missing_field(field_name, _render_path(path[:-1]) or what, "…")))
-        elif kind == "extra_forbidden":
-            allowed = _fields_at(model, loc[:-1])
-            parent = _render_path(path[:-1])
-            out.append((path, True, _unknown_field(str(loc[-1]), parent, allowed)))
-        elif kind == "string_pattern_mismatch" and path == ("metadata", "name"):
-            out.append((path, False, _bad_name(value)))
-        else:
-            expected = err["msg"]
-            out.append(
-                (
-                    path,
-                    False,
-                    Problem(
-                        f"Invalid value for {shown}",
-                        f"{expected}; got {_describe(value)}.",
-                        _resolution_for(kind, err, value),
-                        parameters={"field": shown, "type": kind},
-                    ),
-                )
-            )
-    return out
-
-
-def _resolution_for(kind: str, err: Any, value: Any) -> str:
-    if kind == "string_type" and isinstance(value, int | float | bool):
-        return f'Quote the value if it is meant as text, e.g. "{value}".'
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
-        return _did_you_mean(str(value), choices, f"Use one of: {expected}.")
-    return "Change the value to match the rule above."
-
-
-def _fields_at(model: type[BaseModel], loc: YamlPath) -> list[str]:
-    """The field names a model accepts at `loc` (for "did you mean" hints)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        inner = _model_in(current.model_fields[part].annotation) if _is_model(current) and part in current.model_fields else None
-        if inner is None:
-            return []
-        current = inner
-    return sorted(current.model_fields) if _is_model(current) else []
-
-
-def _is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseModel)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if _is_model(annotation):
-        return annotation  # type: ignore[no-any-return]
-    origin = typing.get_origin(annotation)
-    if origin in (list, typing.Union, types.UnionType, dict, typing.Annotated, Sequence):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _missing_field(name: str, where: str, example: str) -> Problem:
-    return Problem(
-        f'Missing required field "{name}"',
-        f'"{name}" is required in {where}.',
-        f"Add {name}: {example}" if example != "…" else f'Add "{name}" here.',
-        parameters={"field": name},
-    )
-
-
-def _unknown_field(name: str, where: str, allowed: Sequence[str]) -> Problem:
-    accepts = f" It accepts: {', '.join(allowed)}." if allowed else ""
-    return Problem(
-        f'Unknown field "{name}"',
-        f"There is no field {name!r} in {where}.{accepts}",
-        _did_you_mean(name, allowed, "Remove the field, or fix its spelling."),
-        parameters={"field": name},
-    )
-
-
-def _bad_name(value: Any) -> Problem:
-    return Problem(
-        f"Invalid metadata.name {value!r}",
-        "A name is lower-case letters, digits and '-', starts and ends with a letter or digit, "
-        "and is at most 63 characters (like a Kubernetes name).",
-        f"Rename it, e.g. {_name_like(value)}.",
-        parameters={"field": "metadata.name"},
-    )
-
-
-def _name_like(value: Any) -> str:
-    """A valid name close to `value` (North_Yard → north-yard), for the resolution."""
-    name = re.sub(r"[^a-z0-9]+", "-", str(value).lower())[:63].strip("-")
-    return name if NAME_RE.match(name) else "north-yard"
-
-
-def _did_you_mean(word: str, choices: Sequence[str], otherwise: str) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        if word.lower() in lowered:
-            close = [lowered[word.lower()]]
-    return f'Did you mean "{close[0]}"?' if close else otherwise
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"the string {value!r}" if len(value) < 60 else "a long string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__} ({value})"
-
-
-def _render_path(path: YamlPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _too_large(f: ManifestFile) -> _Located:

@@ -107,6 +107,30 @@ class StoredObject:
     created_at: str
     updated_at: str
 
+    @classmethod
+    def first(
+        cls,
+        key: ObjectKey,
+        kind: str,
+        view: ObjectView,
+        revision: str,
+        now: str,
+    ) -> StoredObject:
+        """An object as its first apply stores it (generation 1)."""
+        return cls(
+            key=key,
+            kind=kind,
+            spec=view.spec,
+            status=dict(view.status or {}),
+            owner=view.owner,
+            state=view.state,
+            spec_hash=view.spec_hash,
+            generation=1,
+            applied_revision=revision,
+            created_at=now,
+            updated_at=now,
+        )
+
     @property
     def drifted(self) -> bool:
         """The stored spec was changed behind fleetward's back."""
@@ -190,6 +214,9 @@ class ObjectView:
     spec: Mapping[str, Any]
     # spec_hash(spec) when the planner already knows it (not serialised).
     known_hash: str | None = None
+    # Status the system derives from the spec on apply (a workflow's hash and
+    # version); None for kinds that derive none. Merged over the stored status.
+    status: Mapping[str, Any] | None = None
 
     @property
     def spec_hash(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
 from fleetward.loading import DocumentCache, load, locate
-from fleetward.model import ObjectState, Origin, Plan, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.model import ObjectState, ObjectView, Origin, Plan, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import PlanOptions, plan
 from fleetward.source import open_snapshot
 from fleetward.tuning import gc_paused
@@ -55,19 +55,7 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
     """
     revision = desired.revision.id
     objects = {
-        key: StoredObject(
-            key=key,
-            kind=obj.kind,
-            spec=obj.spec,
-            status={},
-            owner=obj.owner,
-            state=ObjectState.ACTIVE,
-            spec_hash=obj.spec_hash,
-            generation=1,
-            applied_revision=revision,
-            created_at="",
-            updated_at="",
-        )
+        key: StoredObject.first(key, obj.kind, ObjectView(ObjectState.ACTIVE, obj.owner, obj.spec, obj.spec_hash), revision, "")
         for key, obj in desired.objects.items()
     }
     return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)

@@ -104,6 +104,14 @@ class KindPlugin:
         super().__init_subclass__(**kwargs)
         cls.spec_adapter = TypeAdapter(cls.spec_model)
 
+    def check(self, document: Document) -> Iterable[tuple[tuple[str | int, ...], bool, Problem]]:
+        """Rules within one document beyond its schema (e.g. a workflow's graph).
+
+        Yields (path inside the document, is-the-key, problem); the loader
+        locates each path and caches the verdict with the file's blob id.
+        """
+        return ()
+
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         """The desired objects one document declares."""
         return ()
