@@ -196,7 +196,9 @@ def child_plan(repo: Path, state_root: Path, do_apply: bool) -> dict[str, Any]:
 def _run_child(args: list[str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--_child", *args],
-        stdout=subprocess.PIPE, text=True, check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -256,7 +258,9 @@ def bench_size(n: int, seed: int, workdir: Path, scale_up: bool) -> dict[str, An
     other_n = 2 * n if scale_up else n // 2
     _log(f"  N={n:,}: cold plan at {other_n:,} for scaling (x{repeats})")
     other_repo = _repo(workdir, other_n, seed)
-    other = _best([_run_child(["plan", str(other_repo), str(state_root)]) for _ in range(repeats)], "plan_s")
+    other = _best(
+        [_run_child(["plan", str(other_repo), str(state_root)]) for _ in range(repeats)], "plan_s"
+    )
     lo, hi = (cold, other) if scale_up else (other, cold)
     shutil.rmtree(state_root, ignore_errors=True)
 
@@ -305,7 +309,15 @@ def machine() -> dict[str, Any]:
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "versions": {
             n: ver(n)
-            for n in ("fleetward", "ruamel.yaml", "ruamel.yaml.clib", "PyYAML", "pydantic", "tinydb", "GitPython")
+            for n in (
+                "fleetward",
+                "ruamel.yaml",
+                "ruamel.yaml.clib",
+                "PyYAML",
+                "pydantic",
+                "tinydb",
+                "GitPython",
+            )
         },
     }
 
@@ -336,7 +348,8 @@ def render(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
         if "pyyaml_csafe_s" in f:
             alt.append(f"PyYAML CSafeLoader {f['pyyaml_csafe_s']:.2f} s")
         alt.append(
-            f"ruamel safe+C {f['ruamel_safe_c_s']:.2f} s" + ("" if f["ruamel_c_parser"] else " (NO C parser!)")
+            f"ruamel safe+C {f['ruamel_safe_c_s']:.2f} s"
+            + ("" if f["ruamel_c_parser"] else " (NO C parser!)")
         )
         alt.append(f"fastest with GC off {f['fastest_gc_off_s']:.2f} s (reference only)")
         lines.append(row.format("YAML floor", f"{f['floor_s']:.2f} s", "", "; ".join(alt)))
@@ -352,7 +365,9 @@ def render(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
         lines.append(
             "      phases: "
             + ", ".join(
-                f"{k} {ph[k]:.2f} s" for k in ("source", "load", "desire", "store_read", "plan") if k in ph
+                f"{k} {ph[k]:.2f} s"
+                for k in ("source", "load", "desire", "store_read", "plan")
+                if k in ph
             )
         )
         lines.append(
@@ -374,8 +389,11 @@ def render(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
         aph = ap["phases"]
         lines.append(
             "      apply: "
-            + (f"store.apply {aph['store_apply']:.2f} s (of which file write {aph.get('write', 0):.2f} s), "
-               if "store_apply" in aph else "")
+            + (
+                f"store.apply {aph['store_apply']:.2f} s (of which file write {aph.get('write', 0):.2f} s), "
+                if "store_apply" in aph
+                else ""
+            )
             + f"state.json {ap['state_file_bytes'] / 1e6:.1f} MB; json.dump {ap['json_dump_bytes'] / 1e6:.1f} MB"
             " (compact separators, ensure_ascii=False, flush + fsync)"
         )
@@ -402,12 +420,20 @@ def main(argv: list[str] | None = None) -> int:
             out = child_plan(Path(rest[0]), Path(rest[1]), "--apply" in rest)
         print(json.dumps(out))
         return 0
-    parser = argparse.ArgumentParser(description="fleetward core benchmarks (DESIGN §10), as ratios")
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated N (default 10000,100000)")
+    parser = argparse.ArgumentParser(
+        description="fleetward core benchmarks (DESIGN §10), as ratios"
+    )
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="comma-separated N (default 10000,100000)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale-up", action="store_true", help="scaling as N → 2N instead of N/2 → N")
+    parser.add_argument(
+        "--scale-up", action="store_true", help="scaling as N → 2N instead of N/2 → N"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--workdir", type=Path, help="keep generated repositories here (and reuse them)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep generated repositories here (and reuse them)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
 
@@ -421,10 +447,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
-        print(json.dumps({"machine": info, "targets": {
-            "cold_plan_ratio": TARGET_PLAN_RATIO, "scaling": TARGET_SCALING,
-            "apply_ratio": TARGET_APPLY_RATIO, "peak_mb_at_100k": TARGET_PEAK_MB,
-        }, "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": info,
+                    "targets": {
+                        "cold_plan_ratio": TARGET_PLAN_RATIO,
+                        "scaling": TARGET_SCALING,
+                        "apply_ratio": TARGET_APPLY_RATIO,
+                        "peak_mb_at_100k": TARGET_PEAK_MB,
+                    },
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
     else:
         print(render(info, results))
     return 0

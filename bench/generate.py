@@ -101,7 +101,10 @@ def _attributes(rng: random.Random, type_name: str, make_model: str) -> dict[str
         ("site", rng.choice(_SITES)),
         ("vin", "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(17))),
         ("firmware", f"{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)}"),
-        ("commissioned", _Date(f"{rng.randint(2010, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")),
+        (
+            "commissioned",
+            _Date(f"{rng.randint(2010, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"),
+        ),
         ("engineHours", round(rng.uniform(0, 40_000), 2)),
         ("telematicsId", None if rng.random() < 0.1 else f"tm-{rng.randrange(16**8):08x}"),
     ]
@@ -223,7 +226,13 @@ def generate(
     if git:
         _git(out, "init", "-q", "-b", "main")
         _git(out, "add", "-A", MANIFEST_DIR)
-        _git(out, "commit", "-q", "-m", f"Synthetic fleets: {n_assets} assets, seed {seed}, v{variant}")
+        _git(
+            out,
+            "commit",
+            "-q",
+            "-m",
+            f"Synthetic fleets: {n_assets} assets, seed {seed}, v{variant}",
+        )
     return out
 
 
@@ -252,7 +261,9 @@ def _git(repo: Path, *args: str) -> None:
     env = {**os.environ, **_GIT_ENV, "HOME": str(repo)}  # no user config: reproducible commits
     subprocess.run(
         ["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
-        cwd=repo, env=env, check=True,
+        cwd=repo,
+        env=env,
+        check=True,
     )
 
 
@@ -261,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--assets", type=int, required=True, help="number of assets (N)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--git", action="store_true", help="make OUT_DIR a git repository with one commit")
-    parser.add_argument("--variant", type=int, choices=(1, 2), default=1, help="write variant 1 or 2")
     parser.add_argument(
-        "--edit", action="store_true",
+        "--git", action="store_true", help="make OUT_DIR a git repository with one commit"
+    )
+    parser.add_argument(
+        "--variant", type=int, choices=(1, 2), default=1, help="write variant 1 or 2"
+    )
+    parser.add_argument(
+        "--edit",
+        action="store_true",
         help="turn an existing variant-1 tree into variant 2 in place (one file; a second commit with --git)",
     )
     args = parser.parse_args(argv)

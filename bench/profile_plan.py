@@ -32,7 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--assets", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fleetward-bench")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fleetward-bench"
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--no-gc", action="store_true")
@@ -76,8 +78,10 @@ def main() -> int:
     profiler.disable()
     elapsed = time.perf_counter() - t0
     del result
-    print(f"{'floor' if args.floor else 'cold plan'} at N={args.assets:,} under cProfile: {elapsed:.1f} s"
-          f" (gc {'off' if args.no_gc else 'on'})")
+    print(
+        f"{'floor' if args.floor else 'cold plan'} at N={args.assets:,} under cProfile: {elapsed:.1f} s"
+        f" (gc {'off' if args.no_gc else 'on'})"
+    )
     if args.out:
         profiler.dump_stats(str(args.out))
     for key in ("tottime", "cumulative"):

@@ -23,7 +23,12 @@ def _run_on_tty(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetward", *args],
-        cwd=cwd, stdin=secondary, stdout=secondary, stderr=secondary, env=env, close_fds=True,
+        cwd=cwd,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        close_fds=True,
     )
     os.close(secondary)
     transcript = b""

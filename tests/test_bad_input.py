@@ -40,11 +40,14 @@ spec:
       type: truck
       labels: {class: heavy}
 """
-FLEET_V2 = FLEET_V1 + """\
+FLEET_V2 = (
+    FLEET_V1
+    + """\
     - externalAssetId: TRK-2
       name: Scania R
       type: truck
 """
+)
 # In FLEET_V2, TRK-1's mapping starts at line 8, column 7; TRK-2's at line 12, column 7.
 
 
@@ -244,11 +247,17 @@ def assert_user_error(
             readable = part[0].isupper() or part[0] in "\"'-" or part.startswith("fleetward ")
             assert len(part) >= 8 and readable, f"unreadable part {part!r} in\n{p.text}"
             assert "object at 0x" not in part and "Errno" not in part, p.text
-        order = [ln.strip().split(":")[0] for ln in p.lines if ln.strip().startswith(("Reason: ", "Resolution: "))]
+        order = [
+            ln.strip().split(":")[0]
+            for ln in p.lines
+            if ln.strip().startswith(("Reason: ", "Resolution: "))
+        ]
         assert order[:2] == ["Reason", "Resolution"], p.text
     for want in expected:
         matches = [p for p in problems if p.location == want.location]
-        assert matches, f"no problem at {want.location!r}; got {[p.location for p in problems]}\n{shown}"
+        assert matches, (
+            f"no problem at {want.location!r}; got {[p.location for p in problems]}\n{shown}"
+        )
         assert any(all(s in p.text for s in want.says) for p in matches), (
             f"no problem at {want.location!r} says {want.says}\n{shown}"
         )
@@ -294,7 +303,9 @@ class World:
             ["apply", "--auto-approve", *self.source, *self.state_args, *extra],
         ]
 
-    def assert_rejected(self, *expected: Expect, count: int | None = None, extra: Sequence[str] = ()) -> None:
+    def assert_rejected(
+        self, *expected: Expect, count: int | None = None, extra: Sequence[str] = ()
+    ) -> None:
         """validate, plan and apply all fail the same way; plan and apply change nothing."""
         before = self.snapshot()
         assert "state.json" in before
@@ -362,21 +373,50 @@ CASES: dict[str, Case] = {
     "yaml-syntax-error": Case(
         {"manifests/bad.yaml": fleet("south-yard: depot")},
         # "  name: south-yard: depot": the second ':' is at column 19.
-        (expect("manifests/bad.yaml:4:19", "Invalid YAML", "Mapping values are not allowed", 'Quote a value that contains ": "'),),
+        (
+            expect(
+                "manifests/bad.yaml:4:19",
+                "Invalid YAML",
+                "Mapping values are not allowed",
+                'Quote a value that contains ": "',
+            ),
+        ),
     ),
     "yaml-unclosed-quote": Case(
         {"manifests/bad.yaml": fleet('"south-yard')},
         # The quote opens at line 4, column 9 and never closes: point at the quote,
         # not past the end of the file.
-        (expect("manifests/bad.yaml:4:9", "Invalid YAML", "quoted scalar", "end of stream", '"south-yard', "Close the quote"),),
+        (
+            expect(
+                "manifests/bad.yaml:4:9",
+                "Invalid YAML",
+                "quoted scalar",
+                "end of stream",
+                '"south-yard',
+                "Close the quote",
+            ),
+        ),
     ),
     "tab-indentation": Case(
-        {"manifests/bad.yaml": "apiVersion: fleetward/v1\nkind: Fleet\nmetadata:\n\tname: south-yard\nspec: {}\n"},
+        {
+            "manifests/bad.yaml": "apiVersion: fleetward/v1\nkind: Fleet\nmetadata:\n\tname: south-yard\nspec: {}\n"
+        },
         (expect("manifests/bad.yaml:4:1", "Tab character in indentation", "Indent with spaces"),),
     ),
     "duplicate-key": Case(
-        {"manifests/bad.yaml": fleet("south-yard").replace("  name: south-yard\n", "  name: south-yard\n  name: east\n")},
-        (expect("manifests/bad.yaml:5:3", "Duplicate key", 'duplicate key "name"', "Keep one of the two keys"),),
+        {
+            "manifests/bad.yaml": fleet("south-yard").replace(
+                "  name: south-yard\n", "  name: south-yard\n  name: east\n"
+            )
+        },
+        (
+            expect(
+                "manifests/bad.yaml:5:3",
+                "Duplicate key",
+                'duplicate key "name"',
+                "Keep one of the two keys",
+            ),
+        ),
     ),
     "unknown-kind": Case(
         {"manifests/bad.yaml": fleet("south-yard").replace("kind: Fleet", "kind: Flet")},
@@ -391,25 +431,56 @@ CASES: dict[str, Case] = {
         count=2,
     ),
     "unknown-asset-field": Case(
-        {"manifests/bad.yaml": fleet("south-yard", "    - externalAssetId: V-1\n      nmae: Van\n")},
+        {
+            "manifests/bad.yaml": fleet(
+                "south-yard", "    - externalAssetId: V-1\n      nmae: Van\n"
+            )
+        },
         (expect("manifests/bad.yaml:8:7", 'Unknown field "nmae"', 'Did you mean "name"?'),),
     ),
     "wrong-type-label": Case(
-        {"manifests/bad.yaml": fleet("south-yard", "    - externalAssetId: V-1\n      labels: {class: 5}\n")},
+        {
+            "manifests/bad.yaml": fleet(
+                "south-yard", "    - externalAssetId: V-1\n      labels: {class: 5}\n"
+            )
+        },
         # "      labels: {class: 5}": the 5 is at column 23.
-        (expect("manifests/bad.yaml:8:23", "spec.assets[0].labels.class", "valid string", "got a number (5)", 'Quote the value'),),
+        (
+            expect(
+                "manifests/bad.yaml:8:23",
+                "spec.assets[0].labels.class",
+                "valid string",
+                "got a number (5)",
+                "Quote the value",
+            ),
+        ),
     ),
     "wrong-type-name": Case(
         {"manifests/bad.yaml": fleet("123")},
         (expect("manifests/bad.yaml:4:9", "metadata.name", "valid string", 'e.g. "123"'),),
     ),
     "missing-external-asset-id": Case(
-        {"manifests/bad.yaml": fleet("south-yard", "    - externalAssetId: V-1\n    - name: Van without id\n      type: van\n")},
+        {
+            "manifests/bad.yaml": fleet(
+                "south-yard",
+                "    - externalAssetId: V-1\n    - name: Van without id\n      type: van\n",
+            )
+        },
         # The second asset's mapping starts at line 8, column 7.
-        (expect("manifests/bad.yaml:8:7", 'Missing required field "externalAssetId"', "spec.assets[1]"),),
+        (
+            expect(
+                "manifests/bad.yaml:8:7",
+                'Missing required field "externalAssetId"',
+                "spec.assets[1]",
+            ),
+        ),
     ),
     "duplicate-external-asset-id-across-files": Case(
-        {"manifests/south.yaml": fleet("south-yard", "    - externalAssetId: V-1\n    - externalAssetId: TRK-2\n")},
+        {
+            "manifests/south.yaml": fleet(
+                "south-yard", "    - externalAssetId: V-1\n    - externalAssetId: TRK-2\n"
+            )
+        },
         # TRK-2 is declared in fleet.yaml (line 12) and in south.yaml (line 8): both named.
         (
             expect(
@@ -423,11 +494,21 @@ CASES: dict[str, Case] = {
     ),
     "invalid-name": Case(
         {"manifests/bad.yaml": fleet("North_Yard")},
-        (expect("manifests/bad.yaml:4:9", "Invalid metadata.name 'North_Yard'", "lower-case", "Rename it, e.g. north-yard."),),
+        (
+            expect(
+                "manifests/bad.yaml:4:9",
+                "Invalid metadata.name 'North_Yard'",
+                "lower-case",
+                "Rename it, e.g. north-yard.",
+            ),
+        ),
     ),
     "document-is-a-list": Case(
         # A valid document, then a list as the second document (line 9).
-        {"manifests/bad.yaml": fleet("south-yard") + "---\n- apiVersion: fleetward/v1\n- kind: Fleet\n"},
+        {
+            "manifests/bad.yaml": fleet("south-yard")
+            + "---\n- apiVersion: fleetward/v1\n- kind: Fleet\n"
+        },
         (expect("manifests/bad.yaml:9:1", "Document is not a mapping", "this one is a list"),),
     ),
     "binary-file": Case(
@@ -449,14 +530,28 @@ CASES: dict[str, Case] = {
                 ),
             )
         },
-        (expect("manifests/huge.yaml:1:1", "Manifest file too large", "the limit is 6 MiB", "Split"),),
+        (
+            expect(
+                "manifests/huge.yaml:1:1", "Manifest file too large", "the limit is 6 MiB", "Split"
+            ),
+        ),
     ),
     "unsupported-tag": Case(
-        {"manifests/bad.yaml": "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: !!python/name:os.system\nspec: {}\n"},
+        {
+            "manifests/bad.yaml": "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: !!python/name:os.system\nspec: {}\n"
+        },
         (expect("manifests/bad.yaml:3:11", "Unsupported YAML tag", "plain YAML data only"),),
     ),
     "nested-too-deeply": Case(
-        {"manifests/bad.yaml": fleet("south-yard", "    - externalAssetId: V-1\n      attributes: {deep: " + "[" * 200 + "]" * 200 + "}\n")},
+        {
+            "manifests/bad.yaml": fleet(
+                "south-yard",
+                "    - externalAssetId: V-1\n      attributes: {deep: "
+                + "[" * 200
+                + "]" * 200
+                + "}\n",
+            )
+        },
         (expect("manifests/bad.yaml:1:1", "nested too deeply", "64 levels"),),
     ),
     "symlink-out-of-repository": Case(
@@ -506,7 +601,12 @@ def test_alias_bomb_fails_fast_in_bounded_memory(world: World) -> None:
         elapsed = time.monotonic() - started
         assert_user_error(
             result,
-            expect("manifests/bomb.yaml:1:1", "YAML aliases expand too far", "10,000 nodes", "billion laughs"),
+            expect(
+                "manifests/bomb.yaml:1:1",
+                "YAML aliases expand too far",
+                "10,000 nodes",
+                "billion laughs",
+            ),
             count=1,
         )
         assert elapsed < 15, f"{command[0]} took {elapsed:.1f}s on an alias bomb"
@@ -515,11 +615,15 @@ def test_alias_bomb_fails_fast_in_bounded_memory(world: World) -> None:
 
 def test_large_file_is_refused_without_parsing_it(world: World) -> None:
     """A 7 MiB file is refused by its size: fast, and without parsing 7 MiB of YAML."""
-    world.repo.commit({"manifests/huge.yaml": "# " + "x" * (7 * 1024 * 1024) + "\n"}, "huge comment")
+    world.repo.commit(
+        {"manifests/huge.yaml": "# " + "x" * (7 * 1024 * 1024) + "\n"}, "huge comment"
+    )
     started = time.monotonic()
     result = fleetward("validate", *world.source)
     assert time.monotonic() - started < 15
-    assert_user_error(result, expect("manifests/huge.yaml:1:1", "Manifest file too large", "7.0 MiB"), count=1)
+    assert_user_error(
+        result, expect("manifests/huge.yaml:1:1", "Manifest file too large", "7.0 MiB"), count=1
+    )
 
 
 def test_many_errors_in_one_revision_are_all_reported_in_one_run(world: World) -> None:
@@ -527,10 +631,14 @@ def test_many_errors_in_one_revision_are_all_reported_in_one_run(world: World) -
         {
             "manifests/a-syntax.yaml": fleet("south-yard: depot"),
             "manifests/b-kind.yaml": fleet("b-yard").replace("kind: Fleet", "kind: Flet"),
-            "manifests/c-name.yaml": fleet("C_Yard", "    - externalAssetId: C-1\n      labels: {class: 5}\n"),
+            "manifests/c-name.yaml": fleet(
+                "C_Yard", "    - externalAssetId: C-1\n      labels: {class: 5}\n"
+            ),
             "manifests/d-binary.yaml": b"\x00\x01\x02",
             "manifests/e-link.yaml": Link("/etc/hostname"),
-            "manifests/f-dup.yaml": fleet("f-yard", "    - externalAssetId: F-1\n    - externalAssetId: F-1\n"),
+            "manifests/f-dup.yaml": fleet(
+                "f-yard", "    - externalAssetId: F-1\n    - externalAssetId: F-1\n"
+            ),
         },
         "six broken files",
     )
@@ -564,16 +672,29 @@ def test_cross_document_errors_are_all_reported_in_one_run(world: World) -> None
     world.repo.commit(
         {
             "manifests/south.yaml": fleet(
-                "south-yard", "    - externalAssetId: TRK-1\n    - externalAssetId: S-1\n    - externalAssetId: S-1\n"
+                "south-yard",
+                "    - externalAssetId: TRK-1\n    - externalAssetId: S-1\n    - externalAssetId: S-1\n",
             ),
             "manifests/again.yaml": fleet("north-yard", "    - externalAssetId: A-1\n"),
         },
         "duplicates",
     )
     world.assert_rejected(
-        expect("manifests/fleet.yaml:4:9", "Duplicate Fleet name 'north-yard'", "manifests/again.yaml:4:9"),
-        expect("manifests/south.yaml:7:7", "Duplicate externalAssetId 'TRK-1'", "manifests/fleet.yaml:8:7"),
-        expect("manifests/south.yaml:9:7", "Duplicate externalAssetId 'S-1'", "manifests/south.yaml:8:7"),
+        expect(
+            "manifests/fleet.yaml:4:9",
+            "Duplicate Fleet name 'north-yard'",
+            "manifests/again.yaml:4:9",
+        ),
+        expect(
+            "manifests/south.yaml:7:7",
+            "Duplicate externalAssetId 'TRK-1'",
+            "manifests/fleet.yaml:8:7",
+        ),
+        expect(
+            "manifests/south.yaml:9:7",
+            "Duplicate externalAssetId 'S-1'",
+            "manifests/south.yaml:8:7",
+        ),
         count=3,
     )
 
@@ -591,7 +712,10 @@ def test_empty_and_comment_only_files_contribute_nothing(world: World) -> None:
         "empty files",
     )
     validate, plan = fleetward_all(
-        [["validate", *world.source], ["plan", "--detailed-exitcode", *world.source, *world.state_args]]
+        [
+            ["validate", *world.source],
+            ["plan", "--detailed-exitcode", *world.source, *world.state_args],
+        ]
     )
     for result in (validate, plan):
         assert result.returncode == 0, result.stdout + result.stderr
@@ -600,7 +724,10 @@ def test_empty_and_comment_only_files_contribute_nothing(world: World) -> None:
     assert "No changes." in plan.stdout  # exit 0 with --detailed-exitcode: nothing to change
     apply = fleetward("apply", "--auto-approve", *world.source, *world.state_args)
     assert apply.returncode == 0, apply.stdout + apply.stderr
-    assert "0 created, 0 updated, 0 stopped, 0 deleted" in apply.stdout or "No changes." in apply.stdout
+    assert (
+        "0 created, 0 updated, 0 stopped, 0 deleted" in apply.stdout
+        or "No changes." in apply.stdout
+    )
 
 
 # -- source errors ---------------------------------------------------------------------
@@ -608,7 +735,9 @@ def test_empty_and_comment_only_files_contribute_nothing(world: World) -> None:
 
 def test_ref_that_does_not_exist(world: World) -> None:
     world.assert_rejected(
-        expect("no-such-branch", "Ref 'no-such-branch' does not exist", "Known branches and tags: main"),
+        expect(
+            "no-such-branch", "Ref 'no-such-branch' does not exist", "Known branches and tags: main"
+        ),
         count=1,
         extra=["--ref", "no-such-branch"],
     )
@@ -630,7 +759,9 @@ def test_source_that_does_not_exist(world: World, tmp_path: Path) -> None:
         ["plan", "--source", missing, *world.state_args],
         ["apply", "--auto-approve", "--source", missing, *world.state_args],
     ):
-        assert_user_error(fleetward(*command), expect(missing, "does not exist", "--source"), count=1)
+        assert_user_error(
+            fleetward(*command), expect(missing, "does not exist", "--source"), count=1
+        )
     assert world.snapshot() == before
 
 
@@ -645,7 +776,9 @@ def test_manifest_path_that_does_not_exist(world: World) -> None:
 # -- state errors ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("garbage", [b"{\"_default\": {\"1\": ", b"\x00\xffnot json at all", b"[1, 2, 3]"])
+@pytest.mark.parametrize(
+    "garbage", [b'{"_default": {"1": ', b"\x00\xffnot json at all", b"[1, 2, 3]"]
+)
 def test_corrupt_state_file_names_the_backup(world: World, garbage: bytes) -> None:
     (world.state / "state.json").write_bytes(garbage)
     backup = world.state / "state.json.backup"
@@ -666,7 +799,9 @@ def test_corrupt_state_file_without_backup_says_so(world: World) -> None:
     (world.state / "state.json").write_text("garbage")
     before = world.snapshot()
     problems = assert_user_error(
-        fleetward(*world.commands()[2]), expect(str(world.state / "state.json"), "is corrupt"), count=1
+        fleetward(*world.commands()[2]),
+        expect(str(world.state / "state.json"), "is corrupt"),
+        count=1,
     )
     assert "no backup" in problems[0].resolution
     assert world.snapshot() == before
@@ -706,22 +841,30 @@ def unprivileged() -> tuple[list[str], str] | None:
         return [], "not root"
     candidates: list[tuple[list[str], str, str]] = []
     if shutil.which("setpriv"):
-        candidates.append((["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], "user", _CAN_IMPORT))
+        candidates.append(
+            (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], "user", _CAN_IMPORT)
+        )
     if shutil.which("runuser"):
         candidates.append((["runuser", "-u", "nobody", "--"], "user", _CAN_IMPORT))
     if shutil.which("setpriv"):
-        candidates.append((["setpriv", "--inh-caps=-all", "--bounding-set=-all"], "nocaps", _NO_CAPS))
+        candidates.append(
+            (["setpriv", "--inh-caps=-all", "--bounding-set=-all"], "nocaps", _NO_CAPS)
+        )
     for prefix, how, check in candidates:
         if _probe(prefix, check):
             return prefix, how
     return None
 
 
-@pytest.mark.parametrize("lock_writable", [False, True], ids=["lock-file-read-only", "lock-file-writable"])
+@pytest.mark.parametrize(
+    "lock_writable", [False, True], ids=["lock-file-read-only", "lock-file-writable"]
+)
 def test_state_dir_without_write_permission(template: World, lock_writable: bool) -> None:
     found = unprivileged()
     if found is None:
-        pytest.skip("running as root and neither setpriv nor runuser can drop root's file-permission override")
+        pytest.skip(
+            "running as root and neither setpriv nor runuser can drop root's file-permission override"
+        )
     prefix, how = found
     # A private tree another user can traverse (pytest's tmp dirs are 0700 root).
     root = Path(tempfile.mkdtemp(prefix="fleetward-perm-"))
@@ -731,7 +874,9 @@ def test_state_dir_without_write_permission(template: World, lock_writable: bool
         state = root / "state"
         shutil.copytree(template.repo.path, repo, symlinks=True)
         shutil.copytree(template.state, state)
-        GitRepo(repo).commit({"manifests/fleet.yaml": FLEET_V2.replace("Scania R", "Scania S")}, "rename")
+        GitRepo(repo).commit(
+            {"manifests/fleet.yaml": FLEET_V2.replace("Scania R", "Scania S")}, "rename"
+        )
         for dirpath, dirnames, filenames in os.walk(root):
             for d in dirnames:
                 os.chmod(Path(dirpath) / d, 0o755)
@@ -751,7 +896,9 @@ def test_state_dir_without_write_permission(template: World, lock_writable: bool
         assert plan.returncode == 0, plan.stdout + plan.stderr
         assert "Scania S" in plan.stdout
 
-        problems = assert_user_error(fleetward("apply", "--auto-approve", *args, prefix=prefix), count=1)
+        problems = assert_user_error(
+            fleetward("apply", "--auto-approve", *args, prefix=prefix), count=1
+        )
         problem = problems[0]
         if lock_writable:
             assert problem.location == str(state), problem.text

@@ -138,7 +138,9 @@ def read_state(state_dir: Path) -> tuple[Fingerprint, StoreSnapshot]:
         snapshot.meta.lineage,
         snapshot.meta.serial,
         snapshot.meta.last_applied_revision,
-        len(data.get("history", {})),  # TinyDB's table of applies, as TinyDBStore.history() reads it
+        len(
+            data.get("history", {})
+        ),  # TinyDB's table of applies, as TinyDBStore.history() reads it
         frozenset(_object(o) for o in snapshot.objects.values()),
     ), snapshot
 
@@ -166,7 +168,15 @@ class World:
 def start_apply(plan_file: Path, state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "fleetward", "apply", str(plan_file), "--state-dir", str(state_dir)],
+            [
+                sys.executable,
+                "-m",
+                "fleetward",
+                "apply",
+                str(plan_file),
+                "--state-dir",
+                str(state_dir),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -174,7 +184,9 @@ def start_apply(plan_file: Path, state_dir: Path, log: Path) -> subprocess.Popen
         )
 
 
-def wait_for_temp_file(proc: subprocess.Popen[bytes], state_dir: Path, started: float) -> float | None:
+def wait_for_temp_file(
+    proc: subprocess.Popen[bytes], state_dir: Path, started: float
+) -> float | None:
     """Seconds from `started` until a temp file appears in `state_dir` (None if the process ended first)."""
     while proc.poll() is None:
         with os.scandir(state_dir) as entries:
@@ -190,12 +202,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     write_repo(root / "v1", 1)
     write_repo(root / "v2", 2)
     base = root / "base"
-    applied = fleetward("apply", "--auto-approve", "--no-git", "--source", str(root / "v1"),
-                        "--state-dir", str(base), "--max-lines", "1")
+    applied = fleetward(
+        "apply",
+        "--auto-approve",
+        "--no-git",
+        "--source",
+        str(root / "v1"),
+        "--state-dir",
+        str(base),
+        "--max-lines",
+        "1",
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     plan_file = root / "plan-v2.json"
-    planned = fleetward("plan", "--no-git", "--source", str(root / "v2"), "--state-dir", str(base),
-                        "--out", str(plan_file), "--max-lines", "1")
+    planned = fleetward(
+        "plan",
+        "--no-git",
+        "--source",
+        str(root / "v2"),
+        "--state-dir",
+        str(base),
+        "--out",
+        str(plan_file),
+        "--max-lines",
+        "1",
+    )
     assert planned.returncode == 0, planned.stdout + planned.stderr
     plan = plan_from_dict(json.loads(plan_file.read_bytes()), str(plan_file))
     assert len(plan.changes) == FLEETS * FLEET_SIZE
@@ -247,7 +278,9 @@ def check_after_kill(state_dir: str, where: str) -> str:
         try:
             found, snapshot = read_state(state)
         except Exception as exc:
-            raise AssertionError(f"{where}: the store does not load after the kill: {exc!r}") from None
+            raise AssertionError(
+                f"{where}: the store does not load after the kill: {exc!r}"
+            ) from None
         if found == before:
             outcome = "before"
         elif found == after:
@@ -264,7 +297,9 @@ def check_after_kill(state_dir: str, where: str) -> str:
 
         # The next apply succeeds, leftover temp files notwithstanding.
         if outcome == "before":  # the interrupted apply, again, to the end
-            result = apply_plan(_WORKER["plan"], store, "2026-01-01T00:00:00Z", str(state), snapshot=snapshot)
+            result = apply_plan(
+                _WORKER["plan"], store, "2026-01-01T00:00:00Z", str(state), snapshot=snapshot
+            )
             assert result.wrote, where
         else:  # the apply had finished: the next write goes through
             obj = snapshot.objects[min(snapshot.objects)]
@@ -282,7 +317,9 @@ def check_after_kill(state_dir: str, where: str) -> str:
     expected_meta = (2, after.revision) if outcome == "before" else (3, "after-the-crash")
     if left:  # the interesting case: compare every object (elsewhere the meta suffices)
         recovered = fingerprint(state)
-        assert recovered.objects == after.objects, f"{where}: the next apply did not reach the new state"
+        assert recovered.objects == after.objects, (
+            f"{where}: the next apply did not reach the new state"
+        )
         assert (recovered.serial, recovered.revision) == expected_meta, where
     else:
         meta = store.meta()
@@ -311,7 +348,11 @@ def kill_one(world: World, trial: int, in_write: bool, moment: float) -> tuple[s
     mid_write = bool(leftovers(state))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    ended = "killed" if proc.returncode == -signal.SIGKILL else f"exit {proc.returncode} before the kill"
+    ended = (
+        "killed"
+        if proc.returncode == -signal.SIGKILL
+        else f"exit {proc.returncode} before the kill"
+    )
     return str(state), f"trial {trial} (CRASH_SEED={SEED}), killed {when}: {ended}", mid_write
 
 
@@ -320,7 +361,9 @@ def test_sigkill_during_apply_leaves_old_or_new_state(world: World) -> None:
     # Stratified: one random moment in each of SPREAD_TRIALS equal slices of the apply,
     # and in each of WRITE_TRIALS slices of the store write (+10%); then shuffled.
     write = (world.write_end - world.write_start) * 1.1
-    schedule = [(False, (k + rng.random()) * world.duration / SPREAD_TRIALS) for k in range(SPREAD_TRIALS)]
+    schedule = [
+        (False, (k + rng.random()) * world.duration / SPREAD_TRIALS) for k in range(SPREAD_TRIALS)
+    ]
     schedule += [(True, (k + rng.random()) * write / WRITE_TRIALS) for k in range(WRITE_TRIALS)]
     rng.shuffle(schedule)
     fork = multiprocessing.get_context("fork")

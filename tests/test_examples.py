@@ -25,7 +25,8 @@ def test_example_validates_and_plans(tree: Path, tmp_path: Path) -> None:
     assert validate.returncode == 0, validate.stderr
     plan = subprocess.run(
         [*base, "plan", *where, "--state-dir", str(tmp_path / "state"), "--json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert plan.returncode == 0, plan.stderr
     result = json.loads(plan.stdout)
@@ -44,6 +45,11 @@ def test_batch_asset_state_expectations_fail_after_the_first_apply(tmp_path: Pat
     (error,) = json.loads(plan.stdout)["errors"]
     assert error["error"] == "Failed batch validation"
     assert [i["externalAssetId"] for i in error["parameters"]["items"]] == [
-        "acme-veh-0001", "acme-veh-0002", "acme-veh-0003",
+        "acme-veh-0001",
+        "acme-veh-0002",
+        "acme-veh-0003",
     ]
-    assert all(i["isValid"] is False and i["computedOperation"] == "NOTHING" for i in error["parameters"]["items"])
+    assert all(
+        i["isValid"] is False and i["computedOperation"] == "NOTHING"
+        for i in error["parameters"]["items"]
+    )

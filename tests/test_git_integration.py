@@ -319,7 +319,9 @@ class TestRefs:
         on_branch = fw.plan_json("--ref", "next")
         assert (on_branch["revision"], on_branch["ref"]) == (v2, "next")
         assert [c["address"] for c in on_branch["changes"]] == [
-            "Asset/TRK-1", "Asset/TRK-2", "Asset/TRK-3"
+            "Asset/TRK-1",
+            "Asset/TRK-2",
+            "Asset/TRK-3",
         ]
 
         on_tag = fw.plan_json("--ref", "v1.0")
@@ -486,8 +488,13 @@ class TestBlockedPlans:
     def test_prune_forbid_missing_asset_blocks_the_apply(
         self, repo: GitRepo, fw: Fleetward
     ) -> None:
-        repo.commit({"manifests/south-yard.yaml": fleet("south-yard", *VANS, prune="forbid"),
-                     "manifests/north-yard.yaml": V1["manifests/north-yard.yaml"]}, "v1")
+        repo.commit(
+            {
+                "manifests/south-yard.yaml": fleet("south-yard", *VANS, prune="forbid"),
+                "manifests/north-yard.yaml": V1["manifests/north-yard.yaml"],
+            },
+            "v1",
+        )
         fw.apply()
         before = fw.store_bytes()
         dropped = fleet("south-yard", *VANS[:2], prune="forbid")
@@ -525,7 +532,10 @@ class TestBlockedPlans:
         fw.apply("--allow-mass-stop")
         states = {o["key"]: o["state"] for o in fw.state()["objects"]}
         assert sorted(k for k, v in states.items() if v == "stopped") == [
-            "Asset/TRK-2", "Asset/TRK-3", "Asset/TRK-4", "Asset/TRK-5"
+            "Asset/TRK-2",
+            "Asset/TRK-3",
+            "Asset/TRK-4",
+            "Asset/TRK-5",
         ]
 
 

@@ -9,8 +9,23 @@ import types
 
 import pytest
 
-PURE = ["fleetward.model", "fleetward.kinds", "fleetward.desire", "fleetward.planning", "fleetward.rendering"]
-IO_LIBRARIES = ["git", "tinydb", "rich", "click", "prometheus_client", "ruamel", "watchfiles", "apscheduler"]
+PURE = [
+    "fleetward.model",
+    "fleetward.kinds",
+    "fleetward.desire",
+    "fleetward.planning",
+    "fleetward.rendering",
+]
+IO_LIBRARIES = [
+    "git",
+    "tinydb",
+    "rich",
+    "click",
+    "prometheus_client",
+    "ruamel",
+    "watchfiles",
+    "apscheduler",
+]
 
 
 def test_pure_middle_imports_no_io_library() -> None:
@@ -33,7 +48,8 @@ def test_engine_never_imports_the_cli() -> None:
 
 
 @pytest.mark.parametrize(
-    "package", ["fleetward", "fleetward.kinds", "fleetward.rendering", "fleetward.source", "fleetward.store"]
+    "package",
+    ["fleetward", "fleetward.kinds", "fleetward.rendering", "fleetward.source", "fleetward.store"],
 )
 def test_all_is_complete(package: str) -> None:
     module = importlib.import_module(package)

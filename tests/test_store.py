@@ -35,7 +35,14 @@ def _asset(ident: str, model: str = "FH16") -> StoredObject:
 def _apply(store: TinyDBStore, upserts=(), deletes=(), revision="rev") -> None:
     meta = store.meta()
     store.apply(
-        ChangeSet(meta.lineage, meta.serial, revision, list(upserts), list(deletes), {"revision": revision})
+        ChangeSet(
+            meta.lineage,
+            meta.serial,
+            revision,
+            list(upserts),
+            list(deletes),
+            {"revision": revision},
+        )
     )
 
 
@@ -99,7 +106,9 @@ def test_apply_refuses_when_serial_moved(tmp_path: Path) -> None:
     assert set(store.read().objects) == {"Asset/A"}
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"objects": {"1": {"kind": "Asset"}}}'])
+@pytest.mark.parametrize(
+    "content", [b"{not json", b"[1, 2]", b'{"objects": {"1": {"kind": "Asset"}}}']
+)
 def test_corrupt_state_is_a_store_error_naming_the_backup(tmp_path: Path, content: bytes) -> None:
     (tmp_path / STATE_FILE).write_bytes(content)
     with pytest.raises(StoreError) as info:

@@ -23,7 +23,9 @@ class DesiredState:
     objects: Mapping[ObjectKey, DesiredObject]
 
 
-def desire(revision: Revision, documents: Iterable[tuple[str, Document]], locate: Locate) -> DesiredState:
+def desire(
+    revision: Revision, documents: Iterable[tuple[str, Document]], locate: Locate
+) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
     `locate` turns an origin into `file:line:column`; it is called only to report errors.

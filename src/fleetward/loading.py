@@ -24,7 +24,12 @@ from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
 from fleetward.kinds.problems import (
     PathProblem,
-    YamlPath, describe, did_you_mean, missing_field, unknown_field, validation_problems
+    YamlPath,
+    describe,
+    did_you_mean,
+    missing_field,
+    unknown_field,
+    validation_problems,
 )
 from fleetward.model import BlobId, Origin, Revision
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
@@ -34,7 +39,6 @@ logger = logging.getLogger(__name__)
 MAX_ALIAS_NODES = 10_000  # nodes an alias may expand to, per document (DESIGN §2)
 MAX_DEPTH = 64
 _ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
-
 
 
 class _SafeResolver(VersionedResolver):
@@ -105,11 +109,15 @@ def _safe_loader() -> YAML:
     fast = YAML(typ="safe", pure=False)
     fast.Resolver = _SafeResolver
     try:
-        same = repr(list(fast.load_all(_RESOLVER_SAMPLE))) == repr(list(yaml.load_all(_RESOLVER_SAMPLE)))
+        same = repr(list(fast.load_all(_RESOLVER_SAMPLE))) == repr(
+            list(yaml.load_all(_RESOLVER_SAMPLE))
+        )
     except Exception:  # noqa: BLE001 - any surprise means: keep upstream's resolver
         same = False
     if not same:  # pragma: no cover - a ruamel.yaml release changed how resolving works
-        logger.warning("ruamel.yaml resolves differently than expected; using its slower stock resolver")
+        logger.warning(
+            "ruamel.yaml resolves differently than expected; using its slower stock resolver"
+        )
         return yaml
     return fast
 
@@ -149,7 +157,12 @@ class _Located:
     def at(self, path: str) -> Problem:
         p = self.problem
         return Problem(
-            p.error, p.reason, p.resolution, f"{path}:{self.line}:{self.column}", p.parameters, self.snippet
+            p.error,
+            p.reason,
+            p.resolution,
+            f"{path}:{self.line}:{self.column}",
+            p.parameters,
+            self.snippet,
         )
 
 
@@ -264,7 +277,8 @@ _TOO_DEEP = Problem(
 def _decode(content: bytes) -> tuple[str, _Located | None]:
     if b"\0" in content[:8192]:
         return "", _Located(
-            1, 1,
+            1,
+            1,
             Problem(
                 "Not a text file",
                 "The file is named .yaml/.yml but holds binary data (it contains NUL bytes).",
@@ -279,7 +293,8 @@ def _decode(content: bytes) -> tuple[str, _Located | None]:
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         return "", _Located(
-            line, column,
+            line,
+            column,
             Problem(
                 "File is not valid UTF-8",
                 f"Byte 0x{content[exc.start]:02x} at offset {exc.start} cannot be decoded as UTF-8.",
@@ -298,9 +313,15 @@ def _yaml_problem(exc: MarkedYAMLError, text: str) -> _Located:
         # "Unexpected end of stream" points past the last line; where the unclosed
         # quote or bracket opened is what the user has to look at.
         mark = opened
-    elif context and opened is not None and mark is not None and (opened.line, opened.column) != (
-        mark.line,
-        mark.column,
+    elif (
+        context
+        and opened is not None
+        and mark is not None
+        and (opened.line, opened.column)
+        != (
+            mark.line,
+            mark.column,
+        )
     ):
         context += f" that starts at line {opened.line + 1}, column {opened.column + 1}"
     line = mark.line + 1 if mark else 1
@@ -317,7 +338,9 @@ def _yaml_problem(exc: MarkedYAMLError, text: str) -> _Located:
         resolution = "Indent with spaces instead of tabs."
     elif "could not determine a constructor" in problem_text:
         error = "Unsupported YAML tag"
-        resolution = "Remove the tag: manifests hold plain YAML data only (no tags that build objects)."
+        resolution = (
+            "Remove the tag: manifests hold plain YAML data only (no tags that build objects)."
+        )
     elif "end of stream" in problem_text:
         resolution = "Close the quote or bracket that opens here."
     elif "mapping values are not allowed" in problem_text:
@@ -396,16 +419,18 @@ _CONTAINERS = (dict, list)
 # -- validation ----------------------------------------------------------------
 
 
-def _validate(
-    raw: dict[str, Any], index: int, out: list[Document]
-) -> list[PathProblem]:
+def _validate(raw: dict[str, Any], index: int, out: list[Document]) -> list[PathProblem]:
     problems: list[PathProblem] = []
     for key in raw:
         if key not in _ENVELOPE_FIELDS:
-            problems.append(((key,), True, unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS)))
+            problems.append(
+                ((key,), True, unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS))
+            )
     for key in _ENVELOPE_FIELDS:
         if key not in raw:
-            problems.append(((), False, missing_field(key, "the document", _ENVELOPE_EXAMPLES[key])))
+            problems.append(
+                ((), False, missing_field(key, "the document", _ENVELOPE_EXAMPLES[key]))
+            )
     if "apiVersion" in raw and raw["apiVersion"] != API_VERSION:
         problems.append(
             (
@@ -445,7 +470,9 @@ def _validate(
         try:
             spec = plugin.spec_adapter.validate_python(raw["spec"])
         except ValidationError as exc:
-            problems.extend(validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec"))
+            problems.extend(
+                validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec")
+            )
     if not problems and plugin is not None and metadata is not None:
         document = Document(plugin.kind, metadata, spec, index)
         problems.extend(plugin.check(document))
@@ -464,7 +491,8 @@ _ENVELOPE_EXAMPLES = {
 
 def _too_large(f: ManifestFile) -> _Located:
     return _Located(
-        1, 1,
+        1,
+        1,
         Problem(
             "Manifest file too large",
             f"The file is {f.size / 1024 / 1024:.1f} MiB; the limit is "
@@ -493,7 +521,9 @@ def _snippet(text: str, line: int, column: int) -> str | None:
     return f"{line:>4} | {source}\n     | {' ' * (column - 1)}^"
 
 
-def _locate_all(text: str, pending: list[tuple[int, YamlPath, bool, Problem]]) -> tuple[_Located, ...]:
+def _locate_all(
+    text: str, pending: list[tuple[int, YamlPath, bool, Problem]]
+) -> tuple[_Located, ...]:
     """Find line and column of each problem by composing the file with positions."""
     try:
         roots = list(YAML(typ="rt").compose_all(text))
@@ -518,7 +548,11 @@ def _position(node: Node, path: YamlPath, is_key: bool) -> tuple[int, int]:
                     if last and is_key:
                         return key_node.start_mark.line, key_node.start_mark.column
                     node = value_node
-                    mark = value_node.start_mark if not isinstance(value_node, MappingNode | SequenceNode) or not last else key_node.start_mark
+                    mark = (
+                        value_node.start_mark
+                        if not isinstance(value_node, MappingNode | SequenceNode) or not last
+                        else key_node.start_mark
+                    )
                     break
             else:
                 break

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
 from fleetward.loading import DocumentCache, load, locate
-from fleetward.model import ObjectState, ObjectView, Origin, Plan, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.model import (
+    ObjectState,
+    ObjectView,
+    Origin,
+    Plan,
+    StoredObject,
+    StoreMeta,
+    StoreSnapshot,
+)
 from fleetward.planning import PlanOptions, plan
 from fleetward.source import open_snapshot
 from fleetward.tuning import gc_paused
@@ -31,7 +39,10 @@ def now_iso() -> str:
 
 def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it."""
-    with gc_paused(), open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot:
+    with (
+        gc_paused(),
+        open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot,
+    ):
         manifests = load(snapshot, cache)
 
         def where(origin: Origin) -> str:
@@ -55,7 +66,13 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
     """
     revision = desired.revision.id
     objects = {
-        key: StoredObject.first(key, obj.kind, ObjectView(ObjectState.ACTIVE, obj.owner, obj.spec, obj.spec_hash), revision, "")
+        key: StoredObject.first(
+            key,
+            obj.kind,
+            ObjectView(ObjectState.ACTIVE, obj.owner, obj.spec, obj.spec_hash),
+            revision,
+            "",
+        )
         for key, obj in desired.objects.items()
     }
     return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)

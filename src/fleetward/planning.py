@@ -137,9 +137,7 @@ def value_diff(path: str, before: Any, after: Any) -> Iterable[FieldDiff]:
         return
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         for key in sorted(set(before) | set(after), key=str):
-            yield from value_diff(
-                f"{path}.{key}", before.get(key, ABSENT), after.get(key, ABSENT)
-            )
+            yield from value_diff(f"{path}.{key}", before.get(key, ABSENT), after.get(key, ABSENT))
         return
     yield FieldDiff(path, before, after)
 

@@ -28,7 +28,9 @@ class _Group(click.Group):
                 output.print_json({"errors": [p.to_dict() for p in exc.problems]})
             output.print_problems(exc.problems)
             if len(exc.problems) > 1:
-                output.stderr.print(f"{len(exc.problems)} errors; nothing was changed.", style="bold red")
+                output.stderr.print(
+                    f"{len(exc.problems)} errors; nothing was changed.", style="bold red"
+                )
             ctx.exit(1)
         except KeyboardInterrupt:
             output.stderr.print("Interrupted; nothing was written.", style="bold red")
@@ -50,7 +52,9 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="fleetward")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
@@ -66,7 +70,9 @@ def cli(verbose: int) -> None:
       fleetward state show               what the store holds
     """
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 cli.add_command(validate_command)

@@ -29,7 +29,9 @@ class Duration(click.ParamType):
 
     name = "duration"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         if isinstance(value, int | float):
             return float(value)
         match = _DURATION.match(str(value))
@@ -46,28 +48,77 @@ class StateOptions:
 
 # (flag, parameter name, click.option keywords) per group; the order is the --help order.
 _SOURCE = [
-    ("--source", "source", {"default": ".", "metavar": "PATH",
-                            "help": "Git repository (or, with --no-git, plain directory) holding the manifests."}),
-    ("--ref", "ref", {"default": "HEAD", "help": "Branch, tag or commit SHA to read. Only committed content counts."}),
-    ("--path", "path", {"default": "manifests", "help": "Directory (or file) of manifests inside the source."}),
-    ("--no-git", "no_git", {"is_flag": True,
-                            "help": "Read --source as a plain directory, uncommitted files included (development only)."}),
+    (
+        "--source",
+        "source",
+        {
+            "default": ".",
+            "metavar": "PATH",
+            "help": "Git repository (or, with --no-git, plain directory) holding the manifests.",
+        },
+    ),
+    (
+        "--ref",
+        "ref",
+        {
+            "default": "HEAD",
+            "help": "Branch, tag or commit SHA to read. Only committed content counts.",
+        },
+    ),
+    (
+        "--path",
+        "path",
+        {"default": "manifests", "help": "Directory (or file) of manifests inside the source."},
+    ),
+    (
+        "--no-git",
+        "no_git",
+        {
+            "is_flag": True,
+            "help": "Read --source as a plain directory, uncommitted files included (development only).",
+        },
+    ),
 ]
 _STATE = [
-    ("--state-dir", "state_dir", {"default": ".fleetward", "type": click.Path(file_okay=False),
-                                  "help": "Directory of the state store."}),
-    ("--lock-timeout", "lock_timeout", {"default": "10s", "type": Duration(),
-                                        "help": "How long to wait for another process's lock on the store."}),
+    (
+        "--state-dir",
+        "state_dir",
+        {
+            "default": ".fleetward",
+            "type": click.Path(file_okay=False),
+            "help": "Directory of the state store.",
+        },
+    ),
+    (
+        "--lock-timeout",
+        "lock_timeout",
+        {
+            "default": "10s",
+            "type": Duration(),
+            "help": "How long to wait for another process's lock on the store.",
+        },
+    ),
 ]
 _GUARDS = [
-    ("--allow-empty", "allow_empty", {"is_flag": True,
-                                      "help": "Allow a revision that declares no objects while the store holds some."}),
-    ("--allow-mass-stop", "allow_mass_stop", {"is_flag": True,
-                                              "help": "Allow stopping or deleting more than 20% of a kind's objects."}),
+    (
+        "--allow-empty",
+        "allow_empty",
+        {
+            "is_flag": True,
+            "help": "Allow a revision that declares no objects while the store holds some.",
+        },
+    ),
+    (
+        "--allow-mass-stop",
+        "allow_mass_stop",
+        {"is_flag": True, "help": "Allow stopping or deleting more than 20% of a kind's objects."},
+    ),
 ]
 
 
-def _group(specs: list[tuple[str, str, dict[str, Any]]], target: str, build: Callable[..., Any]) -> Callable[[F], F]:
+def _group(
+    specs: list[tuple[str, str, dict[str, Any]]], target: str, build: Callable[..., Any]
+) -> Callable[[F], F]:
     """Add the options of `specs` to a command and pass them on as `target=build(**values)`."""
 
     def decorate(func: F) -> F:
@@ -80,7 +131,9 @@ def _group(specs: list[tuple[str, str, dict[str, Any]]], target: str, build: Cal
         for flag, name, keywords in reversed(specs):
             envvar = "FLEETWARD_" + name.upper()
             defaults = {} if keywords.get("is_flag") else {"show_default": True}
-            command = click.option(flag, name, envvar=envvar, show_envvar=True, **defaults, **keywords)(command)
+            command = click.option(
+                flag, name, envvar=envvar, show_envvar=True, **defaults, **keywords
+            )(command)
         return command  # type: ignore[no-any-return]
 
     return decorate

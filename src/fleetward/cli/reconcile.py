@@ -13,7 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
 from fleetward.cli import output
-from fleetward.cli.options import StateOptions, guard_options, max_lines_option, source_options, state_options
+from fleetward.cli.options import (
+    StateOptions,
+    guard_options,
+    max_lines_option,
+    source_options,
+    state_options,
+)
 from fleetward.errors import UsageError
 from fleetward.model import Plan
 from fleetward.pipeline import SourceOptions, as_stored, make_plan, now_iso, resolve
@@ -68,7 +74,11 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
     show_default=True,
     help="Output format; markdown suits a pull-request comment.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="Also save the plan as JSON, for `fleetward apply FILE`.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan as JSON, for `fleetward apply FILE`.",
+)
 @click.option(
     "--base",
     metavar="REF",
@@ -120,7 +130,9 @@ def plan_command(
     else:
         output.print_lines(render_plan(plan, max_lines))
         if out:
-            output.stdout.print(f"Saved the plan to {out}. Apply exactly it with: fleetward apply {out}")
+            output.stdout.print(
+                f"Saved the plan to {out}. Apply exactly it with: fleetward apply {out}"
+            )
     if plan.blocked:
         ctx.exit(1)
     if detailed_exitcode and plan.has_changes:
@@ -203,8 +215,12 @@ class ApplyProgress:
 
     def __init__(self, total: int) -> None:
         self._bar = Progress(
-            TextColumn("Applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=output.stderr, transient=True,
+            TextColumn("Applying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=output.stderr,
+            transient=True,
         )
         self._task = self._bar.add_task("apply", total=total)
         self._bar.start()

@@ -16,10 +16,24 @@ def state_group() -> None:
 
 
 @state_group.command("show")
-@click.option("--state-dir", envvar="FLEETWARD_STATE_DIR", default=".fleetward", show_default=True,
-              type=click.Path(file_okay=False), help="Directory of the state store.")
-@click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only objects of this kind (repeatable), e.g. Asset.")
-@click.option("--json", "as_json", is_flag=True, help="Print the objects as JSON, spec and status included.")
+@click.option(
+    "--state-dir",
+    envvar="FLEETWARD_STATE_DIR",
+    default=".fleetward",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of the state store.",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="KIND",
+    help="Only objects of this kind (repeatable), e.g. Asset.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the objects as JSON, spec and status included."
+)
 @click.pass_context
 def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bool) -> None:
     """List the objects in the store: address, state, owner, generation, revision."""
@@ -37,9 +51,7 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
                 "lineage": meta.lineage,
                 "serial": meta.serial,
                 "lastAppliedRevision": meta.last_applied_revision,
-                "objects": [
-                    {**o.to_doc(), "drifted": o.drifted} for o in objects
-                ],
+                "objects": [{**o.to_doc(), "drifted": o.drifted} for o in objects],
             }
         )
         return
@@ -52,7 +64,15 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
     for o in objects:
         state = o.state.value + (" (drift)" if o.drifted else "")
         style = "" if o.state is ObjectState.ACTIVE else "dim"
-        table.add_row(o.key, state, o.owner, str(o.generation), o.applied_revision[:12], o.updated_at, style=style)
+        table.add_row(
+            o.key,
+            state,
+            o.owner,
+            str(o.generation),
+            o.applied_revision[:12],
+            o.updated_at,
+            style=style,
+        )
     output.stdout.print(table)
     output.stdout.print(
         f"\n{len(objects)} object(s); lineage {meta.lineage}, serial {meta.serial}, "
@@ -61,8 +81,14 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
 
 
 @state_group.command("history")
-@click.option("--state-dir", envvar="FLEETWARD_STATE_DIR", default=".fleetward", show_default=True,
-              type=click.Path(file_okay=False), help="Directory of the state store.")
+@click.option(
+    "--state-dir",
+    envvar="FLEETWARD_STATE_DIR",
+    default=".fleetward",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of the state store.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
 @click.pass_context
 def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
@@ -76,13 +102,27 @@ def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
         output.stdout.print(f"No applies recorded in {state_dir}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"):
+    for column in (
+        "SERIAL",
+        "TIME",
+        "REVISION",
+        "CREATED",
+        "UPDATED",
+        "STOPPED",
+        "DELETED",
+        "OPERATION",
+    ):
         table.add_column(column)
     for e in entries:
         c = e.get("counts", {})
         table.add_row(
-            str(e.get("serial")), e.get("time", ""), str(e.get("revision", ""))[:12],
-            str(c.get("create", 0)), str(c.get("update", 0)), str(c.get("stop", 0)),
-            str(c.get("delete", 0)), e.get("operationId", ""),
+            str(e.get("serial")),
+            e.get("time", ""),
+            str(e.get("revision", ""))[:12],
+            str(c.get("create", 0)),
+            str(c.get("update", 0)),
+            str(c.get("stop", 0)),
+            str(c.get("delete", 0)),
+            e.get("operationId", ""),
         )
     output.stdout.print(table)

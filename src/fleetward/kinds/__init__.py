@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from fleetward.kinds import fleet
-from fleetward.kinds.base import API_VERSION, Document, KindPlugin, Metadata, ObjectKind, PlanContext
+from fleetward.kinds.base import (
+    API_VERSION,
+    Document,
+    KindPlugin,
+    Metadata,
+    ObjectKind,
+    PlanContext,
+)
 
 __all__ = [
     "API_VERSION",

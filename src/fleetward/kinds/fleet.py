@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, PlanContext, Strict, jsonable, origin
+from fleetward.kinds.base import (
+    Document,
+    KindPlugin,
+    ObjectKind,
+    PlanContext,
+    Strict,
+    jsonable,
+    origin,
+)
 from fleetward.model import Action, DesiredObject, ObjectState, object_key, spec_hash
 
 ExternalAssetId = Annotated[
@@ -152,9 +160,13 @@ def _expectations(context: PlanContext, fleets: dict[str, Document]) -> Iterable
             continue
         errors = [f"expected operation {desired.expect}, but the computed operation is {computed}"]
         if desired.expect == "STOP":
-            errors.append("an asset listed in a fleet is active; remove it from the manifest to stop it")
+            errors.append(
+                "an asset listed in a fleet is active; remove it from the manifest to stop it"
+            )
         elif desired.expect in ("UPDATE", "NOTHING") and computed == "CREATE":
-            errors.append(f"no asset exists with externalAssetId {desired.spec['externalAssetId']!r}")
+            errors.append(
+                f"no asset exists with externalAssetId {desired.spec['externalAssetId']!r}"
+            )
         invalid.setdefault(desired.owner, []).append(
             {
                 "externalAssetId": desired.spec["externalAssetId"],

@@ -35,7 +35,9 @@ def validation_problems(
         value = err.get("input")
         if kind == "missing":
             field_name = str(loc[-1])
-            out.append((path[:-1], False, missing_field(field_name, render_path(path[:-1]) or what, "…")))
+            out.append(
+                (path[:-1], False, missing_field(field_name, render_path(path[:-1]) or what, "…"))
+            )
         elif kind == "extra_forbidden":
             allowed = fields_at(model, loc[:-1])
             parent = render_path(path[:-1])
@@ -64,7 +66,9 @@ def _resolution_for(kind: str, err: Any, value: Any) -> str:
         return f'Quote the value if it is meant as text, e.g. "{value}".'
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+        choices = [
+            c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()
+        ]
         return did_you_mean(str(value), choices, f"Use one of: {expected}.")
     return "Change the value to match the rule above."
 
@@ -75,7 +79,11 @@ def fields_at(model: type[BaseModel], loc: YamlPath) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        inner = _model_in(current.model_fields[part].annotation) if _is_model(current) and part in current.model_fields else None
+        inner = (
+            _model_in(current.model_fields[part].annotation)
+            if _is_model(current) and part in current.model_fields
+            else None
+        )
         if inner is None:
             return []
         current = inner

@@ -25,7 +25,12 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "createdAt": plan.created_at,
         "changes": [_change(c) for c in plan.changes],
         "guards": [
-            {"name": g.name, "verdict": g.verdict.value, "message": g.message, "override": g.override}
+            {
+                "name": g.name,
+                "verdict": g.verdict.value,
+                "message": g.message,
+                "override": g.override,
+            }
             for g in plan.guards
         ],
         "errors": [p.to_dict() for p in plan.errors],
@@ -84,7 +89,13 @@ def plan_from_dict(data: Any, where: str) -> Plan:
                 for g in data.get("guards", [])
             ),
             errors=tuple(
-                Problem(e["error"], e["reason"], e["resolution"], e.get("location"), e.get("parameters") or {})
+                Problem(
+                    e["error"],
+                    e["reason"],
+                    e["resolution"],
+                    e.get("location"),
+                    e.get("parameters") or {},
+                )
                 for e in data.get("errors", [])
             ),
             desired_counts=data.get("desiredCounts", {}),

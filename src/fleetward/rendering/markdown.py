@@ -13,12 +13,23 @@ def render_markdown(plan: Plan) -> str:
     if not plan.changes and not plan.errors:
         out.append(f"No changes. State matches revision `{plan.revision.short}`.")
     if plan.changes:
-        out += [f"**{summary_line(plan)}**", "", "| | object | action | reason | changes |", "|---|---|---|---|---|"]
+        out += [
+            f"**{summary_line(plan)}**",
+            "",
+            "| | object | action | reason | changes |",
+            "|---|---|---|---|---|",
+        ]
         for change in plan.changes[:_MAX_ROWS]:
-            fields = "<br>".join(
-                f"`{d.path.removeprefix('spec.')}`: {_value(d.before)} → {_value(d.after)}".replace("|", "\\|")
-                for d in change.diff
-            ) if change.action is Action.UPDATE else ""
+            fields = (
+                "<br>".join(
+                    f"`{d.path.removeprefix('spec.')}`: {_value(d.before)} → {_value(d.after)}".replace(
+                        "|", "\\|"
+                    )
+                    for d in change.diff
+                )
+                if change.action is Action.UPDATE
+                else ""
+            )
             out.append(
                 f"| {SYMBOLS[change.action]} | `{change.address}` | {change.action.value} "
                 f"| {change.reason} | {fields} |"
@@ -27,7 +38,15 @@ def render_markdown(plan: Plan) -> str:
             out.append(f"\n…and {len(plan.changes) - _MAX_ROWS} more changes.")
     for g in plan.guards:
         if g.verdict is GuardVerdict.BLOCKED:
-            out += ["", f"> **Blocked by guard `{g.name}`**: {g.message} (override: `{g.override}`)"]
+            out += [
+                "",
+                f"> **Blocked by guard `{g.name}`**: {g.message} (override: `{g.override}`)",
+            ]
     for p in plan.errors:
-        out += ["", f"> **Error: {p.error}** ({p.location})  ", f"> {p.reason}  ", f"> *Resolution:* {p.resolution}"]
+        out += [
+            "",
+            f"> **Error: {p.error}** ({p.location})  ",
+            f"> {p.reason}  ",
+            f"> *Resolution:* {p.resolution}",
+        ]
     return "\n".join(out) + "\n"

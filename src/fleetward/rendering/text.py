@@ -38,7 +38,12 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         if not plan.errors:
             lines.append(("ok", f"No changes. State matches revision {plan.revision.short}."))
     else:
-        lines.append(("header", f"fleetward will perform the following actions at revision {plan.revision.short}:"))
+        lines.append(
+            (
+                "header",
+                f"fleetward will perform the following actions at revision {plan.revision.short}:",
+            )
+        )
         lines.append(("", ""))
         lines.extend(_changes(plan.changes, max_lines))
         lines.append(("summary", summary_line(plan)))
@@ -47,7 +52,9 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.append(("", ""))
     for g in blocked:
         if g.verdict is GuardVerdict.BLOCKED:
-            lines.append(("blocked", f"Guard {g.name}: BLOCKED. {g.message} Override with {g.override}."))
+            lines.append(
+                ("blocked", f"Guard {g.name}: BLOCKED. {g.message} Override with {g.override}.")
+            )
         else:
             lines.append(("dim", f"Guard {g.name}: overridden by {g.override}. {g.message}"))
     if plan.errors:
@@ -89,8 +96,11 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
         lines.append(("", ""))
     if hidden:
         lines.append(
-            ("dim", f"… and {hidden} more change(s) not shown (--max-lines {max_lines}; "
-                    "use --max-lines 0 for all, or --json).")
+            (
+                "dim",
+                f"… and {hidden} more change(s) not shown (--max-lines {max_lines}; "
+                "use --max-lines 0 for all, or --json).",
+            )
         )
         lines.append(("", ""))
     return lines

@@ -10,7 +10,9 @@ from fleetward.source.git import open_git
 from fleetward.source.plain import DirectorySnapshot
 
 
-def open_snapshot(source: str, ref: str = "HEAD", path: str = "manifests", no_git: bool = False) -> Snapshot:
+def open_snapshot(
+    source: str, ref: str = "HEAD", path: str = "manifests", no_git: bool = False
+) -> Snapshot:
     """Open one revision of `source`: its Git repository at `ref`, or the plain directory."""
     root = Path(source)
     if not root.exists():

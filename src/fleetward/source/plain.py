@@ -13,7 +13,13 @@ from pathlib import Path
 
 from fleetward.errors import Problem, SourceError
 from fleetward.model import Revision
-from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, SnapshotBase, git_blob_id, is_manifest_name
+from fleetward.source.base import (
+    MAX_FILE_BYTES,
+    ManifestFile,
+    SnapshotBase,
+    git_blob_id,
+    is_manifest_name,
+)
 
 
 class DirectorySnapshot(SnapshotBase):
@@ -31,7 +37,11 @@ class DirectorySnapshot(SnapshotBase):
         problems: list[Problem] = []
         files: list[ManifestFile] = []
         for path in self._walk(base, problems):
-            rel = path.relative_to(self._root).as_posix() if path.is_relative_to(self._root) else str(path)
+            rel = (
+                path.relative_to(self._root).as_posix()
+                if path.is_relative_to(self._root)
+                else str(path)
+            )
             real = path.resolve()
             if not real.is_relative_to(self._root):
                 problems.append(

@@ -147,7 +147,9 @@ class TinyDBStore:
                 try:
                     obj = StoredObject.from_doc(doc)
                 except (KeyError, ValueError, TypeError) as exc:
-                    raise _corrupt(self.path, f"object document {doc.doc_id} is malformed ({exc!r})") from exc
+                    raise _corrupt(
+                        self.path, f"object document {doc.doc_id} is malformed ({exc!r})"
+                    ) from exc
                 objects[obj.key] = obj
             return StoreSnapshot(meta, objects)
 
@@ -166,7 +168,10 @@ class TinyDBStore:
         self._ensure_dir()
         with self._open() as (db, transaction):
             meta = _meta(db, self.path)
-            if meta.lineage != change_set.expected_lineage and change_set.expected_lineage is not None:
+            if (
+                meta.lineage != change_set.expected_lineage
+                and change_set.expected_lineage is not None
+            ):
                 raise StoreError.one(
                     "The store changed under the apply",
                     f"Expected lineage {change_set.expected_lineage}, found {meta.lineage}.",
