@@ -64,7 +64,7 @@ def test_yes_applies(workdir: Path) -> None:
     code, text = _run_on_tty(["apply", "--no-git"], workdir, "yes")
     assert "Only 'yes' will be accepted to approve." in text
     assert code == 0, text
-    assert "Apply complete! Objects: 12 created, 0 updated, 0 stopped, 0 deleted." in text
+    assert "Apply complete! Objects: 13 created, 0 updated, 0 stopped, 0 deleted." in text
     assert (workdir / ".fleetward" / "state.json").exists()
 
 

@@ -64,6 +64,8 @@ def plan(
 
 
 def _create(want: DesiredObject) -> Change:
+    derive = _deriver(want.kind)
+    status = derive(want.spec, None, True) if derive else None
     return Change(
         address=want.key,
         kind=want.kind,
@@ -71,8 +73,13 @@ def _create(want: DesiredObject) -> Change:
         reason="new in manifests",
         owner=want.owner,
         before=None,
-        after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash),
+        after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status),
     )
+
+
+def _deriver(kind: str) -> Any:
+    object_kind = OBJECT_KINDS.get(kind)
+    return object_kind.derive_status if object_kind else None
 
 
 def _compare(want: DesiredObject, have: StoredObject) -> Change:
@@ -81,12 +88,27 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
         reasons.append(f"restarted (was {have.state.value})")
     if have.owner != want.owner:
         reasons.append(f"moved from {have.owner}" if have.owner else "adopted")
-    if want.spec_hash != have.spec_hash:
+    object_kind = OBJECT_KINDS.get(want.kind)
+    spec_changed = want.spec_hash != have.spec_hash
+    if spec_changed:
         reasons.append("spec changed")
+        if object_kind is not None and object_kind.update_reasons is not None:
+            reasons.extend(object_kind.update_reasons(have.spec, want.spec))
     if have.drifted:
         reasons.append("drift")
-    before = ObjectView(have.state, have.owner, have.spec)
-    after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash)
+    derive = object_kind.derive_status if object_kind else None
+    # A drift revert restores the applied spec: derived status (a version) does not move for it.
+    status = derive(want.spec, have.status, spec_changed) if derive else None
+    if (
+        status is not None
+        and not reasons
+        and any(have.status.get(k) != v for k, v in status.items())
+    ):
+        reasons.append("status derived")
+    before = ObjectView(
+        have.state, have.owner, have.spec, have.spec_hash, have.status if derive else None
+    )
+    after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status)
     if not reasons:
         return Change(want.key, want.kind, Action.NOOP, "", want.owner, before, after)
     return Change(
@@ -129,17 +151,34 @@ def view_diff(before: ObjectView, after: ObjectView) -> Iterable[FieldDiff]:
     if before.owner != after.owner:
         yield FieldDiff("owner", before.owner, after.owner)
     yield from value_diff("spec", before.spec, after.spec)
+    if after.status is not None:
+        previous = before.status or {}
+        for key in sorted(after.status):
+            yield from value_diff(f"status.{key}", previous.get(key, ABSENT), after.status[key])
 
 
 def value_diff(path: str, before: Any, after: Any) -> Iterable[FieldDiff]:
-    """Field-level differences; mappings are walked, lists and scalars compared whole."""
+    """Field-level differences: mappings and lists of mappings (workflow steps) are
+    walked item by item; scalars and lists of scalars are compared whole."""
     if before == after and type(before) is type(after):
         return
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         for key in sorted(set(before) | set(after), key=str):
             yield from value_diff(f"{path}.{key}", before.get(key, ABSENT), after.get(key, ABSENT))
         return
+    if _records(before) and _records(after):
+        for i in range(max(len(before), len(after))):
+            yield from value_diff(
+                f"{path}[{i}]",
+                before[i] if i < len(before) else ABSENT,
+                after[i] if i < len(after) else ABSENT,
+            )
+        return
     yield FieldDiff(path, before, after)
+
+
+def _records(value: Any) -> bool:
+    return isinstance(value, list) and any(isinstance(item, Mapping) for item in value)
 
 
 def _guards(

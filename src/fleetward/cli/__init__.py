@@ -14,6 +14,7 @@ from fleetward import __version__
 from fleetward.cli import output
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
 from fleetward.cli.state import state_group
+from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
 
 
@@ -68,6 +69,7 @@ def cli(verbose: int) -> None:
       fleetward plan --out plan.json     save a plan for review ...
       fleetward apply plan.json          ... and apply exactly that plan
       fleetward state show               what the store holds
+      fleetward workflows show NAME      a workflow's steps and edges
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -79,6 +81,7 @@ cli.add_command(validate_command)
 cli.add_command(plan_command)
 cli.add_command(apply_command)
 cli.add_command(state_group)
+cli.add_command(workflows_group)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -80,6 +80,12 @@ class ObjectKind:
     id_field: str  # the spec field whose value makes the object's key
     on_removal: Action  # STOP keeps the object; DELETE removes it
     removal_reason: str = "removed from manifests"
+    # (spec, previous status or None, spec changed?) → status fields the system derives on apply.
+    derive_status: (
+        Callable[[Mapping[str, Any], Mapping[str, Any] | None, bool], dict[str, Any]] | None
+    ) = None
+    # (before spec, after spec) → named transitions shown beside "spec changed".
+    update_reasons: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ def validation_problems(
         elif kind == "string_pattern_mismatch" and path == ("metadata", "name"):
             out.append((path, False, _bad_name(value)))
         else:
-            expected = err["msg"]
+            expected = err["msg"].removeprefix("Value error, ")
             out.append(
                 (
                     path,

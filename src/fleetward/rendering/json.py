@@ -42,7 +42,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def _view(view: ObjectView | None) -> dict[str, Any] | None:
     if view is None:
         return None
-    return {"state": view.state.value, "owner": view.owner, "spec": view.spec}
+    out = {"state": view.state.value, "owner": view.owner, "spec": view.spec}
+    if view.status is not None:
+        out["status"] = view.status
+    return out
 
 
 def _diff(d: FieldDiff) -> dict[str, Any]:
@@ -112,7 +115,9 @@ def plan_from_dict(data: Any, where: str) -> Plan:
 def _read_view(raw: Any) -> ObjectView | None:
     if raw is None:
         return None
-    return ObjectView(ObjectState(raw["state"]), raw["owner"], raw["spec"])
+    return ObjectView(
+        ObjectState(raw["state"]), raw["owner"], raw["spec"], status=raw.get("status")
+    )
 
 
 def _read_change(raw: Mapping[str, Any]) -> Change:
