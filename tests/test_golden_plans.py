@@ -5,6 +5,10 @@ A case folder holds
   state.json           optional: the starting store, objects in StoredObject.to_doc() shape
   options.json         optional: PlanOptions overrides, e.g. {"allow_empty": true}
   expected-plan.json   plan_to_dict(plan) without createdAt, revision, revisionKind and ref
+or, instead of expected-plan.json,
+  expected-errors.json the problems `resolve` must raise as a ManifestError, in order: a list
+                       of {"error", "location"} (plus any other Problem.to_dict() key, e.g.
+                       "resolution", to compare that too)
 
 Planning is pure, so the store snapshot is built directly from state.json (no TinyDB).
 """
@@ -17,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from fleetward.errors import ManifestError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot, spec_hash
 from fleetward.pipeline import SourceOptions, resolve
 from fleetward.planning import PlanOptions, plan
@@ -24,6 +29,7 @@ from fleetward.rendering import plan_from_dict, plan_to_dict
 
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(p for p in CASES_DIR.iterdir() if (p / "expected-plan.json").is_file())
+ERROR_CASES = sorted(p for p in CASES_DIR.iterdir() if (p / "expected-errors.json").is_file())
 NOW = "2024-05-01T10:00:00Z"
 # Fields that depend on how the revision was read, not on planning.
 VOLATILE = ("createdAt", "revision", "revisionKind", "ref")
@@ -69,8 +75,12 @@ def strip_volatile(data: dict[str, Any]) -> dict[str, Any]:
 def test_cases_are_present() -> None:
     # An emptied or moved cases/ folder must not pass silently as "0 cases".
     assert len(CASES) >= 14
-    for case in CASES:
+    assert len(ERROR_CASES) >= 10
+    assert not set(CASES) & set(ERROR_CASES), "a case expects a plan and errors at once"
+    for case in CASES + ERROR_CASES:
         assert (case / "manifests").is_dir(), f"{case.name} has no manifests/"
+    stray = [p.name for p in CASES_DIR.iterdir() if p.is_dir() and p not in CASES + ERROR_CASES]
+    assert stray == [], f"case folders without expected-plan.json or expected-errors.json: {stray}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
@@ -82,6 +92,19 @@ def test_golden_plan(case: Path) -> None:
     for got, want in zip(actual["changes"], expected["changes"]):
         assert got == want, f"change {want['address']} differs"
     assert actual == expected
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=lambda p: p.name)
+def test_golden_errors(case: Path) -> None:
+    """The revision does not resolve: every expected problem, in order, at its file:line:column."""
+    expected = _read_json(case / "expected-errors.json")
+    assert expected and all({"error", "location"} <= set(e) for e in expected)
+    with pytest.raises(ManifestError) as raised:
+        resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+    actual = [p.to_dict() for p in raised.value.problems]
+    got = [{k: problem.get(k) for k in want} for problem, want in zip(actual, expected)]
+    assert got == expected[: len(got)]
+    assert len(actual) == len(expected), [(p["location"], p["error"]) for p in actual]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)

@@ -17,7 +17,7 @@ from pydantic import AliasChoices, Field, StringConstraints, ValidationError, fi
 
 from fleetward.errors import Problem
 from fleetward.kinds.actions import ACTIONS
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, origin
+from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, jsonable, origin
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
 from fleetward.kinds.workflow_graph import Graph
 from fleetward.model import Action, DesiredObject, object_key, spec_hash
@@ -105,14 +105,17 @@ def normalize(document: Document) -> dict[str, Any]:
 
     def step(s: Step) -> dict[str, Any]:
         out: dict[str, Any] = {"id": s.id or step_id(name, s.name or ""), "action": s.action}
-        optional = {"name": s.name, "config": s.config, "summary": s.summary, "notes": s.notes}
+        # jsonable: a YAML date in a config (asset.update attributes) is stored as its ISO string.
+        config = jsonable(s.config)
+        optional = {"name": s.name, "config": config, "summary": s.summary, "notes": s.notes}
         out.update({k: v for k, v in optional.items() if v})
         if s.next:
             out["next"] = [edge(e) for e in s.next]
         return out
 
     def edge(e: NextEdge) -> dict[str, Any]:
-        target = names.get(e.stepId, e.stepId) if e.stepId else None
+        # A UUID stepId in any spelling (upper case, no dashes) names the step whose id it is.
+        target = names.get(e.stepId, _as_uuid(e.stepId)) if e.stepId else None
         out = {"status": e.status, "code": e.code, "stepId": target, "stop": e.stop or None}
         normal = {k: v for k, v in out.items() if v}
         if e.steps:
@@ -129,6 +132,14 @@ def normalize(document: Document) -> dict[str, Any]:
         "steps": [step(s) for s in spec.steps],
         **({"rescue": [step(s) for s in spec.rescue]} if spec.rescue else {}),
     }
+
+
+def _as_uuid(value: str) -> str:
+    """A UUID in its canonical spelling (as step ids are stored); anything else unchanged."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
 
 
 def _step_names(spec: WorkflowSpec, workflow: str) -> dict[str, str]:

@@ -86,7 +86,11 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
                     change.action.value,
                     f"  {SYMBOLS[change.action]} {change.address:<{width}}  {change.action.value}"
                     f" ({change.reason})"
-                    + (f"  [{change.owner}]" if change.action is Action.CREATE else ""),
+                    + (
+                        f"  [{change.owner}]"
+                        if change.action is Action.CREATE and change.owner != change.address
+                        else ""
+                    ),
                 )
             )
             if change.action is Action.UPDATE:
