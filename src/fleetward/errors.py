@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class FleetwardError(Exception):
         resolution: str,
         location: str | None = None,
         **parameters: Any,
-    ) -> FleetwardError:
+    ) -> Self:
         return cls(Problem(error, reason, resolution, location, parameters))
 
 

@@ -130,7 +130,9 @@ def _remove(have: StoredObject) -> Change | None:
     before = ObjectView(have.state, have.owner, have.spec)
     if object_kind.on_removal is Action.STOP:
         after: ObjectView | None = ObjectView(ObjectState.STOPPED, have.owner, have.spec)
-        diff = (FieldDiff("state", have.state.value, ObjectState.STOPPED.value),)
+        diff: tuple[FieldDiff, ...] = (
+            FieldDiff("state", have.state.value, ObjectState.STOPPED.value),
+        )
     else:
         after, diff = None, ()
     return Change(
@@ -187,13 +189,14 @@ def _guards(
     changes: list[Change],
     options: PlanOptions,
 ) -> Iterable[Guard]:
-    active = Counter(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
-    if not desired.objects and sum(active.values()):
+    active: Counter[str] = Counter(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
+    total_active = sum(active.values(), 0)
+    if not desired.objects and total_active:
         verdict = GuardVerdict.OVERRIDDEN if options.allow_empty else GuardVerdict.BLOCKED
         yield Guard(
             "empty-desired-state",
             verdict,
-            f"The revision declares no objects, but the store holds {sum(active.values())} active "
+            f"The revision declares no objects, but the store holds {total_active} active "
             "object(s); applying would stop or delete all of them. A wrong --path or ref looks "
             "exactly like this.",
             "--allow-empty",

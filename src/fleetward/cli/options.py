@@ -24,7 +24,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
     """`10s`, `2m`, `500ms`, `1h` or a plain number of seconds."""
 
     name = "duration"
@@ -47,7 +47,9 @@ class StateOptions:
 
 
 # (flag, parameter name, click.option keywords) per group; the order is the --help order.
-_SOURCE = [
+_OptionSpec = list[tuple[str, str, dict[str, Any]]]
+
+_SOURCE: _OptionSpec = [
     (
         "--source",
         "source",
@@ -79,7 +81,7 @@ _SOURCE = [
         },
     ),
 ]
-_STATE = [
+_STATE: _OptionSpec = [
     (
         "--state-dir",
         "state_dir",
@@ -99,7 +101,7 @@ _STATE = [
         },
     ),
 ]
-_GUARDS = [
+_GUARDS: _OptionSpec = [
     (
         "--allow-empty",
         "allow_empty",
@@ -116,9 +118,7 @@ _GUARDS = [
 ]
 
 
-def _group(
-    specs: list[tuple[str, str, dict[str, Any]]], target: str, build: Callable[..., Any]
-) -> Callable[[F], F]:
+def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callable[[F], F]:
     """Add the options of `specs` to a command and pass them on as `target=build(**values)`."""
 
     def decorate(func: F) -> F:
@@ -130,7 +130,7 @@ def _group(
         command: Any = wrapper
         for flag, name, keywords in reversed(specs):
             envvar = "FLEETWARD_" + name.upper()
-            defaults = {} if keywords.get("is_flag") else {"show_default": True}
+            defaults: dict[str, Any] = {} if keywords.get("is_flag") else {"show_default": True}
             command = click.option(
                 flag, name, envvar=envvar, show_envvar=True, **defaults, **keywords
             )(command)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fleetward.errors import Problem, SourceError
-from fleetward.model import Revision
+from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_FILE_BYTES,
     ManifestFile,
@@ -111,9 +111,9 @@ class DirectorySnapshot(SnapshotBase):
         self._content.clear()
 
 
-def _stream_blob_id(path: Path, size: int) -> str:
+def _stream_blob_id(path: Path, size: int) -> BlobId:
     digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    return BlobId(digest.hexdigest())

@@ -92,7 +92,7 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-class _Transaction(Middleware):  # type: ignore[misc]
+class _Transaction(Middleware):
     """Keeps the database in memory; every table write lands here until `commit`."""
 
     def __init__(self, storage_cls: type[Storage]) -> None:
