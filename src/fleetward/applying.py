@@ -98,6 +98,7 @@ def _apply(
     snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
     refuse_blocked(plan)
+    _check_presence(plan, snapshot, where)
     operation_id = str(uuid.uuid4())
     counts = plan.summary()
     if not plan.changes and snapshot.meta.last_applied_revision == plan.revision.id:
@@ -129,6 +130,24 @@ def _apply(
         )
     )
     return ApplyResult(meta, counts, operation_id, wrote=True)
+
+
+def _check_presence(plan: Plan, snapshot: StoreSnapshot, where: str) -> None:
+    """Creates must find nothing, other changes their object (a hand-edited plan may not)."""
+    wrong = [
+        c.address
+        for c in plan.changes
+        if (c.address in snapshot.objects) == (c.action is Action.CREATE)
+    ]
+    if wrong:
+        raise StalePlanError.one(
+            "Saved plan does not match the store",
+            f"{len(wrong)} change(s) create an object that exists or change one that does not: "
+            f"{', '.join(wrong[:10])}. fleetward never makes such a plan; the file was edited.",
+            "Make and review a new plan: fleetward plan --out plan.json.",
+            location=where,
+            addresses=wrong,
+        )
 
 
 def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) -> StoredObject:

@@ -9,6 +9,7 @@ Results are cached by blob id, so an unchanged file is never parsed twice.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,23 @@ def _safe_loader() -> YAML:
 
 
 _SAFE = _safe_loader()
+_PURE = YAML(typ="safe", pure=True)
+_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
+_BLOCK_PREFIX = re.compile(r"^[ \t-]*", re.MULTILINE)
+
+
+def _looks_too_deep(text: str) -> bool:
+    """Could this text nest past MAX_DEPTH? Cheap and conservative (quotes are ignored)."""
+    if any(len(m) > 2 * MAX_DEPTH for m in _BLOCK_PREFIX.findall(text)):
+        return True
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _FLOW_BRACKETS.finditer(text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +254,12 @@ def load_file(content: bytes) -> _FileResult:
     text, problem = _decode(content)
     if problem is not None:
         return (problem,)
+    # ruamel's C composer recurses in C: nesting deep enough crashes the process
+    # (a segfault, not a RecursionError). Such text goes to the pure-Python
+    # parser, which fails cleanly; manifests never nest that deep.
+    loader = _PURE if _looks_too_deep(text) else _SAFE
     try:
-        raw_documents = list(_SAFE.load_all(text))
+        raw_documents = list(loader.load_all(text))
     except MarkedYAMLError as exc:
         return (_yaml_problem(exc, text),)
     except YAMLError as exc:
@@ -365,7 +387,14 @@ def _check_shape(raw: Any) -> Problem | None:
             f"this one is {describe(raw)}.",
             "Write the document as a mapping, or remove it (an empty document is allowed).",
         )
-    expanded = _alias_expansion(raw)
+    try:
+        expanded = _alias_expansion(raw)
+    except _Recursive:
+        return Problem(
+            "Recursive YAML alias",
+            "An alias refers to a mapping or list that contains it, so the document would be infinite.",
+            "Remove the alias that points back at its own ancestor, or write the data out.",
+        )
     if expanded > MAX_ALIAS_NODES:
         return Problem(
             "YAML aliases expand too far",
@@ -390,6 +419,8 @@ def _alias_expansion(root: Any) -> int:
             raise RecursionError
         ident = id(node)
         if ident in seen:
+            if ident not in sizes:
+                raise _Recursive  # met again while still inside it: an alias to an ancestor
             aliased += sizes.get(ident, 0)
             if aliased > MAX_ALIAS_NODES:
                 raise _TooMany
@@ -410,6 +441,10 @@ def _alias_expansion(root: Any) -> int:
 
 
 class _TooMany(Exception):
+    pass
+
+
+class _Recursive(Exception):
     pass
 
 
@@ -564,16 +599,33 @@ def _position(node: Node, path: YamlPath, is_key: bool) -> tuple[int, int]:
     return mark.line, mark.column
 
 
-def locate(snapshot: Snapshot, origin: Origin) -> str:
-    """`file:line:column` of an object's declaration (read again only when reporting)."""
-    f = next((f for f in snapshot.files if f.path == origin.path), None)
-    if f is None:
-        return origin.path
-    _, content = next(iter(snapshot.read([f])))
-    text, _ = _decode(content)
-    try:
-        roots = list(YAML(typ="rt").compose_all(text))
+class Locator:
+    """`file:line:column` of declarations, for error reports only.
+
+    Each file is read and composed (the slow, position-keeping parse) at most
+    once per revision, however many of its objects are reported.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._roots: dict[str, list[Node]] = {}
+
+    def __call__(self, origin: Origin) -> str:
+        roots = self._roots.get(origin.path)
+        if roots is None:
+            roots = self._roots[origin.path] = self._compose(origin.path)
+        if origin.document >= len(roots):
+            return origin.path
         line, column = _position(roots[origin.document], origin.yaml_path, False)
-    except (YAMLError, IndexError):
-        return origin.path
-    return f"{origin.path}:{line + 1}:{column + 1}"
+        return f"{origin.path}:{line + 1}:{column + 1}"
+
+    def _compose(self, path: str) -> list[Node]:
+        f = next((f for f in self._snapshot.files if f.path == path), None)
+        if f is None:
+            return []
+        _, content = next(iter(self._snapshot.read([f])))
+        text, _ = _decode(content)
+        try:
+            return list(YAML(typ="rt").compose_all(text))
+        except (YAMLError, RecursionError):
+            return []

@@ -254,6 +254,9 @@ class Plan:
     errors: tuple[Problem, ...] = ()
     # Object counts per kind in the desired state, for per-kind summaries.
     desired_counts: Mapping[str, int] = field(default_factory=dict)
+    # The revision a `plan --base` review compared against instead of a store;
+    # such a plan describes a diff between revisions and can never be applied.
+    base: str | None = None
 
     @property
     def blocked(self) -> bool:

@@ -10,11 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from fleetward.desire import DesiredState, desire
-from fleetward.loading import DocumentCache, load, locate
+from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
     ObjectState,
     ObjectView,
-    Origin,
     Plan,
     StoredObject,
     StoreMeta,
@@ -44,11 +43,7 @@ def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> Desir
         open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot,
     ):
         manifests = load(snapshot, cache)
-
-        def where(origin: Origin) -> str:
-            return locate(snapshot, origin)
-
-        return desire(manifests.revision, manifests.documents(), where)
+        return desire(manifests.revision, manifests.documents(), Locator(snapshot))
 
 
 def make_plan(

@@ -129,7 +129,10 @@ def _remove(have: StoredObject) -> Change | None:
         return None  # a kind this version does not manage: leave it alone
     before = ObjectView(have.state, have.owner, have.spec)
     if object_kind.on_removal is Action.STOP:
-        after: ObjectView | None = ObjectView(ObjectState.STOPPED, have.owner, have.spec)
+        # Keep the applied hash: stopping must not launder a drifted spec into truth.
+        after: ObjectView | None = ObjectView(
+            ObjectState.STOPPED, have.owner, have.spec, have.spec_hash
+        )
         diff: tuple[FieldDiff, ...] = (
             FieldDiff("state", have.state.value, ObjectState.STOPPED.value),
         )

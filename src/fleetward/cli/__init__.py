@@ -18,6 +18,9 @@ from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
 
 
+_MAX_SHOWN = 50  # problems printed on a terminal; --json carries every one
+
+
 class _Group(click.Group):
     """Renders every FleetwardError as Error / Reason / Resolution and exits 1."""
 
@@ -27,14 +30,21 @@ class _Group(click.Group):
         except FleetwardError as exc:
             if ctx.meta.get("json_output"):
                 output.print_json({"errors": [p.to_dict() for p in exc.problems]})
-            output.print_problems(exc.problems)
+            output.print_problems(exc.problems[:_MAX_SHOWN])
+            hidden = len(exc.problems) - _MAX_SHOWN
+            if hidden > 0:
+                output.stderr.print(f"… and {hidden} more error(s); --json lists them all.")
             if len(exc.problems) > 1:
                 output.stderr.print(
                     f"{len(exc.problems)} errors; nothing was changed.", style="bold red"
                 )
             ctx.exit(1)
         except KeyboardInterrupt:
-            output.stderr.print("Interrupted; nothing was written.", style="bold red")
+            output.stderr.print(
+                "Interrupted. An apply is one atomic write: the store holds the state from "
+                "before it or after it, never a mix (fleetward state history tells which).",
+                style="bold red",
+            )
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -45,7 +55,9 @@ class _Group(click.Group):
                 [
                     Problem(
                         f"Internal error: {type(exc).__name__}: {exc}",
-                        "fleetward hit a bug; the store was not changed by this command.",
+                        "fleetward hit a bug. Store writes are atomic, so the store holds either "
+                        "the state before this command or the state it wrote "
+                        "(fleetward state history tells which).",
                         "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
                     )
                 ]

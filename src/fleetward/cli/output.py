@@ -32,9 +32,16 @@ STYLES = {
 
 # Colour only on a terminal; rich honours NO_COLOR and FORCE_COLOR itself.
 # Off a terminal (pipes, CI logs) tables get room instead of being cut at 80 columns.
-stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# markup=False: object ids and paths are data; "Asset/B[red]" must print as written.
+stdout = Console(
+    highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200
+)
 stderr = Console(
-    stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200
+    stderr=True,
+    highlight=False,
+    markup=False,
+    soft_wrap=True,
+    width=None if sys.stderr.isatty() else 200,
 )
 
 

@@ -54,9 +54,14 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
             }
         )
         return
-    output.stdout.print(
-        f"[green]Success![/] {len(desired.documents)} document(s) in {files} file(s) are valid "
-        f"at revision {desired.revision.short} ({len(desired.objects)} object(s))."
+    output.print_lines(
+        [
+            (
+                "ok",
+                f"Success! {len(desired.documents)} document(s) in {files} file(s) are valid "
+                f"at revision {desired.revision.short} ({len(desired.objects)} object(s)).",
+            )
+        ]
     )
 
 
@@ -116,11 +121,13 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     desired = resolve(sources)
+    base_revision = None
     if base is not None:
-        stored = as_stored(resolve(dataclasses.replace(sources, ref=base)))
+        base_state = resolve(dataclasses.replace(sources, ref=base))
+        stored, base_revision = as_stored(base_state), base_state.revision.id
     else:
         stored = TinyDBStore(state.state_dir).read()
-    plan = make_plan(desired, stored, guards)
+    plan = dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
@@ -193,10 +200,14 @@ def _confirm() -> None:
             "Review the plan above, then run again with --auto-approve, or save it with "
             "fleetward plan --out plan.json and apply that file.",
         )
-    output.stdout.print(
-        "\n[bold]Do you want to perform these actions?[/]\n"
-        "  fleetward will apply the changes described above.\n"
-        "  Only 'yes' will be accepted to approve.\n"
+    output.print_lines(
+        [
+            ("", ""),
+            ("header", "Do you want to perform these actions?"),
+            ("", "  fleetward will apply the changes described above."),
+            ("", "  Only 'yes' will be accepted to approve."),
+            ("", ""),
+        ]
     )
     answer = click.prompt("  Enter a value", default="", show_default=False)
     if answer.strip() != "yes":
@@ -235,10 +246,16 @@ def _report(plan: Plan, result: ApplyResult) -> None:
     c = result.counts
     if not result.wrote:
         return
-    output.stdout.print(
-        f"\n[bold green]Apply complete![/] Objects: {c['create']} created, {c['update']} updated, "
-        f"{c['stop']} stopped, {c['delete']} deleted. "
-        f"Revision {plan.revision.short}, serial {result.meta.serial}."
+    output.print_lines(
+        [
+            ("", ""),
+            (
+                "ok",
+                f"Apply complete! Objects: {c['create']} created, {c['update']} updated, "
+                f"{c['stop']} stopped, {c['delete']} deleted. "
+                f"Revision {plan.revision.short}, serial {result.meta.serial}.",
+            ),
+        ]
     )
 
 

@@ -44,9 +44,18 @@ class Metadata(Strict):
 
 
 def jsonable(value: Any) -> Any:
-    """Free-form YAML data as JSON data: YAML 1.2 dates and times become ISO strings."""
+    """Free-form YAML data as JSON data: YAML 1.2 dates and times become ISO strings.
+
+    Keys must be strings: JSON has no others, and converting (1 and "1", null and
+    "None") would silently merge or rename them.
+    """
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"keys must be strings, and {key!r} is {type(key).__name__}; quote it"
+                )
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     if isinstance(value, dt.date | dt.datetime | dt.time):

@@ -114,7 +114,8 @@ def _fleet_size(context: PlanContext, fleets: dict[str, Document]) -> Iterable[P
             continue
         if stored.state is not ObjectState.ACTIVE:
             continue
-        if not stored.spec.get("externalAssetId"):
+        # A stored asset still matched by its key (e.g. its spec drifted) is mapped.
+        if not stored.spec.get("externalAssetId") and key not in context.desired:
             unmapped.setdefault(stored.owner, []).append(key)
         else:
             change = context.changes.get(key)

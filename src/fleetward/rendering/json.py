@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetward.errors import Problem, UsageError
+from fleetward.kinds import OBJECT_KINDS
 from fleetward.model import ABSENT, FORMAT_VERSION, Action, Change, FieldDiff, Guard, GuardVerdict
 from fleetward.model import ObjectKey, ObjectState, ObjectView, Plan, Revision
 
@@ -36,6 +37,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "errors": [p.to_dict() for p in plan.errors],
         "summary": plan.summary(),
         "desiredCounts": dict(sorted(plan.desired_counts.items())),
+        **({"base": plan.base} if plan.base else {}),
     }
 
 
@@ -80,7 +82,17 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             "Create the file with fleetward plan --out FILE.",
             location=where,
         )
+    if data.get("base"):
+        raise UsageError.one(
+            f"{where} was made with plan --base and cannot be applied",
+            f"It compares revision {data['base']} with {data.get('revision')}, not the store with "
+            "a revision; applying it would write a diff the store never had.",
+            "Make a plan against the store: fleetward plan --out plan.json.",
+            location=where,
+        )
     try:
+        if not isinstance(data["revision"], str) or not isinstance(data["changes"], list):
+            raise TypeError("revision must be a string and changes a list")
         return Plan(
             lineage=data["lineage"],
             serial=int(data["serial"]),
@@ -121,7 +133,7 @@ def _read_view(raw: Any) -> ObjectView | None:
 
 
 def _read_change(raw: Mapping[str, Any]) -> Change:
-    return Change(
+    change = Change(
         address=ObjectKey(raw["address"]),
         kind=raw["kind"],
         action=Action(raw["action"]),
@@ -134,3 +146,39 @@ def _read_change(raw: Mapping[str, Any]) -> Change:
             for d in raw.get("diff", [])
         ),
     )
+    _check_change(change)
+    return change
+
+
+def _check_change(change: Change) -> None:
+    """A change a fleetward plan could contain; raises ValueError naming what is off."""
+    kind, _, ident = str(change.address).partition("/")
+    object_kind = OBJECT_KINDS.get(kind)
+    if (
+        not isinstance(change.address, str)
+        or not ident
+        or object_kind is None
+        or kind != change.kind
+    ):
+        raise ValueError(f"address {change.address!r} names no object of a known kind")
+    allowed = {Action.CREATE, Action.UPDATE, object_kind.on_removal}
+    if change.action not in allowed:
+        raise ValueError(
+            f"{change.address}: action {change.action.value} is not possible for a {kind}"
+        )
+    if (change.after is None) != (change.action is Action.DELETE):
+        raise ValueError(f"{change.address}: 'after' must be present exactly when not deleting")
+    for view in (change.before, change.after):
+        if view is not None and (
+            not isinstance(view.spec, Mapping) or not isinstance(view.owner, str)
+        ):
+            raise ValueError(f"{change.address}: spec must be a mapping and owner a string")
+    # Created and updated specs come from manifests, keyed by their id field
+    # (stopped ones are the store's own, possibly legacy, specs).
+    declared = change.action in (Action.CREATE, Action.UPDATE) and change.after is not None
+    spec = change.after.spec if declared and change.after is not None else None
+    if spec is not None and not object_kind.id_field.startswith("metadata."):
+        if spec.get(object_kind.id_field) != ident:
+            raise ValueError(
+                f"{change.address}: spec.{object_kind.id_field} does not match the address"
+            )

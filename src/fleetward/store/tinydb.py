@@ -53,7 +53,9 @@ class AtomicJSONStorage(Storage):
         except OSError as exc:
             raise _unreadable(self._path, exc.strerror or str(exc)) from exc
         if not raw.strip():
-            return None
+            # Only a missing file is an empty store: an empty one is a damaged one
+            # (planning against it would create everything again under a new lineage).
+            raise _corrupt(self._path, "the file is empty")
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -66,6 +68,7 @@ class AtomicJSONStorage(Storage):
         directory = self._path.parent
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; status readers may run as another user
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 # json.dumps, not json.dump: dump streams through the pure-Python encoder
                 # (about 4x slower); dumps uses the C encoder and gives the same bytes.

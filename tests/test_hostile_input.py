@@ -1,0 +1,104 @@
+"""Input built to hurt: deep nesting, recursive aliases, odd keys, many duplicates, markup."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetward.errors import StoreError
+from fleetward.store import TinyDBStore
+
+FLEET = "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {{name: {name}}}\nspec:\n  assets:\n{assets}"
+
+
+def _validate(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleetward", "validate", "--no-git", "--source", str(root)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def _write(root: Path, name: str, text: str) -> None:
+    (root / "manifests").mkdir(exist_ok=True)
+    (root / "manifests" / name).write_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: " + "[" * 50_000 + "]" * 50_000, "a:\n  " + "- " * 30_000 + "x", "a: " + "{b: " * 5_000 + "1" + "}" * 5_000],
+    ids=["flow-sequences", "block-sequences", "flow-mappings"],
+)
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str) -> None:
+    """ruamel's C composer recurses in C: this used to kill the process with SIGSEGV."""
+    _write(tmp_path, "deep.yaml", text)
+    result = _validate(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Error: YAML nested too deeply" in result.stderr
+    assert "manifests/deep.yaml:1:1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "assets",
+    [
+        "    - externalAssetId: R-1\n      attributes: {x: &a [1, *a]}\n",
+        "    - &s {externalAssetId: R-1, attributes: {x: *s}}\n",
+    ],
+    ids=["list-in-itself", "asset-in-itself"],
+)
+def test_recursive_alias_is_an_error(tmp_path: Path, assets: str) -> None:
+    _write(tmp_path, "r.yaml", FLEET.format(name="r", assets=assets))
+    result = _validate(tmp_path)
+    assert result.returncode == 1
+    assert "Error: Recursive YAML alias" in result.stderr
+    assert "Internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "nested"])
+@pytest.mark.parametrize("key", ["1", "null", "true", "2024-01-01"])
+def test_non_string_attribute_keys_are_refused(tmp_path: Path, key: str, nested: bool) -> None:
+    """{1: x, "1": y} would silently merge; null would become "None"."""
+    inner = f"{{{key}: x, other: y}}"
+    attributes = f"{{deep: {inner}}}" if nested else inner
+    assets = f"    - externalAssetId: K-1\n      attributes: {attributes}\n"
+    _write(tmp_path, "k.yaml", FLEET.format(name="k", assets=assets))
+    result = _validate(tmp_path)
+    assert result.returncode == 1
+    assert "Internal error" not in result.stderr
+    assert ("keys must be strings" if nested else "Input should be a valid string") in result.stderr
+    assert "manifests/k.yaml:7:" in result.stderr
+
+
+def test_many_duplicates_are_reported_quickly(tmp_path: Path) -> None:
+    """Each file is composed once for locating errors, not once per error."""
+    assets = "".join(f"    - externalAssetId: D-{i}\n      name: n{i}\n" for i in range(400))
+    _write(tmp_path, "a.yaml", FLEET.format(name="a", assets=assets))
+    _write(tmp_path, "b.yaml", FLEET.format(name="b", assets=assets))
+    started = time.monotonic()
+    result = _validate(tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert result.stderr.count("Error: Duplicate externalAssetId") == 50, "50 shown on a terminal"
+    assert "… and 350 more error(s)" in result.stderr
+    assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+def test_markup_in_ids_prints_as_written(tmp_path: Path) -> None:
+    _write(tmp_path, "m.yaml", FLEET.format(name="m", assets="    - externalAssetId: B[red]x\n"))
+    base = [sys.executable, "-m", "fleetward"]
+    where = ["--no-git", "--source", str(tmp_path), "--state-dir", str(tmp_path / "s")]
+    subprocess.run([*base, "apply", *where, "--auto-approve"], check=True, capture_output=True)
+    shown = subprocess.run([*base, "state", "show", "--state-dir", str(tmp_path / "s")],
+                           capture_output=True, text=True, check=True)
+    assert "Asset/B[red]x" in shown.stdout
+
+
+def test_empty_state_file_is_corrupt_not_empty(tmp_path: Path) -> None:
+    """Reading it as an empty store would create everything again under a new lineage."""
+    (tmp_path / "state.json").write_text("")
+    with pytest.raises(StoreError) as info:
+        TinyDBStore(tmp_path).read()
+    assert "is empty" in info.value.problems[0].reason
