@@ -10,14 +10,21 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TREES = sorted(p.parent for p in EXAMPLES.glob("*/manifests"))
+# Every manifest tree, however deep (examples/seed-payloads/workflow/manifests too), but not a
+# folder named manifests inside a tree.
+TREES = sorted(
+    p.parent
+    for p in EXAMPLES.glob("**/manifests")
+    if p.is_dir() and "manifests" not in p.relative_to(EXAMPLES).parts[:-1]
+)
 
 
 def test_there_are_examples() -> None:
     assert TREES, "examples/ holds no manifest tree"
+    assert EXAMPLES / "seed-payloads" / "workflow" in TREES
 
 
-@pytest.mark.parametrize("tree", TREES, ids=lambda p: p.name)
+@pytest.mark.parametrize("tree", TREES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_example_validates_and_plans(tree: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "fleetward"]
     where = ["--no-git", "--source", str(tree)]
@@ -53,3 +60,11 @@ def test_batch_asset_state_expectations_fail_after_the_first_apply(tmp_path: Pat
         i["isValid"] is False and i["computedOperation"] == "NOTHING"
         for i in error["parameters"]["items"]
     )
+
+
+def test_seed_workflow_payload_keeps_the_seed_spelling() -> None:
+    """The workflow example is the seed's request body: snake_case `step_id`, no placeholders."""
+    text = (EXAMPLES / "seed-payloads/workflow/manifests/create-workflow.yaml").read_text()
+    body = text[text.index("spec: {") :]
+    assert '"step_id"' in body and "stepId" not in body
+    assert "<string>" not in body

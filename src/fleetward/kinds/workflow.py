@@ -45,6 +45,11 @@ class NextEdge(Strict):
     steps: list[Step] = Field(default_factory=list)
     stop: bool = False
 
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> Any:
+        return [] if value is None else value
+
 
 class Step(Strict):
     id: str | None = None
@@ -56,6 +61,18 @@ class Step(Strict):
     next: list[NextEdge] = Field(default_factory=list)
 
     _check_id = field_validator("id")(lambda v: None if v is None else _uuid(v))
+
+    # Bodies from JSON APIs often carry null for "none": read it as empty.
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config(cls, value: Any) -> Any:
+        # Free-form like Fleet attributes: string keys only, YAML dates as ISO strings.
+        return {} if value is None else jsonable(value) if isinstance(value, dict) else value
+
+    @field_validator("next", mode="before")
+    @classmethod
+    def _next(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class WorkflowSpec(Strict):
@@ -80,7 +97,12 @@ class WorkflowSpec(Strict):
             raise ValueError(
                 f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. ES, DE, US)"
             )
-        return value
+        return value.upper() if value is not None else None  # "es" and "ES" are one country
+
+    @field_validator("rescue", mode="before")
+    @classmethod
+    def _rescue(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 NextEdge.model_rebuild()
@@ -117,7 +139,7 @@ def normalize(document: Document) -> dict[str, Any]:
         # A UUID stepId in any spelling (upper case, no dashes) names the step whose id it is.
         target = names.get(e.stepId, _as_uuid(e.stepId)) if e.stepId else None
         out = {"status": e.status, "code": e.code, "stepId": target, "stop": e.stop or None}
-        normal = {k: v for k, v in out.items() if v}
+        normal: dict[str, Any] = {k: v for k, v in out.items() if v}
         if e.steps:
             normal["steps"] = [step(s) for s in e.steps]
         return normal
@@ -185,7 +207,7 @@ def update_reasons(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
 
 WORKFLOW = ObjectKind(
     name="Workflow",
-    id_field="name",
+    id_field="metadata.name",
     on_removal=Action.DELETE,
     removal_reason="workflow removed from manifests",
     derive_status=derive_status,

@@ -103,6 +103,10 @@ class Graph:
     def problems(self) -> Iterable[PathProblem]:
         yield from self._problems
         yield from self._edges()
+        if self._problems:
+            # With duplicate ids the graph is not what the author meant (a fall-through to
+            # a duplicate lands on its namesake): reachability and loops would be noise.
+            return
         edges = {sid: self.targets(sid) for sid in self.order}
         reach = {sid: _reachable(sid, edges) for sid in self.order}
         first = self.order[0] if self.order else None
