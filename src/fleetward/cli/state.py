@@ -10,20 +10,25 @@ from fleetward.model import ObjectState
 from fleetward.store import TinyDBStore
 
 
+# Reading needs no lock, so only --state-dir of the state options applies here.
+state_dir_option = click.option(
+    "--state-dir",
+    envvar="FLEETWARD_STATE_DIR",
+    show_envvar=True,
+    default=".fleetward",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of the state store.",
+)
+
+
 @click.group("state")
 def state_group() -> None:
     """Read the state store (never writes)."""
 
 
 @state_group.command("show")
-@click.option(
-    "--state-dir",
-    envvar="FLEETWARD_STATE_DIR",
-    default=".fleetward",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory of the state store.",
-)
+@state_dir_option
 @click.option(
     "--kind",
     "kinds",
@@ -81,14 +86,7 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
 
 
 @state_group.command("history")
-@click.option(
-    "--state-dir",
-    envvar="FLEETWARD_STATE_DIR",
-    default=".fleetward",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory of the state store.",
-)
+@state_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
 @click.pass_context
 def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:

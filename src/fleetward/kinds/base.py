@@ -22,6 +22,8 @@ from fleetward.model import (
     ObjectKey,
     Origin,
     StoredObject,
+    object_key,
+    spec_hash,
 )
 
 API_VERSION = "fleetward/v1"
@@ -136,5 +138,24 @@ class KindPlugin:
         return ()
 
 
-def origin(path: str, document: Document, *yaml_path: str | int) -> Origin:
-    return Origin(path, document.index, yaml_path)
+def declare(
+    kind: str,
+    ident: str,
+    spec: Mapping[str, Any],
+    document: Document,
+    path: str,
+    yaml_path: tuple[str | int, ...] = (),
+    labels: Mapping[str, str] | None = None,
+    expect: str | None = None,
+) -> DesiredObject:
+    """A desired object `kind/ident` that `document` (in file `path`) declares."""
+    return DesiredObject(
+        key=object_key(kind, ident),
+        kind=kind,
+        spec=spec,
+        spec_hash=spec_hash(spec),
+        owner=document.address,
+        origin=Origin(path, document.index, yaml_path),
+        labels=labels if labels is not None else document.metadata.labels,
+        expect=expect,
+    )

@@ -19,10 +19,10 @@ from fleetward.kinds.base import (
     ObjectKind,
     PlanContext,
     Strict,
+    declare,
     jsonable,
-    origin,
 )
-from fleetward.model import Action, DesiredObject, ObjectState, object_key, spec_hash
+from fleetward.model import Action, DesiredObject, ObjectState
 
 ExternalAssetId = Annotated[
     str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")
@@ -82,16 +82,14 @@ class FleetPlugin(KindPlugin):
     object_kinds = (ASSET,)
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
-        owner = document.address
         for i, asset in enumerate(document.spec.assets):
-            spec = asset_spec(asset)
-            yield DesiredObject(
-                key=object_key("Asset", asset.externalAssetId),
-                kind="Asset",
-                spec=spec,
-                spec_hash=spec_hash(spec),
-                owner=owner,
-                origin=origin(path, document, "spec", "assets", i),
+            yield declare(
+                "Asset",
+                asset.externalAssetId,
+                asset_spec(asset),
+                document,
+                path,
+                ("spec", "assets", i),
                 labels=asset.labels,
                 expect=asset.expect,
             )

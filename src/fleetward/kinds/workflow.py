@@ -17,10 +17,10 @@ from pydantic import AliasChoices, Field, StringConstraints, ValidationError, fi
 
 from fleetward.errors import Problem
 from fleetward.kinds.actions import ACTIONS
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, jsonable, origin
+from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, declare, jsonable
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
 from fleetward.kinds.workflow_graph import Graph
-from fleetward.model import Action, DesiredObject, object_key, spec_hash
+from fleetward.model import Action, DesiredObject, spec_hash
 
 # Fixed namespace for ids derived from names: the same names give the same ids everywhere.
 NAMESPACE = uuid.UUID("6f1d3c1e-2b0a-5c8e-9d47-4f8a1e2b7c90")
@@ -38,6 +38,11 @@ def _uuid(value: str) -> str:
         raise ValueError(f"{value!r} is not a UUID") from None
 
 
+def _empty_if_null(value: Any, empty: Any) -> Any:
+    """Bodies from JSON APIs often carry null for "none": read it as empty."""
+    return empty if value is None else value
+
+
 class NextEdge(Strict):
     status: StepStatus | Literal[""] | None = None  # empty: always
     code: str | None = None
@@ -45,39 +50,35 @@ class NextEdge(Strict):
     steps: list[Step] = Field(default_factory=list)
     stop: bool = False
 
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _steps(cls, value: Any) -> Any:
-        return [] if value is None else value
+    _steps = field_validator("steps", mode="before")(lambda v: _empty_if_null(v, []))
 
 
-class Step(Strict):
+class _Identified(Strict):
+    """A step or a workflow: a UUID id (any version) or a name to derive it from."""
+
     id: str | None = None
     name: str | None = None
+
+    _check_id = field_validator("id")(lambda v: None if v is None else _uuid(v))
+
+
+class Step(_Identified):
     action: str
     config: dict[str, Any] = Field(default_factory=dict)
     summary: str | None = None
     notes: str | None = None
     next: list[NextEdge] = Field(default_factory=list)
 
-    _check_id = field_validator("id")(lambda v: None if v is None else _uuid(v))
+    _next = field_validator("next", mode="before")(lambda v: _empty_if_null(v, []))
 
-    # Bodies from JSON APIs often carry null for "none": read it as empty.
     @field_validator("config", mode="before")
     @classmethod
     def _config(cls, value: Any) -> Any:
         # Free-form like Fleet attributes: string keys only, YAML dates as ISO strings.
-        return {} if value is None else jsonable(value) if isinstance(value, dict) else value
-
-    @field_validator("next", mode="before")
-    @classmethod
-    def _next(cls, value: Any) -> Any:
-        return [] if value is None else value
+        return jsonable(_empty_if_null(value, {}))
 
 
-class WorkflowSpec(Strict):
-    id: str | None = None
-    name: str | None = None
+class WorkflowSpec(_Identified):
     description: str | None = None
     country: str | None = None
     schema_: SchemaName | None = Field(default=None, validation_alias="schema")
@@ -85,8 +86,6 @@ class WorkflowSpec(Strict):
     disabled: bool = False
     steps: list[Step] = Field(min_length=1)
     rescue: list[Step] = Field(default_factory=list)
-
-    _check_id = field_validator("id")(lambda v: None if v is None else _uuid(v))
 
     @field_validator("country")
     @classmethod
@@ -99,10 +98,7 @@ class WorkflowSpec(Strict):
             )
         return value.upper() if value is not None else None  # "es" and "ES" are one country
 
-    @field_validator("rescue", mode="before")
-    @classmethod
-    def _rescue(cls, value: Any) -> Any:
-        return [] if value is None else value
+    _rescue = field_validator("rescue", mode="before")(lambda v: _empty_if_null(v, []))
 
 
 NextEdge.model_rebuild()
@@ -227,16 +223,7 @@ class WorkflowPlugin(KindPlugin):
         yield from Graph(normalize(document)).problems()
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
-        spec = normalize(document)
-        yield DesiredObject(
-            key=object_key("Workflow", document.name),
-            kind="Workflow",
-            spec=spec,
-            spec_hash=spec_hash(spec),
-            owner=document.address,
-            origin=origin(path, document),
-            labels=document.metadata.labels,
-        )
+        yield declare("Workflow", document.name, normalize(document), document, path)
 
 
 def _walk(spec: WorkflowSpec) -> Iterable[tuple[YamlPath, Step]]:
