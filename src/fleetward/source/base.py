@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from fleetward.errors import Problem
+from fleetward.errors import Problem, SourceError
 from fleetward.model import BlobId, Revision
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -91,3 +91,42 @@ def resolve_link(link_path: str, target: str) -> str | None:
     if joined == ".." or joined.startswith("../"):
         return None
     return joined
+
+
+def normalise_manifest_path(path: str) -> str:
+    """--path as a clean POSIX path relative to the source ('.' for the source itself).
+
+    An absolute path, or one that climbs out of the source with '..', is refused:
+    manifests are read only from inside the source.
+    """
+    if posixpath.isabs(path):
+        raise SourceError.one(
+            f"Manifest path {path!r} is absolute",
+            "--path is read relative to --source, so it cannot name a place elsewhere "
+            "on the machine.",
+            "Give the manifest directory relative to the source, e.g. --path manifests; "
+            "point --source at the repository that holds it.",
+            location=path,
+        )
+    clean = posixpath.normpath(path) if path else "."
+    if clean == ".." or clean.startswith("../"):
+        raise SourceError.one(
+            f"Manifest path {path!r} leaves the source",
+            f"It resolves to {clean!r}, which is outside the --source directory; "
+            "fleetward reads manifests only from inside the source.",
+            "Point --source at the repository that holds the manifests and give --path "
+            "relative to it.",
+            location=path,
+        )
+    return clean
+
+
+def not_a_manifest_file(path: str, location: str) -> SourceError:
+    """--path names one file, and it is not a .yaml/.yml file."""
+    return SourceError.one(
+        f"Manifest path {path!r} is not a YAML file",
+        "--path names a single file, and manifests are .yaml or .yml files; "
+        "any other file would silently contribute nothing.",
+        "Give the manifest directory (e.g. --path manifests) or one .yaml/.yml file.",
+        location=location,
+    )

@@ -1,16 +1,24 @@
 """A local Git repository read at a ref: only committed content counts.
 
-Blobs are listed with one `git ls-tree` and read through GitPython's
-persistent `git cat-file --batch`; the `Repo` is closed with the snapshot so
-no `cat-file` child outlives it (LIBRARIES.md).
+Blobs are listed with `git ls-tree` and read through GitPython's persistent
+`git cat-file --batch`; the `Repo` is closed with the snapshot so no
+`cat-file` child outlives it (LIBRARIES.md).
+
+Every git command runs with literal pathspecs (a --path such as
+`:(exclude)x` is a file name, never pathspec magic), and a failing command
+becomes a `SourceError` that passes git's own message on, with any
+credentials in it masked.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import git
 
@@ -21,13 +29,36 @@ from fleetward.source.base import (
     ManifestFile,
     SnapshotBase,
     is_manifest_name,
+    not_a_manifest_file,
     resolve_link,
 )
 
 logger = logging.getLogger(__name__)
 
 _SYMLINK_MODE = "120000"
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1"}
+# Symlinks followed plus entries listed through directory symlinks, in all: past
+# this a tree of links that fans out (without looping) is refused with one
+# problem instead of walked for minutes.
+MAX_LINKED_ENTRIES = 50_000
+_MAX_GIT_MESSAGE = 2000
+
+
+class _Entry(NamedTuple):
+    mode: str
+    kind: str  # blob, tree or commit (a submodule)
+    sha: str
+    size: int
+    name: str  # repository-relative path
+
+
+class _GitFailed(Exception):
+    """A git command exited non-zero; `said` is its stderr, cleaned for display."""
+
+    def __init__(self, command: str, said: str) -> None:
+        super().__init__(f"git {command}: {said}")
+        self.command = command
+        self.said = said
 
 
 class GitSnapshot(SnapshotBase):
@@ -37,89 +68,187 @@ class GitSnapshot(SnapshotBase):
         commit = _resolve_ref(repo, ref)
         self.revision = Revision(id=commit, kind="git", ref=ref)
         self._commit = commit
+        self._listings: dict[tuple[str, bool], list[_Entry]] = {}
+        self._linked_entries = 0
+        self._over_budget = False
+        self._link_targets: dict[str, str] = {}
+        self._reported_links: set[str] = set()
         tree_path = _join(prefix, manifest_path)
+        location = f"{ref}:{tree_path}"
         problems: list[Problem] = []
         files: dict[str, ManifestFile] = {}
-        entries = self._ls_tree(tree_path, recursive=True)
+        entries = self._ls_tree(tree_path, recursive=True, location=location)
         if not entries:
             raise SourceError.one(
                 f"Manifest path {manifest_path!r} does not exist at revision {commit[:7]}",
                 f"The tree of commit {commit} ({ref}) has no file or directory at {tree_path or '.'!r}.",
                 "Check --path (default 'manifests') and that the directory is committed: "
                 "fleetward reads committed content only, never uncommitted edits.",
-                location=f"{ref}:{tree_path}",
+                location=location,
             )
-        self._collect(entries, files, problems, hops=0, shown_prefix=None)
+        self._check_single_file(entries, tree_path, manifest_path, location)
+        self._collect(entries, files, problems, (tree_path,), hops=0, shown_prefix=None)
         # Reported by load() together with every other error of the revision.
         self.problems = tuple(problems)
         self.files = tuple(files[p] for p in sorted(files))
 
     # -- listing -----------------------------------------------------------
 
-    def _ls_tree(self, path: str, recursive: bool) -> list[tuple[str, str, str, int, str]]:
+    def _ls_tree(self, path: str, recursive: bool, location: str | None = None) -> list[_Entry]:
+        key = (path, recursive)
+        cached = self._listings.get(key)
+        if cached is not None:
+            return cached
         args = ["-z", "-l", "--full-tree"]
         if recursive:
             args.insert(0, "-r")
-        out = self._repo.git.ls_tree(*args, self._commit, "--", path or ".", env=_GIT_ENV)
+        try:
+            out = _run(self._repo, "ls_tree", *args, self._commit, "--", path or ".")
+        except _GitFailed as failed:
+            raise _read_failed(self._repo, failed, location or path or ".") from None
         entries = []
         for record in out.split("\0"):
             if not record:
                 continue
             meta, _, name = record.partition("\t")
             mode, kind, sha, size = meta.split()
-            entries.append((mode, kind, sha, int(size) if size != "-" else 0, name))
+            if size != "-" and not size.isdigit():  # "BAD": the object is missing or corrupt
+                said = f"object {sha} ({kind} {name!r}) cannot be read; ls-tree shows its size as {size!r}"
+                raise _read_failed(self._repo, _GitFailed("ls_tree", said), self._relative(name))
+            entries.append(_Entry(mode, kind, sha, int(size) if size != "-" else 0, name))
+        self._listings[key] = entries
         return entries
+
+    def _check_single_file(
+        self, entries: list[_Entry], tree_path: str, manifest_path: str, location: str
+    ) -> None:
+        """--path names one file: it must be a manifest (or a link to a directory)."""
+        if len(entries) != 1 or entries[0].name != tree_path:
+            return
+        entry = entries[0]
+        if entry.kind == "commit":
+            raise SourceError.one(
+                f"Manifest path {manifest_path!r} is a Git submodule",
+                "fleetward reads the repository's own commits only, never submodules.",
+                "Commit the manifests into this repository, or point --source at the "
+                "submodule's own repository.",
+                location=location,
+            )
+        if entry.kind != "blob" or is_manifest_name(tree_path):
+            return
+        if entry.mode == _SYMLINK_MODE:
+            final = self._final_target(entry)
+            if final is None or final.kind == "tree":
+                return  # a link to a directory, or a broken one (reported as a problem)
+        raise not_a_manifest_file(manifest_path, location)
+
+    def _final_target(self, entry: _Entry) -> _Entry | None:
+        """Where a chain of symlinks ends, or None if it leaves the repository, breaks or loops."""
+        for _ in range(MAX_SYMLINK_HOPS):
+            if entry.mode != _SYMLINK_MODE:
+                return entry
+            resolved = resolve_link(entry.name, self._link_target(entry))
+            if resolved is None or resolved == ".":
+                return None
+            found = self._ls_tree(resolved, recursive=False)
+            if not found:
+                return None
+            entry = found[0]
+            if entry.kind == "tree" and entry.name != resolved:
+                return None
+        return None
 
     def _collect(
         self,
-        entries: list[tuple[str, str, str, int, str]],
+        entries: list[_Entry],
         files: dict[str, ManifestFile],
         problems: list[Problem],
+        walking: tuple[str, ...],
         hops: int,
         shown_prefix: tuple[str, str] | None,
     ) -> None:
-        for mode, kind, sha, size, name in entries:
+        for entry in entries:
+            name = entry.name
             # Paths reached through a directory symlink are shown under the link.
             shown = name if shown_prefix is None else shown_prefix[1] + name[len(shown_prefix[0]) :]
-            if kind != "blob":
+            if entry.kind != "blob":
                 continue  # submodules (commit entries) are not manifests
-            if mode == _SYMLINK_MODE:
-                self._follow_link(name, shown, sha, files, problems, hops)
+            if entry.mode == _SYMLINK_MODE:
+                self._follow_link(entry, shown, files, problems, walking, hops, chain=())
             elif is_manifest_name(shown):
-                files[self._relative(shown)] = ManifestFile(
-                    self._relative(shown), BlobId(sha), size
-                )
+                where = self._relative(shown)
+                files[where] = ManifestFile(where, BlobId(entry.sha), entry.size)
 
     def _follow_link(
         self,
-        name: str,
+        link: _Entry,
         shown: str,
-        sha: str,
         files: dict[str, ManifestFile],
         problems: list[Problem],
+        walking: tuple[str, ...],
         hops: int,
+        chain: tuple[str, ...],
     ) -> None:
-        target = self._repo.odb.stream(bytes.fromhex(sha)).read().decode("utf-8", "replace")
-        resolved = resolve_link(name, target)
+        """Follow the symlink `link` (reached as `shown`).
+
+        `walking` holds the trees whose walk is under way: a link to one of
+        them, or to a directory that holds one, would walk itself again and
+        again, so it is reported as a loop instead of followed. `chain` holds
+        the links followed to get here (a link to a link to ...).
+        """
+        if self._over_budget:
+            return  # already reported once; following more links adds nothing
+        target = self._link_target(link)
+        resolved = resolve_link(link.name, target)
         where = self._relative(shown)
+
+        def report(why: str, kind: _LinkWhy) -> None:
+            # Once per link, however it was reached, and located where the link is.
+            if link.name not in self._reported_links:
+                self._reported_links.add(link.name)
+                problems.append(_link_problem(self._relative(link.name), target, why, kind))
+
         if resolved is None:
-            problems.append(_link_problem(where, target, "points outside the repository"))
+            report("points outside the repository", _LINK_OUTSIDE)
+            return
+        tree = "" if resolved == "." else resolved
+        if resolved == link.name or resolved in chain or link.name in chain:
+            report("is part of a symlink loop", _LINK_CHAIN_LOOP)
+            return
+        if _contains(tree, link.name) or any(_contains(tree, walked) for walked in walking):
+            report("is part of a symlink loop", _LINK_TREE_LOOP)
             return
         if hops >= MAX_SYMLINK_HOPS:
-            problems.append(_link_problem(where, target, "is part of a symlink loop"))
+            report(f"goes through more than {MAX_SYMLINK_HOPS} symlinks", _LINK_TOO_DEEP)
             return
         entries = self._ls_tree(resolved, recursive=False)
         if not entries:
-            problems.append(_link_problem(where, target, "points at nothing in this commit"))
+            report("points at nothing in this commit", _LINK_MISSING)
             return
-        mode, kind, target_sha, size, target_name = entries[0]
-        if kind == "tree" and target_name == resolved:
+        found = entries[0]
+        if found.kind == "tree" and found.name == resolved:
             inner = self._ls_tree(resolved + "/", recursive=True)
-            self._collect(inner, files, problems, hops + 1, (resolved, shown))
-        elif mode == _SYMLINK_MODE:
-            self._follow_link(target_name, shown, target_sha, files, problems, hops + 1)
-        elif is_manifest_name(shown):
-            files[where] = ManifestFile(where, BlobId(target_sha), size)
+            self._linked_entries += 1 + len(inner)
+            if self._linked_entries > MAX_LINKED_ENTRIES:
+                self._over_budget = True
+                report(
+                    f"expands the manifest tree past {MAX_LINKED_ENTRIES} entries "
+                    "(directory symlinks that lead to directory symlinks again)",
+                    _LINK_TOO_MANY,
+                )
+                return
+            self._collect(inner, files, problems, (*walking, resolved), hops + 1, (resolved, shown))
+        elif found.mode == _SYMLINK_MODE:
+            self._follow_link(found, shown, files, problems, walking, hops + 1, (*chain, link.name))
+        elif found.kind == "blob" and is_manifest_name(shown):
+            files[where] = ManifestFile(where, BlobId(found.sha), found.size)
+
+    def _link_target(self, link: _Entry) -> str:
+        target = self._link_targets.get(link.sha)
+        if target is None:
+            blob = self._read_blob(link.sha, self._relative(link.name))
+            target = self._link_targets[link.sha] = blob.decode("utf-8", "replace")
+        return target
 
     def _relative(self, path: str) -> str:
         if self._prefix and path.startswith(self._prefix + "/"):
@@ -128,10 +257,17 @@ class GitSnapshot(SnapshotBase):
 
     # -- reading -----------------------------------------------------------
 
+    def _read_blob(self, sha: str, where: str) -> bytes:
+        try:
+            data: bytes = self._repo.odb.stream(bytes.fromhex(sha)).read()
+        except (git.GitCommandError, ValueError, OSError) as exc:
+            said = _said(exc)
+            raise _read_failed(self._repo, _GitFailed("cat-file", said), where) from None
+        return data
+
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
-        odb = self._repo.odb
         for f in files:
-            yield f, odb.stream(bytes.fromhex(f.blob_id)).read()
+            yield f, self._read_blob(f.blob_id, f.path)
 
     def close(self) -> None:
         self._repo.close()
@@ -143,6 +279,9 @@ def open_git(source: Path, ref: str, manifest_path: str) -> GitSnapshot | None:
         repo = git.Repo(source, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
+    except (git.GitCommandError, ValueError, OSError) as exc:
+        said = _said(exc)
+        raise _read_failed(None, _GitFailed("open", said), str(source)) from None
     if repo.bare or repo.working_tree_dir is None:
         prefix = ""
     else:
@@ -155,6 +294,87 @@ def open_git(source: Path, ref: str, manifest_path: str) -> GitSnapshot | None:
         raise
 
 
+# -- running git -------------------------------------------------------------------------
+
+
+def _run(repo: git.Repo, command: str, *args: str) -> str:
+    """Run `git COMMAND ARGS...` in the repository; its stdout, or `_GitFailed`."""
+    try:
+        status, out, err = getattr(repo.git, command)(
+            *args, env=_GIT_ENV, with_extended_output=True, with_exceptions=False
+        )
+    except git.GitCommandNotFound as exc:
+        raise SourceError.one(
+            "The git command cannot be run",
+            f"fleetward reads Git repositories with the git binary, and starting it failed: "
+            f"{_clean(str(exc))}.",
+            "Install git and make sure it is on PATH, or read a plain directory with --no-git.",
+        ) from None
+    except git.GitCommandError as exc:  # e.g. git could not be started at all
+        raise _GitFailed(command, _said(exc)) from None
+    if status != 0:
+        raise _GitFailed(command, _clean(err) or f"git exited with status {status}")
+    return str(out)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_GITPYTHON_STDERR = re.compile(r"^\s*stderr:\s*'(.*)'\s*$", re.DOTALL)
+
+
+def _said(exc: Exception) -> str:
+    """What git wrote to stderr for a GitPython exception (or the exception's text)."""
+    stderr = getattr(exc, "stderr", "") or ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    found = _GITPYTHON_STDERR.match(stderr)  # GitPython keeps it as "\n  stderr: '...'"
+    return _clean(found.group(1) if found else stderr or str(exc))
+
+
+def _clean(message: str) -> str:
+    """git's message on one line, credentials in URLs masked, bounded in length."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    text = _USERINFO.sub("***@", text)
+    if len(text) > _MAX_GIT_MESSAGE:
+        text = text[:_MAX_GIT_MESSAGE] + " ..."
+    return text
+
+
+def _is_dubious(said: str) -> bool:
+    return "dubious ownership" in said or "safe.directory" in said
+
+
+def _dubious(repo: git.Repo | None, said: str, fallback: str) -> SourceError:
+    found = re.search(r"safe\.directory\s+(\S.*?)\s*$", said)
+    path = (
+        found.group(1)
+        if found
+        else ((repo.working_tree_dir or repo.git_dir) if repo is not None else fallback)
+    )
+    return SourceError.one(
+        f"Git refuses to read the repository {path}: it is owned by another user",
+        f"git said: {said}",
+        "If you trust the repository, mark it safe: "
+        f"git config --global --add safe.directory {shlex.quote(str(path))}",
+        location=str(path),
+    )
+
+
+def _read_failed(repo: git.Repo | None, failed: _GitFailed, location: str) -> SourceError:
+    if _is_dubious(failed.said):
+        return _dubious(repo, failed.said, location)
+    where = (repo.working_tree_dir or repo.git_dir) if repo is not None else location
+    return SourceError.one(
+        f"Git could not read {location!r} in {where}",
+        f"git {failed.command.replace('_', '-')} failed: {failed.said}",
+        "Check that the repository is intact (git fsck) and readable by this user; "
+        "fleetward only reads committed content.",
+        location=location,
+    )
+
+
+# -- refs --------------------------------------------------------------------------------
+
+
 def _resolve_ref(repo: git.Repo, ref: str) -> str:
     if ref.startswith("-"):
         raise SourceError.one(
@@ -163,29 +383,91 @@ def _resolve_ref(repo: git.Repo, ref: str) -> str:
             "Give a branch, tag or commit SHA, e.g. --ref main.",
         )
     try:
-        return str(repo.rev_parse(f"{ref}^{{commit}}").hexsha)
-    except (git.BadName, git.BadObject, ValueError, IndexError) as exc:
-        known = sorted({h.name for h in repo.heads} | {t.name for t in repo.tags})
-        hint = f" Known branches and tags: {', '.join(known[:10])}." if known else ""
-        has_commits = bool(known) or _has_head(repo)
+        out = _run(repo, "rev_parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+    except _GitFailed as failed:
+        if _is_dubious(failed.said):
+            raise _dubious(repo, failed.said, ref) from None
+        raise _unresolved_ref(repo, ref, failed.said) from None
+    commit = out.strip()
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
         raise SourceError.one(
-            f"Ref {ref!r} does not exist in {repo.working_tree_dir or repo.git_dir}",
-            "It names no branch, tag or commit of the repository."
-            if has_commits
-            else "The repository has no commits yet.",
-            ("Check the spelling of --ref, or fetch the branch first." + hint)
-            if has_commits
-            else "Commit your manifests first: fleetward reads committed content only.",
+            f"Ref {ref!r} could not be resolved in {repo.working_tree_dir or repo.git_dir}",
+            f"git rev-parse answered {commit[:200]!r} instead of a commit id.",
+            "Give a branch, tag or commit SHA with --ref.",
             location=ref,
-        ) from exc
+        )
+    return commit
+
+
+def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
+    where = repo.working_tree_dir or repo.git_dir
+    found = _object_of(repo, ref)
+    if found is not None and found[0] in ("tree", "blob"):
+        kind, sha = found
+        what = "a directory listing" if kind == "tree" else "a file's content"
+        return SourceError.one(
+            f"Ref {ref!r} names a {kind}, not a commit",
+            f"It resolves to the {kind} {sha} ({what}); fleetward reads the manifests "
+            "of a whole commit.",
+            "Give a branch, tag or commit SHA with --ref, and pick the directory inside "
+            "the commit with --path.",
+            location=ref,
+        )
+    try:
+        known = sorted({h.name for h in repo.heads} | {t.name for t in repo.tags})
+    except Exception:  # noqa: BLE001 - only a hint: an unreadable ref list gives none
+        known = []
+    hint = f" Known branches and tags: {', '.join(known[:10])}." if known else ""
+    has_commits = bool(known) or _has_head(repo)
+    if not has_commits:
+        return SourceError.one(
+            f"Ref {ref!r} does not exist in {where}",
+            "The repository has no commits yet.",
+            "Commit your manifests first: fleetward reads committed content only.",
+            location=ref,
+        )
+    reason = "It names no branch, tag or commit of the repository."
+    if ":" in ref:
+        reason += (
+            " A 'REVISION:PATH' ref names a file or directory inside a commit, never a "
+            "commit itself."
+        )
+    # git's own words, unless they are only its generic "Needed a single revision".
+    detail = said.replace("fatal: Needed a single revision", "").strip()
+    if detail:
+        reason += f" git said: {detail}"
+    return SourceError.one(
+        f"Ref {ref!r} does not exist in {where}",
+        reason,
+        "Check the spelling of --ref, or fetch the branch first; pick a directory with "
+        "--path, not with the ref." + hint
+        if ":" in ref
+        else "Check the spelling of --ref, or fetch the branch first." + hint,
+        location=ref,
+    )
+
+
+def _object_of(repo: git.Repo, ref: str) -> tuple[str, str] | None:
+    """(type, sha) of what `ref` names, tags peeled; None if it names nothing."""
+    try:
+        sha = _run(repo, "rev_parse", "--verify", "--quiet", "--end-of-options", ref).strip()
+        for _ in range(8):
+            if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+                return None
+            kind = _run(repo, "cat_file", "-t", sha).strip()
+            if kind != "tag":
+                return kind, sha
+            sha = _run(repo, "rev_parse", "--verify", "--quiet", f"{sha}^{{}}").strip()
+    except (_GitFailed, SourceError):
+        return None
+    return None
 
 
 def _has_head(repo: git.Repo) -> bool:
     try:
-        repo.head.commit
-    except ValueError:
+        return repo.head.commit is not None
+    except Exception:  # noqa: BLE001 - an unborn or unreadable HEAD: no commits to offer
         return False
-    return True
 
 
 def _join(prefix: str, path: str) -> str:
@@ -193,11 +475,52 @@ def _join(prefix: str, path: str) -> str:
     return "/".join(parts)
 
 
-def _link_problem(where: str, target: str, why: str) -> Problem:
+def _contains(tree: str, path: str) -> bool:
+    """Whether the tree `tree` ('' for the root) is `path` or holds it."""
+    return tree == "" or path == tree or path.startswith(tree + "/")
+
+
+class _LinkWhy(NamedTuple):
+    reason: str
+    resolution: str
+
+
+_LINK_OUTSIDE = _LinkWhy(
+    reason="fleetward reads only files inside the repository, so a manifest cannot pull "
+    "in content from elsewhere on the machine.",
+    resolution="Replace the symlink with the file itself, or point it at a file inside "
+    "the repository.",
+)
+_LINK_MISSING = _LinkWhy(
+    reason="The commit has no file or directory at that path.",
+    resolution="Point the symlink at a file or directory that is committed, or remove it.",
+)
+_LINK_CHAIN_LOOP = _LinkWhy(
+    reason="Following it leads back to itself through symlinks, so it names no file.",
+    resolution="Point the symlink straight at the manifest file, or replace it with the file.",
+)
+_LINK_TREE_LOOP = _LinkWhy(
+    reason="That directory holds the link itself, or is already being read through "
+    "another link: following it would read the same files again and again.",
+    resolution="Replace the symlink with the files it should add, or point it at a "
+    "directory that does not contain it.",
+)
+_LINK_TOO_DEEP = _LinkWhy(
+    reason=f"fleetward follows at most {MAX_SYMLINK_HOPS} symlinks from a manifest path to a file.",
+    resolution="Point the symlink straight at the file or directory it should add.",
+)
+_LINK_TOO_MANY = _LinkWhy(
+    reason="Directory symlinks that lead to more directory symlinks multiply the tree; "
+    f"fleetward stops after {MAX_LINKED_ENTRIES} entries reached through symlinks.",
+    resolution="Replace the symlinks with the directories themselves, or link each shared "
+    "directory once.",
+)
+
+
+def _link_problem(where: str, target: str, why: str, kind: _LinkWhy) -> Problem:
     return Problem(
         f"Symlink {where!r} {why}",
-        f"It points at {target!r}. fleetward reads only files inside the repository, "
-        "so a manifest cannot pull in content from elsewhere on the machine.",
-        "Replace the symlink with the file itself, or point it at a file inside the repository.",
+        f"It points at {target!r}. {kind.reason}",
+        kind.resolution,
         location=where,
     )

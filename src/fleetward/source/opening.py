@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleetward.errors import SourceError
-from fleetward.source.base import Snapshot
+from fleetward.source.base import Snapshot, normalise_manifest_path
 from fleetward.source.git import open_git
 from fleetward.source.plain import DirectorySnapshot
 
@@ -29,6 +29,7 @@ def open_snapshot(
             "Pass the repository's directory; use --path to pick the manifest folder inside it.",
             location=source,
         )
+    path = normalise_manifest_path(path)
     if not no_git:
         snapshot = open_git(root, ref, path)
         if snapshot is not None:
