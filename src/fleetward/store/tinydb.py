@@ -22,7 +22,6 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.middlewares import Middleware
 from tinydb.storages import Storage
-from tinydb.table import Document
 
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
@@ -112,6 +111,20 @@ class _Transaction(Middleware):
         self._data = data
         self._dirty = True
 
+    def put_table(self, name: str, documents: dict[str, Any]) -> None:
+        """Replace table `name` in TinyDB's own storage layout ({doc id: document}).
+
+        TinyDB's `insert_multiple` copies and type-checks every document and
+        re-keys the whole table twice: a quarter of an apply of 100,000 objects.
+        """
+        data = self.read() or {}
+        data[name] = documents
+        self.write(data)
+
+    def table_data(self, name: str) -> dict[str, Any]:
+        """Table `name` as stored ({doc id: document}); read-only by convention."""
+        return dict((self.read() or {}).get(name, {}))
+
     def commit(self) -> None:
         if self._dirty and self._data is not None:
             self.storage.write(self._data)
@@ -188,16 +201,20 @@ class TinyDBStore:
                     "Plan again.",
                     location=str(self.path),
                 )
-            objects = db.table("objects", cache_size=0)
-            ids = {doc["key"]: doc.doc_id for doc in objects.all()}
-            replaced = [ids[k] for k in change_set.deletes if k in ids]
-            replaced += [ids[o.key] for o in change_set.upserts if o.key in ids]
-            if replaced:
-                objects.remove(doc_ids=replaced)
-            objects.insert_multiple(
-                Document(o.to_doc(), doc_id=ids[o.key]) if o.key in ids else o.to_doc()
-                for o in change_set.upserts
-            )
+            # Objects go in at the storage level, in TinyDB's layout: every
+            # document keeps its doc id, new ones get the next free ids.
+            table = transaction.table_data("objects")
+            ids = {doc["key"]: doc_id for doc_id, doc in table.items()}
+            for key in change_set.deletes:
+                if key in ids:
+                    del table[ids.pop(key)]
+            next_id = max((int(i) for i in table), default=0) + 1
+            for obj in change_set.upserts:
+                doc_id = ids.get(obj.key)
+                if doc_id is None:
+                    doc_id, next_id = str(next_id), next_id + 1
+                table[doc_id] = obj.to_doc()
+            transaction.put_table("objects", table)
             new_meta = StoreMeta(
                 lineage=meta.lineage or str(uuid.uuid4()),
                 serial=meta.serial + 1,
