@@ -9,7 +9,6 @@ JSON, stderr messages, the bytes of the store file).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,26 +17,15 @@ from typing import Any
 
 import pytest
 
+from support import isolated_env
+
 BUNDLED_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 NORTH = "Fleet/north-yard"
 SOUTH = "Fleet/south-yard"
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETWARD_", "GIT_"))}
-    env.update(
-        {
-            "GIT_AUTHOR_NAME": "Fleet Tester",
-            "GIT_AUTHOR_EMAIL": "tester@example.com",
-            "GIT_COMMITTER_NAME": "Fleet Tester",
-            "GIT_COMMITTER_EMAIL": "tester@example.com",
-            "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(home),
-            "NO_COLOR": "1",
-        }
-    )
-    return env
+    return isolated_env(home)
 
 
 # -- manifests -------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from support import isolated_env
+
 MANIFEST = (
     "apiVersion: fleetward/v1\nkind: Fleet\nmetadata:\n  name: {name}\nspec:\n"
     "  assets:\n    - externalAssetId: {name}-1\n"
@@ -28,24 +30,8 @@ def fleet(name: str) -> str:
 
 
 def _env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETWARD_", "GIT_"))}
     (home / "gitconfig").touch()
-    env.update(
-        {
-            "GIT_AUTHOR_NAME": "fleetward tests",
-            "GIT_AUTHOR_EMAIL": "tests@fleetward.invalid",
-            "GIT_COMMITTER_NAME": "fleetward tests",
-            "GIT_COMMITTER_EMAIL": "tests@fleetward.invalid",
-            "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(home),
-            "NO_COLOR": "1",
-            "TERM": "dumb",
-            "COLUMNS": "250",
-        }
-    )
-    env.update(extra or {})
-    return env
+    return isolated_env(home, {"TERM": "dumb", "COLUMNS": "250", **(extra or {})})
 
 
 class Repo:

@@ -8,7 +8,6 @@ renders to SVG, and `-Tcanon` reads back what it writes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support import isolated_env
 from ruamel.yaml import YAML
 
 from fleetward.kinds.workflow import step_id
@@ -33,20 +34,7 @@ needs_dot = pytest.mark.skipif(
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETWARD_", "GIT_"))}
-    env.update(
-        {
-            "GIT_AUTHOR_NAME": "Flow Tester",
-            "GIT_AUTHOR_EMAIL": "flow@example.com",
-            "GIT_COMMITTER_NAME": "Flow Tester",
-            "GIT_COMMITTER_EMAIL": "flow@example.com",
-            "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(home),
-            "NO_COLOR": "1",
-        }
-    )
-    return env
+    return isolated_env(home)
 
 
 @pytest.fixture
