@@ -22,13 +22,17 @@ spec:
 
 def _manifests(root: Path, ids: list[str], prune: str = "stop") -> SourceOptions:
     (root / "manifests").mkdir(exist_ok=True)
-    assets = "".join(f"    - externalAssetId: {i}\n      attributes: {{model: FH16}}\n" for i in ids)
+    assets = "".join(
+        f"    - externalAssetId: {i}\n      attributes: {{model: FH16}}\n" for i in ids
+    )
     (root / "manifests" / "yard.yaml").write_text(FLEET.format(prune=prune, assets=assets))
     return SourceOptions(source=str(root), no_git=True)
 
 
 def _apply(root: Path, store: TinyDBStore, ids: list[str], prune: str = "stop"):  # type: ignore[no-untyped-def]
-    plan = make_plan(resolve(_manifests(root, ids, prune)), store.read(), PlanOptions(allow_mass_stop=True))
+    plan = make_plan(
+        resolve(_manifests(root, ids, prune)), store.read(), PlanOptions(allow_mass_stop=True)
+    )
     with store.lock(5):
         apply_plan(plan, store, "2026-01-01T00:00:00Z", str(store.state_dir))
     return plan
@@ -57,7 +61,9 @@ def test_drift_that_drops_the_id_is_repaired_under_prune_forbid(tmp_path: Path) 
     store = TinyDBStore(tmp_path / "state")
     _apply(tmp_path, store, ["A-1", "A-2"], prune="forbid")
     _tamper(store, "Asset/A-2", lambda spec: spec.pop("externalAssetId"))
-    plan = make_plan(resolve(_manifests(tmp_path, ["A-1", "A-2"], "forbid")), store.read(), PlanOptions())
+    plan = make_plan(
+        resolve(_manifests(tmp_path, ["A-1", "A-2"], "forbid")), store.read(), PlanOptions()
+    )
     assert plan.errors == ()
     (change,) = plan.changes
     assert (change.address, change.action.value, change.reason) == ("Asset/A-2", "update", "drift")

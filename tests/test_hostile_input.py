@@ -12,13 +12,17 @@ import pytest
 from fleetward.errors import StoreError
 from fleetward.store import TinyDBStore
 
-FLEET = "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {{name: {name}}}\nspec:\n  assets:\n{assets}"
+FLEET = (
+    "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {{name: {name}}}\nspec:\n  assets:\n{assets}"
+)
 
 
 def _validate(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleetward", "validate", "--no-git", "--source", str(root)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -29,7 +33,11 @@ def _write(root: Path, name: str, text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["a: " + "[" * 50_000 + "]" * 50_000, "a:\n  " + "- " * 30_000 + "x", "a: " + "{b: " * 5_000 + "1" + "}" * 5_000],
+    [
+        "a: " + "[" * 50_000 + "]" * 50_000,
+        "a:\n  " + "- " * 30_000 + "x",
+        "a: " + "{b: " * 5_000 + "1" + "}" * 5_000,
+    ],
     ids=["flow-sequences", "block-sequences", "flow-mappings"],
 )
 def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str) -> None:
@@ -91,8 +99,12 @@ def test_markup_in_ids_prints_as_written(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "fleetward"]
     where = ["--no-git", "--source", str(tmp_path), "--state-dir", str(tmp_path / "s")]
     subprocess.run([*base, "apply", *where, "--auto-approve"], check=True, capture_output=True)
-    shown = subprocess.run([*base, "state", "show", "--state-dir", str(tmp_path / "s")],
-                           capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [*base, "state", "show", "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "Asset/B[red]x" in shown.stdout
 
 

@@ -18,7 +18,10 @@ MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 def _fleetward(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleetward", *args, "--no-git"],
-        cwd=cwd, capture_output=True, text=True, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
     )
 
 
@@ -90,7 +93,9 @@ def _base(plan: dict[str, Any]) -> None:
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else "",
 )
-def test_edited_plan_is_refused_and_changes_nothing(planned: Path, edit: Callable[..., None], says: str) -> None:
+def test_edited_plan_is_refused_and_changes_nothing(
+    planned: Path, edit: Callable[..., None], says: str
+) -> None:
     plan_file = planned / "plan.json"
     plan = json.loads(plan_file.read_text())
     edit(plan)
@@ -114,20 +119,35 @@ def test_base_plan_json_cannot_be_applied(tmp_path: Path) -> None:
     """`plan --base --json` output names its base, and apply refuses it."""
     repo = tmp_path / "repo"
     shutil.copytree(MANIFESTS, repo / "manifests")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e.x", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e.x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e.x",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "v1"]):
         subprocess.run(["git", *args], cwd=repo, check=True, env=env)
     (repo / "manifests" / "fleets" / "field-equipment.yaml").unlink()
     subprocess.run(["git", "commit", "-qam", "v2"], cwd=repo, check=True, env=env)
     base = [sys.executable, "-m", "fleetward"]
-    out = subprocess.run([*base, "plan", "--base", "HEAD~1", "--json", "--allow-mass-stop"],
-                         cwd=repo, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*base, "plan", "--base", "HEAD~1", "--json", "--allow-mass-stop"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     plan = json.loads(out.stdout)
     assert len(plan["base"]) == 40 and plan["summary"]["stop"] == 4
     (tmp_path / "b.json").write_text(out.stdout)
-    applied = subprocess.run([*base, "apply", str(tmp_path / "b.json"), "--state-dir", str(tmp_path / "s")],
-                             cwd=repo, capture_output=True, text=True)
+    applied = subprocess.run(
+        [*base, "apply", str(tmp_path / "b.json"), "--state-dir", str(tmp_path / "s")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert applied.returncode == 1
     assert "cannot be applied" in applied.stderr
     assert not (tmp_path / "s" / "state.json").exists()
