@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetward.errors import Problem
-from fleetward.kinds.problems import PathProblem, YamlPath
+from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean
 
 END = "(end)"
 STATUSES = ("OK", "SKIP", "KO", "TIMEOUT")
@@ -155,19 +155,26 @@ class Graph:
                 target = edge.get("stepId")
                 if target and target not in self.nodes:
                     known = ", ".join(_name(self.nodes[s].step) for s in self.order)
+                    names = [
+                        str(self.nodes[s].step.get("name"))
+                        for s in self.order
+                        if self.nodes[s].step.get("name")
+                    ]
                     yield (
                         here,
                         False,
                         Problem(
                             f"Edge of step {_name(node.step)} points at unknown step {target!r}",
                             f"stepId names a step id or name of this workflow; the steps are: {known}.",
-                            "Fix the stepId (a step's id, or its name).",
+                            did_you_mean(
+                                str(target), names, "Fix the stepId (a step's id, or its name)."
+                            ),
                             parameters={"stepId": target},
                         ),
                     )
                 outcome = (edge.get("status", ""), edge.get("code", ""))
+                shown = f"status {outcome[0] or '(any)'}, code {outcome[1] or '(any)'}"
                 if outcome in seen:
-                    shown = f"status {outcome[0] or '(any)'}, code {outcome[1] or '(any)'}"
                     yield (
                         here,
                         False,
