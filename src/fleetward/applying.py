@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
-from fleetward.model import Action, Change, GuardVerdict, ObjectKey, ObjectState, Plan, StoredObject
+from fleetward.model import Action, Change, GuardVerdict, ObjectKey, Plan, StoredObject
 from fleetward.model import StoreMeta, StoreSnapshot
 from fleetward.store import ChangeSet, Store
 from fleetward.tuning import gc_paused
@@ -165,7 +165,7 @@ def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) ->
         # Status belongs to people and the system: only what the kind derives moves.
         status={**have.status, **after.status} if after.status else have.status,
         owner=after.owner,
-        state=ObjectState(after.state),
+        state=after.state,
         spec_hash=new_hash,
         generation=have.generation + (1 if spec_moved else 0),
         applied_revision=revision,

@@ -212,7 +212,9 @@ class ObjectView:
     state: ObjectState
     owner: str
     spec: Mapping[str, Any]
-    # spec_hash(spec) when the planner already knows it (not serialised).
+    # The hash to store with this spec, when the planner already has it (not
+    # serialised): spec_hash(spec), except for a stop, which keeps the applied
+    # hash so a drifted spec stays visibly drifted.
     known_hash: str | None = None
     # Status the system derives from the spec on apply (a workflow's hash and
     # version); None for kinds that derive none. Merged over the stored status.

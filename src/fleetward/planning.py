@@ -64,7 +64,8 @@ def plan(
 
 
 def _create(want: DesiredObject) -> Change:
-    derive = _deriver(want.kind)
+    object_kind = OBJECT_KINDS.get(want.kind)
+    derive = object_kind.derive_status if object_kind else None
     status = derive(want.spec, None, True) if derive else None
     return Change(
         address=want.key,
@@ -75,11 +76,6 @@ def _create(want: DesiredObject) -> Change:
         before=None,
         after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status),
     )
-
-
-def _deriver(kind: str) -> Any:
-    object_kind = OBJECT_KINDS.get(kind)
-    return object_kind.derive_status if object_kind else None
 
 
 def _compare(want: DesiredObject, have: StoredObject) -> Change:
@@ -105,9 +101,7 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
         and any(have.status.get(k) != v for k, v in status.items())
     ):
         reasons.append("status derived")
-    before = ObjectView(
-        have.state, have.owner, have.spec, have.spec_hash, have.status if derive else None
-    )
+    before = ObjectView(have.state, have.owner, have.spec, status=have.status if derive else None)
     after = ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status)
     if not reasons:
         return Change(want.key, want.kind, Action.NOOP, "", want.owner, before, after)
