@@ -11,8 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
-from fleetward.model import Action, Change, GuardVerdict, ObjectKey, Plan, StoredObject
-from fleetward.model import StoreMeta, StoreSnapshot
+from fleetward.model import (
+    Action,
+    Change,
+    GuardVerdict,
+    ObjectKey,
+    Plan,
+    StoredObject,
+    StoreMeta,
+    StoreSnapshot,
+)
 from fleetward.store import ChangeSet, Store
 from fleetward.tuning import gc_paused
 
@@ -25,6 +33,21 @@ class ApplyResult:
     counts: dict[str, int]
     operation_id: str
     wrote: bool
+    # What the write stored and removed, so a long-lived caller can update its
+    # copy of the store without reading it back.
+    upserts: tuple[StoredObject, ...] = ()
+    deletes: tuple[ObjectKey, ...] = ()
+
+    def snapshot_after(self, before: StoreSnapshot) -> StoreSnapshot:
+        """The store as this apply left it, given the snapshot it was applied to."""
+        if not self.wrote:
+            return before
+        objects = dict(before.objects)
+        for key in self.deletes:
+            objects.pop(key, None)
+        for obj in self.upserts:
+            objects[obj.key] = obj
+        return StoreSnapshot(self.meta, objects)
 
 
 def check_current(plan: Plan, meta: StoreMeta, where: str) -> None:
@@ -78,13 +101,14 @@ def apply_plan(
     where: str,
     progress: Progress | None = None,
     snapshot: StoreSnapshot | None = None,
+    operation_id: str | None = None,
 ) -> ApplyResult:
     """Apply every change of `plan` in one write; the caller holds the store lock.
 
     `snapshot` is the store as read under that lock, if the caller has it already.
     """
     with gc_paused():
-        return _apply(plan, store, now, where, progress, snapshot)
+        return _apply(plan, store, now, where, progress, snapshot, operation_id)
 
 
 def _apply(
@@ -94,12 +118,13 @@ def _apply(
     where: str,
     progress: Progress | None,
     snapshot: StoreSnapshot | None,
+    operation_id: str | None,
 ) -> ApplyResult:
     snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
     refuse_blocked(plan)
     _check_presence(plan, snapshot, where)
-    operation_id = str(uuid.uuid4())
+    operation_id = operation_id or str(uuid.uuid4())
     counts = plan.summary()
     if not plan.changes and snapshot.meta.last_applied_revision == plan.revision.id:
         return ApplyResult(snapshot.meta, counts, operation_id, wrote=False)
@@ -129,7 +154,7 @@ def _apply(
             },
         )
     )
-    return ApplyResult(meta, counts, operation_id, wrote=True)
+    return ApplyResult(meta, counts, operation_id, True, tuple(upserts), tuple(deletes))
 
 
 def _check_presence(plan: Plan, snapshot: StoreSnapshot, where: str) -> None:
@@ -171,4 +196,6 @@ def _stored(change: Change, snapshot: StoreSnapshot, revision: str, now: str) ->
         applied_revision=revision,
         created_at=have.created_at,
         updated_at=now,
+        # Creates and updates store the spec with its own hash; a stop keeps the old pair.
+        _drift=have.drifted if change.action is Action.STOP else False,
     )

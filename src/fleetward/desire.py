@@ -23,12 +23,23 @@ class DesiredState:
     objects: Mapping[ObjectKey, DesiredObject]
 
 
+# (file path, document) → (the document, its objects). The document is held so
+# its id is never reused while the entry lives.
+Expansions = dict[tuple[str, int], tuple[Document, tuple[DesiredObject, ...]]]
+
+
 def desire(
-    revision: Revision, documents: Iterable[tuple[str, Document]], locate: Locate
+    revision: Revision,
+    documents: Iterable[tuple[str, Document]],
+    locate: Locate,
+    expansions: Expansions | None = None,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
     `locate` turns an origin into `file:line:column`; it is called only to report errors.
+    `expansions` memoises expansion across calls: a daemon passes the same dict
+    every run, and documents it got from the loader's cache (unchanged files)
+    are not expanded again. It is left holding only this call's documents.
     """
     documents = tuple(documents)
     problems: list[Problem] = []
@@ -48,11 +59,19 @@ def desire(
                 )
             )
     objects: dict[ObjectKey, DesiredObject] = {}
+    fresh: Expansions = {}
     for path, doc in documents:
-        for obj in REGISTRY[doc.kind].expand(doc, path):
+        memo = (path, id(doc))
+        known = expansions.get(memo) if expansions is not None else None
+        expanded = known[1] if known is not None else tuple(REGISTRY[doc.kind].expand(doc, path))
+        fresh[memo] = (doc, expanded)
+        for obj in expanded:
             first_obj = objects.setdefault(obj.key, obj)
             if first_obj is not obj:
                 problems.append(_duplicate(obj, first_obj, locate))
+    if expansions is not None:
+        expansions.clear()
+        expansions.update(fresh)
     if problems:
         raise ManifestError(*problems)
     return DesiredState(revision, documents, objects)

@@ -106,6 +106,9 @@ class StoredObject:
     applied_revision: str
     created_at: str
     updated_at: str
+    # Memo of `drifted`: hashing every stored spec on every plan is most of a
+    # warm re-plan, and a daemon keeps its snapshot across runs.
+    _drift: bool | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def first(
@@ -129,12 +132,15 @@ class StoredObject:
             applied_revision=revision,
             created_at=now,
             updated_at=now,
+            _drift=False,  # a first apply stores a spec with its own hash
         )
 
     @property
     def drifted(self) -> bool:
         """The stored spec was changed behind fleetward's back."""
-        return spec_hash(self.spec) != self.spec_hash
+        if self._drift is None:
+            object.__setattr__(self, "_drift", spec_hash(self.spec) != self.spec_hash)
+        return bool(self._drift)
 
     def to_doc(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,16 @@ class AtomicJSONStorage(Storage):
 class _Transaction(Middleware):
     """Keeps the database in memory; every table write lands here until `commit`."""
 
-    def __init__(self, storage_cls: type[Storage]) -> None:
+    def __init__(
+        self, storage_cls: type[Storage], data: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(storage_cls)
-        self._data: dict[str, dict[str, Any]] | None = None
+        self._data = data
         self._dirty = False
+
+    @property
+    def data(self) -> dict[str, dict[str, Any]] | None:
+        return self._data
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._data is None:
@@ -135,28 +142,81 @@ class _Transaction(Middleware):
         self.storage.close()
 
 
+_FileId = tuple[int, int, int]  # (inode, mtime ns, size) of state.json
+
+
+@dataclass(slots=True)
+class _Cached:
+    """The state file as last read or written by this instance."""
+
+    file_id: _FileId
+    tables: dict[str, dict[str, Any]]
+    snapshot: StoreSnapshot | None = None
+
+
 class TinyDBStore:
+    """The store in `state_dir`.
+
+    An instance remembers the file it last read or wrote, keyed by the file's
+    inode, mtime and size: a long-lived instance (the daemon's) neither parses
+    `state.json` again nor rebuilds its objects while no one else changed it.
+    Every write replaces the file (a new inode), and a hand edit moves its
+    mtime, so a stale copy is never used.
+    """
+
     def __init__(self, state_dir: Path | str) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / STATE_FILE
+        self._cached: _Cached | None = None
 
     # -- reading ---------------------------------------------------------------
 
+    def _file_id(self) -> _FileId | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _valid_cache(self) -> _Cached | None:
+        cached = self._cached
+        if cached is not None and cached.file_id == self._file_id():
+            return cached
+        self._cached = None
+        return None
+
     @contextmanager
-    def _open(self) -> Iterator[tuple[TinyDB, _Transaction]]:
-        middleware = _Transaction(AtomicJSONStorage)
+    def _open(self, cached: _Cached | None = None) -> Iterator[tuple[TinyDB, _Transaction]]:
+        data = None
+        if cached is not None:
+            # TinyDB edits the tables it reads in place: hand it copies of the small
+            # ones; objects are only ever replaced whole (`put_table`).
+            data = {name: dict(table) for name, table in cached.tables.items() if name != "objects"}
+            data["objects"] = cached.tables.get("objects", {})
+        middleware = _Transaction(AtomicJSONStorage, data)
         db = TinyDB(str(self.path), storage=middleware)
         try:
             yield db, middleware
         finally:
             db.close()
 
+    def _remember(self, tables: dict[str, dict[str, Any]] | None) -> _Cached | None:
+        file_id = self._file_id()
+        if tables is None or file_id is None:
+            self._cached = None
+            return None
+        self._cached = _Cached(file_id, tables)
+        return self._cached
+
     def meta(self) -> StoreMeta:
-        with self._open() as (db, _):
+        with self._open(self._valid_cache()) as (db, _):
             return _meta(db, self.path)
 
     def read(self) -> StoreSnapshot:
-        with self._open() as (db, _):
+        cached = self._valid_cache()
+        if cached is not None and cached.snapshot is not None:
+            return cached.snapshot
+        with self._open(cached) as (db, transaction):
             meta = _meta(db, self.path)
             objects: dict[ObjectKey, StoredObject] = {}
             for doc in db.table("objects", cache_size=0).all():
@@ -167,10 +227,14 @@ class TinyDBStore:
                         self.path, f"object document {doc.doc_id} is malformed ({exc!r})"
                     ) from exc
                 objects[obj.key] = obj
-            return StoreSnapshot(meta, objects)
+            snapshot = StoreSnapshot(meta, objects)
+            remembered = self._remember(transaction.data) if cached is None else cached
+            if remembered is not None:
+                remembered.snapshot = snapshot
+            return snapshot
 
     def history(self) -> list[dict[str, Any]]:
-        with self._open() as (db, _):
+        with self._open(self._valid_cache()) as (db, _):
             return [dict(d) for d in db.table("history", cache_size=0).all()]
 
     # -- writing ---------------------------------------------------------------
@@ -182,7 +246,9 @@ class TinyDBStore:
     def apply(self, change_set: ChangeSet) -> StoreMeta:
         """One atomic write of every change; the caller holds the lock."""
         self._ensure_dir()
-        with self._open() as (db, transaction):
+        before = self._valid_cache()
+        self._cached = None  # whatever happens below, the old copy is no longer the file
+        with self._open(before) as (db, transaction):
             meta = _meta(db, self.path)
             if (
                 meta.lineage != change_set.expected_lineage
@@ -239,6 +305,14 @@ class TinyDBStore:
                 transaction.commit()
             except OSError as exc:
                 raise _unwritable(self.state_dir, exc) from exc
+            after = self._remember(transaction.data)
+            if after is not None and before is not None and before.snapshot is not None:
+                objects = dict(before.snapshot.objects)
+                for key in change_set.deletes:
+                    objects.pop(key, None)
+                for obj in change_set.upserts:
+                    objects[obj.key] = obj
+                after.snapshot = StoreSnapshot(new_meta, objects)
             return new_meta
 
     def _make_dir(self) -> None:
