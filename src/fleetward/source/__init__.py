@@ -1,6 +1,24 @@
-"""Sources: where a revision of manifests comes from (local Git, plain directory)."""
+"""Sources: where a revision of manifests comes from (remote Git, local Git, plain directory)."""
 
 from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, git_blob_id
 from fleetward.source.opening import open_snapshot
+from fleetward.source.remote import (
+    RemoteMirror,
+    is_remote,
+    redact_url,
+    validate_remote_ref,
+    validate_remote_url,
+)
 
-__all__ = ["MAX_FILE_BYTES", "ManifestFile", "Snapshot", "git_blob_id", "open_snapshot"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "ManifestFile",
+    "RemoteMirror",
+    "Snapshot",
+    "git_blob_id",
+    "is_remote",
+    "open_snapshot",
+    "redact_url",
+    "validate_remote_ref",
+    "validate_remote_url",
+]

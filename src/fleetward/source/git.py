@@ -62,10 +62,19 @@ class _GitFailed(Exception):
 
 
 class GitSnapshot(SnapshotBase):
-    def __init__(self, repo: git.Repo, ref: str, manifest_path: str, prefix: str) -> None:
+    def __init__(
+        self,
+        repo: git.Repo,
+        ref: str,
+        manifest_path: str,
+        prefix: str,
+        display_ref: str | None = None,
+    ) -> None:
         self._repo = repo
         self._prefix = prefix  # the --source directory, relative to the work tree root
         commit = _resolve_ref(repo, ref)
+        # A remote source is read at the SHA it was synced to; the user's ref is shown.
+        ref = display_ref or ref
         self.revision = Revision(id=commit, kind="git", ref=ref)
         self._commit = commit
         self._listings: dict[tuple[str, bool], list[_Entry]] = {}
@@ -273,8 +282,14 @@ class GitSnapshot(SnapshotBase):
         self._repo.close()
 
 
-def open_git(source: Path, ref: str, manifest_path: str) -> GitSnapshot | None:
-    """A snapshot of the repository containing `source`, or None if it is not in one."""
+def open_git(
+    source: Path, ref: str, manifest_path: str, display_ref: str | None = None
+) -> GitSnapshot | None:
+    """A snapshot of the repository containing `source`, or None if it is not in one.
+
+    `display_ref`, when given, is the ref the revision shows instead of `ref`
+    (a remote source reads its mirror at a SHA but names the branch it tracks).
+    """
     try:
         repo = git.Repo(source, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -288,7 +303,7 @@ def open_git(source: Path, ref: str, manifest_path: str) -> GitSnapshot | None:
         rel = os.path.relpath(source.resolve(), Path(repo.working_tree_dir).resolve())
         prefix = "" if rel == "." else Path(rel).as_posix()
     try:
-        return GitSnapshot(repo, ref, manifest_path, prefix)
+        return GitSnapshot(repo, ref, manifest_path, prefix, display_ref)
     except BaseException:
         repo.close()
         raise
