@@ -30,7 +30,7 @@ class OperationLog:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / OPERATIONS_FILE
         self.limit = limit
-        self._storage = AtomicJSONStorage(str(self.path))
+        self._storage = AtomicJSONStorage(str(self.path), backup=False)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -113,6 +113,8 @@ class OperationLog:
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
         with exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
+            for leftover in self.state_dir.glob(self._storage.tmp_prefix + "*"):
+                leftover.unlink(missing_ok=True)  # of a write a crash interrupted
             data = self._storage.read() or {}
             table = data.get("operations", {})
             docs = [doc for _, doc in sorted(table.items(), key=lambda item: int(item[0]))]

@@ -34,15 +34,22 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 BACKUP_FILE = "state.json.backup"
 LOCK_FILE = "state.lock"
-_TMP_PREFIX = ".state.json.tmp-"
+_TMP_PREFIX = f".{STATE_FILE}.tmp-"  # what AtomicJSONStorage names its temp files
 _FORMAT = 1
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage whose every write replaces the file atomically."""
+    """TinyDB storage whose every write replaces the file atomically.
 
-    def __init__(self, path: str) -> None:
+    Temp files are named `.<file name>.tmp-*`, so each file's leftovers can be
+    swept without touching another file's write in progress. With `backup`,
+    the replaced file is kept as `<file name>.backup`.
+    """
+
+    def __init__(self, path: str, backup: bool = True) -> None:
         self._path = Path(path)
+        self._backup = backup
+        self.tmp_prefix = f".{self._path.name}.tmp-"
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -66,7 +73,7 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         directory = self._path.parent
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix, dir=directory)
         try:
             os.fchmod(fd, 0o644)  # mkstemp makes 0600; status readers may run as another user
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -75,12 +82,12 @@ class AtomicJSONStorage(Storage):
                 fh.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
                 fh.flush()
                 os.fsync(fh.fileno())
-            if self._path.exists():
+            if self._backup and self._path.exists():
                 # Keep the previous state beside the new one (a hard link costs nothing).
-                backup_tmp = directory / f"{_TMP_PREFIX}backup"
+                backup_tmp = directory / f"{self.tmp_prefix}backup"
                 backup_tmp.unlink(missing_ok=True)
                 os.link(self._path, backup_tmp)
-                os.replace(backup_tmp, directory / BACKUP_FILE)
+                os.replace(backup_tmp, directory / f"{self._path.name}.backup")
             os.replace(tmp, self._path)
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
