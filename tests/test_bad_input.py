@@ -271,12 +271,16 @@ def assert_user_error(
 # -- the world: a repository with two good revisions applied --------------------
 
 
+# The lock files record a PID; the operation log records every apply, failed ones too.
+_NOT_STATE = {"state.lock", "operations.json", "operations.lock"}
+
+
 def _state_files(state: Path) -> dict[str, bytes]:
-    """Everything in the state directory that holds state (the lock file records a PID)."""
+    """Everything in the state directory that holds object state."""
     return {
         p.name: p.read_bytes()
         for p in sorted(state.iterdir())
-        if p.is_file() and p.name != "state.lock"
+        if p.is_file() and p.name not in _NOT_STATE
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
-from fleetward.errors import ManifestError, Problem
+from fleetward.errors import ManifestError, Problem, UsageError
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
 from fleetward.kinds.problems import (
     PathProblem,
@@ -283,6 +283,30 @@ def load_file(content: bytes) -> _FileResult:
     if pending:
         return _locate_all(text, pending)
     return tuple(documents)
+
+
+def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProblem]]) -> Any:
+    """One YAML document that is not a manifest (a config file), checked by `check`.
+
+    Returns the parsed value, or raises UsageError with each problem at
+    `path:line:column`, located the same way as manifest errors.
+    """
+    text, problem = _decode(content)
+    located: tuple[_Located, ...] = (problem,) if problem is not None else ()
+    raw: Any = None
+    if not located:
+        try:
+            raw = _SAFE.load(text) if not _looks_too_deep(text) else _PURE.load(text)
+        except MarkedYAMLError as exc:
+            located = (_yaml_problem(exc, text),)
+        except (YAMLError, RecursionError) as exc:
+            located = (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
+    if not located:
+        pending = [(0, yaml_path, is_key, p) for yaml_path, is_key, p in check(raw)]
+        located = _locate_all(text, pending) if pending else ()
+    if located:
+        raise UsageError(*(item.at(path) for item in located))
+    return raw
 
 
 _TOO_DEEP = Problem(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from fleetward.desire import DesiredState, desire
 from fleetward.loading import DocumentCache, Locator, load
@@ -30,6 +31,14 @@ class SourceOptions:
     ref: str = "HEAD"
     path: str = "manifests"
     no_git: bool = False
+    # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
+    cache_root: str | None = None
+    git_timeout: float = 60.0
+
+
+def git_cache(state_dir: str | Path) -> str:
+    """Where remote sources are cloned for the store in `state_dir`."""
+    return str(Path(state_dir) / "cache" / "git")
 
 
 def now_iso() -> str:
@@ -40,7 +49,14 @@ def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> Desir
     """Read one revision and turn it into the desired state, or raise every error in it."""
     with (
         gc_paused(),
-        open_snapshot(options.source, options.ref, options.path, options.no_git) as snapshot,
+        open_snapshot(
+            options.source,
+            options.ref,
+            options.path,
+            options.no_git,
+            cache_root=Path(options.cache_root) if options.cache_root else None,
+            git_timeout=options.git_timeout,
+        ) as snapshot,
     ):
         manifests = load(snapshot, cache)
         return desire(manifests.revision, manifests.documents(), Locator(snapshot))

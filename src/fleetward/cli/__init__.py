@@ -12,11 +12,12 @@ import click
 
 from fleetward import __version__
 from fleetward.cli import output
+from fleetward.cli.daemon import daemon_command
+from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
 from fleetward.cli.state import state_group
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
-
 
 _MAX_SHOWN = 50  # problems printed on a terminal; --json carries every one
 
@@ -82,6 +83,8 @@ def cli(verbose: int) -> None:
       fleetward apply plan.json          ... and apply exactly that plan
       fleetward state show               what the store holds
       fleetward workflows show NAME      a workflow's steps and edges
+      fleetward daemon                   reconcile on every commit, webhook and poll
+      fleetward operations list          what the daemon (and apply) did, run by run
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -92,6 +95,8 @@ def cli(verbose: int) -> None:
 cli.add_command(validate_command)
 cli.add_command(plan_command)
 cli.add_command(apply_command)
+cli.add_command(daemon_command)
+cli.add_command(operations_group)
 cli.add_command(state_group)
 cli.add_command(workflows_group)
 

@@ -55,8 +55,8 @@ _SOURCE: _OptionSpec = [
         "source",
         {
             "default": ".",
-            "metavar": "PATH",
-            "help": "Git repository (or, with --no-git, plain directory) holding the manifests.",
+            "metavar": "PATH|URL",
+            "help": "Git repository holding the manifests: a local path, or a URL (https://, ssh://, git@host:path, file://) cloned into <state-dir>/cache; with --no-git, a plain directory.",
         },
     ),
     (

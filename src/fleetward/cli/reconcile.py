@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -20,12 +23,21 @@ from fleetward.cli.options import (
     source_options,
     state_options,
 )
-from fleetward.errors import UsageError
+from fleetward.errors import FleetwardError, UsageError
 from fleetward.model import Plan
-from fleetward.pipeline import SourceOptions, as_stored, make_plan, now_iso, resolve
+from fleetward.operations import APPLY_STATES, Operation, OperationState
+from fleetward.pipeline import (
+    SourceOptions,
+    as_stored,
+    git_cache,
+    make_plan,
+    now_iso,
+    resolve,
+)
 from fleetward.planning import PlanOptions
 from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
 from fleetward.store import TinyDBStore
+from fleetward.store.operations import OperationLog
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
 
@@ -40,7 +52,9 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
     Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
     """
     ctx.meta["json_output"] = as_json
-    desired = resolve(sources)
+    with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch:
+        # A remote is cloned into a scratch cache: validate touches no state directory.
+        desired = resolve(dataclasses.replace(sources, cache_root=scratch))
     files = len({path for path, _ in desired.documents})
     if as_json:
         output.print_json(
@@ -120,6 +134,7 @@ def plan_command(
             "A plan made with --base compares two revisions, not the store, so it cannot be applied.",
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
+    sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
     desired = resolve(sources)
     base_revision = None
     if base is not None:
@@ -171,25 +186,117 @@ def apply_command(
     (the source options are then not used). Every apply is one atomic write
     of the store.
     """
+    with _recorded_operation(state.state_dir) as record:
+        _apply(ctx, plan_file, sources, state, guards, max_lines, auto_approve, record)
+
+
+def _apply(
+    ctx: click.Context,
+    plan_file: str | None,
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
+    max_lines: int,
+    auto_approve: bool,
+    record: _Recorder,
+) -> None:
     store = TinyDBStore(state.state_dir)
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
+        record.resolved(plan)
         with store.lock(state.lock_timeout):
-            result = apply_plan(plan, store, now_iso(), state.state_dir, _progress(plan))
+            result = apply_plan(
+                plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
+            )
+        record.done(plan, result)
         if not result.wrote:
             output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
         _report(plan, result)
         return
-    desired = resolve(sources)
+    desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
     with store.lock(state.lock_timeout):
         snapshot = store.read()
         plan = make_plan(desired, snapshot, guards)
         output.print_lines(render_plan(plan, max_lines))
+        record.resolved(plan)
         refuse_blocked(plan)
         if plan.has_changes and not auto_approve:
             _confirm()
-        result = apply_plan(plan, store, now_iso(), state.state_dir, _progress(plan), snapshot)
+        result = apply_plan(
+            plan,
+            store,
+            now_iso(),
+            state.state_dir,
+            _progress(plan),
+            snapshot,
+            operation_id=record.id,
+        )
+        record.done(plan, result)
     _report(plan, result)
+
+
+class _Recorder:
+    """The Operation of one `apply`, recorded in the operation log when the command ends."""
+
+    def __init__(self) -> None:
+        self.op = Operation.new("cli", now_iso()).move(OperationState.RESOLVING, now_iso())
+
+    @property
+    def id(self) -> str:
+        return self.op.operation_id
+
+    def resolved(self, plan: Plan) -> None:
+        self.op = dataclasses.replace(
+            self.op.move(OperationState.RESOLVED, now_iso(), "plan ready"),
+            revision=plan.revision.id,
+            ref=plan.revision.ref,
+            plan_summary=plan.summary(),
+            serial=plan.serial,
+        )
+
+    def done(self, plan: Plan, result: ApplyResult) -> None:
+        now = now_iso()
+        if result.wrote:
+            self.op = self.op.through(APPLY_STATES, now).move(OperationState.COMPLETED, now)
+            message = f"applied {plan.revision.short} at serial {result.meta.serial}"
+        else:
+            message = f"no changes; the store matches {plan.revision.short}"
+        self.op = dataclasses.replace(
+            self.op.move(OperationState.SUCCESS, now, message), serial=result.meta.serial
+        )
+
+
+@contextlib.contextmanager
+def _recorded_operation(state_dir: str) -> Iterator[_Recorder]:
+    """Record the apply as an Operation, however it ends.
+
+    Failures are recorded only in an existing state directory: a mistyped
+    --state-dir must not leave a new directory behind.
+    """
+    existed = Path(state_dir).is_dir()
+    record = _Recorder()
+    try:
+        yield record
+    except FleetwardError as exc:
+        record.op = record.op.with_errors(exc.problems).move(
+            OperationState.FAILURE, now_iso(), exc.problems[0].error if exc.problems else ""
+        )
+        if existed:
+            _save(state_dir, record.op)
+        raise
+    except (click.exceptions.Exit, KeyboardInterrupt):
+        record.op = record.op.move(OperationState.CANCELLED, now_iso(), "not confirmed")
+        if existed:
+            _save(state_dir, record.op)
+        raise
+    _save(state_dir, record.op)
+
+
+def _save(state_dir: str, op: Operation) -> None:
+    try:
+        OperationLog(state_dir).record(op)
+    except FleetwardError as exc:  # the apply's own outcome matters more than its record
+        output.stderr.print(f"Warning: the operation was not recorded: {exc.problems[0].error}")
 
 
 def _confirm() -> None:

@@ -1,0 +1,462 @@
+"""`fleetward daemon`: the run loop, its triggers, HTTP, signals and systemd notification.
+
+Threads: the main thread handles signals, reloads and the systemd watchdog;
+one worker runs reconciles (never two at once); APScheduler fires the poll;
+watchfiles watches a local repository's refs; uvicorn serves HTTP. Triggers
+only queue a run (`Coalescer`), so a burst of commits or webhooks costs one
+run in flight and one queued.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from fleetward import __version__
+from fleetward.daemon import logs
+from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.notify import notify, watchdog_interval
+from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
+from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
+from fleetward.errors import FleetwardError, StoreError, UsageError
+from fleetward.http.app import ApiContext, Secrets, create_app
+from fleetward.observe.health import Health
+from fleetward.observe.metrics import Metrics
+from fleetward.observe.status import StatusWriter
+from fleetward.operations import Operation, OperationState
+from fleetward.pipeline import SourceOptions, now_iso
+from fleetward.planning import PlanOptions
+from fleetward.source import is_remote, redact_url
+from fleetward.store.operations import OperationLog
+
+logger = logging.getLogger("fleetward.daemon")
+
+DAEMON_LOCK = "daemon.lock"
+STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop timeout is 90
+_RECORDED_TRIGGERS = ("api", "webhook")  # queued operations callers are told about
+
+
+@dataclass
+class _Listening:
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, reload: Callable[[], DaemonConfig] | None = None):
+        self.config = config
+        self._reload = reload
+        self.state_dir = Path(config.state_dir)
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self.health = Health(ready_max_age=config.readiness_bound)
+        self.metrics = Metrics(self.health)
+        self.operations = OperationLog(self.state_dir)
+        self.secrets = self._secrets(config)
+        self.coalescer = Coalescer(on_queued=self._queued)
+        self.reconciler = Reconciler(self._settings(config), self.operations)
+        self.status = StatusWriter(self.state_dir, self._source_info(config))
+        self.backoff = Backoff(base=1.0, cap=config.interval)
+        self.started_at = now_iso()
+        self.listening: _Listening | None = None
+        self.poller: Poller | None = None
+        self.watcher: Watcher | None = None
+        self.last: RunReport | None = None
+
+    # -- configuration ------------------------------------------------------------------
+
+    @staticmethod
+    def _settings(config: DaemonConfig) -> RunSettings:
+        return RunSettings(
+            sources=SourceOptions(config.source, config.ref, config.path, config.no_git),
+            state_dir=Path(config.state_dir),
+            guards=PlanOptions(
+                allow_empty=config.allow_empty, allow_mass_stop=config.allow_mass_stop
+            ),
+            lock_timeout=config.lock_timeout,
+            git_timeout=config.git_timeout,
+        )
+
+    @staticmethod
+    def _secrets(config: DaemonConfig) -> Secrets:
+        return Secrets(config.secret("webhook_secret"), config.secret("api_token"))
+
+    @staticmethod
+    def _source_info(config: DaemonConfig) -> dict[str, Any]:
+        return {
+            "url": display_source(config.source),
+            "ref": config.ref,
+            "path": config.path,
+            "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
+        }
+
+    def _daemon_info(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "startedAt": self.started_at,
+            "listen": self.listening.url if self.listening else None,
+            "interval": self.config.interval,
+        }
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or after one reconcile with --once); the exit code."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError.one(
+                f"Cannot create the state directory {self.state_dir}",
+                f"{exc.strerror or exc}.",
+                "Pass --state-dir with a writable directory.",
+                location=str(self.state_dir),
+            ) from exc
+        with _daemon_lock(self.state_dir):
+            ended = self.operations.fail_unfinished(
+                now_iso(),
+                "the daemon stopped during this run (crash or kill); it was ended at the next "
+                "start. A run that reached PROCESSING may or may not have written the store: "
+                "fleetward state history tells.",
+            )
+            for op in ended:
+                logger.warning(
+                    "ended an operation a previous daemon left running",
+                    extra={"fields": {"operation": op.operation_id}},
+                )
+            self._install_signals()
+            if self.config.once:
+                return self._run_once()
+            return self._serve()
+
+    def _run_once(self) -> int:
+        op = self.coalescer.request("once")
+        assert op is not None
+        report = self._reconcile(self.coalescer.take(0) or op)
+        return 0 if report.succeeded else 1
+
+    def _serve(self) -> int:
+        self.listening = self._start_http()
+        logger.info(
+            "fleetward daemon started",
+            extra={
+                "fields": {
+                    "version": __version__,
+                    "pid": os.getpid(),
+                    "listen": self.listening.url,
+                    "source": display_source(self.config.source),
+                    "ref": self.config.ref,
+                    "path": self.config.path,
+                    "stateDir": str(self.state_dir),
+                    "interval": f"{self.config.interval:g}s",
+                }
+            },
+        )
+        worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
+        worker.start()
+        self.poller = Poller(self.coalescer.request, self.config.interval)
+        self.poller.start()
+        self._start_watcher()
+        self.coalescer.request("startup")
+        ready_sent = False
+        ping_every = watchdog_interval()
+        last_ping = 0.0
+        while not self.stopping.is_set():
+            self._wake.wait(timeout=min(ping_every or 1.0, 1.0))
+            self._wake.clear()
+            if self._reload_requested:
+                self._reload_requested = False
+                self._do_reload()
+            if not ready_sent and self.last is not None:
+                notify("READY=1", f"STATUS={_status_line(self.last)}")
+                ready_sent = True
+            if ping_every and time.monotonic() - last_ping >= ping_every and worker.is_alive():
+                notify("WATCHDOG=1")
+                last_ping = time.monotonic()
+        return self._shutdown(worker)
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            op = self.coalescer.take(timeout=1.0)
+            if op is None:
+                continue
+            report = self._reconcile(op)
+            state = report.operation.state
+            if state is OperationState.FAILURE and not self.stopping.is_set():
+                delay = self.backoff.failed()
+                if self.poller is not None and delay < self.config.interval:
+                    self.poller.schedule_once(delay, "retry")
+            elif state is OperationState.SUCCESS:
+                self.backoff.succeeded()
+            self._wake.set()
+
+    def _reconcile(self, op: Operation) -> RunReport:
+        report = self.reconciler.run(op, self.stopping.is_set)
+        self.last = report
+        self.health.record(report)
+        self.metrics.observe(report.phases)
+        try:
+            self.health.set_operations(dict(Counter(o.state.name for o in self.operations.all())))
+            self.status.write(report, self.health, self._daemon_info())
+        except (OSError, FleetwardError) as exc:
+            logger.error("cannot write status files: %s", exc)
+        _log_run(report)
+        return report
+
+    # -- triggers and HTTP ---------------------------------------------------------------
+
+    def _queued(self, op: Operation, reason: str) -> None:
+        if reason in _RECORDED_TRIGGERS:
+            self.operations.record(op)
+
+    def _start_watcher(self) -> None:
+        config = self.config
+        if is_remote(config.source):
+            return  # a remote is watched by polling and webhooks
+        source = Path(config.source)
+        if config.no_git:
+            paths, refs_only = [source / config.path], False
+        else:
+            found = git_dirs(source)
+            if not found:
+                return
+            paths, refs_only = found, True
+        self.watcher = Watcher(paths, self.coalescer.request, refs_only)
+        self.watcher.start()
+
+    def _start_http(self) -> _Listening:
+        host, port = self.config.listen_address
+        sock = _bind(host, port)
+        app = create_app(
+            ApiContext(
+                health=self.health,
+                metrics=self.metrics,
+                operations=self.operations,
+                secrets=lambda: self.secrets,
+                request_run=self.coalescer.request,
+            )
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                server_header=False,
+            )
+        )
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="fleetward-http", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            raise UsageError.one(
+                f"The HTTP server did not start on {self.config.listen}",
+                "uvicorn failed to start; its log above says why.",
+                "Check --listen, or report the log.",
+            )
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        return _Listening(server, thread, f"http://{shown}:{bound_port}")
+
+    # -- signals, reload, stop ------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if not self.stopping.is_set():
+                logger.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+            self.stopping.set()
+            self._wake.set()
+
+        def hup(signum: int, frame: FrameType | None) -> None:
+            self._reload_requested = True
+            self._wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def _do_reload(self) -> None:
+        if self._reload is None:
+            return
+        try:
+            new = self._reload()
+            secrets = self._secrets(new)
+        except FleetwardError as exc:
+            for p in exc.problems:
+                logger.error(
+                    "configuration not reloaded: %s",
+                    p.error,
+                    extra={"fields": {"reason": p.reason, "location": p.location or ""}},
+                )
+            return
+        old = self.config
+        for key in ("state_dir", "listen", "once"):
+            if getattr(new, key) != getattr(old, key):
+                logger.warning(
+                    "%s changed in the configuration; it takes effect at the next restart",
+                    key.replace("_", "-"),
+                )
+                new = replace(new, **{key: getattr(old, key)})
+        if new.log_format != old.log_format:
+            logs.configure(new.log_format)
+        self.secrets = secrets
+        self.health.ready_max_age = new.readiness_bound
+        self.backoff.cap = new.interval
+        if self.poller is not None and new.interval != old.interval:
+            self.poller.reschedule(new.interval)
+        sources_changed = self._settings(new) != self._settings(old)
+        if sources_changed:
+            self.reconciler.settings = self._settings(new)
+            self.status = StatusWriter(self.state_dir, self._source_info(new))
+            if self.watcher is not None:
+                self.watcher.stop()
+                self.watcher = None
+        self.config = new
+        if sources_changed:
+            self._start_watcher()
+            self.coalescer.request("reload")
+        logger.info("configuration reloaded", extra={"fields": {"sourceChanged": sources_changed}})
+
+    def _shutdown(self, worker: threading.Thread) -> int:
+        notify("STOPPING=1")
+        deadline = time.monotonic() + STOP_DEADLINE
+        if self.poller is not None:
+            self.poller.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        never_ran = self.coalescer.close()
+        if never_ran is not None and any(t in never_ran.trigger for t in _RECORDED_TRIGGERS):
+            self.operations.record(
+                never_ran.move(OperationState.CANCELLED, now_iso(), "the daemon stopped first")
+            )
+        worker.join(timeout=max(0.0, deadline - time.monotonic() - 1.0))
+        # A write in progress finishes; one not yet started never will.
+        gate = self.reconciler.write_gate.acquire(timeout=max(0.1, deadline - time.monotonic()))
+        if worker.is_alive():
+            logger.warning("abandoning the run in progress (it had not started writing)")
+        if self.listening is not None:
+            self.listening.server.should_exit = True
+            self.listening.thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        logger.info("stopped")
+        if gate:
+            self.reconciler.write_gate.release()
+        return 0
+
+
+def display_source(source: str) -> str:
+    """The source as logs and status files show it: credentials masked, paths absolute."""
+    return redact_url(source) if is_remote(source) else str(Path(source).resolve())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "Another process is using the port: stop it, or pass --listen with another "
+            "port (port 0 picks a free one)."
+            if exc.errno == errno.EADDRINUSE
+            else "Pass --listen with an address of this machine, e.g. 127.0.0.1:9477."
+        )
+        raise UsageError.one(
+            f"Cannot listen on {host}:{port}",
+            f"{exc.strerror or exc} (errno {exc.errno}).",
+            hint,
+            location=f"{host}:{port}",
+        ) from None
+    sock.set_inheritable(False)
+    return sock
+
+
+@contextmanager
+def _daemon_lock(state_dir: Path) -> Iterator[None]:
+    """One daemon per state directory, for its whole life; the second fails naming the first."""
+    path = state_dir / DAEMON_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError.one(
+            f"Cannot open {path}",
+            f"{exc.strerror} (errno {exc.errno}).",
+            f"Make {state_dir} writable by this user, or pass another --state-dir.",
+            location=str(path),
+        ) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise StoreError.one(
+                f"Another fleetward daemon (PID {holder}) is running on {state_dir}",
+                "Only one daemon may reconcile a state directory; a second would fight the "
+                "first over every write.",
+                f"Stop PID {holder} first, or give this daemon its own --state-dir.",
+                location=str(path),
+                pid=holder,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _status_line(report: RunReport) -> str:
+    op = report.operation
+    rev = report.revision.short if report.revision else "?"
+    return f"last run {op.state.name} at {rev}"
+
+
+def _log_run(report: RunReport) -> None:
+    op = report.operation
+    summary = op.plan_summary or {}
+    fields: dict[str, Any] = {
+        "operation": op.operation_id,
+        "trigger": op.trigger,
+        "revision": report.revision.short if report.revision else None,
+        "result": op.state.name,
+        "create": summary.get("create", 0),
+        "update": summary.get("update", 0),
+        "stop": summary.get("stop", 0),
+        "delete": summary.get("delete", 0),
+        "errors": len(report.problems),
+        "duration": f"{report.duration:.3f}s",
+    }
+    if report.applied is not None:
+        fields["serial"] = report.applied.meta.serial
+    level = logging.INFO if report.succeeded else logging.WARNING
+    message = "reconcile" if report.succeeded else f"reconcile failed: {op.message}"
+    logger.log(level, message, extra={"fields": fields})
+    for p in report.problems[:20]:
+        logger.warning(
+            p.error,
+            extra={"fields": {"location": p.location or "", "reason": p.reason}},
+        )

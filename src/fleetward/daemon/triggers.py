@@ -1,0 +1,224 @@
+"""What starts a run: the poll timer, a local repository's refs changing, webhooks, requests.
+
+Every trigger only *asks* for a run (`Coalescer.request`); the worker takes
+them one at a time. However many triggers arrive while a run is in flight,
+at most one more run is queued, and it carries every reason that asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from watchfiles import Change, watch
+
+from fleetward.operations import Operation
+from fleetward.pipeline import now_iso
+
+logger = logging.getLogger("fleetward.daemon")
+
+
+class Coalescer:
+    """One run in flight (the worker's), at most one queued.
+
+    The queued run is an Operation created by the first request; later
+    requests join it (its trigger lists every reason), so every caller can be
+    told which operation will carry its request.
+    """
+
+    def __init__(self, on_queued: Callable[[Operation, str], None] | None = None) -> None:
+        self._cond = threading.Condition()
+        self._queued: Operation | None = None
+        self._closed = False
+        self._on_queued = on_queued  # called under the lock, e.g. to record the operation
+
+    def request(self, reason: str) -> Operation | None:
+        """Ask for a run; the operation that will carry it (None once closed)."""
+        with self._cond:
+            if self._closed:
+                return None
+            op = self._queued
+            if op is None:
+                op = Operation.new(reason, now_iso())
+            elif reason not in op.trigger.split(","):
+                op = replace(op, trigger=f"{op.trigger},{reason}")
+            self._queued = op
+            if self._on_queued is not None:
+                self._on_queued(op, reason)
+            self._cond.notify_all()
+            return op
+
+    @property
+    def queued(self) -> Operation | None:
+        with self._cond:
+            return self._queued
+
+    def take(self, timeout: float | None = None) -> Operation | None:
+        """Wait for a queued run and take it; None on timeout or once closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._queued is not None or self._closed, timeout)
+            if self._closed:
+                return None
+            op, self._queued = self._queued, None
+            return op
+
+    def close(self) -> Operation | None:
+        """Refuse further requests; the run that was queued and will now never start."""
+        with self._cond:
+            self._closed = True
+            op, self._queued = self._queued, None
+            self._cond.notify_all()
+            return op
+
+
+class Backoff:
+    """Exponential delay after consecutive failures: base, 2·base, 4·base … capped."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Record a failure; the delay before the retry (with ±10 % jitter)."""
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.9, 1.1) if delay < self.cap else self.cap
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+class Poller:
+    """The poll interval, with jitter, on an APScheduler background scheduler."""
+
+    JOB_ID = "poll"
+
+    def __init__(self, request: Callable[[str], object], interval: float) -> None:
+        self._request = request
+        self._scheduler = BackgroundScheduler(
+            daemon=True,
+            # A job only files a request (microseconds), but a busy process can
+            # still start it late: never skip a poll for that (LIBRARIES.md).
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._scheduler.add_job(
+            self._tick, self._trigger(interval), id=self.JOB_ID, replace_existing=True
+        )
+
+    @staticmethod
+    def _trigger(interval: float) -> IntervalTrigger:
+        # Jitter spreads many daemons polling one Git server; never more than a tenth.
+        return IntervalTrigger(seconds=interval, jitter=max(0.0, interval * 0.1))
+
+    def _tick(self) -> None:
+        self._request("poll")
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def reschedule(self, interval: float) -> None:
+        self._scheduler.reschedule_job(self.JOB_ID, trigger=self._trigger(interval))
+
+    def schedule_once(self, delay: float, reason: str) -> None:
+        """A one-off request after `delay` seconds (a retry after a failure)."""
+        import datetime as dt
+
+        self._scheduler.add_job(
+            self._request,
+            "date",
+            run_date=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay),
+            args=[reason],
+            id="retry",
+            replace_existing=True,
+        )
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+
+def git_dirs(source: Path) -> list[Path] | None:
+    """The directories whose changes mean a ref moved: the git dir and the common dir."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--absolute-git-dir", "--git-common-dir"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    git_dir = Path(out[0])
+    common = Path(out[1]) if len(out) > 1 and out[1] else git_dir
+    if not common.is_absolute():
+        common = (source / common).resolve()
+    return sorted({git_dir, common})
+
+
+def _ref_filter(change: Change, path: str) -> bool:
+    """Changes of refs, packed-refs and HEAD; not objects, logs, index or lock files."""
+    parts = Path(path).parts
+    name = parts[-1] if parts else ""
+    if name.endswith(".lock") or "objects" in parts or "logs" in parts:
+        return False
+    return "refs" in parts or name in ("packed-refs", "HEAD", "FETCH_HEAD", "ORIG_HEAD")
+
+
+class Watcher:
+    """watchfiles on a local repository's git dir (or a plain directory), in a thread.
+
+    Events are hints (LIBRARIES.md): each one asks for a run, which re-reads
+    the ref; the poll stays on to catch anything the watch misses.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[Path],
+        request: Callable[[str], object],
+        refs_only: bool,
+    ) -> None:
+        self.paths = [p for p in paths if p.exists()]
+        self._request = request
+        self._filter = _ref_filter if refs_only else _plain_filter
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fleetward-watch", daemon=True)
+
+    def start(self) -> None:
+        if self.paths:
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for _changes in watch(
+                *self.paths,
+                watch_filter=self._filter,
+                stop_event=self._stop,
+                # Quiet time before a batch: a commit's ref update arrives in one.
+                step=50,
+                rust_timeout=1000,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+            ):
+                self._request("watch")
+        except Exception:  # a watch that dies must not take the daemon down
+            logger.warning("file watching stopped; polling continues", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+
+def _plain_filter(change: Change, path: str) -> bool:
+    name = Path(path).name
+    return name.endswith((".yaml", ".yml")) and not name.startswith(".")

@@ -1,0 +1,130 @@
+"""What the daemon knows about its own health: the last run, counters, readiness.
+
+The run loop feeds every `RunReport` in; `/readyz`, `/metrics` and
+`summary.json` read from here. Thread-safe: the worker writes while HTTP reads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetward.daemon.reconciler import RunReport
+from fleetward.model import ObjectState, StoreSnapshot
+from fleetward.operations import OperationState
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Per-run aggregates, computed once per run (never per scrape)."""
+
+    objects: dict[tuple[str, str], int]  # (kind, state) → count
+    changes: dict[str, int]  # action → count in the last plan
+    drift: int
+
+
+def count_store(store: StoreSnapshot | None) -> dict[tuple[str, str], int]:
+    counts: Counter[tuple[str, str]] = Counter()
+    if store is not None:
+        for obj in store.objects.values():
+            counts[(obj.kind, obj.state.value)] += 1
+    return dict(counts)
+
+
+@dataclass
+class Health:
+    ready_max_age: float  # seconds; readiness fails when the last good fetch or run is older
+    started_at: float = field(default_factory=time.time)
+    last: RunReport | None = None
+    counts: Counts = field(default_factory=lambda: Counts({}, {}, 0))
+    last_success_at: float | None = None
+    last_fetch_ok_at: float | None = None
+    reconcile_total: Counter[str] = field(default_factory=Counter)
+    fetch_failures_total: int = 0
+    operations_by_state: dict[str, int] = field(default_factory=dict)
+    listen: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, report: RunReport) -> None:
+        now = time.time()
+        objects = count_store(report.store) if report.store is not None else None
+        plan = report.plan
+        drift = 0
+        changes: dict[str, int] = {}
+        if plan is not None:
+            changes = plan.summary()
+            drift = sum(1 for c in plan.changes if "drift" in c.reason.split(", "))
+        with self._lock:
+            self.last = report
+            result = _result(report.operation.state)
+            self.reconcile_total[result] += 1
+            if report.fetch_failed:
+                self.fetch_failures_total += 1
+            elif report.revision is not None:
+                self.last_fetch_ok_at = now
+            if report.succeeded:
+                self.last_success_at = now
+                # A successful apply reverted the drift it found.
+                drift = 0 if report.applied is not None else drift
+            previous = self.counts
+            self.counts = Counts(
+                objects if objects is not None else previous.objects,
+                changes if plan is not None else previous.changes,
+                drift if plan is not None else previous.drift,
+            )
+
+    def set_operations(self, by_state: dict[str, int]) -> None:
+        with self._lock:
+            self.operations_by_state = dict(by_state)
+
+    def readiness(self, now: float | None = None) -> tuple[bool, dict[str, Any]]:
+        """(ready, the checks and why) — for /readyz and summary.json."""
+        now = time.time() if now is None else now
+        with self._lock:
+            last = self.last
+            checks: dict[str, Any] = {}
+            reasons: list[str] = []
+            if self.last_success_at is None:
+                reasons.append("no reconcile has succeeded yet")
+            else:
+                age = now - self.last_success_at
+                checks["lastSuccessAgeSeconds"] = round(age, 3)
+                if age > self.ready_max_age:
+                    reasons.append(
+                        f"the last successful reconcile was {age:.0f}s ago "
+                        f"(more than {self.ready_max_age:g}s)"
+                    )
+            if self.last_fetch_ok_at is not None:
+                fetch_age = now - self.last_fetch_ok_at
+                checks["lastFetchAgeSeconds"] = round(fetch_age, 3)
+                if fetch_age > self.ready_max_age:
+                    reasons.append(
+                        f"the source was last fetched {fetch_age:.0f}s ago "
+                        f"(more than {self.ready_max_age:g}s)"
+                    )
+            if last is not None and last.manifest_errors:
+                reasons.append(
+                    f"revision {last.revision.short if last.revision else '?'} has "
+                    f"{last.manifest_errors} manifest error(s); the last good revision stays applied"
+                )
+            if last is not None:
+                checks["lastOperation"] = {
+                    "id": last.operation.operation_id,
+                    "state": last.operation.state.name,
+                    "message": last.operation.message,
+                }
+            checks["maxAgeSeconds"] = self.ready_max_age
+        return not reasons, {"ready": not reasons, "reasons": reasons, "checks": checks}
+
+
+def _result(state: OperationState) -> str:
+    return {
+        OperationState.SUCCESS: "success",
+        OperationState.CANCELLED: "cancelled",
+    }.get(state, "failure")
+
+
+__all__ = ["Counts", "Health", "ObjectState", "count_store"]

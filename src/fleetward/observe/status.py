@@ -1,0 +1,233 @@
+"""Status files under `<state>/status/`: what the daemon did, readable without fleetward.
+
+- `summary.json`: revision seen and applied, the last operation, readiness,
+  counts per kind and state, drift, errors. Written last in a run, so a
+  reader that sees a new revision here sees that run's other files too.
+- `plan.txt`, `plan.json`: the last plan computed (kept when a run fails before
+  planning, e.g. on manifest errors).
+- `objects/<Kind>/<id>.json`: one per object whose last reconcile failed or
+  found drift, with Kubernetes-style conditions; removed once it is fine.
+
+Every file is replaced atomically (temp file in the same directory, fsync,
+rename), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fleetward import __version__
+from fleetward.daemon.reconciler import RunReport
+from fleetward.model import Change
+from fleetward.observe.health import Health
+from fleetward.operations import OperationState
+from fleetward.rendering import plan_to_dict, render_plan
+
+SUMMARY_FORMAT = 1
+MAX_OBJECT_FILES = 1000  # per run; a blocked 100k-object plan must not write 100k files
+_PLAN_TEXT_LINES = 1000
+
+
+class StatusWriter:
+    def __init__(self, state_dir: Path, source: Mapping[str, Any]) -> None:
+        self.dir = state_dir / "status"
+        self.source = dict(source)  # url (credentials masked), ref, path
+
+    def write(self, report: RunReport, health: Health, daemon: Mapping[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if report.plan is not None:
+            text = "\n".join(line for _, line in render_plan(report.plan, _PLAN_TEXT_LINES))
+            write_atomic(self.dir / "plan.txt", (text + "\n").encode())
+            write_json(self.dir / "plan.json", plan_to_dict(report.plan), indent=1)
+        written = self._objects(report)
+        write_json(self.dir / "summary.json", summary(report, health, daemon, self.source, written))
+
+    def _objects(self, report: RunReport) -> int:
+        """Write the object files of this run, remove the others; how many were written."""
+        wanted: dict[Path, dict[str, Any]] = {}
+        for change, conditions in _object_conditions(report):
+            if len(wanted) >= MAX_OBJECT_FILES:
+                break
+            kind, ident = change.address.split("/", 1)
+            path = self.dir / "objects" / kind / (urllib.parse.quote(ident, safe="") + ".json")
+            wanted[path] = {
+                "address": change.address,
+                "kind": kind,
+                "id": ident,
+                "owner": change.owner,
+                "action": change.action.value,
+                "reason": change.reason,
+                "observedRevision": report.revision.id if report.revision else None,
+                "operationId": report.operation.operation_id,
+                "conditions": conditions,
+            }
+        root = self.dir / "objects"
+        if root.is_dir():
+            for old in root.glob("*/*.json"):
+                if old not in wanted:
+                    old.unlink(missing_ok=True)
+        for path, body in wanted.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, body, indent=2)
+        return len(wanted)
+
+
+def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[str, Any]]]]:
+    plan = report.plan
+    if plan is None:
+        return
+    op = report.operation
+    at = op.updated_at
+    revision = report.revision.id if report.revision else None
+    applied = report.applied is not None and op.state is OperationState.SUCCESS
+    for change in plan.changes:
+        drift = "drift" in change.reason.split(", ")
+        if applied and not drift:
+            continue
+        if applied:
+            conditions = [
+                _condition(
+                    "Ready",
+                    True,
+                    "DriftReverted",
+                    "The spec had been changed outside "
+                    f"fleetward; it was set back to revision {revision}.",
+                    at,
+                    revision,
+                ),
+                _condition("Reconciling", False, "Reconciled", "", at, revision),
+                _condition("Stalled", False, "Reconciled", "", at, revision),
+            ]
+        else:
+            why = op.message or "the run did not apply its plan"
+            conditions = [
+                _condition(
+                    "Ready",
+                    False,
+                    "Drifted" if drift else "ApplyFailed",
+                    f"The change ({change.action.value}: {change.reason}) was not applied: {why}.",
+                    at,
+                    revision,
+                ),
+                _condition("Reconciling", False, "NotApplied", why, at, revision),
+                _condition("Stalled", True, _stalled_reason(report), why, at, revision),
+            ]
+        yield change, conditions
+
+
+def _stalled_reason(report: RunReport) -> str:
+    if report.manifest_errors:
+        return "ManifestErrors"
+    state = report.operation.state
+    if state is OperationState.CANCELLED:
+        return "Cancelled"
+    first = report.problems[0].error if report.problems else ""
+    return "Blocked" if "guard" in first else "Failed"
+
+
+def _condition(
+    kind: str, status: bool, reason: str, message: str, at: str, revision: str | None
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": at,
+        "observedRevision": revision,
+    }
+
+
+def summary(
+    report: RunReport,
+    health: Health,
+    daemon: Mapping[str, Any],
+    source: Mapping[str, Any],
+    object_files: int,
+) -> dict[str, Any]:
+    op = report.operation
+    store = report.store
+    ready, readiness = health.readiness()
+    counts = health.counts
+    objects: dict[str, dict[str, int]] = {}
+    for (kind, state), n in sorted(counts.objects.items()):
+        objects.setdefault(kind, {})[state] = n
+    return {
+        "formatVersion": SUMMARY_FORMAT,
+        "updatedAt": op.updated_at,
+        "daemon": {"version": __version__, **daemon},
+        "source": {
+            **source,
+            "revisionSeen": report.revision.id if report.revision else None,
+            "fetchOk": not report.fetch_failed,
+        },
+        "applied": {
+            "revision": store.meta.last_applied_revision if store else None,
+            "serial": store.meta.serial if store else None,
+            "lineage": store.meta.lineage if store else None,
+        },
+        "inSync": bool(
+            store
+            and report.revision
+            and op.state is OperationState.SUCCESS
+            and store.meta.last_applied_revision == report.revision.id
+        ),
+        "lastOperation": {
+            "id": op.operation_id,
+            "state": op.state.name,
+            "stateCode": int(op.state),
+            "trigger": op.trigger,
+            "revision": op.revision,
+            "startedAt": op.started_at,
+            "finishedAt": op.finished_at,
+            "durationSeconds": round(report.duration, 3),
+            "planSummary": dict(op.plan_summary) if op.plan_summary is not None else None,
+            "message": op.message,
+        },
+        "lastSuccessAt": _iso(health.last_success_at),
+        "ready": ready,
+        "readiness": readiness,
+        "objects": objects,
+        "drift": counts.drift,
+        "objectStatusFiles": object_files,
+        "manifestErrors": report.manifest_errors,
+        "errorCount": len(report.problems),
+        "errors": [p.to_dict() for p in report.problems[:100]],
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    import datetime as dt
+
+    return (
+        dt.datetime.fromtimestamp(epoch, dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    write_atomic(path, (text + "\n").encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
