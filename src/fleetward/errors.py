@@ -40,6 +40,17 @@ class Problem:
         fields = ("error", "reason", "resolution", "location")
         return {f: getattr(self, f) for f in fields} | {"parameters": dict(self.parameters)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        """A problem read back from its JSON shape (status files, the operation log)."""
+        return cls(
+            str(data.get("error", "")),
+            str(data.get("reason", "")),
+            str(data.get("resolution", "")),
+            data.get("location"),
+            dict(data.get("parameters") or {}),
+        )
+
 
 class FleetwardError(Exception):
     """Root of every error fleetward reports to a user."""

@@ -16,6 +16,7 @@ from fleetward.cli.daemon import daemon_command
 from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
 from fleetward.cli.state import state_group
+from fleetward.cli.status import status_command
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
 
@@ -84,6 +85,7 @@ def cli(verbose: int) -> None:
       fleetward state show               what the store holds
       fleetward workflows show NAME      a workflow's steps and edges
       fleetward daemon                   reconcile on every commit, webhook and poll
+      fleetward status                   what the daemon last did
       fleetward operations list          what the daemon (and apply) did, run by run
     """
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -97,6 +99,7 @@ cli.add_command(plan_command)
 cli.add_command(apply_command)
 cli.add_command(daemon_command)
 cli.add_command(operations_group)
+cli.add_command(status_command)
 cli.add_command(state_group)
 cli.add_command(workflows_group)
 

@@ -166,15 +166,7 @@ def show_operation(ctx: click.Context, state_dir: str, operation_id: str, as_jso
         output.print_lines([("", ""), ("header", f"Errors ({op.error_count})")])
         for e in op.errors:
             output.print_lines(
-                render_problem(
-                    Problem(
-                        e.get("error", ""),
-                        e.get("reason", ""),
-                        e.get("resolution", ""),
-                        e.get("location"),
-                        e.get("parameters") or {},
-                    )
-                ),
+                render_problem(Problem.from_dict(e)),
                 output.stdout,
             )
 

@@ -1,0 +1,113 @@
+"""`fleetward status`: what the daemon last did, read from `status/summary.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fleetward.cli import output
+from fleetward.cli.state import state_dir_option
+from fleetward.errors import Problem, UsageError
+from fleetward.rendering import Line, render_problem
+
+
+@click.command("status")
+@state_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json as it is.")
+@click.pass_context
+def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
+    """Show the daemon's last run: revisions, readiness, counts and errors.
+
+    Reads <state-dir>/status/summary.json, which the daemon rewrites after every
+    run; works while the daemon runs and after it stopped. Exit 0 when the last
+    run succeeded and the daemon was ready, 1 otherwise.
+    """
+    ctx.meta["json_output"] = as_json
+    path = Path(state_dir) / "status" / "summary.json"
+    try:
+        summary = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError.one(
+            f"No daemon status in {state_dir}",
+            f"{path} does not exist: no daemon has run on this state directory.",
+            "Start one with fleetward daemon (or fleetward daemon --once), or pass the "
+            "--state-dir it uses.",
+            location=str(path),
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise UsageError.one(
+            f"Cannot read {path}",
+            f"{exc}.",
+            "Check the file's permissions; the daemon rewrites it after its next run.",
+            location=str(path),
+        ) from exc
+    healthy = bool(summary.get("ready")) and _get(summary, "lastOperation", "state") == "SUCCESS"
+    if as_json:
+        output.print_json(summary)
+    else:
+        output.print_lines(_lines(summary))
+    ctx.exit(0 if healthy else 1)
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _lines(s: dict[str, Any]) -> list[Line]:
+    op = s.get("lastOperation") or {}
+    source = s.get("source") or {}
+    applied = s.get("applied") or {}
+    daemon = s.get("daemon") or {}
+    ready = bool(s.get("ready"))
+    lines: list[Line] = [
+        (
+            "ok" if ready else "blocked",
+            f"{'Ready' if ready else 'Not ready'}"
+            + ("" if ready else ": " + "; ".join(_get(s, "readiness", "reasons") or [])),
+        ),
+        ("", f"  source     {source.get('url')} {source.get('ref')}:{source.get('path')}"),
+        (
+            "",
+            f"  seen       {(source.get('revisionSeen') or '-')[:12]}"
+            + ("" if source.get("fetchOk", True) else "  (last fetch failed)"),
+        ),
+        (
+            "",
+            f"  applied    {(applied.get('revision') or '-')[:12]}  serial {applied.get('serial')}"
+            + ("  (in sync)" if s.get("inSync") else ""),
+        ),
+        (
+            "",
+            f"  last run   {op.get('state')} ({op.get('stateCode')}) {op.get('trigger')} at "
+            f"{op.get('finishedAt') or op.get('startedAt')}, {op.get('durationSeconds')}s — "
+            f"{op.get('message')}",
+        ),
+        ("", f"  operation  {op.get('id')}"),
+        ("", f"  success    {s.get('lastSuccessAt') or 'never'}"),
+        (
+            "",
+            f"  daemon     pid {daemon.get('pid')}, {daemon.get('listen') or 'no HTTP'}, "
+            f"updated {s.get('updatedAt')}",
+        ),
+    ]
+    objects = s.get("objects") or {}
+    if objects:
+        counts = ", ".join(
+            f"{kind} " + " ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            for kind, states in sorted(objects.items())
+        )
+        lines.append(("", f"  objects    {counts}"))
+    if s.get("drift"):
+        lines.append(("update", f"  drift      {s['drift']} object(s)"))
+    errors = s.get("errors") or []
+    if errors:
+        lines.append(("", ""))
+        lines.append(("error", f"{s.get('errorCount', len(errors))} error(s) in the last run:"))
+        for e in errors[:20]:
+            lines.extend(render_problem(Problem.from_dict(e)))
+    return lines
