@@ -37,7 +37,12 @@ def plan(
     changes: dict[ObjectKey, Change] = {}
     for key, want in desired.objects.items():
         have = stored.get(key)
-        changes[key] = _create(want) if have is None else _compare(want, have)
+        if have is None:
+            changes[key] = _create(want)
+        elif not _untouched(want, have):
+            change = _compare(want, have)
+            if change.action is not Action.NOOP:
+                changes[key] = change
     for key, have in stored.items():
         if key not in desired.objects and have.state is ObjectState.ACTIVE:
             removal = _remove(have)
@@ -48,7 +53,7 @@ def plan(
     for plugin in REGISTRY.values():
         errors.extend(plugin.check_plan(context))
     visible = sorted(
-        (c for c in changes.values() if c.action is not Action.NOOP),
+        changes.values(),
         key=lambda c: (KIND_ORDER.get(c.kind, len(KIND_ORDER)), c.kind, c.address),
     )
     return Plan(
@@ -76,6 +81,21 @@ def _create(want: DesiredObject) -> Change:
         before=None,
         after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status),
     )
+
+
+def _untouched(want: DesiredObject, have: StoredObject) -> bool:
+    """Nothing to do, decided without building views: most objects of a warm re-plan."""
+    return (
+        want.spec_hash == have.spec_hash
+        and have.state is ObjectState.ACTIVE
+        and have.owner == want.owner
+        and want.kind not in _DERIVING
+        and not have.drifted
+    )
+
+
+# Kinds whose status is derived on apply: their no-op check needs the full comparison.
+_DERIVING = frozenset(name for name, k in OBJECT_KINDS.items() if k.derive_status is not None)
 
 
 def _compare(want: DesiredObject, have: StoredObject) -> Change:

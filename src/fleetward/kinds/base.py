@@ -106,7 +106,7 @@ class PlanContext:
     documents: tuple[tuple[str, Document], ...]  # (file path, document)
     desired: Mapping[ObjectKey, DesiredObject]
     stored: Mapping[ObjectKey, StoredObject]
-    changes: Mapping[ObjectKey, Change]  # every computed change, noops included
+    changes: Mapping[ObjectKey, Change]  # every change; an object without one is a no-op
 
 
 class KindPlugin:
