@@ -55,7 +55,9 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("--path", default="manifests", help="Directory of manifests inside the repository.")
 @_opt("--no-git", is_flag=True, help="Read --source as a plain directory (development only).")
 @_opt("--state-dir", default=".fleetward", help="Directory of the state store and status files.")
-@_opt("--interval", default="60s", type=Duration(), help="Poll interval (with 10% jitter).")
+@_opt(
+    "--interval", default="60s", type=Duration(minimum=1.0), help="Poll interval (with 10% jitter)."
+)
 @_opt(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -83,7 +85,9 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     help="/readyz fails when the last good fetch or reconcile is older "
     "[default: 3 × interval, at least 5m].",
 )
-@_opt("--git-timeout", default="60s", type=Duration(), help="Timeout of every git command.")
+@_opt(
+    "--git-timeout", default="60s", type=Duration(minimum=1.0), help="Timeout of every git command."
+)
 @_opt(
     "--lock-timeout",
     default="10s",

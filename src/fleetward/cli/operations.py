@@ -77,7 +77,7 @@ def list_operations(
             {
                 "content": {
                     "count": total,
-                    "limit": limit,
+                    "limit": limit or None,
                     "offset": offset,
                     "results": [op.to_dict() for op in ops],
                 }

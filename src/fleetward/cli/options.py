@@ -29,15 +29,21 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer c
 
     name = "duration"
 
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         if isinstance(value, int | float):
-            return float(value)
+            value = f"{value}s"
         match = _DURATION.match(str(value))
         if not match:
             self.fail(f"{value!r} is not a duration; write e.g. 10s, 2m, 500ms or 1h", param, ctx)
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is too short; the minimum is {self.minimum:g}s", param, ctx)
+        return seconds
 
 
 @dataclass(frozen=True, slots=True)

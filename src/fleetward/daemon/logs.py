@@ -60,3 +60,4 @@ def configure(fmt: str, level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per commit

@@ -94,8 +94,8 @@ class Reconciler:
         started = time.monotonic()
         phases: dict[str, float] = {}
         state = _RunState(op)
-        self._move(state, S.RESOLVING)
         try:
+            self._move(state, S.RESOLVING)
             with gc_paused():
                 self._resolve_and_apply(state, phases, should_stop)
         except Stopping:
@@ -221,7 +221,17 @@ class Reconciler:
         # Persist the start, the moment before the write, and the end: a crash in
         # between leaves a non-final record that the next start marks failed.
         if to in (S.RESOLVING, S.DISPATCHING) or to.final:
-            self.operations.record(state.op)
+            try:
+                self.operations.record(state.op)
+            except FleetwardError as exc:
+                # The log is a record of the work, not the work: a damaged or full
+                # log must not stop reconciling. The run's report still carries it.
+                logger.error(
+                    "cannot record operation %s: %s",
+                    state.op.operation_id,
+                    exc.problems[0].error if exc.problems else exc,
+                    extra={"fields": {"reason": exc.problems[0].reason if exc.problems else ""}},
+                )
         return state.op
 
 

@@ -169,6 +169,7 @@ class Daemon:
             },
         )
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
+        self.health.alive = worker.is_alive
         worker.start()
         self.poller = Poller(self.coalescer.request, self.config.interval)
         self.poller.start()
@@ -196,13 +197,17 @@ class Daemon:
             op = self.coalescer.take(timeout=1.0)
             if op is None:
                 continue
-            report = self._reconcile(op)
-            state = report.operation.state
-            if state is OperationState.FAILURE and not self.stopping.is_set():
+            try:
+                report = self._reconcile(op)
+                failed = report.operation.state is OperationState.FAILURE
+            except Exception:  # a bug outside the run itself: log it, keep reconciling
+                logger.exception("internal error around a reconcile")
+                failed = True
+            if failed and not self.stopping.is_set():
                 delay = self.backoff.failed()
                 if self.poller is not None and delay < self.config.interval:
                     self.poller.schedule_once(delay, "retry")
-            elif state is OperationState.SUCCESS:
+            elif not failed:
                 self.backoff.succeeded()
             self._wake.set()
 
@@ -452,8 +457,11 @@ def _log_run(report: RunReport) -> None:
     }
     if report.applied is not None:
         fields["serial"] = report.applied.meta.serial
-    level = logging.INFO if report.succeeded else logging.WARNING
-    message = "reconcile" if report.succeeded else f"reconcile failed: {op.message}"
+    level = logging.WARNING if op.state is OperationState.FAILURE else logging.INFO
+    message = {
+        OperationState.SUCCESS: "reconcile",
+        OperationState.FAILURE: f"reconcile failed: {op.message}",
+    }.get(op.state, f"reconcile {op.state.name.lower()}: {op.message}")
     logger.log(level, message, extra={"fields": fields})
     for p in report.problems[:20]:
         logger.warning(

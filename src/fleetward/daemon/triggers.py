@@ -89,8 +89,8 @@ class Backoff:
     def failed(self) -> float:
         """Record a failure; the delay before the retry (with ±10 % jitter)."""
         self.failures += 1
-        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
-        return delay * random.uniform(0.9, 1.1) if delay < self.cap else self.cap
+        delay: float = self.base * 2 ** min(self.failures - 1, 32)
+        return min(self.cap, delay * random.uniform(0.9, 1.1))
 
     def succeeded(self) -> None:
         self.failures = 0

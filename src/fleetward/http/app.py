@@ -72,6 +72,11 @@ def create_app(ctx: ApiContext) -> Starlette:
         return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE)
 
     def healthz(request: Request) -> Response:
+        if not ctx.health.alive():
+            return JSONResponse(
+                {"status": "failing", "reason": "the reconcile worker has stopped; restart"},
+                status_code=503,
+            )
         return JSONResponse({"status": "ok", "version": __version__})
 
     def readyz(request: Request) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class Health:
     fetch_failures_total: int = 0
     operations_by_state: dict[str, int] = field(default_factory=dict)
     listen: str | None = None
+    alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, report: RunReport) -> None:
