@@ -2,13 +2,8 @@
 
 from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, git_blob_id
 from fleetward.source.opening import open_snapshot
-from fleetward.source.remote import (
-    RemoteMirror,
-    is_remote,
-    redact_url,
-    validate_remote_ref,
-    validate_remote_url,
-)
+from fleetward.source.remote import RemoteMirror
+from fleetward.source.urls import is_remote, redact_url, validate_remote_ref, validate_remote_url
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -8,13 +8,8 @@ from fleetward.errors import SourceError, UsageError
 from fleetward.source.base import Snapshot, normalise_manifest_path
 from fleetward.source.git import open_git
 from fleetward.source.plain import DirectorySnapshot
-from fleetward.source.remote import (
-    DEFAULT_GIT_TIMEOUT,
-    RemoteMirror,
-    is_remote,
-    redact_url,
-    validate_remote_url,
-)
+from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
+from fleetward.source.urls import is_remote, redact_url, validate_remote_url
 
 
 def open_snapshot(
