@@ -49,10 +49,18 @@ class Health:
     listen: str | None = None
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _counted: StoreSnapshot | None = field(default=None, repr=False)
+    _counted_objects: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def record(self, report: RunReport) -> None:
         now = time.time()
-        objects = count_store(report.store) if report.store is not None else None
+        objects = None
+        if report.store is not None:
+            # Runs that wrote nothing hand back the very snapshot counted last time.
+            if report.store is not self._counted:
+                self._counted_objects = count_store(report.store)
+                self._counted = report.store
+            objects = self._counted_objects
         plan = report.plan
         drift = 0
         changes: dict[str, int] = {}
