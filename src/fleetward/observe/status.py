@@ -15,8 +15,6 @@ rename), so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,6 +26,7 @@ from fleetward.model import Change
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
 from fleetward.rendering import plan_to_dict, render_plan
+from fleetward.store.files import write_atomic
 
 SUMMARY_FORMAT = 1
 MAX_OBJECT_FILES = 1000  # per run; a blocked 100k-object plan must not write 100k files
@@ -217,17 +216,3 @@ def _iso(epoch: float | None) -> str | None:
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
     text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
     write_atomic(path, (text + "\n").encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

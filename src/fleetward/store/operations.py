@@ -3,26 +3,45 @@
 Operations live in `operations.json` beside `state.json`, not in it: a run
 that fails on bad input must leave the object store byte-for-byte as it was,
 yet its Operation (with the errors) must still be recorded. The file is
-written the same atomic way (temp file, fsync, rename) under its own lock, so
-the daemon and a CLI `apply` can both record runs.
+replaced atomically (temp file, fsync, rename) under its own lock, so the
+daemon and a CLI `apply` can both record runs.
+
+The file keeps TinyDB's layout (`{"operations": {"1": {...}, ...}}`). A
+long-lived log (the daemon's) keeps what it last read or wrote, keyed by the
+file's inode, mtime and size, with each operation's JSON text: a run records
+its operation three times, and re-reading and re-encoding a thousand kept
+operations each time cost more than the run (bench_daemon's soak).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
+from fleetward.store.files import write_atomic
 from fleetward.store.lock import exclusive_lock
-from fleetward.store.tinydb import AtomicJSONStorage
 
 OPERATIONS_FILE = "operations.json"
 OPERATIONS_LOCK = "operations.lock"
 OPERATIONS_LIMIT = 1000
 _LOCK_TIMEOUT = 10.0
+_TMP_PREFIX = f".{OPERATIONS_FILE}.tmp-"
 ORDERINGS = ("created_at", "state", "updated_at")
+
+_FileId = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    op: Operation
+    text: str  # its JSON, as written
 
 
 class OperationLog:
@@ -30,26 +49,15 @@ class OperationLog:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / OPERATIONS_FILE
         self.limit = limit
-        self._storage = AtomicJSONStorage(str(self.path), backup=False)
+        self._cache: tuple[_FileId, list[_Entry]] | None = None
+        self._mutex = threading.Lock()  # the HTTP threads read while the worker writes
 
     # -- reading ---------------------------------------------------------------------
 
     def all(self) -> list[Operation]:
         """Every kept operation, oldest first."""
-        data = self._storage.read()
-        table = (data or {}).get("operations", {})
-        try:
-            return [
-                Operation.from_dict(doc)
-                for _, doc in sorted(table.items(), key=lambda item: int(item[0]))
-            ]
-        except (KeyError, ValueError, TypeError) as exc:
-            raise StoreError.one(
-                f"The operation log {self.path} is corrupt",
-                f"An operation record cannot be read ({exc!r}).",
-                f"Move {self.path} away; fleetward starts a new log (object state is not affected).",
-                location=str(self.path),
-            ) from exc
+        with self._mutex:
+            return [entry.op for entry in self._entries()]
 
     def get(self, operation_id: str) -> Operation | None:
         for op in self.all():
@@ -71,70 +79,126 @@ class OperationLog:
         field = ordering.removeprefix("-")
         if field not in ORDERINGS:
             raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)} (with - to reverse)")
-        keyed = {
-            "created_at": lambda op: (op.created_at, op.updated_at),
-            "updated_at": lambda op: (op.updated_at, op.created_at),
-            "state": lambda op: (int(op.state), op.created_at),
-        }[field]
-        # Stable: records were appended in creation order, which breaks ties of equal seconds.
-        ordered = sorted(ops, key=keyed, reverse=reverse) if field != "created_at" else ops
-        if field == "created_at" and reverse:
-            ordered = list(reversed(ops))
-        total = len(ordered)
+        if field == "created_at":
+            # Records are kept in creation order, which also breaks ties of equal seconds.
+            ordered = list(reversed(ops)) if reverse else ops
+        else:
+            keyed: Callable[[Operation], tuple[Any, ...]] = {
+                "updated_at": lambda op: (op.updated_at, op.created_at),
+                "state": lambda op: (int(op.state), op.created_at),
+            }[field]
+            ordered = sorted(ops, key=keyed, reverse=reverse)
         end = None if limit is None else offset + limit
-        return ordered[offset:end], total
+        return ordered[offset:end], len(ordered)
 
     # -- writing ---------------------------------------------------------------------
 
     def record(self, *operations: Operation) -> None:
         """Insert or replace operations by id; drop the oldest past the limit."""
-        self._update(lambda ops: _merge(ops, operations))
+        self._update(lambda entries: _merge(entries, operations))
 
     def fail_unfinished(self, now: str, message: str) -> list[Operation]:
         """End every operation a stopped process left running; the ones ended."""
         ended: list[Operation] = []
 
-        def update(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def update(entries: list[_Entry]) -> list[_Entry]:
             out = []
-            for doc in ops:
-                op = Operation.from_dict(doc)
-                if not op.state.final:
-                    op = op.move(OperationState.FAILURE, now, message)
-                    ended.append(op)
-                out.append(op.to_dict())
+            for entry in entries:
+                if entry.op.state.final:
+                    out.append(entry)
+                    continue
+                op = entry.op.move(OperationState.FAILURE, now, message)
+                ended.append(op)
+                out.append(_entry(op))
             return out
 
         self._update(update)
         return ended
 
-    def _update(self, change: Any) -> None:
+    def _update(self, change: Callable[[list[_Entry]], list[_Entry]]) -> None:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
-        with exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
-            for leftover in self.state_dir.glob(self._storage.tmp_prefix + "*"):
+        with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
+            for leftover in self.state_dir.glob(_TMP_PREFIX + "*"):
                 leftover.unlink(missing_ok=True)  # of a write a crash interrupted
-            data = self._storage.read() or {}
-            table = data.get("operations", {})
-            docs = [doc for _, doc in sorted(table.items(), key=lambda item: int(item[0]))]
-            docs = change(docs)[-self.limit :]
+            entries = change(list(self._entries()))[-self.limit :]
+            body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:
-                self._storage.write({"operations": {str(i): d for i, d in enumerate(docs, 1)}})
+                write_atomic(self.path, ('{"operations":{' + body + "}}").encode())
             except OSError as exc:
+                self._cache = None
                 raise _unwritable(self.state_dir, exc) from exc
+            file_id = _file_id(self.path)
+            self._cache = (file_id, entries) if file_id is not None else None
+
+    # -- the file --------------------------------------------------------------------
+
+    def _entries(self) -> list[_Entry]:
+        """The kept operations; the caller holds the mutex."""
+        file_id = _file_id(self.path)
+        if file_id is None:
+            self._cache = None
+            return []
+        if self._cache is not None and self._cache[0] == file_id:
+            return self._cache[1]
+        entries = self._read()
+        self._cache = (file_id, entries)
+        return entries
+
+    def _read(self) -> list[_Entry]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError.one(
+                f"Cannot read the operation log {self.path}",
+                f"{exc.strerror or exc}.",
+                "Check the file's permissions, or pass another --state-dir.",
+                location=str(self.path),
+            ) from exc
+        try:
+            table = json.loads(raw)["operations"]
+            docs = [doc for _, doc in sorted(table.items(), key=lambda item: int(item[0]))]
+            return [_Entry(Operation.from_dict(doc), _dumps(doc)) for doc in docs]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StoreError.one(
+                f"The operation log {self.path} is corrupt",
+                f"It cannot be read as a list of operations ({exc!r}).",
+                f"Move {self.path} away; fleetward starts a new log (object state is not "
+                "affected).",
+                location=str(self.path),
+            ) from exc
 
 
-def _merge(docs: list[dict[str, Any]], operations: Iterable[Operation]) -> list[dict[str, Any]]:
-    index = {doc.get("operation_id"): i for i, doc in enumerate(docs)}
+def _entry(op: Operation) -> _Entry:
+    return _Entry(op, _dumps(op.to_dict()))
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _merge(entries: list[_Entry], operations: Iterable[Operation]) -> list[_Entry]:
+    index = {e.op.operation_id: i for i, e in enumerate(entries)}
     for op in operations:
-        doc = op.to_dict()
+        entry = _entry(op)
         if op.operation_id in index:
-            docs[index[op.operation_id]] = doc
+            entries[index[op.operation_id]] = entry
         else:
-            index[op.operation_id] = len(docs)
-            docs.append(doc)
-    return docs
+            index[op.operation_id] = len(entries)
+            entries.append(entry)
+    return entries
+
+
+def _file_id(path: Path) -> _FileId | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _unwritable(directory: Path, exc: OSError) -> StoreError:
