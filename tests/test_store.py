@@ -149,3 +149,32 @@ def test_second_writer_times_out_naming_the_holder_pid(tmp_path: Path) -> None:
         holder.join(10)
     with TinyDBStore(tmp_path).lock(1):  # released when the holder exits
         pass
+
+
+def test_a_long_lived_store_writes_exactly_what_a_fresh_one_reads(tmp_path: Path) -> None:
+    """The daemon's store re-encodes only changed objects and keeps its snapshot:
+    the file must still be plain `json.dumps` of the tables, and a fresh reader
+    must see what the long-lived instance believes."""
+    store = TinyDBStore(tmp_path)
+    store.read()  # an empty store: the first apply's snapshot is its upserts
+    _apply(store, [_asset(f"A{i}") for i in range(200)], revision="r1")
+    for n in range(1, 6):
+        store.read()
+        _apply(
+            store,
+            [_asset(f"A{n}", model=f"FH{n}"), _asset(f"NEW{n}")],
+            [ObjectKey(f"Asset/A{100 + n}")],
+            revision=f"r{n + 1}",
+        )
+        raw = (tmp_path / STATE_FILE).read_text(encoding="utf-8")
+        assert raw == json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
+        fresh = TinyDBStore(tmp_path).read()
+        assert fresh == store.read()
+        assert fresh.objects[ObjectKey(f"Asset/A{n}")].spec["attributes"]["model"] == f"FH{n}"
+        assert ObjectKey(f"Asset/A{100 + n}") not in fresh.objects
+    # A hand edit (drift) is seen by the long-lived instance, not hidden by its memory.
+    data = json.loads((tmp_path / STATE_FILE).read_text())
+    doc = next(d for d in data["objects"].values() if d["key"] == "Asset/A7")
+    doc["spec"]["attributes"]["model"] = "edited"
+    (tmp_path / STATE_FILE).write_text(json.dumps(data))
+    assert store.read().objects[ObjectKey("Asset/A7")].drifted

@@ -9,6 +9,7 @@ instant leaves the old file or the new one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -46,9 +47,10 @@ class AtomicJSONStorage(Storage):
     the replaced file is kept as `<file name>.backup`.
     """
 
-    def __init__(self, path: str, backup: bool = True) -> None:
+    def __init__(self, path: str, backup: bool = True, encoded: EncodedDocs | None = None) -> None:
         self._path = Path(path)
         self._backup = backup
+        self._encoded = encoded
         self.tmp_prefix = f".{self._path.name}.tmp-"
 
     def read(self) -> dict[str, dict[str, Any]] | None:
@@ -77,15 +79,7 @@ class AtomicJSONStorage(Storage):
         try:
             os.fchmod(fd, 0o644)  # mkstemp makes 0600; status readers may run as another user
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                # json.dumps, not json.dump: dump streams through the pure-Python encoder
-                # (about 4x slower); dumps uses the C encoder and gives the same bytes.
-                # No cycle check: the data comes from JSON and safe-loaded YAML, whose
-                # recursive aliases the loader refuses; skipping it saves ~8 % at 100k.
-                fh.write(
-                    json.dumps(
-                        data, separators=(",", ":"), ensure_ascii=False, check_circular=False
-                    )
-                )
+                fh.write(self._encode(data))
                 fh.flush()
                 os.fsync(fh.fileno())
             if self._backup and self._path.exists():
@@ -104,8 +98,50 @@ class AtomicJSONStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _encode(self, data: dict[str, dict[str, Any]]) -> str:
+        """The file's text: `json.dumps(data)`, reusing the text of unchanged objects.
+
+        Objects are only ever replaced, never edited in place (their documents
+        are shared, read-only, with the snapshot), so a document that is the
+        same object as at the last write has the same text. Re-encoding only the
+        changed ones makes a one-object apply at 100,000 objects cost a join of
+        cached text instead of encoding 56 MB (bench_daemon: ~1.1 s → ~0.1 s).
+        The result is byte-identical to one `_dumps(data)`.
+        """
+        if self._encoded is None or "objects" not in data:
+            return _dumps(data)
+        known = self._encoded
+        fresh: EncodedDocs = {}
+        parts = []
+        for name, table in data.items():
+            if name != "objects":
+                parts.append(f"{_dumps(name)}:{_dumps(table)}")
+                continue
+            items = []
+            for doc_id, doc in table.items():
+                hit = known.get(id(doc))
+                text = hit[1] if hit is not None and hit[0] is doc else _dumps(doc)
+                fresh[id(doc)] = (doc, text)
+                items.append(f"{_dumps(doc_id)}:{text}")
+            parts.append('"objects":{' + ",".join(items) + "}")
+        known.clear()
+        known.update(fresh)
+        return "{" + ",".join(parts) + "}"
+
     def close(self) -> None:
         pass
+
+
+# id(document) → (the document, its JSON text); the document is held so its id stays its own.
+EncodedDocs = dict[int, tuple[Any, str]]
+
+
+def _dumps(value: Any) -> str:
+    # json.dumps, not json.dump: dump streams through the pure-Python encoder
+    # (about 4x slower); dumps uses the C encoder and gives the same bytes.
+    # No cycle check: the data comes from JSON and safe-loaded YAML, whose
+    # recursive aliases the loader refuses; skipping it saves ~8 % at 100k.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 class _Transaction(Middleware):
@@ -165,6 +201,7 @@ class _Cached:
     file_id: _FileId
     tables: dict[str, dict[str, Any]]
     snapshot: StoreSnapshot | None = None
+    ids: dict[str, str] | None = None  # object key → doc id in the objects table
 
 
 class TinyDBStore:
@@ -181,6 +218,7 @@ class TinyDBStore:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / STATE_FILE
         self._cached: _Cached | None = None
+        self._encoded: EncodedDocs = {}
 
     # -- reading ---------------------------------------------------------------
 
@@ -206,7 +244,8 @@ class TinyDBStore:
             # ones; objects are only ever replaced whole (`put_table`).
             data = {name: dict(table) for name, table in cached.tables.items() if name != "objects"}
             data["objects"] = cached.tables.get("objects", {})
-        middleware = _Transaction(AtomicJSONStorage, data)
+        storage = functools.partial(AtomicJSONStorage, encoded=self._encoded)
+        middleware = _Transaction(storage, data)  # type: ignore[arg-type]  # a Storage factory
         db = TinyDB(str(self.path), storage=middleware)
         try:
             yield db, middleware
@@ -283,7 +322,13 @@ class TinyDBStore:
             # Objects go in at the storage level, in TinyDB's layout: every
             # document keeps its doc id, new ones get the next free ids.
             table = transaction.table_data("objects")
-            ids = {doc["key"]: doc_id for doc_id, doc in table.items()}
+            known_ids = before.ids if before is not None else None
+            ids = (
+                dict(known_ids)
+                if known_ids is not None
+                else {doc["key"]: doc_id for doc_id, doc in table.items()}
+            )
+            was_empty = not table and meta.lineage is None
             for key in change_set.deletes:
                 if key in ids:
                     del table[ids.pop(key)]
@@ -292,6 +337,7 @@ class TinyDBStore:
                 doc_id = ids.get(obj.key)
                 if doc_id is None:
                     doc_id, next_id = str(next_id), next_id + 1
+                    ids[obj.key] = doc_id
                 table[doc_id] = obj.to_doc()
             transaction.put_table("objects", table)
             new_meta = StoreMeta(
@@ -319,13 +365,16 @@ class TinyDBStore:
             except OSError as exc:
                 raise _unwritable(self.state_dir, exc) from exc
             after = self._remember(transaction.data)
-            if after is not None and before is not None and before.snapshot is not None:
-                objects = dict(before.snapshot.objects)
-                for key in change_set.deletes:
-                    objects.pop(key, None)
-                for obj in change_set.upserts:
-                    objects[obj.key] = obj
-                after.snapshot = StoreSnapshot(new_meta, objects)
+            if after is not None:
+                after.ids = ids
+                previous = before.snapshot if before is not None else None
+                if previous is not None or was_empty:
+                    objects = dict(previous.objects) if previous is not None else {}
+                    for key in change_set.deletes:
+                        objects.pop(key, None)
+                    for obj in change_set.upserts:
+                        objects[obj.key] = obj
+                    after.snapshot = StoreSnapshot(new_meta, objects)
             return new_meta
 
     def _make_dir(self) -> None:
