@@ -8,20 +8,17 @@ Every option also reads a `FLEETWARD_*` variable; a flag wins over it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
+from fleetward.daemon.config import parse_duration
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
@@ -35,12 +32,10 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer c
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, int | float):
-            value = f"{value}s"
-        match = _DURATION.match(str(value))
-        if not match:
-            self.fail(f"{value!r} is not a duration; write e.g. 10s, 2m, 500ms or 1h", param, ctx)
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         if seconds < self.minimum:
             self.fail(f"{value!r} is too short; the minimum is {self.minimum:g}s", param, ctx)
         return seconds

@@ -10,7 +10,6 @@ run in flight and one queued.
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import signal
@@ -18,8 +17,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -42,6 +41,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 
 logger = logging.getLogger("fleetward.daemon")
@@ -399,39 +399,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-@contextmanager
-def _daemon_lock(state_dir: Path) -> Iterator[None]:
+def _daemon_lock(state_dir: Path) -> AbstractContextManager[None]:
     """One daemon per state directory, for its whole life; the second fails naming the first."""
-    path = state_dir / DAEMON_LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise StoreError.one(
-            f"Cannot open {path}",
-            f"{exc.strerror} (errno {exc.errno}).",
-            f"Make {state_dir} writable by this user, or pass another --state-dir.",
-            location=str(path),
-        ) from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise StoreError.one(
-                f"Another fleetward daemon (PID {holder}) is running on {state_dir}",
-                "Only one daemon may reconcile a state directory; a second would fight the "
-                "first over every write.",
-                f"Stop PID {holder} first, or give this daemon its own --state-dir.",
-                location=str(path),
-                pid=holder,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+
+    def busy(holder: str) -> FleetwardError:
+        return StoreError.one(
+            f"Another fleetward daemon (PID {holder}) is running on {state_dir}",
+            "Only one daemon may reconcile a state directory; a second would fight the "
+            "first over every write.",
+            f"Stop PID {holder} first, or give this daemon its own --state-dir.",
+            location=str(state_dir / DAEMON_LOCK),
+            pid=holder,
+        )
+
+    return exclusive_lock(state_dir / DAEMON_LOCK, 0.0, busy)
 
 
 def _status_line(report: RunReport) -> str:

@@ -6,20 +6,26 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleetward.errors import LockTimeout, StoreError
+from fleetward.errors import FleetwardError, LockTimeout, StoreError
 
 _POLL_SECONDS = 0.1
 
 
 @contextmanager
-def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an flock on `path` (which records our PID) or fail naming the holder."""
+def exclusive_lock(
+    path: Path, timeout: float, busy: Callable[[str], FleetwardError] | None = None
+) -> Iterator[None]:
+    """Hold an flock on `path` (which records our PID) or fail naming the holder.
+
+    `busy(holder_pid)` makes the error raised when the wait runs out; by default
+    it says the state store is locked.
+    """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise StoreError.one(
             f"Cannot open the lock file {path}",
@@ -38,6 +44,8 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
                     raise
                 if time.monotonic() >= deadline:
                     holder = _read_holder(path)
+                    if busy is not None:
+                        raise busy(holder) from None
                     raise LockTimeout.one(
                         f"The state store is locked by another process (PID {holder})",
                         f"{path} has been held for longer than --lock-timeout ({timeout:g}s); "
