@@ -28,6 +28,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.store.operations import ORDERINGS, OperationLog
 
 MAX_WEBHOOK_BODY = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; pushes are far smaller
+MAX_REQUEST_BODY = 64 * 1024
 MAX_LIMIT = 1000
 
 
@@ -164,7 +165,14 @@ def create_app(ctx: ApiContext) -> Starlette:
         denied = _authorize(request, ctx.secrets())
         if denied is not None:
             return denied
-        body = await request.body()
+        body = await _read_bounded(request, MAX_REQUEST_BODY)
+        if body is None:
+            return error(
+                413,
+                "Request body too large",
+                f"More than {MAX_REQUEST_BODY} bytes.",
+                "Send the operation's fields only.",
+            )
         try:
             data = json.loads(body or b"{}")
         except ValueError as exc:
@@ -193,16 +201,8 @@ def create_app(ctx: ApiContext) -> Starlette:
                 "Set --webhook-secret (or webhook-secret-file in the config) and the same "
                 "secret in the Git server's webhook settings.",
             )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BODY:
-            return error(
-                413,
-                "Webhook body too large",
-                f"More than {MAX_WEBHOOK_BODY} bytes.",
-                "Send push events only.",
-            )
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BODY:
+        body = await _read_bounded(request, MAX_WEBHOOK_BODY)
+        if body is None:
             return error(
                 413,
                 "Webhook body too large",
@@ -249,6 +249,21 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/v0/webhook", webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` (read no further: chunked bodies too)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> str | None:
