@@ -82,7 +82,7 @@ class Health:
             previous = self.counts
             self.counts = Counts(
                 objects if objects is not None else previous.objects,
-                changes if plan is not None else previous.changes,
+                changes,  # a run that made no plan planned no changes
                 drift if plan is not None else previous.drift,
             )
 
