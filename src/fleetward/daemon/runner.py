@@ -227,8 +227,12 @@ class Daemon:
     # -- triggers and HTTP ---------------------------------------------------------------
 
     def _queued(self, op: Operation, reason: str) -> None:
-        if reason in _RECORDED_TRIGGERS:
+        if reason not in _RECORDED_TRIGGERS:
+            return
+        try:  # callers are told its id, so it is findable at once; best effort
             self.operations.record(op)
+        except FleetwardError as exc:
+            logger.error("cannot record queued operation %s: %s", op.operation_id, exc)
 
     def _start_watcher(self) -> None:
         config = self.config
