@@ -356,9 +356,12 @@ class Daemon:
             self.watcher.stop()
         never_ran = self.coalescer.close()
         if never_ran is not None and any(t in never_ran.trigger for t in _RECORDED_TRIGGERS):
-            self.operations.record(
-                never_ran.move(OperationState.CANCELLED, now_iso(), "the daemon stopped first")
-            )
+            try:
+                self.operations.record(
+                    never_ran.move(OperationState.CANCELLED, now_iso(), "the daemon stopped first")
+                )
+            except FleetwardError as exc:
+                logger.error("cannot record the cancelled operation: %s", exc)
         worker.join(timeout=max(0.0, deadline - time.monotonic() - 1.0))
         # A write in progress finishes; one not yet started never will.
         gate = self.reconciler.write_gate.acquire(timeout=max(0.1, deadline - time.monotonic()))
