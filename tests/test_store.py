@@ -178,3 +178,35 @@ def test_a_long_lived_store_writes_exactly_what_a_fresh_one_reads(tmp_path: Path
     doc["spec"]["attributes"]["model"] = "edited"
     (tmp_path / STATE_FILE).write_text(json.dumps(data))
     assert store.read().objects[ObjectKey("Asset/A7")].drifted
+
+
+def test_a_file_replaced_while_it_is_parsed_is_not_remembered_as_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's apply can land between reading state.json and noting which
+    file that was: the cache must name the file read, or the next apply would
+    overwrite the other one's work with a stale serial check passing."""
+    from fleetward.store import tinydb
+
+    _apply(TinyDBStore(tmp_path), [_asset("A1")], revision="r1")
+    daemon, other = TinyDBStore(tmp_path), TinyDBStore(tmp_path)
+    real_read = tinydb.AtomicJSONStorage.read
+    raced = []
+
+    def read_then_race(self: tinydb.AtomicJSONStorage) -> object:
+        data = real_read(self)
+        if not raced:
+            raced.append(True)
+            _apply(other, [_asset("A2")], revision="r2")  # replaces the file now
+        return data
+
+    monkeypatch.setattr(tinydb.AtomicJSONStorage, "read", read_then_race)
+    stale = daemon.read()
+    assert ObjectKey("Asset/A2") not in stale.objects  # what was parsed: the old file
+    monkeypatch.setattr(tinydb.AtomicJSONStorage, "read", real_read)
+    now = daemon.read()
+    assert ObjectKey("Asset/A2") in now.objects and now.meta.serial == 2
+    with pytest.raises(StoreError, match="changed under the apply"):
+        daemon.apply(
+            ChangeSet(stale.meta.lineage, stale.meta.serial, "r3", [_asset("A3")], [], {})
+        )

@@ -39,6 +39,13 @@ _TMP_PREFIX = f".{STATE_FILE}.tmp-"  # what AtomicJSONStorage names its temp fil
 _FORMAT = 1
 
 
+FileId = tuple[int, int, int]  # (inode, mtime ns, size): a file as one read or wrote it
+
+
+def _identity(st: os.stat_result) -> FileId:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class AtomicJSONStorage(Storage):
     """TinyDB storage whose every write replaces the file atomically.
 
@@ -52,12 +59,17 @@ class AtomicJSONStorage(Storage):
         self._backup = backup
         self._encoded = encoded
         self.tmp_prefix = f".{self._path.name}.tmp-"
+        self.file_id: FileId | None = None  # of the file last read or written here
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
             with self._path.open("rb") as fh:
                 raw = fh.read()
+                # The identity of the file actually read: another process may replace
+                # the path right after, and a cache must not pair its id with our content.
+                self.file_id = _identity(os.fstat(fh.fileno()))
         except FileNotFoundError:
+            self.file_id = None
             return None
         except OSError as exc:
             raise _unreadable(self._path, exc.strerror or str(exc)) from exc
@@ -82,6 +94,7 @@ class AtomicJSONStorage(Storage):
                 fh.write(self._encode(data))
                 fh.flush()
                 os.fsync(fh.fileno())
+                written = _identity(os.fstat(fh.fileno()))  # a rename keeps all three
             if self._backup and self._path.exists():
                 # Keep the previous state beside the new one (a hard link costs nothing).
                 backup_tmp = directory / f"{self.tmp_prefix}backup"
@@ -89,6 +102,7 @@ class AtomicJSONStorage(Storage):
                 os.link(self._path, backup_tmp)
                 os.replace(backup_tmp, directory / f"{self._path.name}.backup")
             os.replace(tmp, self._path)
+            self.file_id = written
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -158,6 +172,12 @@ class _Transaction(Middleware):
     def data(self) -> dict[str, dict[str, Any]] | None:
         return self._data
 
+    @property
+    def file_id(self) -> FileId | None:
+        """The identity of the file this transaction's data was read from or written to."""
+        storage = getattr(self, "storage", None)
+        return storage.file_id if isinstance(storage, AtomicJSONStorage) else None
+
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._data is None:
             self._data = self.storage.read()
@@ -191,14 +211,11 @@ class _Transaction(Middleware):
         self.storage.close()
 
 
-_FileId = tuple[int, int, int]  # (inode, mtime ns, size) of state.json
-
-
 @dataclass(slots=True)
 class _Cached:
     """The state file as last read or written by this instance."""
 
-    file_id: _FileId
+    file_id: FileId
     tables: dict[str, dict[str, Any]]
     snapshot: StoreSnapshot | None = None
     ids: dict[str, str] | None = None  # object key → doc id in the objects table
@@ -222,12 +239,11 @@ class TinyDBStore:
 
     # -- reading ---------------------------------------------------------------
 
-    def _file_id(self) -> _FileId | None:
+    def _file_id(self) -> FileId | None:
         try:
-            st = os.stat(self.path)
+            return _identity(os.stat(self.path))
         except OSError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _valid_cache(self) -> _Cached | None:
         cached = self._cached
@@ -252,8 +268,10 @@ class TinyDBStore:
         finally:
             db.close()
 
-    def _remember(self, tables: dict[str, dict[str, Any]] | None) -> _Cached | None:
-        file_id = self._file_id()
+    def _remember(
+        self, tables: dict[str, dict[str, Any]] | None, file_id: FileId | None
+    ) -> _Cached | None:
+        """Keep `tables` as the content of the file `file_id` (as read or written)."""
         if tables is None or file_id is None:
             self._cached = None
             return None
@@ -280,7 +298,9 @@ class TinyDBStore:
                     ) from exc
                 objects[obj.key] = obj
             snapshot = StoreSnapshot(meta, objects)
-            remembered = self._remember(transaction.data) if cached is None else cached
+            remembered = (
+                self._remember(transaction.data, transaction.file_id) if cached is None else cached
+            )
             if remembered is not None:
                 remembered.snapshot = snapshot
             return snapshot
@@ -364,7 +384,7 @@ class TinyDBStore:
                 transaction.commit()
             except OSError as exc:
                 raise _unwritable(self.state_dir, exc) from exc
-            after = self._remember(transaction.data)
+            after = self._remember(transaction.data, transaction.file_id)
             if after is not None:
                 after.ids = ids
                 previous = before.snapshot if before is not None else None
