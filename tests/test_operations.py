@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fleetward.daemon import triggers
-from fleetward.daemon.triggers import Backoff, Coalescer, _ref_filter
+from fleetward.daemon.triggers import Backoff, Coalescer, ref_filter
 from fleetward.errors import Problem, StoreError
 from fleetward.http import app as app_module
 from fleetward.http.app import verify_webhook
@@ -332,6 +332,8 @@ def test_a_webhook_that_knows_the_secret_passes(headers: dict[str, str]) -> None
         ({"x-gitlab-token": "other"}, "X-Gitlab-Token"),
         ({"x-gitlab-token": ""}, "X-Gitlab-Token"),
         ({"x-gitlab-token": hub()}, "X-Gitlab-Token"),  # a signature is not the token
+        ({"x-hub-signature-256": "sha256=\xe9"}, "does not match"),  # not a crash
+        ({"x-gitea-signature": "\xe9" * 64}, "X-Gitea-Signature"),
     ],
     ids=[
         "none",
@@ -344,6 +346,8 @@ def test_a_webhook_that_knows_the_secret_passes(headers: dict[str, str]) -> None
         "gitlab-wrong",
         "gitlab-empty",
         "gitlab-signature",
+        "non-ascii-hub",
+        "non-ascii-gitea",
     ],
 )
 def test_a_webhook_that_does_not_know_the_secret_is_refused(
@@ -396,12 +400,27 @@ def test_every_webhook_comparison_is_constant_time(
         ("/r/.git/logs/HEAD", False),
         ("/r/.git/index", False),
         ("/r/.git/COMMIT_EDITMSG", False),
+        ("/r/.git/info/refs", False),
+        ("/elsewhere/refs/heads/main", False),
     ],
 )
 def test_the_watch_reacts_to_refs_only(path: str, wanted: bool) -> None:
     from watchfiles import Change
 
-    assert _ref_filter(Change.modified, path) is wanted
+    assert ref_filter([Path("/r/.git")])(Change.modified, path) is wanted
+
+
+@pytest.mark.parametrize("git_dir", ["/srv/logs/r/.git", "/srv/objects/r/.git", "/srv/refs/r/.git"])
+def test_the_watch_judges_paths_inside_the_git_dir_only(git_dir: str) -> None:
+    """A repository under a directory named logs or objects is still watched; one
+    under refs does not run on every index write."""
+    from watchfiles import Change
+
+    watch = ref_filter([Path(git_dir)])
+    assert watch(Change.modified, f"{git_dir}/refs/heads/main") is True
+    assert watch(Change.modified, f"{git_dir}/HEAD") is True
+    assert watch(Change.modified, f"{git_dir}/index") is False
+    assert watch(Change.modified, f"{git_dir}/logs/HEAD") is False
 
 
 # -- the operation log -----------------------------------------------------------------------------
@@ -511,3 +530,34 @@ def test_a_corrupt_log_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
 def test_an_empty_state_directory_has_an_empty_log(tmp_path: Path) -> None:
     log = OperationLog(tmp_path / "never-written")
     assert log.all() == [] and log.query() == ([], 0)
+
+
+# -- health --------------------------------------------------------------------------------------
+
+
+def _report(op: Operation, *, errors: int = 0, fetch_failed: bool = False) -> Any:
+    from fleetward.daemon.reconciler import RunReport
+    from fleetward.model import Revision
+
+    problems = tuple(Problem("boom", "why", "fix") for _ in range(errors or fetch_failed))
+    revision = None if fetch_failed else Revision("a" * 40, "git", "main")
+    return RunReport(op, revision, None, None, None, problems, errors, fetch_failed, {}, 0.1)
+
+
+def test_a_fetch_failure_does_not_hide_the_tracked_revisions_manifest_errors() -> None:
+    """A bad commit, then the remote goes away: the revision is still bad, and readiness
+    and fleetward_manifest_errors must keep saying so."""
+    from fleetward.observe.health import Health
+    from fleetward.observe.metrics import Metrics
+
+    health = Health(ready_max_age=300)
+    started = Operation.new("poll", "t").move(S.RESOLVING, "t")
+    health.record(_report(started.move(S.RESOLVED, "t").move(S.SUCCESS, "t")))
+    assert health.readiness()[0] is True
+    health.record(_report(started.move(S.FAILURE, "t"), errors=2))
+    health.record(_report(started.move(S.FAILURE, "t"), fetch_failed=True))
+    ready, body = health.readiness()
+    assert not ready and any("2 manifest error" in r for r in body["reasons"])
+    scraped = Metrics(health).exposition().decode()
+    assert "fleetward_manifest_errors 2.0" in scraped
+    assert "fleetward_source_fetch_failures_total 1.0" in scraped

@@ -231,7 +231,7 @@ class Daemon:
             return
         try:  # callers are told its id, so it is findable at once; best effort
             self.operations.record(op)
-        except FleetwardError as exc:
+        except (FleetwardError, OSError) as exc:
             logger.error("cannot record queued operation %s: %s", op.operation_id, exc)
 
     def _start_watcher(self) -> None:

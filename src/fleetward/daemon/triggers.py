@@ -8,6 +8,7 @@ at most one more run is queued, and it carries every reason that asked.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import subprocess
 import threading
@@ -165,13 +166,27 @@ def git_dirs(source: Path) -> list[Path] | None:
     return sorted({git_dir, common})
 
 
-def _ref_filter(change: Change, path: str) -> bool:
-    """Changes of refs, packed-refs and HEAD; not objects, logs, index or lock files."""
-    parts = Path(path).parts
-    name = parts[-1] if parts else ""
-    if name.endswith(".lock") or "objects" in parts or "logs" in parts:
-        return False
-    return "refs" in parts or name in ("packed-refs", "HEAD", "FETCH_HEAD", "ORIG_HEAD")
+def ref_filter(git_dirs: Iterable[Path]) -> Callable[[Change, str], bool]:
+    """A watch filter passing changes of refs, packed-refs and HEAD inside `git_dirs`;
+    not objects, logs, index or lock files. Paths are judged relative to the git
+    dir, so a repository under a directory named `logs` or `refs` is watched right."""
+    roots = [str(d) for d in git_dirs]
+
+    def wanted(change: Change, path: str) -> bool:
+        for root in roots:
+            if path.startswith(root + os.sep):
+                parts = Path(os.path.relpath(path, root)).parts
+                break
+        else:
+            return False
+        name = parts[-1]
+        if name.endswith(".lock") or parts[0] in ("objects", "logs"):
+            return False
+        return parts[0] == "refs" or (
+            len(parts) == 1 and name in ("packed-refs", "HEAD", "FETCH_HEAD", "ORIG_HEAD")
+        )
+
+    return wanted
 
 
 class Watcher:
@@ -189,7 +204,7 @@ class Watcher:
     ) -> None:
         self.paths = [p for p in paths if p.exists()]
         self._request = request
-        self._filter = _ref_filter if refs_only else _plain_filter
+        self._filter = ref_filter(self.paths) if refs_only else _plain_filter
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleetward-watch", daemon=True)
 

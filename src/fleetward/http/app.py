@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -180,7 +181,8 @@ def create_app(ctx: ApiContext) -> Starlette:
         problem = _check_create(data)
         if problem is not None:
             return problem
-        op = ctx.request_run("api")
+        # Queuing records the operation (a file write): off the event loop.
+        op = await run_in_threadpool(ctx.request_run, "api")
         if op is None:
             return error(
                 503,
@@ -226,7 +228,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         )
         if event == "ping":
             return JSONResponse({"content": {"accepted": False, "event": event}}, status_code=200)
-        op = ctx.request_run("webhook")
+        op = await run_in_threadpool(ctx.request_run, "webhook")
         return JSONResponse(
             {
                 "content": {
@@ -280,12 +282,13 @@ def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> str 
         given = signature.strip()
         if not given.startswith("sha256="):
             return "X-Hub-Signature-256 must be sha256=<hex digest>."
-        if hmac.compare_digest(given.removeprefix("sha256=").lower(), expected):
+        # Bytes, not str: compare_digest refuses non-ASCII text (a 500 for any caller).
+        if hmac.compare_digest(given.removeprefix("sha256=").lower().encode(), expected.encode()):
             return None
         return "X-Hub-Signature-256 does not match the body signed with the configured secret."
     gitea = headers.get("x-gitea-signature")
     if gitea is not None:
-        if hmac.compare_digest(gitea.strip().lower(), expected):
+        if hmac.compare_digest(gitea.strip().lower().encode(), expected.encode()):
             return None
         return "X-Gitea-Signature does not match the body signed with the configured secret."
     token = headers.get("x-gitlab-token")

@@ -46,6 +46,9 @@ class Health:
     reconcile_total: Counter[str] = field(default_factory=Counter)
     fetch_failures_total: int = 0
     operations_by_state: dict[str, int] = field(default_factory=dict)
+    # Errors of the last revision that was read: a run that could not fetch says
+    # nothing about the tracked revision, so it keeps the count it found.
+    manifest_errors: int = 0
     listen: str | None = None
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -73,8 +76,10 @@ class Health:
             self.reconcile_total[result] += 1
             if report.fetch_failed:
                 self.fetch_failures_total += 1
-            elif report.revision is not None:
-                self.last_fetch_ok_at = now
+            else:
+                self.manifest_errors = report.manifest_errors
+                if report.revision is not None:
+                    self.last_fetch_ok_at = now
             if report.succeeded:
                 self.last_success_at = now
                 # A successful apply reverted the drift it found.
@@ -115,10 +120,10 @@ class Health:
                         f"the source was last fetched {fetch_age:.0f}s ago "
                         f"(more than {self.ready_max_age:g}s)"
                     )
-            if last is not None and last.manifest_errors:
+            if self.manifest_errors:
                 reasons.append(
-                    f"revision {last.revision.short if last.revision else '?'} has "
-                    f"{last.manifest_errors} manifest error(s); the last good revision stays applied"
+                    f"the tracked revision has {self.manifest_errors} manifest error(s); "
+                    "the last good revision stays applied"
                 )
             if last is not None:
                 checks["lastOperation"] = {

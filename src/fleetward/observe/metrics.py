@@ -70,7 +70,7 @@ class _HealthCollector(Collector):
             fetch_failures = h.fetch_failures_total
             last_success = h.last_success_at
             operations = dict(h.operations_by_state)
-            manifest_errors = h.last.manifest_errors if h.last is not None else 0
+            manifest_errors = h.manifest_errors
 
         reconciles = CounterMetricFamily(
             "fleetward_reconcile",
