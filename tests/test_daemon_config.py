@@ -299,3 +299,14 @@ def test_sighup_applies_a_new_source_and_interval(ws: Workspace, daemons: Daemon
     )  # fmt: skip
     assert not ws.path("state-new").exists()
     assert daemon.terminate() == 0
+
+
+def test_a_secret_file_given_by_flag_or_env_beats_the_secret_written_in_the_config() -> None:
+    """A secret and its -file twin are one setting, with the usual precedence."""
+    from fleetward.daemon.config import DaemonConfig, merge
+
+    from_file = {"webhook_secret": "old", "api_token": "file-token"}
+    merged = merge({"webhook_secret_file": "/run/secrets/hook"}, from_file, DaemonConfig())
+    assert merged.webhook_secret is None
+    assert merged.webhook_secret_file == "/run/secrets/hook"
+    assert merged.api_token == "file-token"  # the other pair is untouched

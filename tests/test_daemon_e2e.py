@@ -659,3 +659,21 @@ def test_a_damaged_operation_log_does_not_stop_the_daemon_for_good(
     third = repo.set_model("FH16 XL")
     daemon.wait_applied(third, timeout=10)
     assert store_object(ws, state, "Asset/TRK-1001")["spec"]["attributes"]["model"] == "FH16 XL"
+
+
+def test_status_does_not_trust_a_summary_the_daemon_stopped_writing(ws: Workspace) -> None:
+    """fleetward status after the daemon died: the last summary said ready, but it is
+    older than the readiness bound, so status says so and exits 1."""
+    work, _ = ws.repo()
+    state = ws.path("state")
+    once = ws.fleetward("daemon", "--once", "--source", str(work.root), "--state-dir", str(state))
+    assert once.returncode == 0, once.stderr
+    fresh = ws.fleetward("status", "--state-dir", str(state))
+    assert fresh.returncode == 0 and fresh.stdout.startswith("Ready"), fresh.stdout
+    path = state / "status" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["updatedAt"] = "2026-01-01T00:00:00Z"
+    path.write_text(json.dumps(summary))
+    stale = ws.fleetward("status", "--state-dir", str(state))
+    assert stale.returncode == 1
+    assert "last written" in stale.stdout and "still running?" in stale.stdout

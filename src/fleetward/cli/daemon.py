@@ -13,6 +13,7 @@ from fleetward.daemon import logs
 from fleetward.daemon.config import (
     DEFAULT_LISTEN,
     KEYS,
+    MIN_SECONDS,
     DaemonConfig,
     merge,
     parse_listen,
@@ -56,7 +57,10 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("--no-git", is_flag=True, help="Read --source as a plain directory (development only).")
 @_opt("--state-dir", default=".fleetward", help="Directory of the state store and status files.")
 @_opt(
-    "--interval", default="60s", type=Duration(minimum=1.0), help="Poll interval (with 10% jitter)."
+    "--interval",
+    default="60s",
+    type=Duration(minimum=MIN_SECONDS),
+    help="Poll interval (with 10% jitter).",
 )
 @_opt(
     "--listen",
@@ -80,13 +84,16 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 @_opt("--log-format", default="text", type=click.Choice(["text", "json"]), help="Log line format.")
 @_opt(
     "--ready-max-age",
-    type=Duration(),
+    type=Duration(minimum=MIN_SECONDS),
     metavar="DURATION",
     help="/readyz fails when the last good fetch or reconcile is older "
     "[default: 3 × interval, at least 5m].",
 )
 @_opt(
-    "--git-timeout", default="60s", type=Duration(minimum=1.0), help="Timeout of every git command."
+    "--git-timeout",
+    default="60s",
+    type=Duration(minimum=MIN_SECONDS),
+    help="Timeout of every git command.",
 )
 @_opt(
     "--lock-timeout",
@@ -139,7 +146,8 @@ def daemon_command(ctx: click.Context, /, config_file: str | None, **values: Any
     logs.configure(config.log_format)
     from fleetward.daemon.runner import Daemon  # uvicorn and starlette load only for the daemon
 
-    code = Daemon(config, reload=load if config_file else None).run()
+    # SIGHUP re-reads the config file, and secret files even without one.
+    code = Daemon(config, reload=load).run()
     ctx.exit(code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,32 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
             "Check the file's permissions; the daemon rewrites it after its next run.",
             location=str(path),
         ) from exc
+    stale = _staleness(summary)
+    if stale:
+        summary["ready"] = False
+        summary.setdefault("readiness", {}).setdefault("reasons", []).append(stale)
     healthy = bool(summary.get("ready")) and _get(summary, "lastOperation", "state") == "SUCCESS"
     if as_json:
         output.print_json(summary)
     else:
         output.print_lines(_lines(summary))
     ctx.exit(0 if healthy else 1)
+
+
+def _staleness(summary: dict[str, Any]) -> str | None:
+    """Why the file is too old to trust (the daemon wrote no run for too long), or None."""
+    bound = _get(summary, "readiness", "checks", "maxAgeSeconds")
+    try:
+        written = dt.datetime.fromisoformat(str(summary.get("updatedAt")))
+        age = (dt.datetime.now(dt.UTC) - written).total_seconds()
+    except ValueError:
+        return None
+    if isinstance(bound, int | float) and age > bound:
+        return (
+            f"summary.json was last written {age:.0f}s ago (more than {bound:g}s): "
+            f"is the daemon (PID {_get(summary, 'daemon', 'pid')}) still running?"
+        )
+    return None
 
 
 def _get(data: Any, *keys: str) -> Any:

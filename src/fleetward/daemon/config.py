@@ -22,6 +22,7 @@ from fleetward.loading import load_other
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 DEFAULT_LISTEN = "127.0.0.1:9477"
+MIN_SECONDS = 1.0  # interval, git-timeout and ready-max-age: anything shorter cannot work
 
 
 def parse_duration(value: Any) -> float:
@@ -29,6 +30,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m or 1h")
     if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative; durations are 0 or more")
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
@@ -135,11 +138,11 @@ class _FileModel(BaseModel):
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
-    @field_validator("interval")
+    @field_validator("interval", "git_timeout", "ready_max_age")
     @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value < 1:
-            raise ValueError("the poll interval must be at least 1s")
+    def _at_least_a_second(cls, value: float | None) -> float | None:
+        if value is not None and value < MIN_SECONDS:
+            raise ValueError(f"must be at least {MIN_SECONDS:g}s")
         return value
 
     @field_validator("listen")
@@ -201,6 +204,18 @@ def read_config_file(path: str) -> dict[str, Any]:
 def merge(
     explicit: Mapping[str, Any], from_file: Mapping[str, Any], defaults: DaemonConfig
 ) -> DaemonConfig:
-    """Flags and environment (`explicit`) over the file over the defaults."""
-    values = {**from_file, **explicit}
-    return replace(defaults, **values)
+    """Flags and environment (`explicit`) over the file over the defaults.
+
+    A secret and its `-file` twin are one setting: a flag or variable for
+    either replaces both from the file (rotating a secret by flag must win
+    over the old one written in the file).
+    """
+    file_values = dict(from_file)
+    for value, path in _SECRET_PAIRS:
+        if value in explicit or path in explicit:
+            file_values.pop(value, None)
+            file_values.pop(path, None)
+    return replace(defaults, **{**file_values, **explicit})
+
+
+_SECRET_PAIRS = (("webhook_secret", "webhook_secret_file"), ("api_token", "api_token_file"))

@@ -9,9 +9,11 @@ run in flight and one queued.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import threading
@@ -64,7 +66,8 @@ class Daemon:
         self._reload = reload
         self.state_dir = Path(config.state_dir)
         self.stopping = threading.Event()
-        self._wake = threading.Event()
+        self._wake = _Waker()
+        self._stop_signal: int | None = None
         self._reload_requested = False
         self.health = Health(ready_max_age=config.readiness_bound)
         self.metrics = Metrics(self.health)
@@ -178,9 +181,12 @@ class Daemon:
         ready_sent = False
         ping_every = watchdog_interval()
         last_ping = 0.0
-        while not self.stopping.is_set():
+        while True:
             self._wake.wait(timeout=min(ping_every or 1.0, 1.0))
-            self._wake.clear()
+            if self._stop_signal is not None:
+                name = signal.Signals(self._stop_signal).name
+                logger.info("stopping", extra={"fields": {"signal": name}})
+                break
             if self._reload_requested:
                 self._reload_requested = False
                 self._do_reload()
@@ -209,7 +215,7 @@ class Daemon:
                     self.poller.schedule_once(delay, "retry")
             elif not failed:
                 self.backoff.succeeded()
-            self._wake.set()
+            self._wake.wake()
 
     def _reconcile(self, op: Operation) -> RunReport:
         report = self.reconciler.run(op, self.stopping.is_set)
@@ -291,19 +297,19 @@ class Daemon:
     # -- signals, reload, stop ------------------------------------------------------------
 
     def _install_signals(self) -> None:
+        # Handlers only set flags (and `stopping`, whose lock the main thread never
+        # waits on); the wakeup fd interrupts the main loop's select.
         def stop(signum: int, frame: FrameType | None) -> None:
-            if not self.stopping.is_set():
-                logger.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+            self._stop_signal = signum
             self.stopping.set()
-            self._wake.set()
 
         def hup(signum: int, frame: FrameType | None) -> None:
             self._reload_requested = True
-            self._wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
+        signal.set_wakeup_fd(self._wake.fd, warn_on_full_buffer=False)
 
     def _do_reload(self) -> None:
         if self._reload is None:
@@ -365,7 +371,9 @@ class Daemon:
         worker.join(timeout=max(0.0, deadline - time.monotonic() - 1.0))
         # A write in progress finishes; one not yet started never will.
         gate = self.reconciler.write_gate.acquire(timeout=max(0.1, deadline - time.monotonic()))
-        if worker.is_alive():
+        if not gate:
+            logger.error("a store write is still in progress at the stop deadline; exiting")
+        elif worker.is_alive():
             logger.warning("abandoning the run in progress (it had not started writing)")
         if self.listening is not None:
             self.listening.server.should_exit = True
@@ -374,6 +382,26 @@ class Daemon:
         if gate:
             self.reconciler.write_gate.release()
         return 0
+
+
+class _Waker:
+    """Wakes the main loop: a self-pipe that signals (set_wakeup_fd) and threads write to."""
+
+    def __init__(self) -> None:
+        self._read, self.fd = os.pipe()
+        for fd in (self._read, self.fd):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already awake: the pipe is full
+            os.write(self.fd, b"\0")
+
+    def wait(self, timeout: float) -> None:
+        select.select([self._read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 4096):
+                pass
 
 
 def display_source(source: str) -> str:

@@ -149,27 +149,30 @@ class RemoteMirror:
         _require_git_version()
         self._make_cache_root()
         with self._locked():
-            self._sweep()
-            fresh = not self._healthy()
-            if fresh:
-                self._clone(ref)
             try:
-                sha = self._update(ref, fetch=not fresh)
-            except _Corrupt as corrupt:
+                self._sweep()
+                fresh = not self._healthy()
                 if fresh:
-                    raise self._failed(corrupt.failure) from None
-                logger.warning(
-                    "Mirror of %s at %s is damaged (%s); cloning it again",
-                    self.shown_url,
-                    self.path,
-                    self._scrub(corrupt.failure.raw),
-                )
-                self._clone(ref)
+                    self._clone(ref)
                 try:
-                    sha = self._update(ref, fetch=False)
-                except _Corrupt as again:
-                    raise self._failed(again.failure) from None
-            self._maintain()
+                    sha = self._update(ref, fetch=not fresh)
+                except _Corrupt as corrupt:
+                    if fresh:
+                        raise self._failed(corrupt.failure) from None
+                    logger.warning(
+                        "Mirror of %s at %s is damaged (%s); cloning it again",
+                        self.shown_url,
+                        self.path,
+                        self._scrub(corrupt.failure.raw),
+                    )
+                    self._clone(ref)
+                    try:
+                        sha = self._update(ref, fetch=False)
+                    except _Corrupt as again:
+                        raise self._failed(again.failure) from None
+                self._maintain()
+            except _Failure as failure:  # any git step not diagnosed where it ran
+                raise self._failed(failure) from None
         logger.info("Synced %s at %s to %s", self.shown_url, ref, sha[:12])
         return sha
 
@@ -418,7 +421,12 @@ class RemoteMirror:
             raise
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        # fleetward's own settings (an API token, a webhook secret) are not git's business.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in _DROPPED_ENV and not k.startswith("FLEETWARD_")
+        }
         # The URL travels as environment configuration (GIT_CONFIG_COUNT), appended
         # after any the caller set: never on a command line, never on disk.
         count = int(env["GIT_CONFIG_COUNT"]) if env.get("GIT_CONFIG_COUNT", "").isdigit() else 0
