@@ -67,7 +67,9 @@ class StatusWriter:
                 "conditions": conditions,
             }
         root = self.dir / "objects"
-        if root.is_dir():
+        # A run that made no plan (fetch or manifest errors) knows nothing new about
+        # any object: the files of the last plan stay until a plan says otherwise.
+        if root.is_dir() and report.plan is not None:
             for old in root.glob("*/*.json"):
                 if old not in wanted:
                     old.unlink(missing_ok=True)
@@ -195,7 +197,7 @@ def summary(
         "objects": objects,
         "drift": counts.drift,
         "objectStatusFiles": object_files,
-        "manifestErrors": report.manifest_errors,
+        "manifestErrors": health.manifest_errors,
         "errorCount": len(report.problems),
         "errors": [p.to_dict() for p in report.problems[:100]],
     }
