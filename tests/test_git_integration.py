@@ -568,10 +568,18 @@ class TestBundledManifests:
         assert state["lastAppliedRevision"] == sha
         assert len(state["objects"]) == report["objects"]
         assets = [o for o in state["objects"] if o["kind"] == "Asset"]
-        assert len(assets) == 12
+        assert len(assets) == 12 + 3  # the fleets' assets, and the tank rule's (CSV streams)
         assert all(o["state"] == "active" and o["generation"] == 1 for o in assets)
         owners = {o["owner"] for o in assets}
-        assert owners == {"Fleet/north-yard", "Fleet/south-yard", "Fleet/field-equipment"}
+        assert owners == {
+            "Fleet/north-yard",
+            "Fleet/south-yard",
+            "Fleet/field-equipment",
+            "AssetRule/tanks",
+        }
+        tanks = {o["key"]: o["spec"] for o in assets if o["owner"] == "AssetRule/tanks"}
+        assert sorted(tanks) == ["Asset/PHI-Tank03", "Asset/SL-Tank01", "Asset/SL-Tank02"]
+        assert all(len(spec["streamReferences"]) == 2 for spec in tanks.values())
         tank = next(o for o in assets if o["key"] == "Asset/TANK-01")
         # a YAML date, stored as text
         assert tank["spec"]["attributes"]["commissioned"] == "2019-05-14"

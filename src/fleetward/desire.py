@@ -21,6 +21,8 @@ class DesiredState:
     revision: Revision
     documents: tuple[tuple[str, Document], ...]  # (file path, document)
     objects: Mapping[ObjectKey, DesiredObject]
+    # `file:line:column` of a declaration, for the plan stage's error reports.
+    locate: Locate | None = None
 
 
 # (file path, document) → (the document, its objects). The document is held so
@@ -72,9 +74,21 @@ def desire(
     if expansions is not None:
         expansions.clear()
         expansions.update(fresh)
+    if not problems:
+        # Objects made from other objects (AssetRule × streams), over the whole revision.
+        for plugin in REGISTRY.values():
+            generated = plugin.generate(documents, objects, locate)
+            if generated is not None:
+                objects.update(generated.objects)
+                problems.extend(generated.problems)
     if problems:
         raise ManifestError(*problems)
-    return DesiredState(revision, documents, objects)
+    retain = getattr(locate, "retain", None)
+    if retain is not None:
+        # Kinds whose plan-stage checks report at file:line:column need their files
+        # after the source is closed (the loader's Locator keeps their bytes).
+        retain({path for path, doc in documents if REGISTRY[doc.kind].located_in_plan})
+    return DesiredState(revision, documents, objects, locate)
 
 
 def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:

@@ -9,6 +9,7 @@ Results are cached by blob id, so an unchanged file is never parsed twice.
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ruamel.yaml.tag import Tag
 
 from fleetward.errors import ManifestError, Problem, UsageError
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
+from fleetward.kinds.base import DataProblems
 from fleetward.kinds.problems import (
     PathProblem,
     YamlPath,
@@ -34,6 +36,7 @@ from fleetward.kinds.problems import (
 )
 from fleetward.model import BlobId, Origin, Revision
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
+from fleetward.source.base import is_manifest_name
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +195,10 @@ class DocumentCache:
 
     def __init__(self) -> None:
         self._results: dict[BlobId, _FileResult] = {}
+        # Data files (a StreamSet's CSV) parsed by a kind: (kind, blob id) → parsed value.
+        self._data: dict[tuple[str, BlobId], Any] = {}
+        # Documents joined with their data file: (manifest blob, document index, data blob).
+        self._joined: dict[tuple[BlobId, int, BlobId], Document] = {}
         self.hits = 0
         self.misses = 0
 
@@ -214,6 +221,25 @@ class DocumentCache:
         keep = set(blob_ids)
         for blob_id in [b for b in self._results if b not in keep]:
             del self._results[blob_id]
+        for data_key in [k for k in self._data if k[1] not in keep]:
+            del self._data[data_key]
+        for joined in [k for k in self._joined if k[0] not in keep or k[2] not in keep]:
+            del self._joined[joined]
+
+    def data(self, kind: str, blob_id: BlobId, parse: Callable[[], Any]) -> Any:
+        """A data file parsed by `kind`, parsed at most once per blob."""
+        key = (kind, blob_id)
+        if key not in self._data:
+            self._data[key] = parse()
+        return self._data[key]
+
+    def joined(self, key: tuple[BlobId, int, BlobId], join: Callable[[], Document]) -> Document:
+        """A document joined with its data file: the same object while neither changes,
+        so later stages memoise its expansion by identity."""
+        found = self._joined.get(key)
+        if found is None:
+            found = self._joined[key] = join()
+        return found
 
 
 def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
@@ -221,7 +247,9 @@ def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, _FileResult] = {}
     todo: dict[BlobId, ManifestFile] = {}  # one parse per blob, whatever its paths
-    for f in snapshot.files:
+    # Snapshots also list data files (CSV); only manifests are parsed as YAML.
+    manifest_files = [f for f in snapshot.files if is_manifest_name(f.path)]
+    for f in manifest_files:
         cached = cache.get(f.blob_id)
         if cached is not None:
             results[f.path] = cached
@@ -231,7 +259,7 @@ def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
             todo.setdefault(f.blob_id, f)
     for f, content in snapshot.read(todo.values()):
         cache.put(f.blob_id, load_file(content))
-    for f in snapshot.files:
+    for f in manifest_files:
         if f.path not in results:
             results[f.path] = cache.peek(f.blob_id)
     problems = list(snapshot.problems) + [
@@ -240,13 +268,78 @@ def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
         for item in result
         if isinstance(item, _Located)
     ]
+    joined = _DataJoin(snapshot, cache, problems)
+    files = tuple(
+        LoadedFile(f, joined.documents(f, results[f.path]))  # type: ignore[arg-type]
+        for f in manifest_files
+    )
     if problems:
         raise ManifestError(*problems)
-    files = tuple(
-        LoadedFile(f, results[f.path])  # type: ignore[arg-type]
-        for f in snapshot.files
-    )
     return Manifests(snapshot.revision, files)
+
+
+class _DataJoin:
+    """Joins documents that name a data file of the same revision (a StreamSet's CSV)
+    with that file, parsed by their kind and cached by the data file's blob id."""
+
+    def __init__(self, snapshot: Snapshot, cache: DocumentCache, problems: list[Problem]) -> None:
+        self._snapshot = snapshot
+        self._cache = cache
+        self._problems = problems
+        self._by_path = {f.path: f for f in snapshot.files}
+        self._locator: Locator | None = None
+
+    def documents(self, f: ManifestFile, result: _FileResult) -> _FileResult:
+        if not result or isinstance(result[0], _Located):
+            return result
+        return tuple(self._join(f, doc) for doc in result)
+
+    def _join(self, f: ManifestFile, doc: Document) -> Document:
+        plugin = REGISTRY[doc.kind]
+        named = plugin.data_file(doc)
+        if named is None:
+            return doc
+        where, relative = named
+        data_path = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), relative))
+        data = self._by_path.get(data_path)
+        if data is None or is_manifest_name(data_path):
+            self._problems.append(self._missing(f, doc, where, relative, data_path))
+            return doc
+        if data.size > MAX_FILE_BYTES:
+            self._problems.append(_too_large(data).at(data.path))
+            return doc
+
+        def parse() -> Any:
+            _, content = next(iter(self._snapshot.read([data])))
+            return plugin.parse_data(content)
+
+        parsed = self._cache.data(doc.kind, data.blob_id, parse)
+        if isinstance(parsed, DataProblems):
+            self._problems.extend(
+                Problem(
+                    p.error, p.reason, p.resolution, f"{data.path}:{line}:{column}", p.parameters
+                )
+                for line, column, p in parsed.problems
+            )
+            return doc
+        return self._cache.joined(
+            (f.blob_id, doc.index, data.blob_id), lambda: plugin.with_data(doc, parsed)
+        )
+
+    def _missing(
+        self, f: ManifestFile, doc: Document, where: YamlPath, relative: str, data_path: str
+    ) -> Problem:
+        if self._locator is None:
+            self._locator = Locator(self._snapshot)
+        return Problem(
+            f"Data file {relative!r} not found",
+            f"{doc.address} reads {relative!r} (relative to {f.path}), i.e. {data_path!r}, and "
+            "no such .csv file is under the manifest path at this revision.",
+            "Commit the file under the manifest path (data files are read from the same "
+            "revision as the manifests), or fix the path.",
+            location=self._locator(Origin(f.path, doc.index, where)),
+            parameters={"path": data_path},
+        )
 
 
 def load_file(content: bytes) -> _FileResult:
@@ -529,9 +622,7 @@ def _validate(raw: dict[str, Any], index: int, out: list[Document]) -> list[Path
         try:
             spec = plugin.spec_adapter.validate_python(raw["spec"])
         except ValidationError as exc:
-            problems.extend(
-                validation_problems(exc, ("spec",), plugin.spec_model, f"a {plugin.kind} spec")
-            )
+            problems.extend(plugin.schema_problems(exc, ("spec",)))
     if not problems and plugin is not None and metadata is not None:
         document = Document(plugin.kind, metadata, spec, index)
         problems.extend(plugin.check(document))
@@ -633,8 +724,20 @@ class Locator:
     def __init__(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
         self._roots: dict[str, list[Node]] = {}
+        self._kept: dict[str, bytes] = {}
+
+    def retain(self, paths: Iterable[str]) -> None:
+        """Read these files now, so they can be located after the snapshot is closed
+        (the plan stage reports a TaskBatch's items at their line and column)."""
+        wanted = set(paths) - self._kept.keys()
+        files = [f for f in self._snapshot.files if f.path in wanted]
+        for f, content in self._snapshot.read(files):
+            self._kept[f.path] = content
 
     def __call__(self, origin: Origin) -> str:
+        if origin.document < 0:
+            # A row of a data file (a CSV stream): yaml_path holds (line, column).
+            return f"{origin.path}:{origin.yaml_path[0]}:{origin.yaml_path[1]}"
         roots = self._roots.get(origin.path)
         if roots is None:
             roots = self._roots[origin.path] = self._compose(origin.path)
@@ -644,10 +747,12 @@ class Locator:
         return f"{origin.path}:{line + 1}:{column + 1}"
 
     def _compose(self, path: str) -> list[Node]:
-        f = next((f for f in self._snapshot.files if f.path == path), None)
-        if f is None:
-            return []
-        _, content = next(iter(self._snapshot.read([f])))
+        content = self._kept.get(path)
+        if content is None:
+            f = next((f for f in self._snapshot.files if f.path == path), None)
+            if f is None:
+                return []
+            _, content = next(iter(self._snapshot.read([f])))
         text, _ = _decode(content)
         try:
             return list(YAML(typ="rt").compose_all(text))

@@ -91,6 +91,15 @@ class DesiredObject:
     labels: Mapping[str, str] = field(default_factory=dict)
     # The seed's safety check: the operation the author expects (CREATE|UPDATE|STOP|NOTHING).
     expect: str | None = None
+    # Status a first apply stores with the object (a task's `status` as written in its
+    # manifest). Not spec: later plans never compare it, so people own it after creation.
+    initial_status: Mapping[str, Any] | None = None
+    # Why the object exists when not simply declared ("rule output"; a Fleet asset that
+    # overrides a rule's): the create reason, and the prefix of update reasons.
+    note: str | None = None
+    # Status computed while desiring (an AssetRule's execution progress): compared and
+    # stored like a kind's derived status, merged over it.
+    derived_status: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +274,9 @@ class Plan:
     # The revision a `plan --base` review compared against instead of a store;
     # such a plan describes a diff between revisions and can never be applied.
     base: str | None = None
+    # Per-kind reports in a seed's response shape (TaskBatch: processedItems /
+    # unProcessedItems), keyed by manifest kind; empty for most plans.
+    reports: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:

@@ -13,8 +13,6 @@ from pathlib import Path
 from fleetward.desire import DesiredState, desire
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
-    ObjectState,
-    ObjectView,
     Plan,
     StoredObject,
     StoreMeta,
@@ -76,14 +74,13 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
     pull request makes, reviewed without any state.
     """
     revision = desired.revision.id
+    # Stored as a first apply stores them — with the status kinds derive (a workflow's
+    # version, a rule's progress) — so the review shows only what the change does.
+    empty = StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=None), {})
+    first = plan(desired, empty, "", PlanOptions(allow_empty=True, allow_mass_stop=True))
     objects = {
-        key: StoredObject.first(
-            key,
-            obj.kind,
-            ObjectView(ObjectState.ACTIVE, obj.owner, obj.spec, obj.spec_hash),
-            revision,
-            "",
-        )
-        for key, obj in desired.objects.items()
+        change.address: StoredObject.first(change.address, change.kind, change.after, revision, "")
+        for change in first.changes
+        if change.after is not None
     }
     return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)

@@ -38,17 +38,25 @@ def plan(
     for key, want in desired.objects.items():
         have = stored.get(key)
         if have is None:
-            changes[key] = _create(want)
+            changes[key] = _create(want, now)
         elif not _untouched(want, have):
-            change = _compare(want, have)
+            change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
     for key, have in stored.items():
         if key not in desired.objects and have.state is ObjectState.ACTIVE:
-            removal = _remove(have)
+            removal = _remove(have, desired.objects, stored)
             if removal is not None:
                 changes[key] = removal
-    context = PlanContext(desired.documents, desired.objects, stored, changes)
+    reports: dict[str, Any] = {}
+    context = PlanContext(
+        desired.documents,
+        desired.objects,
+        stored,
+        changes,
+        **({"locate": desired.locate} if desired.locate is not None else {}),
+        reports=reports,
+    )
     errors: list[Problem] = []
     for plugin in REGISTRY.values():
         errors.extend(plugin.check_plan(context))
@@ -65,18 +73,24 @@ def plan(
         guards=tuple(_guards(desired, stored, visible, options)),
         errors=tuple(errors),
         desired_counts=dict(Counter(o.kind for o in desired.objects.values())),
+        reports=reports,
     )
 
 
-def _create(want: DesiredObject) -> Change:
+def _create(want: DesiredObject, now: str) -> Change:
     object_kind = OBJECT_KINDS.get(want.kind)
     derive = object_kind.derive_status if object_kind else None
     status = derive(want.spec, None, True) if derive else None
+    if want.initial_status:
+        # What the manifest says a new object starts as (a task's status); people own it after.
+        status = {**(status or {}), **want.initial_status}
+    if want.derived_status:
+        status = {**(status or {}), **want.derived_status, "lastRunTime": now}
     return Change(
         address=want.key,
         kind=want.kind,
         action=Action.CREATE,
-        reason="new in manifests",
+        reason=want.note or "new in manifests",
         owner=want.owner,
         before=None,
         after=ObjectView(ObjectState.ACTIVE, want.owner, want.spec, want.spec_hash, status),
@@ -90,6 +104,7 @@ def _untouched(want: DesiredObject, have: StoredObject) -> bool:
         and have.state is ObjectState.ACTIVE
         and have.owner == want.owner
         and want.kind not in _DERIVING
+        and not want.derived_status
         and not have.drifted
     )
 
@@ -98,7 +113,7 @@ def _untouched(want: DesiredObject, have: StoredObject) -> bool:
 _DERIVING = frozenset(name for name, k in OBJECT_KINDS.items() if k.derive_status is not None)
 
 
-def _compare(want: DesiredObject, have: StoredObject) -> Change:
+def _compare(want: DesiredObject, have: StoredObject, now: str) -> Change:
     reasons = []
     if have.state is not ObjectState.ACTIVE:
         reasons.append(f"restarted (was {have.state.value})")
@@ -115,6 +130,13 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
     derive = object_kind.derive_status if object_kind else None
     # A drift revert restores the applied spec: derived status (a version) does not move for it.
     status = derive(want.spec, have.status, spec_changed) if derive else None
+    if want.derived_status:
+        # Desire-time status (a rule's progress); `lastRunTime` moves only when it does.
+        moved = any(have.status.get(k) != v for k, v in want.derived_status.items())
+        ran = now if moved else have.status.get("lastRunTime")
+        status = {**(status or {}), **want.derived_status}
+        if ran is not None:
+            status["lastRunTime"] = ran
     if (
         status is not None
         and not reasons
@@ -129,7 +151,7 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
         address=want.key,
         kind=want.kind,
         action=Action.UPDATE,
-        reason=", ".join(reasons),
+        reason=f"{want.note}: {', '.join(reasons)}" if want.note else ", ".join(reasons),
         owner=want.owner,
         before=before,
         after=after,
@@ -137,26 +159,44 @@ def _compare(want: DesiredObject, have: StoredObject) -> Change:
     )
 
 
-def _remove(have: StoredObject) -> Change | None:
+def _remove(
+    have: StoredObject,
+    desired: Mapping[ObjectKey, DesiredObject],
+    stored: Mapping[ObjectKey, StoredObject],
+) -> Change | None:
     object_kind = OBJECT_KINDS.get(have.kind)
     if object_kind is None:
         return None  # a kind this version does not manage: leave it alone
-    before = ObjectView(have.state, have.owner, have.spec)
-    if object_kind.on_removal is Action.STOP:
+    # The kind whose document owns the object may decide (a rule's generated assets).
+    owner_plugin = REGISTRY.get(have.owner.split("/", 1)[0])
+    custom = owner_plugin.removal(have, desired, stored) if owner_plugin else None
+    on_removal, removal_reason = object_kind.on_removal, object_kind.removal_reason
+    if custom is not None:
+        if custom.action is None:
+            return None  # the owner keeps it (a stopped rule's assets, keepOldAssets)
+        on_removal, removal_reason = custom.action, custom.reason
+    marks = object_kind.removal_status
+    before = ObjectView(have.state, have.owner, have.spec, status=have.status if marks else None)
+    if on_removal is Action.STOP:
         # Keep the applied hash: stopping must not launder a drifted spec into truth.
         after: ObjectView | None = ObjectView(
-            ObjectState.STOPPED, have.owner, have.spec, have.spec_hash
+            ObjectState.STOPPED, have.owner, have.spec, have.spec_hash, marks
         )
         diff: tuple[FieldDiff, ...] = (
             FieldDiff("state", have.state.value, ObjectState.STOPPED.value),
+            *(
+                FieldDiff(f"status.{k}", have.status.get(k, ABSENT), v)
+                for k, v in sorted((marks or {}).items())
+                if have.status.get(k, ABSENT) != v
+            ),
         )
     else:
         after, diff = None, ()
     return Change(
         address=have.key,
         kind=have.kind,
-        action=object_kind.on_removal,
-        reason=object_kind.removal_reason,
+        action=on_removal,
+        reason=removal_reason,
         owner=have.owner,
         before=before,
         after=after,

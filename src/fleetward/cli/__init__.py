@@ -15,6 +15,7 @@ from fleetward.cli import output
 from fleetward.cli.daemon import daemon_command
 from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
+from fleetward.cli.rules import rules_group
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
 from fleetward.cli.workflows import workflows_group
@@ -84,6 +85,7 @@ def cli(verbose: int) -> None:
       fleetward apply plan.json          ... and apply exactly that plan
       fleetward state show               what the store holds
       fleetward workflows show NAME      a workflow's steps and edges
+      fleetward rules preview NAME       what an asset rule matches and makes
       fleetward daemon                   reconcile on every commit, webhook and poll
       fleetward status                   what the daemon last did
       fleetward operations list          what the daemon (and apply) did, run by run
@@ -102,6 +104,7 @@ cli.add_command(operations_group)
 cli.add_command(status_command)
 cli.add_command(state_group)
 cli.add_command(workflows_group)
+cli.add_command(rules_group)
 
 
 def main() -> None:

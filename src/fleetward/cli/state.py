@@ -6,9 +6,9 @@ import click
 from rich.table import Table
 
 from fleetward.cli import output
-from fleetward.model import ObjectState
+from fleetward.kinds.asset_rule import execution_progress
+from fleetward.model import ObjectState, StoredObject
 from fleetward.store import TinyDBStore
-
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
 state_dir_option = click.option(
@@ -79,10 +79,32 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
             style=style,
         )
     output.stdout.print(table)
+    _print_rule_progress(objects)
     output.stdout.print(
         f"\n{len(objects)} object(s); lineage {meta.lineage}, serial {meta.serial}, "
         f"last applied revision {meta.last_applied_revision}."
     )
+
+
+def _print_rule_progress(objects: list[StoredObject]) -> None:
+    """Asset rules' ExecutionProgress (seed 002), under the object table."""
+    progress = execution_progress(objects)
+    if not progress:
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
+    for column in ("ASSET RULE", "STATE", "ERRORS", "STREAMS", "ASSETS", "LAST RUN"):
+        table.add_column(column)
+    for name, p in progress.items():
+        table.add_row(
+            name,
+            str(p["State"]),
+            str(p["ErrorInfo"]["ErrorCount"]),
+            str(p["StreamsMatched"]),
+            str(p["AssetsProduced"]),
+            str(p["LastRunTime"] or "-"),
+        )
+    output.stdout.print()
+    output.stdout.print(table)
 
 
 @state_group.command("history")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetward.kinds import fleet, workflow
+from fleetward.kinds import asset_rule, fleet, streams, workflow
 from fleetward.kinds.base import (
     API_VERSION,
     Document,
@@ -25,7 +25,12 @@ __all__ = [
 ]
 
 # One line per kind; the order is the order kinds appear in plans.
-_PLUGINS: tuple[KindPlugin, ...] = (fleet.PLUGIN, workflow.PLUGIN)
+_PLUGINS: tuple[KindPlugin, ...] = (
+    fleet.PLUGIN,
+    streams.PLUGIN,
+    asset_rule.PLUGIN,
+    workflow.PLUGIN,
+)
 
 REGISTRY: dict[str, KindPlugin] = {p.kind: p for p in _PLUGINS}
 OBJECT_KINDS: dict[str, ObjectKind] = {o.name: o for p in _PLUGINS for o in p.object_kinds}

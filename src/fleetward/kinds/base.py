@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 
 from fleetward.errors import Problem
 from fleetward.model import (
@@ -97,6 +97,8 @@ class ObjectKind:
     ) = None
     # (before spec, after spec) → named transitions shown beside "spec changed".
     update_reasons: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]] | None = None
+    # Status a removal (on_removal STOP) sets: a task's soft delete is {"isDeleted": True}.
+    removal_status: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,10 @@ class PlanContext:
     desired: Mapping[ObjectKey, DesiredObject]
     stored: Mapping[ObjectKey, StoredObject]
     changes: Mapping[ObjectKey, Change]  # every change; an object without one is a no-op
+    # `file:line:column` of a declaration, for error reports (the origin's path when unknown).
+    locate: Callable[[Origin], str] = lambda origin: origin.path
+    # Where check_plan puts a kind's report in its seed's response shape (Plan.reports).
+    reports: dict[str, Any] = field(default_factory=dict)
 
 
 class KindPlugin:
@@ -116,6 +122,9 @@ class KindPlugin:
     spec_model: ClassVar[type[BaseModel]]
     object_kinds: ClassVar[tuple[ObjectKind, ...]] = ()
     spec_adapter: ClassVar[TypeAdapter[Any]]
+    # Whether check_plan reports problems at file:line:column (the loader then keeps
+    # the kind's files readable after the source is closed).
+    located_in_plan: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -137,6 +146,76 @@ class KindPlugin:
         """Rules over the computed changes (e.g. prune: forbid); errors fail the plan."""
         return ()
 
+    def schema_problems(
+        self, exc: ValidationError, prefix: tuple[str | int, ...]
+    ) -> list[tuple[tuple[str | int, ...], bool, Problem]]:
+        """The spec's validation errors as located problems; a kind may word them its seed's way."""
+        from fleetward.kinds.problems import validation_problems  # problems imports this module
+
+        return validation_problems(exc, prefix, self.spec_model, f"a {self.kind} spec")
+
+    # -- optional hooks: data files, generated objects, removal of owned objects --
+
+    def data_file(self, document: Document) -> tuple[YamlPathT, str] | None:
+        """A non-YAML file of the same revision the document reads (a StreamSet's CSV):
+        (where the document names it, its path relative to the manifest file)."""
+        return None
+
+    def parse_data(self, content: bytes) -> Any | DataProblems:
+        """The parsed content of a data file, or its problems; cached by blob id."""
+        raise NotImplementedError
+
+    def with_data(self, document: Document, parsed: Any) -> Document:
+        """The document joined with its parsed data file."""
+        return document
+
+    def generate(
+        self,
+        documents: tuple[tuple[str, Document], ...],
+        objects: Mapping[ObjectKey, DesiredObject],
+        locate: Callable[[Origin], str],
+    ) -> Generated | None:
+        """Objects made from other objects after every document is expanded (AssetRule ×
+        streams). Runs once per revision over the whole desired state."""
+        return None
+
+    def removal(
+        self,
+        have: StoredObject,
+        desired: Mapping[ObjectKey, DesiredObject],
+        stored: Mapping[ObjectKey, StoredObject],
+    ) -> Removal | None:
+        """How to remove an object this kind's documents own that is no longer desired;
+        None: the object kind's default (`ObjectKind.on_removal`)."""
+        return None
+
+
+YamlPathT = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DataProblems:
+    """Problems of a data file: (line, column, problem), 1-based."""
+
+    problems: tuple[tuple[int, int, Problem], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """What `generate` adds to the desired state: new objects, objects it replaces
+    (same key, e.g. with a note), and cross-document problems."""
+
+    objects: Mapping[ObjectKey, DesiredObject]
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """How an owned object leaves: `action` None keeps it untouched (no change)."""
+
+    action: Action | None
+    reason: str
+
 
 def declare(
     kind: str,
@@ -147,6 +226,7 @@ def declare(
     yaml_path: tuple[str | int, ...] = (),
     labels: Mapping[str, str] | None = None,
     expect: str | None = None,
+    initial_status: Mapping[str, Any] | None = None,
 ) -> DesiredObject:
     """A desired object `kind/ident` that `document` (in file `path`) declares."""
     return DesiredObject(
@@ -158,4 +238,5 @@ def declare(
         origin=Origin(path, document.index, yaml_path),
         labels=labels if labels is not None else document.metadata.labels,
         expect=expect,
+        initial_status=initial_status,
     )

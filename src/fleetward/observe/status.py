@@ -22,6 +22,7 @@ from typing import Any
 
 from fleetward import __version__
 from fleetward.daemon.reconciler import RunReport
+from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
@@ -202,6 +203,8 @@ def summary(
         "readiness": readiness,
         "objects": objects,
         "drift": counts.drift,
+        # Per AssetRule, the seed's ExecutionProgress (State, ErrorInfo.ErrorCount, …).
+        "assetRules": execution_progress(store.objects.values()) if store else {},
         "objectStatusFiles": object_files,
         "manifestErrors": health.manifest_errors,
         "errorCount": len(report.problems),

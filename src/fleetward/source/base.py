@@ -17,6 +17,7 @@ from fleetward.errors import Problem, SourceError
 from fleetward.model import BlobId, Revision
 
 YAML_SUFFIXES = (".yaml", ".yml")
+DATA_SUFFIXES = (".csv",)  # data files a manifest may name (StreamSet spec.csv)
 MAX_FILE_BYTES = 6 * 1024 * 1024  # the bulk-task API's limit (DESIGN §2)
 MAX_SYMLINK_HOPS = 8
 
@@ -81,6 +82,12 @@ def git_blob_id(content: bytes) -> BlobId:
 
 def is_manifest_name(path: str) -> bool:
     return path.endswith(YAML_SUFFIXES)
+
+
+def is_listed_name(path: str) -> bool:
+    """Files a snapshot lists: manifests, and the data files manifests may read (a
+    StreamSet's CSV). The loader parses only manifests; data files are read on demand."""
+    return path.endswith(YAML_SUFFIXES) or path.endswith(DATA_SUFFIXES)
 
 
 def resolve_link(link_path: str, target: str) -> str | None:

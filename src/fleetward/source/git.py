@@ -28,6 +28,7 @@ from fleetward.source.base import (
     MAX_SYMLINK_HOPS,
     ManifestFile,
     SnapshotBase,
+    is_listed_name,
     is_manifest_name,
     not_a_manifest_file,
     resolve_link,
@@ -184,7 +185,7 @@ class GitSnapshot(SnapshotBase):
                 continue  # submodules (commit entries) are not manifests
             if entry.mode == _SYMLINK_MODE:
                 self._follow_link(entry, shown, files, problems, walking, hops, chain=())
-            elif is_manifest_name(shown):
+            elif is_listed_name(shown):
                 where = self._relative(shown)
                 files[where] = ManifestFile(where, BlobId(entry.sha), entry.size)
 
@@ -249,7 +250,7 @@ class GitSnapshot(SnapshotBase):
             self._collect(inner, files, problems, (*walking, resolved), hops + 1, (resolved, shown))
         elif found.mode == _SYMLINK_MODE:
             self._follow_link(found, shown, files, problems, walking, hops + 1, (*chain, link.name))
-        elif found.kind == "blob" and is_manifest_name(shown):
+        elif found.kind == "blob" and is_listed_name(shown):
             files[where] = ManifestFile(where, BlobId(found.sha), found.size)
 
     def _link_target(self, link: _Entry) -> str:

@@ -26,6 +26,7 @@ from fleetward.source.base import (
     ManifestFile,
     SnapshotBase,
     git_blob_id,
+    is_listed_name,
     is_manifest_name,
     not_a_manifest_file,
 )
@@ -182,7 +183,7 @@ class DirectorySnapshot(SnapshotBase):
                         )
                         continue
                     stack.append(path)
-                elif is_manifest_name(entry.name):
+                elif is_listed_name(entry.name):
                     yield path
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:

@@ -1,0 +1,527 @@
+"""Asset-rule outputs: AssetRule × streams → generated assets and stream metadata. Pure.
+
+Runs once per revision over the whole desired state (`KindPlugin.generate`).
+Streams that resolve to one asset id — from one rule or several — merge into
+one asset; two different values for one field of one asset are an error
+naming both rules. An asset a Fleet declares wins over a generated one.
+
+Matching is memoised by (rule spec hash, stream spec hash) and merged assets by
+what they were merged from, so a daemon's re-plan after one stream changes
+matches that stream only. The memo keeps only what the last revision used; it
+is module state, but only a cache of pure functions: no result depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from dataclasses import field as default
+from typing import Any
+
+from fleetward.errors import Problem
+from fleetward.kinds.base import Document, Generated
+from fleetward.kinds.problems import did_you_mean
+from fleetward.kinds.rule_matching import (
+    STREAM_FIELDS,
+    CompiledExpression,
+    compile_rule,
+    match,
+    render,
+)
+from fleetward.model import (
+    DesiredObject,
+    ObjectKey,
+    Origin,
+    object_key,
+    spec_hash,
+)
+
+ASSET_ID = re.compile(r"^[^\s/]{1,253}$")
+MERGED_FIELDS = ("name", "assetTypeId", "description", "status")
+MAX_REPORTED = 20  # conflicts reported per revision; the count says how many more
+MAX_ERRORS_KEPT = 10  # per-stream errors kept in a rule's ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """What one rule makes of one stream."""
+
+    tokens: Mapping[str, str]
+    assets: tuple[tuple[int, Mapping[str, Any]], ...]  # (output index, rendered asset)
+    metadata: Mapping[str, str]
+    metadata_output: int | None  # the first Metadata output (to locate conflicts)
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    name: str
+    path: str
+    document: Document
+    obj: DesiredObject  # the AssetRule object (normalised spec)
+
+    @property
+    def owner(self) -> str:
+        return self.obj.key
+
+    def origin(self, *yaml_path: str | int) -> Origin:
+        return Origin(self.path, self.document.index, ("spec", *yaml_path))
+
+
+class _Memo:
+    """Matches and merged objects of the last revision (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, CompiledRule] = {}
+        # rule spec hash → stream spec hash → result
+        self.results: dict[str, dict[str, StreamResult | None]] = {}
+        self.objects: dict[tuple[Any, ...], DesiredObject] = {}
+
+
+_MEMO = _Memo()
+_UNSEEN: Any = object()
+
+
+Renderer = Callable[[Mapping[str, str]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to run: its expressions and, per output, a renderer of its template."""
+
+    spec: Mapping[str, Any]
+    expressions: tuple[CompiledExpression, ...]
+    outputs: tuple[tuple[int, str, Renderer, str], ...]  # (index, field, renderer, id template)
+
+
+def compile_outputs(spec: Mapping[str, Any]) -> CompiledRule:
+    outputs = tuple(
+        (
+            k,
+            output["field"],
+            _renderer(output["value"]),
+            output["value"].get("id", "") if output["field"] == "Asset" else "",
+        )
+        for k, output in enumerate(spec["outputs"])
+    )
+    return CompiledRule(spec, compile_rule(spec), outputs)
+
+
+def _renderer(value: Any) -> Renderer:
+    """A function of the tokens that renders `value`; parts without placeholders are
+    returned as they are (shared, read-only), so rendering costs only the templates."""
+    if isinstance(value, str):
+        if "{" not in value and "}" not in value:
+            return lambda tokens: value
+        return lambda tokens: render(value, tokens)
+    if isinstance(value, dict):
+        parts = [(_renderer(k), _renderer(v)) for k, v in value.items()]
+        if not _templated(value):
+            return lambda tokens: value
+        return lambda tokens: {k(tokens): v(tokens) for k, v in parts}
+    if isinstance(value, list):
+        items = [_renderer(v) for v in value]
+        if not _templated(value):
+            return lambda tokens: value
+        return lambda tokens: [f(tokens) for f in items]
+    return lambda tokens: value
+
+
+def _templated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{" in value or "}" in value
+    if isinstance(value, dict):
+        return any(_templated(k) or _templated(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
+
+
+def evaluate(rule: CompiledRule, stream: Mapping[str, Any]) -> StreamResult | None:
+    """Match one stream and render the rule's outputs for it (None: no match)."""
+    tokens = match(rule.expressions, stream)
+    if tokens is None:
+        return None
+    assets: list[tuple[int, Mapping[str, Any]]] = []
+    metadata: dict[str, str] = {}
+    metadata_output = None
+    errors: list[str] = []
+    for k, output_field, renderer, id_template in rule.outputs:
+        rendered = renderer(tokens)
+        if output_field == "Asset":
+            if not ASSET_ID.match(rendered["id"]):
+                errors.append(
+                    f"stream {stream['id']}: asset id {rendered['id']!r} (from "
+                    f"{id_template!r}) is empty, too long, or has whitespace or '/'"
+                )
+                continue
+            assets.append((k, rendered))
+        else:
+            metadata_output = k if metadata_output is None else metadata_output
+            metadata.update(rendered)
+    return StreamResult(tokens, tuple(assets), metadata, metadata_output, tuple(errors))
+
+
+# -- generation ------------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    """One rule's run over the revision's streams (its ExecutionProgress)."""
+
+    matched: int = 0
+    errors: int = 0
+    error_list: list[str] = default(default_factory=list)
+    assets: set[str] = default(default_factory=set)
+    overridden: set[str] = default(default_factory=set)
+    metadata: int = 0
+    metadata_hashes: list[str] = default(default_factory=list)
+
+
+def generate(
+    documents: tuple[tuple[str, Document], ...],
+    objects: Mapping[ObjectKey, DesiredObject],
+    locate: Callable[[Origin], str],
+) -> Generated | None:
+    global _MEMO
+    rules = sorted(
+        (
+            RuleInput(doc.name, path, doc, objects[object_key("AssetRule", doc.name)])
+            for path, doc in documents
+            if doc.kind == "AssetRule"
+        ),
+        key=lambda r: r.name,
+    )
+    if not rules:
+        return None
+    # In desire's order (files by path, streams in file order): deterministic, and no sort.
+    streams = [o for o in objects.values() if o.kind == "Stream"]
+    problems = list(_unknown_fields(rules, streams, locate))
+    if problems:
+        return Generated({}, tuple(problems))
+    previous, memo = _MEMO, _Memo()
+    _MEMO = memo
+    out: dict[ObjectKey, DesiredObject] = {}
+    contributions: dict[str, list[tuple[RuleInput, int, str, str, Mapping[str, Any]]]] = {}
+    metadata_by_stream: dict[str, list[tuple[RuleInput, StreamResult]]] = {}
+    progress: dict[str, _Progress] = {}
+    for rule in rules:
+        if rule.obj.spec["state"] == "Stopped":
+            continue  # generates nothing new; what it made stays (see `removal`)
+        rule_hash = rule.obj.spec_hash
+        compiled = previous.rules.get(rule_hash) or compile_outputs(rule.obj.spec)
+        memo.rules[rule_hash] = compiled
+        state = progress[rule.name] = _Progress()
+        known = previous.results.get(rule_hash, {})
+        fresh: dict[str, StreamResult | None] = {}
+        memo.results[rule_hash] = fresh
+        for stream in streams:
+            result = known.get(stream.spec_hash, _UNSEEN)
+            if result is _UNSEEN:
+                result = evaluate(compiled, stream.spec)
+            fresh[stream.spec_hash] = result
+            if result is None:
+                continue
+            state.matched += 1
+            if result.errors:
+                state.errors += len(result.errors)
+                state.error_list.extend(result.errors[: MAX_ERRORS_KEPT - len(state.error_list)])
+            stream_id = stream.spec["id"]
+            for k, asset in result.assets:
+                contributions.setdefault(asset["id"], []).append(
+                    (rule, k, stream_id, stream.spec_hash, asset)
+                )
+            if result.metadata:
+                metadata_by_stream.setdefault(stream_id, []).append((rule, result))
+    conflicts: list[Problem] = []
+    for asset_id in sorted(contributions):
+        parts = contributions[asset_id]
+        key = object_key("Asset", asset_id)
+        declared = objects.get(key)
+        rule_owners = sorted({r.owner for r, *_ in parts})
+        if declared is not None:
+            # A Fleet's asset wins over a generated one; the plan says so.
+            for r, *_ in parts:
+                progress[r.name].overridden.add(asset_id)
+            note = (
+                f"declared in {declared.owner}, overrides rule output of {', '.join(rule_owners)}"
+            )
+            out[key] = replace(declared, note=note)
+            continue
+        obj = _asset_object(asset_id, parts, previous, memo, conflicts, locate)
+        if obj is None:
+            continue
+        out[key] = obj
+        for r, *_ in parts:
+            progress[r.name].assets.add(asset_id)
+    for stream_id in sorted(metadata_by_stream):
+        for obj in _metadata_objects(stream_id, metadata_by_stream[stream_id], conflicts, locate):
+            out[obj.key] = obj
+            made = progress[obj.owner.split("/", 1)[1]]
+            made.metadata += 1
+            made.metadata_hashes.append(obj.spec_hash)
+    if conflicts:
+        shown = conflicts[:MAX_REPORTED]
+        if len(conflicts) > MAX_REPORTED:
+            first = shown[-1]
+            shown[-1] = replace(
+                first, reason=f"{first.reason} ({len(conflicts) - MAX_REPORTED} more conflicts)"
+            )
+        return Generated({}, tuple(shown))
+    for rule in rules:
+        ran = progress.get(rule.name)
+        if ran is None:
+            continue  # a stopped rule keeps the progress of its last run
+        out[rule.obj.key] = replace(rule.obj, derived_status=_progress(rule, ran, out))
+    return Generated(out)
+
+
+def _progress(
+    rule: RuleInput, state: _Progress, out: Mapping[ObjectKey, DesiredObject]
+) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for asset_id in sorted(state.assets):
+        digest.update(out[object_key("Asset", asset_id)].spec_hash.encode())
+    for metadata_hash in state.metadata_hashes:
+        digest.update(metadata_hash.encode())
+    error_info: dict[str, Any] = {"errorCount": state.errors}
+    if state.error_list:
+        error_info["errors"] = list(state.error_list)
+    return {
+        "executionProgress": {
+            "state": "Completed",
+            "errorInfo": error_info,
+            "streamsMatched": state.matched,
+            "assetsProduced": len(state.assets),
+            "assetsOverridden": len(state.overridden),
+            "metadataProduced": state.metadata,
+            "outputsHash": digest.hexdigest()[:16],
+        }
+    }
+
+
+def _asset_object(
+    asset_id: str,
+    parts: list[tuple[RuleInput, int, str, str, Mapping[str, Any]]],
+    previous: _Memo,
+    memo: _Memo,
+    conflicts: list[Problem],
+    locate: Callable[[Origin], str],
+) -> DesiredObject | None:
+    signature = tuple((r.obj.spec_hash, r.path, r.document.index, k, h) for r, k, _, h, _ in parts)
+    memo_key = ("Asset", asset_id, signature)
+    known = previous.objects.get(memo_key)
+    if known is not None:
+        memo.objects[memo_key] = known
+        return known
+    merged = _merge(asset_id, parts, locate)
+    if isinstance(merged, Problem):
+        conflicts.append(merged)
+        return None
+    rules = sorted({r.name for r, *_ in parts})
+    owner_rule = next(r for r, *_ in parts if r.name == rules[0])
+    first_output = next(k for r, k, *_ in parts if r is owner_rule)
+    note = (
+        "rule output"
+        if len(rules) == 1
+        else f"rule output of {len(rules)} rules: {', '.join(rules)}"
+    )
+    obj = DesiredObject(
+        key=object_key("Asset", asset_id),
+        kind="Asset",
+        spec=merged,
+        spec_hash=spec_hash(merged),
+        owner=owner_rule.owner,
+        origin=owner_rule.origin("outputs", first_output),
+        labels=owner_rule.document.metadata.labels,
+        note=note,
+    )
+    memo.objects[memo_key] = obj
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Clash:
+    """Two contributions that give one field of one asset different values."""
+
+    field: str
+    first: tuple[Any, Any]  # (value, who: a contribution's tag)
+    second: tuple[Any, Any]
+
+
+def merge_asset(
+    asset_id: str, parts: Iterable[tuple[Any, Mapping[str, Any]]]
+) -> dict[str, Any] | Clash:
+    """One asset from every (tag, rendered asset) that resolves to it: scalar fields and
+    `status` must agree; `metadata` and `streamReferences` add up by item id."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    keyed: dict[str, dict[str, tuple[Any, Any]]] = {"metadata": {}, "streamReferences": {}}
+    for tag, asset in parts:
+        for name in MERGED_FIELDS:
+            if name in asset:
+                first = fields.setdefault(name, (asset[name], tag))
+                if first[0] != asset[name]:
+                    return Clash(name, first, (asset[name], tag))
+        for list_name, items in keyed.items():
+            for item in asset.get(list_name, ()):
+                first = items.setdefault(item["id"], (item, tag))
+                if first[0] != item:
+                    return Clash(f"{list_name}[{item['id']}]", first, (item, tag))
+    # Keyed like every Asset (a Fleet's too): `Asset/<externalAssetId>`.
+    spec: dict[str, Any] = {"externalAssetId": asset_id}
+    for name in MERGED_FIELDS[:-1]:
+        if name in fields:
+            spec[name] = fields[name][0]
+    for list_name, items in keyed.items():
+        if items:
+            spec[list_name] = [items[i][0] for i in sorted(items)]
+    if "status" in fields:
+        spec["status"] = fields["status"][0]
+    return spec
+
+
+def _merge(
+    asset_id: str,
+    parts: list[tuple[RuleInput, int, str, str, Mapping[str, Any]]],
+    locate: Callable[[Origin], str],
+) -> dict[str, Any] | Problem:
+    merged = merge_asset(asset_id, (((r, k, s), asset) for r, k, s, _, asset in parts))
+    if isinstance(merged, Clash):
+        (a_value, (a_rule, a_out, a_stream)), (b_value, (b_rule, b_out, b_stream)) = (
+            merged.first,
+            merged.second,
+        )
+        return _conflict(
+            asset_id,
+            merged.field,
+            (a_value, a_rule, a_out, a_stream),
+            (b_value, b_rule, b_out, b_stream),
+            locate,
+        )
+    return merged
+
+
+def _conflict(
+    asset_id: str,
+    field: str,
+    first: tuple[Any, RuleInput, int, str],
+    second: tuple[Any, RuleInput, int, str],
+    locate: Callable[[Origin], str],
+) -> Problem:
+    a_value, a_rule, _, a_stream = first
+    b_value, b_rule, b_out, b_stream = second
+    there = locate(a_rule.origin("outputs", first[2], "value", field.split("[", 1)[0]))
+    if a_rule.name == b_rule.name:
+        reason = (
+            f"{a_rule.owner} gives Asset/{asset_id} {field} = {a_value!r} for stream {a_stream} "
+            f"and {b_value!r} for stream {b_stream}. Streams that resolve to one asset must "
+            "agree on every field; only streamReferences and metadata with different ids add up."
+        )
+        resolution = (
+            "Use in that field only tokens the streams share, or put the token that differs "
+            "into the asset id (or into the id of a stream reference or metadata item)."
+        )
+    else:
+        reason = (
+            f"{a_rule.owner} (at {there}) gives Asset/{asset_id} {field} = {a_value!r} (stream "
+            f"{a_stream}) and {b_rule.owner} gives it {b_value!r} (stream {b_stream}). Rules "
+            "that produce one asset must agree on every field they both set."
+        )
+        resolution = (
+            f"Make {a_rule.owner} and {b_rule.owner} agree on {field}, leave it to one of "
+            "them, or give their assets different ids."
+        )
+    return Problem(
+        f"Conflicting rule outputs for Asset/{asset_id}",
+        reason,
+        resolution,
+        location=locate(b_rule.origin("outputs", b_out, "value", field.split("[", 1)[0])),
+        parameters={
+            "address": f"Asset/{asset_id}",
+            "field": field,
+            "rules": sorted({a_rule.owner, b_rule.owner}),
+            "streams": sorted({a_stream, b_stream}),
+        },
+    )
+
+
+def _metadata_objects(
+    stream_id: str,
+    results: list[tuple[RuleInput, StreamResult]],
+    conflicts: list[Problem],
+    locate: Callable[[Origin], str],
+) -> Iterable[DesiredObject]:
+    """`StreamMetadata/<stream>/<rule>`: one object per rule; rules must agree per key."""
+    seen: dict[str, tuple[str, RuleInput]] = {}
+    for rule, result in results:
+        for key, value in result.metadata.items():
+            first = seen.setdefault(key, (value, rule))
+            if first[0] != value:
+                conflicts.append(
+                    Problem(
+                        f"Conflicting rule outputs for the metadata of stream {stream_id}",
+                        f"{first[1].owner} sets metadata {key!r} to {first[0]!r} and "
+                        f"{rule.owner} sets it to {value!r}.",
+                        f"Make {first[1].owner} and {rule.owner} agree on {key!r}, or leave the "
+                        "key to one of them.",
+                        location=locate(rule.origin("outputs", result.metadata_output or 0)),
+                        parameters={
+                            "stream": stream_id,
+                            "key": key,
+                            "rules": sorted({first[1].owner, rule.owner}),
+                        },
+                    )
+                )
+        spec = {
+            "id": f"{stream_id}/{rule.name}",
+            "streamId": stream_id,
+            "rule": rule.name,
+            "metadata": dict(sorted(result.metadata.items())),
+        }
+        yield DesiredObject(
+            key=object_key("StreamMetadata", f"{stream_id}/{rule.name}"),
+            kind="StreamMetadata",
+            spec=spec,
+            spec_hash=spec_hash(spec),
+            owner=rule.owner,
+            origin=rule.origin("outputs", result.metadata_output or 0),
+            labels=rule.document.metadata.labels,
+            note="rule output",
+        )
+
+
+def _unknown_fields(
+    rules: list[RuleInput], streams: list[DesiredObject], locate: Callable[[Origin], str]
+) -> Iterable[Problem]:
+    """An expression's field is Id, Name, Description or a metadata key some stream has."""
+    wanted = {e["field"] for r in rules for e in r.obj.spec["expressions"]} - set(STREAM_FIELDS)
+    found: set[str] = set()
+    for stream in streams:  # usually ends early: every wanted key is found
+        if found == wanted:
+            break
+        metadata = stream.spec.get("metadata")
+        if metadata:
+            found.update(k for k in wanted if k in metadata)
+    if found == wanted:
+        return
+    keys = sorted({k for stream in streams for k in stream.spec.get("metadata", ())})
+    for rule in rules:
+        for i, expression in enumerate(rule.obj.spec["expressions"]):
+            field = expression["field"]
+            if field in STREAM_FIELDS or field in found:
+                continue
+            yield Problem(
+                f"Unknown stream field {field!r}",
+                f"An expression matches Id, Name, Description or a metadata key, and no "
+                f"stream has metadata {field!r}"
+                + (f" (the streams' metadata keys are {', '.join(keys[:20])})." if keys else "."),
+                did_you_mean(
+                    field,
+                    [*STREAM_FIELDS, *keys],
+                    "Use Id, Name, Description or a metadata key of the streams.",
+                ),
+                location=locate(rule.origin("expressions", i, "field")),
+                parameters={"field": field, "rule": rule.owner},
+            )

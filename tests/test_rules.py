@@ -1,0 +1,380 @@
+"""Asset rules and stream sets: matching semantics, templates, CSV streams, the seed's
+RuleModel bodies, incremental re-matching, `rules preview`, and rule lifecycles end to end.
+
+Plan outcomes per scenario are golden cases (tests/cases/rules-*); bad input is
+in test_rules_bad_input. This file pins the semantics the README documents.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetward.errors import ManifestError
+from fleetward.kinds import rule_outputs
+from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
+from fleetward.kinds.base import DataProblems
+from fleetward.kinds.rule_matching import compile_rule, explain, match, placeholders, render
+from fleetward.kinds.streams import parse_csv
+from fleetward.model import StoredObject
+from fleetward.pipeline import SourceOptions, as_stored, resolve
+from fleetward.planning import plan
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).parent / "cases"
+
+
+def spec(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, **fields}
+
+
+def rule(*expressions: tuple[str, list[dict[str, Any]]]) -> Any:
+    return compile_rule(
+        {"expressions": [{"field": f, "specifications": s} for f, s in expressions]}
+    )
+
+
+def stream(stream_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": stream_id, "metadata": {}, **fields}
+
+
+# -- matching semantics (README: "How a rule matches a stream") ----------------------
+
+
+def test_literal_and_delimiter_match_exactly_and_groups_capture_tokens() -> None:
+    tanks = rule(
+        (
+            "Id",
+            [
+                spec("Group", name="site"),
+                spec("Delimiter", value="-"),
+                spec("Literal", value="Tank"),
+                spec("Group", name="tank", characterType="Digit"),
+                spec("Group", name="measurement"),
+            ],
+        )
+    )
+    assert match(tanks, stream("SL-Tank01Press")) == {
+        "streamId": "SL-Tank01Press",
+        "site": "SL",
+        "tank": "01",
+        "measurement": "Press",
+    }
+    assert match(tanks, stream("SL-tank01Press")) is None  # case-sensitive
+    assert match(tanks, stream("SL-Tank0")) is None  # every Group takes at least one character
+    # Greedy, but a Group gives characters back so that the rest still matches.
+    assert match(tanks, stream("SL-Tank01")) == {
+        "streamId": "SL-Tank01",
+        "site": "SL",
+        "tank": "0",
+        "measurement": "1",
+    }
+
+
+def test_groups_are_greedy_leftmost_first() -> None:
+    two = rule(("Id", [spec("Group", name="a"), spec("Group", name="b")]))
+    assert match(two, stream("abcd")) == {"streamId": "abcd", "a": "abc", "b": "d"}
+    sized = rule(("Id", [spec("Group", name="a", characterLength=1), spec("Group", name="b")]))
+    assert match(sized, stream("abcd")) == {"streamId": "abcd", "a": "a", "b": "bcd"}
+
+
+def test_a_group_never_contains_a_delimiter_of_its_expression() -> None:
+    dotted = rule(
+        ("Id", [spec("Group", name="a"), spec("Delimiter", value="."), spec("Group", name="b")])
+    )
+    assert match(dotted, stream("x.y")) == {"streamId": "x.y", "a": "x", "b": "y"}
+    # Two dots, one Delimiter: neither Group may take a dot, so no match (no guessing).
+    assert match(dotted, stream("x.y.z")) is None
+    # Multi-character delimiters work the same way.
+    dashes = rule(
+        ("Id", [spec("Group", name="a"), spec("Delimiter", value="--"), spec("Group", name="b")])
+    )
+    assert match(dashes, stream("a-b--c")) == {"streamId": "a-b--c", "a": "a-b", "b": "c"}
+
+
+@pytest.mark.parametrize(
+    ("character_type", "value", "matches"),
+    [
+        ("Any", "a1_", True),
+        ("Letter", "abc", True),
+        ("Letter", "ab1", False),
+        ("Digit", "042", True),
+        ("Digit", "4a", False),
+        ("Alphanumeric", "a4", True),
+        ("Alphanumeric", "a_4", False),
+    ],
+)
+def test_character_types(character_type: str, value: str, matches: bool) -> None:
+    one = rule(("Id", [spec("Group", name="x", characterType=character_type)]))
+    assert (match(one, stream(value)) is not None) is matches
+
+
+def test_value_mappings_strict_and_not() -> None:
+    mappings = {"Press": "Pressure", "Temp": "Temperature"}
+    lenient = rule(("Id", [spec("Group", name="m", valueMappings=mappings)]))
+    strict = rule(
+        ("Id", [spec("Group", name="m", valueMappings=mappings, strictValueMappings=True)])
+    )
+    assert match(lenient, stream("Press"))["m"] == "Pressure"  # type: ignore[index]
+    assert match(lenient, stream("Flow"))["m"] == "Flow"  # type: ignore[index]
+    assert match(strict, stream("Temp"))["m"] == "Temperature"  # type: ignore[index]
+    assert match(strict, stream("Flow")) is None
+
+
+def test_unnamed_wildcard_matches_but_captures_nothing() -> None:
+    wild = rule(
+        ("Id", [spec("Wildcard"), spec("Delimiter", value="."), spec("Wildcard", name="signal")])
+    )
+    assert match(wild, stream("PS1.Flow")) == {"streamId": "PS1.Flow", "signal": "Flow"}
+
+
+def test_every_expression_must_match_and_fields_read_name_description_metadata() -> None:
+    both = rule(
+        ("Name", [spec("Literal", value="Tank "), spec("Group", name="n")]),
+        ("site", [spec("Group", name="site")]),
+    )
+    good = stream("S1", name="Tank 7", metadata={"site": "Oslo"})
+    assert match(both, good) == {"streamId": "S1", "n": "7", "site": "Oslo"}
+    assert match(both, stream("S2", name="Tank 7")) is None  # no metadata key: no match
+    assert match(both, stream("S3", name="Pump 7", metadata={"site": "Oslo"})) is None
+    described = rule(("Description", [spec("Wildcard", name="d")]))
+    assert match(described, stream("S4")) is None  # a missing description reads as ""
+
+
+def test_explain_names_the_specification_where_matching_stops() -> None:
+    tanks = rule(
+        (
+            "Id",
+            [
+                spec("Group", name="site"),
+                spec("Delimiter", value="-"),
+                spec("Literal", value="Tank"),
+                spec("Group", name="tank", characterType="Digit"),
+            ],
+        )
+    )
+    (verdict,) = explain(tanks, stream("SL-TankXX"))
+    assert not verdict.matched
+    assert verdict.summary.startswith("specification 4 (Group 'tank' Digit) does not match")
+    assert [s.matched for s in verdict.steps] == ["SL", "-", "Tank", None]
+    (leftover,) = explain(rule(("Id", [spec("Literal", value="SL")])), stream("SL-1"))
+    assert "'-1' is left over" in leftover.summary
+    strict = rule(
+        ("Id", [spec("Group", name="m", valueMappings={"a": "A"}, strictValueMappings=True)])
+    )
+    (rejected,) = explain(strict, stream("b"))
+    assert not rejected.matched and "strict valueMappings" in rejected.summary
+
+
+def test_placeholders_and_rendering() -> None:
+    assert placeholders("{site}-Tank{tank}") == ["site", "tank"]
+    assert placeholders("{{literal}} {x}") == ["x"]
+    assert isinstance(placeholders("{x!r}"), str)
+    assert isinstance(placeholders("{}"), str)
+    assert isinstance(placeholders("{unclosed"), str)
+    assert render("{{id}}={site}", {"site": "SL"}) == "{id}=SL"
+
+
+# -- the seed's RuleModel bodies -----------------------------------------------------------
+
+SEED_BODY = {
+    "Id": "ruleId",
+    "Name": "name",
+    "Description": "description",
+    "ExampleStreamId": "exampleId",
+    "AutomationId": "00000000-0000-0000-0000-000000000000",
+    "State": "Started",
+    "Expressions": [{"Field": "Id", "Specification": [{"Type": "Wildcard", "Name": "id"}]}],
+    "Outputs": [{"Field": "Metadata", "Value": {"key": "{id}"}}],
+    "CreationTime": "0001-01-01T00:00:00",
+    "ModifiedTime": "0001-01-01T00:00:00",
+    "ErrorInfo": {"ErrorCount": 2},
+}
+
+
+def test_the_seed_rule_model_body_validates_unchanged() -> None:
+    parsed = AssetRuleSpec.model_validate(SEED_BODY)
+    assert parsed.expressions[0].specifications[0].type == "Wildcard"
+    assert parsed.state == "Started"
+    coded = AssetRuleSpec.model_validate(
+        {
+            **SEED_BODY,
+            "State": 1,
+            "Expressions": [
+                {"Field": "Id", "Specifications": [{"Type": 1, "Name": "g", "CharacterType": 2}]}
+            ],
+        }
+    )
+    assert coded.state == "Stopped"
+    assert coded.expressions[0].specifications[0].type == "Group"
+    assert coded.expressions[0].specifications[0].characterType == "Digit"
+
+
+def test_seed_payload_examples_keep_the_seed_spelling() -> None:
+    tree = ROOT / "examples" / "seed-payloads" / "asset-rules" / "manifests"
+    bodies = sorted(tree.glob("*.yaml"))
+    assert len(bodies) >= 2
+    for body in bodies:
+        text = body.read_text()
+        assert '"Expressions"' in text and '"Outputs"' in text
+        assert "expressions:" not in text
+    desired = resolve(SourceOptions(source=str(tree.parent), path="manifests", no_git=True))
+    assert sum(1 for k in desired.objects if k.startswith("AssetRule/")) == len(bodies)
+
+
+# -- CSV streams -------------------------------------------------------------------------
+
+
+def test_csv_rows_become_streams_with_metadata_columns() -> None:
+    rows = parse_csv(
+        b"\xef\xbb\xbfid,name,description,metadata.site\n"
+        b'S1,"Tank 1, north",,Oslo\n\nS2,Tank 2,desc,\n'
+    )
+    assert not isinstance(rows, DataProblems)
+    assert list(rows) == [
+        (2, {"id": "S1", "name": "Tank 1, north", "metadata": {"site": "Oslo"}}),
+        (4, {"id": "S2", "name": "Tank 2", "description": "desc", "metadata": {}}),
+    ]
+
+
+def test_csv_problems_carry_lines() -> None:
+    bad = parse_csv(b"id,name\nS 1,x\nS2,y\nS2,z\n")
+    assert isinstance(bad, DataProblems)
+    assert [(line, p.error) for line, _, p in bad.problems] == [
+        (2, "Invalid stream id 'S 1'"),
+        (4, "Duplicate stream id 'S2'"),
+    ]
+
+
+def test_csv_streams_are_located_by_row_in_cross_document_errors(tmp_path: Path) -> None:
+    shutil.copytree(CASES / "rules-tank-example" / "manifests", tmp_path / "manifests")
+    (tmp_path / "manifests" / "more.yaml").write_text(
+        "apiVersion: fleetward/v1\nkind: StreamSet\nmetadata: {name: more}\n"
+        "spec:\n  streams:\n    - {id: SL-Tank01Temp}\n"
+    )
+    with pytest.raises(ManifestError) as raised:
+        resolve(SourceOptions(source=str(tmp_path), path="manifests", no_git=True))
+    (problem,) = raised.value.problems
+    assert problem.location in ("manifests/more.yaml:6:7", "manifests/streams/tanks.csv:3:1")
+    assert "manifests/streams/tanks.csv:3:1" in f"{problem.location} {problem.reason}"
+
+
+# -- incremental matching ------------------------------------------------------------------
+
+
+def test_adding_a_stream_matches_only_that_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(CASES / "rules-tank-example" / "manifests", tmp_path / "manifests")
+    options = SourceOptions(source=str(tmp_path), path="manifests", no_git=True)
+    resolve(options)
+    seen: list[str] = []
+    real = rule_outputs.evaluate
+
+    def counting(compiled: rule_outputs.CompiledRule, s: Mapping[str, Any]) -> Any:
+        seen.append(s["id"])
+        return real(compiled, s)
+
+    monkeypatch.setattr(rule_outputs, "evaluate", counting)
+    again = resolve(options)
+    assert seen == []  # nothing changed: nothing is matched again
+    csv = tmp_path / "manifests" / "streams" / "tanks.csv"
+    csv.write_text(csv.read_text() + "SL-Tank04Press,Tank 04,,San Leandro,bar\n")
+    after = resolve(options)
+    assert seen == ["SL-Tank04Press"]
+    unchanged = "Asset/SL-Tank01"
+    assert after.objects[unchanged] is again.objects[unchanged]  # type: ignore[index]
+
+
+# -- end to end ----------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleetward", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+
+
+def test_preview_explains_a_stream_without_touching_the_store(tmp_path: Path) -> None:
+    where = ["--no-git", "--source", str(CASES / "rules-tank-example")]
+    shown = _cli("rules", "preview", "tanks", *where)
+    assert shown.returncode == 0, shown.stderr
+    assert "Streams matched: 6" in shown.stdout and "Assets: 3" in shown.stdout
+    assert "Stream SL-Tank01Press matches:" in shown.stdout  # the exampleStreamId
+    as_json = json.loads(_cli("rules", "preview", "tanks", *where, "--json").stdout)
+    assert [a["spec"]["externalAssetId"] for a in as_json["assets"]] == [
+        "PHI-Tank03",
+        "SL-Tank01",
+        "SL-Tank02",
+    ]
+    assert as_json["explain"]["matches"] is True
+    assert as_json["explain"]["tokens"]["measurement"] == "Pressure"
+    missing = _cli("rules", "preview", "tankz", *where)
+    assert missing.returncode == 1 and 'Did you mean "tanks"?' in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_rule_lifecycle_apply_stop_delete_keep(tmp_path: Path) -> None:
+    """Apply the tank example, stop the rule, then delete it with keepOldAssets: the
+    assets stay active and later plans leave them alone."""
+    shutil.copytree(CASES / "rules-tank-example" / "manifests", tmp_path / "manifests")
+    rule_file = tmp_path / "manifests" / "rules" / "tanks.yaml"
+    where = ["--no-git", "--source", str(tmp_path), "--state-dir", str(tmp_path / "state")]
+
+    def apply() -> None:
+        result = _cli("apply", "--auto-approve", "--allow-mass-stop", *where)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def store() -> dict[str, Any]:
+        out = _cli("state", "show", "--state-dir", str(tmp_path / "state"), "--json").stdout
+        return {o["key"]: o for o in json.loads(out)["objects"]}
+
+    apply()
+    objects = store()
+    progress = execution_progress(
+        StoredObject.from_doc(o) for o in objects.values() if o["kind"] == "AssetRule"
+    )
+    assert progress["tanks"]["State"] == "Completed"
+    assert progress["tanks"]["StreamsMatched"] == 6 and progress["tanks"]["AssetsProduced"] == 3
+    shown = _cli("state", "show", "--state-dir", str(tmp_path / "state")).stdout
+    assert "ASSET RULE" in shown and "Completed" in shown
+
+    rule_file.write_text(rule_file.read_text().replace("state: Started", "state: Stopped"))
+    apply()
+    assert store()["AssetRule/tanks"]["status"]["executionProgress"]["state"] == "Stopped"
+
+    rule_file.write_text(
+        rule_file.read_text().replace("state: Stopped", "state: Stopped\n  keepOldAssets: true")
+    )
+    apply()
+    rule_file.unlink()
+    plan = json.loads(_cli("plan", *where, "--json").stdout)
+    actions = {c["address"]: c["action"] for c in plan["changes"]}
+    assert actions["AssetRule/tanks"] == "delete"
+    assert not any(a.startswith("Asset/") for a in actions)  # kept
+    assert actions["StreamMetadata/SL-Tank01Press/tanks"] == "delete"  # keepOldMetadata: false
+    apply()
+    objects = store()
+    assert objects["Asset/SL-Tank01"]["state"] == "active"
+    again = _cli("plan", *where)
+    assert "No changes." in again.stdout, again.stdout
+
+
+def test_a_revision_reviewed_against_itself_shows_no_changes() -> None:
+    """`plan --base REF` diffs against the store a first apply of REF makes, derived
+    status (a rule's progress) included, so an unchanged rule is no change."""
+    desired = resolve(
+        SourceOptions(source=str(CASES / "rules-tank-example"), path="manifests", no_git=True)
+    )
+    assert plan(desired, as_stored(desired), "2024-05-01T10:00:00Z").changes == ()
