@@ -18,6 +18,7 @@ from fleetward.cli.reconcile import apply_command, plan_command, validate_comman
 from fleetward.cli.rules import rules_group
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
+from fleetward.cli.tasks import tasks_group
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
 
@@ -32,7 +33,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except FleetwardError as exc:
             if ctx.meta.get("json_output"):
-                output.print_json({"errors": [p.to_dict() for p in exc.problems]})
+                # A command may add context to its failure (apply: the TaskBatch report).
+                extra = ctx.meta.get("json_error_extra") or {}
+                output.print_json({**extra, "errors": [p.to_dict() for p in exc.problems]})
             output.print_problems(exc.problems[:_MAX_SHOWN])
             hidden = len(exc.problems) - _MAX_SHOWN
             if hidden > 0:
@@ -86,6 +89,7 @@ def cli(verbose: int) -> None:
       fleetward state show               what the store holds
       fleetward workflows show NAME      a workflow's steps and edges
       fleetward rules preview NAME       what an asset rule matches and makes
+      fleetward tasks set-status XID S   change a task's runtime status
       fleetward daemon                   reconcile on every commit, webhook and poll
       fleetward status                   what the daemon last did
       fleetward operations list          what the daemon (and apply) did, run by run
@@ -105,6 +109,7 @@ cli.add_command(status_command)
 cli.add_command(state_group)
 cli.add_command(workflows_group)
 cli.add_command(rules_group)
+cli.add_command(tasks_group)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -168,6 +169,13 @@ def plan_command(
 @guard_options
 @max_lines_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON: the TaskBatch report in the bulk-task API's response shape "
+    "(success, message, output), the revision, serial and counts. Needs --auto-approve.",
+)
 @click.pass_context
 def apply_command(
     ctx: click.Context,
@@ -177,6 +185,7 @@ def apply_command(
     guards: PlanOptions,
     max_lines: int,
     auto_approve: bool,
+    as_json: bool,
 ) -> None:
     """Plan and apply the manifests to the store, or apply a saved PLAN_FILE exactly.
 
@@ -186,8 +195,37 @@ def apply_command(
     (the source options are then not used). Every apply is one atomic write
     of the store.
     """
+    ctx.meta["json_output"] = as_json
+    if as_json and not auto_approve and plan_file is None:
+        raise UsageError.one(
+            "apply --json needs --auto-approve",
+            "With --json, standard output carries JSON only, so fleetward cannot show the plan "
+            "and ask for confirmation.",
+            "Review the plan with fleetward plan, then run apply --json --auto-approve.",
+        )
     with _recorded_operation(state.state_dir) as record:
-        _apply(ctx, plan_file, sources, state, guards, max_lines, auto_approve, record)
+        plan, result = _apply(
+            ctx, plan_file, sources, state, guards, max_lines, auto_approve, record, as_json
+        )
+    if as_json:
+        output.print_json(_result_json(plan, result))
+
+
+def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
+    """apply --json: the TaskBatch report (the bulk-task API's response shape) and the apply."""
+    report = plan.reports.get("TaskBatch")
+    head = (
+        dict(report)
+        if isinstance(report, dict)
+        else {"success": True, "message": f"Applied {len(plan.changes)} change(s)"}
+    )
+    return {
+        **head,
+        "revision": plan.revision.id,
+        "serial": result.meta.serial,
+        "wrote": result.wrote,
+        "summary": result.counts,
+    }
 
 
 def _apply(
@@ -199,7 +237,8 @@ def _apply(
     max_lines: int,
     auto_approve: bool,
     record: _Recorder,
-) -> None:
+    as_json: bool = False,
+) -> tuple[Plan, ApplyResult]:
     store = TinyDBStore(state.state_dir)
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
@@ -209,15 +248,20 @@ def _apply(
                 plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
             )
         record.done(plan, result)
-        if not result.wrote:
-            output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
-        _report(plan, result)
-        return
+        if not as_json:
+            if not result.wrote:
+                output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
+            _report(plan, result)
+        return plan, result
     desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
     with store.lock(state.lock_timeout):
         snapshot = store.read()
         plan = make_plan(desired, snapshot, guards)
-        output.print_lines(render_plan(plan, max_lines))
+        if not as_json:
+            output.print_lines(render_plan(plan, max_lines))
+        elif "TaskBatch" in plan.reports:
+            # A failure prints {"errors"} beside the per-item report of the bulk-task API.
+            ctx.meta["json_error_extra"] = dict(plan.reports["TaskBatch"])
         record.resolved(plan)
         refuse_blocked(plan)
         if plan.has_changes and not auto_approve:
@@ -232,7 +276,9 @@ def _apply(
             operation_id=record.id,
         )
         record.done(plan, result)
-    _report(plan, result)
+    if not as_json:
+        _report(plan, result)
+    return plan, result
 
 
 class _Recorder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetward.kinds import asset_rule, fleet, streams, workflow
+from fleetward.kinds import asset_rule, fleet, references, streams, tasks, workflow
 from fleetward.kinds.base import (
     API_VERSION,
     Document,
@@ -30,6 +30,10 @@ _PLUGINS: tuple[KindPlugin, ...] = (
     streams.PLUGIN,
     asset_rule.PLUGIN,
     workflow.PLUGIN,
+    references.FIELD_PLUGIN,
+    references.TASK_TYPE_PLUGIN,
+    references.USER_PLUGIN,
+    tasks.PLUGIN,
 )
 
 REGISTRY: dict[str, KindPlugin] = {p.kind: p for p in _PLUGINS}

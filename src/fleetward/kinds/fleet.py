@@ -7,6 +7,7 @@ seed's safety checks (*Invalid batch fleet size*, *Failed batch validation*).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
@@ -39,11 +40,24 @@ SEED_OPERATION = {
 
 class AssetSpec(Strict):
     externalAssetId: ExternalAssetId
+    # The asset's UUID, for tasks that reference it by {id}; derived from externalAssetId
+    # (kinds.references.derived_id) when omitted.
+    id: str | None = None
     name: str | None = None
     type: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     expect: SeedOperation | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a UUID") from None
 
     @field_validator("attributes")
     @classmethod
@@ -67,7 +81,7 @@ ASSET = ObjectKind(
 
 def asset_spec(asset: AssetSpec) -> dict[str, Any]:
     """The stored form of an asset: what Git owns, without the plan-time `expect`."""
-    optional = {"name": asset.name, "type": asset.type}
+    optional = {"id": asset.id, "name": asset.name, "type": asset.type}
     return {
         "externalAssetId": asset.externalAssetId,
         **{k: v for k, v in optional.items() if v is not None},

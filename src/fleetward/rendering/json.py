@@ -38,6 +38,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary(),
         "desiredCounts": dict(sorted(plan.desired_counts.items())),
         **({"base": plan.base} if plan.base else {}),
+        **({"reports": dict(plan.reports)} if plan.reports else {}),
     }
 
 
@@ -114,6 +115,7 @@ def plan_from_dict(data: Any, where: str) -> Plan:
                 for e in data.get("errors", [])
             ),
             desired_counts=data.get("desiredCounts", {}),
+            reports=dict(data.get("reports") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError.one(

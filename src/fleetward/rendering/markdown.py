@@ -36,6 +36,9 @@ def render_markdown(plan: Plan) -> str:
             )
         if len(plan.changes) > _MAX_ROWS:
             out.append(f"\n…and {len(plan.changes) - _MAX_ROWS} more changes.")
+    for kind, report in sorted(plan.reports.items()):
+        if isinstance(report, dict) and report.get("message"):
+            out += ["", f"**{kind}:** {report['message']}."]
     for g in plan.guards:
         if g.verdict is GuardVerdict.BLOCKED:
             out += [

@@ -47,6 +47,11 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.append(("", ""))
         lines.extend(_changes(plan.changes, max_lines))
         lines.append(("summary", summary_line(plan)))
+    for kind, report in sorted(plan.reports.items()):
+        message = report.get("message") if isinstance(report, dict) else None
+        if message:
+            style = "ok" if report.get("success") else "blocked"
+            lines.append((style, f"{kind}: {message}."))
     blocked = [g for g in plan.guards if g.verdict is not GuardVerdict.PASSED]
     if blocked:
         lines.append(("", ""))
@@ -93,8 +98,14 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
                     ),
                 )
             )
-            if change.action is Action.UPDATE:
-                for d in change.diff:
+            # A stop shows what else it marks (a task's soft delete: status.isDeleted).
+            shown_diff = (
+                change.diff
+                if change.action is Action.UPDATE
+                else [d for d in change.diff if d.path.startswith("status.")]
+            )
+            if shown_diff:
+                for d in shown_diff:
                     path = d.path[len("spec.") :] if d.path.startswith("spec.") else d.path
                     lines.append(("diff", f"      {path}: {_value(d.before)} → {_value(d.after)}"))
         lines.append(("", ""))

@@ -1,0 +1,144 @@
+"""`tasks set-status XID STATUS` and `tasks list`: the runtime status people own.
+
+A task's status is not spec: reconcile never reverts it. Setting it is one
+atomic store write (the serial moves, like any write) that records who and when.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import os
+
+import click
+from rich.table import Table
+
+from fleetward.cli import output
+from fleetward.cli.options import StateOptions, state_options
+from fleetward.cli.state import state_dir_option
+from fleetward.errors import UsageError
+from fleetward.kinds.problems import did_you_mean
+from fleetward.kinds.tasks import set_status
+from fleetward.model import ObjectKey, ObjectState
+from fleetward.store import ChangeSet, TinyDBStore
+
+
+@click.group("tasks")
+def tasks_group() -> None:
+    """Tasks declared by TaskBatch manifests, and their runtime status."""
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "fleetward")
+
+
+@tasks_group.command("set-status")
+@click.argument("xid")
+@click.argument("status")
+@state_options
+@click.option("--by", "who", help="Who changes the status (default: the current user).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task's new status as JSON.")
+@click.pass_context
+def set_status_command(
+    ctx: click.Context, xid: str, status: str, state: StateOptions, who: str | None, as_json: bool
+) -> None:
+    """Set the status of task XID to STATUS (e.g. in-progress, completed, resolved).
+
+    Records statusAudit (<status>On, minutes spent <status>For), modifiedBy and
+    modifiedOn; completed/done set completedOn, resolved/closed set resolvedBy and
+    resolvedOn, approved sets approvedBy and approvedOn. The next plan shows no change.
+    """
+    ctx.meta["json_output"] = as_json
+    status = status.strip()
+    if not status:
+        raise UsageError.one(
+            "Empty status",
+            "STATUS must name the task's new status.",
+            "Give a status, e.g. fleetward tasks set-status INSP-1 completed.",
+        )
+    state_dir = state.state_dir
+    store = TinyDBStore(state_dir)
+    key = ObjectKey(f"Task/{xid}")
+    at = dt.datetime.now(dt.UTC)
+    now = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    with store.lock(state.lock_timeout):
+        snapshot = store.read()
+        task = snapshot.objects.get(key)
+        if task is None:
+            known = [k.split("/", 1)[1] for k in snapshot.objects if k.startswith("Task/")]
+            raise UsageError.one(
+                f"No task with xid {xid!r} in the store",
+                f"The store at {state_dir} holds {len(known)} task(s); a task exists once a "
+                "TaskBatch that declares it has been applied.",
+                did_you_mean(xid, known, "Check the xid (fleetward tasks list shows them)."),
+                location=key,
+            )
+        if task.state is not ObjectState.ACTIVE:
+            raise UsageError.one(
+                f"Task {xid!r} is soft-deleted",
+                "It was removed from the manifests (isDeleted: true), so its status is frozen.",
+                "List the task in a TaskBatch again and apply, then set its status.",
+                location=key,
+            )
+        updated = dataclasses.replace(
+            task,
+            status=set_status(task.status, status, who or _who(), now, at, task.created_at),
+            updated_at=now,
+        )
+        meta = store.apply(
+            ChangeSet(
+                expected_lineage=snapshot.meta.lineage,
+                expected_serial=snapshot.meta.serial,
+                revision=snapshot.meta.last_applied_revision or "",
+                upserts=[updated],
+                deletes=[],
+                history_entry={
+                    "revision": snapshot.meta.last_applied_revision,
+                    "operationId": f"set-status {xid}",
+                    "time": now,
+                    "counts": {"create": 0, "update": 0, "stop": 0, "delete": 0, "status": 1},
+                },
+            )
+        )
+    if as_json:
+        output.print_json({"address": key, "serial": meta.serial, "status": updated.status})
+        return
+    old = task.status.get("status", "open")
+    output.stdout.print(f"{key}: status {old} → {status} (serial {meta.serial}).")
+
+
+@tasks_group.command("list")
+@state_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks (spec and status) as JSON.")
+@click.pass_context
+def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
+    """List the tasks in the store with their runtime status."""
+    ctx.meta["json_output"] = as_json
+    tasks = sorted(
+        (o for o in TinyDBStore(state_dir).read().objects.values() if o.kind == "Task"),
+        key=lambda o: o.key,
+    )
+    if as_json:
+        output.print_json([o.to_doc() for o in tasks])
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("XID", "STATUS", "ASSET", "TASK TYPE", "DUE", "BATCH", "MODIFIED BY"):
+        table.add_column(column)
+    for o in tasks:
+        asset, task_type = o.spec.get("asset", {}), o.spec.get("taskType", {})
+        table.add_row(
+            o.spec.get("xid", o.key),
+            "deleted" if o.status.get("isDeleted") else str(o.status.get("status", "open")),
+            str(asset.get("xid") or asset.get("id") or ""),
+            str(task_type.get("xid") or task_type.get("id") or ""),
+            str(o.spec.get("dueDate", "")),
+            o.owner,
+            str(o.status.get("modifiedBy", "")),
+            style="" if o.state is ObjectState.ACTIVE else "dim",
+        )
+    output.stdout.print(table)
+    output.stdout.print(f"\n{len(tasks)} task(s).")

@@ -1,0 +1,158 @@
+"""Field, TaskType and User (seed 003): the reference entities that tasks point at.
+
+One document declares one entity: `Field/<xid>`, `TaskType/<xid>`, `User/<userName>`.
+Each has an `id` (a UUID, derived from its key as UUIDv5 when omitted), so tasks
+may reference it by `{id}` or by `{xid}` (`{userName}` for users). A TaskType's
+`templateSchema` is a JSON Schema, checked as one when the manifest loads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import Field as PydanticField
+from pydantic import StringConstraints, field_validator
+
+from fleetward.errors import Problem
+from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, declare, jsonable
+from fleetward.kinds.problems import PathProblem
+from fleetward.model import Action, DesiredObject
+
+# Fixed namespace for ids derived from keys: the same key gives the same id everywhere.
+NAMESPACE = uuid.UUID("0d6c3a52-7f4e-5b1a-8c2d-3e9f1a4b6c70")
+
+Xid = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")]
+EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+def derived_id(kind: str, ident: str) -> str:
+    """The id of an entity that declares none: UUIDv5 of its kind and key."""
+    return str(uuid.uuid5(NAMESPACE, f"{kind}/{ident}"))
+
+
+def canonical_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
+class _Entity(Strict):
+    id: str | None = None
+
+    _check_id = field_validator("id")(lambda v: None if v is None else canonical_uuid(v))
+
+
+class FieldSpec(_Entity):
+    xid: Xid
+    name: str
+
+
+class GlobalAttributeDefinition(Strict):
+    """A global attribute tasks of this type may carry (the seed stores, never validates, them)."""
+
+    name: str = PydanticField(min_length=1)
+    type: Literal["string", "number", "integer", "boolean", "object", "array"] = "string"
+    description: str | None = None
+    required: bool = False
+
+
+class TaskTypeSpec(_Entity):
+    xid: Xid
+    name: str
+    singleActiveTask: bool = False
+    templateSchema: dict[str, Any] = PydanticField(default_factory=dict)
+    globalAttributes: list[GlobalAttributeDefinition] = PydanticField(default_factory=list)
+
+    @field_validator("templateSchema", mode="before")
+    @classmethod
+    def _json_schema(cls, value: Any) -> Any:
+        return jsonable(value) if isinstance(value, dict) else value
+
+
+class UserSpec(_Entity):
+    userName: Xid
+    email: EmailAddress
+    vendorId: str | None = None
+
+
+def _stored(spec: _Entity, kind: str, key: str) -> dict[str, Any]:
+    out = spec.model_dump(exclude_none=True)
+    out["id"] = spec.id or derived_id(kind, key)
+    return out
+
+
+FIELD = ObjectKind(name="Field", id_field="xid", on_removal=Action.DELETE)
+TASK_TYPE = ObjectKind(name="TaskType", id_field="xid", on_removal=Action.DELETE)
+USER = ObjectKind(name="User", id_field="userName", on_removal=Action.DELETE)
+
+
+class FieldPlugin(KindPlugin):
+    kind = "Field"
+    spec_model = FieldSpec
+    object_kinds = (FIELD,)
+
+    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
+        spec: FieldSpec = document.spec
+        yield declare("Field", spec.xid, _stored(spec, "Field", spec.xid), document, path)
+
+
+class TaskTypePlugin(KindPlugin):
+    kind = "TaskType"
+    spec_model = TaskTypeSpec
+    object_kinds = (TASK_TYPE,)
+
+    def check(self, document: Document) -> Iterable[PathProblem]:
+        spec: TaskTypeSpec = document.spec
+        names = [a.name for a in spec.globalAttributes]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield (
+                    ("spec", "globalAttributes", i, "name"),
+                    False,
+                    Problem(
+                        f"Duplicate global attribute {name!r}",
+                        f"TaskType {spec.xid!r} defines the global attribute {name!r} twice.",
+                        "Keep one definition per attribute name.",
+                        parameters={"attribute": name},
+                    ),
+                )
+        try:
+            jsonschema.validators.validator_for(spec.templateSchema).check_schema(
+                spec.templateSchema
+            )
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            yield (
+                ("spec", "templateSchema", *exc.absolute_path),
+                False,
+                Problem(
+                    "templateSchema is not a valid JSON Schema",
+                    f"At {where}: {exc.message}.",
+                    "Fix the schema (https://json-schema.org/understanding-json-schema/); "
+                    "an empty mapping accepts any template data.",
+                    parameters={"taskType": spec.xid, "schemaPath": where},
+                ),
+            )
+
+    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
+        spec: TaskTypeSpec = document.spec
+        yield declare("TaskType", spec.xid, _stored(spec, "TaskType", spec.xid), document, path)
+
+
+class UserPlugin(KindPlugin):
+    kind = "User"
+    spec_model = UserSpec
+    object_kinds = (USER,)
+
+    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
+        spec: UserSpec = document.spec
+        yield declare("User", spec.userName, _stored(spec, "User", spec.userName), document, path)
+
+
+FIELD_PLUGIN = FieldPlugin()
+TASK_TYPE_PLUGIN = TaskTypePlugin()
+USER_PLUGIN = UserPlugin()

@@ -1,0 +1,528 @@
+"""The seed's task checks 2–5, per item, over the plan in progress; and its response report.
+
+Check 1 (schema) runs when a manifest loads. Here, for every task of the
+revision, in the seed's order, stopping at an item's first failing check:
+(2) entity resolution — field, asset (and its type), taskType, assignees and
+`workflowStepId` exist in the desired state or in the store (and are not being
+removed by this plan); (3) duplicates — template item xids unique across every
+task and template item; (4) single active task — one open task per asset for a
+TaskType with `singleActiveTask: true`, the store's runtime status counting;
+(5) template — each item's `data` against its TaskType's `templateSchema`, and
+`dependsOn` / `sameAssigneeAs` naming items of the same template, without cycles.
+The outcome goes to `context.reports["TaskBatch"]` in the seed's response shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from fleetward.errors import Problem
+from fleetward.kinds.base import PlanContext
+from fleetward.kinds.references import derived_id
+from fleetward.model import (
+    Action,
+    DesiredObject,
+    ObjectKey,
+    ObjectState,
+    Origin,
+    StoredObject,
+    canonical_json,
+)
+
+CHECKS = ("schema", "entity-resolution", "duplicate-check", "single-active-task", "template-schema")
+_MESSAGES = {
+    Action.CREATE: "Item got created",
+    Action.UPDATE: "Item got updated",
+    Action.NOOP: "Item is up to date",
+}
+
+
+class _Failed(Exception):
+    """One item failed a check: the seed's message, and the fleetward problem around it."""
+
+    def __init__(
+        self, label: str, message: str, reason: str, resolution: str, where: tuple[str | int, ...]
+    ) -> None:
+        super().__init__(message)
+        self.label = label
+        self.message = message
+        self.reason = reason
+        self.resolution = resolution
+        self.where = where
+
+
+@dataclass
+class _Index:
+    """One reference kind: objects by key and by id (and by name, for TaskTypes)."""
+
+    kind: str
+    by_key: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_id: dict[str, str] = field(default_factory=dict)
+    by_name: dict[str, str] = field(default_factory=dict)
+    id_of: dict[str, str] = field(default_factory=dict)  # key → id (declared or derived)
+
+    def add(self, ident: str, spec: Mapping[str, Any]) -> None:
+        self.by_key[ident] = spec
+        own = _canonical(str(spec.get("id") or derived_id(self.kind, ident)))
+        self.id_of[ident] = own
+        self.by_id.setdefault(own, ident)
+        if isinstance(spec.get("name"), str):
+            self.by_name.setdefault(spec["name"], ident)
+
+
+def _canonical(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+class _World:
+    """What references may point at: the desired state, plus stored objects this plan keeps."""
+
+    def __init__(self, context: PlanContext) -> None:
+        self.indexes = {k: _Index(k) for k in ("Field", "TaskType", "User", "Asset")}
+        self.steps: dict[str, str] = {}  # step id → the Workflow it belongs to
+        self.versions: dict[str, int] = {}  # Workflow key → its version once this plan applies
+        for key, obj in context.desired.items():
+            self._add(key, obj.kind, obj.spec)
+            if obj.kind == "Workflow":
+                change = context.changes.get(key)
+                after = change.after.status if change is not None and change.after else None
+                have = context.stored.get(key)
+                version = (after or (have.status if have is not None else None) or {}).get(
+                    "version", 1
+                )
+                self.versions[key] = int(version)
+        for key, have in context.stored.items():
+            if key in context.desired or have.state is not ObjectState.ACTIVE:
+                continue
+            change = context.changes.get(key)
+            if change is not None and change.action in (Action.STOP, Action.DELETE):
+                continue  # leaving with this plan: nothing may point at it any more
+            self._add(key, have.kind, have.spec)
+            if have.kind == "Workflow":
+                self.versions[key] = int(have.status.get("version", 1))
+
+    def _add(self, key: str, kind: str, spec: Mapping[str, Any]) -> None:
+        index = self.indexes.get(kind)
+        if index is not None:
+            index.add(key.split("/", 1)[1], spec)
+        elif kind == "Workflow":
+            for step in (*_step_ids(spec.get("steps", [])), *_step_ids(spec.get("rescue", []))):
+                self.steps.setdefault(step, key)
+
+
+def _step_ids(steps: Iterable[Any]) -> Iterator[str]:
+    for step in steps:
+        if isinstance(step, Mapping):
+            if isinstance(step.get("id"), str):
+                yield step["id"]
+            for edge in step.get("next") or []:
+                if isinstance(edge, Mapping):
+                    yield from _step_ids(edge.get("steps") or [])
+
+
+@dataclass
+class _Item:
+    key: ObjectKey
+    want: DesiredObject
+    have: StoredObject | None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+
+
+def run(context: PlanContext, batch_kind: str) -> list[Problem]:
+    """Check every task of the revision; fill the report; return one problem per failed item."""
+    items = [
+        _Item(key, obj, context.stored.get(key))
+        for key, obj in context.desired.items()
+        if obj.kind == "Task"
+    ]
+    if not items and not any(d.kind == batch_kind for _, d in context.documents):
+        return []
+    items.sort(key=lambda i: (i.want.origin.path, i.want.origin.document, i.want.origin.yaml_path))
+    world = _World(context)
+    failed: dict[ObjectKey, tuple[int, _Failed]] = {}
+    stages = (_resolve, _duplicates(items), _single_active(items, world, failed), _templates(world))
+    for number, stage in enumerate(stages, start=2):
+        for item in items:
+            if item.key in failed:
+                continue
+            try:
+                stage(item, world)
+            except _Failed as exc:
+                failed[item.key] = (number, exc)
+    processed, unprocessed, problems = [], [], []
+    for item in items:
+        outcome = failed.get(item.key)
+        if outcome is None:
+            processed.append(_processed(item, context))
+            continue
+        number, failure = outcome
+        seed_message = f"{failure.label} : {failure.message}"
+        unprocessed.append({"message": seed_message, "record": {"xid": item.want.spec["xid"]}})
+        origin = item.want.origin
+        problems.append(
+            Problem(
+                f"{failure.label}: {failure.message}",
+                f"Task {item.want.spec['xid']!r} of {item.want.owner} fails check {number} of 5 "
+                f"({CHECKS[number - 1]}): {failure.reason}",
+                failure.resolution,
+                location=_locate(context, Origin(origin.path, origin.document, failure.where)),
+                parameters={
+                    "xid": item.want.spec["xid"],
+                    "batch": item.want.owner,
+                    "check": CHECKS[number - 1],
+                    "message": seed_message,
+                },
+            )
+        )
+    context.reports[batch_kind] = {
+        "success": not unprocessed,
+        "message": f"Processed {len(processed)} items, Failed to process {len(unprocessed)} items",
+        "output": {"processedItems": processed, "unProcessedItems": unprocessed},
+    }
+    return problems
+
+
+def _locate(context: PlanContext, origin: Origin) -> str:
+    try:
+        return context.locate(origin)
+    except Exception:  # noqa: BLE001 - a location is a courtesy; the error must still be told
+        return origin.path
+
+
+def _processed(item: _Item, context: PlanContext) -> dict[str, Any]:
+    change = context.changes.get(item.key)
+    action = change.action if change is not None else Action.NOOP
+    status: Mapping[str, Any] = {}
+    if change is not None and change.after is not None and change.after.status is not None:
+        status = {**(item.have.status if item.have else {}), **change.after.status}
+    elif item.have is not None:
+        status = item.have.status
+    return {
+        "message": _MESSAGES.get(action, "Item got updated"),
+        "record": {**item.want.spec, **item.resolved, **status},
+    }
+
+
+# -- check 2: entity resolution ---------------------------------------------------------
+
+
+def _resolve(item: _Item, world: _World) -> None:
+    spec = item.want.spec
+    base = ("spec", "tasks", item.want.origin.yaml_path[-1])
+    item.resolved["fieldId"] = _ref(world, "Field", "field", spec["field"], (*base, "field"))
+    item.resolved["assetId"] = _asset(world, spec["asset"], (*base, "asset"))
+    item.task_type = _ref_key(world, "TaskType", "taskType", spec["taskType"], (*base, "taskType"))
+    item.resolved["taskTypeId"] = _id_of(world, "TaskType", item.task_type)
+    assignees = []
+    for j, ref in enumerate(spec.get("assigneeIds", [])):
+        user = _user(world, ref, (*base, "assigneeIds", j))
+        assignees.append(
+            {
+                "assigneeId": _id_of(world, "User", user),
+                "isDeleted": False,
+                **(
+                    {"vendorId": world.indexes["User"].by_key[user]["vendorId"]}
+                    if world.indexes["User"].by_key[user].get("vendorId")
+                    else {}
+                ),
+            }
+        )
+    if assignees:
+        item.resolved["assigneeIds"] = assignees
+    _step(world, spec, base)
+    for j, t in enumerate(spec.get("template", [])):
+        where = (*base, "template", j)
+        if "field" in t:
+            _ref(world, "Field", "field", t["field"], (*where, "field"))
+        if "asset" in t:
+            _asset(world, t["asset"], (*where, "asset"))
+        if "taskType" in t:
+            _ref_key(world, "TaskType", "taskType", t["taskType"], (*where, "taskType"))
+        _step(world, t, where)
+
+
+def _id_of(world: _World, kind: str, ident: str) -> str:
+    return world.indexes[kind].id_of[ident]
+
+
+def _ref(
+    world: _World, kind: str, name: str, ref: Mapping[str, Any], where: tuple[str | int, ...]
+) -> str:
+    return _id_of(world, kind, _ref_key(world, kind, name, ref, where))
+
+
+def _ref_key(
+    world: _World, kind: str, name: str, ref: Mapping[str, Any], where: tuple[str | int, ...]
+) -> str:
+    """The key (xid) a `{id}` / `{xid}` (/ `{name}`) reference names; both must agree."""
+    index = world.indexes[kind]
+    found: list[tuple[str, str]] = []
+    for how in ("id", "xid", "name"):
+        value = ref.get(how)
+        if not value:
+            continue
+        text = str(value)
+        if how == "id":
+            ident = index.by_id.get(_canonical(text))
+        elif how == "xid":
+            ident = text if text in index.by_key else None
+        else:
+            ident = index.by_name.get(text)
+        if ident is None:
+            raise _Failed(
+                "ValidationError",
+                f"{name} with {how} '{value}' not found in data base",
+                f"no {kind} with {how} {value!r} is declared in this revision or kept in the store.",
+                (
+                    "List the asset in a Fleet (spec.assets[].externalAssetId)"
+                    if kind == "Asset"
+                    else f"Declare the {kind} (a document of kind {kind})"
+                )
+                + f", or fix the reference's {how}.",
+                (*where, how),
+            )
+        found.append((how, ident))
+    if len({ident for _, ident in found}) > 1:
+        described = " but ".join(f"{how} '{ref[how]}' is {kind}/{ident}" for how, ident in found)
+        raise _Failed(
+            "ValidationError",
+            f"{name} reference is ambiguous: {described}",
+            f"the reference's {' and '.join(h for h, _ in found)} name different {kind} objects.",
+            "Keep one of them, or make both name the same object.",
+            where,
+        )
+    return found[0][1]
+
+
+def _asset(world: _World, ref: Mapping[str, Any], where: tuple[str | int, ...]) -> str:
+    ident = _ref_key(world, "Asset", "asset", ref, where)
+    declared = world.indexes["Asset"].by_key[ident].get("type")
+    if declared is not None and declared != ref["type"]:
+        how = "xid" if ref.get("xid") else "id"
+        raise _Failed(
+            "ValidationError",
+            f"asset with {how} '{ref[how]}' and type '{ref['type']}' not found in data base",
+            f"Asset/{ident} has type {declared!r}, not {ref['type']!r}.",
+            f"Set asset.type: {declared}, or reference the asset you meant.",
+            (*where, "type"),
+        )
+    return _id_of(world, "Asset", ident)
+
+
+def _user(world: _World, ref: Mapping[str, Any], where: tuple[str | int, ...]) -> str:
+    renamed = {"id": ref.get("id"), "xid": ref.get("userName")}
+    try:
+        return _ref_key(world, "User", "assignee", renamed, where)
+    except _Failed as exc:
+        exc.message = exc.message.replace("with xid", "with userName")
+        exc.reason = exc.reason.replace("with xid", "with userName")
+        exc.resolution = exc.resolution.replace("'s xid", "'s userName")
+        exc.where = tuple("userName" if p == "xid" else p for p in exc.where)
+        raise
+
+
+def _step(world: _World, spec: Mapping[str, Any], where: tuple[str | int, ...]) -> None:
+    """`workflowStepId` names a step of a Workflow; `workflowVersion`, one it has reached."""
+    step = spec.get("workflowStepId")
+    if not step:
+        return
+    workflow = world.steps.get(_canonical(str(step)))
+    if workflow is None:
+        raise _Failed(
+            "ValidationError",
+            f"workflowStepId '{step}' not found in data base",
+            f"no step of a Workflow declared in this revision or kept in the store has id {step!r}.",
+            "Use the id of a workflow step (fleetward workflows show NAME --json lists them).",
+            (*where, "workflowStepId"),
+        )
+    wanted = spec.get("workflowVersion")
+    current = world.versions.get(workflow, 1)
+    if wanted and int(str(wanted).lstrip("vV")) > current:
+        raise _Failed(
+            "ValidationError",
+            f"workflowVersion '{wanted}' not found in data base",
+            f"{workflow}, which has step {step}, is at version {current}.",
+            f"Use a version up to v{current}, or leave workflowVersion out.",
+            (*where, "workflowVersion"),
+        )
+
+
+# -- check 3: duplicates ----------------------------------------------------------------
+
+
+def _duplicates(items: list[_Item]) -> Any:
+    """Template item xids share the namespace of task xids (task xids are unique by key)."""
+    tasks = {i.want.spec["xid"] for i in items}
+    first: dict[str, str] = {}
+
+    def check(item: _Item, world: _World) -> None:
+        for j, t in enumerate(item.want.spec.get("template", [])):
+            xid = t["xid"]
+            where = ("spec", "tasks", item.want.origin.yaml_path[-1], "template", j, "xid")
+            other = f"Task/{xid}" if xid in tasks else first.get(xid)
+            if other is not None:
+                raise _Failed(
+                    "ValidationError",
+                    f"duplicate xid '{xid}'",
+                    f"template item xid {xid!r} is also used by {other}; an xid is unique across "
+                    "all batches and all template items.",
+                    "Give the template item an xid of its own.",
+                    where,
+                )
+            first[xid] = f"the template of {item.key}"
+
+    return check
+
+
+# -- check 4: single active task -------------------------------------------------------
+
+
+def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey, Any]) -> Any:
+    """At most one open task per (TaskType, asset) where the TaskType says singleActiveTask."""
+    from fleetward.kinds.tasks import is_open  # tasks imports this module
+
+    holders: dict[tuple[str, str], ObjectKey] = {}
+    # Tasks already in the store hold their place first, with the status people gave them.
+    ordered = sorted(items, key=lambda i: i.have is None)
+
+    def status_of(item: _Item) -> Mapping[str, Any]:
+        if item.have is not None and item.have.state is ObjectState.ACTIVE:
+            return item.have.status
+        return {"status": "open", **(item.want.initial_status or {})}
+
+    def claim(item: _Item) -> tuple[str, str] | None:
+        if item.task_type is None:
+            return None
+        task_type = world.indexes["TaskType"].by_key.get(item.task_type, {})
+        if not task_type.get("singleActiveTask") or not is_open(status_of(item)):
+            return None
+        return item.task_type, str(item.resolved["assetId"])
+
+    pending = {i.key for i in ordered}
+
+    def check(item: _Item, world: _World) -> None:
+        if pending:  # the first call claims, in store-first order, for every item
+            for other in ordered:
+                if other.key in failed:
+                    continue
+                slot = claim(other)
+                if slot is not None:
+                    holders.setdefault(slot, other.key)
+            pending.clear()
+        slot = claim(item)
+        if slot is None or holders.get(slot) == item.key:
+            return
+        holder = holders[slot]
+        asset = item.want.spec["asset"]
+        shown = asset.get("xid") or asset.get("id")
+        raise _Failed(
+            "ValidationError",
+            f"an open task of taskType '{slot[0]}' already exists for asset '{shown}'",
+            f"TaskType/{slot[0]} has singleActiveTask: true and {holder} is open for the same "
+            "asset (statuses set in the store count).",
+            f"Close {holder} first (fleetward tasks set-status {holder.split('/', 1)[1]} "
+            "completed), or give this task another asset or TaskType.",
+            ("spec", "tasks", item.want.origin.yaml_path[-1], "asset"),
+        )
+
+    return check
+
+
+# -- check 5: template schema -----------------------------------------------------------
+
+
+def _templates(world: _World) -> Any:
+    validators: dict[str, Any] = {}
+    # (TaskType, canonical data) already found valid: template data repeats a lot.
+    valid: set[tuple[str, str]] = set()
+
+    def validator(task_type: str) -> Any:
+        if task_type not in validators:
+            schema = world.indexes["TaskType"].by_key[task_type].get("templateSchema") or {}
+            validators[task_type] = jsonschema.validators.validator_for(schema)(schema)
+        return validators[task_type]
+
+    def check(item: _Item, world: _World) -> None:
+        template = item.want.spec.get("template", [])
+        if not template:
+            return
+        base = ("spec", "tasks", item.want.origin.yaml_path[-1], "template")
+        xids = {t["xid"]: j for j, t in enumerate(template)}
+        for j, t in enumerate(template):
+            task_type = item.task_type
+            if "taskType" in t:
+                task_type = _ref_key(world, "TaskType", "taskType", t["taskType"], ())
+            assert task_type is not None  # resolved by check 2
+            data = t.get("data", {})
+            seen = (task_type, canonical_json(data))
+            if seen in valid:
+                error = None
+            else:
+                error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
+                if error is None:
+                    valid.add(seen)
+            if error is not None:
+                path = "".join(
+                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
+                )
+                raise _Failed(
+                    "SchemaError",
+                    f'"template[{j}].data{path}" {error.message}',
+                    f"template item {t['xid']!r} does not match the templateSchema of "
+                    f"TaskType/{task_type}.",
+                    "Change the item's data to match the schema, or change the TaskType's "
+                    "templateSchema.",
+                    (*base, j, "data", *error.absolute_path),
+                )
+            for relation in ("dependsOn", "sameAssigneeAs"):
+                target = (t.get(relation) or {}).get("xid")
+                if target is not None and (target not in xids or target == t["xid"]):
+                    raise _Failed(
+                        "ValidationError",
+                        f"template[{j}].{relation} '{target}' not found in template",
+                        f"{relation} names {target!r}, which is "
+                        + ("the item itself" if target == t["xid"] else "no item of this template")
+                        + f"; its items are {', '.join(sorted(xids))}.",
+                        f"Point {relation} at the xid of another item of the same template.",
+                        (*base, j, relation, "xid"),
+                    )
+        for relation in ("dependsOn", "sameAssigneeAs"):
+            cycle = _cycle(template, relation)
+            if cycle:
+                raise _Failed(
+                    "ValidationError",
+                    f"template {relation} cycle: {' → '.join(cycle)}",
+                    f"following {relation} from {cycle[0]!r} comes back to it, so none of these "
+                    "items can go first.",
+                    f"Remove one {relation} of the cycle.",
+                    (*base, xids[cycle[0]], relation),
+                )
+
+    return check
+
+
+def _cycle(template: list[Mapping[str, Any]], relation: str) -> list[str]:
+    """The first cycle of a relation in which each item names at most one other."""
+    edges = {t["xid"]: (t.get(relation) or {}).get("xid") for t in template}
+    done: set[str] = set()
+    for start in edges:
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        node: str | None = start
+        while node is not None and node not in done and node not in seen:
+            seen[node] = len(path)
+            path.append(node)
+            node = edges.get(node)
+        if node is not None and node in seen:
+            return [*path[seen[node] :], node]
+        done.update(path)
+    return []
