@@ -128,7 +128,7 @@ def daemon_command(ctx: click.Context, /, config_file: str | None, **values: Any
     (and take webhooks). Invalid revisions are never applied: the last good one
     stays, and the errors show in status/summary.json, /metrics and /readyz.
     SIGTERM finishes or abandons the run in flight safely and exits 0;
-    SIGHUP reloads the config file.
+    SIGHUP re-reads the config file and secret files.
     """
     explicit = {
         name: value
