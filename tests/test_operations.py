@@ -561,3 +561,19 @@ def test_a_fetch_failure_does_not_hide_the_tracked_revisions_manifest_errors() -
     scraped = Metrics(health).exposition().decode()
     assert "fleetward_manifest_errors 2.0" in scraped
     assert "fleetward_source_fetch_failures_total 1.0" in scraped
+
+
+def test_a_run_that_never_ends_makes_the_daemon_unhealthy(tmp_path: Path) -> None:
+    """A worker wedged in one run (a hung git on a dead file system) is alive but
+    useless: /healthz must fail and the systemd watchdog must stop being fed."""
+    import time as _time
+
+    from fleetward.daemon.config import DaemonConfig
+    from fleetward.daemon.runner import STUCK_AFTER, Daemon
+
+    daemon = Daemon(DaemonConfig(state_dir=str(tmp_path), git_timeout=60.0))
+    assert not daemon._stuck()
+    daemon._busy_since = _time.monotonic() - 10
+    assert not daemon._stuck()  # a run in progress is fine
+    daemon._busy_since = _time.monotonic() - STUCK_AFTER - 1
+    assert daemon._stuck()

@@ -49,6 +49,7 @@ from fleetward.store.operations import OperationLog
 logger = logging.getLogger("fleetward.daemon")
 
 DAEMON_LOCK = "daemon.lock"
+STUCK_AFTER = 900.0  # seconds a run may take before /healthz fails and the watchdog stops
 STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop timeout is 90
 _RECORDED_TRIGGERS = ("api", "webhook")  # queued operations callers are told about
 
@@ -82,6 +83,7 @@ class Daemon:
         self.poller: Poller | None = None
         self.watcher: Watcher | None = None
         self.last: RunReport | None = None
+        self._busy_since: float | None = None  # monotonic start of the run in progress
 
     # -- configuration ------------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class Daemon:
             },
         )
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
-        self.health.alive = worker.is_alive
+        self.health.alive = lambda: worker.is_alive() and not self._stuck()
         worker.start()
         self.poller = Poller(self.coalescer.request, self.config.interval)
         self.poller.start()
@@ -193,7 +195,12 @@ class Daemon:
             if not ready_sent and self.last is not None:
                 notify("READY=1", f"STATUS={_status_line(self.last)}")
                 ready_sent = True
-            if ping_every and time.monotonic() - last_ping >= ping_every and worker.is_alive():
+            if (
+                ping_every
+                and time.monotonic() - last_ping >= ping_every
+                and worker.is_alive()
+                and not self._stuck()  # no pings: systemd restarts a wedged daemon
+            ):
                 notify("WATCHDOG=1")
                 last_ping = time.monotonic()
         return self._shutdown(worker)
@@ -217,8 +224,18 @@ class Daemon:
                 self.backoff.succeeded()
             self._wake.wake()
 
+    def _stuck(self) -> bool:
+        """A run has been going far longer than any run should (a hung git, a dead NFS)."""
+        since = self._busy_since
+        bound = max(STUCK_AFTER, 4 * self.config.git_timeout)
+        return since is not None and time.monotonic() - since > bound
+
     def _reconcile(self, op: Operation) -> RunReport:
-        report = self.reconciler.run(op, self.stopping.is_set)
+        self._busy_since = time.monotonic()
+        try:
+            report = self.reconciler.run(op, self.stopping.is_set)
+        finally:
+            self._busy_since = None
         self.last = report
         self.health.record(report)
         self.metrics.observe(report.phases)

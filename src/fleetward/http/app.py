@@ -76,7 +76,10 @@ def create_app(ctx: ApiContext) -> Starlette:
     def healthz(request: Request) -> Response:
         if not ctx.health.alive():
             return JSONResponse(
-                {"status": "failing", "reason": "the reconcile worker has stopped; restart"},
+                {
+                    "status": "failing",
+                    "reason": "the reconcile worker has stopped or is stuck in one run; restart",
+                },
                 status_code=503,
             )
         return JSONResponse({"status": "ok", "version": __version__})

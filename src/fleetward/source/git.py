@@ -43,6 +43,7 @@ _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1"}
 # problem instead of walked for minutes.
 MAX_LINKED_ENTRIES = 50_000
 _MAX_GIT_MESSAGE = 2000
+LOCAL_GIT_TIMEOUT = 120.0  # seconds per command on a local repository (ls-tree: ms)
 
 
 class _Entry(NamedTuple):
@@ -317,7 +318,12 @@ def _run(repo: git.Repo, command: str, *args: str) -> str:
     """Run `git COMMAND ARGS...` in the repository; its stdout, or `_GitFailed`."""
     try:
         status, out, err = getattr(repo.git, command)(
-            *args, env=_GIT_ENV, with_extended_output=True, with_exceptions=False
+            *args,
+            env=_GIT_ENV,
+            with_extended_output=True,
+            with_exceptions=False,
+            # A git that hangs (a stuck network file system) must not hang the daemon.
+            kill_after_timeout=LOCAL_GIT_TIMEOUT,
         )
     except git.GitCommandNotFound as exc:
         raise SourceError.one(
