@@ -21,7 +21,15 @@ from fleetward.errors import ManifestError
 from fleetward.kinds import rule_outputs
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
 from fleetward.kinds.base import DataProblems
-from fleetward.kinds.rule_matching import compile_rule, explain, match, placeholders, render
+from fleetward.kinds.rule_matching import (
+    MAX_FIELD_LENGTH,
+    compile_rule,
+    explain,
+    match,
+    placeholders,
+    render,
+    solve,
+)
 from fleetward.kinds.streams import parse_csv
 from fleetward.model import StoredObject
 from fleetward.pipeline import SourceOptions, as_stored, resolve
@@ -109,6 +117,15 @@ def test_a_group_never_contains_a_delimiter_of_its_expression() -> None:
         ("Digit", "4a", False),
         ("Alphanumeric", "a4", True),
         ("Alphanumeric", "a_4", False),
+        # Letter: Unicode category L*; Digit: 0-9; Alphanumeric: either (README).
+        ("Letter", "éß", True),
+        ("Letter", "x²", False),
+        ("Letter", "Ⅻ", False),
+        ("Digit", "٣", False),
+        ("Alphanumeric", "a½", False),
+        ("Alphanumeric", "a²", False),
+        ("Alphanumeric", "Ⅻ", False),
+        ("Alphanumeric", "a٣", False),
     ],
 )
 def test_character_types(character_type: str, value: str, matches: bool) -> None:
@@ -266,6 +283,89 @@ def test_csv_streams_are_located_by_row_in_cross_document_errors(tmp_path: Path)
     assert "manifests/streams/tanks.csv:3:1" in f"{problem.location} {problem.reason}"
 
 
+# -- bounded matching (review finding: catastrophic backtracking) -------------------------
+
+
+def test_a_value_that_does_not_match_costs_linear_steps_not_every_split() -> None:
+    """Six Wildcards and a Literal on 80 characters, and Group Wildcard Group Group
+    Literal on 390: a backtracking regex tried every split (seconds per stream)."""
+    wildcards = rule(("Id", [*[spec("Wildcard") for _ in range(6)], spec("Literal", value="Z")]))
+    (expression,) = wildcards
+    value = "a" * 80
+    solved = solve(expression, value)
+    assert solved.texts is None
+    assert solved.steps <= 2 * (len(expression.specifications) + 1) * (len(value) + 1)
+    assert match(wildcards, stream(value)) is None
+    description = "San Leandro tank 01 temperature sensor " * 10
+    groups = rule(
+        (
+            "Description",
+            [
+                spec("Group", name="a"),
+                spec("Wildcard"),
+                spec("Group", name="b"),
+                spec("Group", name="c"),
+                spec("Literal", value=" pressure"),
+            ],
+        )
+    )
+    (expression,) = groups
+    solved = solve(expression, description)
+    assert solved.texts is None
+    assert solved.steps <= 2 * (len(expression.specifications) + 1) * (len(description) + 1)
+    verdicts = explain(groups, stream("x", description=description))
+    assert "specification 5" in verdicts[0].summary
+    # The same shape on a value that matches: still greedy, leftmost first.
+    assert match(groups, stream("x", description="ab cd pressure")) == {
+        "streamId": "x",
+        "a": "ab",
+        "b": "c",
+        "c": "d",
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["abcd", "a.b", "a.b.c", "a-b--c", "x1.y22", "ü.b", "é-ß--ç", "a" * 40 + ".b"]
+)
+def test_the_fast_path_and_the_bounded_matcher_agree(value: str) -> None:
+    """`match` uses a regular expression where its worst case is small (ASCII, few
+    splits) and `solve` elsewhere: both give the same texts."""
+    specs = [
+        [spec("Group", name="a"), spec("Group", name="b")],
+        [spec("Group", name="a"), spec("Delimiter", value="."), spec("Group", name="b")],
+        [spec("Group", name="a"), spec("Delimiter", value="--"), spec("Group", name="b")],
+        [spec("Group", name="a", characterType="Letter"), spec("Wildcard", name="b")],
+        [spec("Wildcard", name="a", characterLength=2), spec("Group", name="b")],
+    ]
+    for specifications in specs:
+        (expression,) = rule(("Id", specifications))
+        solved = solve(expression, value).texts
+        found = match((expression,), stream(value))
+        expected = (
+            None
+            if solved is None
+            else {"streamId": value, **{n: solved[i - 1] for i, n in expression.tokens}}
+        )
+        assert found == expected, (specifications, value)
+
+
+def test_a_field_longer_than_the_cap_matches_nothing_and_counts_as_an_error() -> None:
+    anything = rule(("Id", [spec("Group", name="a")]))
+    assert match(anything, stream("a" * MAX_FIELD_LENGTH)) is not None
+    assert match(anything, stream("a" * (MAX_FIELD_LENGTH + 1))) is None
+    (verdict,) = explain(anything, stream("a" * (MAX_FIELD_LENGTH + 1)))
+    assert f"at most {MAX_FIELD_LENGTH}" in verdict.summary
+    compiled = rule_outputs.compile_outputs(
+        {
+            "expressions": [{"field": "Id", "specifications": [spec("Group", name="a")]}],
+            "outputs": [{"field": "Asset", "value": {"id": "A-{a}"}}],
+        }
+    )
+    result = rule_outputs.evaluate(compiled, stream("a" * (MAX_FIELD_LENGTH + 1)))
+    assert result is not None and not result.matched and not result.assets
+    assert f"than the {MAX_FIELD_LENGTH}" in result.errors[0]
+
+
 # -- incremental matching ------------------------------------------------------------------
 
 
@@ -378,3 +478,143 @@ def test_a_revision_reviewed_against_itself_shows_no_changes() -> None:
         SourceOptions(source=str(CASES / "rules-tank-example"), path="manifests", no_git=True)
     )
     assert plan(desired, as_stored(desired), "2024-05-01T10:00:00Z").changes == ()
+
+
+# -- review findings: cache keys, stopped rules, preview conflicts ---------------------------
+
+STREAMS_YAML = """apiVersion: fleetward/v1
+kind: StreamSet
+metadata: {name: s}
+spec:
+  streams:
+%s
+"""
+
+
+def _streams(*ids: str) -> str:
+    return STREAMS_YAML % "\n".join(f"    - {{id: {i}}}" for i in ids)
+
+
+def _write(root: Path, files: Mapping[str, str]) -> SourceOptions:
+    manifests = root / "manifests"
+    if manifests.exists():
+        shutil.rmtree(manifests)
+    manifests.mkdir(parents=True)
+    for name, text in files.items():
+        (manifests / name).write_text(text)
+    return SourceOptions(source=str(root), path="manifests", no_git=True)
+
+
+def test_renaming_a_rule_and_changing_its_labels_reaches_its_assets(tmp_path: Path) -> None:
+    """The memo of merged assets was keyed without the rule's name and labels."""
+
+    def rule_yaml(name: str, team: str) -> str:
+        return (
+            f"apiVersion: fleetward/v1\nkind: AssetRule\n"
+            f"metadata: {{name: {name}, labels: {{team: {team}}}}}\n"
+            "spec:\n  Name: fixed\n  Id: fixed\n  expressions:\n    - field: Id\n"
+            "      specifications: [{type: Group, name: a}]\n  outputs:\n"
+            '    - field: Asset\n      value: {id: "A-{a}"}\n'
+        )
+
+    first = resolve(_write(tmp_path, {"s.yaml": _streams("x1"), "r.yaml": rule_yaml("old", "red")}))
+    asset = first.objects["Asset/A-x1"]  # type: ignore[index]
+    assert (asset.owner, dict(asset.labels)) == ("AssetRule/old", {"team": "red"})
+    second = resolve(
+        _write(tmp_path, {"s.yaml": _streams("x1"), "r.yaml": rule_yaml("new", "blue")})
+    )
+    asset = second.objects["Asset/A-x1"]  # type: ignore[index]
+    assert (asset.owner, dict(asset.labels)) == ("AssetRule/new", {"team": "blue"})
+
+
+def _merge_rule(name: str, literal: str, state: str) -> str:
+    return (
+        f"apiVersion: fleetward/v1\nkind: AssetRule\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  state: {state}\n  expressions:\n    - field: Id\n"
+        "      specifications: [{type: Group, name: a, characterLength: 1}, "
+        f"{{type: Literal, value: {literal}}}]\n  outputs:\n    - field: Asset\n"
+        f'      value: {{id: "A-{{a}}", streamReferences: [{{id: "{literal}", '
+        'streamId: "{streamId}"}]}\n'
+    )
+
+
+@pytest.mark.parametrize("stopped", ["a", "b"])
+def test_stopping_a_rule_keeps_the_assets_it_merged_with_another(
+    tmp_path: Path, stopped: str
+) -> None:
+    """Rules a and b both make Asset/A-x; stopping either (the owner or not) leaves it
+    as stored: the stopped rule's stream reference stays."""
+    files = {
+        "s.yaml": _streams("xP", "xT"),
+        "a.yaml": _merge_rule("a", "P", "Started"),
+        "b.yaml": _merge_rule("b", "T", "Started"),
+    }
+    before = resolve(_write(tmp_path, files))
+    store = as_stored(before)
+    assert len(before.objects["Asset/A-x"].spec["streamReferences"]) == 2  # type: ignore[index]
+    literal = {"a": "P", "b": "T"}[stopped]
+    files[f"{stopped}.yaml"] = _merge_rule(stopped, literal, "Stopped")
+    changes = plan(resolve(_write(tmp_path, files)), store, "2026-01-01T00:00:00Z").changes
+    assert [c.address for c in changes if c.address.startswith("Asset/")] == []
+    # Streams the running rule adds still reach assets only it makes.
+    running = {"a": "T", "b": "P"}[stopped]
+    files["s.yaml"] = _streams("xP", "xT", f"y{running}")
+    changes = plan(resolve(_write(tmp_path, files)), store, "2026-01-01T00:00:00Z").changes
+    assert [(c.address, c.action.value) for c in changes if c.address.startswith("Asset/")] == [
+        ("Asset/A-y", "create")
+    ]
+
+
+def test_a_stopped_rule_on_a_metadata_key_no_stream_has_does_not_block(tmp_path: Path) -> None:
+    rule_yaml = (
+        "apiVersion: fleetward/v1\nkind: AssetRule\nmetadata: {name: r}\nspec:\n"
+        "  state: Stopped\n  expressions:\n    - field: site\n"
+        "      specifications: [{type: Group, name: a}]\n  outputs:\n"
+        '    - field: Asset\n      value: {id: "A-{a}"}\n'
+    )
+    desired = resolve(_write(tmp_path, {"s.yaml": _streams("x1"), "r.yaml": rule_yaml}))
+    assert "AssetRule/r" in desired.objects
+    started = rule_yaml.replace("Stopped", "Started")
+    with pytest.raises(ManifestError, match="Unknown stream field 'site'"):
+        resolve(_write(tmp_path, {"s.yaml": _streams("x1"), "r.yaml": started}))
+
+
+def test_preview_shows_a_rule_that_conflicts_with_another() -> None:
+    where = ["--no-git", "--source", str(CASES / "rules-err-conflicting-rules")]
+    shown = _cli("rules", "preview", "pump-flow", *where)
+    assert shown.returncode == 0, shown.stderr
+    assert "Conflicting rule outputs for Asset/PS1-P01" in shown.stdout
+    as_json = json.loads(_cli("rules", "preview", "pump-flow", *where, "--json").stdout)
+    assert any("AssetRule/pump-pres" in c for c in as_json["conflicts"])
+    # Planning the same revision still fails on the conflict.
+    assert _cli("validate", *where).returncode == 1
+
+
+def test_the_match_memo_keeps_matches_and_a_set_of_misses(tmp_path: Path) -> None:
+    files = {"s.yaml": _streams("xP", "xT", "zz"), "a.yaml": _merge_rule("a", "P", "Started")}
+    resolve(_write(tmp_path, files))
+    memo = rule_outputs._MEMO
+    (results,) = memo.results.values()
+    (misses,) = memo.misses.values()
+    assert len(results) == 1 and None not in results.values()
+    assert len(misses) == 2
+
+
+def test_deleting_rules_counts_their_objects_in_one_pass_over_the_store(tmp_path: Path) -> None:
+    from fleetward.kinds import rule_lifecycle
+
+    files = {
+        "s.yaml": _streams("xP", "yP", "xT"),
+        "a.yaml": _merge_rule("a", "P", "Started"),
+        "b.yaml": _merge_rule("b", "T", "Started"),
+    }
+    store = as_stored(resolve(_write(tmp_path, files)))
+    counts = rule_lifecycle.owned_counts(store.objects)
+    assert counts[("AssetRule/a", "Asset")] == 2  # A-x (owner a, merged with b) and A-y
+    assert ("AssetRule/b", "Asset") not in counts
+    assert rule_lifecycle.owned_counts(store.objects) is counts  # once per store
+    changes = plan(
+        resolve(_write(tmp_path, {"s.yaml": files["s.yaml"]})), store, "2026-01-01T00:00:00Z"
+    ).changes
+    reasons = {c.address: c.reason for c in changes}
+    assert "(2 asset(s) stopped)" in reasons["AssetRule/a"]

@@ -124,6 +124,17 @@ CASES: dict[str, Case] = {
             ),
         ),
     ),
+    # Line 20 is "    - field: Metadata"; the key 1 is at column 15 of line 21.
+    "metadata-key-that-is-not-text": Case(
+        with_streams(
+            {
+                "manifests/rule.yaml": rule(
+                    outputs=OUTPUTS + '    - field: Metadata\n      value: {1: "{site}"}\n'
+                )
+            }
+        ),
+        (expect("manifests/rule.yaml:21:15", "Invalid metadata key 1", "Quote the key"),),
+    ),
     "output-with-an-unknown-field": Case(
         with_streams({"manifests/rule.yaml": rule(outputs=OUTPUTS.replace("name:", "nmae:"))}),
         (expect("manifests/rule.yaml:17:9", 'Unknown field "nmae"', 'Did you mean "name"?'),),

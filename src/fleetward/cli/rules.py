@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from fleetward.kinds.rule_matching import (
     explain,
     match,
 )
-from fleetward.kinds.rule_outputs import compile_outputs, evaluate
+from fleetward.kinds.rule_outputs import collecting_conflicts, compile_outputs, evaluate
 from fleetward.kinds.rule_preview import Preview, preview
 from fleetward.model import DesiredObject, ObjectKey
 from fleetward.pipeline import SourceOptions, resolve
@@ -52,10 +53,17 @@ def preview_command(
     """Show which streams rule NAME matches at --ref, the tokens captured, and the assets and
     stream metadata that would result. Reads the revision only: the store is not touched."""
     ctx.meta["json_output"] = as_json
-    desired = resolve(sources)
+    with collecting_conflicts() as conflicts:  # shown, not raised: previewing is for them
+        desired = resolve(sources)
     rule = _rule(desired, name)
     streams = [o for o in desired.objects.values() if o.kind == "Stream"]
     result = preview(rule.spec, name, streams)
+    involved = tuple(
+        f"{c.error}: {c.reason} (at {c.location})"
+        for c in conflicts
+        if rule.key in (c.parameters or {}).get("rules", ())
+    )
+    result = replace(result, problems=(*result.problems, *involved))
     example = stream_id or rule.spec.get("exampleStreamId")
     stream = _stream(desired, example, explicit=stream_id is not None) if example else None
     verdicts = explain(compile_rule(rule.spec), stream.spec) if stream is not None else None

@@ -232,7 +232,11 @@ def derive_status(
     progress = dict((previous or {}).get("executionProgress") or {})
     progress.setdefault("errorInfo", {"errorCount": 0})
     progress["state"] = "Stopped" if spec.get("state") == "Stopped" else "Completed"
-    return {"executionProgress": progress}
+    status: dict[str, Any] = {"executionProgress": progress}
+    last_run = (previous or {}).get("lastRunTime")
+    if last_run is not None:
+        status["lastRunTime"] = last_run  # a Stopped rule keeps the time of its last run
+    return status
 
 
 def update_reasons(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
@@ -393,6 +397,18 @@ def _check_outputs(spec: AssetRuleSpec, tokens: set[str]) -> Iterable[PathProble
                 )
                 continue
             for key, value in output.value.items():
+                if not isinstance(key, str):
+                    yield (
+                        (*path, key),
+                        True,
+                        Problem(
+                            f"Invalid metadata key {key!r}",
+                            "Metadata keys are text; YAML reads an unquoted number, true, "
+                            "false or null as another type.",
+                            f'Quote the key, e.g. "{key}": ….',
+                        ),
+                    )
+                    continue
                 if not isinstance(value, str | int | float) or isinstance(value, bool):
                     yield (
                         (*path, key),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fleetward.kinds.base import Removal
+from fleetward.kinds.rule_outputs import frozen_assets
 from fleetward.model import Action, DesiredObject, ObjectKey, ObjectState, StoredObject, object_key
 
 
@@ -32,6 +33,10 @@ def removal(
     if rule is not None:
         if rule.spec.get("state") == "Stopped":
             return Removal(None, "rule stopped: keeps what it made")
+        if have.kind == "Asset":
+            stoppers = frozen_assets(desired).get(str(have.spec.get("externalAssetId")))
+            if stoppers:
+                return Removal(None, f"kept as stored: made with {', '.join(stoppers)} (Stopped)")
         return Removal(action, f"no longer produced by {have.owner}")
     had = stored.get(rule_key)
     if had is None:
@@ -42,11 +47,28 @@ def removal(
     return Removal(action, f"{have.owner} deleted")
 
 
+_OWNED: tuple[Mapping[ObjectKey, StoredObject], dict[tuple[str, str], int]] | None = None
+
+
+def owned_counts(stored: Mapping[ObjectKey, StoredObject]) -> Mapping[tuple[str, str], int]:
+    """(owner, kind) → active objects, counted in one pass over the store; the last
+    store's counts are remembered (every deleted rule asks)."""
+    global _OWNED
+    if _OWNED is not None and _OWNED[0] is stored:
+        return _OWNED[1]
+    counts: dict[tuple[str, str], int] = {}
+    for o in stored.values():
+        if o.state is ObjectState.ACTIVE and o.owner.startswith("AssetRule/"):
+            counts[o.owner, o.kind] = counts.get((o.owner, o.kind), 0) + 1
+    _OWNED = (stored, counts)
+    return counts
+
+
 def _rule_removal(have: StoredObject, stored: Mapping[ObjectKey, StoredObject]) -> Removal:
     kept: list[str] = []
-    owned = [o for o in stored.values() if o.owner == have.key and o.state is ObjectState.ACTIVE]
-    assets = sum(1 for o in owned if o.kind == "Asset")
-    metadata = sum(1 for o in owned if o.kind == "StreamMetadata")
+    counts = owned_counts(stored)
+    assets = counts.get((have.key, "Asset"), 0)
+    metadata = counts.get((have.key, "StreamMetadata"), 0)
     if assets:
         kept.append(
             f"keepOldAssets: {assets} asset(s) kept"

@@ -1,37 +1,60 @@
 """Asset-rule matching: expressions over stream fields, `{token}` templates. Pure.
 
-An expression's specifications compile into one anchored regular expression,
-one capturing group per specification, so a match is a single `fullmatch` and
-an explanation can say which specification took which text. The semantics
-(README, "AssetRule"):
+An expression is matched by dynamic programming over (specification, position)
+(`solve`), so its cost is bounded: O(k·n) steps for k specifications and a
+value of n characters, whatever the value (a backtracking regular expression
+with several `(.+)` tries every split of a value that does not match). The
+same expression as an anchored regular expression is faster on short values,
+so `match` uses it where its worst case is small — an ASCII value (where the
+character classes are plain ranges) whose number of splits, C(n, u) for u
+unbounded Wildcards and Groups, is at most REGEX_MAX_SPLITS — and `solve`
+everywhere else; both give the same answer. The semantics (README, "AssetRule"):
 
 - Literal and Delimiter match their `value` exactly (case-sensitive).
 - Wildcard and Group match one or more characters of their `characterType`
-  (Any, Letter, Digit, Alphanumeric), exactly `characterLength` of them when
-  given, and never text that contains a Delimiter value of the same
-  expression. They are greedy: each takes as much as it can while the rest of
-  the expression still matches (leftmost first).
+  (Any; Letter: Unicode letters, category L*; Digit: 0-9; Alphanumeric: a
+  Letter or 0-9), exactly `characterLength` of them when given, and never
+  text that contains a Delimiter value of the same expression (no character
+  they take may start a Delimiter value). They are greedy: each takes as much
+  as it can while the rest of the expression still matches (leftmost first).
 - A Group (and a named Wildcard) captures its text as a token. A Group's
   `valueMappings` replace the captured text; with `strictValueMappings` a
   value the mappings do not name makes the stream not match.
 - Every expression of a rule must match; tokens of all expressions are merged.
+- A field value longer than MAX_FIELD_LENGTH characters matches nothing (the
+  rule's ErrorInfo counts the stream; see `too_long`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import string
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 STREAM_FIELDS = ("Id", "Name", "Description")
 BUILTIN_TOKENS = ("streamId",)
-CHARACTER_CLASSES = {
-    "Any": ".",
-    "Letter": r"[^\W\d_]",
-    "Digit": "[0-9]",
-    "Alphanumeric": r"[^\W_]",
+MAX_FIELD_LENGTH = 1024  # characters of one field an expression may match
+REGEX_MAX_SPLITS = 2000  # the regular expression's worst case, in splits tried
+ASCII_CLASSES = {"Any": ".", "Letter": "[A-Za-z]", "Digit": "[0-9]", "Alphanumeric": "[A-Za-z0-9]"}
+
+
+def _is_letter(c: str) -> bool:
+    return unicodedata.category(c).startswith("L")
+
+
+def _is_digit(c: str) -> bool:
+    return "0" <= c <= "9"
+
+
+CHARACTER_CLASSES: dict[str, Callable[[str], bool]] = {
+    "Any": lambda c: True,
+    "Letter": _is_letter,
+    "Digit": _is_digit,
+    "Alphanumeric": lambda c: _is_digit(c) or _is_letter(c),
 }
 TOKEN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -56,53 +79,168 @@ def field_value(stream: Mapping[str, Any], field: str) -> str | None:
 class CompiledExpression:
     field: str
     specifications: tuple[Mapping[str, Any], ...]
-    parts: tuple[str, ...]  # one regex per specification, each one capturing group
-    pattern: re.Pattern[str]
-    tokens: tuple[tuple[int, str], ...]  # (group number, token name)
-    mappings: tuple[tuple[int, str, Mapping[str, str], bool], ...]  # (group, name, map, strict)
+    delimiters: tuple[str, ...]
+    tokens: tuple[tuple[int, str], ...]  # (specification number, 1-based; token name)
+    mappings: tuple[tuple[int, str, Mapping[str, str], bool], ...]  # (number, name, map, strict)
+    pattern: re.Pattern[str]  # for ASCII values: one capturing group per specification
+    unbounded: int  # Wildcards and Groups without a characterLength
+
+
+def _ascii_pattern(
+    specs: Sequence[Mapping[str, Any]], delimiters: Sequence[str]
+) -> re.Pattern[str]:
+    longest_first = sorted(delimiters, key=len, reverse=True)
+    guard = "(?!" + "|".join(re.escape(d) for d in longest_first) + ")" if delimiters else ""
+    parts = []
+    for spec in specs:
+        if spec["type"] in ("Literal", "Delimiter"):
+            parts.append(f"({re.escape(spec['value'])})")
+            continue
+        unit = ASCII_CLASSES[spec.get("characterType", "Any")]
+        unit = f"(?:{guard}{unit})" if guard else unit
+        length = spec.get("characterLength")
+        parts.append(f"({unit}{{{length}}})" if length else f"({unit}+)")
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def compile_expression(expression: Mapping[str, Any]) -> CompiledExpression:
     specs = tuple(expression["specifications"])
-    delimiters = sorted(
-        {s["value"] for s in specs if s["type"] == "Delimiter"}, key=len, reverse=True
-    )
-    guard = "(?!" + "|".join(re.escape(d) for d in delimiters) + ")" if delimiters else ""
-    parts: list[str] = []
+    delimiters = tuple(sorted({s["value"] for s in specs if s["type"] == "Delimiter"}))
     tokens: list[tuple[int, str]] = []
     mappings: list[tuple[int, str, Mapping[str, str], bool]] = []
     for group, spec in enumerate(specs, 1):
-        kind = spec["type"]
-        if kind in ("Literal", "Delimiter"):
-            parts.append(f"({re.escape(spec['value'])})")
+        if spec["type"] in ("Literal", "Delimiter") or not spec.get("name"):
             continue
-        unit = CHARACTER_CLASSES[spec.get("characterType", "Any")]
-        unit = f"(?:{guard}{unit})" if guard else unit
-        length = spec.get("characterLength")
-        parts.append(f"({unit}{{{length}}})" if length else f"({unit}+)")
-        if spec.get("name"):
-            tokens.append((group, spec["name"]))
-            if spec.get("valueMappings"):
-                mappings.append(
-                    (
-                        group,
-                        spec["name"],
-                        spec["valueMappings"],
-                        bool(spec.get("strictValueMappings")),
-                    )
-                )
+        tokens.append((group, spec["name"]))
+        if spec.get("valueMappings"):
+            mappings.append(
+                (group, spec["name"], spec["valueMappings"], bool(spec.get("strictValueMappings")))
+            )
+    unbounded = sum(
+        1
+        for s in specs
+        if s["type"] not in ("Literal", "Delimiter") and not s.get("characterLength")
+    )
     return CompiledExpression(
         expression["field"],
         specs,
-        tuple(parts),
-        re.compile("".join(parts), re.DOTALL),
+        delimiters,
         tuple(tokens),
         tuple(mappings),
+        _ascii_pattern(specs, delimiters),
+        unbounded,
     )
 
 
 def compile_rule(spec: Mapping[str, Any]) -> tuple[CompiledExpression, ...]:
     return tuple(compile_expression(e) for e in spec["expressions"])
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """The text each specification took (None: the specifications do not match)."""
+
+    texts: tuple[str, ...] | None
+    steps: int  # (specification, position) cells computed: at most (k + 1)·(n + 1)
+
+
+def solve(
+    expression: CompiledExpression, value: str, count: int | None = None, whole: bool = True
+) -> Solution:
+    """Match the first `count` specifications (all by default) against `value`, the whole
+    value when `whole`, else a prefix of it: greedy, leftmost first, as a backtracking
+    matcher would, in O(k·n).
+
+    `can[i][p]`: specifications i.. match from position p. Built from the last
+    specification back; a Wildcard or Group at p may end anywhere in (p, p + run],
+    where run counts the characters from p it may take, and greedily ends at the
+    furthest such end from which the rest can match (`last[x]`: the furthest
+    matching position at or before x).
+    """
+    specs = expression.specifications[: len(expression.specifications) if count is None else count]
+    n = len(value)
+    k = len(specs)
+    guarded = [True] * n  # no Delimiter value starts here
+    for delimiter in expression.delimiters:
+        at = value.find(delimiter)
+        while at != -1:
+            guarded[at] = False
+            at = value.find(delimiter, at + 1)
+    runs: dict[str, list[int]] = {}
+    steps = 0
+    after = [not whole] * (n + 1)  # can[k]
+    after[n] = True
+    ends: list[list[int]] = []  # per specification: position → end (-1: no match)
+    for spec in reversed(specs):
+        end = [-1] * (n + 1)
+        kind = spec["type"]
+        if kind in ("Literal", "Delimiter"):
+            text = spec["value"]
+            size = len(text)
+            for p in range(n + 1):
+                if p + size <= n and after[p + size] and value.startswith(text, p):
+                    end[p] = p + size
+            steps += n + 1
+        else:
+            character_type = spec.get("characterType", "Any")
+            run = runs.get(character_type)
+            if run is None:
+                accepts = CHARACTER_CLASSES[character_type]
+                run = [0] * (n + 1)
+                for q in range(n - 1, -1, -1):
+                    run[q] = run[q + 1] + 1 if guarded[q] and accepts(value[q]) else 0
+                runs[character_type] = run
+                steps += n
+            length = spec.get("characterLength")
+            if length:
+                for p in range(n + 1):
+                    if run[p] >= length and after[p + length]:
+                        end[p] = p + length
+            else:
+                last = [-1] * (n + 1)
+                best = -1
+                for x in range(n + 1):
+                    if after[x]:
+                        best = x
+                    last[x] = best
+                for p in range(n + 1):
+                    if run[p] and last[p + run[p]] > p:
+                        end[p] = last[p + run[p]]
+            steps += n + 1
+        ends.append(end)
+        after = [e != -1 for e in end]
+    ends.reverse()
+    if k and not after[0]:
+        return Solution(None, steps)
+    texts = []
+    p = 0
+    for end in ends:
+        texts.append(value[p : end[p]])
+        p = end[p]
+    return Solution(tuple(texts), steps)
+
+
+def _texts(expression: CompiledExpression, value: str) -> Sequence[str] | None:
+    """`solve(expression, value).texts`, by the regular expression where that is cheap."""
+    for spec in expression.specifications:
+        if spec["type"] in ("Literal", "Delimiter") and spec["value"] not in value:
+            return None  # most streams a rule does not match: no search at all
+    if value.isascii() and math.comb(len(value), expression.unbounded) <= REGEX_MAX_SPLITS:
+        found = expression.pattern.fullmatch(value)
+        return None if found is None else found.groups()
+    return solve(expression, value).texts
+
+
+def too_long(expressions: Sequence[CompiledExpression], stream: Mapping[str, Any]) -> str | None:
+    """Why a stream cannot match (a field over MAX_FIELD_LENGTH), else None."""
+    for expression in expressions:
+        value = field_value(stream, expression.field)
+        if value is not None and len(value) > MAX_FIELD_LENGTH:
+            return (
+                f"stream {stream['id']}: {expression.field} has {len(value)} characters, more "
+                f"than the {MAX_FIELD_LENGTH} an expression matches; the stream is not matched"
+            )
+    return None
 
 
 def match(
@@ -112,15 +250,15 @@ def match(
     tokens: dict[str, str] = {"streamId": str(stream["id"])}
     for expression in expressions:
         value = field_value(stream, expression.field)
-        if value is None:
+        if value is None or len(value) > MAX_FIELD_LENGTH:
             return None
-        found = expression.pattern.fullmatch(value)
+        found = _texts(expression, value)
         if found is None:
             return None
         for group, name in expression.tokens:
-            tokens[name] = found.group(group)
+            tokens[name] = found[group - 1]
         for group, name, mapping, strict in expression.mappings:
-            raw = found.group(group)
+            raw = found[group - 1]
             mapped = mapping.get(raw)
             if mapped is None:
                 if strict:
@@ -194,12 +332,21 @@ def _explain_one(expression: CompiledExpression, stream: Mapping[str, Any]) -> E
             (),
             f"the stream has no field or metadata key {expression.field!r}",
         )
-    found = expression.pattern.fullmatch(value)
+    if len(value) > MAX_FIELD_LENGTH:
+        return ExpressionVerdict(
+            expression.field,
+            value,
+            False,
+            (),
+            f"the value has {len(value)} characters; an expression matches at most "
+            f"{MAX_FIELD_LENGTH}",
+        )
+    found = _texts(expression, value)
     if found is not None:
         steps = []
         rejected = None
         for i, spec in enumerate(specs, 1):
-            text = found.group(i)
+            text = found[i - 1]
             note = _token_note(spec, text)
             strict = spec.get("valueMappings") and spec.get("strictValueMappings")
             if strict and text not in spec["valueMappings"]:
@@ -212,26 +359,19 @@ def _explain_one(expression: CompiledExpression, stream: Mapping[str, Any]) -> E
                 value,
                 False,
                 tuple(steps),
-                f"Group {rejected['name']!r} captured {found.group(specs.index(rejected) + 1)!r}, "
+                f"Group {rejected['name']!r} captured {found[specs.index(rejected)]!r}, "
                 "which its strict valueMappings do not map",
             )
         return ExpressionVerdict(expression.field, value, True, tuple(steps), "matches")
     # Find the first specification that cannot follow the ones before it.
     steps = []
+    taken: tuple[str, ...] = ()
     for k in range(1, len(specs) + 1):
-        prefix = re.compile("".join(expression.parts[:k]), re.DOTALL).match(value)
+        prefix = solve(expression, value, k, whole=False).texts
         if prefix is None:
-            taken = (
-                re.compile("".join(expression.parts[: k - 1]), re.DOTALL).match(value)
-                if k > 1
-                else None
-            )
-            at = taken.end() if taken is not None else 0
-            for i in range(1, k):
-                assert taken is not None
-                steps.append(
-                    Step(i, specs[i - 1], taken.group(i), _token_note(specs[i - 1], taken.group(i)))
-                )
+            for i, text in enumerate(taken, 1):
+                steps.append(Step(i, specs[i - 1], text, _token_note(specs[i - 1], text)))
+            at = sum(len(t) for t in taken)
             rest = value[at:]
             steps.append(
                 Step(
@@ -251,16 +391,16 @@ def _explain_one(expression: CompiledExpression, stream: Mapping[str, Any]) -> E
                 f"specification {k} ({describe_specification(specs[k - 1])}) does not match "
                 f"at position {at + 1} of {value!r}",
             )
-    whole = re.compile("".join(expression.parts), re.DOTALL).match(value)
-    assert whole is not None
+        taken = prefix
     for i, spec in enumerate(specs, 1):
-        steps.append(Step(i, spec, whole.group(i), "matches"))
+        steps.append(Step(i, spec, taken[i - 1], "matches"))
+    used = sum(len(t) for t in taken)
     return ExpressionVerdict(
         expression.field,
         value,
         False,
         tuple(steps),
-        f"every specification matches, but {value[whole.end() :]!r} is left over at the end "
+        f"every specification matches, but {value[used:]!r} is left over at the end "
         "(an expression must match the whole value)",
     )
 

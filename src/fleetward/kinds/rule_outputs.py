@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from dataclasses import field as default
 from typing import Any
@@ -29,6 +31,7 @@ from fleetward.kinds.rule_matching import (
     compile_rule,
     match,
     render,
+    too_long,
 )
 from fleetward.model import (
     DesiredObject,
@@ -53,6 +56,7 @@ class StreamResult:
     metadata: Mapping[str, str]
     metadata_output: int | None  # the first Metadata output (to locate conflicts)
     errors: tuple[str, ...]
+    matched: bool = True  # False: not matched, for a reason `errors` gives (a field too long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +79,45 @@ class _Memo:
 
     def __init__(self) -> None:
         self.rules: dict[str, CompiledRule] = {}
-        # rule spec hash → stream spec hash → result
-        self.results: dict[str, dict[str, StreamResult | None]] = {}
+        # rule spec hash → stream spec hash → result, for the streams the rule matched
+        self.results: dict[str, dict[str, StreamResult]] = {}
+        # rule spec hash → spec hashes of the streams it does not match
+        self.misses: dict[str, set[str]] = {}
         self.objects: dict[tuple[Any, ...], DesiredObject] = {}
+
+    def evaluate(
+        self, previous: _Memo, rule_hash: str, compiled: CompiledRule, stream: DesiredObject
+    ) -> StreamResult | None:
+        """`evaluate`, from `previous` when it knows the pair; remembered in self."""
+        self.rules[rule_hash] = compiled
+        fresh = self.results.setdefault(rule_hash, {})
+        missed = self.misses.setdefault(rule_hash, set())
+        stream_hash = stream.spec_hash
+        result = previous.results.get(rule_hash, {}).get(stream_hash)
+        if result is None and stream_hash not in previous.misses.get(rule_hash, ()):
+            result = evaluate(compiled, stream.spec)
+        if result is None:
+            missed.add(stream_hash)
+        else:
+            fresh[stream_hash] = result
+        return result
 
 
 _MEMO = _Memo()
-_UNSEEN: Any = object()
+# Set by `collecting_conflicts`: conflicts go here instead of failing the revision.
+_COLLECTED: ContextVar[list[Problem] | None] = ContextVar("rule_conflicts", default=None)
+
+
+@contextmanager
+def collecting_conflicts() -> Iterator[list[Problem]]:
+    """Within: generation does not fail on conflicting outputs; it leaves the conflicting
+    objects out and adds the conflicts to the list yielded (`rules preview`)."""
+    collected: list[Problem] = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED.reset(token)
 
 
 Renderer = Callable[[Mapping[str, str]], Any]
@@ -141,6 +177,9 @@ def _templated(value: Any) -> bool:
 
 def evaluate(rule: CompiledRule, stream: Mapping[str, Any]) -> StreamResult | None:
     """Match one stream and render the rule's outputs for it (None: no match)."""
+    why = too_long(rule.expressions, stream)
+    if why is not None:
+        return StreamResult({}, (), {}, None, (why,), matched=False)
     tokens = match(rule.expressions, stream)
     if tokens is None:
         return None
@@ -207,27 +246,29 @@ def generate(
     contributions: dict[str, list[tuple[RuleInput, int, str, str, Mapping[str, Any]]]] = {}
     metadata_by_stream: dict[str, list[tuple[RuleInput, StreamResult]]] = {}
     progress: dict[str, _Progress] = {}
+    frozen: dict[str, set[str]] = {}  # asset id → Stopped rules that produce it
     for rule in rules:
-        if rule.obj.spec["state"] == "Stopped":
-            continue  # generates nothing new; what it made stays (see `removal`)
         rule_hash = rule.obj.spec_hash
         compiled = previous.rules.get(rule_hash) or compile_outputs(rule.obj.spec)
-        memo.rules[rule_hash] = compiled
+        if rule.obj.spec["state"] == "Stopped":
+            # Generates nothing new; what it made stays (see `removal`), and so do the
+            # assets it made with other rules: they are frozen as stored.
+            for stream in streams:
+                result = memo.evaluate(previous, rule_hash, compiled, stream)
+                for _, asset in result.assets if result is not None else ():
+                    frozen.setdefault(asset["id"], set()).add(rule.owner)
+            continue
         state = progress[rule.name] = _Progress()
-        known = previous.results.get(rule_hash, {})
-        fresh: dict[str, StreamResult | None] = {}
-        memo.results[rule_hash] = fresh
         for stream in streams:
-            result = known.get(stream.spec_hash, _UNSEEN)
-            if result is _UNSEEN:
-                result = evaluate(compiled, stream.spec)
-            fresh[stream.spec_hash] = result
+            result = memo.evaluate(previous, rule_hash, compiled, stream)
             if result is None:
                 continue
-            state.matched += 1
             if result.errors:
                 state.errors += len(result.errors)
                 state.error_list.extend(result.errors[: MAX_ERRORS_KEPT - len(state.error_list)])
+            if not result.matched:
+                continue
+            state.matched += 1
             stream_id = stream.spec["id"]
             for k, asset in result.assets:
                 contributions.setdefault(asset["id"], []).append(
@@ -250,6 +291,9 @@ def generate(
             )
             out[key] = replace(declared, note=note)
             continue
+        if asset_id in frozen:
+            # A Stopped rule made it with these: it stays as stored (`frozen_assets`).
+            continue
         obj = _asset_object(asset_id, parts, previous, memo, conflicts, locate)
         if obj is None:
             continue
@@ -262,6 +306,10 @@ def generate(
             made = progress[obj.owner.split("/", 1)[1]]
             made.metadata += 1
             made.metadata_hashes.append(obj.spec_hash)
+    collecting = _COLLECTED.get()
+    if conflicts and collecting is not None:
+        collecting.extend(conflicts)
+        conflicts = []
     if conflicts:
         shown = conflicts[:MAX_REPORTED]
         if len(conflicts) > MAX_REPORTED:
@@ -310,7 +358,20 @@ def _asset_object(
     conflicts: list[Problem],
     locate: Callable[[Origin], str],
 ) -> DesiredObject | None:
-    signature = tuple((r.obj.spec_hash, r.path, r.document.index, k, h) for r, k, _, h, _ in parts)
+    # Everything that flows into the object: the rules' specs and names (the owner, the
+    # note), their labels, where they are (the origin) and the streams.
+    signature = tuple(
+        (
+            r.obj.spec_hash,
+            r.name,
+            tuple(sorted((r.document.metadata.labels or {}).items())),
+            r.path,
+            r.document.index,
+            k,
+            h,
+        )
+        for r, k, _, h, _ in parts
+    )
     memo_key = ("Asset", asset_id, signature)
     known = previous.objects.get(memo_key)
     if known is not None:
@@ -495,7 +556,11 @@ def _metadata_objects(
 def _unknown_fields(
     rules: list[RuleInput], streams: list[DesiredObject], locate: Callable[[Origin], str]
 ) -> Iterable[Problem]:
-    """An expression's field is Id, Name, Description or a metadata key some stream has."""
+    """An expression's field is Id, Name, Description or a metadata key some stream has.
+
+    Checked for Started rules only: a Stopped rule matches nothing, so its fields may
+    name keys the streams no longer have."""
+    rules = [r for r in rules if r.obj.spec["state"] != "Stopped"]
     wanted = {e["field"] for r in rules for e in r.obj.spec["expressions"]} - set(STREAM_FIELDS)
     found: set[str] = set()
     for stream in streams:  # usually ends early: every wanted key is found
@@ -525,3 +590,38 @@ def _unknown_fields(
                 location=locate(rule.origin("expressions", i, "field")),
                 parameters={"field": field, "rule": rule.owner},
             )
+
+
+_FROZEN: tuple[Mapping[ObjectKey, DesiredObject], dict[str, list[str]]] | None = None
+
+
+def frozen_assets(desired: Mapping[ObjectKey, DesiredObject]) -> Mapping[str, list[str]]:
+    """Asset id → the Stopped rules that produce it from the revision's streams.
+
+    Such an asset is not generated (`generate`), so a Stopped rule's part of an asset it
+    merged with a running rule stays as stored. Computed once per desired state (the
+    last one is remembered: removal asks once per object no longer desired).
+    """
+    global _FROZEN
+    if _FROZEN is not None and _FROZEN[0] is desired:
+        return _FROZEN[1]
+    stopped = [
+        o for o in desired.values() if o.kind == "AssetRule" and o.spec.get("state") == "Stopped"
+    ]
+    frozen: dict[str, list[str]] = {}
+    if stopped:
+        streams = [o for o in desired.values() if o.kind == "Stream"]
+        for rule in sorted(stopped, key=lambda o: o.key):
+            compiled = _MEMO.rules.get(rule.spec_hash) or compile_outputs(rule.spec)
+            known = _MEMO.results.get(rule.spec_hash, {})
+            missed = _MEMO.misses.get(rule.spec_hash, set())
+            for stream in streams:
+                if stream.spec_hash in missed:
+                    continue
+                result = known.get(stream.spec_hash) or evaluate(compiled, stream.spec)
+                for _, asset in result.assets if result is not None else ():
+                    owners = frozen.setdefault(asset["id"], [])
+                    if rule.key not in owners:
+                        owners.append(rule.key)
+    _FROZEN = (desired, frozen)
+    return frozen
