@@ -302,3 +302,153 @@ def test_set_status_of_an_unknown_task(repo: Repo) -> None:
     assert missing.returncode == 1
     assert "No task with xid 'T-9'" in missing.stderr and "Traceback" not in missing.stderr
     assert (repo.state / "state.json").read_bytes() == before
+
+
+# -- review fixes (issue 5) ---------------------------------------------------------------
+
+
+def test_restored_task_counts_with_its_stored_status(repo: Repo) -> None:
+    """A soft-deleted task listed again keeps the status it had, for single active task too."""
+    repo.commit(
+        {"refs.yaml": references(1), "tasks/a.yaml": batch("a", [task("T-1", "TANK-0000")])}
+    )
+    repo.ok("apply", "--auto-approve")
+    repo.commit({"tasks/a.yaml": batch("a", [task("T-2", "TANK-0000")])})
+    repo.ok("apply", "--auto-approve", "--allow-mass-stop")  # T-1 soft-deleted (open), T-2 open
+    # The manifest's `status: completed` applies on create only: T-1 comes back open.
+    both = [task("T-1", "TANK-0000", "      status: completed\n"), task("T-2", "TANK-0000")]
+    repo.commit({"tasks/a.yaml": batch("a", both)})
+    blocked = repo.run("plan")
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert "an open task of taskType 'inspection' already exists" in blocked.stdout
+    assert "Task/T-2 is open" in blocked.stdout
+
+    # The reverse: a task completed before it was removed does not count as open.
+    repo.ok("tasks", "set-status", "T-2", "completed")
+    repo.commit({"tasks/a.yaml": batch("a", [task("T-3", "TANK-0000")])})
+    repo.ok("apply", "--auto-approve", "--allow-mass-stop")  # T-2 soft-deleted, T-3 open
+    back = batch("a", [task("T-2", "TANK-0000"), task("T-3", "TANK-0000")])
+    repo.commit({"tasks/a.yaml": back})
+    repo.ok("apply", "--auto-approve")
+    stored = repo.objects()
+    assert stored["Task/T-2"]["status"]["status"] == "completed"
+    assert stored["Task/T-2"]["status"]["isDeleted"] is False
+
+
+def test_set_status_without_a_store_creates_nothing(repo: Repo) -> None:
+    assert not repo.state.exists()
+    done = repo.run("tasks", "set-status", "T-1", "completed")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "No store at" in done.stderr and "Traceback" not in done.stderr
+    assert not repo.state.exists(), "set-status created the state directory"
+
+
+def test_set_status_over_a_hand_written_audit() -> None:
+    """An audit entry with no zone, or minutes that are no number, is kept, not a crash."""
+    import datetime as dt
+
+    from fleetward.kinds.tasks import set_status
+
+    at = dt.datetime(2025, 5, 1, 8, 0, tzinfo=dt.UTC)
+    naive = {"status": "open", "statusAudit": {"openOn": "2025-04-30T07:30:04"}}
+    out = set_status(naive, "completed", "alice", "2025-05-01T08:00:00Z", at)
+    assert out["status"] == "completed"
+    assert out["statusAudit"]["openOn"] == "2025-04-30T07:30:04"
+    odd = {"status": "open", "statusAudit": {"openOn": "2025-04-30T07:30:04Z", "openFor": {"a": 1}}}
+    out = set_status(odd, "completed", "alice", "2025-05-01T08:00:00Z", at)
+    assert out["statusAudit"]["openFor"] == {"a": 1}
+    fine = {"status": "open", "statusAudit": {"openOn": "2025-05-01T07:00:00Z", "openFor": 5}}
+    out = set_status(fine, "completed", "alice", "2025-05-01T08:00:00Z", at)
+    assert out["statusAudit"]["openFor"] == 65
+
+
+def test_apply_json_reports_schema_failures_per_item(repo: Repo) -> None:
+    """Check 1 failing still prints the bulk-task report: one unprocessed item per task."""
+    case = Path(__file__).resolve().parent / "cases/tasks-err-schema/manifests"
+    repo.commit({str(p.relative_to(case)): p.read_text() for p in case.rglob("*.yaml")})
+    failed = repo.run("apply", "--json", "--auto-approve")
+    assert failed.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+    report = json.loads(failed.stdout)
+    assert report["success"] is False
+    assert report["message"] == "Processed 0 items, Failed to process 1 items"
+    assert report["output"]["processedItems"] == []
+    (item,) = report["output"]["unProcessedItems"]
+    assert item["message"] == 'SchemaError : "asset.type" is required'
+    assert item["record"] == {"xid": "28-04-2025-08:32AM"}
+    assert len(report["errors"]) == 3
+
+
+def template(*items: str) -> str:
+    return "      template:\n" + "".join(f"        - {item}\n" for item in items)
+
+
+def test_template_xids_against_stored_and_failed_tasks(repo: Repo) -> None:
+    """Check 3 counts stored (soft-deleted) tasks, and forgets the xids of a task it fails."""
+    one = [task("T-1", "TANK-0000"), task("T-2", "TANK-0001")]
+    repo.commit({"refs.yaml": references(4), "tasks/a.yaml": batch("a", one)})
+    repo.ok("apply", "--auto-approve")
+    repo.commit({"tasks/a.yaml": batch("a", one[:1])})
+    repo.ok("apply", "--auto-approve", "--allow-mass-stop")  # T-2 soft-deleted
+    reuse = template("{xid: T-2, data: {kw: 1}}")
+    repo.commit({"tasks/a.yaml": batch("a", [task("T-1", "TANK-0000", reuse)])})
+    refused = repo.run("apply", "--auto-approve", "--json")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    unprocessed = json.loads(refused.stdout)["output"]["unProcessedItems"]
+    assert unprocessed == [
+        {"message": "ValidationError : duplicate xid 'T-2'", "record": {"xid": "T-1"}}
+    ]
+
+    # T-3 fails on its second item (T-1 is a task); its first item, X, stays free for T-4.
+    tasks = [
+        task("T-1", "TANK-0000"),
+        task("T-3", "TANK-0002", template("{xid: X, data: {kw: 1}}", "{xid: T-1, data: {kw: 1}}")),
+        task("T-4", "TANK-0003", template("{xid: X, data: {kw: 1}}")),
+    ]
+    repo.commit({"tasks/a.yaml": batch("a", tasks)})
+    refused = repo.run("apply", "--auto-approve", "--json")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    unprocessed = json.loads(refused.stdout)["output"]["unProcessedItems"]
+    assert [u["record"]["xid"] for u in unprocessed] == ["T-3"]
+
+
+def test_same_assignee_both_ways_is_no_cycle(repo: Repo) -> None:
+    pair = template(
+        "{xid: A, data: {kw: 1}, sameAssigneeAs: {xid: B}}",
+        "{xid: B, data: {kw: 2}, sameAssigneeAs: {xid: A}}",
+    )
+    repo.commit(
+        {"refs.yaml": references(1), "tasks/a.yaml": batch("a", [task("T-1", "TANK-0000", pair)])}
+    )
+    repo.ok("apply", "--auto-approve")
+    cycle = template(
+        "{xid: A, data: {kw: 1}, dependsOn: {xid: B}}",
+        "{xid: B, data: {kw: 2}, dependsOn: {xid: A}}",
+    )
+    repo.commit({"tasks/a.yaml": batch("a", [task("T-1", "TANK-0000", cycle)])})
+    refused = repo.run("plan")
+    assert refused.returncode == 1
+    assert "template dependsOn cycle: A → B → A" in refused.stdout
+
+
+def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
+    """A TaskType stored before $refs were checked at load time fails its tasks, no crash."""
+    from types import SimpleNamespace
+
+    from fleetward.kinds import task_checks
+
+    index = task_checks._Index("TaskType")
+    schema = {"type": "object", "properties": {"kw": {"$ref": "#/$defs/missing"}}}
+    index.add("reading", {"xid": "reading", "name": "Reading", "templateSchema": schema})
+    world = SimpleNamespace(indexes={"TaskType": index})
+    spec = {"xid": "T-1", "template": [{"xid": "A", "data": {"kw": 1}}]}
+    item = SimpleNamespace(
+        want=SimpleNamespace(spec=spec, origin=SimpleNamespace(yaml_path=("spec", "tasks", 0))),
+        task_type="reading",
+    )
+    check = task_checks._templates(world)  # type: ignore[arg-type]
+    with pytest.raises(task_checks._Failed) as failed:
+        check(item, world)
+    assert failed.value.label == "SchemaError"
+    assert "has a $ref that cannot be resolved" in failed.value.message
+    assert failed.value.where == ("spec", "tasks", 0, "template", 0, "data")

@@ -658,11 +658,12 @@ def _too_large(f: ManifestFile) -> _Located:
 
 
 def _at(text: str, line: int, column: int, error: str, reason: str, resolution: str) -> _Located:
-    return _Located(line, column, Problem(error, reason, resolution), _snippet(text, line, column))
+    snippet = _snippet(text.splitlines(), line, column)
+    return _Located(line, column, Problem(error, reason, resolution), snippet)
 
 
-def _snippet(text: str, line: int, column: int) -> str | None:
-    lines = text.splitlines()
+def _snippet(lines: list[str], line: int, column: int) -> str | None:
+    """The source line and a caret; `lines` is the file split once (a file may have many)."""
     if not 0 < line <= len(lines):
         return None
     source = lines[line - 1].replace("\t", "→")
@@ -680,10 +681,11 @@ def _locate_all(
     except (YAMLError, RecursionError):  # the safe parse succeeded; positions are a bonus
         roots = []
     out = []
+    lines = text.splitlines()
     for index, path, is_key, problem in pending:
         node = roots[index] if index < len(roots) else None
         line, column = _position(node, path, is_key) if node is not None else (0, 0)
-        out.append(_Located(line + 1, column + 1, problem, _snippet(text, line + 1, column + 1)))
+        out.append(_Located(line + 1, column + 1, problem, _snippet(lines, line + 1, column + 1)))
     return tuple(out)
 
 

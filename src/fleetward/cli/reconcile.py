@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from fleetward.cli.options import (
     source_options,
     state_options,
 )
-from fleetward.errors import FleetwardError, UsageError
+from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
@@ -253,7 +253,13 @@ def _apply(
                 output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
             _report(plan, result)
         return plan, result
-    desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
+    try:
+        desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
+    except ManifestError as exc:
+        report = schema_report(exc.problems) if as_json else None
+        if report is not None:
+            ctx.meta["json_error_extra"] = report
+        raise
     with store.lock(state.lock_timeout):
         snapshot = store.read()
         plan = make_plan(desired, snapshot, guards)
@@ -279,6 +285,30 @@ def _apply(
     if not as_json:
         _report(plan, result)
     return plan, result
+
+
+def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
+    """The bulk-task API's report of a revision whose tasks fail check 1 (schema).
+
+    One unprocessed item per failing task, with its first schema error; no task is
+    processed, since the plan-stage checks never ran. None when no task failed it.
+    """
+    failed: dict[tuple[str | None, Any], dict[str, Any]] = {}
+    for problem in problems:
+        params = problem.parameters
+        if params.get("check") != "schema" or "task" not in params:
+            continue
+        where = (problem.location or "").rsplit(":", 2)[0] or None
+        key = (where, params.get("xid") or params["task"])
+        record = {"xid": params["xid"]} if "xid" in params else {"index": params["task"]}
+        failed.setdefault(key, {"message": params["message"], "record": record})
+    if not failed:
+        return None
+    return {
+        "success": False,
+        "message": f"Processed 0 items, Failed to process {len(failed)} items",
+        "output": {"processedItems": [], "unProcessedItems": list(failed.values())},
+    }
 
 
 class _Recorder:

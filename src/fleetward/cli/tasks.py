@@ -65,6 +65,14 @@ def set_status_command(
     key = ObjectKey(f"Task/{xid}")
     at = dt.datetime.now(dt.UTC)
     now = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if not store.path.is_file():
+        # Nothing to change: say so, and create no state directory or lock file.
+        raise UsageError.one(
+            f"No store at {state_dir}",
+            f"{store.path} does not exist, so it holds no task; a task exists once a TaskBatch "
+            "that declares it has been applied.",
+            "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
+        )
     with store.lock(state.lock_timeout):
         snapshot = store.read()
         task = snapshot.objects.get(key)

@@ -9,10 +9,13 @@ may reference it by `{id}` or by `{xid}` (`{userName}` for users). A TaskType's
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 from pydantic import Field as PydanticField
 from pydantic import StringConstraints, field_validator
 
@@ -85,6 +88,48 @@ def _stored(spec: _Entity, kind: str, key: str) -> dict[str, Any]:
     return out
 
 
+# Keywords whose values are data, not schemas: a "$ref" key in them is no reference.
+_DATA_KEYWORDS = frozenset({"enum", "const", "examples", "default"})
+
+
+def _refs(
+    schema: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every `$ref` of a JSON Schema, with its path."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "$ref" and isinstance(value, str):
+                yield (*path, key), value
+            elif key not in _DATA_KEYWORDS:
+                yield from _refs(value, (*path, key))
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            yield from _refs(value, (*path, i))
+
+
+def unresolvable_refs(schema: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+    """(path, ref, why) of each `$ref` that names nothing: fleetward fetches no remote schema.
+
+    References resolve against the schema's root (a nested `$id` is not followed).
+    """
+    specification = referencing.jsonschema.specification_with(
+        str(schema.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
+    )
+    resource = specification.create_resource(schema)
+    resolver = (
+        referencing.Registry()
+        .with_resource(str(schema.get("$id", "")), resource)
+        .resolver(base_uri=str(schema.get("$id", "")))
+    )
+    for path, ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.PointerToNowhere as exc:
+            yield path, ref, f"nothing is at {exc.ref!r} in the schema"
+        except referencing.exceptions.Unresolvable:
+            yield path, ref, f"{ref!r} names no part of the schema"
+
+
 FIELD = ObjectKind(name="Field", id_field="xid", on_removal=Action.DELETE)
 TASK_TYPE = ObjectKind(name="TaskType", id_field="xid", on_removal=Action.DELETE)
 USER = ObjectKind(name="User", id_field="userName", on_removal=Action.DELETE)
@@ -135,6 +180,24 @@ class TaskTypePlugin(KindPlugin):
                     "Fix the schema (https://json-schema.org/understanding-json-schema/); "
                     "an empty mapping accepts any template data.",
                     parameters={"taskType": spec.xid, "schemaPath": where},
+                ),
+            )
+            return
+        try:
+            bad = list(unresolvable_refs(spec.templateSchema))
+        except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
+            bad = [((), str(spec.templateSchema.get("$schema", "")), str(exc))]
+        for path, ref, why in bad:
+            where = "/".join(str(p) for p in path) or "(root)"
+            yield (
+                ("spec", "templateSchema", *path),
+                False,
+                Problem(
+                    f"Unresolvable $ref {ref!r} in templateSchema",
+                    f"At {where}: {why}. A $ref must name a part of the schema itself "
+                    "(e.g. #/$defs/reading); fleetward fetches no remote schema.",
+                    "Add the definition the $ref names, or fix the $ref.",
+                    parameters={"taskType": spec.xid, "schemaPath": where, "ref": ref},
                 ),
             )
 

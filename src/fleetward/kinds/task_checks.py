@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 
 from fleetward.errors import Problem
 from fleetward.kinds.base import PlanContext
@@ -65,14 +66,22 @@ class _Index:
     by_id: dict[str, str] = field(default_factory=dict)
     by_name: dict[str, str] = field(default_factory=dict)
     id_of: dict[str, str] = field(default_factory=dict)  # key → id (declared or derived)
+    # (field, value, the key that has it first, the key that has it again, where that is)
+    clashes: list[tuple[str, str, str, str, Origin | None]] = field(default_factory=list)
 
-    def add(self, ident: str, spec: Mapping[str, Any]) -> None:
+    def add(self, ident: str, spec: Mapping[str, Any], origin: Origin | None = None) -> None:
         self.by_key[ident] = spec
         own = _canonical(str(spec.get("id") or derived_id(self.kind, ident)))
         self.id_of[ident] = own
-        self.by_id.setdefault(own, ident)
-        if isinstance(spec.get("name"), str):
-            self.by_name.setdefault(spec["name"], ident)
+        first = self.by_id.setdefault(own, ident)
+        if first != ident:
+            self.clashes.append(("id", own, first, ident, origin))
+        name = spec.get("name")
+        if isinstance(name, str):
+            first = self.by_name.setdefault(name, ident)
+            # Only TaskTypes are referenced by name (a template item's `taskType: {name}`).
+            if first != ident and self.kind == "TaskType":
+                self.clashes.append(("name", name, first, ident, origin))
 
 
 def _canonical(value: str) -> str:
@@ -90,7 +99,7 @@ class _World:
         self.steps: dict[str, str] = {}  # step id → the Workflow it belongs to
         self.versions: dict[str, int] = {}  # Workflow key → its version once this plan applies
         for key, obj in context.desired.items():
-            self._add(key, obj.kind, obj.spec)
+            self._add(key, obj.kind, obj.spec, obj.origin)
             if obj.kind == "Workflow":
                 change = context.changes.get(key)
                 after = change.after.status if change is not None and change.after else None
@@ -109,10 +118,12 @@ class _World:
             if have.kind == "Workflow":
                 self.versions[key] = int(have.status.get("version", 1))
 
-    def _add(self, key: str, kind: str, spec: Mapping[str, Any]) -> None:
+    def _add(
+        self, key: str, kind: str, spec: Mapping[str, Any], origin: Origin | None = None
+    ) -> None:
         index = self.indexes.get(kind)
         if index is not None:
-            index.add(key.split("/", 1)[1], spec)
+            index.add(key.split("/", 1)[1], spec, origin)
         elif kind == "Workflow":
             for step in (*_step_ids(spec.get("steps", [])), *_step_ids(spec.get("rescue", []))):
                 self.steps.setdefault(step, key)
@@ -144,12 +155,18 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
         for key, obj in context.desired.items()
         if obj.kind == "Task"
     ]
-    if not items and not any(d.kind == batch_kind for _, d in context.documents):
-        return []
-    items.sort(key=lambda i: (i.want.origin.path, i.want.origin.document, i.want.origin.yaml_path))
     world = _World(context)
+    clashes = _clashes(context, world)
+    if not items and not any(d.kind == batch_kind for _, d in context.documents):
+        return clashes
+    items.sort(key=lambda i: (i.want.origin.path, i.want.origin.document, i.want.origin.yaml_path))
     failed: dict[ObjectKey, tuple[int, _Failed]] = {}
-    stages = (_resolve, _duplicates(items), _single_active(items, world, failed), _templates(world))
+    stages = (
+        _resolve,
+        _duplicates(items, context),
+        _single_active(items, world, failed),
+        _templates(world),
+    )
     for number, stage in enumerate(stages, start=2):
         for item in items:
             if item.key in failed:
@@ -158,7 +175,9 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
                 stage(item, world)
             except _Failed as exc:
                 failed[item.key] = (number, exc)
-    processed, unprocessed, problems = [], [], []
+    processed: list[dict[str, Any]] = []
+    unprocessed: list[dict[str, Any]] = []
+    problems = list(clashes)
     for item in items:
         outcome = failed.get(item.key)
         if outcome is None:
@@ -188,6 +207,36 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
         "message": f"Processed {len(processed)} items, Failed to process {len(unprocessed)} items",
         "output": {"processedItems": processed, "unProcessedItems": unprocessed},
     }
+    return problems
+
+
+def _clashes(context: PlanContext, world: _World) -> list[Problem]:
+    """Two Fields, TaskTypes or Users with one id (or two TaskTypes with one name)."""
+    problems = []
+    for kind, index in world.indexes.items():
+        for what, value, first, again, origin in index.clashes:
+            if origin is None:  # a stored object meets a declared one: show the declared one
+                first, again = again, first
+                have = context.desired.get(ObjectKey(f"{kind}/{again}"))
+                origin = have.origin if have is not None else None
+            location = (
+                _locate(
+                    context, Origin(origin.path, origin.document, (*origin.yaml_path, "spec", what))
+                )
+                if origin is not None
+                else None
+            )
+            problems.append(
+                Problem(
+                    f"Duplicate {kind} {what} {value!r}",
+                    f"{kind}/{again} has the {what} {value!r} of {kind}/{first}, so a task's "
+                    f"{{{what}}} reference could name either.",
+                    f"Give {kind}/{again} {'an' if what == 'id' else 'a'} {what} of its own"
+                    + (" (or leave id out: one is derived from its key)." if what == "id" else "."),
+                    location=location,
+                    parameters={"kind": kind, what: value, "objects": [first, again]},
+                )
+            )
     return problems
 
 
@@ -359,16 +408,22 @@ def _step(world: _World, spec: Mapping[str, Any], where: tuple[str | int, ...]) 
 # -- check 3: duplicates ----------------------------------------------------------------
 
 
-def _duplicates(items: list[_Item]) -> Any:
-    """Template item xids share the namespace of task xids (task xids are unique by key)."""
-    tasks = {i.want.spec["xid"] for i in items}
+def _duplicates(items: list[_Item], context: PlanContext) -> Any:
+    """Template item xids share the namespace of task xids (task xids are unique by key).
+
+    Stored tasks count too, soft-deleted ones included: listing one again restores it.
+    """
+    tasks = {i.want.spec["xid"] for i in items} | {
+        key.split("/", 1)[1] for key, have in context.stored.items() if have.kind == "Task"
+    }
     first: dict[str, str] = {}
 
     def check(item: _Item, world: _World) -> None:
+        mine: dict[str, str] = {}
         for j, t in enumerate(item.want.spec.get("template", [])):
             xid = t["xid"]
             where = ("spec", "tasks", item.want.origin.yaml_path[-1], "template", j, "xid")
-            other = f"Task/{xid}" if xid in tasks else first.get(xid)
+            other = f"Task/{xid}" if xid in tasks else first.get(xid) or mine.get(xid)
             if other is not None:
                 raise _Failed(
                     "ValidationError",
@@ -378,7 +433,8 @@ def _duplicates(items: list[_Item]) -> Any:
                     "Give the template item an xid of its own.",
                     where,
                 )
-            first[xid] = f"the template of {item.key}"
+            mine[xid] = f"the template of {item.key}"
+        first.update(mine)  # only once the whole template passed: a failed task holds no xid
 
     return check
 
@@ -391,12 +447,21 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
     from fleetward.kinds.tasks import is_open  # tasks imports this module
 
     holders: dict[tuple[str, str], ObjectKey] = {}
-    # Tasks already in the store hold their place first, with the status people gave them.
-    ordered = sorted(items, key=lambda i: i.have is None)
+    # Tasks active in the store hold their place first, then soft-deleted ones listed
+    # again, then new ones; each with the status it will have once applied.
+    ordered = sorted(
+        items,
+        key=lambda i: (
+            i.have is None,
+            i.have is not None and i.have.state is not ObjectState.ACTIVE,
+        ),
+    )
 
     def status_of(item: _Item) -> Mapping[str, Any]:
-        if item.have is not None and item.have.state is ObjectState.ACTIVE:
-            return item.have.status
+        if item.have is not None:
+            # A stored task keeps its status (initial_status applies on create only); one
+            # soft-deleted and listed again comes back undeleted, in the status it had.
+            return {**item.have.status, "isDeleted": False}
         return {"status": "open", **(item.want.initial_status or {})}
 
     def claim(item: _Item) -> tuple[str, str] | None:
@@ -467,7 +532,18 @@ def _templates(world: _World) -> Any:
             if seen in valid:
                 error = None
             else:
-                error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
+                try:
+                    error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
+                except referencing.exceptions.Unresolvable as exc:
+                    raise _Failed(
+                        "SchemaError",
+                        f'"template[{j}].data" cannot be checked: the templateSchema of '
+                        f"TaskType/{task_type} has a $ref that cannot be resolved",
+                        f"its $ref {getattr(exc, 'ref', '')!r} names no part of the schema.",
+                        "Fix the $ref in the TaskType's templateSchema (a $ref must name a part "
+                        "of the schema itself).",
+                        (*base, j, "data"),
+                    ) from None
                 if error is None:
                     valid.add(seen)
             if error is not None:
@@ -495,7 +571,9 @@ def _templates(world: _World) -> Any:
                         f"Point {relation} at the xid of another item of the same template.",
                         (*base, j, relation, "xid"),
                     )
-        for relation in ("dependsOn", "sameAssigneeAs"):
+        # Only dependsOn can go round in a cycle that blocks; sameAssigneeAs A ↔ B names one
+        # assignee for both, which is what it is for.
+        for relation in ("dependsOn",):
             cycle = _cycle(template, relation)
             if cycle:
                 raise _Failed(

@@ -9,7 +9,10 @@ Validation errors are worded like the seed's (`"asset.type" is required`).
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -60,11 +63,25 @@ def _utc_text(moment: dt.datetime) -> str:
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
+_NO_ZONE = (
+    "'{text}' has no time zone, so it names a different instant in every place; "
+    "add Z (UTC) or an offset such as +02:00"
+)
+# The longest duration (and delay) a task may have: 100 years of minutes. Anything
+# longer is a typo, and would carry endTime past what a date can hold.
+MAX_MINUTES = 100 * 366 * 24 * 60
+
+
 def _date_time(value: Any) -> str:
     """An ISO 8601 date-time with a time zone, as UTC text (`2025-04-30T07:30:04.814Z`)."""
     if isinstance(value, dt.datetime):
-        # YAML timestamps arrive as datetimes; ruamel gives naive UTC for one with an offset.
-        return _utc_text(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+        # Unquoted YAML timestamps arrive as datetimes. ruamel's safe loader keeps the
+        # zone (`Z`, `+02:00`, ` +02:00`) as tzinfo and gives a naive datetime only when
+        # the text had none: that is the zone-less form, refused like the quoted one.
+        if value.tzinfo is None:
+            text = value.isoformat(sep=" ")
+            raise ValueError(_NO_ZONE.format(text=text))
+        return _utc_text(value)
     if isinstance(value, dt.date):
         raise ValueError(  # noqa: TRY004 - see the note at the top
             f"The date {value.isoformat()} has no time; write a date-time such as "
@@ -83,10 +100,7 @@ def _date_time(value: Any) -> str:
     if len(value) <= 10:
         raise ValueError(f"{value!r} has no time; write a date-time such as {value}T08:00:00Z")
     if moment.tzinfo is None:
-        raise ValueError(
-            f"{value!r} has no time zone, so it names a different instant in every place; "
-            "add Z (UTC) or an offset such as +02:00"
-        )
+        raise ValueError(_NO_ZONE.format(text=value))
     return _utc_text(moment)
 
 
@@ -119,8 +133,10 @@ def _minutes(value: Any) -> int | float:
         raise ValueError(  # noqa: TRY004 - see the note at the top
             "Expected minutes (a number) or an ISO 8601 duration such as PT1H30M"
         )
-    if isinstance(value, int | float):
-        minutes: float = value
+    if isinstance(value, int) and abs(value) > MAX_MINUTES:
+        minutes: float = math.inf if value > 0 else -math.inf
+    elif isinstance(value, int | float):
+        minutes = value
     elif isinstance(value, str):
         match = _ISO_DURATION.match(value.strip().upper())
         if not match:
@@ -133,13 +149,21 @@ def _minutes(value: Any) -> int | float:
                 f"{value!r} counts years or months, which have no fixed length; "
                 "use weeks, days, hours and minutes (P30D, PT90M)"
             )
-        minutes = sum(float(match[k] or 0) * per for k, per in _MINUTES_PER.items())
+        try:
+            minutes = sum(float(match[k] or 0) * per for k, per in _MINUTES_PER.items())
+        except OverflowError:
+            minutes = math.inf
     else:
-        raise ValueError(  # noqa: TRY004 - see the note at the top
-            "Expected minutes (a number) or an ISO 8601 duration such as PT1H30M"
-        )
+        raise ValueError("Expected minutes (a number) or an ISO 8601 duration such as PT1H30M")
+    if math.isnan(minutes):
+        raise ValueError(f"A duration is a finite number of minutes; {value!r} is not a number")
     if minutes < 0:
         raise ValueError(f"{value!r} is negative; a duration is zero or more minutes")
+    if not math.isfinite(minutes) or minutes > MAX_MINUTES:
+        raise ValueError(
+            f"A duration is a finite number of minutes, at most {MAX_MINUTES} (100 years); "
+            f"{value!r} is longer"
+        )
     return int(minutes) if float(minutes).is_integer() else round(minutes, 6)
 
 
@@ -163,6 +187,25 @@ def _empty_is_none(value: Any) -> Any:
 def _one_or_many(value: Any) -> Any:
     """The seed writes `assigneeIds: {id: ...}` (one object) as well as a list."""
     return [value] if isinstance(value, dict) else value
+
+
+def _status_audit(value: Any) -> Any:
+    """`statusAudit`: `<status>On` a date-time with a time zone, `<status>For` minutes."""
+    if not isinstance(value, dict):
+        return value
+    out = jsonable(value)
+    for key, entry in value.items():
+        name = str(key)
+        try:
+            if name.endswith("On"):
+                out[name] = _date_time(entry)
+            elif name.endswith("For"):
+                if not isinstance(entry, int | float) or isinstance(entry, bool):
+                    raise ValueError("Expected minutes (a number)")
+                out[name] = _minutes(entry)
+        except ValueError as exc:
+            raise ValueError(f"Entry {name!r} of statusAudit: {exc}") from None
+    return out
 
 
 DateTime = Annotated[str, BeforeValidator(_date_time)]
@@ -320,7 +363,7 @@ class TaskSpec(Strict):
     resolvedOn: DateTime | None = None
     approvedBy: str | None = None
     approvedOn: DateTime | None = None
-    statusAudit: FreeMap | None = None
+    statusAudit: Annotated[dict[str, Any], BeforeValidator(_status_audit)] | None = None
 
     @field_validator("isDeleted", mode="before")
     @classmethod
@@ -331,10 +374,43 @@ class TaskSpec(Strict):
             )
         return value
 
+    @model_validator(mode="after")
+    def _end_time_fits(self) -> TaskSpec:
+        """endTime (startTime + duration) must be a date a calendar can hold (year ≤ 9999)."""
+        if self.startTime is not None and self.duration is not None:
+            try:
+                dt.datetime.fromisoformat(self.startTime) + dt.timedelta(minutes=self.duration)
+            except OverflowError:
+                raise ValueError(
+                    f"The task ends after the year 9999: startTime {self.startTime} plus "
+                    f"duration {self.duration} minutes; shorten the duration or fix startTime"
+                ) from None
+        return self
+
+
+# The raw spec last validated (in this thread): its errors name the xid of each failing task.
+_RAW_SPEC: contextvars.ContextVar[Any] = contextvars.ContextVar("raw_task_batch", default=None)
+
 
 class TaskBatchSpec(Strict):
     description: str | None = None
     tasks: list[TaskSpec] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remember_raw(cls, data: Any) -> Any:
+        _RAW_SPEC.set(data)
+        return data
+
+
+def _raw_xid(index: Any) -> str | None:
+    """The xid of task `index` of the spec last validated, when it has a usable one."""
+    raw = _RAW_SPEC.get()
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    if not isinstance(tasks, list) or not isinstance(index, int) or not 0 <= index < len(tasks):
+        return None
+    xid = tasks[index].get("xid") if isinstance(tasks[index], dict) else None
+    return xid if isinstance(xid, str) and xid else None
 
 
 # -- errors in the seed's words ------------------------------------------------------
@@ -349,8 +425,16 @@ def schema_problems(exc: ValidationError, prefix: YamlPath) -> list[PathProblem]
     for err, located in zip(exc.errors(include_url=False), generic):
         loc = tuple(err["loc"])
         seed = _seed_message(err, loc)
-        if seed is None or len(loc) < 2 or loc[0] != "tasks":
+        if len(loc) < 2 or loc[0] != "tasks":
             out.append(located)
+            continue
+        xid = _raw_xid(loc[1])
+        about = {"task": loc[1], **({"xid": xid} if xid is not None else {})}
+        if seed is None:
+            path, is_key, problem = located
+            message = f"SchemaError : {problem.error}"
+            parameters = {**problem.parameters, "check": "schema", "message": message, **about}
+            out.append((path, is_key, dataclasses.replace(problem, parameters=parameters)))
             continue
         message, resolution = seed
         task = (*prefix, *loc[:2])
@@ -365,7 +449,11 @@ def schema_problems(exc: ValidationError, prefix: YamlPath) -> list[PathProblem]
                     f"{where} fails the task schema (check 1 of 5) in {render_path(task)}: "
                     f"{message}.",
                     resolution,
-                    parameters={"check": "schema", "message": f"SchemaError : {message}"},
+                    parameters={
+                        "check": "schema",
+                        "message": f"SchemaError : {message}",
+                        **about,
+                    },
                 ),
             )
         )

@@ -81,13 +81,18 @@ def set_status(
     old = str(out.get("status") or OPEN)
     audit = dict(out.get("statusAudit") or {})
     entered = audit.get(f"{old}On") or created or None
-    if isinstance(entered, str):
+    before = audit.get(f"{old}For") or 0
+    if (
+        isinstance(entered, str)
+        and isinstance(before, int | float)
+        and not isinstance(before, bool)
+    ):
         try:
             since = dt.datetime.fromisoformat(entered)
-            spent = int((at - since).total_seconds() // 60)
-            audit[f"{old}For"] = int(audit.get(f"{old}For") or 0) + max(spent, 0)
-        except ValueError:
-            pass  # a hand-written audit entry: keep it as it is
+            spent = int((at - since).total_seconds() // 60)  # TypeError when since is naive
+            audit[f"{old}For"] = int(before) + max(spent, 0)
+        except (ValueError, TypeError, OverflowError):
+            pass  # a hand-written audit entry (no zone, not a date): keep it as it is
     audit[f"{new}On"] = now
     out.update(status=new, statusAudit=audit, modifiedBy=who, modifiedOn=now)
     lowered = new.lower()
