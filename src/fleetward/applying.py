@@ -33,21 +33,6 @@ class ApplyResult:
     counts: dict[str, int]
     operation_id: str
     wrote: bool
-    # What the write stored and removed, so a long-lived caller can update its
-    # copy of the store without reading it back.
-    upserts: tuple[StoredObject, ...] = ()
-    deletes: tuple[ObjectKey, ...] = ()
-
-    def snapshot_after(self, before: StoreSnapshot) -> StoreSnapshot:
-        """The store as this apply left it, given the snapshot it was applied to."""
-        if not self.wrote:
-            return before
-        objects = dict(before.objects)
-        for key in self.deletes:
-            objects.pop(key, None)
-        for obj in self.upserts:
-            objects[obj.key] = obj
-        return StoreSnapshot(self.meta, objects)
 
 
 def check_current(plan: Plan, meta: StoreMeta, where: str) -> None:
@@ -154,7 +139,7 @@ def _apply(
             },
         )
     )
-    return ApplyResult(meta, counts, operation_id, True, tuple(upserts), tuple(deletes))
+    return ApplyResult(meta, counts, operation_id, wrote=True)
 
 
 def _check_presence(plan: Plan, snapshot: StoreSnapshot, where: str) -> None:

@@ -207,7 +207,8 @@ class Reconciler:
                         operation_id=state.op.operation_id,
                     )
                 state.applied = result
-                state.store = result.snapshot_after(stored)
+                # The store keeps the snapshot its write produced: no re-read.
+                state.store = self.store.read()
                 state.op = _with_summary(state.op, made, result.meta.serial)
                 self._move(state, S.COMPLETED, "store written")
                 self._move(

@@ -7,6 +7,7 @@ at most one more run is queued, and it carries every reason that asked.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -130,8 +131,6 @@ class Poller:
 
     def schedule_once(self, delay: float, reason: str) -> None:
         """A one-off request after `delay` seconds (a retry after a failure)."""
-        import datetime as dt
-
         self._scheduler.add_job(
             self._request,
             "date",

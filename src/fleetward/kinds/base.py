@@ -162,8 +162,10 @@ class KindPlugin:
         return None
 
     def parse_data(self, content: bytes) -> Any | DataProblems:
-        """The parsed content of a data file, or its problems; cached by blob id."""
-        raise NotImplementedError
+        """The parsed content of a data file, or its problems; cached by blob id.
+
+        Only called for kinds whose `data_file` names one, which must override it."""
+        raise TypeError(f"{type(self).__name__} names a data file but does not parse it")
 
     def with_data(self, document: Document, parsed: Any) -> Document:
         """The document joined with its parsed data file."""

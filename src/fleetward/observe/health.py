@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetward.daemon.reconciler import RunReport
-from fleetward.model import ObjectState, StoreSnapshot
+from fleetward.model import StoreSnapshot
 from fleetward.operations import OperationState
 
 
@@ -142,4 +142,4 @@ def _result(state: OperationState) -> str:
     }.get(state, "failure")
 
 
-__all__ = ["Counts", "Health", "ObjectState", "count_store"]
+__all__ = ["Counts", "Health", "count_store"]

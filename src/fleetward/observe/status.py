@@ -14,6 +14,7 @@ rename), so a reader never sees half a file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -215,8 +216,6 @@ def summary(
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    import datetime as dt
-
     return (
         dt.datetime.fromtimestamp(epoch, dt.UTC)
         .isoformat(timespec="seconds")

@@ -1,4 +1,4 @@
-"""Replacing a file atomically: a temp file in the same directory, fsync, rename."""
+"""Files of the state directory: atomic replacement, and a file's identity for caches."""
 
 from __future__ import annotations
 
@@ -24,3 +24,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# (inode, mtime ns, size): a file as one process read or wrote it. Every atomic
+# write makes a new inode and a hand edit moves the mtime, so a cache keyed by it
+# is never used for another file.
+FileId = tuple[int, int, int]
+
+
+def identity(st: os.stat_result) -> FileId:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def file_id(path: Path) -> FileId | None:
+    """The identity of the file now at `path`; None if there is none."""
+    try:
+        return identity(os.stat(path))
+    except OSError:
+        return None

@@ -16,7 +16,6 @@ operations each time cost more than the run (bench_daemon's soak).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
-from fleetward.store.files import write_atomic
+from fleetward.store.files import FileId, file_id, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 OPERATIONS_FILE = "operations.json"
@@ -34,8 +33,6 @@ OPERATIONS_LIMIT = 1000
 _LOCK_TIMEOUT = 10.0
 _TMP_PREFIX = f".{OPERATIONS_FILE}.tmp-"
 ORDERINGS = ("created_at", "state", "updated_at")
-
-_FileId = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +46,7 @@ class OperationLog:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / OPERATIONS_FILE
         self.limit = limit
-        self._cache: tuple[_FileId, list[_Entry]] | None = None
+        self._cache: tuple[FileId, list[_Entry]] | None = None
         self._mutex = threading.Lock()  # the HTTP threads read while the worker writes
 
     # -- reading ---------------------------------------------------------------------
@@ -130,21 +127,21 @@ class OperationLog:
             except OSError as exc:
                 self._cache = None
                 raise _unwritable(self.state_dir, exc) from exc
-            file_id = _file_id(self.path)
-            self._cache = (file_id, entries) if file_id is not None else None
+            written = file_id(self.path)
+            self._cache = (written, entries) if written is not None else None
 
     # -- the file --------------------------------------------------------------------
 
     def _entries(self) -> list[_Entry]:
         """The kept operations; the caller holds the mutex."""
-        file_id = _file_id(self.path)
-        if file_id is None:
+        current = file_id(self.path)
+        if current is None:
             self._cache = None
             return []
-        if self._cache is not None and self._cache[0] == file_id:
+        if self._cache is not None and self._cache[0] == current:
             return self._cache[1]
         entries = self._read()
-        self._cache = (file_id, entries)
+        self._cache = (current, entries)
         return entries
 
     def _read(self) -> list[_Entry]:
@@ -191,14 +188,6 @@ def _merge(entries: list[_Entry], operations: Iterable[Operation]) -> list[_Entr
             index[op.operation_id] = len(entries)
             entries.append(entry)
     return entries
-
-
-def _file_id(path: Path) -> _FileId | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _unwritable(directory: Path, exc: OSError) -> StoreError:

@@ -28,6 +28,7 @@ from tinydb.storages import Storage
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
+from fleetward.store.files import FileId, file_id, identity
 from fleetward.store.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ BACKUP_FILE = "state.json.backup"
 LOCK_FILE = "state.lock"
 _TMP_PREFIX = f".{STATE_FILE}.tmp-"  # what AtomicJSONStorage names its temp files
 _FORMAT = 1
-
-
-FileId = tuple[int, int, int]  # (inode, mtime ns, size): a file as one read or wrote it
-
-
-def _identity(st: os.stat_result) -> FileId:
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class AtomicJSONStorage(Storage):
@@ -67,7 +61,7 @@ class AtomicJSONStorage(Storage):
                 raw = fh.read()
                 # The identity of the file actually read: another process may replace
                 # the path right after, and a cache must not pair its id with our content.
-                self.file_id = _identity(os.fstat(fh.fileno()))
+                self.file_id = identity(os.fstat(fh.fileno()))
         except FileNotFoundError:
             self.file_id = None
             return None
@@ -94,7 +88,7 @@ class AtomicJSONStorage(Storage):
                 fh.write(self._encode(data))
                 fh.flush()
                 os.fsync(fh.fileno())
-                written = _identity(os.fstat(fh.fileno()))  # a rename keeps all three
+                written = identity(os.fstat(fh.fileno()))  # a rename keeps all three
             if self._backup and self._path.exists():
                 # Keep the previous state beside the new one (a hard link costs nothing).
                 backup_tmp = directory / f"{self.tmp_prefix}backup"
@@ -239,15 +233,9 @@ class TinyDBStore:
 
     # -- reading ---------------------------------------------------------------
 
-    def _file_id(self) -> FileId | None:
-        try:
-            return _identity(os.stat(self.path))
-        except OSError:
-            return None
-
     def _valid_cache(self) -> _Cached | None:
         cached = self._cached
-        if cached is not None and cached.file_id == self._file_id():
+        if cached is not None and cached.file_id == file_id(self.path):
             return cached
         self._cached = None
         return None
