@@ -24,7 +24,11 @@ IO_LIBRARIES = [
     "prometheus_client",
     "ruamel",
     "watchfiles",
-    "apscheduler",
+    # APScheduler's triggers are pure date arithmetic (SyncPolicy windows use CronTrigger);
+    # only the parts that run threads or touch storage are I/O.
+    "apscheduler.schedulers",
+    "apscheduler.executors",
+    "apscheduler.jobstores",
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetward.kinds import asset_rule, fleet, references, streams, tasks, workflow
+from fleetward.kinds import asset_rule, fleet, references, streams, sync_policy, tasks, workflow
 from fleetward.kinds.base import (
     API_VERSION,
     Document,
@@ -34,6 +34,7 @@ _PLUGINS: tuple[KindPlugin, ...] = (
     references.TASK_TYPE_PLUGIN,
     references.USER_PLUGIN,
     tasks.PLUGIN,
+    sync_policy.PLUGIN,
 )
 
 REGISTRY: dict[str, KindPlugin] = {p.kind: p for p in _PLUGINS}
