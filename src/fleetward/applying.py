@@ -7,8 +7,9 @@ applying it to any other store state is refused before anything is written.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
 from fleetward.model import (
@@ -87,13 +88,15 @@ def apply_plan(
     progress: Progress | None = None,
     snapshot: StoreSnapshot | None = None,
     operation_id: str | None = None,
+    owner_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ApplyResult:
     """Apply every change of `plan` in one write; the caller holds the store lock.
 
-    `snapshot` is the store as read under that lock, if the caller has it already.
+    `snapshot` is the store as read under that lock, if the caller has it already;
+    `owner_labels` the labels of the revision's documents (`owner_labels_of`).
     """
     with gc_paused():
-        return _apply(plan, store, now, where, progress, snapshot, operation_id)
+        return _apply(plan, store, now, where, progress, snapshot, operation_id, owner_labels)
 
 
 def _apply(
@@ -104,6 +107,7 @@ def _apply(
     progress: Progress | None,
     snapshot: StoreSnapshot | None,
     operation_id: str | None,
+    owner_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ApplyResult:
     snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
@@ -137,9 +141,17 @@ def _apply(
                 "time": now,
                 "counts": counts,
             },
+            owner_labels=owner_labels,
         )
     )
     return ApplyResult(meta, counts, operation_id, wrote=True)
+
+
+def owner_labels_of(
+    documents: Iterable[tuple[str, Any]],
+) -> dict[str, Mapping[str, str]]:
+    """The labels of each document of a revision, by its address, for the store to keep."""
+    return {doc.address: dict(doc.metadata.labels) for _, doc in documents}
 
 
 def _check_presence(plan: Plan, snapshot: StoreSnapshot, where: str) -> None:

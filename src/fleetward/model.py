@@ -188,6 +188,9 @@ class StoreMeta:
     lineage: str | None  # None until the first apply creates the store
     serial: int
     last_applied_revision: str | None
+    # The labels each owner document had when last applied ("Fleet/north" → labels):
+    # a SyncPolicy selector still knows a document deleted from Git by them.
+    owner_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,8 @@ class Change:
     before: ObjectView | None
     after: ObjectView | None
     diff: tuple[FieldDiff, ...] = ()
+    # The SyncPolicy that governs this change (None: the daemon's default, at once).
+    policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +263,9 @@ class Guard:
     verdict: GuardVerdict
     message: str
     override: str  # the flag that overrides it
+    # The SyncPolicy whose changes it judges (None: the whole plan). The daemon holds
+    # only that policy's changes when it blocks; `apply` refuses the whole plan.
+    policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +285,9 @@ class Plan:
     # Per-kind reports in a seed's response shape (TaskBatch: processedItems /
     # unProcessedItems), keyed by manifest kind; empty for most plans.
     reports: Mapping[str, Any] = field(default_factory=dict)
+    # The SyncPolicies governing at least one change: name → schedule, approval,
+    # maxStopFraction, suspend, window (as of `created_at`) and `changes` (count).
+    policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:

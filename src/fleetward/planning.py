@@ -7,15 +7,30 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
+from fleetward.governance import Governance, parse_iso, policies_of
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
-from fleetward.model import ABSENT, Action, Change, DesiredObject, FieldDiff, Guard, GuardVerdict
-from fleetward.model import ObjectKey, ObjectState, ObjectView, Plan, StoredObject, StoreSnapshot
-from fleetward.model import spec_hash
+from fleetward.model import (
+    ABSENT,
+    Action,
+    Change,
+    DesiredObject,
+    FieldDiff,
+    Guard,
+    GuardVerdict,
+    ObjectKey,
+    ObjectState,
+    ObjectView,
+    Plan,
+    StoredObject,
+    StoreSnapshot,
+    spec_hash,
+)
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
 
@@ -60,8 +75,12 @@ def plan(
     errors: list[Problem] = []
     for plugin in REGISTRY.values():
         errors.extend(plugin.check_plan(context))
+    governance = Governance(
+        policies_of(desired.documents), desired.documents, store.meta.owner_labels
+    )
+    governed = _govern(changes.values(), governance) if governance else changes.values()
     visible = sorted(
-        changes.values(),
+        governed,
         key=lambda c: (KIND_ORDER.get(c.kind, len(KIND_ORDER)), c.kind, c.address),
     )
     return Plan(
@@ -70,11 +89,34 @@ def plan(
         revision=desired.revision,
         created_at=now,
         changes=tuple(visible),
-        guards=tuple(_guards(desired, stored, visible, options)),
+        guards=tuple(_guards(desired, stored, visible, options, governance)),
         errors=tuple(errors),
         desired_counts=dict(Counter(o.kind for o in desired.objects.values())),
         reports=reports,
+        policies=_policies(visible, governance, now),
     )
+
+
+def _govern(changes: Iterable[Change], governance: Governance) -> list[Change]:
+    out = []
+    for change in changes:
+        policy = governance.of_owner(change.owner)
+        out.append(replace(change, policy=policy.name) if policy is not None else change)
+    return out
+
+
+def _policies(changes: list[Change], governance: Governance, now: str) -> dict[str, dict[str, Any]]:
+    counts = Counter(c.policy for c in changes if c.policy is not None)
+    if not counts:
+        return {}
+    try:
+        moment: datetime | None = parse_iso(now)
+    except ValueError:
+        moment = None  # a review plan (--base) has no time: windows are not shown
+    return {
+        name: {**governance.by_name[name].describe(moment), "changes": counts[name]}
+        for name in sorted(counts)
+    }
 
 
 def _create(want: DesiredObject, now: str) -> Change:
@@ -245,9 +287,18 @@ def _guards(
     stored: Mapping[ObjectKey, StoredObject],
     changes: list[Change],
     options: PlanOptions,
+    governance: Governance,
 ) -> Iterable[Guard]:
-    active: Counter[str] = Counter(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
-    total_active = sum(active.values(), 0)
+    active: Counter[str] = Counter()  # ungoverned active objects per kind
+    governed: Counter[str] = Counter()  # active objects per governing policy
+    for o in stored.values():
+        if o.state is ObjectState.ACTIVE:
+            policy = governance.of_owner(o.owner) if governance else None
+            if policy is None:
+                active[o.kind] += 1
+            else:
+                governed[policy.name] += 1
+    total_active = sum(active.values(), 0) + sum(governed.values(), 0)
     if not desired.objects and total_active:
         verdict = GuardVerdict.OVERRIDDEN if options.allow_empty else GuardVerdict.BLOCKED
         yield Guard(
@@ -258,7 +309,9 @@ def _guards(
             "exactly like this.",
             "--allow-empty",
         )
-    removed = Counter(c.kind for c in changes if c.action in (Action.STOP, Action.DELETE))
+    removing = [c for c in changes if c.action in (Action.STOP, Action.DELETE)]
+    yield from _policy_guards(removing, governed, governance, options)
+    removed = Counter(c.kind for c in removing if c.policy is None)
     for kind in sorted(removed):
         fraction = removed[kind] / active[kind] if active[kind] else 1.0
         if fraction <= options.max_stop_fraction:
@@ -270,6 +323,31 @@ def _guards(
             f"The plan stops or deletes {removed[kind]} of {active[kind]} active {kind} object(s) "
             f"({fraction:.0%}), more than the {options.max_stop_fraction:.0%} allowed.",
             "--allow-mass-stop",
+        )
+
+
+def _policy_guards(
+    removing: list[Change],
+    governed: Counter[str],
+    governance: Governance,
+    options: PlanOptions,
+) -> Iterable[Guard]:
+    """A policy's maxStopFraction, over the active objects it governs."""
+    removed = Counter(c.policy for c in removing if c.policy is not None)
+    for name in sorted(removed):
+        limit = governance.by_name[name].spec.maxStopFraction
+        fraction = removed[name] / governed[name] if governed[name] else 1.0
+        if fraction <= limit:
+            continue
+        verdict = GuardVerdict.OVERRIDDEN if options.allow_mass_stop else GuardVerdict.BLOCKED
+        yield Guard(
+            "mass-stop",
+            verdict,
+            f"The plan stops or deletes {removed[name]} of {governed[name]} active object(s) "
+            f"governed by SyncPolicy {name} ({fraction:.0%}), more than its maxStopFraction "
+            f"of {limit:.0%}.",
+            "--allow-mass-stop",
+            policy=name,
         )
 
 

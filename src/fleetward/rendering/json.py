@@ -11,8 +11,20 @@ from typing import Any
 
 from fleetward.errors import Problem, UsageError
 from fleetward.kinds import OBJECT_KINDS
-from fleetward.model import ABSENT, FORMAT_VERSION, Action, Change, FieldDiff, Guard, GuardVerdict
-from fleetward.model import ObjectKey, ObjectState, ObjectView, Plan, Revision
+from fleetward.model import (
+    ABSENT,
+    FORMAT_VERSION,
+    Action,
+    Change,
+    FieldDiff,
+    Guard,
+    GuardVerdict,
+    ObjectKey,
+    ObjectState,
+    ObjectView,
+    Plan,
+    Revision,
+)
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -31,6 +43,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "verdict": g.verdict.value,
                 "message": g.message,
                 "override": g.override,
+                **({"policy": g.policy} if g.policy is not None else {}),
             }
             for g in plan.guards
         ],
@@ -39,6 +52,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "desiredCounts": dict(sorted(plan.desired_counts.items())),
         **({"base": plan.base} if plan.base else {}),
         **({"reports": dict(plan.reports)} if plan.reports else {}),
+        **({"policies": dict(plan.policies)} if plan.policies else {}),
     }
 
 
@@ -70,6 +84,7 @@ def _change(c: Change) -> dict[str, Any]:
         "before": _view(c.before),
         "after": _view(c.after),
         "diff": [_diff(d) for d in c.diff],
+        **({"policy": c.policy} if c.policy is not None else {}),
     }
 
 
@@ -101,7 +116,13 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             created_at=data["createdAt"],
             changes=tuple(_read_change(c) for c in data["changes"]),
             guards=tuple(
-                Guard(g["name"], GuardVerdict(g["verdict"]), g["message"], g.get("override", ""))
+                Guard(
+                    g["name"],
+                    GuardVerdict(g["verdict"]),
+                    g["message"],
+                    g.get("override", ""),
+                    g.get("policy"),
+                )
                 for g in data.get("guards", [])
             ),
             errors=tuple(
@@ -116,6 +137,7 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             ),
             desired_counts=data.get("desiredCounts", {}),
             reports=dict(data.get("reports") or {}),
+            policies=dict(data.get("policies") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError.one(
@@ -147,6 +169,7 @@ def _read_change(raw: Mapping[str, Any]) -> Change:
             FieldDiff(d["path"], d.get("before", ABSENT), d.get("after", ABSENT))
             for d in raw.get("diff", [])
         ),
+        policy=raw.get("policy"),
     )
     _check_change(change)
     return change

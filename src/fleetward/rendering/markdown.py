@@ -30,12 +30,29 @@ def render_markdown(plan: Plan) -> str:
                 if change.action is Action.UPDATE
                 else ""
             )
+            governed = f" (SyncPolicy `{change.policy}`)" if change.policy else ""
             out.append(
                 f"| {SYMBOLS[change.action]} | `{change.address}` | {change.action.value} "
-                f"| {change.reason} | {fields} |"
+                f"| {change.reason}{governed} | {fields} |"
             )
         if len(plan.changes) > _MAX_ROWS:
             out.append(f"\n…and {len(plan.changes) - _MAX_ROWS} more changes.")
+    if plan.policies:
+        out += ["", "**Governed by SyncPolicies:**", ""]
+        for name, info in plan.policies.items():
+            window = info.get("window")
+            when = ""
+            if isinstance(window, dict):
+                when = (
+                    f", window open until {window.get('closesAt')}"
+                    if window.get("open")
+                    else f", window opens {window.get('opensAt') or 'never'}"
+                )
+            out.append(
+                f"- `{name}`: {info.get('changes', 0)} change(s); {info.get('schedule')}, "
+                f"approval {info.get('approval')}{when}"
+                + (", **suspended**" if info.get("suspend") else "")
+            )
     for kind, report in sorted(plan.reports.items()):
         if isinstance(report, dict) and report.get("message"):
             out += ["", f"**{kind}:** {report['message']}."]

@@ -47,6 +47,7 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.append(("", ""))
         lines.extend(_changes(plan.changes, max_lines))
         lines.append(("summary", summary_line(plan)))
+        lines.extend(_policies(plan))
     for kind, report in sorted(plan.reports.items()):
         message = report.get("message") if isinstance(report, dict) else None
         if message:
@@ -95,7 +96,8 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
                         f"  [{change.owner}]"
                         if change.action is Action.CREATE and change.owner != change.address
                         else ""
-                    ),
+                    )
+                    + (f"  policy {change.policy}" if change.policy is not None else ""),
                 )
             )
             # A stop shows what else it marks (a task's soft delete: status.isDeleted).
@@ -118,6 +120,27 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
             )
         )
         lines.append(("", ""))
+    return lines
+
+
+def _policies(plan: Plan) -> list[Line]:
+    """Which SyncPolicies govern changes of the plan, and when they let them apply."""
+    if not plan.policies:
+        return []
+    lines: list[Line] = [("", ""), ("kind", "Governed by SyncPolicies:")]
+    for name, info in plan.policies.items():
+        parts = [str(info.get("schedule", "IMMEDIATE")), f"approval {info.get('approval', 'auto')}"]
+        window = info.get("window")
+        if isinstance(window, dict):
+            if window.get("open"):
+                parts.append(f"window open until {window.get('closesAt')}")
+            elif window.get("opensAt"):
+                parts.append(f"window closed, opens {window.get('opensAt')}")
+            else:
+                parts.append("window never opens again")
+        if info.get("suspend"):
+            parts.append("SUSPENDED")
+        lines.append(("dim", f"  {name}: {info.get('changes', 0)} change(s); " + ", ".join(parts)))
     return lines
 
 

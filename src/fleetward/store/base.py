@@ -26,6 +26,8 @@ class ChangeSet:
     upserts: Sequence[StoredObject]
     deletes: Sequence[ObjectKey]
     history_entry: Mapping[str, Any]
+    # Labels of the revision's documents (None: keep what the store has, e.g. a saved plan).
+    owner_labels: Mapping[str, Mapping[str, str]] | None = None
 
 
 class Store(Protocol):

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,6 +352,7 @@ class TinyDBStore:
                 lineage=meta.lineage or str(uuid.uuid4()),
                 serial=meta.serial + 1,
                 last_applied_revision=change_set.revision,
+                owner_labels=_owner_labels(meta.owner_labels, change_set.owner_labels, table),
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
@@ -361,6 +362,7 @@ class TinyDBStore:
                     "lineage": new_meta.lineage,
                     "serial": new_meta.serial,
                     "lastAppliedRevision": new_meta.last_applied_revision,
+                    **({"ownerLabels": new_meta.owner_labels} if new_meta.owner_labels else {}),
                 }
             )
             history = db.table("history", cache_size=0)
@@ -401,6 +403,26 @@ class TinyDBStore:
             leftover.unlink(missing_ok=True)
 
 
+def _owner_labels(
+    old: Mapping[str, Mapping[str, str]],
+    revision: Mapping[str, Mapping[str, str]] | None,
+    table: Mapping[str, Any],
+) -> dict[str, Mapping[str, str]]:
+    """The revision's documents' labels, plus those of documents gone from Git that
+    still own an active object (their removal is still to be governed)."""
+    if revision is None:
+        return dict(old)
+    gone = {owner: labels for owner, labels in old.items() if owner not in revision}
+    if gone:
+        owning = {
+            doc.get("owner")
+            for doc in table.values()
+            if doc.get("owner") in gone and doc.get("state", "active") == "active"
+        }
+        gone = {owner: labels for owner, labels in gone.items() if owner in owning}
+    return {**gone, **revision}
+
+
 def _meta(db: TinyDB, path: Path) -> StoreMeta:
     docs = db.table("meta", cache_size=0).all()
     if not docs:
@@ -413,6 +435,7 @@ def _meta(db: TinyDB, path: Path) -> StoreMeta:
             lineage=str(doc["lineage"]),
             serial=int(doc["serial"]),
             last_applied_revision=doc.get("lastAppliedRevision"),
+            owner_labels=dict(doc.get("ownerLabels") or {}),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise _corrupt(path, f"the meta record is malformed ({exc!r})") from exc

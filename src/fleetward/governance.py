@@ -1,0 +1,173 @@
+"""Which SyncPolicy governs each change. Pure.
+
+A SyncPolicy's selector picks manifest documents; the policy governs every
+object those documents produce (a Fleet's assets, a rule's generated assets,
+a batch's tasks). Objects no policy selects follow the daemon's default:
+applied at once, without approval.
+
+When several policies select one document, the strictest governs it, and
+only it (the plan names it):
+
+1. a suspended policy before any other;
+2. then one needing manual approval;
+3. then one with a WINDOW schedule;
+4. then the lower `maxStopFraction`;
+5. then the policy whose name sorts first.
+
+SyncPolicy documents themselves are never governed: a policy change always
+applies at once, so a policy can never lock itself in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fleetward.kinds.base import Document
+from fleetward.kinds.sync_policy import SyncPolicySpec, window_state
+from fleetward.model import Change, canonical_json
+
+POLICY_KIND = "SyncPolicy"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    spec: SyncPolicySpec
+
+    @property
+    def rank(self) -> tuple[bool, bool, bool, float]:
+        """Higher is stricter (the name breaks ties, lowest first)."""
+        spec = self.spec
+        return (
+            spec.suspend,
+            spec.approval == "manual",
+            spec.schedule.type == "WINDOW",
+            -spec.maxStopFraction,
+        )
+
+    @property
+    def manual(self) -> bool:
+        return self.spec.approval == "manual"
+
+    @property
+    def windowed(self) -> bool:
+        return self.spec.schedule.type == "WINDOW"
+
+    def describe(self, now: datetime | None = None) -> dict[str, Any]:
+        """What plans and status files show of the policy (its window as of `now`)."""
+        spec = self.spec
+        out: dict[str, Any] = {
+            "schedule": spec.schedule.describe(),
+            "approval": spec.approval,
+            "maxStopFraction": spec.maxStopFraction,
+            "suspend": spec.suspend,
+        }
+        if self.windowed and now is not None:
+            state = window_state(spec.schedule, now)
+            out["window"] = {
+                "open": state.open,
+                "opensAt": iso(state.opens_at),
+                "closesAt": iso(state.closes_at),
+            }
+        return out
+
+
+def policies_of(documents: Iterable[tuple[str, Document]]) -> tuple[Policy, ...]:
+    """The SyncPolicies a revision declares, in name order."""
+    found = [
+        Policy(doc.name, doc.spec)
+        for _, doc in documents
+        if doc.kind == POLICY_KIND and isinstance(doc.spec, SyncPolicySpec)
+    ]
+    return tuple(sorted(found, key=lambda p: p.name))
+
+
+class Governance:
+    """Owner document → the policy governing what it produces, memoised per owner."""
+
+    def __init__(
+        self,
+        policies: Iterable[Policy],
+        documents: Iterable[tuple[str, Document]],
+        applied_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.policies = tuple(policies)
+        self.by_name = {p.name: p for p in self.policies}
+        # A document gone from Git is judged by the labels it had when last applied.
+        self._labels: dict[str, Mapping[str, str]] = dict(applied_labels or {})
+        self._labels.update((doc.address, doc.metadata.labels) for _, doc in documents)
+        self._memo: dict[str, Policy | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.policies)
+
+    def of_owner(self, owner: str) -> Policy | None:
+        """The policy governing objects of document `owner` ("Kind/name"); None: the default."""
+        try:
+            return self._memo[owner]
+        except KeyError:
+            pass
+        kind, _, name = owner.partition("/")
+        governing: Policy | None = None
+        if kind != POLICY_KIND and self.policies:
+            # None: a document the store never applied either; label conditions count
+            # as met, so its removals stay governed.
+            labels = self._labels.get(owner)
+            chosen = [p for p in self.policies if p.spec.selector.matches(kind, name, labels)]
+            if chosen:
+                governing = min(chosen, key=lambda p: (_negated(p.rank), p.name))
+        self._memo[owner] = governing
+        return governing
+
+
+def _negated(rank: tuple[bool, bool, bool, float]) -> tuple[int, int, int, float]:
+    return (-int(rank[0]), -int(rank[1]), -int(rank[2]), -rank[3])
+
+
+def changes_digest(changes: Iterable[Change]) -> str:
+    """A digest of what a set of changes would write: approval binds to exactly this."""
+    h = hashlib.sha256()
+    for c in sorted(changes, key=lambda c: c.address):
+        after = c.after
+        h.update(
+            canonical_json(
+                [
+                    c.address,
+                    c.action.value,
+                    after.state.value if after else None,
+                    after.owner if after else None,
+                    after.spec if after else None,
+                ]
+            ).encode()
+        )
+        h.update(b"\n")
+    return h.hexdigest()[:32]
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO 8601 instant (as fleetward writes them, "...Z") as an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+__all__ = [
+    "POLICY_KIND",
+    "Governance",
+    "Policy",
+    "changes_digest",
+    "iso",
+    "parse_iso",
+    "policies_of",
+]
