@@ -112,6 +112,25 @@ class Operation:
     errors: tuple[Mapping[str, Any], ...] = ()
     error_count: int = 0
     message: str = ""  # why it ended as it did, in one sentence
+    # -- control (sync policies and operator requests) -----------------------------------
+    # The seed's window of a WINDOW operation: {"start": iso, "end": iso}.
+    schedule_args: Mapping[str, Any] = field(default_factory=dict)
+    # Request arguments: dryRun, allowMassStop, timeout (seconds).
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    # The SyncPolicy whose held changes this operation carries (None: a run of its own).
+    policy: str | None = None
+    # What a SCHEDULED operation waits for: "window" and/or "approval".
+    waiting_for: tuple[str, ...] = ()
+    # The window it waits for or runs in: {"opens_at": iso, "closes_at": iso}.
+    window: Mapping[str, Any] | None = None
+    # Manual approval: {"required": true, "approved_by": str|None, "approved_at": iso|None}.
+    approval: Mapping[str, Any] | None = None
+    # Past this instant the operation ends TIMEOUT without writing (iso; None: no deadline).
+    deadline: str | None = None
+    # Digest of the changes a held operation carries: approval binds to exactly these.
+    plan_digest: str | None = None
+    # "operator" when ended by PUT /v0/operations/{id}/ (a rejected plan is not offered again).
+    ended_by: str | None = None
 
     @classmethod
     def new(cls, trigger: str, now: str) -> Operation:
@@ -172,6 +191,15 @@ class Operation:
             "errors": [dict(e) for e in self.errors],
             "error_count": self.error_count,
             "message": self.message,
+            "schedule_args": dict(self.schedule_args),
+            "arguments": dict(self.arguments),
+            "policy": self.policy,
+            "waiting_for": list(self.waiting_for),
+            "window": dict(self.window) if self.window is not None else None,
+            "approval": dict(self.approval) if self.approval is not None else None,
+            "deadline": self.deadline,
+            "plan_digest": self.plan_digest,
+            "ended_by": self.ended_by,
         }
 
     @classmethod
@@ -196,6 +224,15 @@ class Operation:
             errors=tuple(data.get("errors") or ()),
             error_count=int(data.get("error_count", 0)),
             message=str(data.get("message", "")),
+            schedule_args=dict(data.get("schedule_args") or {}),
+            arguments=dict(data.get("arguments") or {}),
+            policy=data.get("policy"),
+            waiting_for=tuple(data.get("waiting_for") or ()),
+            window=data.get("window"),
+            approval=data.get("approval"),
+            deadline=data.get("deadline"),
+            plan_digest=data.get("plan_digest"),
+            ended_by=data.get("ended_by"),
         )
 
     @property

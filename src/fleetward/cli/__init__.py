@@ -12,6 +12,7 @@ import click
 
 from fleetward import __version__
 from fleetward.cli import output
+from fleetward.cli.control import resume_command, suspend_command
 from fleetward.cli.daemon import daemon_command
 from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
@@ -93,6 +94,8 @@ def cli(verbose: int) -> None:
       fleetward daemon                   reconcile on every commit, webhook and poll
       fleetward status                   what the daemon last did
       fleetward operations list          what the daemon (and apply) did, run by run
+      fleetward operations create        ask the daemon to converge (now or in a window)
+      fleetward suspend / resume         stop and restart the daemon's applies
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -110,6 +113,8 @@ cli.add_command(state_group)
 cli.add_command(workflows_group)
 cli.add_command(rules_group)
 cli.add_command(tasks_group)
+cli.add_command(suspend_command)
+cli.add_command(resume_command)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from fleetward.daemon.config import (
     read_config_file,
 )
 
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -100,6 +99,13 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     default="10s",
     type=Duration(),
     help="How long to wait for another process's lock on the store.",
+)
+@_opt(
+    "--operation-timeout",
+    default="10m",
+    type=Duration(minimum=MIN_SECONDS),
+    help="How long one operation may run before it ends TIMEOUT, without writing "
+    "(a request's arguments.timeout overrides it).",
 )
 @_opt("--allow-empty", is_flag=True, help="Apply revisions that declare no objects.")
 @_opt(

@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, owner_labels_of, refuse_blocked
 from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
@@ -265,6 +265,7 @@ def _apply(
         plan = make_plan(desired, snapshot, guards)
         if not as_json:
             output.print_lines(render_plan(plan, max_lines))
+            output.print_lines(_policy_notes(plan, state.state_dir), output.stderr)
         elif "TaskBatch" in plan.reports:
             # A failure prints {"errors"} beside the per-item report of the bulk-task API.
             ctx.meta["json_error_extra"] = dict(plan.reports["TaskBatch"])
@@ -280,11 +281,40 @@ def _apply(
             _progress(plan),
             snapshot,
             operation_id=record.id,
+            owner_labels=owner_labels_of(desired.documents),
         )
         record.done(plan, result)
     if not as_json:
         _report(plan, result)
     return plan, result
+
+
+def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
+    """What the daemon would hold back that a hand-run apply writes anyway."""
+    from fleetward.daemon.suspend import read_suspension
+
+    notes: list[tuple[str, str]] = []
+    for name, info in plan.policies.items():
+        window = info.get("window")
+        if info.get("suspend"):
+            why = "is suspended"
+        elif isinstance(window, dict) and not window.get("open"):
+            why = "has its window closed"
+        elif info.get("approval") == "manual":
+            why = "needs manual approval (confirming this apply approves it)"
+        else:
+            continue
+        count = info.get("changes", 0)
+        note = f"Note: SyncPolicy {name} {why}; fleetward apply writes its {count} change(s) now."
+        notes.append(("dim", note + " The daemon would hold them."))
+    try:
+        suspension = read_suspension(Path(state_dir))
+    except FleetwardError:
+        suspension = None
+    if suspension is not None and plan.changes:
+        note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
+        notes.append(("dim", note + " fleetward apply writes anyway."))
+    return notes
 
 
 def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:

@@ -11,13 +11,19 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.state import state_dir_option
-from fleetward.errors import Problem, UsageError
+from fleetward.daemon.suspend import read_suspension
+from fleetward.errors import Problem, StoreError, UsageError
 from fleetward.rendering import Line, render_problem
 
 
 @click.command("status")
 @state_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json as it is.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print summary.json as it is, with the suspension (fleetward suspend) added.",
+)
 @click.pass_context
 def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """Show the daemon's last run: revisions, readiness, counts and errors.
@@ -50,11 +56,36 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
         summary["ready"] = False
         summary.setdefault("readiness", {}).setdefault("reasons", []).append(stale)
     healthy = bool(summary.get("ready")) and _get(summary, "lastOperation", "state") == "SUCCESS"
+    suspended = _suspension(Path(state_dir))
     if as_json:
-        output.print_json(summary)
+        output.print_json({**summary, "suspension": suspended})
     else:
-        output.print_lines(_lines(summary))
+        output.print_lines(_suspension_lines(suspended) + _lines(summary))
     ctx.exit(0 if healthy else 1)
+
+
+def _suspension(state_dir: Path) -> dict[str, Any] | None:
+    """<state-dir>/suspend.json as JSON (`fleetward suspend`), or None when applies run."""
+    try:
+        found = read_suspension(state_dir)
+    except StoreError as exc:
+        return {"error": exc.problems[0].to_dict()}
+    return found.to_dict() if found is not None else None
+
+
+def _suspension_lines(suspended: dict[str, Any] | None) -> list[Line]:
+    if suspended is None:
+        return []
+    if "error" in suspended:
+        return [
+            ("blocked", "Suspension unknown: suspend.json cannot be read"),
+            *render_problem(Problem.from_dict(suspended["error"])),
+        ]
+    reason = f": {suspended['reason']}" if suspended.get("reason") else ""
+    return [
+        ("blocked", f"Suspended by {suspended['by']} since {suspended['at']}{reason}"),
+        ("", "  Runs plan and report but apply nothing; fleetward resume applies again."),
+    ]
 
 
 def _staleness(summary: dict[str, Any]) -> str | None:

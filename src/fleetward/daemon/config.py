@@ -64,6 +64,7 @@ class DaemonConfig:
     ready_max_age: float | None = None  # None: 3 × interval, at least 5 minutes
     git_timeout: float = 60.0
     lock_timeout: float = 10.0
+    operation_timeout: float = 600.0
     allow_empty: bool = False
     allow_mass_stop: bool = False
     once: bool = False
@@ -129,16 +130,24 @@ class _FileModel(BaseModel):
     ready_max_age: float | None = Field(None, alias="ready-max-age")
     git_timeout: float | None = Field(None, alias="git-timeout")
     lock_timeout: float | None = Field(None, alias="lock-timeout")
+    operation_timeout: float | None = Field(None, alias="operation-timeout")
     allow_empty: bool | None = Field(None, alias="allow-empty")
     allow_mass_stop: bool | None = Field(None, alias="allow-mass-stop")
     once: bool | None = None
 
-    @field_validator("interval", "ready_max_age", "git_timeout", "lock_timeout", mode="before")
+    @field_validator(
+        "interval",
+        "ready_max_age",
+        "git_timeout",
+        "lock_timeout",
+        "operation_timeout",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
 
-    @field_validator("interval", "git_timeout", "ready_max_age")
+    @field_validator("interval", "git_timeout", "ready_max_age", "operation_timeout")
     @classmethod
     def _at_least_a_second(cls, value: float | None) -> float | None:
         if value is not None and value < MIN_SECONDS:

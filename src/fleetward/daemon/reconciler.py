@@ -16,9 +16,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, owner_labels_of, refuse_blocked
+from fleetward.daemon.control import (
+    Control,
+    Decision,
+    Interrupted,
+    decide,
+    describe_held,
+    hold_overruns,
+    with_carriers,
+)
+from fleetward.daemon.triggers import Coalescer
 from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import (
     FleetwardError,
@@ -28,10 +40,12 @@ from fleetward.errors import (
     Problem,
     SourceError,
 )
+from fleetward.governance import Policy, policies_of
+from fleetward.kinds.sync_policy import parse_device_query
 from fleetward.loading import DocumentCache, Locator, load
-from fleetward.model import Plan, Revision, StoreSnapshot
+from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, now_iso
+from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions, plan
 from fleetward.source import open_snapshot
 from fleetward.store import TinyDBStore
@@ -51,6 +65,7 @@ class RunSettings:
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
     git_timeout: float = 60.0
+    operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,10 @@ class RunReport:
     fetch_failed: bool
     phases: Mapping[str, float]  # seconds per phase that ran
     duration: float
+    # What the run's plan split into: parts written and parts held (None: no plan).
+    decision: Decision | None = None
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    suspension: Any = None  # daemon.suspend.Suspension while `fleetward suspend` holds
 
     @property
     def succeeded(self) -> bool:
@@ -81,6 +100,7 @@ class Stopping(Exception):
 class Reconciler:
     settings: RunSettings
     operations: OperationLog
+    control: Control | None = None
     store: TinyDBStore = field(init=False)
     documents: DocumentCache = field(default_factory=DocumentCache)
     expansions: Expansions = field(default_factory=dict)
@@ -89,19 +109,41 @@ class Reconciler:
 
     def __post_init__(self) -> None:
         self.store = TinyDBStore(self.settings.state_dir)
+        if self.control is None:
+            self.control = Control(
+                self.operations,
+                Coalescer(),
+                self.settings.state_dir,
+                self.settings.operation_timeout,
+            )
+
+    @property
+    def ctl(self) -> Control:
+        assert self.control is not None
+        return self.control
+
+    def now(self) -> str:
+        return self.ctl.now_iso()
 
     def run(self, op: Operation, should_stop: Callable[[], bool] = lambda: False) -> RunReport:
         started = time.monotonic()
         phases: dict[str, float] = {}
+        if op.state is S.SCHEDULED:
+            op = replace(op, waiting_for=())  # what it waited for is over: it runs now
         state = _RunState(op)
+        self.ctl.begin(op)
         try:
             self._move(state, S.RESOLVING)
+            state.op = replace(state.op, deadline=self.ctl.deadline_iso())
             with gc_paused():
                 self._resolve_and_apply(state, phases, should_stop)
         except Stopping:
             self._move(
                 state, S.CANCELLED, "the daemon is stopping; the run was abandoned before its write"
             )
+        except Interrupted as exc:
+            state.op = replace(state.op, ended_by=exc.by)
+            self._move(state, exc.state, exc.reason)
         except FleetwardError as exc:
             state.problems = exc.problems
             if isinstance(exc, ManifestError | PlanError):
@@ -121,6 +163,13 @@ class Reconciler:
             state.problems = (problem,)
             state.op = state.op.with_errors([problem])
             self._move(state, S.FAILURE, "internal error")
+        finally:
+            self.ctl.end()
+        if state.decision is not None and state.decision.held:
+            try:
+                state.decision = with_carriers(state.decision, self.ctl.live_by_policy())
+            except FleetwardError:
+                pass  # the log is unreadable: the report keeps what the run decided
         snapshot = state.store
         if snapshot is None:
             try:
@@ -138,6 +187,9 @@ class Reconciler:
             fetch_failed=state.fetch_failed,
             phases=phases,
             duration=time.monotonic() - started,
+            decision=state.decision,
+            policies=state.policies,
+            suspension=state.suspension,
         )
 
     def _resolve_and_apply(
@@ -157,11 +209,13 @@ class Reconciler:
         with snapshot:
             state.revision = snapshot.revision
             state.op = _with_revision(state.op, snapshot.revision)
+            self._checkpoint(state, should_stop)
             with clock("load"):
                 try:
                     manifests = load(snapshot, self.documents)
                 finally:
                     self.documents.retain(f.blob_id for f in snapshot.files)
+            self._checkpoint(state, should_stop)
             with clock("desire"):
                 desired: DesiredState = desire(
                     manifests.revision,
@@ -169,56 +223,124 @@ class Reconciler:
                     Locator(snapshot),
                     self.expansions,
                 )
-        if should_stop():
-            raise Stopping()
+        self._checkpoint(state, should_stop)
+        control = self.ctl
+        op = state.op
+        query = parse_device_query(op.operation_device_query) if op.operation_device_query else None
+        guards = self.settings.guards
+        if op.arguments.get("allowMassStop"):
+            guards = replace(guards, allow_mass_stop=True)
+        state.policies = {p.name: p for p in policies_of(desired.documents)}
+        state.suspension = control.suspension()
         with self.store.lock(self.settings.lock_timeout):
             with clock("plan"):
                 stored = self.store.read()
-                made = plan(desired, stored, now_iso(), self.settings.guards)
+                made = plan(desired, stored, self.now(), guards)
             state.plan = made
             state.store = stored
             state.op = _with_summary(state.op, made, stored.meta.serial)
             if made.errors:
                 raise PlanError(*made.errors)
+            # A policy's own guard holds only that policy's changes (below).
+            blocked = frozenset(
+                g.policy
+                for g in made.guards
+                if g.policy is not None and g.verdict is GuardVerdict.BLOCKED
+            )
             try:
-                refuse_blocked(made)
+                refuse_blocked(replace(made, guards=_plan_guards(made)))
             except GuardBlocked:
                 self._move(state, S.RESOLVED, "plan ready")
                 raise
             self._move(state, S.RESOLVED, "plan ready")
-            if not made.changes and stored.meta.last_applied_revision == made.revision.id:
-                self._move(state, S.SUCCESS, f"no changes; the store matches {made.revision.short}")
-                return
-            # Stopping takes the gate before the process exits: a write either
-            # finishes first or never starts.
-            with self.write_gate:
-                if should_stop():
-                    raise Stopping()
-                self._move(state, S.DISPATCHING)
-                self._move(state, S.DISPATCHED, f"{len(made.changes)} change(s) to write")
-                self._move(state, S.PROCESSING, "writing the store")
-                with clock("apply"):
-                    result = apply_plan(
-                        made,
-                        self.store,
-                        now_iso(),
-                        str(self.settings.state_dir),
-                        snapshot=stored,
-                        operation_id=state.op.operation_id,
-                    )
-                state.applied = result
-                # The store keeps the snapshot its write produced: no re-read.
-                state.store = self.store.read()
-                state.op = _with_summary(state.op, made, result.meta.serial)
-                self._move(state, S.COMPLETED, "store written")
-                self._move(
-                    state,
-                    S.SUCCESS,
-                    f"applied {made.revision.short} at serial {result.meta.serial}",
+            self._checkpoint(state, should_stop)
+            # Operators' cancels and approvals land wholly before this decision or
+            # wholly after the write: the control mutex spans both.
+            with control.mutex:
+                decision = decide(
+                    made,
+                    state.policies,
+                    control.clock(),
+                    query=query,
+                    suspended=state.suspension is not None,
+                    live=control.live_by_policy(),
+                    rejected=control.rejected(),
+                    blocked=blocked,
                 )
+                state.decision = decision
+                if op.arguments.get("dryRun"):
+                    self._move(state, S.SUCCESS, _dry_run_message(made, decision))
+                    return
+                recorded_revision = stored.meta.last_applied_revision == made.revision.id
+                if not decision.due and (made.changes or recorded_revision or state.suspension):
+                    control.settle(state.op, made, decision, written=False, serial=None)
+                    self._move(state, S.SUCCESS, _nothing_message(made, decision, state))
+                    return
+                # Stopping takes the gate before the process exits: a write either
+                # finishes first or never starts.
+                with self.write_gate:
+                    if should_stop():
+                        raise Stopping()
+                    control.checkpoint(state.op)
+                    expected = timedelta(seconds=control.write_seconds)
+                    decision, overrun = hold_overruns(
+                        decision, state.policies, control.clock() + expected
+                    )
+                    state.decision = decision
+                    if not decision.due and made.changes:
+                        control.settle(state.op, made, decision, written=False, serial=None)
+                        self._move(
+                            state,
+                            S.SUCCESS,
+                            f"the window of policy {', '.join(overrun)} closes before the "
+                            "write could finish; held for its next window",
+                        )
+                        return
+                    # The guards of held policies judged changes this write leaves out.
+                    part = replace(made, changes=decision.due, guards=_plan_guards(made))
+                    self._move(state, S.DISPATCHING)
+                    self._move(state, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
+                    self._move(state, S.PROCESSING, "writing the store")
+                    writing = time.monotonic()
+                    with clock("apply"):
+                        result = apply_plan(
+                            part,
+                            self.store,
+                            self.now(),
+                            str(self.settings.state_dir),
+                            snapshot=stored,
+                            operation_id=state.op.operation_id,
+                            owner_labels=owner_labels_of(desired.documents),
+                        )
+                    control.write_seconds = time.monotonic() - writing
+                    state.applied = result
+                    # The store keeps the snapshot its write produced: no re-read.
+                    state.store = self.store.read()
+                    state.op = _with_summary(state.op, part, result.meta.serial)
+                    control.settle(
+                        state.op, made, decision, written=True, serial=result.meta.serial
+                    )
+                    self._move(state, S.COMPLETED, "store written")
+                    held = describe_held(decision)
+                    self._move(
+                        state,
+                        S.SUCCESS,
+                        f"applied {made.revision.short} at serial {result.meta.serial}"
+                        + (f"; {held}" if held else "")
+                        + (
+                            f"; {decision.out_of_scope} change(s) outside the operation's query"
+                            if decision.out_of_scope
+                            else ""
+                        ),
+                    )
+
+    def _checkpoint(self, state: _RunState, should_stop: Callable[[], bool]) -> None:
+        if should_stop():
+            raise Stopping()
+        self.ctl.checkpoint(state.op)
 
     def _move(self, state: _RunState, to: OperationState, message: str = "") -> Operation:
-        state.op = state.op.move(to, now_iso(), message)
+        state.op = state.op.move(to, self.now(), message)
         # Persist the start, the moment before the write, and the end: a crash in
         # between leaves a non-final record that the next start marks failed.
         if to in (S.RESOLVING, S.DISPATCHING) or to.final:
@@ -246,6 +368,9 @@ class _RunState:
     problems: tuple[Problem, ...] = ()
     manifest_errors: int = 0
     fetch_failed: bool = False
+    decision: Decision | None = None
+    policies: dict[str, Policy] = field(default_factory=dict)
+    suspension: Any = None
 
 
 @contextmanager
@@ -269,3 +394,33 @@ def _failure_message(exc: FleetwardError) -> str:
     first = exc.problems[0].error if exc.problems else type(exc).__name__
     more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
     return f"{first}{more}"
+
+
+def _plan_guards(made: Plan) -> tuple[Guard, ...]:
+    return tuple(g for g in made.guards if g.policy is None)
+
+
+def _dry_run_message(made: Plan, decision: Decision) -> str:
+    held = describe_held(decision)
+    return (
+        f"dry run at {made.revision.short}: {len(decision.due)} change(s) would be applied"
+        + (f"; {held}" if held else "")
+        + (f"; {decision.out_of_scope} outside the query" if decision.out_of_scope else "")
+    )
+
+
+def _nothing_message(made: Plan, decision: Decision, state: _RunState) -> str:
+    if not made.changes:
+        return f"no changes; the store matches {made.revision.short}"
+    if state.suspension is not None:
+        return (
+            f"suspended by {state.suspension.by}: {len(made.changes)} change(s) planned, "
+            "nothing applied"
+        )
+    held = describe_held(decision)
+    scope = (
+        f"{decision.out_of_scope} change(s) outside the operation's query"
+        if decision.out_of_scope
+        else ""
+    )
+    return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x)

@@ -31,6 +31,7 @@ import uvicorn
 from fleetward import __version__
 from fleetward.daemon import logs
 from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
 from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
@@ -49,6 +50,7 @@ from fleetward.store.operations import OperationLog
 logger = logging.getLogger("fleetward.daemon")
 
 DAEMON_LOCK = "daemon.lock"
+WAKE_JOB = "wake"
 STUCK_AFTER = 900.0  # seconds a run may take before /healthz fails and the watchdog stops
 STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop timeout is 90
 _RECORDED_TRIGGERS = ("api", "webhook")  # queued operations callers are told about
@@ -75,7 +77,14 @@ class Daemon:
         self.operations = OperationLog(self.state_dir)
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
-        self.reconciler = Reconciler(self._settings(config), self.operations)
+        self.control = Control(
+            self.operations,
+            self.coalescer,
+            self.state_dir,
+            config.operation_timeout,
+            on_change=self._reschedule_wake,
+        )
+        self.reconciler = Reconciler(self._settings(config), self.operations, self.control)
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.started_at = now_iso()
@@ -97,6 +106,7 @@ class Daemon:
             ),
             lock_timeout=config.lock_timeout,
             git_timeout=config.git_timeout,
+            operation_timeout=config.operation_timeout,
         )
 
     @staticmethod
@@ -178,6 +188,7 @@ class Daemon:
         worker.start()
         self.poller = Poller(self.coalescer.request, self.config.interval)
         self.poller.start()
+        self._reschedule_wake()
         self._start_watcher()
         self.coalescer.request("startup")
         ready_sent = False
@@ -211,7 +222,10 @@ class Daemon:
             if op is None:
                 continue
             try:
-                report = self._reconcile(op)
+                admitted = self.control.admit(op)
+                if admitted is None:
+                    continue  # ended while queued, or its window has not opened
+                report = self._reconcile(admitted)
                 failed = report.operation.state is OperationState.FAILURE
             except Exception:  # a bug outside the run itself: log it, keep reconciling
                 logger.exception("internal error around a reconcile")
@@ -246,6 +260,26 @@ class Daemon:
             logger.error("cannot write status files: %s", exc)
         _log_run(report)
         return report
+
+    def _reschedule_wake(self) -> None:
+        """Wake up when a held operation's window opens (or an operator's window ends)."""
+        if self.poller is None:
+            return
+        try:
+            when = self.control.next_wake()
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot read the operation log to schedule windows: %s", exc)
+            return
+        if when is None:
+            self.poller.cancel(WAKE_JOB)
+        else:
+            self.poller.schedule_at(when, self._wake_up, WAKE_JOB)
+
+    def _wake_up(self) -> None:
+        try:
+            self.control.wake()
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot wake held operations: %s", exc)
 
     # -- triggers and HTTP ---------------------------------------------------------------
 
@@ -282,6 +316,7 @@ class Daemon:
                 operations=self.operations,
                 secrets=lambda: self.secrets,
                 request_run=self.coalescer.request,
+                control=self.control,
             )
         )
         server = uvicorn.Server(
@@ -378,10 +413,15 @@ class Daemon:
         if self.watcher is not None:
             self.watcher.stop()
         never_ran = self.coalescer.close()
-        if never_ran is not None and any(t in never_ran.trigger for t in _RECORDED_TRIGGERS):
+        unrun = [
+            op
+            for op in [never_ran, *self.coalescer.dropped]
+            if op is not None and any(t in op.trigger for t in _RECORDED_TRIGGERS)
+        ]
+        for op in unrun:
             try:
                 self.operations.record(
-                    never_ran.move(OperationState.CANCELLED, now_iso(), "the daemon stopped first")
+                    op.move(OperationState.CANCELLED, now_iso(), "the daemon stopped first")
                 )
             except FleetwardError as exc:
                 logger.error("cannot record the cancelled operation: %s", exc)

@@ -7,16 +7,19 @@ at most one more run is queued, and it carries every reason that asked.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import random
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from watchfiles import Change, watch
@@ -38,8 +41,12 @@ class Coalescer:
     def __init__(self, on_queued: Callable[[Operation, str], None] | None = None) -> None:
         self._cond = threading.Condition()
         self._queued: Operation | None = None
+        # Operations that must run as themselves (an operator's request with a query,
+        # arguments or a window): never merged, run in order before the coalesced one.
+        self._explicit: deque[Operation] = deque()
         self._closed = False
         self._on_queued = on_queued  # called under the lock, e.g. to record the operation
+        self.dropped: list[Operation] = []  # explicit operations a close left unrun
 
     def request(self, reason: str) -> Operation | None:
         """Ask for a run; the operation that will carry it (None once closed)."""
@@ -62,20 +69,55 @@ class Coalescer:
         with self._cond:
             return self._queued
 
+    def push(self, op: Operation) -> bool:
+        """Queue an operation to run as itself; False once closed."""
+        with self._cond:
+            if self._closed:
+                return False
+            if all(o.operation_id != op.operation_id for o in self._explicit):
+                self._explicit.append(op)
+            self._cond.notify_all()
+            return True
+
+    def remove(self, operation_id: str) -> Operation | None:
+        """Take a queued operation out before it runs (an operator cancelled it)."""
+        with self._cond:
+            if self._queued is not None and self._queued.operation_id == operation_id:
+                op, self._queued = self._queued, None
+                return op
+            for op in self._explicit:
+                if op.operation_id == operation_id:
+                    self._explicit.remove(op)
+                    return op
+            return None
+
+    def find(self, operation_id: str) -> Operation | None:
+        with self._cond:
+            if self._queued is not None and self._queued.operation_id == operation_id:
+                return self._queued
+            return next((o for o in self._explicit if o.operation_id == operation_id), None)
+
     def take(self, timeout: float | None = None) -> Operation | None:
         """Wait for a queued run and take it; None on timeout or once closed."""
         with self._cond:
-            self._cond.wait_for(lambda: self._queued is not None or self._closed, timeout)
+            self._cond.wait_for(
+                lambda: self._queued is not None or bool(self._explicit) or self._closed, timeout
+            )
             if self._closed:
                 return None
+            if self._explicit:
+                return self._explicit.popleft()
             op, self._queued = self._queued, None
             return op
 
     def close(self) -> Operation | None:
-        """Refuse further requests; the run that was queued and will now never start."""
+        """Refuse further requests; the run that was queued and will now never start
+        (explicit operations left unrun are in `dropped`)."""
         with self._cond:
             self._closed = True
             op, self._queued = self._queued, None
+            self.dropped = list(self._explicit)
+            self._explicit.clear()
             self._cond.notify_all()
             return op
 
@@ -139,6 +181,14 @@ class Poller:
             id="retry",
             replace_existing=True,
         )
+
+    def schedule_at(self, when: dt.datetime, call: Callable[[], object], job_id: str) -> None:
+        """Call `call` once at `when` (replacing an earlier job of the same id)."""
+        self._scheduler.add_job(call, "date", run_date=when, id=job_id, replace_existing=True)
+
+    def cancel(self, job_id: str) -> None:
+        with contextlib.suppress(JobLookupError):  # it ran (or was never there)
+            self._scheduler.remove_job(job_id)
 
     def stop(self) -> None:
         if self._scheduler.running:

@@ -1,5 +1,10 @@
 """The daemon's HTTP API (Starlette): metrics, health, operations, webhook.
 
+Operations are the seed's: GET /v0/operations/ and /v0/operations/{id}/,
+POST /v0/operations/ (create), PUT /v0/operations/{id}/ (set the state), and
+POST /v0/operations/{id}/approve. Bodies are checked in `bodies`, the work is
+the daemon's `ControlApi`, and the document at /openapi.json is `openapi`.
+
 Reads are open (bind to loopback, or put a proxy in front). Anything that
 changes state needs `Authorization: Bearer <api token>`; with no token
 configured those endpoints are disabled, not open. The webhook is
@@ -9,9 +14,9 @@ GitLab's token header); with no secret configured it is disabled too.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +28,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fleetward import __version__
+from fleetward.daemon.control import ControlApi, ControlError
+from fleetward.errors import Problem
+from fleetward.http import bodies
+from fleetward.http.openapi import MAX_LIMIT, OPENAPI
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationState
 from fleetward.store.operations import ORDERINGS, OperationLog
 
+__all__ = ["OPENAPI", "ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
+
 MAX_WEBHOOK_BODY = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; pushes are far smaller
 MAX_REQUEST_BODY = 64 * 1024
-MAX_LIMIT = 1000
 
 
 @dataclass
@@ -48,6 +58,9 @@ class ApiContext:
     operations: OperationLog
     secrets: Callable[[], Secrets]
     request_run: Callable[[str], Operation | None]  # reason → the operation queued (if known)
+    # Operator requests (create with window/query/arguments, PUT state, approve); None:
+    # a plain IMMEDIATE create still queues a run, everything else answers 503.
+    control: ControlApi | None = None
 
 
 def error(
@@ -166,34 +179,70 @@ def create_app(ctx: ApiContext) -> Starlette:
         return JSONResponse({"content": op.to_dict()})
 
     async def create_operation(request: Request) -> Response:
-        denied = _authorize(request, ctx.secrets())
-        if denied is not None:
-            return denied
-        body = await _read_bounded(request, MAX_REQUEST_BODY)
-        if body is None:
-            return error(
-                413,
-                "Request body too large",
-                f"More than {MAX_REQUEST_BODY} bytes.",
-                "Send the operation's fields only.",
-            )
+        body = await _authorized_json(request, ctx.secrets(), bodies.CREATE_EXAMPLE)
+        if isinstance(body, Response):
+            return body
         try:
-            data = json.loads(body or b"{}")
-        except ValueError as exc:
-            return error(400, "Request body is not JSON", str(exc), "Send a JSON object.")
-        problem = _check_create(data)
-        if problem is not None:
-            return problem
-        # Queuing records the operation (a file write): off the event loop.
-        op = await run_in_threadpool(ctx.request_run, "api")
-        if op is None:
-            return error(
-                503,
-                "The daemon is stopping",
-                "No new operations are accepted while it shuts down.",
-                "Retry against the restarted daemon.",
-            )
+            converge = bodies.parse_create(body, dt.datetime.now(dt.UTC))
+        except bodies.BadRequest as exc:
+            return problem_response(400, exc.problem)
+        control = ctx.control
+        if control is None:
+            if not converge.plain:
+                return _no_control("Windows, device queries and arguments")
+            # Queuing records the operation (a file write): off the event loop.
+            op = await run_in_threadpool(ctx.request_run, "api")
+            if op is None:
+                return error(
+                    503,
+                    "The daemon is stopping",
+                    "No new operations are accepted while it shuts down.",
+                    "Retry against the restarted daemon.",
+                )
+        else:
+            try:
+                op = await run_in_threadpool(control.create, converge)
+            except ControlError as exc:
+                return problem_response(exc.status, exc.problem)
         return JSONResponse({"content": op.to_dict()}, status_code=201)
+
+    async def update_operation(request: Request) -> Response:
+        op_id = request.path_params["operation_id"]
+        body = await _authorized_json(request, ctx.secrets(), '{"state": "CANCELLED"}')
+        if isinstance(body, Response):
+            return body
+        try:
+            change = bodies.parse_state_change(body)
+        except bodies.BadRequest as exc:
+            return problem_response(400, exc.problem)
+        control = ctx.control
+        if control is None:
+            return _no_control("State changes")
+        try:
+            op = await run_in_threadpool(control.set_state, op_id, change.state, change.reason)
+        except ControlError as exc:
+            return problem_response(exc.status, exc.problem)
+        return JSONResponse(
+            {"operationId": op.operation_id, "status": op.state.name, "content": op.to_dict()}
+        )
+
+    async def approve_operation(request: Request) -> Response:
+        op_id = request.path_params["operation_id"]
+        body = await _authorized_json(request, ctx.secrets(), '{"by": "alice"}')
+        if isinstance(body, Response):
+            return body
+        try:
+            approval = bodies.parse_approval(body)
+        except bodies.BadRequest as exc:
+            return problem_response(400, exc.problem)
+        control = ctx.control
+        if control is None:
+            return _no_control("Approvals")
+        try:
+            op = await run_in_threadpool(control.approve, op_id, approval.by, approval.comment)
+        except ControlError as exc:
+            return problem_response(exc.status, exc.problem)
+        return JSONResponse({"content": op.to_dict()})
 
     async def webhook(request: Request) -> Response:
         secret = ctx.secrets().webhook_secret
@@ -243,17 +292,75 @@ def create_app(ctx: ApiContext) -> Starlette:
             status_code=202,
         )
 
+    async def operations(request: Request) -> Response:
+        if request.method == "POST":
+            return await create_operation(request)
+        return await run_in_threadpool(list_operations, request)
+
+    async def operation(request: Request) -> Response:
+        if request.method == "PUT":
+            return await update_operation(request)
+        return await run_in_threadpool(get_operation, request)
+
     routes = [
         Route("/metrics", metrics),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
-        Route("/v0/operations/", list_operations, methods=["GET"]),
-        Route("/v0/operations/", create_operation, methods=["POST"]),
-        Route("/v0/operations/{operation_id}/", get_operation, methods=["GET"]),
+        # One route per path, methods dispatched inside: a 405 then lists every method of
+        # the path in Allow (two routes on one path would each list only their own).
+        Route("/v0/operations/", operations, methods=["GET", "POST"]),
+        Route("/v0/operations/{operation_id}/", operation, methods=["GET", "PUT"]),
+        Route("/v0/operations/{operation_id}/approve", approve_operation, methods=["POST"]),
         Route("/v0/webhook", webhook, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+
+async def _authorized_json(request: Request, secrets: Secrets, example: str) -> Any:
+    """The request's JSON body once the bearer token checks out; else the refusal."""
+    denied = _authorize(request, secrets)
+    if denied is not None:
+        return denied
+    body = await _read_bounded(request, MAX_REQUEST_BODY)
+    if body is None:
+        return error(
+            413,
+            "Request body too large",
+            f"More than {MAX_REQUEST_BODY} bytes.",
+            "Send the operation's fields only.",
+        )
+    try:
+        return bodies.parse_json(body, example)
+    except bodies.BadRequest as exc:
+        return problem_response(400, exc.problem)
+
+
+def problem_response(status: int, problem: Problem) -> JSONResponse:
+    """A refusal as the error body of DESIGN §5."""
+    return JSONResponse({**problem.to_dict(), "location": problem.location or ""}, status)
+
+
+def _no_control(what: str) -> JSONResponse:
+    return error(
+        503,
+        "Operations control is not available",
+        f"{what} need the daemon's operations control, which this process does not run.",
+        "Retry against a daemon that is up (fleetward status shows it); a plain "
+        '{"operation_type": "CONVERGE"} still queues a run.',
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # A bug, not bad input. Starlette re-raises it after this answer, so uvicorn logs the
+    # traceback; the client gets the usual error body instead of a bare text page.
+    return error(
+        500,
+        f"Internal error: {type(exc).__name__}",
+        "The daemon hit a bug serving this request.",
+        "Check with GET /v0/operations/ whether it took effect, and report it with the "
+        "daemon's log.",
+    )
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes | None:
@@ -334,58 +441,6 @@ def _authorize(request: Request, secrets: Secrets) -> Response | None:
     return None
 
 
-def _check_create(data: Any) -> Response | None:
-    if not isinstance(data, dict):
-        return error(
-            400,
-            "Request body is not an object",
-            "Send a JSON object.",
-            'e.g. {"operation_type": "CONVERGE", "schedule_type": "IMMEDIATE"}',
-        )
-    allowed = {
-        "operation_type",
-        "schedule_type",
-        "schedule_args",
-        "operation_device_query",
-        "arguments",
-    }
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        return error(
-            400,
-            f"Unknown field {unknown[0]!r}",
-            f"Fields: {', '.join(sorted(allowed))}.",
-            "Remove the field.",
-            location=f"body.{unknown[0]}",
-        )
-    if data.get("operation_type") != "CONVERGE":
-        return error(
-            400,
-            "Invalid operation_type",
-            'operation_type must be "CONVERGE".',
-            'Send "operation_type": "CONVERGE".',
-            location="body.operation_type",
-        )
-    schedule = data.get("schedule_type", "IMMEDIATE")
-    if schedule != "IMMEDIATE":
-        return error(
-            400,
-            f"schedule_type {schedule!r} is not supported by this daemon",
-            "This version converges immediately; windows come with sync policies.",
-            'Send "schedule_type": "IMMEDIATE".',
-            location="body.schedule_type",
-        )
-    if data.get("operation_device_query"):
-        return error(
-            400,
-            "operation_device_query is not supported by this daemon",
-            "This version converges every object; selectors come with sync policies.",
-            "Drop operation_device_query.",
-            location="body.operation_device_query",
-        )
-    return None
-
-
 def _int(raw: str | None, name: str, default: int, low: int, high: int | None) -> int:
     if raw is None:
         return default
@@ -397,214 +452,3 @@ def _int(raw: str | None, name: str, default: int, low: int, high: int | None) -
         upper = f" and at most {high}" if high is not None else ""
         raise ValueError(f"{name} must be at least {low}{upper}; got {value}")
     return value
-
-
-def _op_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "operation_id": {"type": "string", "format": "uuid"},
-            "operation_type": {"type": "string", "enum": ["CONVERGE"]},
-            "schedule_type": {"type": "string", "enum": ["IMMEDIATE", "WINDOW"]},
-            "operation_device_query": {"type": "object"},
-            "state": {"type": "string", "enum": [s.name for s in OperationState]},
-            "state_code": {"type": "integer", "enum": [int(s) for s in OperationState]},
-            "trigger": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "transitions": {"type": "array", "items": {"type": "object"}},
-            "revision": {"type": ["string", "null"]},
-            "ref": {"type": ["string", "null"]},
-            "plan_summary": {"type": ["object", "null"]},
-            "serial": {"type": ["integer", "null"]},
-            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}},
-            "error_count": {"type": "integer"},
-            "message": {"type": "string"},
-        },
-    }
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _responses(ok: int, description: str, schema: dict[str, Any], *errors: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        str(ok): {"description": description, "content": {"application/json": {"schema": schema}}}
-    }
-    for code in errors:
-        out[str(code)] = {
-            "description": {
-                400: "Malformed request",
-                401: "No bearer token",
-                403: "Forbidden or disabled",
-                404: "Not found",
-                413: "Body too large",
-                503: "Not ready / stopping",
-            }[code],
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-    return out
-
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "fleetward daemon",
-        "version": __version__,
-        "description": "Operations of the fleetward reconciler (the operations seed's API), "
-        "health, metrics and the Git webhook.",
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Operation": _op_schema(),
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "error": {"type": "string"},
-                    "reason": {"type": "string"},
-                    "resolution": {"type": "string"},
-                    "location": {"type": ["string", "null"]},
-                    "parameters": {"type": "object"},
-                },
-            },
-        },
-    },
-    "paths": {
-        "/v0/operations/": {
-            "get": {
-                "summary": "Get all operations",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT},
-                    },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "schema": {"type": "integer", "enum": [int(s) for s in OperationState]},
-                    },
-                    {
-                        "name": "ordering",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "enum": [p + o for o in ORDERINGS for p in ("", "-")],
-                        },
-                    },
-                ],
-                "responses": _responses(
-                    200,
-                    "Operations, newest first by default",
-                    {
-                        "type": "object",
-                        "properties": {
-                            "content": {
-                                "type": "object",
-                                "properties": {
-                                    "count": {"type": "integer"},
-                                    "limit": {"type": "integer"},
-                                    "offset": {"type": "integer"},
-                                    "results": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Operation"},
-                                    },
-                                },
-                            }
-                        },
-                    },
-                    400,
-                ),
-            },
-            "post": {
-                "summary": "Create a CONVERGE operation (run a reconcile now)",
-                "security": [{"bearer": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["operation_type"],
-                                "properties": {
-                                    "operation_type": {"type": "string", "enum": ["CONVERGE"]},
-                                    "schedule_type": {"type": "string", "enum": ["IMMEDIATE"]},
-                                    "schedule_args": {"type": "object"},
-                                    "operation_device_query": {"type": "object"},
-                                    "arguments": {"type": "object"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": _responses(
-                    201,
-                    "The operation that will carry the run",
-                    {
-                        "type": "object",
-                        "properties": {"content": {"$ref": "#/components/schemas/Operation"}},
-                    },
-                    400,
-                    401,
-                    403,
-                    413,
-                    503,
-                ),
-            },
-        },
-        "/v0/operations/{operationId}/": {
-            "get": {
-                "summary": "Get one operation (its status)",
-                "parameters": [
-                    {
-                        "name": "operationId",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": _responses(
-                    200,
-                    "The operation",
-                    {
-                        "type": "object",
-                        "properties": {"content": {"$ref": "#/components/schemas/Operation"}},
-                    },
-                    404,
-                ),
-            }
-        },
-        "/v0/webhook": {
-            "post": {
-                "summary": "Git push webhook (GitHub/Gitea X-Hub-Signature-256, GitLab X-Gitlab-Token)",
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-                "responses": _responses(
-                    202, "A run was requested", {"type": "object"}, 401, 403, 413
-                ),
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "Text exposition format"}},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "The process is alive",
-                "responses": {"200": {"description": "Alive"}},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Reconciling successfully and recently",
-                "responses": {
-                    "200": {"description": "Ready"},
-                    "503": {"description": "Not ready, with reasons"},
-                },
-            }
-        },
-    },
-}

@@ -139,6 +139,7 @@ def _result(state: OperationState) -> str:
     return {
         OperationState.SUCCESS: "success",
         OperationState.CANCELLED: "cancelled",
+        OperationState.TIMEOUT: "timeout",
     }.get(state, "failure")
 
 

@@ -8,6 +8,7 @@ and platform collectors (RSS, open fds, CPU) beside ours.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
@@ -22,8 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from fleetward import __version__
-from fleetward.daemon.reconciler import PHASES
+from fleetward.daemon.reconciler import PHASES, RunReport
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS
+from fleetward.kinds.sync_policy import window_state
 from fleetward.model import Action, ObjectState
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
@@ -71,13 +73,14 @@ class _HealthCollector(Collector):
             last_success = h.last_success_at
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
+            last = h.last
 
         reconciles = CounterMetricFamily(
             "fleetward_reconcile",
-            "Reconciles run, by result (success, failure, cancelled).",
+            "Reconciles run, by result (success, failure, cancelled, timeout).",
             labels=["result"],
         )
-        for result in ("success", "failure", "cancelled"):
+        for result in ("success", "failure", "cancelled", "timeout"):
             reconciles.add_metric([result], totals.get(result, 0))
         yield reconciles
 
@@ -130,11 +133,43 @@ class _HealthCollector(Collector):
         for op_state in OperationState:
             ops.add_metric([op_state.name], operations.get(op_state.name, 0))
         yield ops
+        yield from _policy_metrics(last)
         info = GaugeMetricFamily(
             "fleetward_build_info", "fleetward's version (always 1).", labels=["version"]
         )
         info.add_metric([__version__], 1)
         yield info
+
+
+def _policy_metrics(last: RunReport | None) -> Iterable[Metric]:
+    """Windows, held changes and suspension: labels bounded by the number of SyncPolicies."""
+    policies = last.policies if last is not None else {}
+    window = GaugeMetricFamily(
+        "fleetward_window_open",
+        "1 while a WINDOW SyncPolicy's window is open, else 0 (policies of the last revision read).",
+        labels=["policy"],
+    )
+    now = dt.datetime.now(dt.UTC)
+    for name, policy in sorted(policies.items()):
+        if policy.windowed:
+            window.add_metric([name], 1 if window_state(policy.spec.schedule, now).open else 0)
+    yield window
+    held = GaugeMetricFamily(
+        "fleetward_held_changes",
+        "Changes of the last plan not applied, by the SyncPolicy holding them "
+        '(policy="" for the daemon\'s own suspension).',
+        labels=["policy"],
+    )
+    decision = last.decision if last is not None else None
+    if decision is not None:
+        for part in decision.held:
+            held.add_metric([part.policy or ""], len(part.changes))
+    yield held
+    yield GaugeMetricFamily(
+        "fleetward_suspended",
+        "1 while the daemon is suspended (fleetward suspend): it plans but applies nothing.",
+        value=1 if last is not None and last.suspension is not None else 0,
+    )
 
 
 def _kind_order(kind: str) -> tuple[int, str]:

@@ -18,13 +18,16 @@ import datetime as dt
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fleetward import __version__
+from fleetward.daemon.control import held_summary
 from fleetward.daemon.reconciler import RunReport
+from fleetward.governance import parse_iso
 from fleetward.kinds.asset_rule import execution_progress
-from fleetward.model import Change
+from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
 from fleetward.rendering import plan_to_dict, render_plan
@@ -53,7 +56,31 @@ class StatusWriter:
             with gc_paused():
                 write_json(self.dir / "plan.json", plan_to_dict(report.plan), indent=indent)
         written = self._objects(report)
+        self._pending(report)
         write_json(self.dir / "summary.json", summary(report, health, daemon, self.source, written))
+
+    def _pending(self, report: RunReport) -> None:
+        """`pending/<operation id>.json|.txt`: the plan each held operation carries, for
+        review before approving it; removed once the operation ends."""
+        if report.decision is None:
+            return  # no plan this run: what is pending is unknown, keep the files
+        root = self.dir / "pending"
+        wanted: dict[str, Plan] = {}
+        plan = report.plan
+        assert plan is not None
+        for part in report.decision.held:
+            if part.operation_id is not None:
+                wanted[part.operation_id] = replace(plan, changes=part.changes)
+        if root.is_dir():
+            for old in root.iterdir():
+                if old.name.split(".", 1)[0] not in wanted:
+                    old.unlink(missing_ok=True)
+        for op_id, part_plan in wanted.items():
+            root.mkdir(parents=True, exist_ok=True)
+            text = "\n".join(line for _, line in render_plan(part_plan, _PLAN_TEXT_LINES))
+            write_atomic(root / f"{op_id}.txt", (text + "\n").encode())
+            indent = 1 if len(part_plan.changes) <= _INDENTED_PLAN_CHANGES else None
+            write_json(root / f"{op_id}.json", plan_to_dict(part_plan), indent=indent)
 
     def _objects(self, report: RunReport) -> int:
         """Write the object files of this run, remove the others; how many were written."""
@@ -95,8 +122,32 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
     at = op.updated_at
     revision = report.revision.id if report.revision else None
     applied = report.applied is not None and op.state is OperationState.SUCCESS
+    decision = report.decision
+    held: dict[str, tuple[str, str]] = {}  # address → (reason, message) of a held change
+    written: set[str] | None = None
+    if decision is not None and op.state is OperationState.SUCCESS:
+        written = {c.address for c in decision.due} if applied else set()
+        for part in decision.held:
+            reason, message = _held_reason(part.policy, part.waiting_for, part.operation_id)
+            for change in part.changes:
+                held[change.address] = (reason, message)
     for change in plan.changes:
         drift = "drift" in change.reason.split(", ")
+        if written is not None and change.address not in written:
+            reason, message = held.get(
+                change.address,
+                ("NotInScope", "outside the operation_device_query of the last operation"),
+            )
+            message = f"The change ({change.action.value}: {change.reason}) waits: {message}."
+            yield (
+                change,
+                [
+                    _condition("Ready", False, reason, message, at, revision),
+                    _condition("Reconciling", True, reason, message, at, revision),
+                    _condition("Stalled", False, reason, "", at, revision),
+                ],
+            )
+            continue
         if applied and not drift:
             continue
         if applied:
@@ -128,6 +179,25 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
                 _condition("Stalled", True, _stalled_reason(report), why, at, revision),
             ]
         yield change, conditions
+
+
+def _held_reason(
+    policy: str | None, waiting_for: tuple[str, ...], operation_id: str | None
+) -> tuple[str, str]:
+    who = f"SyncPolicy {policy}" if policy else "the daemon"
+    carried = f" (operation {operation_id})" if operation_id else ""
+    if "suspended" in waiting_for:
+        return "Suspended", f"{who} is suspended{carried}"
+    if "blocked" in waiting_for:
+        return "Blocked", (
+            f"{who}'s maxStopFraction guard blocks these changes; commit a fix, or converge "
+            "them with arguments.allowMassStop"
+        )
+    if "rejected" in waiting_for:
+        return "Rejected", f"an operator rejected this plan of {who}; a new commit makes a new one"
+    if "approval" in waiting_for:
+        return "WaitingForApproval", f"{who} needs manual approval{carried}"
+    return "WaitingForWindow", f"{who} applies only inside its window{carried}"
 
 
 def _stalled_reason(report: RunReport) -> str:
@@ -167,6 +237,8 @@ def summary(
     objects: dict[str, dict[str, int]] = {}
     for (kind, state), n in sorted(counts.objects.items()):
         objects.setdefault(kind, {})[state] = n
+    held = held_summary(report.decision) if report.decision is not None else []
+    suspension = report.suspension
     return {
         "formatVersion": SUMMARY_FORMAT,
         "updatedAt": op.updated_at,
@@ -186,7 +258,21 @@ def summary(
             and report.revision
             and op.state is OperationState.SUCCESS
             and store.meta.last_applied_revision == report.revision.id
+            and not held
+            and not (report.decision is not None and report.decision.out_of_scope)
         ),
+        # Changes planned but not applied, per policy: what each waits for, and the
+        # operation that carries it (its plan: pending/<operationId>.txt|json).
+        "held": held,
+        "suspended": (
+            {"by": suspension.by, "at": suspension.at, "reason": suspension.reason}
+            if suspension is not None
+            else None
+        ),
+        "policies": {
+            name: policy.describe(parse_iso(op.updated_at))
+            for name, policy in sorted(report.policies.items())
+        },
         "lastOperation": {
             "id": op.operation_id,
             "state": op.state.name,

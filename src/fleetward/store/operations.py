@@ -101,7 +101,9 @@ class OperationLog:
         def update(entries: list[_Entry]) -> list[_Entry]:
             out = []
             for entry in entries:
-                if entry.op.state.final:
+                # A SCHEDULED operation waits for a window or an approval, not for
+                # this process: it outlives restarts.
+                if entry.op.state.final or entry.op.state is OperationState.SCHEDULED:
                     out.append(entry)
                     continue
                 op = entry.op.move(OperationState.FAILURE, now, message)
@@ -120,7 +122,7 @@ class OperationLog:
         with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
             for leftover in self.state_dir.glob(_TMP_PREFIX + "*"):
                 leftover.unlink(missing_ok=True)  # of a write a crash interrupted
-            entries = change(list(self._entries()))[-self.limit :]
+            entries = _bounded(change(list(self._entries())), self.limit)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:
                 write_atomic(self.path, ('{"operations":{' + body + "}}").encode())
@@ -168,6 +170,20 @@ class OperationLog:
                 "affected).",
                 location=str(self.path),
             ) from exc
+
+
+def _bounded(entries: list[_Entry], limit: int) -> list[_Entry]:
+    """The newest `limit` entries; operations still waiting or running are never dropped."""
+    excess = len(entries) - limit
+    if excess <= 0:
+        return entries
+    out = []
+    for entry in entries:
+        if excess > 0 and entry.op.state.final:
+            excess -= 1
+            continue
+        out.append(entry)
+    return out
 
 
 def _entry(op: Operation) -> _Entry:

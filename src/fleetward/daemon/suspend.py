@@ -1,0 +1,114 @@
+"""Suspension: `<state-dir>/suspend.json`, the operator's switch that stops applies.
+
+While the file exists the daemon still fetches, plans and reports at every run,
+but writes nothing; `fleetward suspend` writes it, `fleetward resume` removes it.
+A file (not an HTTP call) so it works with the daemon stopped and survives restarts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetward.errors import StoreError, UsageError
+from fleetward.store.files import write_atomic
+
+SUSPEND_FILE = "suspend.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    """Who suspended applies, when (ISO 8601 UTC) and why."""
+
+    by: str
+    at: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Suspension:
+        wrong = [name for name in ("by", "at", "reason") if not isinstance(data.get(name), str)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} must be a string")
+        return cls(by=data["by"], at=data["at"], reason=data["reason"])
+
+
+def read_suspension(state_dir: Path) -> Suspension | None:
+    """The suspension in force, or None. StoreError (located) if the file is corrupt."""
+    path = Path(state_dir) / SUSPEND_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _unreadable(path, f"{exc.strerror or exc}.") from exc
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _unreadable(path, f"Not JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise _unreadable(path, "It holds no JSON object.")
+    try:
+        return Suspension.from_dict(data)
+    except ValueError as exc:
+        raise _unreadable(path, f"{exc}.") from exc
+
+
+def write_suspension(state_dir: Path, suspension: Suspension) -> None:
+    """Suspend applies (atomically; replaces an earlier suspension)."""
+    directory = Path(state_dir)
+    if not directory.is_dir():
+        raise UsageError.one(
+            f"No state directory {directory}",
+            "Suspending applies needs the state directory the daemon uses; this one does not "
+            "exist.",
+            "Pass the daemon's --state-dir (or set FLEETWARD_STATE_DIR).",
+            location=str(directory),
+        )
+    data = json.dumps(suspension.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    try:
+        write_atomic(directory / SUSPEND_FILE, data.encode())
+    except OSError as exc:
+        raise StoreError.one(
+            f"Cannot write {directory / SUSPEND_FILE}",
+            f"{exc.strerror or exc}.",
+            "Run as the user the daemon runs as, or fix the directory's permissions.",
+            location=str(directory / SUSPEND_FILE),
+        ) from exc
+
+
+def clear_suspension(state_dir: Path) -> Suspension | None:
+    """Resume applies: remove the file; the suspension removed (None if there was none).
+
+    A corrupt file is removed too (and None returned): resuming must always work."""
+    path = Path(state_dir) / SUSPEND_FILE
+    try:
+        removed = read_suspension(state_dir)
+    except StoreError:
+        removed = None
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError.one(
+            f"Cannot remove {path}",
+            f"{exc.strerror or exc}.",
+            "Run as the user the daemon runs as, or fix the directory's permissions.",
+            location=str(path),
+        ) from exc
+    return removed
+
+
+def _unreadable(path: Path, reason: str) -> StoreError:
+    return StoreError.one(
+        f"Cannot read the suspension file {path}",
+        reason,
+        "Fix the file, or remove it with fleetward resume (and suspend again if wanted).",
+        location=str(path),
+    )
