@@ -44,6 +44,9 @@ METRICS = {
     "fleetward_last_success_timestamp_seconds",
     "fleetward_operations",
     "fleetward_build_info",
+    "fleetward_window_open",
+    "fleetward_held_changes",
+    "fleetward_suspended",
 }
 ALERTS = {
     "FleetwardDown",
@@ -51,6 +54,7 @@ ALERTS = {
     "FleetwardNoRecentSuccess",
     "FleetwardManifestErrors",
     "FleetwardDriftPresent",
+    "FleetwardChangesHeld",
     "FleetwardSourceFetchFailing",
 }
 DAEMON_KEYS = {
@@ -62,6 +66,7 @@ DAEMON_KEYS = {
     "listen",
     "log-format",
     "ready-max-age",
+    "operation-timeout",
     "webhook-secret-file",
     "api-token-file",
 }
