@@ -577,12 +577,45 @@ def test_cancelling_a_scheduled_operation_rejects_its_plan_until_a_new_commit(wo
     assert reason_of(world.object_file("Asset/TRK-1")) == "Rejected"
     assert world.summary()["held"][0]["waitingFor"] == ["rejected"]
 
-    # A commit that changes the part makes a new plan; inside the window it applies.
+    # A commit that changes the part makes a new plan. After a rejection it waits for a
+    # person even under approval: auto (the rejected change must not ride along with an
+    # unrelated commit); approved, it applies inside the window.
     world.commit(north(model2="FH13"), south(), NIGHTLY_POLICY, message="TRK-2 is an FH13")
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.store_bytes() == before
+    renewed = world.only_scheduled("prod-nightly")
+    assert renewed.waiting_for == ("approval",)
+    assert (world.root / "state" / "rejections.json").exists()
+    world.control.approve(renewed.operation_id, "alice")
+    assert json.loads((world.root / "state" / "rejections.json").read_text()) == {}
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert world.model("Asset/TRK-2") == "FH13"
     assert world.model("Asset/TRK-1") == "FH16"
+    assert world.op(renewed.operation_id).state is S.SUCCESS
+
+
+def test_a_rejection_does_not_lift_with_an_unrelated_commit(world: World) -> None:
+    """Cancelling north's change, then a commit that changes only east under the same
+    policy: north's rejected change must not be applied with it unapproved."""
+    east = fleet("east", [asset("TRK-7")], {"env": "prod"})
+    world.commit(north(), south(), east, NIGHTLY_POLICY)
+    world.clock.set(IN_WINDOW)
+    world.run()  # everything applied inside the window
+    world.clock.set(IN_WINDOW + dt.timedelta(hours=12))  # closed until the next night
+    world.commit(north(model1="BAD"), south(), east, NIGHTLY_POLICY)
+    world.run()
+    world.control.set_state(world.only_scheduled("prod-nightly").operation_id, S.CANCELLED, "no")
+    east2 = fleet("east", [asset("TRK-7", "FH13")], {"env": "prod"})
+    world.commit(north(model1="BAD"), south(), east2, NIGHTLY_POLICY)
+    world.run()
+    world.clock.set(IN_WINDOW + dt.timedelta(days=1))
+    world.control.wake()
+    world.run()
+    assert world.model("Asset/TRK-1") == "FH16"  # not BAD: nobody approved it
+    assert world.model("Asset/TRK-7") == "FH16"
+    assert world.only_scheduled("prod-nightly").waiting_for == ("approval",)
 
 
 # -- 5. illegal transitions ----------------------------------------------------------------------
@@ -876,9 +909,9 @@ def test_a_policy_max_stop_fraction_blocks_a_mass_stop_unless_allowed(world: Wor
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert "policy prod-cap: blocked" in report.operation.message
     assert world.model("Asset/TRK-3") == "FH13"
-    assert {
-        k for k, o in world.objects().items() if o.state.value.upper() == "STOPPED"
-    } == {"Asset/TRK-5"}
+    assert {k for k, o in world.objects().items() if o.state.value.upper() == "STOPPED"} == {
+        "Asset/TRK-5"
+    }
     guards = world.plan_json()["guards"]
     blocked = [g for g in guards if g["verdict"].upper() == "BLOCKED"]
     assert blocked and {g.get("policy") for g in blocked} == {"prod-cap"}
@@ -966,9 +999,7 @@ def test_decide_splits_a_plan_into_parts(world: World) -> None:
     assert all("suspended" in p.waiting_for for p in suspended.parts)
 
     part = next(p for p in opened.parts if p.policy == "prod-nightly")
-    rejected = decide(
-        made, policies, IN_WINDOW, rejected=frozenset({("prod-nightly", part.digest)})
-    )
+    rejected = decide(made, policies, IN_WINDOW, rejected={"prod-nightly": part.digest})
     assert {c.address for c in rejected.due} == {"Asset/TRK-3", "SyncPolicy/prod-nightly"}
     assert rejected.held[0].waiting_for == ("rejected",)
 
@@ -1258,3 +1289,135 @@ def test_removing_a_document_stays_governed_by_its_own_policy(world: World) -> N
         f"run: {report.operation.state.name} {report.operation.message}"
     )
     assert world.objects()["Asset/TRK-1"].state.value.upper() == "STOPPED"
+
+
+# -- review findings: races, restarts, damaged files ------------------------------------------------
+
+
+def test_a_cancel_between_take_and_start_is_not_overwritten_by_the_run(world: World) -> None:
+    """The worker has taken the operation but not started it; a PUT lands in between.
+    The PUT's answer (CANCELLED) must be the truth: the run must not start."""
+    world.commit(north(), south())
+    world.run()
+    world.commit(north(model1="FH99"), south())
+    before = world.store_bytes()
+    op = world.control.create(ConvergeRequest(query={"kinds": ["Asset"]}))
+    taken = world.queue.take(0)
+    assert taken is not None and taken.operation_id == op.operation_id
+    cancelled = world.control.set_state(op.operation_id, S.CANCELLED, "not now")
+    assert cancelled.state is S.CANCELLED
+    assert world.control.admit(taken) is None  # the worker drops it
+    assert world.op(op.operation_id).state is S.CANCELLED
+    assert world.store_bytes() == before
+
+
+def test_a_hold_between_take_and_start_keeps_it_held(world: World) -> None:
+    world.commit(north(), south())
+    op = world.control.create(ConvergeRequest(dry_run=True))
+    taken = world.queue.take(0)
+    assert taken is not None
+    world.control.set_state(op.operation_id, S.SCHEDULED, "wait for me")
+    assert world.control.admit(taken) is None
+    assert world.op(op.operation_id).waiting_for == ("approval",)
+
+
+def test_an_operator_window_open_at_restart_runs_at_once(world: World) -> None:
+    world.commit(north(), south())
+    op = world.control.create(
+        ConvergeRequest(
+            schedule_type="WINDOW",
+            window_start=iso(NOON + dt.timedelta(hours=1)),
+            window_end=iso(NOON + dt.timedelta(hours=3)),
+        )
+    )
+    world.queue.take(0)  # whatever the wake-up at creation queued dies with the process
+    world.clock.set(NOON + dt.timedelta(hours=2))
+    world.restart()
+    assert world.control.next_wake() == world.clock.now  # due, and queued nowhere
+    world.control.wake()
+    report = world.run_queued()
+    assert report.operation.operation_id == op.operation_id
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.control.next_wake() is None
+
+
+def test_an_approved_operator_operation_runs_after_a_restart(world: World) -> None:
+    world.commit(north(), south())
+    op = world.control.create(ConvergeRequest(query={"kinds": ["Asset"]}))
+    world.control.set_state(op.operation_id, S.SCHEDULED, "review first")
+    world.control.approve(op.operation_id, "alice")
+    world.restart()  # killed before it ran: the new queue is empty
+    assert world.op(op.operation_id).state is S.SCHEDULED
+    assert world.control.next_wake() == world.clock.now
+    world.control.wake()
+    report = world.run_queued()
+    assert report.operation.operation_id == op.operation_id
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert "Asset/TRK-1" in world.objects()
+
+
+def test_a_damaged_rejections_file_holds_everything_and_is_not_overwritten(world: World) -> None:
+    world.commit(north(), south(), NIGHTLY_POLICY)
+    world.run()
+    held = world.only_scheduled("prod-nightly")
+    damaged = world.state / "rejections.json"
+    damaged.write_text("{not json")
+    with pytest.raises(ControlError) as err:
+        world.control.set_state(held.operation_id, S.CANCELLED, "no")
+    assert err.value.status == 503
+    assert damaged.read_text() == "{not json"
+    assert world.op(held.operation_id).state is S.SCHEDULED
+    world.clock.set(IN_WINDOW)
+    world.run()
+    assert "Asset/TRK-1" not in world.objects()  # every policy's part is held
+    assert "Asset/TRK-3" in world.objects()  # the ungoverned part is not
+
+
+def test_a_damaged_operation_log_answers_503_not_a_crash(world: World) -> None:
+    world.commit(north(), south())
+    world.run()
+    (world.state / "operations.json").write_text("{not json")
+    for call in (
+        lambda: world.control.set_state("0" * 8, S.CANCELLED, ""),
+        lambda: world.control.approve("0" * 8, "alice"),
+        lambda: world.control.create(ConvergeRequest(dry_run=True)),
+    ):
+        with pytest.raises(ControlError) as err:
+            call()
+        assert err.value.status == 503
+        assert "operation log" in err.value.problem.error
+
+
+def test_approving_a_manual_plan_overrides_its_own_mass_stop_guard(world: World) -> None:
+    careful = policy(
+        "prod-careful",
+        selector={"matchLabels": {"env": "prod"}},
+        approval="manual",
+        maxStopFraction=0.1,
+    )
+    world.commit(north(), south(), careful)
+    world.run()
+    world.control.approve(world.only_scheduled("prod-careful").operation_id, "alice")
+    world.run()
+    assert world.objects()["Asset/TRK-1"].state.value == "active"
+
+    world.commit(fleet("north", [], {"env": "prod"}), south(), careful)
+    world.run()
+    held = world.only_scheduled("prod-careful")  # blocked, yet there is something to approve
+    assert set(held.waiting_for) == {"approval"}
+    assert [h["waitingFor"] for h in world.summary()["held"]] == [["approval", "blocked"]]
+    world.control.approve(held.operation_id, "alice")
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.objects()["Asset/TRK-1"].state.value == "stopped"
+    assert world.op(held.operation_id).state is S.SUCCESS
+
+
+def test_a_dry_run_marks_changes_as_dry_run_not_out_of_scope(world: World) -> None:
+    world.commit(north(), south())
+    world.control.create(ConvergeRequest(dry_run=True))
+    report = world.run_queued()
+    assert report.operation.state is S.SUCCESS
+    assert "dry run" in report.operation.message
+    assert reason_of(world.object_file("Asset/TRK-1")) == "DryRun"
+    assert not world.objects()

@@ -12,7 +12,12 @@ it:
   exactly these changes has not been approved;
 - `rejected`: an operator ended the operation that carried exactly these
   changes (PUT .../{id}/ CANCELLED, FAILED or TIMEOUT). The same plan is not
-  offered again; a commit that changes the part makes a new one.
+  offered again. Until a person approves a later plan of that policy (or the
+  policy has nothing left to change), each new plan of it waits for approval,
+  even under `approval: auto`: a rejected change must never slip through with
+  an unrelated commit;
+- `blocked`: its policy's maxStopFraction guard blocks it (an approval of
+  exactly these changes overrides it for a manual policy).
 
 Every part that is not held is written in one atomic store write. A part held
 by a window or an approval is carried by an Operation of its own, SCHEDULED
@@ -34,10 +39,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from fleetward.errors import FleetwardError, Problem, StoreError
@@ -113,7 +120,8 @@ class ControlApi(Protocol):
     def create(self, request: ConvergeRequest) -> Operation:
         """Record a new operation (queued if IMMEDIATE, SCHEDULED if WINDOW) and return it.
 
-        Raises ControlError(409) while the daemon is suspended."""
+        Raises ControlError(409) while the daemon is suspended, ControlError(503) when
+        the operation log cannot be read or written."""
         ...
 
     def set_state(self, operation_id: str, state: OperationState, reason: str) -> Operation:
@@ -166,16 +174,18 @@ def decide(
     query: DeviceQuery | None = None,
     suspended: bool = False,
     live: Mapping[str, Operation] | None = None,
-    rejected: frozenset[tuple[str, str]] | None = frozenset(),
+    rejected: Mapping[str, str] | None = MappingProxyType({}),
     blocked: frozenset[str] = frozenset(),
 ) -> Decision:
     """Split a plan into parts and say which may be written now. Pure.
 
     `live` maps a policy name to the operation carrying its held part;
-    `rejected` holds (policy, digest) pairs an operator ended; `blocked` the
+    `rejected` maps a policy to the digest of its plan an operator rejected (None:
+    unknown, every policy's part is held); `blocked` the
     policies whose own guard (maxStopFraction) blocks their part.
     """
     live = live or {}
+    known_rejections = {} if rejected is None else rejected
     grouped: dict[str | None, list[Change]] = {}
     for change in plan.changes:
         grouped.setdefault(change.policy, []).append(change)
@@ -196,11 +206,21 @@ def decide(
             if not window.open:
                 waiting.append("window")
         carrier = live.get(name) if name is not None else None
-        if policy is not None and policy.manual and not _approved(carrier, digest):
+        approved = _approved(carrier, digest)
+        # None: which plans were rejected is unknown, so every policy's part is held.
+        is_rejected = name is not None and (
+            rejected is None or known_rejections.get(name) == digest
+        )
+        after_rejection = name is not None and name in known_rejections
+        if is_rejected:
+            waiting.append("rejected")
+        elif (
+            name is not None
+            and not approved
+            and ((policy is not None and policy.manual) or after_rejection)
+        ):
             waiting.append("approval")
-        if name is not None and (rejected is None or (name, digest) in rejected):
-            waiting.append("rejected")  # None: which plans were rejected is unknown
-        if name is not None and name in blocked:
+        if name is not None and name in blocked and not approved:
             waiting.append("blocked")
         carried_by = carrier.operation_id if carrier is not None else None
         parts.append(Part(name, changes, digest, tuple(waiting), window, carried_by))
@@ -323,6 +343,18 @@ class Control:
     # -- operator requests ---------------------------------------------------------------
 
     def create(self, request: ConvergeRequest) -> Operation:
+        with _unavailable_on_store_errors():
+            return self._create(request)
+
+    def set_state(self, operation_id: str, state: OperationState, reason: str) -> Operation:
+        with _unavailable_on_store_errors():
+            return self._set_state(operation_id, state, reason)
+
+    def approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
+        with _unavailable_on_store_errors():
+            return self._approve(operation_id, by, comment)
+
+    def _create(self, request: ConvergeRequest) -> Operation:
         suspension = self.suspension()
         if suspension is not None:
             raise ControlError(
@@ -377,7 +409,7 @@ class Control:
                 raise _stopping()
         return op
 
-    def set_state(self, operation_id: str, state: OperationState, reason: str) -> Operation:
+    def _set_state(self, operation_id: str, state: OperationState, reason: str) -> Operation:
         reason = reason.strip()
         with self.mutex:
             op = self._find(operation_id)
@@ -435,7 +467,7 @@ class Control:
         self.log.record(held)
         return held
 
-    def approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
+    def _approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
         with self.mutex:
             op = self._find(operation_id)
             approval = dict(op.approval or {})
@@ -472,6 +504,8 @@ class Control:
                 message=message,
             )
             self.log.record(approved)
+            if approved.policy is not None:
+                self.rejections.lift(approved.policy)
         if not waiting:
             if approved.policy is None:
                 self.queue.push(approved)  # an operator's own operation: run it as itself
@@ -515,8 +549,18 @@ class Control:
             return _Unreadable()
 
     def admit(self, op: Operation) -> Operation | None:
-        """Whether a taken operation may run now; None when it ended (recorded) or
-        must keep waiting instead."""
+        """Whether a taken operation may run now (it is then the running one); None when
+        it ended (recorded) or must keep waiting instead.
+
+        Under the mutex: an operator's PUT either lands before (and the operation is
+        dropped here) or sees it running (and stops it at its first checkpoint)."""
+        with self.mutex:
+            admitted = self._admissible(op)
+            if admitted is not None:
+                self.running = admitted
+            return admitted
+
+    def _admissible(self, op: Operation) -> Operation | None:
         now = self.clock()
         if op.state.final:
             return None
@@ -525,8 +569,12 @@ class Control:
         except FleetwardError as exc:
             logger.error("cannot read the operation log: %s", exc)
             current = None  # the run still runs (and reports the damaged log)
-        if current is not None and current.state.final:
-            return None  # ended by an operator while queued
+        if current is not None:
+            if current.state.final:
+                return None  # ended by an operator while queued
+            if current.state is S.SCHEDULED and "approval" in current.waiting_for:
+                return None  # held for approval (PUT SCHEDULED) while queued
+            op = current if current.state is S.SCHEDULED else op
         if op.schedule_type == "WINDOW" and op.schedule_args:
             start = parse_iso(str(op.schedule_args["start"]))
             end = parse_iso(str(op.schedule_args["end"]))
@@ -539,7 +587,7 @@ class Control:
                 return None
             if now < start:
                 return None  # woken early: the wake-up at its start runs it
-        return current if current is not None and current.state is S.SCHEDULED else op
+        return op
 
     def begin(self, op: Operation) -> None:
         """The worker starts running `op`: its deadline starts now."""
@@ -583,13 +631,13 @@ class Control:
                 out[op.policy] = op
         return out
 
-    def rejected(self) -> frozenset[tuple[str, str]] | None:
-        """(policy, digest) of each plan an operator rejected; None if unknown (the file
-        is unreadable: every policy's part is then held, never applied by mistake)."""
+    def rejected(self) -> dict[str, str] | None:
+        """Per policy, the digest of its plan an operator rejected; None if unknown (the
+        file is unreadable: every policy's part is then held, never applied by mistake)."""
         found = self.rejections.read()
         if found is None:
             return None
-        return frozenset((policy, str(entry.get("digest"))) for policy, entry in found.items())
+        return {policy: str(entry.get("digest")) for policy, entry in found.items()}
 
     def _kept(self) -> list[Operation]:
         """The operation log, or nothing if it cannot be read: a damaged log must not stop
@@ -616,12 +664,10 @@ class Control:
         done = {c.address for c in decision.due} if written else set()
         recorded: list[Operation] = []
         seen: set[str] = set()
-        # A rejection holds while the policy's part is the plan rejected; a commit that
-        # changes the part (or makes it empty) lifts it.
+        # A rejection lasts until a later plan of the policy is approved, or the policy
+        # has nothing left to change.
         try:
-            self.rejections.keep(
-                {p.policy: p.digest for p in decision.parts if p.policy is not None}
-            )
+            self.rejections.keep({p.policy for p in decision.parts if p.policy is not None})
         except FleetwardError as exc:
             logger.error("cannot update the rejected plans: %s", exc)
         for part in decision.parts:
@@ -654,8 +700,13 @@ class Control:
             digest = (
                 changes_digest(remaining) if len(remaining) != len(part.changes) else part.digest
             )
-            wants_carrier = bool({"window", "approval"} & set(part.waiting_for)) and not (
-                {"rejected", "blocked"} & set(part.waiting_for)
+            waits = set(part.waiting_for)
+            # Something a person or the clock can release; a blocked part only if an
+            # approval (of a manual policy) may override its guard.
+            wants_carrier = (
+                bool({"window", "approval"} & waits)
+                and "rejected" not in waits
+                and ("blocked" not in waits or "approval" in waits)
             )
             if carrier is not None and carrier.plan_digest == digest:
                 updated = _refresh(carrier, part, now)
@@ -741,47 +792,69 @@ class Control:
     # -- wake-ups --------------------------------------------------------------------------
 
     def next_wake(self) -> datetime | None:
-        """When a held operation's window opens or an operator's window ends."""
+        """When a held operation's window opens, an operator's window ends, or (now) an
+        operator's operation is due but neither queued nor running (after a restart)."""
         now = self.clock()
         times: list[datetime] = []
         for op in self.log.all():
-            if op.state is not S.SCHEDULED or op.window is None:
-                continue
-            if "approval" in op.waiting_for and op.policy is not None:
+            if op.state is not S.SCHEDULED or "approval" in op.waiting_for:
                 continue  # approval first: approving wakes it
-            for key in ("opens_at", "closes_at") if op.policy is None else ("opens_at",):
-                raw = op.window.get(key)
-                if raw:
-                    moment = parse_iso(str(raw))
-                    if moment > now:
-                        times.append(moment)
-                        break
+            window = op.window or {}
+            opens = _instant(window.get("opens_at"))
+            closes = _instant(window.get("closes_at"))
+            if op.policy is not None:
+                if opens is not None and opens > now:
+                    times.append(opens)
+                continue
+            if opens is not None and opens > now:
+                times.append(opens)
+            elif self._pending(op.operation_id):
+                if closes is not None:
+                    times.append(max(closes, now))  # to end it if it never gets to run
             else:
-                if op.policy is None:
-                    times.append(now)  # past its end: expire it now
+                times.append(now)  # due (or past its end) and not queued: wake now
         return min(times) if times else None
 
+    def _pending(self, operation_id: str) -> bool:
+        running = self.running
+        return self.queue.find(operation_id) is not None or (
+            running is not None and running.operation_id == operation_id
+        )
+
     def wake(self) -> None:
-        """At a wake-up: run operators' windows that opened, end the ones that closed,
-        and ask for a run where a policy's window opened."""
+        """At a wake-up: queue operators' operations that are due (their window opened,
+        or they were approved or left over by a restart), end the ones whose window
+        closed, and ask for a run where a policy's window opened."""
         now = self.clock()
         want_run = False
         for op in self.log.all():
-            if op.state is not S.SCHEDULED or op.window is None:
+            if op.state is not S.SCHEDULED or "approval" in op.waiting_for:
                 continue
-            if "approval" in op.waiting_for:
+            opens = _instant((op.window or {}).get("opens_at"))
+            if opens is not None and opens > now:
                 continue
-            opens = op.window.get("opens_at")
-            if not opens or parse_iso(str(opens)) > now:
-                continue
-            if op.policy is None:
-                if self.admit(op) is not None:
-                    self.queue.push(op)
-            else:
-                want_run = True
+            if op.policy is not None:
+                want_run = want_run or opens is not None
+            elif not self._pending(op.operation_id) and self._admissible(op) is not None:
+                self.queue.push(op)
         if want_run:
             self.queue.request("window")
         self.on_change()
+
+
+def _instant(raw: Any) -> datetime | None:
+    return parse_iso(str(raw)) if raw else None
+
+
+@contextmanager
+def _unavailable_on_store_errors() -> Iterator[None]:
+    """A damaged or unwritable operation log is the daemon's problem, not the request's:
+    503 with what is wrong, never a 500."""
+    try:
+        yield
+    except FleetwardError as exc:
+        problem = exc.problems[0] if exc.problems else Problem(str(exc), "", "")
+        raise ControlError(503, problem) from exc
 
 
 def _summary(changes: tuple[Change, ...]) -> dict[str, int]:
@@ -827,7 +900,20 @@ class Rejections:
             return None
 
     def add(self, policy: str, digest: str, op: Operation) -> None:
-        found = self.read() or {}
+        found = self.read()
+        if found is None:
+            # Writing now would drop the other rejections the file holds.
+            raise ControlError(
+                503,
+                Problem(
+                    f"Cannot record the rejection: {self.path} is damaged",
+                    "The file lists the plans operators rejected; rewriting it now would "
+                    "forget them. While it is damaged, every policy's changes are held.",
+                    f"Fix or remove {self.path} (removing it forgets the rejected plans), "
+                    "then retry.",
+                    location=str(self.path),
+                ),
+            )
         found[policy] = {
             "digest": digest,
             "operationId": op.operation_id,
@@ -836,14 +922,20 @@ class Rejections:
         }
         self._write(found)
 
-    def keep(self, current: Mapping[str, str]) -> None:
-        """Drop the rejections whose policy's part is no longer the plan rejected."""
+    def keep(self, policies: set[str]) -> None:
+        """Drop the rejections of policies that have nothing left to change."""
         found = self.read()
         if not found:
             return
-        kept = {p: e for p, e in found.items() if current.get(p) == e.get("digest")}
+        kept = {p: e for p, e in found.items() if p in policies}
         if kept != found:
             self._write(kept)
+
+    def lift(self, policy: str) -> None:
+        """A person approved a later plan of the policy: its rejection is over."""
+        found = self.read()
+        if found and policy in found:
+            self._write({p: e for p, e in found.items() if p != policy})
 
     def _write(self, data: Mapping[str, Any]) -> None:
         try:

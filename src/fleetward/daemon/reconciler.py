@@ -257,6 +257,9 @@ class Reconciler:
             # Operators' cancels and approvals land wholly before this decision or
             # wholly after the write: the control mutex spans both.
             with control.mutex:
+                # A stop asked for while planning lands here, before the paths that
+                # write nothing (a dry run, nothing due) could answer SUCCESS to it.
+                control.checkpoint(state.op)
                 decision = decide(
                     made,
                     state.policies,

@@ -77,6 +77,7 @@ class Daemon:
         self.operations = OperationLog(self.state_dir)
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
+        self._wake_lock = threading.Lock()
         self.control = Control(
             self.operations,
             self.coalescer,
@@ -262,18 +263,22 @@ class Daemon:
         return report
 
     def _reschedule_wake(self) -> None:
-        """Wake up when a held operation's window opens (or an operator's window ends)."""
+        """Wake up when a held operation's window opens (or an operator's window ends).
+
+        Called from the worker, HTTP threads and the wake-up itself: the lock keeps a
+        caller that computed an older answer from cancelling a newer one's job."""
         if self.poller is None:
             return
-        try:
-            when = self.control.next_wake()
-        except (FleetwardError, OSError) as exc:
-            logger.error("cannot read the operation log to schedule windows: %s", exc)
-            return
-        if when is None:
-            self.poller.cancel(WAKE_JOB)
-        else:
-            self.poller.schedule_at(when, self._wake_up, WAKE_JOB)
+        with self._wake_lock:
+            try:
+                when = self.control.next_wake()
+            except (FleetwardError, OSError) as exc:
+                logger.error("cannot read the operation log to schedule windows: %s", exc)
+                return
+            if when is None:
+                self.poller.cancel(WAKE_JOB)
+            else:
+                self.poller.schedule_at(when, self._wake_up, WAKE_JOB)
 
     def _wake_up(self) -> None:
         try:
@@ -388,6 +393,7 @@ class Daemon:
         if new.log_format != old.log_format:
             logs.configure(new.log_format)
         self.secrets = secrets
+        self.control.default_timeout = new.operation_timeout
         self.health.ready_max_age = new.readiness_bound
         self.backoff.cap = new.interval
         if self.poller is not None and new.interval != old.interval:
@@ -416,7 +422,10 @@ class Daemon:
         unrun = [
             op
             for op in [never_ran, *self.coalescer.dropped]
-            if op is not None and any(t in op.trigger for t in _RECORDED_TRIGGERS)
+            if op is not None
+            and any(t in op.trigger for t in _RECORDED_TRIGGERS)
+            # A SCHEDULED operation (a window, an approval) waits for the next daemon.
+            and op.state is not OperationState.SCHEDULED
         ]
         for op in unrun:
             try:

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from fleetward import __version__
 from fleetward.daemon.control import ControlApi, ControlError
-from fleetward.errors import Problem
+from fleetward.errors import FleetwardError, Problem
 from fleetward.http import bodies
 from fleetward.http.openapi import MAX_LIMIT, OPENAPI
 from fleetward.observe.health import Health
@@ -149,9 +149,12 @@ def create_app(ctx: ApiContext) -> Starlette:
                 f"Use one of {', '.join(ORDERINGS)}; prefix with - to reverse.",
                 location="query.ordering",
             )
-        ops, total = ctx.operations.query(
-            state=state, ordering=ordering, limit=limit, offset=offset
-        )
+        try:
+            ops, total = ctx.operations.query(
+                state=state, ordering=ordering, limit=limit, offset=offset
+            )
+        except FleetwardError as exc:
+            return _log_unreadable(exc)
         return JSONResponse(
             {
                 "content": {
@@ -165,7 +168,10 @@ def create_app(ctx: ApiContext) -> Starlette:
 
     def get_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
-        op = ctx.operations.get(op_id)
+        try:
+            op = ctx.operations.get(op_id)
+        except FleetwardError as exc:
+            return _log_unreadable(exc)
         if op is None:
             return error(
                 404,
@@ -222,8 +228,22 @@ def create_app(ctx: ApiContext) -> Starlette:
             op = await run_in_threadpool(control.set_state, op_id, change.state, change.reason)
         except ControlError as exc:
             return problem_response(exc.status, exc.problem)
+        if op.state is not change.state and op.state.final:
+            # It was running and finished before it reached a checkpoint.
+            return error(
+                409,
+                f"Operation {op.operation_id} ended {op.state.name} first",
+                f"It was running and ended {op.state.name} before it could be moved to "
+                f"{change.state.name}.",
+                "Check the operation: GET /v0/operations/{id}/.",
+                location=f"operation {op.operation_id}",
+                operationId=op.operation_id,
+                state=op.state.name,
+            )
+        # 202: a running operation stops at its next checkpoint, which had not come yet.
         return JSONResponse(
-            {"operationId": op.operation_id, "status": op.state.name, "content": op.to_dict()}
+            {"operationId": op.operation_id, "status": op.state.name, "content": op.to_dict()},
+            status_code=200 if op.state is change.state else 202,
         )
 
     async def approve_operation(request: Request) -> Response:
@@ -361,6 +381,12 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
         "Check with GET /v0/operations/ whether it took effect, and report it with the "
         "daemon's log.",
     )
+
+
+def _log_unreadable(exc: FleetwardError) -> Response:
+    """The operation log cannot be read (damaged, unreadable): 503 with why, not a 500."""
+    problem = exc.problems[0] if exc.problems else Problem(str(exc), "", "")
+    return problem_response(503, problem)
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes | None:

@@ -34,7 +34,8 @@ _DESCRIPTIONS = {
     404: "No such operation is kept",
     409: "The operation's state does not allow this, or the daemon is suspended",
     413: "Body too large",
-    503: "Operations control is not available (daemon stopping or without control)",
+    503: "Not available: the daemon is stopping, has no operations control, or cannot "
+    "read its operation log (the body says which)",
 }
 
 
@@ -95,12 +96,15 @@ def _operation_schema() -> dict[str, Any]:
         "waiting_for": {
             "type": "array",
             "description": "What a SCHEDULED operation waits for.",
-            "items": {"type": "string", "enum": ["window", "approval"]},
+            "items": {"type": "string", "enum": ["window", "approval", "suspended"]},
         },
         "window": {
             "type": "object",
             "nullable": True,
-            "properties": {"opens_at": _INSTANT, "closes_at": _INSTANT},
+            "properties": {
+                "opens_at": {**_INSTANT, "nullable": True},
+                "closes_at": {**_INSTANT, "nullable": True},
+            },
         },
         "approval": {
             "type": "object",
@@ -157,6 +161,16 @@ def _responses(ok: int, description: str, schema: dict[str, Any], *errors: int) 
         out[str(code)] = {"description": _DESCRIPTIONS[code], "content": _json(_ERROR)}
     return out
 
+
+_STATE_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["operationId", "status", "content"],
+    "properties": {
+        "operationId": _STRING,
+        "status": {"type": "string", "enum": [s.name for s in OperationState]},
+        "content": _OPERATION,
+    },
+}
 
 _OPERATION_ID = {
     "name": "operationId",
@@ -372,7 +386,9 @@ OPENAPI: dict[str, Any] = {
                         },
                     },
                 ],
-                "responses": _responses(200, "Operations, newest first by default", _LIST, 400),
+                "responses": _responses(
+                    200, "Operations, newest first by default", _LIST, 400, 503
+                ),
             },
             "post": {
                 "summary": "Create a CONVERGE operation",
@@ -395,36 +411,32 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Get one operation (its status)",
                 "parameters": [_OPERATION_ID],
-                "responses": _responses(200, "The operation", _content(_OPERATION), 404),
+                "responses": _responses(200, "The operation", _content(_OPERATION), 404, 503),
             },
             "put": {
                 "summary": "Update the operation's state (cancel, fail, time out, reschedule)",
                 "security": [{"bearer": []}],
                 "parameters": [_OPERATION_ID],
                 "requestBody": {"required": True, "content": _json(_STATE_BODY)},
-                "responses": _responses(
-                    200,
-                    "The state was updated",
-                    {
-                        "type": "object",
-                        "required": ["operationId", "status", "content"],
-                        "properties": {
-                            "operationId": _STRING,
-                            "status": {
-                                "type": "string",
-                                "enum": [s.name for s in OperationState],
-                            },
-                            "content": _OPERATION,
-                        },
+                "responses": {
+                    **_responses(
+                        200,
+                        "The state was updated",
+                        _STATE_ANSWER,
+                        400,
+                        401,
+                        403,
+                        404,
+                        409,
+                        413,
+                        503,
+                    ),
+                    "202": {
+                        "description": "The operation is running: it stops at its next "
+                        "checkpoint (before any write), which had not come within 5 s",
+                        "content": _json(_STATE_ANSWER),
                     },
-                    400,
-                    401,
-                    403,
-                    404,
-                    409,
-                    413,
-                    503,
-                ),
+                },
             },
         },
         "/v0/operations/{operationId}/approve": {

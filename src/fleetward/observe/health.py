@@ -50,6 +50,7 @@ class Health:
     # nothing about the tracked revision, so it keeps the count it found.
     manifest_errors: int = 0
     listen: str | None = None
+    planned: RunReport | None = None  # the last run that made a plan (held parts, policies)
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted: StoreSnapshot | None = field(default=None, repr=False)
@@ -72,6 +73,10 @@ class Health:
             drift = sum(1 for c in plan.changes if "drift" in c.reason.split(", "))
         with self._lock:
             self.last = report
+            if report.decision is not None:
+                # What the last plan held back: a run that failed before planning (a
+                # fetch failure, manifest errors) says nothing new about it.
+                self.planned = report
             result = _result(report.operation.state)
             self.reconcile_total[result] += 1
             if report.fetch_failed:

@@ -73,7 +73,7 @@ class _HealthCollector(Collector):
             last_success = h.last_success_at
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
-            last = h.last
+            planned = h.planned
 
         reconciles = CounterMetricFamily(
             "fleetward_reconcile",
@@ -133,7 +133,7 @@ class _HealthCollector(Collector):
         for op_state in OperationState:
             ops.add_metric([op_state.name], operations.get(op_state.name, 0))
         yield ops
-        yield from _policy_metrics(last)
+        yield from _policy_metrics(planned)
         info = GaugeMetricFamily(
             "fleetward_build_info", "fleetward's version (always 1).", labels=["version"]
         )

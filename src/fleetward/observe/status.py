@@ -134,9 +134,10 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
     for change in plan.changes:
         drift = "drift" in change.reason.split(", ")
         if written is not None and change.address not in written:
-            reason, message = held.get(
-                change.address,
-                ("NotInScope", "outside the operation_device_query of the last operation"),
+            reason, message = held.get(change.address) or (
+                ("DryRun", "the last operation was a dry run; nothing was written")
+                if op.arguments.get("dryRun")
+                else ("NotInScope", "outside the operation_device_query of the last operation")
             )
             message = f"The change ({change.action.value}: {change.reason}) waits: {message}."
             yield (
