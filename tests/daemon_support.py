@@ -13,6 +13,7 @@ Test modules import the fixtures they use:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -562,3 +563,26 @@ def operations_on_disk(state_dir: Path) -> list[dict[str, Any]]:
         return []  # not written yet (writes are atomic: never half a file)
     table = data.get("operations", {})
     return [table[k] for k in sorted(table, key=int)]
+
+
+# -- one daemon for a whole module -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def module_daemon(root: Path, **options: Any) -> Iterator[DaemonProcess]:
+    """A daemon over a fresh repository in `root`, started once for a test module (with
+    `options` as `Daemons.start` takes them), applied, and killed afterwards. Proxy
+    variables are dropped: the tests talk to 127.0.0.1 only."""
+    home = root / "home"
+    home.mkdir()
+    (home / "gitconfig").touch()
+    env = {k: v for k, v in isolated_env(home).items() if not k.lower().endswith("_proxy")}
+    workspace = Workspace(root, env)
+    repo, first = workspace.repo()
+    started = Daemons(workspace)
+    try:
+        daemon = started.start(repo.root, workspace.path("state"), **options)
+        daemon.wait_applied(first)  # ready: /readyz answers 200 (its 503 is a real signal)
+        yield daemon
+    finally:
+        started.kill_all()

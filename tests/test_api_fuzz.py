@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from daemon_support import DaemonProcess, Daemons, Workspace
+from daemon_support import DaemonProcess, module_daemon
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from support import isolated_env
 
 TOKEN = "token-of-the-fuzzer"
 SECRET = "secret-of-the-webhook"
@@ -35,28 +34,16 @@ MAX_EXAMPLES = 25
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    root = tmp_path_factory.mktemp("fuzz")
-    home = root / "home"
-    home.mkdir()
-    (home / "gitconfig").touch()
-    env = {k: v for k, v in isolated_env(home).items() if not k.lower().endswith("_proxy")}
-    workspace = Workspace(root, env)
-    repo, first = workspace.repo()
-    started = Daemons(workspace)
     # schemathesis speaks `requests`, which would send loopback traffic to a proxy from
     # the environment.
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.lower().endswith("_proxy"):
                 patch.delenv(name)
-        try:
-            daemon = started.start(
-                repo.root, workspace.path("state"), api_token=TOKEN, webhook_secret=SECRET
-            )
-            daemon.wait_applied(first)  # ready: /readyz answers 200 (its 503 is a real signal)
+        with module_daemon(
+            tmp_path_factory.mktemp("fuzz"), api_token=TOKEN, webhook_secret=SECRET
+        ) as daemon:
             yield daemon
-        finally:
-            started.kill_all()
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from daemon_support import (  # noqa: F401  (ws_fixture: a pytest fixture)
     DaemonProcess,
     Daemons,
     Workspace,
+    module_daemon,
     ws_fixture,
 )
-from support import isolated_env
 
 from fleetward.cli import cli
 from fleetward.daemon.suspend import (
@@ -65,20 +65,8 @@ def assert_rendered_error(result: Result, error: str) -> str:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    root = tmp_path_factory.mktemp("cli")
-    home = root / "home"
-    home.mkdir()
-    (home / "gitconfig").touch()
-    env = {k: v for k, v in isolated_env(home).items() if not k.lower().endswith("_proxy")}
-    workspace = Workspace(root, env)
-    repo, first = workspace.repo()
-    started = Daemons(workspace)
-    try:
-        daemon = started.start(repo.root, workspace.path("state"), api_token=TOKEN)
-        daemon.wait_applied(first)
+    with module_daemon(tmp_path_factory.mktemp("cli"), api_token=TOKEN) as daemon:
         yield daemon
-    finally:
-        started.kill_all()
 
 
 def state_of(daemon: DaemonProcess) -> str:

@@ -28,10 +28,10 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     assert_error_body,
     daemons_fixture,
     http,
+    module_daemon,
     wait_until,
     ws_fixture,
 )
-from support import isolated_env
 
 from fleetward.daemon.suspend import Suspension, clear_suspension, write_suspension
 from fleetward.http.app import ApiContext, Secrets, create_app
@@ -49,20 +49,8 @@ FINAL = ("SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT")
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    root = tmp_path_factory.mktemp("control")
-    home = root / "home"
-    home.mkdir()
-    (home / "gitconfig").touch()
-    env = {k: v for k, v in isolated_env(home).items() if not k.lower().endswith("_proxy")}
-    workspace = Workspace(root, env)
-    repo, first = workspace.repo()
-    started = Daemons(workspace)
-    try:
-        daemon = started.start(repo.root, workspace.path("state"), api_token=TOKEN)
-        daemon.wait_applied(first)
+    with module_daemon(tmp_path_factory.mktemp("control"), api_token=TOKEN) as daemon:
         yield daemon
-    finally:
-        started.kill_all()
 
 
 def send(daemon: DaemonProcess, method: str, path: str, body: Any = None, **headers: str) -> Reply:
