@@ -1421,3 +1421,20 @@ def test_a_dry_run_marks_changes_as_dry_run_not_out_of_scope(world: World) -> No
     assert "dry run" in report.operation.message
     assert reason_of(world.object_file("Asset/TRK-1")) == "DryRun"
     assert not world.objects()
+
+
+def test_a_window_that_overlaps_the_next_is_not_an_overrun(world: World) -> None:
+    """`* * * * *` for 1h is always open: a write that crosses a minute boundary stays
+    inside a window the whole time and must not be held as an overrun."""
+    always = policy(
+        "always",
+        selector={"matchLabels": {"env": "prod"}},
+        schedule={"type": "WINDOW", "cron": "* * * * *", "duration": "1h"},
+    )
+    world.clock.set(NOON + dt.timedelta(seconds=59))
+    world.control.write_seconds = 5.0  # the write will end in the next minute
+    world.commit(north(), south(), always)
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert "Asset/TRK-1" in world.objects()
+    assert not world.scheduled()

@@ -268,7 +268,12 @@ def hold_overruns(
             parts.append(part)
             continue
         later = window_state(policy.spec.schedule, until)
-        if later.open and part.window is not None and later.opens_at == part.window.opens_at:
+        now_closes = part.window.closes_at if part.window is not None else None
+        # Still inside a window at `until`, and it began before the current one closed
+        # (the same window, or one overlapping it): the write never leaves a window.
+        if later.open and (
+            now_closes is None or (later.opens_at is not None and later.opens_at <= now_closes)
+        ):
             parts.append(part)
             continue
         overrun.append(part.policy or "")
@@ -305,6 +310,8 @@ class RunQueue(Protocol):
     def remove(self, operation_id: str) -> Operation | None: ...
 
     def find(self, operation_id: str) -> Operation | None: ...
+
+    def find_any(self) -> bool: ...
 
 
 class Control:
@@ -805,6 +812,15 @@ class Control:
             if op.policy is not None:
                 if opens is not None and opens > now:
                     times.append(opens)
+                elif (
+                    op.waiting_for == ("window",)
+                    and opens is not None
+                    and closes is not None
+                    and closes > now
+                ):
+                    # Held for its window while the window is open (a write held as an
+                    # overrun into the window that followed): a run now, not at the poll.
+                    times.append(now if not self._pending_run() else closes)
                 continue
             if opens is not None and opens > now:
                 times.append(opens)
@@ -814,6 +830,10 @@ class Control:
             else:
                 times.append(now)  # due (or past its end) and not queued: wake now
         return min(times) if times else None
+
+    def _pending_run(self) -> bool:
+        """A run is queued or in flight (it will see the open window)."""
+        return self.running is not None or self.queue.find_any()
 
     def _pending(self, operation_id: str) -> bool:
         running = self.running

@@ -91,6 +91,11 @@ class Coalescer:
                     return op
             return None
 
+    def find_any(self) -> bool:
+        """Whether any run is queued."""
+        with self._cond:
+            return self._queued is not None or bool(self._explicit)
+
     def find(self, operation_id: str) -> Operation | None:
         with self._cond:
             if self._queued is not None and self._queued.operation_id == operation_id:
