@@ -291,13 +291,19 @@ def _guards(
 ) -> Iterable[Guard]:
     active: Counter[str] = Counter()  # ungoverned active objects per kind
     governed: Counter[str] = Counter()  # active objects per governing policy
-    for o in stored.values():
-        if o.state is ObjectState.ACTIVE:
-            policy = governance.of_owner(o.owner) if governance else None
+    if governance:
+        # Count per owner first: ~100 owners to resolve, not 100,000 objects.
+        per_owner = Counter(
+            (o.owner, o.kind) for o in stored.values() if o.state is ObjectState.ACTIVE
+        )
+        for (owner, kind), n in per_owner.items():
+            policy = governance.of_owner(owner)
             if policy is None:
-                active[o.kind] += 1
+                active[kind] += n
             else:
-                governed[policy.name] += 1
+                governed[policy.name] += n
+    else:
+        active.update(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
     total_active = sum(active.values(), 0) + sum(governed.values(), 0)
     if not desired.objects and total_active:
         verdict = GuardVerdict.OVERRIDDEN if options.allow_empty else GuardVerdict.BLOCKED
