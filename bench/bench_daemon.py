@@ -2,7 +2,7 @@
 
     python bench/bench_daemon.py [--workdir DIR] [--sizes 1000,100000] [--json] [--quick]
                                  [--commits 20] [--soak 1000] [--warm-n 100000]
-                                 [--only latency,warm,soak]
+                                 [--only latency,warm,soak] [--policies]
 
 Three measurements, each against the real code (bench/generate.py repositories,
 one commit, Fleets of 1,000 assets per file):
@@ -47,6 +47,20 @@ one commit, Fleets of 1,000 assets per file):
    Webhook → final times are reported per tenth of the soak (the operation
    log fills up to its 1,000-entry cap meanwhile), and after the soak up to 10
    one-file commits are timed commit → applied as in part 1, with the log full.
+
+`--policies`: before the first run, latency and warm commit one more file,
+`manifests/bench-policies.yaml`, with two SyncPolicies (see POLICIES_YAML):
+`bench-window` selects the even-numbered fleets by name glob with an
+always-open WINDOW (`cron: "0 * * * *"`, `duration: 1h`: every hour's window
+ends as the next opens; --policy-cron changes the cron) and `bench-auto` the
+fleets labelled tier production or staging with `approval: auto`,
+`maxStopFraction: 0.5` (the even ones among them stay with bench-window, the
+stricter); the rest is ungoverned. Both edited files (the v2 file fleet-0000 and
+the Editor's middle file) are even, so every measured change is governed by the
+window policy, and every stored object is counted per policy by the plan's
+guards. Changes still apply at once, so figures compare with a run without
+--policies; each sample records which policy governed its changes and how many
+were held (expected 0). Work directories get a `-policies` suffix.
 
 `--quick`: N = 1,000 only, 5 commits, warm re-plan at N = 1,000, 100 soak
 reconciles — a smoke check in under a minute. `--workdir` keeps (and reuses)
@@ -151,6 +165,74 @@ class Editor:
 
     def commit(self) -> None:
         gen._git(self.repo, "commit", "-q", "-am", f"bench edit {self.count}")
+
+
+# -- SyncPolicies (--policies) ----------------------------------------------------------------
+
+POLICY_FILE = "bench-policies.yaml"
+# "0 * * * *" with 1h: always open, one window per hour. Not "* * * * *" (overlapping
+# windows): their opensAt moves every minute, so the daemon's hold_overruns holds any
+# write whose expected end crosses a minute boundary, as if its window were closing.
+DEFAULT_POLICY_CRON = "0 * * * *"
+POLICIES_YAML = """\
+# fleetward bench: SyncPolicies exercising governance at scale (bench_daemon.py --policies).
+apiVersion: fleetward/v1
+kind: SyncPolicy
+metadata:
+  name: bench-window
+spec:
+  selector:
+    kinds: [Fleet]
+    names: ["fleet-*[02468]"]        # the even-numbered fleets: half of them
+  schedule: {{type: WINDOW, cron: "{cron}", duration: 1h}}   # always open
+  approval: auto
+---
+apiVersion: fleetward/v1
+kind: SyncPolicy
+metadata:
+  name: bench-auto
+spec:
+  selector:
+    kinds: [Fleet]
+    matchExpressions:
+      - {{key: tier, operator: In, values: [production, staging]}}
+  schedule: {{type: IMMEDIATE}}
+  approval: auto
+  maxStopFraction: 0.5
+"""
+_TIER = re.compile(r"^  labels: \{.*\btier: (\w+)", re.MULTILINE)
+
+
+def add_policies(repo: Path, cron: str) -> dict[str, Any]:
+    """Commit POLICIES_YAML into a repository copy; which fleets each policy governs."""
+    (repo / gen.MANIFEST_DIR / POLICY_FILE).write_text(
+        POLICIES_YAML.format(cron=cron), encoding="utf-8"
+    )
+    gen._git(repo, "add", f"{gen.MANIFEST_DIR}/{POLICY_FILE}")
+    gen._git(repo, "commit", "-q", "-m", "bench: SyncPolicies")
+    fleets: dict[str, int] = {"bench-window": 0, "bench-auto": 0, "(none)": 0}
+    for path in sorted((repo / gen.MANIFEST_DIR).glob("fleet-*.yaml")):
+        with path.open(encoding="utf-8") as fh:
+            head_text = "".join(fh.readline() for _ in range(6))
+        tier = _TIER.search(head_text)
+        if int(path.stem.rsplit("-", 1)[1]) % 2 == 0:
+            fleets["bench-window"] += 1  # stricter (WINDOW) than bench-auto where both select
+        elif tier is not None and tier.group(1) in ("production", "staging"):
+            fleets["bench-auto"] += 1
+        else:
+            fleets["(none)"] += 1
+    return {"file": f"{gen.MANIFEST_DIR}/{POLICY_FILE}", "cron": cron, "fleets": fleets}
+
+
+def _policy_line(pol: dict[str, Any] | None) -> str | None:
+    if not pol:
+        return None
+    f = pol["fleets"]
+    return (
+        f'      with SyncPolicies ({pol["file"]}): bench-window (WINDOW "{pol["cron"]}" 1h, '
+        f"always open) governs {f['bench-window']} fleet(s), bench-auto (auto, "
+        f"maxStopFraction 0.5) {f['bench-auto']}, ungoverned {f['(none)']}"
+    )
 
 
 # -- the daemon as a subprocess -------------------------------------------------------------
@@ -377,13 +459,16 @@ def _pct(values: list[float], q: float) -> float:
 # -- 1. commit → applied latency ----------------------------------------------------------
 
 
-def bench_latency(n: int, seed: int, workdir: Path, commits: int) -> dict[str, Any]:
+def bench_latency(
+    n: int, seed: int, workdir: Path, commits: int, policy_cron: str | None = None
+) -> dict[str, Any]:
     base = base_repo(workdir, n, seed)
-    root = workdir / f"latency-{n}"
+    root = workdir / (f"latency-{n}" + ("-policies" if policy_cron else ""))
     if root.exists():
         shutil.rmtree(root)
     root.mkdir()
     repo = fresh_copy(base, root / "repo")
+    pol = add_policies(repo, policy_cron) if policy_cron else None
     state = root / "state"
     editor = Editor(repo, n)
     first = head(repo)
@@ -428,6 +513,9 @@ def bench_latency(n: int, seed: int, workdir: Path, commits: int) -> dict[str, A
             nan = float("nan")
             run_start = ops_mtimes[0] if ops_mtimes else nan  # RESOLVING recorded
             run_end = ops_mtimes[-1] if len(ops_mtimes) > 1 else nan  # final state recorded
+            # --policies: the policies plan.txt names for its changes; changes held back
+            governed_by = sorted(_plan_policies(status_dir / "plan.txt"))
+            held = sum(int(h.get("changes") or 0) for h in summary.get("held") or [])
             sample = {
                 "sha": sha,
                 "latency_s": latency,
@@ -445,11 +533,15 @@ def bench_latency(n: int, seed: int, workdir: Path, commits: int) -> dict[str, A
                 "phases": phases,
                 "trigger": op.get("trigger"),
                 "plan_summary": op.get("planSummary"),
+                "held": held,
+                "governed_by": governed_by,
             }
             samples.append(sample)
             _log(
                 f"    commit {i + 1}/{commits}: {latency * 1000:.0f} ms "
-                f"(run {run_s * 1000:.0f} ms, {runs} run(s), trigger {op.get('trigger')})"
+                f"(run {run_s * 1000:.0f} ms, {runs} run(s), trigger {op.get('trigger')}"
+                + (f", governed by {', '.join(governed_by) or '-'}, held {held}" if pol else "")
+                + ")"
             )
         runs_log = d.log_runs()
         rss = proc_status(d.pid)
@@ -493,8 +585,22 @@ def bench_latency(n: int, seed: int, workdir: Path, commits: int) -> dict[str, A
         "daemon_rss_mb": rss.get("VmRSS", 0) / 1024,
         "daemon_hwm_mb": rss.get("VmHWM", 0) / 1024,
         "daemon_exit": rc,
+        "policies": pol,
+        "governed_by": sorted({p for s in samples for p in s["governed_by"]}),
+        "held_total": sum(s["held"] for s in samples),
         "samples": samples,
     }
+
+
+_PLAN_POLICY = re.compile(r"  policy ([A-Za-z0-9._-]+)")
+
+
+def _plan_policies(path: Path) -> set[str]:
+    """The policies the changes of status/plan.txt name (`  policy NAME`)."""
+    try:
+        return set(_PLAN_POLICY.findall(path.read_text(encoding="utf-8", errors="replace")))
+    except OSError:
+        return set()
 
 
 # -- 2. warm re-plan vs cold plan (child processes) -----------------------------------------
@@ -583,6 +689,13 @@ def child_warm(
             "after_run": {k: v for k, v in clock.t.items() if k != "reconciler.run"},
             "after_run_total_s": total - run_s,
             "revision": report.revision.id if report.revision else None,
+            # which policy governed how many of the plan's changes, and how many were held
+            "governed": (
+                {k: int(v.get("changes", 0)) for k, v in report.plan.policies.items()}
+                if report.plan is not None
+                else {}
+            ),
+            "held": report.decision.held_count() if report.decision is not None else 0,
         }
 
     result: dict[str, Any] = {}
@@ -635,13 +748,16 @@ def _run_child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_warm(n: int, seed: int, workdir: Path, repeats: int) -> dict[str, Any]:
+def bench_warm(
+    n: int, seed: int, workdir: Path, repeats: int, policy_cron: str | None = None
+) -> dict[str, Any]:
     base = base_repo(workdir, n, seed)
-    root = workdir / f"warm-{n}"
+    root = workdir / (f"warm-{n}" + ("-policies" if policy_cron else ""))
     if root.exists():
         shutil.rmtree(root)
     root.mkdir()
     repo = fresh_copy(base, root / "repo")
+    pol = add_policies(repo, policy_cron) if policy_cron else None
     state = root / "state"
     _log(f"  N={n:,}: seeding the store with variant 1 (child process)")
     seed_run = _run_child(["seed", str(repo), str(state)])
@@ -659,6 +775,7 @@ def bench_warm(n: int, seed: int, workdir: Path, repeats: int) -> dict[str, Any]
         ratio=warm["replan_s"] / cold["replan_s"],
         ratio_median=statistics.median(w["replan_s"] for w in warm_all) / cold["replan_s"],
         target=TARGET_WARM_RATIO,
+        policies=pol,
     )
     return res
 
@@ -892,6 +1009,13 @@ def render(info: dict[str, Any], out: dict[str, Any]) -> str:
             f"1. commit → applied, N = {r['n']:,} — {r['commits']} one-file commits, daemon subprocess "
             f"(first apply took {r['first_apply_s']:.1f} s)"
         )
+        pl = _policy_line(r.get("policies"))
+        if pl:
+            lines.append(
+                pl
+                + f"; changes governed by {', '.join(r['governed_by']) or 'none'}, "
+                + f"{r['held_total']} held"
+            )
         lines.append(ROW.format("measure", "value", "target", "ratio / verdict"))
         t = r["target_s"]
         lines.append(
@@ -935,6 +1059,15 @@ def render(info: dict[str, Any], out: dict[str, Any]) -> str:
             f"2. warm re-plan vs cold plan, N = {w['n']:,} — Daemon._reconcile in a fresh process; "
             f"store seeded with variant 1 ({w['seed_run']['total_s']:.1f} s)"
         )
+        pl = _policy_line(w.get("policies"))
+        if pl:
+            gov = [x.get("governed", {}) for x in [warm, *w["warm_more"]]]
+            lines.append(
+                pl
+                + "; warm plans' changes per policy: "
+                + ", ".join(str(g or "{}") for g in gov)
+                + f"; held {sum(x.get('held', 0) for x in [warm, *w['warm_more']])}"
+            )
         lines.append(ROW.format("measure", "value", "target", "ratio / verdict"))
         lines.append(
             ROW.format(
@@ -1113,6 +1246,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N=1,000, 5 commits, 100 soak runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--workdir", type=Path, help="keep generated repositories here")
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="latency and warm: commit two SyncPolicies (bench-window: even fleets, an "
+        "always-open WINDOW; bench-auto: tier production/staging, auto, maxStopFraction 0.5) "
+        "before the first run",
+    )
+    parser.add_argument(
+        "--policy-cron",
+        default=DEFAULT_POLICY_CRON,
+        help=f"cron of bench-window's 1h window (default {DEFAULT_POLICY_CRON!r}: always open)",
+    )
     args = parser.parse_args(argv)
     sizes_text = args.sizes or ("1000" if args.quick else "1000,100000")
     sizes = [int(s.replace("_", "")) for s in sizes_text.split(",") if s.strip()]
@@ -1120,6 +1265,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = args.soak or (100 if args.quick else 1000)
     warm_n = args.warm_n or max(sizes)
     parts = {p.strip() for p in args.only.split(",")}
+    policy_cron = args.policy_cron if args.policies else None
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fleetward-bench-daemon-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1127,13 +1273,16 @@ def main(argv: list[str] | None = None) -> int:
     _log(
         f"bench_daemon: {info['cpu_count']} CPUs, Python {info['python']}, workdir {workdir}, "
         f"fleetward source {info['src']['sha256']}"
+        + (f", SyncPolicies (cron {policy_cron!r})" if policy_cron else "")
     )
     out: dict[str, Any] = {}
     try:
         if "latency" in parts:
-            out["latency"] = [bench_latency(n, args.seed, workdir, commits) for n in sizes]
+            out["latency"] = [
+                bench_latency(n, args.seed, workdir, commits, policy_cron) for n in sizes
+            ]
         if "warm" in parts:
-            out["warm"] = bench_warm(warm_n, args.seed, workdir, args.warm_repeats)
+            out["warm"] = bench_warm(warm_n, args.seed, workdir, args.warm_repeats, policy_cron)
         if "soak" in parts:
             out["soak"] = bench_soak(args.seed, workdir, soak, late_commits=min(commits, 10))
     finally:
