@@ -588,9 +588,11 @@ def test_cancelling_a_scheduled_operation_rejects_its_plan_until_a_new_commit(wo
     assert renewed.waiting_for == ("approval",)
     assert (world.root / "state" / "rejections.json").exists()
     world.control.approve(renewed.operation_id, "alice")
-    assert json.loads((world.root / "state" / "rejections.json").read_text()) == {}
+    rejections = world.root / "state" / "rejections.json"
+    assert json.loads(rejections.read_text())  # lifted only once the approved plan applies
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
+    assert json.loads(rejections.read_text()) == {}
     assert world.model("Asset/TRK-2") == "FH13"
     assert world.model("Asset/TRK-1") == "FH16"
     assert world.op(renewed.operation_id).state is S.SUCCESS
@@ -1404,7 +1406,7 @@ def test_approving_a_manual_plan_overrides_its_own_mass_stop_guard(world: World)
     world.commit(fleet("north", [], {"env": "prod"}), south(), careful)
     world.run()
     held = world.only_scheduled("prod-careful")  # blocked, yet there is something to approve
-    assert set(held.waiting_for) == {"approval"}
+    assert set(held.waiting_for) == {"approval", "blocked"}
     assert [h["waitingFor"] for h in world.summary()["held"]] == [["approval", "blocked"]]
     world.control.approve(held.operation_id, "alice")
     report = world.run()
@@ -1438,3 +1440,74 @@ def test_a_window_that_overlaps_the_next_is_not_an_overrun(world: World) -> None
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert "Asset/TRK-1" in world.objects()
     assert not world.scheduled()
+
+
+# -- second review ---------------------------------------------------------------------------------
+
+
+def test_a_queued_window_operation_past_its_end_does_not_spin_the_wake_up(world: World) -> None:
+    world.commit(north(), south())
+    op = world.control.create(
+        ConvergeRequest(
+            schedule_type="WINDOW",
+            window_start=iso(NOON + dt.timedelta(hours=1)),
+            window_end=iso(NOON + dt.timedelta(hours=2)),
+        )
+    )
+    world.clock.set(NOON + dt.timedelta(hours=1, minutes=1))
+    world.control.wake()
+    assert world.queue.find(op.operation_id) is not None  # queued behind a long run
+    world.clock.set(NOON + dt.timedelta(hours=3))  # ... that outlasts its window
+    world.control.wake()
+    assert world.control.next_wake() != world.clock.now  # no wake-up loop
+    taken = world.queue.take(0)
+    assert taken is not None and world.control.admit(taken) is None
+    assert world.op(op.operation_id).state is S.TIMEOUT
+
+
+def test_approving_a_later_plan_does_not_release_the_rejected_one(world: World) -> None:
+    """Reject BAD; approve FH17 (never applied); BAD is committed again: it must not be
+    applied when the window opens — Alice approved FH17, not BAD."""
+    world.commit(north(), south(), NIGHTLY_POLICY)
+    world.clock.set(IN_WINDOW)
+    world.run()
+    world.clock.set(NOON + dt.timedelta(days=1))  # closed
+    world.commit(north(model1="BAD"), south(), NIGHTLY_POLICY)
+    world.run()
+    world.control.set_state(world.only_scheduled("prod-nightly").operation_id, S.CANCELLED, "no")
+    world.commit(north(model1="FH17"), south(), NIGHTLY_POLICY)
+    world.run()
+    world.control.approve(world.only_scheduled("prod-nightly").operation_id, "alice")
+    world.commit(north(model1="BAD"), south(), NIGHTLY_POLICY)
+    world.run()
+    world.clock.set(IN_WINDOW + dt.timedelta(days=1))
+    world.control.wake()
+    world.run()
+    assert world.model("Asset/TRK-1") == "FH16"
+    assert [h["waitingFor"] for h in world.summary()["held"]] == [["rejected"]]
+
+
+def test_a_suspend_written_while_a_run_plans_stops_its_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.commit(north(), south())
+    planning = reconciler_module.plan
+
+    def plan_then_suspend(*args: Any, **kwargs: Any) -> Any:
+        made = planning(*args, **kwargs)
+        write_suspension(world.state, Suspension("bob", iso(NOON), "stop everything"))
+        return made
+
+    monkeypatch.setattr(reconciler_module, "plan", plan_then_suspend)
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert "suspended" in report.operation.message
+    assert not (world.state / "state.json").exists() or not world.objects()
+
+
+def test_holding_the_daemons_own_run_is_refused(world: World) -> None:
+    op = world.control.create(ConvergeRequest())  # plain: joins the coalesced run
+    with pytest.raises(ControlError) as err:
+        world.control.set_state(op.operation_id, S.SCHEDULED, "")
+    assert err.value.status == 409
+    assert "fleetward suspend" in err.value.problem.reason

@@ -465,6 +465,19 @@ class Control:
                 S.SCHEDULED,
                 f"only a queued (CREATED) operation can be held for approval, and {why}",
             )
+        if (
+            op.policy is None
+            and not op.operation_device_query
+            and not op.arguments
+            and op.schedule_type == "IMMEDIATE"
+        ):
+            raise _conflict(
+                op,
+                S.SCHEDULED,
+                "it is the daemon's own convergence (a poll, watch or webhook run, or a plain "
+                "request): holding it would not hold anything, the next poll converges anyway. "
+                "To hold changes, run fleetward suspend, or give a SyncPolicy approval: manual.",
+            )
         self.queue.remove(op.operation_id)
         held = replace(
             op,
@@ -511,20 +524,25 @@ class Control:
                 message=message,
             )
             self.log.record(approved)
-            if approved.policy is not None:
-                self.rejections.lift(approved.policy)
+        window = approved.window or {}
+        opens, closes = _instant(window.get("opens_at")), _instant(window.get("closes_at"))
+        now_at = self.clock()
+        window_open = opens is not None and opens <= now_at and (closes is None or now_at < closes)
         if not waiting:
             if approved.policy is None:
                 self.queue.push(approved)  # an operator's own operation: run it as itself
             else:
                 self.queue.request("approval")  # the next run writes the approved part
+        elif waiting == ("window",) and window_open and approved.policy is not None:
+            self.queue.request("approval")  # its window is open already: no need to wait
         self.on_change()
         return approved
 
     def _find(self, operation_id: str) -> Operation:
-        op = self.queue.find(operation_id) or self.log.get(operation_id)
-        if self.running is not None and self.running.operation_id == operation_id:
-            op = self.log.get(operation_id) or self.running
+        # The log's record wins over a queued copy, which may be stale.
+        op = self.log.get(operation_id) or self.queue.find(operation_id)
+        if op is None and self.running is not None and self.running.operation_id == operation_id:
+            op = self.running
         if op is None:
             raise ControlError(
                 404,
@@ -671,6 +689,7 @@ class Control:
         done = {c.address for c in decision.due} if written else set()
         recorded: list[Operation] = []
         seen: set[str] = set()
+        lifted: set[str] = set()
         # A rejection lasts until a later plan of the policy is approved, or the policy
         # has nothing left to change.
         try:
@@ -688,6 +707,10 @@ class Control:
             if not remaining:
                 if carrier is not None:
                     if carrier.plan_digest == part.digest:
+                        if carrier.approval is not None and carrier.approval.get("approved_by"):
+                            # A person approved a later plan and it is applied: the
+                            # policy's earlier rejection has been answered.
+                            lifted.add(part.policy)
                         ended = carrier.through(_CARRY, now).move(
                             S.SUCCESS,
                             now,
@@ -765,6 +788,11 @@ class Control:
                     "fleetward apply wrote them)",
                 )
             )
+        for policy_name in lifted:
+            try:
+                self.rejections.lift(policy_name)
+            except FleetwardError as exc:
+                logger.error("cannot update the rejected plans: %s", exc)
         if recorded:
             try:
                 self.log.record(*recorded)
@@ -825,8 +853,9 @@ class Control:
             if opens is not None and opens > now:
                 times.append(opens)
             elif self._pending(op.operation_id):
-                if closes is not None:
-                    times.append(max(closes, now))  # to end it if it never gets to run
+                if closes is not None and closes > now:
+                    times.append(closes)  # to end it if it never gets to run
+                # Past its end while queued: the worker ends it (TIMEOUT) when it takes it.
             else:
                 times.append(now)  # due (or past its end) and not queued: wake now
         return min(times) if times else None
@@ -977,7 +1006,7 @@ class _Unreadable:
 
 def _refresh(op: Operation, part: Part, now: str) -> Operation:
     """The held operation with what it now waits for and its window."""
-    waiting = tuple(w for w in part.waiting_for if w in ("window", "approval", "suspended"))
+    waiting = tuple(part.waiting_for)
     if op.approval is not None and op.approval.get("approved_by"):
         waiting = tuple(w for w in waiting if w != "approval")
     window = (
@@ -1005,6 +1034,10 @@ def _waiting_message(part: Part) -> str:
         )
     if "approval" in part.waiting_for:
         reasons.append("waiting for approval")
+    if "blocked" in part.waiting_for:
+        reasons.append("blocked by its policy's maxStopFraction guard")
+    if "rejected" in part.waiting_for:
+        reasons.append("an operator rejected this plan")
     return "; ".join(reasons) or "ready to apply"
 
 

@@ -231,7 +231,6 @@ class Reconciler:
         if op.arguments.get("allowMassStop"):
             guards = replace(guards, allow_mass_stop=True)
         state.policies = {p.name: p for p in policies_of(desired.documents)}
-        state.suspension = control.suspension()
         with self.store.lock(self.settings.lock_timeout):
             with clock("plan"):
                 stored = self.store.read()
@@ -260,6 +259,9 @@ class Reconciler:
                 # A stop asked for while planning lands here, before the paths that
                 # write nothing (a dry run, nothing due) could answer SUCCESS to it.
                 control.checkpoint(state.op)
+                # Read here, not before planning: a suspend written while this run
+                # planned must stop its write.
+                state.suspension = control.suspension()
                 decision = decide(
                     made,
                     state.policies,
@@ -285,6 +287,12 @@ class Reconciler:
                     if should_stop():
                         raise Stopping()
                     control.checkpoint(state.op)
+                    if control.suspension() is not None:
+                        raise Interrupted(
+                            S.CANCELLED,
+                            "the daemon was suspended (fleetward suspend) before the write; "
+                            "nothing was written",
+                        )
                     expected = timedelta(seconds=control.write_seconds)
                     decision, overrun = hold_overruns(
                         decision, state.policies, control.clock() + expected
