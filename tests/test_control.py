@@ -1408,7 +1408,11 @@ def test_approving_a_manual_plan_overrides_its_own_mass_stop_guard(world: World)
     held = world.only_scheduled("prod-careful")  # blocked, yet there is something to approve
     assert set(held.waiting_for) == {"approval", "blocked"}
     assert [h["waitingFor"] for h in world.summary()["held"]] == [["approval", "blocked"]]
-    world.control.approve(held.operation_id, "alice")
+    while world.queue.take(0) is not None:  # what earlier steps queued
+        pass
+    approved = world.control.approve(held.operation_id, "alice")
+    assert approved.waiting_for == ()
+    assert world.queue.find_any()  # the approval asks for a run at once
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert world.objects()["Asset/TRK-1"].state.value == "stopped"

@@ -511,7 +511,8 @@ class Control:
             approval.update(required=True, approved_by=by, approved_at=now)
             if comment:
                 approval["comment"] = comment
-            waiting = tuple(w for w in op.waiting_for if w != "approval")
+            # An approval of exactly these changes also lifts their policy's guard.
+            waiting = tuple(w for w in op.waiting_for if w not in ("approval", "blocked"))
             message = f"approved by {by}" + (
                 "; waiting for its window" if "window" in waiting else ""
             )
