@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
 import platform
@@ -210,27 +209,13 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _repo(workdir: Path, n: int, seed: int) -> Path:
-    """A generated git repository for N, reused from `workdir` if the generator has not changed."""
-    repo = workdir / f"repo-{n}-s{seed}"
-    stamp = workdir / f"repo-{n}-s{seed}.stamp"
-    want = hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest() + f":{n}:{seed}"
-    if (repo / ".git").exists() and stamp.exists() and stamp.read_text() == want:
-        return repo
-    t = time.perf_counter()
-    gen.generate(repo, n, seed, git=True)
-    stamp.write_text(want)
-    _log(f"  generated {n:,} assets in {time.perf_counter() - t:.1f} s -> {repo}")
-    return repo
-
-
 def _best(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return min(runs, key=lambda r: r[key])
 
 
 def bench_size(n: int, seed: int, workdir: Path, scale_up: bool) -> dict[str, Any]:
     repeats = 2 if n <= SMALL_N else 1
-    repo = _repo(workdir, n, seed)
+    repo = gen.cached(workdir, n, seed, _log)
     state_root = workdir / "states"
     state_root.mkdir(exist_ok=True)
 
@@ -257,7 +242,7 @@ def bench_size(n: int, seed: int, workdir: Path, scale_up: bool) -> dict[str, An
 
     other_n = 2 * n if scale_up else n // 2
     _log(f"  N={n:,}: cold plan at {other_n:,} for scaling (x{repeats})")
-    other_repo = _repo(workdir, other_n, seed)
+    other_repo = gen.cached(workdir, other_n, seed, _log)
     other = _best(
         [_run_child(["plan", str(other_repo), str(state_root)]) for _ in range(repeats)], "plan_s"
     )

@@ -115,17 +115,21 @@ def _log(msg: str) -> None:
 
 def base_repo(workdir: Path, n: int, seed: int) -> Path:
     """A generated git repository for N, reused from `workdir` if the generator has not changed."""
-    repo = workdir / f"repo-{n}-s{seed}"
-    stamp = workdir / f"repo-{n}-s{seed}.stamp"
-    want = hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest() + f":{n}:{seed}"
-    if (repo / ".git").exists() and stamp.exists() and stamp.read_text() == want:
-        return repo
-    t = time.perf_counter()
-    stamp.unlink(missing_ok=True)
-    gen.generate(repo, n, seed, git=True)
-    stamp.write_text(want)
-    _log(f"  generated {n:,} assets in {time.perf_counter() - t:.1f} s -> {repo}")
-    return repo
+    return gen.cached(workdir, n, seed, _log)
+
+
+def _workspace(
+    workdir: Path, name: str, n: int, seed: int, policy_cron: str | None
+) -> tuple[Path, Path, Path, dict[str, Any] | None]:
+    """A clean `workdir/name[-policies]` with a private copy of the base repository for N
+    (and the SyncPolicies committed into it): (root, repo, state dir, policies)."""
+    root = workdir / (name + ("-policies" if policy_cron else ""))
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    repo = fresh_copy(base_repo(workdir, n, seed), root / "repo")
+    pol = add_policies(repo, policy_cron) if policy_cron else None
+    return root, repo, root / "state", pol
 
 
 def fresh_copy(base: Path, dest: Path) -> Path:
@@ -462,14 +466,7 @@ def _pct(values: list[float], q: float) -> float:
 def bench_latency(
     n: int, seed: int, workdir: Path, commits: int, policy_cron: str | None = None
 ) -> dict[str, Any]:
-    base = base_repo(workdir, n, seed)
-    root = workdir / (f"latency-{n}" + ("-policies" if policy_cron else ""))
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir()
-    repo = fresh_copy(base, root / "repo")
-    pol = add_policies(repo, policy_cron) if policy_cron else None
-    state = root / "state"
+    root, repo, state, pol = _workspace(workdir, f"latency-{n}", n, seed, policy_cron)
     editor = Editor(repo, n)
     first = head(repo)
     _log(f"  N={n:,}: starting the daemon; waiting for the first apply")
@@ -751,14 +748,7 @@ def _run_child(args: list[str]) -> dict[str, Any]:
 def bench_warm(
     n: int, seed: int, workdir: Path, repeats: int, policy_cron: str | None = None
 ) -> dict[str, Any]:
-    base = base_repo(workdir, n, seed)
-    root = workdir / (f"warm-{n}" + ("-policies" if policy_cron else ""))
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir()
-    repo = fresh_copy(base, root / "repo")
-    pol = add_policies(repo, policy_cron) if policy_cron else None
-    state = root / "state"
+    root, repo, state, pol = _workspace(workdir, f"warm-{n}", n, seed, policy_cron)
     _log(f"  N={n:,}: seeding the store with variant 1 (child process)")
     seed_run = _run_child(["seed", str(repo), str(state)])
     if seed_run["state"] != "SUCCESS":
@@ -804,13 +794,7 @@ def _webhook(url: str, secret: str, body: bytes) -> dict[str, Any]:
 def bench_soak(
     seed: int, workdir: Path, reconciles: int, late_commits: int, n: int = 1_000
 ) -> dict[str, Any]:
-    base = base_repo(workdir, n, seed)
-    root = workdir / "soak"
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir()
-    repo = fresh_copy(base, root / "repo")
-    state = root / "state"
+    root, repo, state, _ = _workspace(workdir, "soak", n, seed, None)
     editor = Editor(repo, n)
     warmup = max(1, reconciles // 10)
     _log(f"  soak: N={n:,}, {reconciles} webhook reconciles (commit every 10th)")

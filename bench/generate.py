@@ -25,6 +25,7 @@ Importable: `generate(out_dir, n_assets, seed, git=False, variant=1)` and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -32,6 +33,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ASSETS_PER_FILE = 1000
@@ -235,6 +238,25 @@ def generate(
         )
     return out
 
+
+
+def cached(
+    workdir: Path, n_assets: int, seed: int = 0, log: Callable[[str], None] | None = None
+) -> Path:
+    """A generated git repository for N under `workdir`, reused while this generator (its
+    source file), N and the seed are unchanged; generated (and logged) otherwise."""
+    repo = workdir / f"repo-{n_assets}-s{seed}"
+    stamp = workdir / f"repo-{n_assets}-s{seed}.stamp"
+    want = hashlib.sha256(Path(__file__).read_bytes()).hexdigest() + f":{n_assets}:{seed}"
+    if (repo / ".git").exists() and stamp.exists() and stamp.read_text() == want:
+        return repo
+    started = time.perf_counter()
+    stamp.unlink(missing_ok=True)
+    generate(repo, n_assets, seed, git=True)
+    stamp.write_text(want)
+    if log is not None:
+        log(f"  generated {n_assets:,} assets in {time.perf_counter() - started:.1f} s -> {repo}")
+    return repo
 
 def edit_to_v2(out_dir: Path | str, n_assets: int, seed: int = 0, *, git: bool = False) -> Path:
     """Turn a variant-1 tree into variant 2 by rewriting its one changed file; return that file."""
