@@ -244,6 +244,9 @@ class Operation:
         return self.updated_at if self.state.final else None
 
 
+# States an operator may set with PUT /v0/operations/{id}/ (the seed's enum; FAILED = FAILURE).
+SETTABLE_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "SCHEDULED")
+
 APPLY_STATES = (
     OperationState.DISPATCHING,
     OperationState.DISPATCHED,

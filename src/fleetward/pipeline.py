@@ -77,7 +77,8 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
     # Stored as a first apply stores them — with the status kinds derive (a workflow's
     # version, a rule's progress) — so the review shows only what the change does.
     empty = StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=None), {})
-    first = plan(desired, empty, "", PlanOptions(allow_empty=True, allow_mass_stop=True))
+    with gc_paused():
+        first = plan(desired, empty, "", PlanOptions(allow_empty=True, allow_mass_stop=True))
     objects = {
         change.address: StoredObject.first(change.address, change.kind, change.after, revision, "")
         for change in first.changes

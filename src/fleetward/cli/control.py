@@ -6,13 +6,12 @@ HTTP); the daemon reads it at every run.
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
 from pathlib import Path
 
 import click
 
 from fleetward.cli import output
+from fleetward.cli.options import os_user
 from fleetward.cli.state import state_dir_option
 from fleetward.daemon.suspend import (
     SUSPEND_FILE,
@@ -20,6 +19,7 @@ from fleetward.daemon.suspend import (
     clear_suspension,
     write_suspension,
 )
+from fleetward.pipeline import now_iso
 
 
 @click.command("suspend")
@@ -39,8 +39,7 @@ def suspend_command(state_dir: str, reason: str, by: str | None) -> None:
       fleetward status            shows who suspended, when and why
       fleetward resume            applies again from the next run
     """
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    suspension = Suspension(by=by or _user(), at=now, reason=reason)
+    suspension = Suspension(by=by or os_user("cli"), at=now_iso(), reason=reason)
     write_suspension(Path(state_dir), suspension)
     output.print_lines(
         [
@@ -88,10 +87,3 @@ def resume_command(state_dir: str) -> None:
             ),
         ]
     )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 import urllib.parse
@@ -15,10 +14,10 @@ from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.client import DaemonApi, connection_options
-from fleetward.cli.options import Duration
+from fleetward.cli.options import Duration, os_user
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import Problem, UsageError
-from fleetward.operations import Operation, OperationState
+from fleetward.operations import SETTABLE_STATES, Operation, OperationState
 from fleetward.rendering import render_problem
 from fleetward.store.operations import ORDERINGS, OperationLog
 
@@ -195,13 +194,7 @@ def _control_lines(op: Operation, state_dir: str) -> list[tuple[str, str]]:
         lines.append(("", f"  policy     {op.policy}"))
     if op.waiting_for:
         lines.append(("", f"  waits for  {', '.join(op.waiting_for)}"))
-    if op.window:
-        lines.append(
-            (
-                "",
-                f"  window     {op.window.get('opens_at') or '-'} → {op.window.get('closes_at') or '-'}",
-            )
-        )
+    lines.extend(_window_lines(op))
     if op.approval:
         by = op.approval.get("approved_by")
         approved = f"approved by {by} at {op.approval.get('approved_at')}" if by else "required"
@@ -239,7 +232,6 @@ def _changes(op: Operation) -> str:
 # -- changing operations through the daemon ---------------------------------------------------------
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-SETTABLE = ("FAILED", "CANCELLED", "TIMEOUT", "SCHEDULED")
 
 
 @operations_group.command("create")
@@ -396,7 +388,7 @@ def cancel_operation(
 @state_dir_option
 @connection_options
 @click.argument("operation_id")
-@click.argument("state", type=click.Choice(SETTABLE, case_sensitive=False))
+@click.argument("state", type=click.Choice(SETTABLE_STATES, case_sensitive=False))
 @click.option("--reason", default="", help="Why (kept in the operation's transitions).")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's answer.")
 @click.pass_context
@@ -459,7 +451,7 @@ def approve_operation(
     ctx.meta["json_output"] = as_json
     api = DaemonApi.connect(state_dir, url, api_token, api_token_file)
     op_id = _resolve(api, operation_id)
-    body = {"by": by or _user(), "comment": comment}
+    body = {"by": by or os_user("cli"), "comment": comment}
     reply = api.call("POST", f"/v0/operations/{urllib.parse.quote(op_id, safe='')}/approve", body)
     if as_json:
         output.print_json(reply)
@@ -490,7 +482,7 @@ def _set_state(
     ctx.meta["json_output"] = as_json
     api = DaemonApi.connect(state_dir, url, api_token, api_token_file)
     op_id = _resolve(api, operation_id)
-    body = {"state": state, "reason": reason or f"{state.lower()} by {_user()} from the CLI"}
+    body = {"state": state, "reason": reason or f"{state.lower()} by {os_user('cli')} from the CLI"}
     reply = api.call("PUT", f"/v0/operations/{urllib.parse.quote(op_id, safe='')}/", body)
     if as_json:
         output.print_json(reply)
@@ -579,11 +571,5 @@ def _attributes(pairs: tuple[str, ...]) -> dict[str, Any]:
 def _window_lines(op: Operation) -> list[tuple[str, str]]:
     if not op.window:
         return []
-    return [("", f"  window     {op.window.get('opens_at')} → {op.window.get('closes_at')}")]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment or the password database
-        return "cli"
+    opens, closes = op.window.get("opens_at") or "-", op.window.get("closes_at") or "-"
+    return [("", f"  window     {opens} → {closes}")]

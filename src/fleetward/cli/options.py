@@ -8,6 +8,7 @@ Every option also reads a `FLEETWARD_*` variable; a flag wins over it.
 from __future__ import annotations
 
 import functools
+import getpass
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -153,3 +154,11 @@ def max_lines_option(func: F) -> F:
         show_default=True,
         help="Show at most this many object lines (0: all). Counts per kind are always shown.",
     )(func)
+
+
+def os_user(default: str) -> str:
+    """The OS user's name (who suspends, approves, sets a status), or `default`."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return default

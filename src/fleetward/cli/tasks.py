@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import getpass
-import os
 
 import click
 from rich.table import Table
 
 from fleetward.cli import output
-from fleetward.cli.options import StateOptions, state_options
+from fleetward.cli.options import StateOptions, os_user, state_options
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
@@ -27,13 +25,6 @@ from fleetward.store import ChangeSet, TinyDBStore
 @click.group("tasks")
 def tasks_group() -> None:
     """Tasks declared by TaskBatch manifests, and their runtime status."""
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "fleetward")
 
 
 @tasks_group.command("set-status")
@@ -94,7 +85,9 @@ def set_status_command(
             )
         updated = dataclasses.replace(
             task,
-            status=set_status(task.status, status, who or _who(), now, at, task.created_at),
+            status=set_status(
+                task.status, status, who or os_user("fleetward"), now, at, task.created_at
+            ),
             updated_at=now,
         )
         meta = store.apply(

@@ -51,14 +51,12 @@ from fleetward.errors import FleetwardError, Problem, StoreError
 from fleetward.governance import Policy, changes_digest, iso, parse_iso
 from fleetward.kinds.sync_policy import DeviceQuery, WindowState, window_state
 from fleetward.model import Change, Plan
-from fleetward.operations import Operation, OperationState, Transition
+from fleetward.operations import SETTABLE_STATES, Operation, OperationState, Transition
 from fleetward.store.files import write_atomic
 
 logger = logging.getLogger("fleetward.daemon")
 
 S = OperationState
-# States an operator may set with PUT /v0/operations/{id}/ (the seed's enum, FAILED = FAILURE).
-SETTABLE_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "SCHEDULED")
 _WRITING = frozenset({S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED})
 _CARRY = (S.RESOLVING, S.RESOLVED, S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED)
 _WAIT_FOR_STOP = 5.0  # seconds a PUT waits for a running operation to reach a checkpoint

@@ -297,17 +297,10 @@ def _flag(arguments: Mapping[str, Any], name: str) -> bool:
 def _timeout(value: Any) -> float | None:
     if value is None:
         return None
-    seconds = math.nan
-    if isinstance(value, str):
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            pass
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            seconds = float(value)
-        except OverflowError:
-            seconds = math.inf
+    try:
+        seconds = parse_duration(value)  # a number of seconds, or "90s", "10m", "1h"
+    except (ValueError, TypeError, OverflowError):
+        seconds = math.nan
     if not (0 < seconds <= MAX_TIMEOUT_SECONDS):
         raise BadRequest.at(
             "body.arguments.timeout",
