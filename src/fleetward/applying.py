@@ -7,9 +7,8 @@ applying it to any other store state is refused before anything is written.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
 from fleetward.model import (
@@ -145,13 +144,6 @@ def _apply(
         )
     )
     return ApplyResult(meta, counts, operation_id, wrote=True)
-
-
-def owner_labels_of(
-    documents: Iterable[tuple[str, Any]],
-) -> dict[str, Mapping[str, str]]:
-    """The labels of each document of a revision, by its address, for the store to keep."""
-    return {doc.address: dict(doc.metadata.labels) for _, doc in documents}
 
 
 def _check_presence(plan: Plan, snapshot: StoreSnapshot, where: str) -> None:

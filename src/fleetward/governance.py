@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetward.kinds.base import Document
-from fleetward.kinds.sync_policy import SyncPolicySpec, window_state
+from fleetward.kinds.sync_policy import SyncPolicySpec, WindowState, window_state
 from fleetward.model import Change, canonical_json
 
 POLICY_KIND = "SyncPolicy"
@@ -39,14 +39,15 @@ class Policy:
     spec: SyncPolicySpec
 
     @property
-    def rank(self) -> tuple[bool, bool, bool, float]:
-        """Higher is stricter (the name breaks ties, lowest first)."""
+    def strictness(self) -> tuple[bool, bool, bool, float, str]:
+        """Lowest first is strictest: suspended, manual, WINDOW, lower maxStopFraction, name."""
         spec = self.spec
         return (
-            spec.suspend,
-            spec.approval == "manual",
-            spec.schedule.type == "WINDOW",
-            -spec.maxStopFraction,
+            not spec.suspend,
+            not self.manual,
+            not self.windowed,
+            spec.maxStopFraction,
+            self.name,
         )
 
     @property
@@ -67,13 +68,18 @@ class Policy:
             "suspend": spec.suspend,
         }
         if self.windowed and now is not None:
-            state = window_state(spec.schedule, now)
-            out["window"] = {
-                "open": state.open,
-                "opensAt": iso(state.opens_at),
-                "closesAt": iso(state.closes_at),
-            }
+            out["window"] = window_json(window_state(spec.schedule, now))
         return out
+
+
+def window_json(state: WindowState) -> dict[str, Any]:
+    """A window as plans, status files and summaries show it."""
+    return {"open": state.open, "opensAt": iso(state.opens_at), "closesAt": iso(state.closes_at)}
+
+
+def owner_labels_of(documents: Iterable[tuple[str, Document]]) -> dict[str, Mapping[str, str]]:
+    """Each document's labels by its address ("Fleet/north" → labels)."""
+    return {doc.address: dict(doc.metadata.labels) for _, doc in documents}
 
 
 def policies_of(documents: Iterable[tuple[str, Document]]) -> tuple[Policy, ...]:
@@ -98,8 +104,7 @@ class Governance:
         self.policies = tuple(policies)
         self.by_name = {p.name: p for p in self.policies}
         # A document gone from Git is judged by the labels it had when last applied.
-        self._labels: dict[str, Mapping[str, str]] = dict(applied_labels or {})
-        self._labels.update((doc.address, doc.metadata.labels) for _, doc in documents)
+        self._labels = {**(applied_labels or {}), **owner_labels_of(documents)}
         self._memo: dict[str, Policy | None] = {}
 
     def __bool__(self) -> bool:
@@ -119,13 +124,9 @@ class Governance:
             labels = self._labels.get(owner)
             chosen = [p for p in self.policies if p.spec.selector.matches(kind, name, labels)]
             if chosen:
-                governing = min(chosen, key=lambda p: (_negated(p.rank), p.name))
+                governing = min(chosen, key=lambda p: p.strictness)
         self._memo[owner] = governing
         return governing
-
-
-def _negated(rank: tuple[bool, bool, bool, float]) -> tuple[int, int, int, float]:
-    return (-int(rank[0]), -int(rank[1]), -int(rank[2]), -rank[3])
 
 
 def changes_digest(changes: Iterable[Change]) -> str:
@@ -156,7 +157,7 @@ def iso(moment: datetime | None) -> str | None:
 
 def parse_iso(text: str) -> datetime:
     """An ISO 8601 instant (as fleetward writes them, "...Z") as an aware datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
@@ -168,6 +169,8 @@ __all__ = [
     "Policy",
     "changes_digest",
     "iso",
+    "owner_labels_of",
     "parse_iso",
     "policies_of",
+    "window_json",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, NewType
@@ -301,4 +302,10 @@ class Plan:
         return sum(1 for c in self.changes if c.action is action)
 
     def summary(self) -> dict[str, int]:
-        return {a.value: self.count(a) for a in Action if a is not Action.NOOP}
+        return action_counts(self.changes)
+
+
+def action_counts(changes: Iterable[Change]) -> dict[str, int]:
+    """Changes per action (create, update, stop, delete), zeros included."""
+    counts = Counter(c.action for c in changes)
+    return {a.value: counts[a] for a in Action if a is not Action.NOOP}

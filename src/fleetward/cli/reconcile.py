@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetward.applying import ApplyResult, apply_plan, owner_labels_of, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
 from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
@@ -25,6 +25,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
+from fleetward.governance import owner_labels_of
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (

@@ -47,10 +47,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from fleetward.daemon.suspend import Suspension, read_suspension
 from fleetward.errors import FleetwardError, Problem, StoreError
-from fleetward.governance import Policy, changes_digest, iso, parse_iso
+from fleetward.governance import Policy, changes_digest, iso, parse_iso, window_json
 from fleetward.kinds.sync_policy import DeviceQuery, WindowState, window_state
-from fleetward.model import Change, Plan
+from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState, Transition
 from fleetward.store.files import write_atomic
 
@@ -561,16 +562,14 @@ class Control:
 
     # -- the worker's side ----------------------------------------------------------------
 
-    def suspension(self) -> Any:
+    def suspension(self) -> Suspension | None:
         """The daemon-wide suspension (`fleetward suspend`), or None."""
-        from fleetward.daemon.suspend import read_suspension
-
         try:
             return read_suspension(self.state_dir)
         except FleetwardError as exc:
             # A damaged file must not unsuspend: treat it as suspended, loudly.
             logger.error("cannot read the suspension file: %s", exc)
-            return _Unreadable()
+            return UNREADABLE
 
     def admit(self, op: Operation) -> Operation | None:
         """Whether a taken operation may run now (it is then the running one); None when
@@ -753,7 +752,7 @@ class Control:
                     replace(
                         _refresh(carrier, part, now),
                         plan_digest=digest,
-                        plan_summary=_summary(remaining),
+                        plan_summary=action_counts(remaining),
                         updated_at=now,
                         transitions=(*carrier.transitions, Transition(S.SCHEDULED, now, message)),
                         message=message,
@@ -805,7 +804,7 @@ class Control:
     def _held_operation(
         self, part: Part, changes: tuple[Change, ...], digest: str, plan: Plan, now: str
     ) -> Operation:
-        summary = _summary(changes)
+        summary = action_counts(changes)
         op = replace(
             Operation.new("policy", now),
             policy=part.policy,
@@ -905,13 +904,6 @@ def _unavailable_on_store_errors() -> Iterator[None]:
         raise ControlError(503, problem) from exc
 
 
-def _summary(changes: tuple[Change, ...]) -> dict[str, int]:
-    summary = {a: 0 for a in ("create", "update", "stop", "delete")}
-    for change in changes:
-        summary[change.action.value] = summary.get(change.action.value, 0) + 1
-    return summary
-
-
 REJECTIONS_FILE = "rejections.json"
 
 
@@ -997,10 +989,9 @@ class Rejections:
             ) from exc
 
 
-class _Unreadable:
-    by = "an unreadable suspend.json"
-    at = "unknown"
-    reason = "the file could not be read; fix or remove it"
+UNREADABLE = Suspension(
+    "an unreadable suspend.json", "unknown", "the file could not be read; fix or remove it"
+)
 
 
 def _refresh(op: Operation, part: Part, now: str) -> Operation:
@@ -1097,17 +1088,7 @@ def held_summary(decision: Decision) -> list[dict[str, Any]]:
                 "waitingFor": list(part.waiting_for),
                 "changes": len(part.changes),
                 "operationId": part.operation_id,
-                **(
-                    {
-                        "window": {
-                            "open": part.window.open,
-                            "opensAt": iso(part.window.opens_at),
-                            "closesAt": iso(part.window.closes_at),
-                        }
-                    }
-                    if part.window is not None
-                    else {}
-                ),
+                **({"window": window_json(part.window)} if part.window is not None else {}),
             }
         )
     return out

@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from fleetward.applying import ApplyResult, apply_plan, owner_labels_of, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
 from fleetward.daemon.control import (
     Control,
     Decision,
@@ -30,17 +29,17 @@ from fleetward.daemon.control import (
     hold_overruns,
     with_carriers,
 )
+from fleetward.daemon.suspend import Suspension
 from fleetward.daemon.triggers import Coalescer
 from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import (
     FleetwardError,
-    GuardBlocked,
     ManifestError,
     PlanError,
     Problem,
     SourceError,
 )
-from fleetward.governance import Policy, policies_of
+from fleetward.governance import Policy, owner_labels_of, policies_of
 from fleetward.kinds.sync_policy import parse_device_query
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
@@ -85,7 +84,7 @@ class RunReport:
     # What the run's plan split into: parts written and parts held (None: no plan).
     decision: Decision | None = None
     policies: Mapping[str, Policy] = field(default_factory=dict)
-    suspension: Any = None  # daemon.suspend.Suspension while `fleetward suspend` holds
+    suspension: Suspension | None = None  # while `fleetward suspend` holds
 
     @property
     def succeeded(self) -> bool:
@@ -246,12 +245,8 @@ class Reconciler:
                 for g in made.guards
                 if g.policy is not None and g.verdict is GuardVerdict.BLOCKED
             )
-            try:
-                refuse_blocked(replace(made, guards=_plan_guards(made)))
-            except GuardBlocked:
-                self._move(state, S.RESOLVED, "plan ready")
-                raise
             self._move(state, S.RESOLVED, "plan ready")
+            refuse_blocked(replace(made, guards=_plan_guards(made)))
             self._checkpoint(state, should_stop)
             # Operators' cancels and approvals land wholly before this decision or
             # wholly after the write: the control mutex spans both.
@@ -381,7 +376,7 @@ class _RunState:
     fetch_failed: bool = False
     decision: Decision | None = None
     policies: dict[str, Policy] = field(default_factory=dict)
-    suspension: Any = None
+    suspension: Suspension | None = None
 
 
 @contextmanager

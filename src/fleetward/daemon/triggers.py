@@ -26,6 +26,7 @@ from watchfiles import Change, watch
 
 from fleetward.operations import Operation
 from fleetward.pipeline import now_iso
+from fleetward.source.base import is_manifest_name
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -290,4 +291,4 @@ class Watcher:
 
 def _plain_filter(change: Change, path: str) -> bool:
     name = Path(path).name
-    return name.endswith((".yaml", ".yml")) and not name.startswith(".")
+    return is_manifest_name(name) and not name.startswith(".")

@@ -38,7 +38,6 @@ def count_store(store: StoreSnapshot | None) -> dict[tuple[str, str], int]:
 @dataclass
 class Health:
     ready_max_age: float  # seconds; readiness fails when the last good fetch or run is older
-    started_at: float = field(default_factory=time.time)
     last: RunReport | None = None
     counts: Counts = field(default_factory=lambda: Counts({}, {}, 0))
     last_success_at: float | None = None
@@ -49,7 +48,6 @@ class Health:
     # Errors of the last revision that was read: a run that could not fetch says
     # nothing about the tracked revision, so it keeps the count it found.
     manifest_errors: int = 0
-    listen: str | None = None
     planned: RunReport | None = None  # the last run that made a plan (held parts, policies)
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -25,7 +25,7 @@ from typing import Any
 from fleetward import __version__
 from fleetward.daemon.control import held_summary
 from fleetward.daemon.reconciler import RunReport
-from fleetward.governance import parse_iso
+from fleetward.governance import iso, parse_iso
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
@@ -48,13 +48,7 @@ class StatusWriter:
     def write(self, report: RunReport, health: Health, daemon: Mapping[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if report.plan is not None:
-            text = "\n".join(line for _, line in render_plan(report.plan, _PLAN_TEXT_LINES))
-            write_atomic(self.dir / "plan.txt", (text + "\n").encode())
-            # json.dumps with an indent runs the pure-Python encoder: a 100,000-change
-            # plan took 7 s that way. Large plans are written compact (C encoder).
-            indent = 1 if len(report.plan.changes) <= _INDENTED_PLAN_CHANGES else None
-            with gc_paused():
-                write_json(self.dir / "plan.json", plan_to_dict(report.plan), indent=indent)
+            _write_plan(self.dir, "plan", report.plan)
         written = self._objects(report)
         self._pending(report)
         write_json(self.dir / "summary.json", summary(report, health, daemon, self.source, written))
@@ -77,10 +71,7 @@ class StatusWriter:
                     old.unlink(missing_ok=True)
         for op_id, part_plan in wanted.items():
             root.mkdir(parents=True, exist_ok=True)
-            text = "\n".join(line for _, line in render_plan(part_plan, _PLAN_TEXT_LINES))
-            write_atomic(root / f"{op_id}.txt", (text + "\n").encode())
-            indent = 1 if len(part_plan.changes) <= _INDENTED_PLAN_CHANGES else None
-            write_json(root / f"{op_id}.json", plan_to_dict(part_plan), indent=indent)
+            _write_plan(root, op_id, part_plan)
 
     def _objects(self, report: RunReport) -> int:
         """Write the object files of this run, remove the others; how many were written."""
@@ -112,6 +103,17 @@ class StatusWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, body, indent=2)
         return len(wanted)
+
+
+def _write_plan(directory: Path, stem: str, plan: Plan) -> None:
+    """`<stem>.txt` as `fleetward plan` prints it, `<stem>.json` as Plan JSON."""
+    text = "\n".join(line for _, line in render_plan(plan, _PLAN_TEXT_LINES))
+    write_atomic(directory / f"{stem}.txt", (text + "\n").encode())
+    # json.dumps with an indent runs the pure-Python encoder: a 100,000-change plan
+    # took 7 s that way. Large plans are written compact (C encoder).
+    indent = 1 if len(plan.changes) <= _INDENTED_PLAN_CHANGES else None
+    with gc_paused():
+        write_json(directory / f"{stem}.json", plan_to_dict(plan), indent=indent)
 
 
 def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[str, Any]]]]:
@@ -301,13 +303,7 @@ def summary(
 
 
 def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return (
-        dt.datetime.fromtimestamp(epoch, dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
+    return None if epoch is None else iso(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
