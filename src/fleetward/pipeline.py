@@ -19,7 +19,8 @@ from fleetward.model import (
     StoreSnapshot,
 )
 from fleetward.planning import PlanOptions, plan
-from fleetward.source import open_snapshot
+from fleetward.source import Snapshot, open_snapshot
+from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
 from fleetward.tuning import gc_paused
 
 
@@ -31,7 +32,7 @@ class SourceOptions:
     no_git: bool = False
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
-    git_timeout: float = 60.0
+    git_timeout: float = DEFAULT_GIT_TIMEOUT
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -40,22 +41,24 @@ def git_cache(state_dir: str | Path) -> str:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def open_source(options: SourceOptions) -> Snapshot:
+    """The revision `options` name, opened (fetched first for a remote)."""
+    return open_snapshot(
+        options.source,
+        options.ref,
+        options.path,
+        options.no_git,
+        cache_root=Path(options.cache_root) if options.cache_root else None,
+        git_timeout=options.git_timeout,
+    )
 
 
 def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it."""
-    with (
-        gc_paused(),
-        open_snapshot(
-            options.source,
-            options.ref,
-            options.path,
-            options.no_git,
-            cache_root=Path(options.cache_root) if options.cache_root else None,
-            git_timeout=options.git_timeout,
-        ) as snapshot,
-    ):
+    with gc_paused(), open_source(options) as snapshot:
         manifests = load(snapshot, cache)
         return desire(manifests.revision, manifests.documents(), Locator(snapshot))
 

@@ -44,9 +44,8 @@ from fleetward.kinds.sync_policy import parse_device_query
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, git_cache, open_source
 from fleetward.planning import PlanOptions, plan
-from fleetward.source import open_snapshot
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
 from fleetward.tuning import gc_paused
@@ -63,7 +62,6 @@ class RunSettings:
     state_dir: Path
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
-    git_timeout: float = 60.0
     operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
 
 
@@ -195,16 +193,11 @@ class Reconciler:
         self, state: _RunState, phases: dict[str, float], should_stop: Callable[[], bool]
     ) -> None:
         sources = self.settings.sources
+        if sources.cache_root is None:
+            sources = replace(sources, cache_root=git_cache(self.settings.state_dir))
         clock = functools.partial(_timed, phases)
         with clock("fetch"):
-            snapshot = open_snapshot(
-                sources.source,
-                sources.ref,
-                sources.path,
-                sources.no_git,
-                cache_root=Path(git_cache(self.settings.state_dir)),
-                git_timeout=self.settings.git_timeout,
-            )
+            snapshot = open_source(sources)
         with snapshot:
             state.revision = snapshot.revision
             state.op = _with_revision(state.op, snapshot.revision)

@@ -41,7 +41,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, now_iso
+from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
 from fleetward.store.lock import exclusive_lock
@@ -100,13 +100,19 @@ class Daemon:
     @staticmethod
     def _settings(config: DaemonConfig) -> RunSettings:
         return RunSettings(
-            sources=SourceOptions(config.source, config.ref, config.path, config.no_git),
+            sources=SourceOptions(
+                config.source,
+                config.ref,
+                config.path,
+                config.no_git,
+                cache_root=git_cache(config.state_dir),
+                git_timeout=config.git_timeout,
+            ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
                 allow_empty=config.allow_empty, allow_mass_stop=config.allow_mass_stop
             ),
             lock_timeout=config.lock_timeout,
-            git_timeout=config.git_timeout,
             operation_timeout=config.operation_timeout,
         )
 

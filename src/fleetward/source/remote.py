@@ -204,8 +204,9 @@ class RemoteMirror:
             sha = self._commit_of(ref)
         if sha is None:
             raise self._unknown_ref(ref)
-        if sha != previous:
-            self._check_complete(sha)
+        if sha == previous:
+            return sha  # HEAD is there already: one git process less on every quiet poll
+        self._check_complete(sha)
         return self._point_head(sha)
 
     def _check_complete(self, sha: str) -> None:
