@@ -24,14 +24,14 @@ from typing import Any
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
-from fleetward.store.files import FileId, file_id, write_atomic
+from fleetward.store.files import FileId, file_id, tmp_prefix, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 OPERATIONS_FILE = "operations.json"
 OPERATIONS_LOCK = "operations.lock"
 OPERATIONS_LIMIT = 1000
 _LOCK_TIMEOUT = 10.0
-_TMP_PREFIX = f".{OPERATIONS_FILE}.tmp-"
+_TMP_PREFIX = tmp_prefix(Path(OPERATIONS_FILE))
 ORDERINGS = ("created_at", "state", "updated_at")
 
 
@@ -125,12 +125,11 @@ class OperationLog:
             entries = _bounded(change(list(self._entries())), self.limit)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:
-                write_atomic(self.path, ('{"operations":{' + body + "}}").encode())
+                written = write_atomic(self.path, ('{"operations":{' + body + "}}").encode())
             except OSError as exc:
                 self._cache = None
                 raise _unwritable(self.state_dir, exc) from exc
-            written = file_id(self.path)
-            self._cache = (written, entries) if written is not None else None
+            self._cache = (written, entries)
 
     # -- the file --------------------------------------------------------------------
 

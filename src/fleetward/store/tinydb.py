@@ -13,7 +13,6 @@ import functools
 import json
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from tinydb.storages import Storage
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
-from fleetward.store.files import FileId, file_id, identity
+from fleetward.store.files import FileId, file_id, identity, tmp_prefix, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -36,23 +35,17 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 BACKUP_FILE = "state.json.backup"
 LOCK_FILE = "state.lock"
-_TMP_PREFIX = f".{STATE_FILE}.tmp-"  # what AtomicJSONStorage names its temp files
+_TMP_PREFIX = tmp_prefix(Path(STATE_FILE))
 _FORMAT = 1
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage whose every write replaces the file atomically.
+    """TinyDB storage whose every write replaces the file atomically (`write_atomic`),
+    keeping the replaced file as `state.json.backup`."""
 
-    Temp files are named `.<file name>.tmp-*`, so each file's leftovers can be
-    swept without touching another file's write in progress. With `backup`,
-    the replaced file is kept as `<file name>.backup`.
-    """
-
-    def __init__(self, path: str, backup: bool = True, encoded: EncodedDocs | None = None) -> None:
+    def __init__(self, path: str, encoded: EncodedDocs | None = None) -> None:
         self._path = Path(path)
-        self._backup = backup
         self._encoded = encoded
-        self.tmp_prefix = f".{self._path.name}.tmp-"
         self.file_id: FileId | None = None  # of the file last read or written here
 
     def read(self) -> dict[str, dict[str, Any]] | None:
@@ -80,31 +73,12 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        directory = self._path.parent
-        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix, dir=directory)
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; status readers may run as another user
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self._encode(data))
-                fh.flush()
-                os.fsync(fh.fileno())
-                written = identity(os.fstat(fh.fileno()))  # a rename keeps all three
-            if self._backup and self._path.exists():
-                # Keep the previous state beside the new one (a hard link costs nothing).
-                backup_tmp = directory / f"{self.tmp_prefix}backup"
-                backup_tmp.unlink(missing_ok=True)
-                os.link(self._path, backup_tmp)
-                os.replace(backup_tmp, directory / f"{self._path.name}.backup")
-            os.replace(tmp, self._path)
-            self.file_id = written
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.file_id = write_atomic(
+            self._path,
+            lambda: self._encode(data).encode(),
+            backup=self._path.parent / BACKUP_FILE,
+            sync_dir=True,
+        )
 
     def _encode(self, data: dict[str, dict[str, Any]]) -> str:
         """The file's text: `json.dumps(data)`, reusing the text of unchanged objects.
