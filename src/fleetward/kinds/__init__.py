@@ -14,14 +14,14 @@ from fleetward.kinds.base import (
 
 __all__ = [
     "API_VERSION",
+    "KIND_ORDER",
+    "OBJECT_KINDS",
+    "REGISTRY",
     "Document",
     "KindPlugin",
     "Metadata",
     "ObjectKind",
     "PlanContext",
-    "REGISTRY",
-    "OBJECT_KINDS",
-    "KIND_ORDER",
 ]
 
 # One line per kind; the order is the order kinds appear in plans.

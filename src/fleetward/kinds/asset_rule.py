@@ -26,7 +26,7 @@ from fleetward.kinds.base import (
 )
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
 from fleetward.kinds.rule_matching import BUILTIN_TOKENS, TOKEN_NAME, placeholders
-from fleetward.model import Action, DesiredObject, ObjectKey, Origin, StoredObject, object_key
+from fleetward.model import Action, DesiredObject, ObjectKey, Origin, StoredObject
 
 
 def _alias(name: str, *more: str) -> AliasChoices:
@@ -142,9 +142,6 @@ class AssetTemplate(Strict):
         default_factory=list, validation_alias=_alias("streamReferences")
     )
     status: StatusTemplate | None = Field(default=None, validation_alias=_alias("status"))
-
-
-OUTPUT_MODELS: dict[str, type[Strict]] = {"Asset": AssetTemplate}
 
 
 class AssetRuleSpec(Strict):
@@ -468,10 +465,6 @@ def _templates(
                     parameters={"placeholder": name, "tokens": known},
                 ),
             )
-
-
-def rule_key(name: str) -> ObjectKey:
-    return object_key("AssetRule", name)
 
 
 PLUGIN = AssetRulePlugin()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -43,6 +44,25 @@ class Metadata(Strict):
     name: ResourceName
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
+
+
+def canonical_uuid(value: str) -> str:
+    """A UUID in its canonical spelling; ValueError naming the value otherwise."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
+def as_uuid(value: str) -> str:
+    """A UUID in its canonical spelling (as ids are stored); anything else unchanged."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
 def jsonable(value: Any) -> Any:

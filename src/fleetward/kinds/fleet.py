@@ -7,7 +7,6 @@ seed's safety checks (*Invalid batch fleet size*, *Failed batch validation*).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from fleetward.kinds.base import (
     ObjectKind,
     PlanContext,
     Strict,
+    canonical_uuid,
     declare,
     jsonable,
 )
@@ -52,12 +52,7 @@ class AssetSpec(Strict):
     @field_validator("id")
     @classmethod
     def _uuid(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not a UUID") from None
+        return None if value is None else canonical_uuid(value)
 
     @field_validator("attributes")
     @classmethod

@@ -21,7 +21,16 @@ from pydantic import Field as PydanticField
 from pydantic import StringConstraints, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, declare, jsonable
+from fleetward.kinds.base import (
+    Document,
+    EmailAddress,
+    KindPlugin,
+    ObjectKind,
+    Strict,
+    canonical_uuid,
+    declare,
+    jsonable,
+)
 from fleetward.kinds.problems import PathProblem
 from fleetward.model import Action, DesiredObject
 
@@ -29,7 +38,6 @@ from fleetward.model import Action, DesiredObject
 NAMESPACE = uuid.UUID("0d6c3a52-7f4e-5b1a-8c2d-3e9f1a4b6c70")
 
 Xid = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")]
-EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -39,13 +47,6 @@ def derived_id(kind: str, ident: str) -> str:
     Memoised: every plan indexes every asset by id for the task checks, and 100,000
     UUIDv5s cost 0.6 s, most of a warm re-plan."""
     return str(uuid.uuid5(NAMESPACE, f"{kind}/{ident}"))
-
-
-def canonical_uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a UUID") from None
 
 
 class _Entity(Strict):

@@ -322,13 +322,11 @@ def generate(
         ran = progress.get(rule.name)
         if ran is None:
             continue  # a stopped rule keeps the progress of its last run
-        out[rule.obj.key] = replace(rule.obj, derived_status=_progress(rule, ran, out))
+        out[rule.obj.key] = replace(rule.obj, derived_status=_progress(ran, out))
     return Generated(out)
 
 
-def _progress(
-    rule: RuleInput, state: _Progress, out: Mapping[ObjectKey, DesiredObject]
-) -> dict[str, Any]:
+def _progress(state: _Progress, out: Mapping[ObjectKey, DesiredObject]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for asset_id in sorted(state.assets):
         digest.update(out[object_key("Asset", asset_id)].spec_hash.encode())

@@ -93,8 +93,7 @@ def _labels_hold(
     )
 
 
-def _names_hold(patterns: Iterable[str], name: str) -> bool:
-    patterns = list(patterns)
+def _names_hold(patterns: list[str], name: str) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 

@@ -14,7 +14,6 @@ The outcome goes to `context.reports["TaskBatch"]` in the seed's response shape.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ import jsonschema
 import referencing.exceptions
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import PlanContext
+from fleetward.kinds.base import PlanContext, as_uuid
 from fleetward.kinds.references import derived_id
 from fleetward.model import (
     Action,
@@ -73,7 +72,7 @@ class _Index:
         self.by_key[ident] = spec
         declared = spec.get("id")
         # A derived id is canonical already; parsing 100,000 of them again costs 0.5 s.
-        own = _canonical(str(declared)) if declared else derived_id(self.kind, ident)
+        own = as_uuid(str(declared)) if declared else derived_id(self.kind, ident)
         self.id_of[ident] = own
         first = self.by_id.setdefault(own, ident)
         if first != ident:
@@ -84,13 +83,6 @@ class _Index:
             # Only TaskTypes are referenced by name (a template item's `taskType: {name}`).
             if first != ident and self.kind == "TaskType":
                 self.clashes.append(("name", name, first, ident, origin))
-
-
-def _canonical(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return value
 
 
 class _World:
@@ -323,7 +315,7 @@ def _ref_key(
             continue
         text = str(value)
         if how == "id":
-            ident = index.by_id.get(_canonical(text))
+            ident = index.by_id.get(as_uuid(text))
         elif how == "xid":
             ident = text if text in index.by_key else None
         else:
@@ -386,7 +378,7 @@ def _step(world: _World, spec: Mapping[str, Any], where: tuple[str | int, ...]) 
     step = spec.get("workflowStepId")
     if not step:
         return
-    workflow = world.steps.get(_canonical(str(step)))
+    workflow = world.steps.get(as_uuid(str(step)))
     if workflow is None:
         raise _Failed(
             "ValidationError",
@@ -474,17 +466,18 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
             return None
         return item.task_type, str(item.resolved["assetId"])
 
-    pending = {i.key for i in ordered}
+    claimed = False
 
     def check(item: _Item, world: _World) -> None:
-        if pending:  # the first call claims, in store-first order, for every item
+        nonlocal claimed
+        if not claimed:  # the first call claims, in store-first order, for every item
             for other in ordered:
                 if other.key in failed:
                     continue
                 slot = claim(other)
                 if slot is not None:
                     holders.setdefault(slot, other.key)
-            pending.clear()
+            claimed = True
         slot = claim(item)
         if slot is None or holders.get(slot) == item.key:
             return
@@ -575,17 +568,16 @@ def _templates(world: _World) -> Any:
                     )
         # Only dependsOn can go round in a cycle that blocks; sameAssigneeAs A ↔ B names one
         # assignee for both, which is what it is for.
-        for relation in ("dependsOn",):
-            cycle = _cycle(template, relation)
-            if cycle:
-                raise _Failed(
-                    "ValidationError",
-                    f"template {relation} cycle: {' → '.join(cycle)}",
-                    f"following {relation} from {cycle[0]!r} comes back to it, so none of these "
-                    "items can go first.",
-                    f"Remove one {relation} of the cycle.",
-                    (*base, xids[cycle[0]], relation),
-                )
+        cycle = _cycle(template, "dependsOn")
+        if cycle:
+            raise _Failed(
+                "ValidationError",
+                f"template dependsOn cycle: {' → '.join(cycle)}",
+                f"following dependsOn from {cycle[0]!r} comes back to it, so none of these "
+                "items can go first.",
+                "Remove one dependsOn of the cycle.",
+                (*base, xids[cycle[0]], "dependsOn"),
+            )
 
     return check
 

@@ -17,7 +17,16 @@ from pydantic import AliasChoices, Field, StringConstraints, ValidationError, fi
 
 from fleetward.errors import Problem
 from fleetward.kinds.actions import ACTIONS
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, declare, jsonable
+from fleetward.kinds.base import (
+    Document,
+    KindPlugin,
+    ObjectKind,
+    Strict,
+    as_uuid,
+    canonical_uuid,
+    declare,
+    jsonable,
+)
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
 from fleetward.kinds.workflow_graph import Graph
 from fleetward.model import Action, DesiredObject, spec_hash
@@ -29,13 +38,6 @@ StepStatus = Literal["OK", "SKIP", "KO", "TIMEOUT"]
 SchemaName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 ]
-
-
-def _uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a UUID") from None
 
 
 def _empty_if_null(value: Any, empty: Any) -> Any:
@@ -59,7 +61,7 @@ class _Identified(Strict):
     id: str | None = None
     name: str | None = None
 
-    _check_id = field_validator("id")(lambda v: None if v is None else _uuid(v))
+    _check_id = field_validator("id")(lambda v: None if v is None else canonical_uuid(v))
 
 
 class Step(_Identified):
@@ -133,7 +135,7 @@ def normalize(document: Document) -> dict[str, Any]:
 
     def edge(e: NextEdge) -> dict[str, Any]:
         # A UUID stepId in any spelling (upper case, no dashes) names the step whose id it is.
-        target = names.get(e.stepId, _as_uuid(e.stepId)) if e.stepId else None
+        target = names.get(e.stepId, as_uuid(e.stepId)) if e.stepId else None
         out = {"status": e.status, "code": e.code, "stepId": target, "stop": e.stop or None}
         normal: dict[str, Any] = {k: v for k, v in out.items() if v}
         if e.steps:
@@ -150,14 +152,6 @@ def normalize(document: Document) -> dict[str, Any]:
         "steps": [step(s) for s in spec.steps],
         **({"rescue": [step(s) for s in spec.rescue]} if spec.rescue else {}),
     }
-
-
-def _as_uuid(value: str) -> str:
-    """A UUID in its canonical spelling (as step ids are stored); anything else unchanged."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return value
 
 
 def _step_names(spec: WorkflowSpec, workflow: str) -> dict[str, str]:

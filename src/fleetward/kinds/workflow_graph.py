@@ -173,8 +173,8 @@ class Graph:
                         ),
                     )
                 outcome = (edge.get("status", ""), edge.get("code", ""))
-                shown = f"status {outcome[0] or '(any)'}, code {outcome[1] or '(any)'}"
                 if outcome in seen:
+                    shown = f"status {outcome[0] or '(any)'}, code {outcome[1] or '(any)'}"
                     yield (
                         here,
                         False,

@@ -106,10 +106,9 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
                 if change.action is Action.UPDATE
                 else [d for d in change.diff if d.path.startswith("status.")]
             )
-            if shown_diff:
-                for d in shown_diff:
-                    path = d.path[len("spec.") :] if d.path.startswith("spec.") else d.path
-                    lines.append(("diff", f"      {path}: {_value(d.before)} → {_value(d.after)}"))
+            for d in shown_diff:
+                path = d.path.removeprefix("spec.")
+                lines.append(("diff", f"      {path}: {_value(d.before)} → {_value(d.after)}"))
         lines.append(("", ""))
     if hidden:
         lines.append(
