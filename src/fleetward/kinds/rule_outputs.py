@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -85,22 +86,29 @@ class _Memo:
         self.misses: dict[str, set[str]] = {}
         self.objects: dict[tuple[Any, ...], DesiredObject] = {}
 
-    def evaluate(
-        self, previous: _Memo, rule_hash: str, compiled: CompiledRule, stream: DesiredObject
-    ) -> StreamResult | None:
-        """`evaluate`, from `previous` when it knows the pair; remembered in self."""
+    def matcher(
+        self, previous: _Memo, rule_hash: str, compiled: CompiledRule
+    ) -> Callable[[DesiredObject], StreamResult | None]:
+        """`evaluate` for one rule over streams: from `previous` when it knows the pair,
+        remembered in self. The rule's tables are looked up once, not once per stream."""
         self.rules[rule_hash] = compiled
         fresh = self.results.setdefault(rule_hash, {})
         missed = self.misses.setdefault(rule_hash, set())
-        stream_hash = stream.spec_hash
-        result = previous.results.get(rule_hash, {}).get(stream_hash)
-        if result is None and stream_hash not in previous.misses.get(rule_hash, ()):
-            result = evaluate(compiled, stream.spec)
-        if result is None:
-            missed.add(stream_hash)
-        else:
-            fresh[stream_hash] = result
-        return result
+        known = previous.results.get(rule_hash, {})
+        known_misses: AbstractSet[str] = previous.misses.get(rule_hash, frozenset())
+
+        def match(stream: DesiredObject) -> StreamResult | None:
+            stream_hash = stream.spec_hash
+            result = known.get(stream_hash)
+            if result is None and stream_hash not in known_misses:
+                result = evaluate(compiled, stream.spec)
+            if result is None:
+                missed.add(stream_hash)
+            else:
+                fresh[stream_hash] = result
+            return result
+
+        return match
 
 
 _MEMO = _Memo()
@@ -250,17 +258,18 @@ def generate(
     for rule in rules:
         rule_hash = rule.obj.spec_hash
         compiled = previous.rules.get(rule_hash) or compile_outputs(rule.obj.spec)
+        match = memo.matcher(previous, rule_hash, compiled)
         if rule.obj.spec["state"] == "Stopped":
             # Generates nothing new; what it made stays (see `removal`), and so do the
             # assets it made with other rules: they are frozen as stored.
             for stream in streams:
-                result = memo.evaluate(previous, rule_hash, compiled, stream)
+                result = match(stream)
                 for _, asset in result.assets if result is not None else ():
                     frozen.setdefault(asset["id"], set()).add(rule.owner)
             continue
         state = progress[rule.name] = _Progress()
         for stream in streams:
-            result = memo.evaluate(previous, rule_hash, compiled, stream)
+            result = match(stream)
             if result is None:
                 continue
             if result.errors:
