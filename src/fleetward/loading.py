@@ -199,6 +199,8 @@ class DocumentCache:
         self._data: dict[tuple[str, BlobId], Any] = {}
         # Documents joined with their data file: (manifest blob, document index, data blob).
         self._joined: dict[tuple[BlobId, int, BlobId], Document] = {}
+        # Raw content of files a Locator keeps for plan-stage error reports (TaskBatches).
+        self._content: dict[BlobId, bytes] = {}
         self.hits = 0
         self.misses = 0
 
@@ -225,6 +227,15 @@ class DocumentCache:
             del self._data[data_key]
         for joined in [k for k in self._joined if k[0] not in keep or k[2] not in keep]:
             del self._joined[joined]
+        for blob_id in [b for b in self._content if b not in keep]:
+            del self._content[blob_id]
+
+    def content(self, blob_id: BlobId) -> bytes | None:
+        """The raw content of a file kept for a Locator, if it is kept."""
+        return self._content.get(blob_id)
+
+    def keep_content(self, blob_id: BlobId, content: bytes) -> None:
+        self._content[blob_id] = content
 
     def data(self, kind: str, blob_id: BlobId, parse: Callable[[], Any]) -> Any:
         """A data file parsed by `kind`, parsed at most once per blob."""
@@ -723,8 +734,9 @@ class Locator:
     once per revision, however many of its objects are reported.
     """
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, cache: DocumentCache | None = None) -> None:
         self._snapshot = snapshot
+        self._cache = cache  # a daemon's: kept files are read once per blob, not per run
         self._roots: dict[str, list[Node]] = {}
         self._kept: dict[str, bytes] = {}
 
@@ -732,9 +744,19 @@ class Locator:
         """Read these files now, so they can be located after the snapshot is closed
         (the plan stage reports a TaskBatch's items at their line and column)."""
         wanted = set(paths) - self._kept.keys()
-        files = [f for f in self._snapshot.files if f.path in wanted]
+        files = []
+        for f in self._snapshot.files:
+            if f.path not in wanted:
+                continue
+            kept = self._cache.content(f.blob_id) if self._cache is not None else None
+            if kept is None:
+                files.append(f)
+            else:
+                self._kept[f.path] = kept
         for f, content in self._snapshot.read(files):
             self._kept[f.path] = content
+            if self._cache is not None:
+                self._cache.keep_content(f.blob_id, content)
 
     def __call__(self, origin: Origin) -> str:
         if origin.document < 0:

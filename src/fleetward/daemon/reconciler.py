@@ -212,7 +212,7 @@ class Reconciler:
                 desired: DesiredState = desire(
                     manifests.revision,
                     manifests.documents(),
-                    Locator(snapshot),
+                    Locator(snapshot, self.documents),
                     self.expansions,
                 )
         self._checkpoint(state, should_stop)
