@@ -155,6 +155,14 @@ def _untouched(want: DesiredObject, have: StoredObject) -> bool:
 _DERIVING = frozenset(name for name, k in OBJECT_KINDS.items() if k.derive_status is not None)
 
 
+DRIFT = "drift"  # the reason `_compare` gives a change that reverts drift
+
+
+def is_drift(change: Change) -> bool:
+    """Whether a change reverts drift (one of its reasons, as `_compare` joins them)."""
+    return DRIFT in change.reason.split(", ")
+
+
 def _compare(want: DesiredObject, have: StoredObject, now: str) -> Change:
     reasons = []
     if have.state is not ObjectState.ACTIVE:
@@ -168,7 +176,7 @@ def _compare(want: DesiredObject, have: StoredObject, now: str) -> Change:
         if object_kind is not None and object_kind.update_reasons is not None:
             reasons.extend(object_kind.update_reasons(have.spec, want.spec))
     if have.drifted:
-        reasons.append("drift")
+        reasons.append(DRIFT)
     derive = object_kind.derive_status if object_kind else None
     # A drift revert restores the applied spec: derived status (a version) does not move for it.
     status = derive(want.spec, have.status, spec_changed) if derive else None
@@ -357,4 +365,4 @@ def _policy_guards(
         )
 
 
-__all__ = ["PlanOptions", "plan", "spec_hash", "value_diff", "view_diff"]
+__all__ = ["PlanOptions", "is_drift", "plan", "spec_hash", "value_diff", "view_diff"]

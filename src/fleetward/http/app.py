@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,8 @@ from fleetward.operations import Operation, OperationState
 from fleetward.store.operations import ORDERINGS, OperationLog
 
 __all__ = ["OPENAPI", "ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
+
+T = TypeVar("T")
 
 MAX_WEBHOOK_BODY = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; pushes are far smaller
 MAX_REQUEST_BODY = 64 * 1024
@@ -72,14 +74,9 @@ def error(
     headers: Mapping[str, str] | None = None,
     **parameters: Any,
 ) -> JSONResponse:
-    body = {
-        "error": what,
-        "reason": reason,
-        "resolution": resolution,
-        "location": location,
-        "parameters": parameters,
-    }
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    response = problem_response(status, Problem(what, reason, resolution, location, parameters))
+    response.headers.update(headers or {})
+    return response
 
 
 def create_app(ctx: ApiContext) -> Starlette:
@@ -212,22 +209,41 @@ def create_app(ctx: ApiContext) -> Starlette:
                 return problem_response(exc.status, exc.problem)
         return JSONResponse({"content": op.to_dict()}, status_code=201)
 
-    async def update_operation(request: Request) -> Response:
-        op_id = request.path_params["operation_id"]
-        body = await _authorized_json(request, ctx.secrets(), '{"state": "CANCELLED"}')
+    async def operator_request(
+        request: Request,
+        example: str,
+        parse: Callable[[Any], T],
+        what: str,
+        call: Callable[[ControlApi, T], Operation],
+    ) -> tuple[T, Operation] | Response:
+        """Authorise, parse the body, and run `call` off the event loop; or the refusal."""
+        body = await _authorized_json(request, ctx.secrets(), example)
         if isinstance(body, Response):
             return body
         try:
-            change = bodies.parse_state_change(body)
+            parsed = parse(body)
         except bodies.BadRequest as exc:
             return problem_response(400, exc.problem)
         control = ctx.control
         if control is None:
-            return _no_control("State changes")
+            return _no_control(what)
         try:
-            op = await run_in_threadpool(control.set_state, op_id, change.state, change.reason)
+            return parsed, await run_in_threadpool(call, control, parsed)
         except ControlError as exc:
             return problem_response(exc.status, exc.problem)
+
+    async def update_operation(request: Request) -> Response:
+        op_id = request.path_params["operation_id"]
+        answer = await operator_request(
+            request,
+            '{"state": "CANCELLED"}',
+            bodies.parse_state_change,
+            "State changes",
+            lambda control, change: control.set_state(op_id, change.state, change.reason),
+        )
+        if isinstance(answer, Response):
+            return answer
+        change, op = answer
         if op.state is not change.state and op.state.final:
             # It was running and finished before it reached a checkpoint.
             return error(
@@ -248,21 +264,16 @@ def create_app(ctx: ApiContext) -> Starlette:
 
     async def approve_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
-        body = await _authorized_json(request, ctx.secrets(), '{"by": "alice"}')
-        if isinstance(body, Response):
-            return body
-        try:
-            approval = bodies.parse_approval(body)
-        except bodies.BadRequest as exc:
-            return problem_response(400, exc.problem)
-        control = ctx.control
-        if control is None:
-            return _no_control("Approvals")
-        try:
-            op = await run_in_threadpool(control.approve, op_id, approval.by, approval.comment)
-        except ControlError as exc:
-            return problem_response(exc.status, exc.problem)
-        return JSONResponse({"content": op.to_dict()})
+        answer = await operator_request(
+            request,
+            '{"by": "alice"}',
+            bodies.parse_approval,
+            "Approvals",
+            lambda control, approval: control.approve(op_id, approval.by, approval.comment),
+        )
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse({"content": answer[1].to_dict()})
 
     async def webhook(request: Request) -> Response:
         secret = ctx.secrets().webhook_secret

@@ -16,6 +16,7 @@ from typing import Any
 from fleetward.daemon.reconciler import RunReport
 from fleetward.model import StoreSnapshot
 from fleetward.operations import OperationState
+from fleetward.planning import is_drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class Health:
         changes: dict[str, int] = {}
         if plan is not None:
             changes = plan.summary()
-            drift = sum(1 for c in plan.changes if "drift" in c.reason.split(", "))
+            drift = sum(1 for c in plan.changes if is_drift(c))
         with self._lock:
             self.last = report
             if report.decision is not None:

@@ -30,6 +30,7 @@ from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
+from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
 from fleetward.store.files import write_atomic
 from fleetward.tuning import gc_paused
@@ -134,7 +135,7 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
             for change in part.changes:
                 held[change.address] = (reason, message)
     for change in plan.changes:
-        drift = "drift" in change.reason.split(", ")
+        drift = is_drift(change)
         if written is not None and change.address not in written:
             reason, message = held.get(change.address) or (
                 ("DryRun", "the last operation was a dry run; nothing was written")
