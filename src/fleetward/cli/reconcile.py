@@ -26,6 +26,7 @@ from fleetward.cli.options import (
 )
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
 from fleetward.governance import owner_labels_of
+from fleetward.kinds.task_checks import bulk_report
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
@@ -335,11 +336,7 @@ def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
         failed.setdefault(key, {"message": params["message"], "record": record})
     if not failed:
         return None
-    return {
-        "success": False,
-        "message": f"Processed 0 items, Failed to process {len(failed)} items",
-        "output": {"processedItems": [], "unProcessedItems": list(failed.values())},
-    }
+    return bulk_report([], list(failed.values()))
 
 
 class _Recorder:

@@ -196,12 +196,19 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
                 },
             )
         )
-    context.reports[batch_kind] = {
+    context.reports[batch_kind] = bulk_report(processed, unprocessed)
+    return problems
+
+
+def bulk_report(
+    processed: list[dict[str, Any]], unprocessed: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The bulk-task API's response: success, its message, the items processed and not."""
+    return {
         "success": not unprocessed,
         "message": f"Processed {len(processed)} items, Failed to process {len(unprocessed)} items",
         "output": {"processedItems": processed, "unProcessedItems": unprocessed},
     }
-    return problems
 
 
 def _clashes(context: PlanContext, world: _World) -> list[Problem]:
