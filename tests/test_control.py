@@ -1515,3 +1515,48 @@ def test_holding_the_daemons_own_run_is_refused(world: World) -> None:
         world.control.set_state(op.operation_id, S.SCHEDULED, "")
     assert err.value.status == 409
     assert "fleetward suspend" in err.value.problem.reason
+
+
+# -- stopping the daemon --------------------------------------------------------------------------
+
+
+def test_a_run_that_reaches_no_checkpoint_is_ended_by_the_stopping_daemon(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that outlasts the stop deadline (one huge file): the stopping thread, holding
+    the write gate, ends the run CANCELLED where it is; what the run records later is
+    dropped, and it never writes."""
+    world.commit(north())
+    entered, release = threading.Event(), threading.Event()
+    original = reconciler_module.load
+
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module, "load", stuck)
+    cause: list[str] = []
+    op = Operation.new("poll", world.control.now_iso())
+    reports: list[RunReport] = []
+    worker = threading.Thread(
+        target=lambda: reports.append(world.reconciler.run(op, lambda: next(iter(cause), None)))
+    )
+    worker.start()
+    assert entered.wait(30)
+    cause.append("SIGTERM")
+    with world.reconciler.write_gate:
+        ended = world.reconciler.abandon("SIGTERM")
+        release.set()
+        worker.join(30)
+    assert not worker.is_alive()
+
+    message = "daemon stopped (SIGTERM) before the write; the run was abandoned "
+    assert ended is not None and ended.state is S.CANCELLED
+    assert ended.message == message + "while loading the manifests"
+    # The run itself stopped at the next checkpoint ("after loading …"): not recorded.
+    recorded = world.op(op.operation_id)
+    assert (recorded.state, recorded.message) == (S.CANCELLED, ended.message)
+    assert reports[0].operation.message == ended.message
+    assert not (world.state / "state.json").exists()
+    assert world.reconciler.abandon("SIGTERM") is None  # nothing runs any more

@@ -677,3 +677,54 @@ def test_status_does_not_trust_a_summary_the_daemon_stopped_writing(ws: Workspac
     stale = ws.fleetward("status", "--state-dir", str(state))
     assert stale.returncode == 1
     assert "last written" in stale.stdout and "still running?" in stale.stdout
+
+
+# Where a run the daemon's stop cancelled may have stopped: every checkpoint before the write.
+STOP_CHECKPOINTS = (
+    "while fetching the source",
+    "after fetching the source",
+    "while loading the manifests",
+    "after loading the manifests",
+    "while expanding the manifests",
+    "after expanding the manifests",
+    "while planning",
+    "after planning",
+    "before the write",
+)
+
+
+def test_sigterm_while_resolving_a_large_revision_cancels_the_run_at_a_checkpoint(
+    ws: Workspace, daemons: Daemons
+) -> None:
+    """30,000 assets in 30 files: the run stops at the next checkpoint inside the load,
+    records CANCELLED 110 with the reason, and the next start finds nothing to end."""
+    repo, _ = big_repo(ws.path("big"), ws.env, assets=30_000, per_file=1_000)
+    state = ws.path("state")
+    daemon = daemons.start(repo.root, state)
+    running = daemon.wait(
+        lambda: [o for o in operations_on_disk(state) if o["state"] == "RESOLVING"],
+        what="the first run to be resolving",
+    )[0]
+
+    # The bound is the README's 10 s with a margin for a loaded machine.
+    assert daemon.terminate(timeout=30) == 0
+    assert "Traceback" not in daemon.output()
+
+    ops = {o["operation_id"]: o for o in operations_on_disk(state)}
+    op = ops[running["operation_id"]]
+    assert (op["state"], op["state_code"]) == ("CANCELLED", 110), op
+    prefix = "daemon stopped (SIGTERM) before the write; the run was abandoned "
+    assert op["message"].startswith(prefix), op["message"]
+    assert op["message"].removeprefix(prefix) in STOP_CHECKPOINTS, op["message"]
+    assert not (state / "state.json").exists()  # the store was never written
+    summary = summary_of(state)
+    assert summary["lastOperation"]["state"] == "CANCELLED"
+    assert summary["lastOperation"]["message"] == op["message"]
+
+    # The next start has no operation a crash left running to end.
+    again = daemons.start(repo.root, state)
+    assert again.terminate(timeout=30) == 0
+    assert not again.logged("ended an operation a previous daemon left running")
+    after = {o["operation_id"]: o for o in operations_on_disk(state)}
+    assert after[op["operation_id"]] == op
+    assert not [o for o in after.values() if o["state"] == "FAILURE"], after

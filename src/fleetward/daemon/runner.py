@@ -254,7 +254,7 @@ class Daemon:
     def _reconcile(self, op: Operation) -> RunReport:
         self._busy_since = time.monotonic()
         try:
-            report = self.reconciler.run(op, self.stopping.is_set)
+            report = self.reconciler.run(op, self._stop_cause)
         finally:
             self._busy_since = None
         self.last = report
@@ -267,6 +267,13 @@ class Daemon:
             logger.error("cannot write status files: %s", exc)
         _log_run(report)
         return report
+
+    def _stop_cause(self) -> str | None:
+        """The signal stopping the daemon ("SIGTERM"), or None while it runs on."""
+        if not self.stopping.is_set():
+            return None
+        signum = self._stop_signal
+        return signal.Signals(signum).name if signum is not None else "stop requested"
 
     def _reschedule_wake(self) -> None:
         """Wake up when a held operation's window opens (or an operator's window ends).
@@ -446,7 +453,13 @@ class Daemon:
         if not gate:
             logger.error("a store write is still in progress at the stop deadline; exiting")
         elif worker.is_alive():
-            logger.warning("abandoning the run in progress (it had not started writing)")
+            # It reached no checkpoint in time (a hung fetch, one huge file): end its
+            # operation here, so the next start does not take it for a crash.
+            ended = self.reconciler.abandon(self._stop_cause() or "stop requested")
+            logger.warning(
+                "abandoning the run in progress (it had not started writing)",
+                extra={"fields": {"operation": ended.operation_id if ended else None}},
+            )
         if self.listening is not None:
             self.listening.server.should_exit = True
             self.listening.thread.join(timeout=max(0.1, deadline - time.monotonic()))
