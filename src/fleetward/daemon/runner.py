@@ -343,6 +343,7 @@ class Daemon:
                 secrets=lambda: self.secrets,
                 request_run=self.coalescer.request,
                 control=self.control,
+                tracked_ref=lambda: self.config.ref,
             )
         )
         server = uvicorn.Server(
