@@ -747,7 +747,8 @@ def test_status_says_a_stopped_daemon_is_not_running_at_once(
     stopped = ws.fleetward("status", "--state-dir", str(state))
     assert stopped.returncode == 1
     first_line = stopped.stdout.splitlines()[0]
-    assert first_line.startswith(f"Not running: the daemon (PID {daemon.pid}) stopped at "), first_line
+    expected = f"Not running: the daemon (PID {daemon.pid}) stopped at "
+    assert first_line.startswith(expected), first_line
     assert first_line.endswith("(SIGTERM)"), first_line
     as_json = json.loads(ws.fleetward("status", "--json", "--state-dir", str(state)).stdout)
     assert as_json["running"] is False and as_json["ready"] is False

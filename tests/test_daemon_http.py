@@ -250,8 +250,8 @@ def test_a_ping_event_is_acknowledged_without_a_run(api: DaemonProcess) -> None:
 
 def _signed(body: dict[str, Any], **headers: str) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body).encode()
-    return raw, {"X-Hub-Signature-256": sign(SECRET, raw), "Content-Type": "application/json",
-                 **headers}  # fmt: skip
+    signed = {"X-Hub-Signature-256": sign(SECRET, raw), "Content-Type": "application/json"}
+    return raw, {**signed, **headers}
 
 
 MAIN_REPO = {"default_branch": "main"}
