@@ -540,19 +540,27 @@ def daemons_fixture(ws: Workspace) -> Iterator[Daemons]:
         started.kill_all()
 
 
-def big_repo(root: Path, env: Mapping[str, str], assets: int = 10_000) -> tuple[GitRepo, str]:
-    """A repository with one fleet of `assets` assets: its first reconcile takes about a second."""
+def big_repo(
+    root: Path, env: Mapping[str, str], assets: int = 10_000, per_file: int | None = None
+) -> tuple[GitRepo, str]:
+    """A repository of `assets` assets: one Fleet (its first reconcile takes about a second
+    for 10,000), or one Fleet per `per_file` assets, each in its own file."""
     repo = GitRepo(root, env)
-    lines = ["apiVersion: fleetward/v1", "kind: Fleet", "metadata:", "  name: big", "spec:"]
-    lines.append("  assets:")
-    for n in range(assets):
-        lines += [
-            f"    - externalAssetId: BIG-{n}",
-            f"      name: Big {n}",
-            "      type: truck",
-            "      attributes: {make: Volvo, model: FH16}",
-        ]
-    return repo, repo.commit("a big fleet", {"manifests/big.yaml": "\n".join(lines) + "\n"})
+    per_file = per_file or assets
+    files: dict[str, str] = {}
+    for first in range(0, assets, per_file):
+        name = "big" if per_file == assets else f"big-{first // per_file:03}"
+        lines = ["apiVersion: fleetward/v1", "kind: Fleet", "metadata:", f"  name: {name}"]
+        lines += ["spec:", "  assets:"]
+        for n in range(first, min(first + per_file, assets)):
+            lines += [
+                f"    - externalAssetId: BIG-{n}",
+                f"      name: Big {n}",
+                "      type: truck",
+                "      attributes: {make: Volvo, model: FH16}",
+            ]
+        files[f"manifests/{name}.yaml"] = "\n".join(lines) + "\n"
+    return repo, repo.commit("a big fleet", files)
 
 
 def operations_on_disk(state_dir: Path) -> list[dict[str, Any]]:

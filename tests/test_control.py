@@ -10,7 +10,9 @@ mutable callable: windows open and close, deadlines pass, without sleeping.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -38,6 +40,7 @@ from fleetward.governance import Governance, Policy
 from fleetward.kinds.sync_policy import SyncPolicySpec, parse_device_query
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
+from fleetward.observe import status as status_module
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
@@ -1515,3 +1518,80 @@ def test_holding_the_daemons_own_run_is_refused(world: World) -> None:
         world.control.set_state(op.operation_id, S.SCHEDULED, "")
     assert err.value.status == 409
     assert "fleetward suspend" in err.value.problem.reason
+
+
+# -- stopping the daemon --------------------------------------------------------------------------
+
+
+def test_a_run_that_reaches_no_checkpoint_is_ended_by_the_stopping_daemon(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that outlasts the stop deadline (one huge file): the stopping thread, holding
+    the write gate, ends the run CANCELLED where it is; what the run records later is
+    dropped, and it never writes."""
+    world.commit(north())
+    entered, release = threading.Event(), threading.Event()
+    original = reconciler_module.load
+
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module, "load", stuck)
+    cause: list[str] = []
+    op = Operation.new("poll", world.control.now_iso())
+    reports: list[RunReport] = []
+    worker = threading.Thread(
+        target=lambda: reports.append(world.reconciler.run(op, lambda: next(iter(cause), None)))
+    )
+    worker.start()
+    assert entered.wait(30)
+    cause.append("SIGTERM")
+    with world.reconciler.write_gate:
+        ended = world.reconciler.abandon("SIGTERM")
+        release.set()
+        worker.join(30)
+    assert not worker.is_alive()
+
+    message = "daemon stopped (SIGTERM) before the write; the run was abandoned "
+    assert ended is not None and ended.state is S.CANCELLED
+    assert ended.message == message + "while loading the manifests"
+    # The run itself stopped at the next checkpoint ("after loading …"): not recorded.
+    recorded = world.op(op.operation_id)
+    assert (recorded.state, recorded.message) == (S.CANCELLED, ended.message)
+    assert reports[0].operation.message == ended.message
+    assert not (world.state / "state.json").exists()
+    assert world.reconciler.abandon("SIGTERM") is None  # nothing runs any more
+
+
+# -- status files on a full disk ------------------------------------------------------------------
+
+
+def test_a_full_disk_does_not_keep_the_failure_out_of_the_summary(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan.txt and plan.json fail with ENOSPC; summary.json still tells the run and names
+    both files, and `fleetward status` can show it."""
+    world.commit(north())
+    real_write = status_module.write_atomic
+
+    def disk_full(path: Path, data: Any, **kwargs: Any) -> Any:
+        if path.name.startswith("plan."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, data, **kwargs)
+
+    monkeypatch.setattr(status_module, "write_atomic", disk_full)
+    report = world.run()
+    assert report.operation.state is S.SUCCESS
+    summary = world.summary()
+    assert summary["lastOperation"]["id"] == report.operation.operation_id
+    status = world.state / "status"
+    assert summary["statusFileErrors"] == [
+        f"{status / name}: No space left on device (errno 28)" for name in ("plan.txt", "plan.json")
+    ]
+    assert not (status / "plan.txt").exists() and not (status / "plan.json").exists()
+
+    monkeypatch.setattr(status_module, "write_atomic", real_write)
+    world.run()
+    assert world.summary()["statusFileErrors"] == []  # the next run that fits says so

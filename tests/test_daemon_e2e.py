@@ -8,9 +8,12 @@ repositories) or the webhook (remotes), never by the poll.
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -677,3 +680,155 @@ def test_status_does_not_trust_a_summary_the_daemon_stopped_writing(ws: Workspac
     stale = ws.fleetward("status", "--state-dir", str(state))
     assert stale.returncode == 1
     assert "last written" in stale.stdout and "still running?" in stale.stdout
+
+
+# Where a run the daemon's stop cancelled may have stopped: every checkpoint before the write.
+STOP_CHECKPOINTS = (
+    "while fetching the source",
+    "after fetching the source",
+    "while loading the manifests",
+    "after loading the manifests",
+    "while expanding the manifests",
+    "after expanding the manifests",
+    "while planning",
+    "after planning",
+    "before the write",
+)
+
+
+def test_sigterm_while_resolving_a_large_revision_cancels_the_run_at_a_checkpoint(
+    ws: Workspace, daemons: Daemons
+) -> None:
+    """30,000 assets in 30 files: the run stops at the next checkpoint inside the load,
+    records CANCELLED 110 with the reason, and the next start finds nothing to end."""
+    repo, _ = big_repo(ws.path("big"), ws.env, assets=30_000, per_file=1_000)
+    state = ws.path("state")
+    daemon = daemons.start(repo.root, state)
+    running = daemon.wait(
+        lambda: [o for o in operations_on_disk(state) if o["state"] == "RESOLVING"],
+        what="the first run to be resolving",
+    )[0]
+
+    # The bound is the README's 10 s with a margin for a loaded machine.
+    assert daemon.terminate(timeout=30) == 0
+    assert "Traceback" not in daemon.output()
+
+    ops = {o["operation_id"]: o for o in operations_on_disk(state)}
+    op = ops[running["operation_id"]]
+    assert (op["state"], op["state_code"]) == ("CANCELLED", 110), op
+    prefix = "daemon stopped (SIGTERM) before the write; the run was abandoned "
+    assert op["message"].startswith(prefix), op["message"]
+    assert op["message"].removeprefix(prefix) in STOP_CHECKPOINTS, op["message"]
+    assert not (state / "state.json").exists()  # the store was never written
+    summary = summary_of(state)
+    assert summary["lastOperation"]["state"] == "CANCELLED"
+    assert summary["lastOperation"]["message"] == op["message"]
+
+    # The next start has no operation a crash left running to end.
+    again = daemons.start(repo.root, state)
+    assert again.terminate(timeout=30) == 0
+    assert not again.logged("ended an operation a previous daemon left running")
+    after = {o["operation_id"]: o for o in operations_on_disk(state)}
+    assert after[op["operation_id"]] == op
+    assert not [o for o in after.values() if o["state"] == "FAILURE"], after
+
+
+def test_status_says_a_stopped_daemon_is_not_running_at_once(
+    ws: Workspace, daemons: Daemons
+) -> None:
+    repo, first = ws.repo()
+    state = ws.path("state")
+    daemon = daemons.start(repo.root, state)
+    daemon.wait_applied(first)
+    running = ws.fleetward("status", "--state-dir", str(state))
+    assert running.returncode == 0 and running.stdout.startswith("Ready"), running.stdout
+
+    assert daemon.terminate(timeout=30) == 0
+    stopped = ws.fleetward("status", "--state-dir", str(state))
+    assert stopped.returncode == 1
+    first_line = stopped.stdout.splitlines()[0]
+    expected = f"Not running: the daemon (PID {daemon.pid}) stopped at "
+    assert first_line.startswith(expected), first_line
+    assert first_line.endswith("(SIGTERM)"), first_line
+    as_json = json.loads(ws.fleetward("status", "--json", "--state-dir", str(state)).stdout)
+    assert as_json["running"] is False and as_json["ready"] is False
+    assert as_json["daemon"]["stopSignal"] == "SIGTERM"
+    assert as_json["lastOperation"]["state"] == "SUCCESS"  # what it last did stays told
+
+    # A daemon killed outright records nothing: its PID being gone says it.
+    again = daemons.start(repo.root, state)
+    again.wait_summary(lambda s: s["daemon"]["pid"] == again.pid, what="the new daemon's run")
+    assert ws.fleetward("status", "--state-dir", str(state)).returncode == 0
+    again.kill()
+    killed = ws.fleetward("status", "--state-dir", str(state))
+    assert killed.returncode == 1
+    assert killed.stdout.startswith(
+        f"Not running: the daemon (PID {again.pid}) is not running, and did not record a stop"
+    ), killed.stdout
+
+
+def _interrupted_write(path: Path, pid: int) -> Path:
+    """The temp file a process killed while writing `path` leaves beside it."""
+    temp = path.parent / f".{path.name}.tmp-{pid}-x1y2z3"
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    temp.write_text('{"half": ')
+    return temp
+
+
+def test_the_next_start_sweeps_what_a_killed_daemon_was_writing_in_every_directory(
+    ws: Workspace,
+) -> None:
+    work, _ = ws.repo()
+    state = ws.path("state")
+    args = ("daemon", "--once", "--source", str(work.root), "--state-dir", str(state))
+    assert ws.fleetward(*args).returncode == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a PID no process has any more: the killed writer's
+    status = state / "status"
+    leftovers = [
+        _interrupted_write(status / "summary.json", gone.pid),
+        _interrupted_write(status / "plan.json", gone.pid),
+        _interrupted_write(status / "objects" / "Asset" / "TRK-1001.json", gone.pid),
+        _interrupted_write(status / "pending" / "0a1b2c.txt", gone.pid),
+        _interrupted_write(state / "operations.json", gone.pid),
+        _interrupted_write(state / "suspend.json", gone.pid),
+    ]
+    writing = _interrupted_write(status / "plan.txt", os.getpid())  # a live writer's
+
+    done = ws.fleetward(*args)
+    assert done.returncode == 0, done.stderr
+    assert [p for p in leftovers if p.exists()] == []
+    assert writing.exists()
+
+
+def test_a_run_on_a_full_disk_still_reports_its_failure_in_the_summary(ws: Workspace) -> None:
+    """Files over 16 KiB cannot be written (RLIMIT_FSIZE: EFBIG, as a full disk fails big
+    writes first): the store write fails, plan.json too, yet summary.json tells both."""
+    work, _ = ws.repo()
+    state = ws.path("state")
+
+    def small_files_only() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, 16_384))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fleetward", "daemon", "--once", "--log-format", "json",
+         "--source", str(work.root), "--state-dir", str(state)],
+        check=False, cwd=ws.root, env=ws.env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=120, preexec_fn=small_files_only,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+    summary = summary_of(state)
+    assert summary["lastOperation"]["state"] == "FAILURE"
+    assert "File too large" in json.dumps(summary["errors"]), summary["errors"]
+    plan_json = str(state / "status" / "plan.json")
+    assert [f for f in summary["statusFileErrors"] if f.startswith(plan_json)] == [
+        f"{plan_json}: File too large (errno 27)"
+    ]
+    assert (state / "status" / "plan.txt").exists()  # what fits is written
+    assert not list((state / "status").glob(".*.tmp-*"))  # a failed write leaves nothing
+
+    shown = ws.fleetward("status", "--state-dir", str(state))
+    assert shown.returncode == 1
+    assert "FAILURE" in shown.stdout and "not written" in shown.stdout, shown.stdout

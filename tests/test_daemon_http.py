@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,8 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     ws_fixture,
 )
 from support import isolated_env
+
+from fleetward.http.webhooks import SeenDeliveries, read_delivery
 
 TOKEN = "token-of-the-api"
 SECRET = "secret-of-the-webhook"
@@ -245,6 +248,92 @@ def test_a_ping_event_is_acknowledged_without_a_run(api: DaemonProcess) -> None:
     assert listing(api)["count"] == before
 
 
+def _signed(body: dict[str, Any], **headers: str) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    signed = {"X-Hub-Signature-256": sign(SECRET, raw), "Content-Type": "application/json"}
+    return raw, {**signed, **headers}
+
+
+MAIN_REPO = {"default_branch": "main"}
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "why"),
+    [
+        ({"X-GitHub-Event": "push"}, {"ref": "refs/heads/feature", "repository": MAIN_REPO},
+         "push to refs/heads/feature: the daemon tracks HEAD, the default branch main"),
+        ({"X-GitHub-Event": "push"}, {"ref": "refs/tags/v1.0", "repository": MAIN_REPO},
+         "push to refs/tags/v1.0: a tag push moves no branch"),
+        ({"X-Gitea-Event": "push"}, {"ref": "refs/heads/dev", "repository": MAIN_REPO},
+         "push to refs/heads/dev: the daemon tracks HEAD, the default branch main"),
+        ({"X-Gitlab-Event": "Push Hook"}, {"ref": "refs/heads/dev", "project": MAIN_REPO},
+         "push to refs/heads/dev: the daemon tracks HEAD, the default branch main"),
+        ({"X-Gitlab-Event": "Tag Push Hook"}, {"ref": "refs/tags/v2"},
+         "Tag Push Hook event: a tag push moves no branch"),
+        ({"X-GitHub-Event": "issues"}, {"action": "opened"},
+         "issues event: only pushes trigger a run"),
+        ({"X-GitHub-Event": "pull_request"}, {"ref": "refs/heads/main"},
+         "pull_request event: only pushes trigger a run"),
+    ],
+)  # fmt: skip
+def test_a_delivery_that_moves_no_tracked_ref_is_acknowledged_without_a_run(
+    api: DaemonProcess, event: dict[str, str], body: dict[str, Any], why: str
+) -> None:
+    before = listing(api)["count"]
+    raw, headers = _signed(body, **event)
+    reply = api.post("/v0/webhook", raw, headers)
+    assert reply.status == 200, reply.text
+    content = reply.json()["content"]
+    assert (content["accepted"], content["ignored"], content["operation_id"]) == (False, why, None)
+    assert listing(api)["count"] == before
+
+
+def test_a_push_to_the_default_branch_runs(api: DaemonProcess) -> None:
+    raw, headers = _signed(
+        {"ref": "refs/heads/main", "repository": MAIN_REPO}, **{"X-GitHub-Event": "push"}
+    )
+    reply = api.post("/v0/webhook", raw, headers)
+    assert reply.status == 202, reply.text
+    assert api.wait_operation(reply.json()["content"]["operation_id"])["state"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"X-GitHub-Event": "push", "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+        {"X-Gitea-Event": "push", "X-Gitea-Delivery": "f6266f16-1bf3-46a5-9ea4-602e06ead473"},
+        {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "13792a34-cac6-4fda-95a8"},
+    ],
+)
+def test_a_redelivery_is_acknowledged_without_a_second_run(
+    api: DaemonProcess, server: dict[str, str]
+) -> None:
+    before = listing(api)["count"]
+    raw, headers = _signed({"ref": "refs/heads/main"}, **server)
+    first = api.post("/v0/webhook", raw, headers)
+    assert first.status == 202, first.text
+    op_id = first.json()["content"]["operation_id"]
+    api.wait_operation(op_id)
+
+    again = api.post("/v0/webhook", raw, headers)
+    assert again.status == 200, again.text
+    content = again.json()["content"]
+    assert content["accepted"] is False
+    assert content["operation_id"] == op_id  # the run the first delivery started
+    assert content["ignored"].endswith("was received before")
+    assert listing(api)["count"] == before + 1
+
+
+def test_an_unsigned_delivery_does_not_claim_its_delivery_id(api: DaemonProcess) -> None:
+    """A forged request with a real delivery id must not make the real one a redelivery."""
+    raw, headers = _signed({"ref": "refs/heads/main"}, **{"X-GitHub-Delivery": "d-unsigned"})
+    forged = {**headers, "X-Hub-Signature-256": sign("not-the-secret", raw)}
+    assert api.post("/v0/webhook", raw, forged).status == 401
+    real = api.post("/v0/webhook", raw, headers)
+    assert real.status == 202, real.text
+    api.wait_operation(real.json()["content"]["operation_id"])
+
+
 def test_an_oversized_webhook_body_is_413_and_runs_nothing(api: DaemonProcess) -> None:
     """Refused on its Content-Length, before the body is read (or signature checked)."""
     before = listing(api)["count"]
@@ -361,3 +450,47 @@ def test_unknown_paths_and_methods_are_refused(api: DaemonProcess) -> None:
     assert api.get("/v0/nothing").status == 404
     assert api.post("/metrics", b"").status == 405
     assert api.get("/v0/webhook").status == 405
+
+
+# -- reading a delivery (the rules, without a daemon) ---------------------------------------------
+
+SHA = "caa603f0c2b1d7a8e9f00112233445566778899a"
+
+
+@pytest.mark.parametrize(
+    ("tracked", "ref", "runs"),
+    [
+        ("main", "refs/heads/main", True),
+        ("main", "refs/heads/feature", False),
+        ("main", "refs/tags/main", True),  # a tag of that name is what --ref main names too
+        ("refs/heads/main", "refs/heads/main", True),
+        ("origin/main", "refs/heads/main", True),  # a local clone's remote-tracking branch
+        ("v1.0", "refs/tags/v1.0", True),
+        ("v1.0", "refs/tags/v1.1", False),
+        (SHA, "refs/heads/main", False),  # a pinned commit: no push moves it
+        ("HEAD", "refs/heads/anything", True),  # no default branch in the body: cannot tell
+        ("HEAD", "refs/tags/v1.0", False),
+    ],
+)
+def test_only_a_push_to_the_tracked_ref_asks_for_a_run(tracked: str, ref: str, runs: bool) -> None:
+    delivery = read_delivery({"x-github-event": "push"}, json.dumps({"ref": ref}).encode(), tracked)
+    assert (delivery.ignored is None) is runs, delivery
+
+
+def test_a_form_encoded_payload_is_read_like_json() -> None:
+    body = "payload=" + urllib.parse.quote(json.dumps({"ref": "refs/heads/feature"}))
+    delivery = read_delivery({"x-github-event": "push"}, body.encode(), "main")
+    assert delivery.ignored == "push to refs/heads/feature: the daemon tracks main"
+
+
+def test_a_request_naming_no_event_and_no_ref_still_runs() -> None:
+    delivery = read_delivery({"x-gitlab-token": SECRET}, b"{}", "main")
+    assert (delivery.event, delivery.ignored, delivery.delivery_id) == ("push", None, None)
+
+
+def test_the_seen_deliveries_are_bounded_and_forget_the_oldest() -> None:
+    seen = SeenDeliveries(limit=3)
+    for n in range(4):
+        assert seen.claim(f"d{n}") is None
+    assert seen.claim("d0") is None  # evicted: a new claim
+    assert seen.claim("d3") == {}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from fleetward.desire import desire
 from fleetward.errors import ManifestError
+from fleetward.kinds import REGISTRY, Document
 from fleetward.loading import DocumentCache, load
+from fleetward.model import DesiredObject
 from fleetward.source import open_snapshot
 
 FLEET = """\
@@ -121,3 +126,64 @@ def test_yaml_dates_in_attributes_become_iso_strings(tmp_path: Path) -> None:
     _write(tmp_path, {"a.yaml": FLEET.replace("model: FH16", "commissioned: 2019-05-14")})
     ((_, doc),) = list(_load(tmp_path).documents())
     assert doc.spec.assets[1].attributes == {"commissioned": "2019-05-14"}
+
+
+# -- stopping a long load -------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(n: int) -> tuple[list[int], Callable[[], None]]:
+    """A checkpoint that lets `n` calls through and raises at the next one; the calls made."""
+    calls: list[int] = []
+
+    def checkpoint() -> None:
+        calls.append(len(calls))
+        if len(calls) > n:
+            raise _Stop()
+
+    return calls, checkpoint
+
+
+def _fleets(root: Path, count: int) -> None:
+    _write(
+        root,
+        {
+            f"f{i:02}.yaml": FLEET.replace("north", f"n{i}").replace("A-", f"A{i}-")
+            for i in range(count)
+        },
+    )
+
+
+def test_a_checkpoint_stops_the_load_between_files_and_nothing_after_is_parsed(
+    tmp_path: Path,
+) -> None:
+    _fleets(tmp_path, 10)
+    cache = DocumentCache()
+    calls, checkpoint = _stop_after(3)
+    with open_snapshot(str(tmp_path), path="manifests", no_git=True) as snapshot:
+        with pytest.raises(_Stop):
+            load(snapshot, cache, checkpoint)
+        parsed = [f for f in snapshot.files if cache.get(f.blob_id) is not None]
+    assert len(calls) == 4  # one call per file, up to the one that stopped it
+    assert len(parsed) == 3  # the files before the stop, and no other
+
+
+def test_a_checkpoint_stops_the_expansion_between_documents(tmp_path: Path) -> None:
+    _fleets(tmp_path, 10)
+    manifests = _load(tmp_path)
+    expanded: list[str] = []
+    fleet = REGISTRY["Fleet"]
+    original = fleet.expand
+
+    def counting(doc: Document, path: str) -> Iterable[DesiredObject]:
+        expanded.append(path)
+        return original(doc, path)
+
+    calls, checkpoint = _stop_after(4)
+    with mock.patch.object(fleet, "expand", counting), pytest.raises(_Stop):
+        desire(manifests.revision, manifests.documents(), str, None, checkpoint)
+    assert len(calls) == 5
+    assert len(expanded) == 4  # the documents before the stop, and no other

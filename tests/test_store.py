@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from fleetward.errors import LockTimeout, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, spec_hash
 from fleetward.store import BACKUP_FILE, HISTORY_LIMIT, STATE_FILE, ChangeSet, TinyDBStore
+from fleetward.store.files import sweep_leftovers, write_atomic
 
 
 def _asset(ident: str, model: str = "FH16") -> StoredObject:
@@ -124,6 +127,63 @@ def test_leftover_temp_files_are_swept(tmp_path: Path) -> None:
     (tmp_path / ".state.json.tmp-abc123").write_text("half a write")
     _apply(store, [_asset("B")])
     assert not list(tmp_path.glob(".state.json.tmp-*"))
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_sweep_takes_dead_writers_temp_files_in_every_directory_and_no_live_ones(
+    tmp_path: Path,
+) -> None:
+    dead, alive = _dead_pid(), os.getpid()
+    leftovers = [
+        tmp_path / f".rejections.json.tmp-{dead}-a1",
+        tmp_path / "status" / f".summary.json.tmp-{dead}-b2",
+        tmp_path / "status" / "objects" / "Asset" / f".TRK-1.json.tmp-{dead}-c3",
+        tmp_path / "status" / "pending" / f".0a1b.txt.tmp-{dead}-d4",
+        tmp_path / "status" / ".plan.json.tmp-oldstyle",  # a writer's name not recorded…
+    ]
+    kept = [
+        tmp_path / "status" / f".plan.txt.tmp-{alive}-e5",  # a live writer's, mid-write
+        tmp_path / "status" / ".plan.txt.tmp-fresh",  # …and recent: maybe a live writer's
+        tmp_path / "cache" / "git" / f".HEAD.tmp-{dead}-f6",  # not written by write_atomic
+        tmp_path / "status" / "summary.json",
+    ]
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half a write")
+    hour_ago = time.time() - 3601
+    os.utime(leftovers[-1], (hour_ago, hour_ago))
+
+    assert sorted(sweep_leftovers(tmp_path)) == sorted(leftovers)
+    assert [p for p in leftovers if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+
+
+def test_under_the_lock_every_temp_file_of_the_locked_file_is_a_leftover(tmp_path: Path) -> None:
+    mine = tmp_path / f".state.json.tmp-{os.getpid()}-a1"
+    other = tmp_path / f".operations.json.tmp-{os.getpid()}-b2"
+    for path in (mine, other):
+        path.write_text("{}")
+    assert sweep_leftovers(tmp_path, locked=(STATE_FILE,)) == [mine]
+    assert other.exists()
+
+
+def test_write_atomic_names_its_temp_file_after_the_writing_process(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def data() -> bytes:
+        seen.extend(p.name for p in tmp_path.iterdir())
+        return b"{}"
+
+    write_atomic(tmp_path / "summary.json", data)
+    (temp,) = seen
+    assert temp.startswith(f".summary.json.tmp-{os.getpid()}-")
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
 def _hold_lock(state_dir: str, ready, release) -> None:  # type: ignore[no-untyped-def]

@@ -35,6 +35,7 @@ def desire(
     documents: Iterable[tuple[str, Document]],
     locate: Locate,
     expansions: Expansions | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -42,6 +43,8 @@ def desire(
     `expansions` memoises expansion across calls: a daemon passes the same dict
     every run, and documents it got from the loader's cache (unchanged files)
     are not expanded again. It is left holding only this call's documents.
+    `checkpoint` is called before each document is expanded and before each
+    kind generates objects: whatever it raises ends the stage there.
     """
     documents = tuple(documents)
     problems: list[Problem] = []
@@ -65,6 +68,8 @@ def desire(
     for path, doc in documents:
         memo = (path, id(doc))
         known = expansions.get(memo) if expansions is not None else None
+        if known is None and checkpoint is not None:
+            checkpoint()
         expanded = known[1] if known is not None else tuple(REGISTRY[doc.kind].expand(doc, path))
         fresh[memo] = (doc, expanded)
         for obj in expanded:
@@ -77,6 +82,8 @@ def desire(
     if not problems:
         # Objects made from other objects (AssetRule × streams), over the whole revision.
         for plugin in REGISTRY.values():
+            if checkpoint is not None:
+                checkpoint()
             generated = plugin.generate(documents, objects, locate)
             if generated is not None:
                 objects.update(generated.objects)

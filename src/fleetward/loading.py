@@ -253,8 +253,16 @@ class DocumentCache:
         return found
 
 
-def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
-    """Parse and validate every manifest file of a snapshot; raise every error at once."""
+def load(
+    snapshot: Snapshot,
+    cache: DocumentCache | None = None,
+    checkpoint: Callable[[], None] | None = None,
+) -> Manifests:
+    """Parse and validate every manifest file of a snapshot; raise every error at once.
+
+    `checkpoint` is called before each file is parsed: whatever it raises ends
+    the load there (a stopping daemon must not parse 30,000 assets first).
+    """
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, _FileResult] = {}
     todo: dict[BlobId, ManifestFile] = {}  # one parse per blob, whatever its paths
@@ -269,6 +277,8 @@ def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
         else:
             todo.setdefault(f.blob_id, f)
     for f, content in snapshot.read(todo.values()):
+        if checkpoint is not None:
+            checkpoint()
         cache.put(f.blob_id, load_file(content))
     for f in manifest_files:
         if f.path not in results:

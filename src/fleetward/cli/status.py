@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from fleetward.cli.state import state_dir_option
 from fleetward.daemon.suspend import read_suspension
 from fleetward.errors import Problem, StoreError, UsageError
 from fleetward.rendering import Line, render_problem
+from fleetward.store.files import process_alive
 
 
 @click.command("status")
@@ -29,8 +31,9 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """Show the daemon's last run: revisions, readiness, counts and errors.
 
     Reads <state-dir>/status/summary.json, which the daemon rewrites after every
-    run; works while the daemon runs and after it stopped. Exit 0 when the last
-    run succeeded and the daemon was ready, 1 otherwise.
+    run and when it stops; works while the daemon runs and after it stopped.
+    Exit 0 when the daemon is running (or was a --once run), its last run
+    succeeded and it was ready; 1 otherwise.
     """
     ctx.meta["json_output"] = as_json
     path = Path(state_dir) / "status" / "summary.json"
@@ -51,11 +54,20 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
             "Check the file's permissions; the daemon rewrites it after its next run.",
             location=str(path),
         ) from exc
-    stale = _staleness(summary)
-    if stale:
+    stopped = _not_running(summary)
+    stale = None if stopped else _staleness(summary)
+    if stopped:
+        summary["ready"] = False
+        summary.setdefault("readiness", {})["reasons"] = [stopped]  # the one that matters
+    elif stale:
         summary["ready"] = False
         summary.setdefault("readiness", {}).setdefault("reasons", []).append(stale)
-    healthy = bool(summary.get("ready")) and _get(summary, "lastOperation", "state") == "SUCCESS"
+    summary["running"] = None if _get(summary, "daemon", "once") else stopped is None
+    healthy = (
+        not stopped
+        and bool(summary.get("ready"))
+        and _get(summary, "lastOperation", "state") == "SUCCESS"
+    )
     suspended = _suspension(Path(state_dir))
     if as_json:
         output.print_json({**summary, "suspension": suspended})
@@ -88,6 +100,29 @@ def _suspension_lines(suspended: dict[str, Any] | None) -> list[Line]:
     ]
 
 
+def _not_running(summary: dict[str, Any]) -> str | None:
+    """Why the daemon that wrote the summary is known not to run any more, or None.
+
+    It recorded a clean stop; or it runs on this host and its PID is gone (a kill
+    or a crash records nothing). A --once run is meant to have exited."""
+    daemon = summary.get("daemon")
+    if not isinstance(daemon, dict) or daemon.get("once"):
+        return None
+    pid = daemon.get("pid")
+    if daemon.get("stoppedAt"):
+        return (
+            f"the daemon (PID {pid}) stopped at {daemon['stoppedAt']} "
+            f"({daemon.get('stopSignal') or 'stopped'})"
+        )
+    here = daemon.get("host") == socket.gethostname()
+    if isinstance(pid, int) and here and not process_alive(pid):
+        return (
+            f"the daemon (PID {pid}) is not running, and did not record a stop "
+            "(killed, or crashed?)"
+        )
+    return None
+
+
 def _staleness(summary: dict[str, Any]) -> str | None:
     """Why the file is too old to trust (the daemon wrote no run for too long), or None."""
     bound = _get(summary, "readiness", "checks", "maxAgeSeconds")
@@ -116,11 +151,11 @@ def _lines(s: dict[str, Any]) -> list[Line]:
     applied = s.get("applied") or {}
     daemon = s.get("daemon") or {}
     ready = bool(s.get("ready"))
+    state = "Ready" if ready else "Not running" if s.get("running") is False else "Not ready"
     lines: list[Line] = [
         (
             "ok" if ready else "blocked",
-            f"{'Ready' if ready else 'Not ready'}"
-            + ("" if ready else ": " + "; ".join(_get(s, "readiness", "reasons") or [])),
+            state + ("" if ready else ": " + "; ".join(_get(s, "readiness", "reasons") or [])),
         ),
         ("", f"  source     {source.get('url')} {source.get('ref')}:{source.get('path')}"),
         (
@@ -156,6 +191,8 @@ def _lines(s: dict[str, Any]) -> list[Line]:
         lines.append(("", f"  objects    {counts}"))
     if s.get("drift"):
         lines.append(("update", f"  drift      {s['drift']} object(s)"))
+    for failed in s.get("statusFileErrors") or []:
+        lines.append(("error", f"  not written {failed}"))
     errors = s.get("errors") or []
     if errors:
         lines.append(("", ""))

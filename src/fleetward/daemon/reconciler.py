@@ -92,6 +92,21 @@ class RunReport:
 class Stopping(Exception):
     """The daemon is stopping and the run had not started writing: abandon it."""
 
+    def __init__(self, cause: str, where: str) -> None:
+        super().__init__(cause, where)
+        self.cause = cause  # what stops the daemon: "SIGTERM", "SIGINT"
+        self.where = where  # the checkpoint the run stopped at
+
+
+# Why the daemon is stopping ("SIGTERM"), or None while it is not: checked at
+# every checkpoint of a run.
+StopCause = Callable[[], str | None]
+
+
+def stopped_message(cause: str, where: str) -> str:
+    """The message of a run the daemon's stop cancelled before its write."""
+    return f"daemon stopped ({cause}) before the write; the run was abandoned {where}"
+
 
 @dataclass
 class Reconciler:
@@ -103,6 +118,10 @@ class Reconciler:
     expansions: Expansions = field(default_factory=dict)
     # Held for the whole store write (and the final record of its operation).
     write_gate: threading.Lock = field(default_factory=threading.Lock)
+    # Serialises the records of a run with `abandon` (another thread's).
+    _record_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _running: _RunState | None = field(default=None, init=False)
+    _abandoned: Operation | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.store = TinyDBStore(self.settings.state_dir)
@@ -122,22 +141,23 @@ class Reconciler:
     def now(self) -> str:
         return self.ctl.now_iso()
 
-    def run(self, op: Operation, should_stop: Callable[[], bool] = lambda: False) -> RunReport:
+    def run(self, op: Operation, stop_cause: StopCause = lambda: None) -> RunReport:
+        """Run `op` to a final state; `stop_cause` says when the daemon is stopping."""
         started = time.monotonic()
         phases: dict[str, float] = {}
         if op.state is S.SCHEDULED:
             op = replace(op, waiting_for=())  # what it waited for is over: it runs now
         state = _RunState(op)
+        with self._record_lock:
+            self._running, self._abandoned = state, None
         self.ctl.begin(op)
         try:
             self._move(state, S.RESOLVING)
             state.op = replace(state.op, deadline=self.ctl.deadline_iso())
             with gc_paused():
-                self._resolve_and_apply(state, phases, should_stop)
-        except Stopping:
-            self._move(
-                state, S.CANCELLED, "the daemon is stopping; the run was abandoned before its write"
-            )
+                self._resolve_and_apply(state, phases, stop_cause)
+        except Stopping as exc:
+            self._move(state, S.CANCELLED, stopped_message(exc.cause, exc.where))
         except Interrupted as exc:
             state.op = replace(state.op, ended_by=exc.by)
             self._move(state, exc.state, exc.reason)
@@ -162,6 +182,8 @@ class Reconciler:
             self._move(state, S.FAILURE, "internal error")
         finally:
             self.ctl.end()
+            with self._record_lock:
+                self._running = None
         if state.decision is not None and state.decision.held:
             try:
                 state.decision = with_carriers(state.decision, self.ctl.live_by_policy())
@@ -189,33 +211,60 @@ class Reconciler:
             suspension=state.suspension,
         )
 
+    def abandon(self, cause: str) -> Operation | None:
+        """End the run in progress CANCELLED, from the thread stopping the daemon.
+
+        For a run that reaches no checkpoint before the stop deadline (a git fetch
+        that hangs, one huge file to parse). The caller holds `write_gate`, so the
+        run can no longer start writing; what the run records after this is
+        dropped, and the operation stays as ended here. None: no run to end."""
+        with self._record_lock:
+            state = self._running
+            if state is None or state.op.state.final or self._abandoned is not None:
+                return None
+            op = state.op.move(S.CANCELLED, self.now(), stopped_message(cause, state.where))
+            self._abandoned = state.op = op
+            self._record(op)
+            return op
+
     def _resolve_and_apply(
-        self, state: _RunState, phases: dict[str, float], should_stop: Callable[[], bool]
+        self, state: _RunState, phases: dict[str, float], stop_cause: StopCause
     ) -> None:
         sources = self.settings.sources
         if sources.cache_root is None:
             sources = replace(sources, cache_root=git_cache(self.settings.state_dir))
         clock = functools.partial(_timed, phases)
+
+        def inside(where: str) -> Callable[[], None]:
+            """The checkpoint a stage's loop calls: operators' stops, deadlines, SIGTERM."""
+            state.where = where
+            return functools.partial(self._checkpoint, state, stop_cause, where)
+
+        state.where = "while fetching the source"
         with clock("fetch"):
             snapshot = open_source(sources)
         with snapshot:
             state.revision = snapshot.revision
             state.op = _with_revision(state.op, snapshot.revision)
-            self._checkpoint(state, should_stop)
+            self._checkpoint(state, stop_cause, "after fetching the source")
             with clock("load"):
                 try:
-                    manifests = load(snapshot, self.documents)
+                    manifests = load(
+                        snapshot, self.documents, inside("while loading the manifests")
+                    )
                 finally:
                     self.documents.retain(f.blob_id for f in snapshot.files)
-            self._checkpoint(state, should_stop)
+            self._checkpoint(state, stop_cause, "after loading the manifests")
             with clock("desire"):
                 desired: DesiredState = desire(
                     manifests.revision,
                     manifests.documents(),
                     Locator(snapshot, self.documents),
                     self.expansions,
+                    inside("while expanding the manifests"),
                 )
-        self._checkpoint(state, should_stop)
+        self._checkpoint(state, stop_cause, "after expanding the manifests")
+        state.where = "while planning"
         control = self.ctl
         op = state.op
         query = parse_device_query(op.operation_device_query) if op.operation_device_query else None
@@ -240,7 +289,8 @@ class Reconciler:
             )
             self._move(state, S.RESOLVED, "plan ready")
             refuse_blocked(replace(made, guards=_plan_guards(made)))
-            self._checkpoint(state, should_stop)
+            self._checkpoint(state, stop_cause, "after planning")
+            state.where = "before the write"
             # Operators' cancels and approvals land wholly before this decision or
             # wholly after the write: the control mutex spans both.
             with control.mutex:
@@ -272,8 +322,9 @@ class Reconciler:
                 # Stopping takes the gate before the process exits: a write either
                 # finishes first or never starts.
                 with self.write_gate:
-                    if should_stop():
-                        raise Stopping()
+                    cause = stop_cause()
+                    if cause is not None:
+                        raise Stopping(cause, "before the write")
                     control.checkpoint(state.op)
                     if control.suspension() is not None:
                         raise Interrupted(
@@ -333,28 +384,36 @@ class Reconciler:
                         ),
                     )
 
-    def _checkpoint(self, state: _RunState, should_stop: Callable[[], bool]) -> None:
-        if should_stop():
-            raise Stopping()
+    def _checkpoint(self, state: _RunState, stop_cause: StopCause, where: str) -> None:
+        cause = stop_cause()
+        if cause is not None:
+            raise Stopping(cause, where)
         self.ctl.checkpoint(state.op)
 
     def _move(self, state: _RunState, to: OperationState, message: str = "") -> Operation:
-        state.op = state.op.move(to, self.now(), message)
-        # Persist the start, the moment before the write, and the end: a crash in
-        # between leaves a non-final record that the next start marks failed.
-        if to in (S.RESOLVING, S.DISPATCHING) or to.final:
-            try:
-                self.operations.record(state.op)
-            except FleetwardError as exc:
-                # The log is a record of the work, not the work: a damaged or full
-                # log must not stop reconciling. The run's report still carries it.
-                logger.error(
-                    "cannot record operation %s: %s",
-                    state.op.operation_id,
-                    exc.problems[0].error if exc.problems else exc,
-                    extra={"fields": {"reason": exc.problems[0].reason if exc.problems else ""}},
-                )
-        return state.op
+        with self._record_lock:
+            if self._abandoned is not None and state is self._running:
+                state.op = self._abandoned  # the stopping daemon ended it: that record stands
+                return state.op
+            state.op = state.op.move(to, self.now(), message)
+            # Persist the start, the moment before the write, and the end: a crash in
+            # between leaves a non-final record that the next start marks failed.
+            if to in (S.RESOLVING, S.DISPATCHING) or to.final:
+                self._record(state.op)
+            return state.op
+
+    def _record(self, op: Operation) -> None:
+        try:
+            self.operations.record(op)
+        except FleetwardError as exc:
+            # The log is a record of the work, not the work: a damaged or full
+            # log must not stop reconciling. The run's report still carries it.
+            logger.error(
+                "cannot record operation %s: %s",
+                op.operation_id,
+                exc.problems[0].error if exc.problems else exc,
+                extra={"fields": {"reason": exc.problems[0].reason if exc.problems else ""}},
+            )
 
 
 @dataclass
@@ -370,6 +429,7 @@ class _RunState:
     decision: Decision | None = None
     policies: dict[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None
+    where: str = "before fetching the source"  # the stage the run is in, for `abandon`
 
 
 @contextmanager

@@ -44,6 +44,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.store.files import sweep_leftovers
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 
@@ -132,6 +133,10 @@ class Daemon:
     def _daemon_info(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
+            # `fleetward status` checks the PID only on the host that wrote it; a --once
+            # run is meant to have exited.
+            "host": socket.gethostname(),
+            "once": self.config.once,
             "startedAt": self.started_at,
             "listen": self.listening.url if self.listening else None,
             "interval": self.config.interval,
@@ -151,6 +156,9 @@ class Daemon:
                 location=str(self.state_dir),
             ) from exc
         with _daemon_lock(self.state_dir):
+            # The temp files of writes a killed daemon (or CLI) left, in every directory.
+            for leftover in sweep_leftovers(self.state_dir):
+                logger.info("removed a leftover temp file", extra={"fields": {"path": leftover}})
             ended = self.operations.fail_unfinished(
                 now_iso(),
                 "the daemon stopped during this run (crash or kill); it was ended at the next "
@@ -254,7 +262,7 @@ class Daemon:
     def _reconcile(self, op: Operation) -> RunReport:
         self._busy_since = time.monotonic()
         try:
-            report = self.reconciler.run(op, self.stopping.is_set)
+            report = self.reconciler.run(op, self._stop_cause)
         finally:
             self._busy_since = None
         self.last = report
@@ -267,6 +275,13 @@ class Daemon:
             logger.error("cannot write status files: %s", exc)
         _log_run(report)
         return report
+
+    def _stop_cause(self) -> str | None:
+        """The signal stopping the daemon ("SIGTERM"), or None while it runs on."""
+        if not self.stopping.is_set():
+            return None
+        signum = self._stop_signal
+        return signal.Signals(signum).name if signum is not None else "stop requested"
 
     def _reschedule_wake(self) -> None:
         """Wake up when a held operation's window opens (or an operator's window ends).
@@ -328,6 +343,7 @@ class Daemon:
                 secrets=lambda: self.secrets,
                 request_run=self.coalescer.request,
                 control=self.control,
+                tracked_ref=lambda: self.config.ref,
             )
         )
         server = uvicorn.Server(
@@ -443,10 +459,20 @@ class Daemon:
         worker.join(timeout=max(0.0, deadline - time.monotonic() - 1.0))
         # A write in progress finishes; one not yet started never will.
         gate = self.reconciler.write_gate.acquire(timeout=max(0.1, deadline - time.monotonic()))
+        cause = self._stop_cause() or "stop requested"
+        ended: Operation | None = None
         if not gate:
             logger.error("a store write is still in progress at the stop deadline; exiting")
         elif worker.is_alive():
-            logger.warning("abandoning the run in progress (it had not started writing)")
+            # It reached no checkpoint in time (a hung fetch, one huge file): end its
+            # operation here, so the next start does not take it for a crash.
+            ended = self.reconciler.abandon(cause)
+            logger.warning(
+                "abandoning the run in progress (it had not started writing)",
+                extra={"fields": {"operation": ended.operation_id if ended else None}},
+            )
+        # Last: `fleetward status` must say the daemon is not running from now on.
+        self.status.stopped(now_iso(), cause, ended)
         if self.listening is not None:
             self.listening.server.should_exit = True
             self.listening.thread.join(timeout=max(0.1, deadline - time.monotonic()))

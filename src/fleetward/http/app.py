@@ -32,6 +32,7 @@ from fleetward.daemon.control import ControlApi, ControlError
 from fleetward.errors import FleetwardError, Problem
 from fleetward.http import bodies
 from fleetward.http.openapi import MAX_LIMIT, OPENAPI
+from fleetward.http.webhooks import SeenDeliveries, read_delivery
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationState
@@ -63,6 +64,8 @@ class ApiContext:
     # Operator requests (create with window/query/arguments, PUT state, approve); None:
     # a plain IMMEDIATE create still queues a run, everything else answers 503.
     control: ControlApi | None = None
+    # The ref the daemon tracks (--ref, reloaded on SIGHUP): pushes to others are ignored.
+    tracked_ref: Callable[[], str] = lambda: "HEAD"
 
 
 def error(
@@ -80,6 +83,8 @@ def error(
 
 
 def create_app(ctx: ApiContext) -> Starlette:
+    seen = SeenDeliveries()  # webhook delivery ids answered, for redeliveries
+
     def metrics(request: Request) -> Response:
         return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE)
 
@@ -303,25 +308,25 @@ def create_app(ctx: ApiContext) -> Starlette:
                 "Configure the same secret in the Git server's webhook settings, "
                 "with content type application/json.",
             )
-        event = (
-            request.headers.get("x-github-event")
-            or request.headers.get("x-gitea-event")
-            or request.headers.get("x-gitlab-event")
-            or "push"
-        )
-        if event == "ping":
-            return JSONResponse({"content": {"accepted": False, "event": event}}, status_code=200)
+        # Read only once the signature is checked: unsigned requests claim no delivery id.
+        delivery = read_delivery(request.headers, body, ctx.tracked_ref())
+        answer: dict[str, Any] = {"accepted": False, "event": delivery.event, "operation_id": None}
+        claimed = delivery.delivery_id
+        earlier = seen.claim(claimed) if claimed is not None else None
+        if earlier is not None:
+            answer.update(earlier, ignored=f"delivery {claimed} was received before")
+            return JSONResponse({"content": answer}, status_code=200)
+        if delivery.ignored is not None:
+            answer["ignored"] = delivery.ignored
+            return JSONResponse({"content": answer}, status_code=200)
         op = await run_in_threadpool(ctx.request_run, "webhook")
-        return JSONResponse(
-            {
-                "content": {
-                    "accepted": op is not None,
-                    "event": event,
-                    "operation_id": op.operation_id if op is not None else None,
-                }
-            },
-            status_code=202,
-        )
+        if claimed is not None:
+            if op is None:
+                seen.release(claimed)  # nothing was queued (stopping): a redelivery may run
+            else:
+                seen.answered(claimed, {"operation_id": op.operation_id})
+        answer.update(accepted=op is not None, operation_id=op.operation_id if op else None)
+        return JSONResponse({"content": answer}, status_code=202)
 
     async def operations(request: Request) -> Response:
         if request.method == "POST":

@@ -465,7 +465,11 @@ OPENAPI: dict[str, Any] = {
                 "X-Gitlab-Token)",
                 "requestBody": {"content": _json({"type": "object"})},
                 "responses": {
-                    "200": {"description": "A ping, acknowledged", "content": _json(_content({}))},
+                    "200": {
+                        "description": "Acknowledged and ignored (`ignored` says why): a "
+                        "ping, a push to another ref, a tag push, another event, a redelivery",
+                        "content": _json(_content({})),
+                    },
                     **_responses(202, "A run was requested", _content({}), 401, 403, 413),
                 },
             }

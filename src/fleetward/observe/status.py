@@ -2,7 +2,9 @@
 
 - `summary.json`: revision seen and applied, the last operation, readiness,
   counts per kind and state, drift, errors. Written last in a run, so a
-  reader that sees a new revision here sees that run's other files too.
+  reader that sees a new revision here sees that run's other files too; and
+  written even when the others cannot be (a full disk), naming them in
+  `statusFileErrors`. A daemon that stops cleanly records it here last.
 - `plan.txt`, `plan.json`: the last plan computed (kept when a run fails before
   planning, e.g. on manifest errors).
 - `objects/<Kind>/<id>.json`: one per object whose last reconcile failed or
@@ -15,9 +17,12 @@ rename), so a reader never sees half a file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import logging
+import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,32 +34,97 @@ from fleetward.governance import iso, parse_iso
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
-from fleetward.operations import OperationState
+from fleetward.operations import Operation, OperationState
 from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
 from fleetward.store.files import write_atomic
 from fleetward.tuning import gc_paused
 
+logger = logging.getLogger(__name__)
+
 SUMMARY_FORMAT = 1
 MAX_OBJECT_FILES = 1000  # per run; a blocked 100k-object plan must not write 100k files
 _PLAN_TEXT_LINES = 1000
 _INDENTED_PLAN_CHANGES = 1000
+_MAX_FILE_ERRORS = 20
 
 
 class StatusWriter:
     def __init__(self, state_dir: Path, source: Mapping[str, Any]) -> None:
         self.dir = state_dir / "status"
         self.source = dict(source)  # url (credentials masked), ref, path
+        self._lock = threading.Lock()  # a run's files, or the stop record: one at a time
+        self._stopped = False
 
     def write(self, report: RunReport, health: Health, daemon: Mapping[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if report.plan is not None:
-            _write_plan(self.dir, "plan", report.plan)
-        written = self._objects(report)
-        self._pending(report)
-        write_json(self.dir / "summary.json", summary(report, health, daemon, self.source, written))
+        """Write a run's files, summary.json last.
 
-    def _pending(self, report: RunReport) -> None:
+        A file that cannot be written (a full disk, EFBIG) does not stop the
+        others, and summary.json names it: `fleetward status` must learn of a
+        failed run even when its 100 kB plan did not fit. Raises OSError only
+        when summary.json itself cannot be written.
+        """
+        with self._lock:
+            if self._stopped:
+                return  # the daemon recorded its stop: an abandoned run adds nothing
+            self.dir.mkdir(parents=True, exist_ok=True)
+            failed: list[str] = []
+            if report.plan is not None:
+                _write_plan(self.dir, "plan", report.plan, failed)
+            written = self._objects(report, failed)
+            _attempt(failed, self.dir / "pending", lambda: self._pending(report, failed))
+            write_json(
+                self.dir / "summary.json",
+                summary(report, health, daemon, self.source, written, failed),
+            )
+
+    def stopped(self, at: str, cause: str, abandoned: Operation | None = None) -> None:
+        """Record in summary.json that the daemon stopped cleanly, at `at`, on `cause`.
+
+        `fleetward status` then says the daemon is not running at once, not after
+        the readiness bound. `abandoned` is a run the stop ended that could not
+        write its own files. Nothing is written after this."""
+        with self._lock:
+            self._stopped = True
+            path = self.dir / "summary.json"
+            try:
+                current = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                return  # no run has written anything: there is nothing to amend
+            except (OSError, ValueError) as exc:
+                logger.error("cannot record the stop in %s: %s", path, exc)
+                return
+            if not isinstance(current, dict):
+                return
+            daemon = current.get("daemon") if isinstance(current.get("daemon"), dict) else {}
+            current["daemon"] = {**daemon, "stoppedAt": at, "stopSignal": cause}
+            readiness = current.get("readiness")
+            current["ready"] = False
+            current["readiness"] = {
+                **(readiness if isinstance(readiness, dict) else {}),
+                "reasons": [f"the daemon stopped at {at} ({cause})"],
+            }
+            last = current.get("lastOperation")
+            if abandoned is not None and isinstance(last, dict):
+                current["lastOperation"] = {
+                    **last,
+                    "id": abandoned.operation_id,
+                    "state": abandoned.state.name,
+                    "stateCode": int(abandoned.state),
+                    "trigger": abandoned.trigger,
+                    "revision": abandoned.revision,
+                    "startedAt": abandoned.started_at,
+                    "finishedAt": abandoned.finished_at,
+                    "planSummary": None,
+                    "message": abandoned.message,
+                }
+                current["inSync"] = False
+            try:
+                write_json(path, current)
+            except OSError as exc:
+                logger.error("cannot record the stop in %s: %s", path, exc)
+
+    def _pending(self, report: RunReport, failed: list[str]) -> None:
         """`pending/<operation id>.json|.txt`: the plan each held operation carries, for
         review before approving it; removed once the operation ends."""
         if report.decision is None:
@@ -72,10 +142,13 @@ class StatusWriter:
                     old.unlink(missing_ok=True)
         for op_id, part_plan in wanted.items():
             root.mkdir(parents=True, exist_ok=True)
-            _write_plan(root, op_id, part_plan)
+            _write_plan(root, op_id, part_plan, failed)
 
-    def _objects(self, report: RunReport) -> int:
-        """Write the object files of this run, remove the others; how many were written."""
+    def _objects(self, report: RunReport, failed: list[str]) -> int:
+        """Write the object files of this run, remove the others; how many were written.
+
+        The first file that cannot be written ends the writing (the next would
+        fail alike), and is added to `failed`."""
         wanted: dict[Path, dict[str, Any]] = {}
         for change, conditions in _object_conditions(report):
             if len(wanted) >= MAX_OBJECT_FILES:
@@ -100,21 +173,43 @@ class StatusWriter:
             for old in root.glob("*/*.json"):
                 if old not in wanted:
                     old.unlink(missing_ok=True)
+        written = 0
         for path, body in wanted.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, body, indent=2)
-        return len(wanted)
+            if not _attempt(failed, path, functools.partial(_write_object, path, body)):
+                break
+            written += 1
+        return written
 
 
-def _write_plan(directory: Path, stem: str, plan: Plan) -> None:
-    """`<stem>.txt` as `fleetward plan` prints it, `<stem>.json` as Plan JSON."""
+def _write_object(path: Path, body: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, body, indent=2)
+
+
+def _write_plan(directory: Path, stem: str, plan: Plan, failed: list[str]) -> None:
+    """`<stem>.txt` as `fleetward plan` prints it, `<stem>.json` as Plan JSON; a file
+    that cannot be written is added to `failed`."""
     text = "\n".join(line for _, line in render_plan(plan, _PLAN_TEXT_LINES))
-    write_atomic(directory / f"{stem}.txt", (text + "\n").encode())
+    txt = directory / f"{stem}.txt"
+    _attempt(failed, txt, lambda: write_atomic(txt, (text + "\n").encode()))
     # json.dumps with an indent runs the pure-Python encoder: a 100,000-change plan
     # took 7 s that way. Large plans are written compact (C encoder).
     indent = 1 if len(plan.changes) <= _INDENTED_PLAN_CHANGES else None
     with gc_paused():
-        write_json(directory / f"{stem}.json", plan_to_dict(plan), indent=indent)
+        doc = directory / f"{stem}.json"
+        _attempt(failed, doc, lambda: write_json(doc, plan_to_dict(plan), indent=indent))
+
+
+def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool:
+    """Run `write`; on OSError log it, add `path: why` to `failed` and return False."""
+    try:
+        write()
+    except OSError as exc:
+        why = f"{exc.strerror or exc} (errno {exc.errno})" if exc.errno else str(exc)
+        logger.error("cannot write the status file %s: %s", path, why)
+        failed.append(f"{path}: {why}")
+        return False
+    return True
 
 
 def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[str, Any]]]]:
@@ -233,6 +328,7 @@ def summary(
     daemon: Mapping[str, Any],
     source: Mapping[str, Any],
     object_files: int,
+    file_errors: Sequence[str] = (),
 ) -> dict[str, Any]:
     op = report.operation
     store = report.store
@@ -297,6 +393,8 @@ def summary(
         # Per AssetRule, the seed's ExecutionProgress (State, ErrorInfo.ErrorCount, …).
         "assetRules": execution_progress(store.objects.values()) if store else {},
         "objectStatusFiles": object_files,
+        # Status files of this run that could not be written (e.g. a full disk).
+        "statusFileErrors": list(file_errors[:_MAX_FILE_ERRORS]),
         "manifestErrors": health.manifest_errors,
         "errorCount": len(report.problems),
         "errors": [p.to_dict() for p in report.problems[:100]],

@@ -24,14 +24,13 @@ from typing import Any
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
-from fleetward.store.files import FileId, file_id, tmp_prefix, write_atomic
+from fleetward.store.files import FileId, file_id, sweep_leftovers, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 OPERATIONS_FILE = "operations.json"
 OPERATIONS_LOCK = "operations.lock"
 OPERATIONS_LIMIT = 1000
 _LOCK_TIMEOUT = 10.0
-_TMP_PREFIX = tmp_prefix(Path(OPERATIONS_FILE))
 ORDERINGS = ("created_at", "state", "updated_at")
 
 
@@ -120,8 +119,7 @@ class OperationLog:
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
         with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
-            for leftover in self.state_dir.glob(_TMP_PREFIX + "*"):
-                leftover.unlink(missing_ok=True)  # of a write a crash interrupted
+            sweep_leftovers(self.state_dir, locked=(OPERATIONS_FILE,))
             entries = _bounded(change(list(self._entries())), self.limit)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:

@@ -27,7 +27,7 @@ from tinydb.storages import Storage
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
-from fleetward.store.files import FileId, file_id, identity, tmp_prefix, write_atomic
+from fleetward.store.files import FileId, file_id, identity, sweep_leftovers, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 BACKUP_FILE = "state.json.backup"
 LOCK_FILE = "state.lock"
-_TMP_PREFIX = tmp_prefix(Path(STATE_FILE))
 _FORMAT = 1
 
 
@@ -368,13 +367,12 @@ class TinyDBStore:
             raise _unwritable(self.state_dir, exc) from exc
 
     def _ensure_dir(self) -> None:
-        """Make the directory and sweep temp files of a write a crash interrupted.
+        """Make the directory and sweep temp files of writes a crash interrupted.
 
-        Only under the lock (`apply`): a sweep outside it could delete the temp
-        file of another process's write in progress and make that apply fail."""
+        Under the lock (`apply`), every temp file of state.json is a leftover; the
+        other files' are swept only if their writer is gone."""
         self._make_dir()
-        for leftover in self.state_dir.glob(_TMP_PREFIX + "*"):
-            leftover.unlink(missing_ok=True)
+        sweep_leftovers(self.state_dir, locked=(STATE_FILE,))
 
 
 def _owner_labels(
