@@ -666,9 +666,8 @@ def test_large_file_is_refused_without_parsing_it(
         return real_load_file(content)
 
     monkeypatch.setattr(loading, "load_file", load_file)
-    with open_snapshot(str(world.repo.path)) as snapshot:
-        with pytest.raises(ManifestError):
-            loading.load(snapshot)
+    with open_snapshot(str(world.repo.path)) as snapshot, pytest.raises(ManifestError):
+        loading.load(snapshot)
     assert parsed == [len(FLEET_V2.encode())]
 
 

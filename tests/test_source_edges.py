@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import isolated_env
 
 from fleetward.errors import Problem
@@ -389,7 +388,9 @@ def test_loops_through_other_directories(repo: Repo, home: Path) -> None:
     }
 
 
-def test_symlink_fan_out_is_bounded(repo: Repo, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_symlink_fan_out_is_bounded(
+    repo: Repo, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No loop, but 5 links per level to the next level: 5**8 walks, refused early."""
     for level in range(9):
         for name in "abcde":
