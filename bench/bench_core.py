@@ -1,4 +1,4 @@
-"""Core benchmarks against the DESIGN §10 targets, reported as ratios.
+"""Core benchmarks against the targets in bench/README.md, reported as ratios.
 
     python bench/bench_core.py [--sizes 10000,100000] [--scale-up] [--json] [--workdir DIR]
 
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
     parser = argparse.ArgumentParser(
-        description="fleetward core benchmarks (DESIGN §10), as ratios"
+        description="fleetward core benchmarks (targets: bench/README.md), as ratios"
     )
     parser.add_argument(
         "--sizes", default="10000,100000", help="comma-separated N (default 10000,100000)"

@@ -1,4 +1,4 @@
-"""Daemon benchmarks against the DESIGN §10 targets, reported as measured value, target and ratio.
+"""Daemon benchmarks against the targets in bench/README.md: measured value, target and ratio.
 
     python bench/bench_daemon.py [--workdir DIR] [--sizes 1000,100000] [--json] [--quick]
                                  [--commits 20] [--soak 1000] [--warm-n 100000]
@@ -1215,7 +1215,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(json.dumps(res))
         return 0
-    parser = argparse.ArgumentParser(description="fleetward daemon benchmarks (DESIGN §10)")
+    parser = argparse.ArgumentParser(description="fleetward daemon benchmarks (targets: bench/README.md)")
     parser.add_argument("--sizes", help="comma-separated N for the latency (default 1000,100000)")
     parser.add_argument("--commits", type=int, help="one-file commits per size (default 20)")
     parser.add_argument("--warm-n", type=int, help="N of the warm re-plan (default: largest size)")

@@ -17,7 +17,7 @@ schema, a `dependsOn` between them). Then, in this process, it measures:
 * the checks alone — `kinds.task_checks.run` over the re-plan's context.
 
 Figures are printed as seconds, µs per task and ratios to the floor; no target is
-asserted (DESIGN §10 sets none for tasks). The run takes well under a few minutes.
+asserted (bench/README.md sets none for tasks). The run takes well under a few minutes.
 """
 
 from __future__ import annotations

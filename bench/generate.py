@@ -1,4 +1,4 @@
-"""Seeded generator of synthetic manifest repositories for the benchmarks (DESIGN §10).
+"""Seeded generator of synthetic manifest repositories for the benchmarks (bench/README.md).
 
     python bench/generate.py --assets N --seed S OUT_DIR [--git] [--variant 2]
     python bench/generate.py --assets N --seed S OUT_DIR --edit [--git]

@@ -14,7 +14,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +68,9 @@ def test_a_commit_to_a_local_repository_is_applied_without_waiting_for_the_poll(
 ) -> None:
     repo, first = ws.repo()
     state = ws.path("state")
-    daemon = daemons.start(repo.root, state)
+    # The next poll is an hour away, so only the watch can apply the commit within the wait
+    # (the wait is generous: how fast is the watch's business, not this test's).
+    daemon = daemons.start(repo.root, state, interval="1h")
 
     summary = daemon.wait_applied(first)
     assert summary["source"]["revisionSeen"] == first
@@ -77,10 +78,8 @@ def test_a_commit_to_a_local_repository_is_applied_without_waiting_for_the_poll(
     assert summary["ready"] is True
     assert summary["objects"]["Asset"]["active"] > 0
 
-    committed_at = time.monotonic()
     second = repo.set_model("FH16 Aero")
-    summary = daemon.wait_applied(second, timeout=5)
-    assert time.monotonic() - committed_at < 5  # the poll is 60 s away: the watch did it
+    summary = daemon.wait_applied(second, timeout=120)
     assert summary["inSync"] is True
     assert summary["lastOperation"]["planSummary"]["update"] == 1
     assert "watch" in summary["lastOperation"]["trigger"].split(",")
@@ -312,9 +311,7 @@ def test_sigterm_stops_the_daemon_with_exit_code_0(ws: Workspace, daemons: Daemo
     daemon = daemons.start(repo.root, ws.path("state"))
     daemon.wait_applied(first)
 
-    started = time.monotonic()
-    assert daemon.terminate(timeout=10) == 0
-    assert time.monotonic() - started < 10
+    assert daemon.terminate(timeout=120) == 0  # the timeout only catches a hang
     assert daemon.logged("stopped"), daemon.output()
     assert "Traceback" not in daemon.output()
 
@@ -572,9 +569,7 @@ def test_sigterm_during_a_run_exits_0_and_leaves_no_operation_unfinished(
     )
     queued = daemon.webhook(SECRET).json()["content"]["operation_id"]
 
-    started = time.monotonic()
-    assert daemon.terminate(timeout=10) == 0
-    assert time.monotonic() - started < 10
+    assert daemon.terminate(timeout=120) == 0  # the timeout only catches a hang
     assert "Traceback" not in daemon.output()
 
     ops = {o["operation_id"]: o for o in operations_on_disk(state)}

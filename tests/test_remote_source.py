@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import subprocess
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -513,10 +512,8 @@ def test_credentials_never_appear_in_errors_logs_or_the_cache(
 ) -> None:
     url = "https://user:s3cret@127.0.0.1:9/repo.git"  # the discard port: refused at once
     caplog.set_level(logging.DEBUG)
-    started = time.monotonic()
     with pytest.raises(SourceError) as caught:
         read_all(url, "main", cache)
-    assert time.monotonic() - started < 30
     problem = caught.value.problems[0]
     assert problem.error == "The remote https://***@127.0.0.1:9/repo.git cannot be reached"
     assert problem.location == "https://***@127.0.0.1:9/repo.git"
@@ -558,15 +555,13 @@ def hanging_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_hanging_remote_times_out(cache: Path, hanging_ssh: Path) -> None:
     mirror = RemoteMirror("ssh://git@example.invalid/repo.git", cache, timeout=1)
-    started = time.monotonic()
     with pytest.raises(SourceError) as caught:
         mirror.sync("main")
-    elapsed = time.monotonic() - started
-    assert elapsed < 8, f"took {elapsed:.1f} s"
+    # The timeout fired (the "ssh" sleeps HANG s, then fails with another message) ...
     problem = caught.value.problems[0]
     assert problem.error == "git fetch of ssh://***@example.invalid/repo.git timed out after 1 s"
     assert problem.parameters == {"timeout": 1}
-    # The whole process group went: git, and the "ssh" it started.
+    # ... and the whole process group went with it: git, and the "ssh" it started.
     assert child_processes() == []
     assert processes_mentioning(f"sleep {HANG}") == []
     assert not list(cache.glob("*.tmp-*"))  # the half-made clone is gone

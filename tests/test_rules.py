@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from fleetward.cli import cli
 from fleetward.errors import ManifestError
 from fleetward.kinds import rule_outputs
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
 from fleetward.kinds.base import DataProblems
 from fleetward.kinds.rule_matching import (
     MAX_FIELD_LENGTH,
+    captures,
     compile_rule,
     explain,
     match,
@@ -143,6 +148,168 @@ def test_value_mappings_strict_and_not() -> None:
     assert match(lenient, stream("Flow"))["m"] == "Flow"  # type: ignore[index]
     assert match(strict, stream("Temp"))["m"] == "Temperature"  # type: ignore[index]
     assert match(strict, stream("Flow")) is None
+
+
+# The rule of the issue: `tank` takes any characters, so only the strict mapping of
+# `measurement` says where the tank number ends.
+TANK_SPECS = [
+    spec("Group", name="site"),
+    spec("Delimiter", value="-"),
+    spec("Literal", value="Tank"),
+    spec("Group", name="tank"),
+    spec(
+        "Group",
+        name="measurement",
+        valueMappings={"Press": "Pressure", "Temp": "Temperature"},
+        strictValueMappings=True,
+    ),
+]
+
+
+def test_a_strict_mapping_takes_part_in_matching() -> None:
+    """A greedy Group gives way so that a strict Group after it takes a mapped text: a
+    strict mapping is part of "the rest still matches" (README)."""
+    tanks = rule(("Id", TANK_SPECS))
+    assert match(tanks, stream("SL-Tank01Press")) == {
+        "streamId": "SL-Tank01Press",
+        "site": "SL",
+        "tank": "01",
+        "measurement": "Pressure",
+    }
+    assert match(tanks, stream("SL-Tank01Temp"))["measurement"] == "Temperature"  # type: ignore[index]
+    # Still greedy: the earlier Group takes all it can ("Press" is also a tank here).
+    assert match(tanks, stream("SL-TankPressTemp"))["tank"] == "Press"  # type: ignore[index]
+    assert match(tanks, stream("SL-Tank01Pres")) is None  # no mapped text ends it
+    assert match(tanks, stream("SL-Tank01Press2")) is None
+    # The strict Group's own characterType and the Delimiter rule still hold.
+    lettered = rule(
+        (
+            "Id",
+            [
+                spec("Group", name="a"),
+                spec(
+                    "Group",
+                    name="b",
+                    characterType="Letter",
+                    valueMappings={"x1": "one", "x": "ex"},
+                    strictValueMappings=True,
+                ),
+            ],
+        )
+    )
+    assert match(lettered, stream("ax1")) is None  # "x1" is not Letters only
+    assert match(lettered, stream("abx"))["b"] == "ex"  # type: ignore[index]
+    dotted = rule(
+        (
+            "Id",
+            [
+                spec("Group", name="a"),
+                spec("Delimiter", value="."),
+                spec("Group", name="b", valueMappings={"c.d": "CD"}, strictValueMappings=True),
+            ],
+        )
+    )
+    assert match(dotted, stream("a.c.d")) is None  # a Group never contains a Delimiter
+
+
+def test_explain_shows_the_split_a_strict_mapping_made() -> None:
+    tanks = rule(("Id", TANK_SPECS))
+    (verdict,) = explain(tanks, stream("SL-Tank01Press"))
+    assert verdict.matched
+    assert [s.matched for s in verdict.steps] == ["SL", "-", "Tank", "01", "Press"]
+    assert verdict.steps[4].note == "token measurement = 'Pressure' (mapped from 'Press')"
+    (refused,) = explain(tanks, stream("SL-Tank01Pres"))
+    assert not refused.matched
+    assert refused.summary.startswith("specification 5 (Group 'measurement' strict mappings")
+    assert "('Press', 'Temp') can follow the ones before it" in refused.summary
+    assert refused.steps[-1].matched is None
+
+
+def test_a_strict_mapping_keeps_matching_linear() -> None:
+    """A strict Group tries one text per distinct mapped length at each position."""
+    (expression,) = rule(
+        ("Id", [spec("Group", name="a"), spec("Group", name="b"), *TANK_SPECS[3:]])
+    )
+    for value in ("Press" * 200, "x" * 999 + "Temp", "Temp" * 250 + "x"):
+        solved = solve(expression, value)
+        assert solved.steps <= 2 * (len(expression.specifications) + 1) * (len(value) + 1)
+    assert solve(expression, "Press" * 200).texts is not None
+    assert solve(expression, "Temp" * 250 + "x").texts is None
+
+
+def _reference(specs: list[dict[str, Any]], value: str) -> tuple[str, ...] | None:
+    """Matching by plain backtracking over every split (exponential; small inputs only):
+    each Wildcard or Group tries its longest text first, as the README says."""
+    delimiters = [s["value"] for s in specs if s["type"] == "Delimiter"]
+    classes = {
+        "Any": lambda c: True,
+        "Letter": str.isalpha,
+        "Digit": lambda c: c in "0123456789",
+        "Alphanumeric": lambda c: c.isalpha() or c in "0123456789",
+    }
+
+    def takes(s: dict[str, Any], start: int, text: str) -> bool:
+        accepts = classes[s.get("characterType", "Any")]
+        length = s.get("characterLength")
+        if not text or (length and len(text) != length) or not all(map(accepts, text)):
+            return False
+        if any(value.startswith(d, start + i) for i in range(len(text)) for d in delimiters):
+            return False
+        mappings = s.get("valueMappings") or {}
+        return not s.get("strictValueMappings") or text in mappings
+
+    def go(i: int, p: int) -> tuple[str, ...] | None:
+        if i == len(specs):
+            return () if p == len(value) else None
+        s = specs[i]
+        if s["type"] in ("Literal", "Delimiter"):
+            rest = go(i + 1, p + len(s["value"])) if value.startswith(s["value"], p) else None
+            return None if rest is None else (s["value"], *rest)
+        for end in range(len(value), p, -1):
+            if takes(s, p, value[p:end]):
+                rest = go(i + 1, end)
+                if rest is not None:
+                    return (value[p:end], *rest)
+        return None
+
+    return go(0, 0)
+
+
+_SPEC = st.one_of(
+    st.builds(lambda v: spec("Literal", value=v), st.sampled_from(["a", "ab", "1"])),
+    st.builds(lambda v: spec("Delimiter", value=v), st.sampled_from(["-", "--"])),
+    st.builds(
+        lambda t, n, strict, mapped: spec(
+            "Group",
+            name="g",
+            characterType=t,
+            **({"characterLength": n} if n else {}),
+            **({"valueMappings": {m: m.upper() for m in mapped}} if mapped else {}),
+            **({"strictValueMappings": True} if strict and mapped else {}),
+        ),
+        st.sampled_from(["Any", "Letter", "Digit", "Alphanumeric"]),
+        st.sampled_from([None, None, 1, 2]),
+        st.booleans(),
+        st.lists(st.sampled_from(["a", "ab", "b1", "1", "ba", "a-", "é"]), max_size=3),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SPEC, min_size=1, max_size=4), st.text("ab1-é", max_size=9))
+def test_matching_agrees_with_plain_backtracking(specs: list[dict[str, Any]], value: str) -> None:
+    """The bounded matcher, and the regular expression where `match` uses it, split a value
+    exactly as trying every split longest-first would, strict mappings included."""
+    (expression,) = rule(("Id", specs))
+    expected = _reference(specs, value)
+    assert solve(expression, value).texts == expected
+    split = captures((expression,), stream(value))
+    if expected is None:
+        assert split is None
+    else:
+        assert split is not None
+        groups = [t for s, t in zip(specs, expected, strict=True) if s["type"] == "Group"]
+        assert [c.text for c in split] == groups
 
 
 def test_unnamed_wildcard_matches_but_captures_nothing() -> None:
@@ -423,6 +590,59 @@ def test_preview_explains_a_stream_without_touching_the_store(tmp_path: Path) ->
     missing = _cli("rules", "preview", "tankz", *where)
     assert missing.returncode == 1 and 'Did you mean "tanks"?' in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+ISSUE_RULE = """apiVersion: fleetward/v1
+kind: AssetRule
+metadata: {name: tanks}
+spec:
+  exampleStreamId: SL-Tank01Press
+  expressions:
+    - field: Id
+      specifications:
+        - {type: Group, name: site}
+        - {type: Delimiter, value: "-"}
+        - {type: Literal, value: Tank}
+        - {type: Group, name: tank}
+        - type: Group
+          name: measurement
+          valueMappings: {Press: Pressure, Temp: Temperature}
+          strictValueMappings: true
+  outputs:
+    - field: Asset
+      value:
+        id: "{site}-Tank{tank}"
+        streamReferences: [{id: "{measurement}", streamId: "{streamId}"}]
+"""
+
+
+def test_preview_shows_the_split_each_matched_stream_got(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "s.yaml": _streams("SL-Tank01Press", "SL-Tank01Temp", "SL-Tank01Pres"),
+            "r.yaml": ISSUE_RULE,
+        },
+    )
+    where = ["--no-git", "--source", str(tmp_path)]
+    runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "200", "FLEETWARD_STATE_DIR": None})
+    shown = runner.invoke(cli, ["rules", "preview", "tanks", *where])
+    assert shown.exit_code == 0, shown.output
+    assert "Streams matched: 2" in shown.stdout and "Assets: 1" in shown.stdout
+    lines = shown.stdout.splitlines()
+    assert "  SL-Tank01Press  site='SL', tank='01', measurement='Pressure' (from 'Press')" in lines
+    assert "  SL-Tank01Temp  site='SL', tank='01', measurement='Temperature' (from 'Temp')" in lines
+    assert any("4. Group 'tank': '01'  token tank = '01'" in line for line in lines)
+    as_json = json.loads(runner.invoke(cli, ["rules", "preview", "tanks", *where, "--json"]).stdout)
+    assert [m["streamId"] for m in as_json["matches"]] == ["SL-Tank01Press", "SL-Tank01Temp"]
+    assert as_json["matches"][0]["split"] == [
+        {"field": "Id", "token": "site", "text": "SL", "value": "SL"},
+        {"field": "Id", "token": "tank", "text": "01", "value": "01"},
+        {"field": "Id", "token": "measurement", "text": "Press", "value": "Pressure"},
+    ]
+    refused = runner.invoke(cli, ["rules", "preview", "tanks", *where, "--stream", "SL-Tank01Pres"])
+    assert "Stream SL-Tank01Pres does not match:" in refused.stdout
+    assert "no text its strict valueMappings name ('Press', 'Temp')" in refused.stdout
 
 
 def test_rule_lifecycle_apply_stop_delete_keep(tmp_path: Path) -> None:

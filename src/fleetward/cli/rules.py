@@ -18,6 +18,7 @@ from fleetward.kinds.rule_matching import (
     ExpressionVerdict,
     compile_rule,
     describe_specification,
+    describe_split,
     explain,
     match,
 )
@@ -119,9 +120,8 @@ def _lines(
         )
     yield "", ""
     yield "header", f"Streams matched: {len(result.matches)}"
-    for stream_id, tokens in result.matches[:MAX_SHOWN]:
-        shown = ", ".join(f"{k}={v!r}" for k, v in tokens.items() if k != "streamId")
-        yield "", f"  {stream_id}  {shown}"
+    for stream_id, _ in result.matches[:MAX_SHOWN]:
+        yield "", f"  {stream_id}  {describe_split(result.splits.get(stream_id, ()))}"
     if len(result.matches) > MAX_SHOWN:
         yield "dim", f"  … and {len(result.matches) - MAX_SHOWN} more (--json lists them all)"
     yield "", ""
@@ -205,7 +205,17 @@ def _as_json(
         "rule": result.rule,
         "state": result.state,
         "streamsMatched": len(result.matches),
-        "matches": [{"streamId": s, "tokens": dict(t)} for s, t in result.matches],
+        "matches": [
+            {
+                "streamId": s,
+                "tokens": dict(t),
+                "split": [
+                    {"field": c.field, "token": c.token, "text": c.text, "value": c.value}
+                    for c in result.splits.get(s, ())
+                ],
+            }
+            for s, t in result.matches
+        ],
         "assets": [_asset_json(a, placed.get(a["externalAssetId"])) for a in result.assets],
         "metadata": [{"streamId": s, "metadata": dict(m)} for s, m in result.metadata],
         "errors": list(result.errors),

@@ -18,8 +18,13 @@ everywhere else; both give the same answer. The semantics (README, "AssetRule"):
   they take may start a Delimiter value). They are greedy: each takes as much
   as it can while the rest of the expression still matches (leftmost first).
 - A Group (and a named Wildcard) captures its text as a token. A Group's
-  `valueMappings` replace the captured text; with `strictValueMappings` a
-  value the mappings do not name makes the stream not match.
+  `valueMappings` replace the captured text. With `strictValueMappings` the
+  Group takes only a text the mappings name: that is part of "the rest still
+  matches", so a greedy Group before it gives way (`Group tank` `Group
+  measurement {Press, Temp}` on `01Press` gives `01` and `Press`, not `01Pres`
+  and a rejected `s`). Its candidates are a finite set of strings, so at each
+  position it tries one per distinct length: the cost stays O(k·n) times the
+  mappings' size.
 - Every expression of a rule must match; tokens of all expressions are merged.
 - A field value longer than MAX_FIELD_LENGTH characters matches nothing (the
   rule's ErrorInfo counts the stream; see `too_long`).
@@ -82,19 +87,53 @@ class CompiledExpression:
     delimiters: tuple[str, ...]
     tokens: tuple[tuple[int, str], ...]  # (specification number, 1-based; token name)
     mappings: tuple[tuple[int, str, Mapping[str, str], bool], ...]  # (number, name, map, strict)
+    # per specification: the texts a strict Group may take (longest first), else None
+    candidates: tuple[tuple[str, ...] | None, ...]
     pattern: re.Pattern[str]  # for ASCII values: one capturing group per specification
-    unbounded: int  # Wildcards and Groups without a characterLength
+    unbounded: int  # Wildcards and Groups without a characterLength or strict mappings
+    choices: int  # product of the strict Groups' numbers of candidates (the regex's branching)
+
+
+def strict_candidates(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The texts a Group with strict valueMappings may take, longest first (None: the
+    specification is not such a Group; strictness without mappings changes nothing).
+    Only mapped values that the Group could take at all: one or more characters of its
+    characterType, of its characterLength."""
+    if not (
+        spec["type"] == "Group" and spec.get("strictValueMappings") and spec.get("valueMappings")
+    ):
+        return None
+    accepts = CHARACTER_CLASSES[spec.get("characterType", "Any")]
+    length = spec.get("characterLength")
+    return tuple(
+        sorted(
+            (
+                text
+                for text in spec["valueMappings"]
+                if text and (not length or len(text) == length) and all(map(accepts, text))
+            ),
+            key=lambda text: (-len(text), text),
+        )
+    )
 
 
 def _ascii_pattern(
-    specs: Sequence[Mapping[str, Any]], delimiters: Sequence[str]
+    specs: Sequence[Mapping[str, Any]],
+    delimiters: Sequence[str],
+    candidates: Sequence[tuple[str, ...] | None],
 ) -> re.Pattern[str]:
     longest_first = sorted(delimiters, key=len, reverse=True)
     guard = "(?!" + "|".join(re.escape(d) for d in longest_first) + ")" if delimiters else ""
     parts = []
-    for spec in specs:
+    for spec, texts in zip(specs, candidates, strict=True):
         if spec["type"] in ("Literal", "Delimiter"):
             parts.append(f"({re.escape(spec['value'])})")
+            continue
+        if texts is not None:
+            # Longest first, as the greedy matcher tries them; each character guarded
+            # like any other a Group takes. No candidate: a group that never matches.
+            options = ["".join(f"{guard}{re.escape(c)}" for c in text) for text in texts]
+            parts.append("(" + "|".join(options) + ")" if options else "((?!))")
             continue
         unit = ASCII_CLASSES[spec.get("characterType", "Any")]
         unit = f"(?:{guard}{unit})" if guard else unit
@@ -116,10 +155,13 @@ def compile_expression(expression: Mapping[str, Any]) -> CompiledExpression:
             mappings.append(
                 (group, spec["name"], spec["valueMappings"], bool(spec.get("strictValueMappings")))
             )
+    candidates = tuple(strict_candidates(s) for s in specs)
     unbounded = sum(
         1
-        for s in specs
-        if s["type"] not in ("Literal", "Delimiter") and not s.get("characterLength")
+        for s, texts in zip(specs, candidates, strict=True)
+        if s["type"] not in ("Literal", "Delimiter")
+        and not s.get("characterLength")
+        and texts is None
     )
     return CompiledExpression(
         expression["field"],
@@ -127,8 +169,10 @@ def compile_expression(expression: Mapping[str, Any]) -> CompiledExpression:
         delimiters,
         tuple(tokens),
         tuple(mappings),
-        _ascii_pattern(specs, delimiters),
+        candidates,
+        _ascii_pattern(specs, delimiters, candidates),
         unbounded,
+        math.prod(max(1, len(texts)) for texts in candidates if texts is not None),
     )
 
 
@@ -158,6 +202,7 @@ def solve(
     matching position at or before x).
     """
     specs = expression.specifications[: len(expression.specifications) if count is None else count]
+    candidates = expression.candidates[: len(specs)]
     n = len(value)
     k = len(specs)
     guarded = [True] * n  # no Delimiter value starts here
@@ -171,7 +216,7 @@ def solve(
     after = [not whole] * (n + 1)  # can[k]
     after[n] = True
     ends: list[list[int]] = []  # per specification: position → end (-1: no match)
-    for spec in reversed(specs):
+    for spec, allowed in zip(reversed(specs), reversed(candidates), strict=True):
         end = [-1] * (n + 1)
         kind = spec["type"]
         if kind in ("Literal", "Delimiter"):
@@ -192,7 +237,9 @@ def solve(
                 runs[character_type] = run
                 steps += n
             length = spec.get("characterLength")
-            if length:
+            if allowed is not None:
+                _strict_ends(value, allowed, run, after, end)
+            elif length:
                 for p in range(n + 1):
                     if run[p] >= length and after[p + length]:
                         end[p] = p + length
@@ -220,12 +267,30 @@ def solve(
     return Solution(tuple(texts), steps)
 
 
+def _strict_ends(
+    value: str, texts: tuple[str, ...], run: list[int], after: list[bool], end: list[int]
+) -> None:
+    """Fill `end` for a strict Group: at each position the longest candidate text that
+    starts there, lies within the run of characters the Group may take, and is followed
+    by a match of the rest. One lookup per distinct candidate length and position."""
+    wanted = frozenset(texts)
+    lengths = sorted({len(t) for t in texts}, reverse=True)
+    for p in range(len(value) + 1):
+        for size in lengths:
+            if size <= run[p] and after[p + size] and value[p : p + size] in wanted:
+                end[p] = p + size
+                break
+
+
 def _texts(expression: CompiledExpression, value: str) -> Sequence[str] | None:
     """`solve(expression, value).texts`, by the regular expression where that is cheap."""
-    for spec in expression.specifications:
+    for spec, texts in zip(expression.specifications, expression.candidates, strict=True):
         if spec["type"] in ("Literal", "Delimiter") and spec["value"] not in value:
             return None  # most streams a rule does not match: no search at all
-    if value.isascii() and math.comb(len(value), expression.unbounded) <= REGEX_MAX_SPLITS:
+        if texts is not None and not any(text in value for text in texts):
+            return None
+    splits = math.comb(len(value), expression.unbounded) * expression.choices
+    if value.isascii() and splits <= REGEX_MAX_SPLITS:
         found = expression.pattern.fullmatch(value)
         return None if found is None else found.groups()
     return solve(expression, value).texts
@@ -257,18 +322,53 @@ def match(
             return None
         for group, name in expression.tokens:
             tokens[name] = found[group - 1]
-        for group, name, mapping, strict in expression.mappings:
-            raw = found[group - 1]
-            mapped = mapping.get(raw)
-            if mapped is None:
-                if strict:
-                    return None
-            else:
+        # A strict Group only ever takes a mapped text; others keep an unmapped one.
+        for group, name, mapping, _ in expression.mappings:
+            mapped = mapping.get(found[group - 1])
+            if mapped is not None:
                 tokens[name] = mapped
     return tokens
 
 
 # -- explaining ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """What one named Group or Wildcard took from a stream's field, and the token it gave."""
+
+    field: str
+    token: str
+    text: str  # the characters it took
+    value: str  # the token's value: `text` after valueMappings
+
+
+def captures(
+    expressions: Sequence[CompiledExpression], stream: Mapping[str, Any]
+) -> tuple[Capture, ...] | None:
+    """How a stream's fields were split into tokens (None: the stream does not match).
+    The same split as `match`, with the text each token came from."""
+    out: list[Capture] = []
+    for expression in expressions:
+        value = field_value(stream, expression.field)
+        if value is None or len(value) > MAX_FIELD_LENGTH:
+            return None
+        found = _texts(expression, value)
+        if found is None:
+            return None
+        for group, name in expression.tokens:
+            text = found[group - 1]
+            mapping = expression.specifications[group - 1].get("valueMappings") or {}
+            out.append(Capture(expression.field, name, text, mapping.get(text, text)))
+    return tuple(out)
+
+
+def describe_split(split: Sequence[Capture]) -> str:
+    """`site='SL', tank='01', measurement='Pressure' (from 'Press')`."""
+    return ", ".join(
+        f"{c.token}={c.value!r}" + (f" (from {c.text!r})" if c.text != c.value else "")
+        for c in split
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,26 +443,11 @@ def _explain_one(expression: CompiledExpression, stream: Mapping[str, Any]) -> E
         )
     found = _texts(expression, value)
     if found is not None:
-        steps = []
-        rejected = None
-        for i, spec in enumerate(specs, 1):
-            text = found[i - 1]
-            note = _token_note(spec, text)
-            strict = spec.get("valueMappings") and spec.get("strictValueMappings")
-            if strict and text not in spec["valueMappings"]:
-                note = f"{text!r} is not in the strict valueMappings: the stream is rejected"
-                rejected = spec
-            steps.append(Step(i, spec, text, note))
-        if rejected is not None:
-            return ExpressionVerdict(
-                expression.field,
-                value,
-                False,
-                tuple(steps),
-                f"Group {rejected['name']!r} captured {found[specs.index(rejected)]!r}, "
-                "which its strict valueMappings do not map",
-            )
-        return ExpressionVerdict(expression.field, value, True, tuple(steps), "matches")
+        split = tuple(
+            Step(i, spec, text, _token_note(spec, text))
+            for i, (spec, text) in enumerate(zip(specs, found, strict=True), 1)
+        )
+        return ExpressionVerdict(expression.field, value, True, split, "matches")
     # Find the first specification that cannot follow the ones before it.
     steps = []
     taken: tuple[str, ...] = ()
@@ -373,23 +458,34 @@ def _explain_one(expression: CompiledExpression, stream: Mapping[str, Any]) -> E
                 steps.append(Step(i, specs[i - 1], text, _token_note(specs[i - 1], text)))
             at = sum(len(t) for t in taken)
             rest = value[at:]
-            steps.append(
-                Step(
-                    k,
-                    specs[k - 1],
-                    None,
+            allowed = expression.candidates[k - 1]
+            if allowed is not None:
+                # Where it would start depends on how the Groups before it give way:
+                # name what it may take instead of one position.
+                after = "starts the value" if k == 1 else "can follow the ones before it"
+                note = (
+                    f"no text its strict valueMappings name "
+                    f"({', '.join(repr(t) for t in allowed)}) {after}"
+                    if allowed
+                    else "its strict valueMappings name no text of its characterType and "
+                    "characterLength"
+                )
+                where = f"in {value!r}: {note}"
+            else:
+                note = (
                     f"does not match the rest of the value, {rest!r}"
                     if rest
-                    else "nothing is left to match",
+                    else "nothing is left to match"
                 )
-            )
+                where = f"at position {at + 1} of {value!r}"
+            steps.append(Step(k, specs[k - 1], None, note))
             return ExpressionVerdict(
                 expression.field,
                 value,
                 False,
                 tuple(steps),
                 f"specification {k} ({describe_specification(specs[k - 1])}) does not match "
-                f"at position {at + 1} of {value!r}",
+                + where,
             )
         taken = prefix
     for i, spec in enumerate(specs, 1):

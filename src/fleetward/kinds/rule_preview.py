@@ -2,6 +2,8 @@
 
 The same matching and merging as the plan (`rule_outputs`), for one rule and
 without the store; conflicts within the rule are reported as text, not raised.
+Each matched stream comes with the split that matched it: per token, the text
+taken from the field and the value it gave.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetward.kinds.rule_matching import Capture, captures
 from fleetward.kinds.rule_outputs import Clash, compile_outputs, evaluate, merge_asset
 from fleetward.model import DesiredObject
 
@@ -21,6 +24,7 @@ class Preview:
     rule: str
     state: str
     matches: tuple[tuple[str, Mapping[str, str]], ...]  # (stream id, tokens)
+    splits: Mapping[str, tuple[Capture, ...]]  # stream id → how its fields split into tokens
     assets: tuple[Mapping[str, Any], ...]  # merged within this rule
     metadata: tuple[tuple[str, Mapping[str, str]], ...]  # (stream id, metadata)
     errors: tuple[str, ...]
@@ -32,6 +36,7 @@ def preview(
 ) -> Preview:
     compiled = compile_outputs(rule_spec)
     matches: list[tuple[str, Mapping[str, str]]] = []
+    splits: dict[str, tuple[Capture, ...]] = {}
     grouped: dict[str, list[tuple[int, str, Mapping[str, Any]]]] = {}
     metadata: list[tuple[str, Mapping[str, str]]] = []
     errors: list[str] = []
@@ -41,6 +46,9 @@ def preview(
             continue
         stream_id = stream.spec["id"]
         matches.append((stream_id, result.tokens))
+        split = captures(compiled.expressions, stream.spec)
+        if split is not None:  # None: not matched (a field too long), `errors` says why
+            splits[stream_id] = split
         errors.extend(result.errors)
         for k, asset in result.assets:
             grouped.setdefault(asset["id"], []).append((k, stream_id, asset))
@@ -61,6 +69,7 @@ def preview(
         rule_name,
         str(rule_spec.get("state", "Started")),
         tuple(matches),
+        splits,
         tuple(assets),
         tuple(metadata),
         tuple(errors),
