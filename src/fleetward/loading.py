@@ -407,7 +407,12 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
             located = (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
     if not located:
         pending = [(0, yaml_path, is_key, p) for yaml_path, is_key, p in check(raw)]
-        located = _locate_all(text, pending) if pending else ()
+        # In the order of the file, whatever order `check` found them in.
+        located = (
+            tuple(sorted(_locate_all(text, pending), key=lambda item: (item.line, item.column)))
+            if pending
+            else ()
+        )
     if located:
         raise UsageError(*(item.at(path) for item in located))
     return raw
