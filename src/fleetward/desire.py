@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
+from fleetward.progress import SILENT, Phase, Progress
 
 Locate = Callable[[Origin], str]
 
@@ -35,6 +36,7 @@ def desire(
     documents: Iterable[tuple[str, Document]],
     locate: Locate,
     expansions: Expansions | None = None,
+    progress: Progress = SILENT,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -44,6 +46,7 @@ def desire(
     are not expanded again. It is left holding only this call's documents.
     """
     documents = tuple(documents)
+    progress.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
     names: dict[str, tuple[str, Document]] = {}
     for path, doc in documents:
@@ -71,6 +74,7 @@ def desire(
             first_obj = objects.setdefault(obj.key, obj)
             if first_obj is not obj:
                 problems.append(_duplicate(obj, first_obj, locate))
+        progress.advance()
     if expansions is not None:
         expansions.clear()
         expansions.update(fresh)

@@ -35,6 +35,7 @@ from fleetward.kinds.problems import (
     validation_problems,
 )
 from fleetward.model import BlobId, Origin, Revision
+from fleetward.progress import SILENT, Phase, Progress
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
 
@@ -253,8 +254,13 @@ class DocumentCache:
         return found
 
 
-def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
-    """Parse and validate every manifest file of a snapshot; raise every error at once."""
+def load(
+    snapshot: Snapshot, cache: DocumentCache | None = None, progress: Progress = SILENT
+) -> Manifests:
+    """Parse and validate every manifest file of a snapshot; raise every error at once.
+
+    `progress` counts the files read and parsed here (those the cache has are not).
+    """
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, _FileResult] = {}
     todo: dict[BlobId, ManifestFile] = {}  # one parse per blob, whatever its paths
@@ -268,8 +274,10 @@ def load(snapshot: Snapshot, cache: DocumentCache | None = None) -> Manifests:
             results[f.path] = (_too_large(f),)
         else:
             todo.setdefault(f.blob_id, f)
+    progress.start(Phase.READING, len(todo))
     for f, content in snapshot.read(todo.values()):
         cache.put(f.blob_id, load_file(content))
+        progress.advance()
     for f in manifest_files:
         if f.path not in results:
             results[f.path] = cache.peek(f.blob_id)
