@@ -159,6 +159,48 @@ def test_an_invalid_config_file_exits_1_with_a_located_error_and_writes_nothing(
     assert not (ws.root / ".fleetward").exists()
 
 
+def test_every_error_of_a_config_file_is_reported_at_once_in_file_order(ws: Workspace) -> None:
+    """Unknown keys and bad values together, each at its line: one run shows them all."""
+    repo, _ = ws.repo()
+    config = write_config(
+        ws,
+        "state-dir: state-x\n"
+        "log-format: xml\n"
+        "intervall: 30s\n"
+        "listen: nowhere\n"
+        "api-tokn: x\n"
+        "git-timeout: soon\n",
+        "bad.yaml",
+    )
+    done = ws.fleetward(
+        "daemon", "--once", "--config", str(config), "--source", str(repo.root), cwd=ws.root
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    located = [
+        line.rsplit("bad.yaml:", 1)[1]
+        for line in done.stderr.splitlines()
+        if line.lstrip().startswith("-->")
+    ]
+    assert located == [
+        "2:13",  # log-format: xml
+        "3:1",  # intervall
+        "4:9",  # listen: nowhere
+        "5:1",  # api-tokn
+        "6:14",  # git-timeout: soon
+    ], done.stderr
+    for fragment in (
+        "Invalid value for log-format",
+        'Unknown field "intervall"',
+        "HOST:PORT",
+        '"api-token"',
+        "Invalid value for git-timeout",
+        "5 errors; nothing was changed.",
+    ):
+        assert fragment in done.stderr, done.stderr
+    assert state_dirs(ws) == set()
+
+
 def test_a_missing_config_file_exits_1(ws: Workspace) -> None:
     done = ws.fleetward("daemon", "--once", "--config", str(ws.path("nowhere.yaml")))
     assert done.returncode == 1

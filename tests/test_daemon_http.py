@@ -446,10 +446,48 @@ def test_the_openapi_document_describes_the_api(api: DaemonProcess) -> None:
         assert isinstance(target, dict), ref
 
 
-def test_unknown_paths_and_methods_are_refused(api: DaemonProcess) -> None:
-    assert api.get("/v0/nothing").status == 404
-    assert api.post("/metrics", b"").status == 405
-    assert api.get("/v0/webhook").status == 405
+def raw(
+    daemon: DaemonProcess, method: str, path: str, headers: dict[str, str] | None = None
+) -> Reply:
+    """One request as sent, no redirect followed (urllib follows a 307 on its own)."""
+    host, port = daemon.url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, dict(response.headers), response.read())
+    finally:
+        conn.close()
+
+
+def test_unknown_paths_and_methods_are_refused_with_the_error_body(api: DaemonProcess) -> None:
+    for path in ("/v0/nothing", "/", "/v0/operations/x/y/z"):
+        body = assert_error_body(raw(api, "GET", path), 404)
+        assert body["parameters"]["path"] == path
+        assert "/openapi.json" in body["resolution"]
+    refused = (("POST", "/metrics"), ("GET", "/v0/webhook"), ("DELETE", "/v0/operations/"))
+    for method, path in refused:
+        reply = raw(api, method, path)
+        assert reply.headers["content-type"].startswith("application/json"), reply.headers
+        body = assert_error_body(reply, 405)
+        assert body["parameters"]["method"] == method
+        # The Allow header stays, and the body names the same methods.
+        allowed = {m.strip() for m in reply.headers["allow"].split(",")}
+        assert set(body["parameters"]["allowed"]) == allowed and allowed
+
+
+def test_operation_paths_answer_without_their_trailing_slash(api: DaemonProcess) -> None:
+    """No 307 to the slashed path: curl does not follow it, and a POST would be lost."""
+    listed = raw(api, "GET", "/v0/operations")
+    assert listed.status == 200, (listed.status, listed.headers)
+    assert listed.json() == raw(api, "GET", "/v0/operations/").json()
+    newest = listed.json()["content"]["results"][0]["operation_id"]
+    one = raw(api, "GET", f"/v0/operations/{newest}")
+    assert one.status == 200 and one.json()["content"]["operation_id"] == newest
+    # Without the token, the handler itself refuses: the request reached it.
+    assert_error_body(raw(api, "POST", "/v0/operations"), 401)
+    assert_error_body(raw(api, "POST", f"/v0/operations/{newest}/approve/"), 401)
+    assert_error_body(raw(api, "POST", "/v0/webhook/"), 401)
 
 
 # -- reading a delivery (the rules, without a daemon) ---------------------------------------------

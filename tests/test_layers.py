@@ -14,6 +14,7 @@ PURE = [
     "fleetward.kinds",
     "fleetward.desire",
     "fleetward.planning",
+    "fleetward.progress",
     "fleetward.rendering",
 ]
 IO_LIBRARIES = [
@@ -43,9 +44,10 @@ def test_pure_middle_imports_no_io_library() -> None:
 
 
 def test_engine_never_imports_the_cli() -> None:
+    # Nor rich: the engine reports progress to what the CLI hands it, and draws nothing.
     code = (
         "import sys\nimport fleetward.pipeline, fleetward.applying, fleetward.store\n"
-        "print(','.join(m for m in sys.modules if m.startswith('fleetward.cli')))"
+        "print(','.join(m for m in sys.modules if m.startswith(('fleetward.cli', 'rich'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

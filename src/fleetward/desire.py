@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
+from fleetward.progress import SILENT, Phase, Progress
 
 Locate = Callable[[Origin], str]
 
@@ -36,6 +37,7 @@ def desire(
     locate: Locate,
     expansions: Expansions | None = None,
     checkpoint: Callable[[], None] | None = None,
+    progress: Progress = SILENT,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -47,6 +49,7 @@ def desire(
     kind generates objects: whatever it raises ends the stage there.
     """
     documents = tuple(documents)
+    progress.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
     names: dict[str, tuple[str, Document]] = {}
     for path, doc in documents:
@@ -76,6 +79,7 @@ def desire(
             first_obj = objects.setdefault(obj.key, obj)
             if first_obj is not obj:
                 problems.append(_duplicate(obj, first_obj, locate))
+        progress.advance()
     if expansions is not None:
         expansions.clear()
         expansions.update(fresh)

@@ -35,6 +35,7 @@ from fleetward.kinds.problems import (
     validation_problems,
 )
 from fleetward.model import BlobId, Origin, Revision
+from fleetward.progress import SILENT, Phase, Progress
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
 
@@ -257,11 +258,13 @@ def load(
     snapshot: Snapshot,
     cache: DocumentCache | None = None,
     checkpoint: Callable[[], None] | None = None,
+    progress: Progress = SILENT,
 ) -> Manifests:
     """Parse and validate every manifest file of a snapshot; raise every error at once.
 
     `checkpoint` is called before each file is parsed: whatever it raises ends
     the load there (a stopping daemon must not parse 30,000 assets first).
+    `progress` counts the files read and parsed here (those the cache has are not).
     """
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, _FileResult] = {}
@@ -276,10 +279,12 @@ def load(
             results[f.path] = (_too_large(f),)
         else:
             todo.setdefault(f.blob_id, f)
+    progress.start(Phase.READING, len(todo))
     for f, content in snapshot.read(todo.values()):
         if checkpoint is not None:
             checkpoint()
         cache.put(f.blob_id, load_file(content))
+        progress.advance()
     for f in manifest_files:
         if f.path not in results:
             results[f.path] = cache.peek(f.blob_id)
@@ -417,7 +422,12 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
             located = (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
     if not located:
         pending = [(0, yaml_path, is_key, p) for yaml_path, is_key, p in check(raw)]
-        located = _locate_all(text, pending) if pending else ()
+        # In the order of the file, whatever order `check` found them in.
+        located = (
+            tuple(sorted(_locate_all(text, pending), key=lambda item: (item.line, item.column)))
+            if pending
+            else ()
+        )
     if located:
         raise UsageError(*(item.at(path) for item in located))
     return raw

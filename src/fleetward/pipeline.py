@@ -19,6 +19,7 @@ from fleetward.model import (
     StoreSnapshot,
 )
 from fleetward.planning import PlanOptions, plan
+from fleetward.progress import SILENT, Progress
 from fleetward.source import Snapshot, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
 from fleetward.tuning import gc_paused
@@ -56,18 +57,29 @@ def open_source(options: SourceOptions) -> Snapshot:
     )
 
 
-def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
-    """Read one revision and turn it into the desired state, or raise every error in it."""
+def resolve(
+    options: SourceOptions, cache: DocumentCache | None = None, progress: Progress = SILENT
+) -> DesiredState:
+    """Read one revision and turn it into the desired state, or raise every error in it.
+
+    `progress` hears of the files read and the documents validated (the CLI's bar).
+    """
     with gc_paused(), open_source(options) as snapshot:
-        manifests = load(snapshot, cache)
-        return desire(manifests.revision, manifests.documents(), Locator(snapshot))
+        manifests = load(snapshot, cache, progress)
+        return desire(
+            manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
+        )
 
 
 def make_plan(
-    desired: DesiredState, stored: StoreSnapshot, options: PlanOptions, now: str | None = None
+    desired: DesiredState,
+    stored: StoreSnapshot,
+    options: PlanOptions,
+    now: str | None = None,
+    progress: Progress = SILENT,
 ) -> Plan:
     with gc_paused():
-        return plan(desired, stored, now or now_iso(), options)
+        return plan(desired, stored, now or now_iso(), options, progress)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:

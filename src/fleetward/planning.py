@@ -31,6 +31,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
+from fleetward.progress import SILENT, Phase, Progress, counted
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
 
@@ -47,10 +48,14 @@ def plan(
     store: StoreSnapshot,
     now: str,
     options: PlanOptions = PlanOptions(),
+    progress: Progress = SILENT,
 ) -> Plan:
     stored = store.objects
     changes: dict[ObjectKey, Change] = {}
-    for key, want in desired.objects.items():
+    # Counted: every desired object and every stored one (the checks that follow are
+    # not, so the bar stands full while they run).
+    progress.start(Phase.PLANNING, len(desired.objects) + len(stored))
+    for key, want in counted(desired.objects.items(), progress):
         have = stored.get(key)
         if have is None:
             changes[key] = _create(want, now)
@@ -58,7 +63,7 @@ def plan(
             change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
-    for key, have in stored.items():
+    for key, have in counted(stored.items(), progress):
         if key not in desired.objects and have.state is ObjectState.ACTIVE:
             removal = _remove(have, desired.objects, stored)
             if removal is not None:

@@ -24,6 +24,7 @@ from fleetward.cli.options import (
     source_options,
     state_options,
 )
+from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
 from fleetward.governance import owner_labels_of
 from fleetward.kinds.task_checks import bulk_report
@@ -55,9 +56,9 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
     Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
     """
     ctx.meta["json_output"] = as_json
-    with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch, phases(ctx) as bar:
         # A remote is cloned into a scratch cache: validate touches no state directory.
-        desired = resolve(dataclasses.replace(sources, cache_root=scratch))
+        desired = resolve(dataclasses.replace(sources, cache_root=scratch), progress=bar)
     files = len({path for path, _ in desired.documents})
     if as_json:
         output.print_json(
@@ -138,14 +139,17 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-    desired = resolve(sources)
-    base_revision = None
-    if base is not None:
-        base_state = resolve(dataclasses.replace(sources, ref=base))
-        stored, base_revision = as_stored(base_state), base_state.revision.id
-    else:
-        stored = TinyDBStore(state.state_dir).read()
-    plan = dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
+    with phases(ctx) as bar:
+        desired = resolve(sources, progress=bar)
+        base_revision = None
+        if base is not None:
+            base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
+            stored, base_revision = as_stored(base_state), base_state.revision.id
+        else:
+            stored = TinyDBStore(state.state_dir).read()
+        plan = dataclasses.replace(
+            make_plan(desired, stored, guards, progress=bar), base=base_revision
+        )
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
@@ -256,7 +260,9 @@ def _apply(
             _report(plan, result)
         return plan, result
     try:
-        desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
+        with phases(ctx) as bar:
+            cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+            desired = resolve(cached, progress=bar)
     except ManifestError as exc:
         report = schema_report(exc.problems) if as_json else None
         if report is not None:
@@ -264,7 +270,8 @@ def _apply(
         raise
     with store.lock(state.lock_timeout):
         snapshot = store.read()
-        plan = make_plan(desired, snapshot, guards)
+        with phases(ctx) as bar:
+            plan = make_plan(desired, snapshot, guards, progress=bar)
         if not as_json:
             output.print_lines(render_plan(plan, max_lines))
             output.print_lines(_policy_notes(plan, state.state_dir), output.stderr)

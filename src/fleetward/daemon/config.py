@@ -191,19 +191,21 @@ def read_config_file(path: str) -> dict[str, Any]:
                     ),
                 )
             ]
-        problems: list[PathProblem] = []
-        for key in raw:
-            if str(key) not in KEYS:
-                problems.append(
-                    ((str(key),), True, unknown_field(str(key), "the config", list(KEYS)))
-                )
-        if problems:
-            return problems
+        # Unknown keys and bad values of the known ones, all in one report: a file
+        # fixed one error per start of the daemon is a slow way to configure it.
+        problems: list[PathProblem] = [
+            ((str(key),), True, unknown_field(str(key), "the config", list(KEYS)))
+            for key in raw
+            if str(key) not in KEYS
+        ]
+        known = {key: value for key, value in raw.items() if str(key) in KEYS}
         try:
-            model = _FileModel.model_validate(dict(raw))
+            checked = _FileModel.model_validate(known)
         except ValidationError as exc:
-            return validation_problems(exc, (), _FileModel, "the config")
-        return []
+            return problems + validation_problems(exc, (), _FileModel, "the config")
+        if not problems:
+            model = checked
+        return problems
 
     load_other(content, path, check)
     assert model is not None

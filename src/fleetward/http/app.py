@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -345,12 +346,25 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/openapi.json", openapi),
         # One route per path, methods dispatched inside: a 405 then lists every method of
         # the path in Allow (two routes on one path would each list only their own).
-        Route("/v0/operations/", operations, methods=["GET", "POST"]),
-        Route("/v0/operations/{operation_id}/", operation, methods=["GET", "PUT"]),
-        Route("/v0/operations/{operation_id}/approve", approve_operation, methods=["POST"]),
-        Route("/v0/webhook", webhook, methods=["POST"]),
+        *_either_slash("/v0/operations/", operations, ["GET", "POST"]),
+        *_either_slash("/v0/operations/{operation_id}/", operation, ["GET", "PUT"]),
+        *_either_slash("/v0/operations/{operation_id}/approve", approve_operation, ["POST"]),
+        *_either_slash("/v0/webhook", webhook, ["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+
+
+def _either_slash(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[Route]:
+    """`path` with and without its trailing slash, both answered in place.
+
+    Starlette would redirect the other spelling (307), which clients handle badly: curl
+    and many scripts do not follow it, and a POST or PUT must be sent again.
+    """
+    other = path.removesuffix("/") if path.endswith("/") else path + "/"
+    return [Route(path, endpoint, methods=methods), Route(other, endpoint, methods=methods)]
 
 
 async def _authorized_json(request: Request, secrets: Secrets, example: str) -> Any:
@@ -384,6 +398,41 @@ def _no_control(what: str) -> JSONResponse:
         f"{what} need the daemon's operations control, which this process does not run.",
         "Retry against a daemon that is up (fleetward status shows it); a plain "
         '{"operation_type": "CONVERGE"} still queues a run.',
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, method not allowed) in the API's error body."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        return error(
+            404,
+            f"Nothing at {request.url.path}",
+            f"The daemon serves no endpoint at {request.url.path}.",
+            "GET /openapi.json lists the API's paths (operations are at /v0/operations/).",
+            location="path",
+            path=request.url.path,
+        )
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error(
+            405,
+            f"Method {request.method} not allowed",
+            f"{request.url.path} answers {allowed or 'other methods'}, not {request.method}.",
+            f"Send {allowed.replace(', ', ' or ')} instead." if allowed else "Use another method.",
+            location="method",
+            headers=exc.headers,
+            method=request.method,
+            path=request.url.path,
+            allowed=[m.strip() for m in allowed.split(",") if m.strip()],
+        )
+    return error(
+        exc.status_code,
+        f"{where} refused ({exc.status_code})",
+        exc.detail,
+        "Check the request against GET /openapi.json.",
+        headers=exc.headers,
     )
 
 

@@ -340,7 +340,9 @@ OPENAPI: dict[str, Any] = {
         "version": __version__,
         "description": "Operations of the fleetward reconciler (the operations seed's API), "
         "health, metrics and the Git webhook. Every error answers "
-        "{error, reason, resolution, location, parameters}.",
+        "{error, reason, resolution, location, parameters}: an unknown path (404) and a "
+        "method a path does not answer (405, with Allow) too. Paths under /v0 answer with "
+        "or without their trailing slash, without a redirect.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -1,7 +1,8 @@
 """The seed's task checks 2–5, per item, over the plan in progress; and its response report.
 
 Check 1 (schema) runs when a manifest loads. Here, for every task of the
-revision, in the seed's order, stopping at an item's first failing check:
+revision, in the seed's order, every failure of every check that can still
+run once an earlier one failed (one plan shows them all, not one per run):
 (2) entity resolution — field, asset (and its type), taskType, assignees and
 `workflowStepId` exist in the desired state or in the store (and are not being
 removed by this plan); (3) duplicates — template item xids unique across every
@@ -9,12 +10,14 @@ task and template item; (4) single active task — one open task per asset for a
 TaskType with `singleActiveTask: true`, the store's runtime status counting;
 (5) template — each item's `data` against its TaskType's `templateSchema`, and
 `dependsOn` / `sameAssigneeAs` naming items of the same template, without cycles.
+Check 4 needs the task's TaskType and asset resolved, and check 5 skips the data of
+a template item whose TaskType did not resolve; the rest runs whatever failed before.
 The outcome goes to `context.reports["TaskBatch"]` in the seed's response shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,8 +145,12 @@ class _Item:
     task_type: str | None = None
 
 
+# A check: every way one item fails it (none: it passes).
+_Check = Callable[["_Item", "_World"], list[_Failed]]
+
+
 def run(context: PlanContext, batch_kind: str) -> list[Problem]:
-    """Check every task of the revision; fill the report; return one problem per failed item."""
+    """Check every task of the revision; fill the report; return one problem per failure."""
     items = [
         _Item(key, obj, context.stored.get(key))
         for key, obj in context.desired.items()
@@ -154,50 +161,56 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
     if not items and not any(d.kind == batch_kind for _, d in context.documents):
         return clashes
     items.sort(key=lambda i: (i.want.origin.path, i.want.origin.document, i.want.origin.yaml_path))
-    failed: dict[ObjectKey, tuple[int, _Failed]] = {}
-    stages = (
+    # Each check runs over every item before the next starts: check 3 hands out template
+    # xids and check 4 open-task slots only to items that passed everything before them.
+    failed: dict[ObjectKey, list[tuple[int, _Failed]]] = {}
+    stages: tuple[_Check, ...] = (
         _resolve,
-        _duplicates(items, context),
+        _duplicates(items, context, failed),
         _single_active(items, world, failed),
         _templates(world),
     )
     for number, stage in enumerate(stages, start=2):
         for item in items:
-            if item.key in failed:
-                continue
-            try:
-                stage(item, world)
-            except _Failed as exc:
-                failed[item.key] = (number, exc)
+            for failure in stage(item, world):
+                failed.setdefault(item.key, []).append((number, failure))
     processed: list[dict[str, Any]] = []
     unprocessed: list[dict[str, Any]] = []
     problems = list(clashes)
     for item in items:
-        outcome = failed.get(item.key)
-        if outcome is None:
+        failures = failed.get(item.key)
+        if failures is None:
             processed.append(_processed(item, context))
             continue
-        number, failure = outcome
-        seed_message = f"{failure.label} : {failure.message}"
-        unprocessed.append({"message": seed_message, "record": {"xid": item.want.spec["xid"]}})
-        origin = item.want.origin
-        problems.append(
-            Problem(
-                f"{failure.label}: {failure.message}",
-                f"Task {item.want.spec['xid']!r} of {item.want.owner} fails check {number} of 5 "
-                f"({CHECKS[number - 1]}): {failure.reason}",
-                failure.resolution,
-                location=_locate(context, Origin(origin.path, origin.document, failure.where)),
-                parameters={
-                    "xid": item.want.spec["xid"],
-                    "batch": item.want.owner,
-                    "check": CHECKS[number - 1],
-                    "message": seed_message,
-                },
-            )
+        # The seed's response has one message per item: the first check it fails.
+        number, first = failures[0]
+        unprocessed.append(
+            {"message": _seed_message(first), "record": {"xid": item.want.spec["xid"]}}
         )
+        problems.extend(_problem(context, item, number, failure) for number, failure in failures)
     context.reports[batch_kind] = bulk_report(processed, unprocessed)
     return problems
+
+
+def _seed_message(failure: _Failed) -> str:
+    return f"{failure.label} : {failure.message}"
+
+
+def _problem(context: PlanContext, item: _Item, number: int, failure: _Failed) -> Problem:
+    origin = item.want.origin
+    return Problem(
+        f"{failure.label}: {failure.message}",
+        f"Task {item.want.spec['xid']!r} of {item.want.owner} fails check {number} of 5 "
+        f"({CHECKS[number - 1]}): {failure.reason}",
+        failure.resolution,
+        location=_locate(context, Origin(origin.path, origin.document, failure.where)),
+        parameters={
+            "xid": item.want.spec["xid"],
+            "batch": item.want.owner,
+            "check": CHECKS[number - 1],
+            "message": _seed_message(failure),
+        },
+    )
 
 
 def bulk_report(
@@ -265,39 +278,58 @@ def _processed(item: _Item, context: PlanContext) -> dict[str, Any]:
 # -- check 2: entity resolution ---------------------------------------------------------
 
 
-def _resolve(item: _Item, world: _World) -> None:
+def _resolve(item: _Item, world: _World) -> list[_Failed]:
+    """Every reference of the task and its template items, each failure on its own."""
     spec = item.want.spec
     base = ("spec", "tasks", item.want.origin.yaml_path[-1])
-    item.resolved["fieldId"] = _ref(world, "Field", "field", spec["field"], (*base, "field"))
-    item.resolved["assetId"] = _asset(world, spec["asset"], (*base, "asset"))
-    item.task_type = _ref_key(world, "TaskType", "taskType", spec["taskType"], (*base, "taskType"))
-    item.resolved["taskTypeId"] = _id_of(world, "TaskType", item.task_type)
-    assignees = []
-    for j, ref in enumerate(spec.get("assigneeIds", [])):
-        user = _user(world, ref, (*base, "assigneeIds", j))
-        assignees.append(
-            {
-                "assigneeId": _id_of(world, "User", user),
-                "isDeleted": False,
-                **(
-                    {"vendorId": world.indexes["User"].by_key[user]["vendorId"]}
-                    if world.indexes["User"].by_key[user].get("vendorId")
-                    else {}
-                ),
-            }
-        )
+    failures: list[_Failed] = []
+
+    def attempt(find: Callable[..., str | None], *args: Any) -> str | None:
+        try:
+            return find(world, *args)
+        except _Failed as exc:
+            failures.append(exc)
+            return None
+
+    field_id = attempt(_ref, "Field", "field", spec["field"], (*base, "field"))
+    asset_id = attempt(_asset, spec["asset"], (*base, "asset"))
+    item.task_type = attempt(
+        _ref_key, "TaskType", "taskType", spec["taskType"], (*base, "taskType")
+    )
+    if field_id is not None:
+        item.resolved["fieldId"] = field_id
+    if asset_id is not None:
+        item.resolved["assetId"] = asset_id
+    if item.task_type is not None:
+        item.resolved["taskTypeId"] = _id_of(world, "TaskType", item.task_type)
+    users = [
+        attempt(_user, ref, (*base, "assigneeIds", j))
+        for j, ref in enumerate(spec.get("assigneeIds", []))
+    ]
+    assignees = [_assignee(world, user) for user in users if user is not None]
     if assignees:
         item.resolved["assigneeIds"] = assignees
-    _step(world, spec, base)
+    attempt(_step, spec, base)
     for j, t in enumerate(spec.get("template", [])):
         where = (*base, "template", j)
         if "field" in t:
-            _ref(world, "Field", "field", t["field"], (*where, "field"))
+            attempt(_ref, "Field", "field", t["field"], (*where, "field"))
         if "asset" in t:
-            _asset(world, t["asset"], (*where, "asset"))
+            attempt(_asset, t["asset"], (*where, "asset"))
         if "taskType" in t:
-            _ref_key(world, "TaskType", "taskType", t["taskType"], (*where, "taskType"))
-        _step(world, t, where)
+            attempt(_ref_key, "TaskType", "taskType", t["taskType"], (*where, "taskType"))
+        attempt(_step, t, where)
+    return failures
+
+
+def _assignee(world: _World, user: str) -> dict[str, Any]:
+    """An assignee as the seed's response shows it: the User's id, and its vendor's."""
+    vendor = world.indexes["User"].by_key[user].get("vendorId")
+    return {
+        "assigneeId": _id_of(world, "User", user),
+        "isDeleted": False,
+        **({"vendorId": vendor} if vendor else {}),
+    }
 
 
 def _id_of(world: _World, kind: str, ident: str) -> str:
@@ -409,7 +441,9 @@ def _step(world: _World, spec: Mapping[str, Any], where: tuple[str | int, ...]) 
 # -- check 3: duplicates ----------------------------------------------------------------
 
 
-def _duplicates(items: list[_Item], context: PlanContext) -> Any:
+def _duplicates(
+    items: list[_Item], context: PlanContext, failed: Mapping[ObjectKey, Any]
+) -> _Check:
     """Template item xids share the namespace of task xids (task xids are unique by key).
 
     Stored tasks count too, soft-deleted ones included: listing one again restores it.
@@ -419,23 +453,29 @@ def _duplicates(items: list[_Item], context: PlanContext) -> Any:
     }
     first: dict[str, str] = {}
 
-    def check(item: _Item, world: _World) -> None:
+    def check(item: _Item, world: _World) -> list[_Failed]:
         mine: dict[str, str] = {}
+        failures = []
         for j, t in enumerate(item.want.spec.get("template", [])):
             xid = t["xid"]
             where = ("spec", "tasks", item.want.origin.yaml_path[-1], "template", j, "xid")
             other = f"Task/{xid}" if xid in tasks else first.get(xid) or mine.get(xid)
             if other is not None:
-                raise _Failed(
-                    "ValidationError",
-                    f"duplicate xid '{xid}'",
-                    f"template item xid {xid!r} is also used by {other}; an xid is unique across "
-                    "all batches and all template items.",
-                    "Give the template item an xid of its own.",
-                    where,
+                failures.append(
+                    _Failed(
+                        "ValidationError",
+                        f"duplicate xid '{xid}'",
+                        f"template item xid {xid!r} is also used by {other}; an xid is unique "
+                        "across all batches and all template items.",
+                        "Give the template item an xid of its own.",
+                        where,
+                    )
                 )
+                continue
             mine[xid] = f"the template of {item.key}"
-        first.update(mine)  # only once the whole template passed: a failed task holds no xid
+        if not failures and item.key not in failed:
+            first.update(mine)  # a task that fails a check is not created: it holds no xid
+        return failures
 
     return check
 
@@ -443,8 +483,14 @@ def _duplicates(items: list[_Item], context: PlanContext) -> Any:
 # -- check 4: single active task -------------------------------------------------------
 
 
-def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey, Any]) -> Any:
-    """At most one open task per (TaskType, asset) where the TaskType says singleActiveTask."""
+def _single_active(
+    items: list[_Item], world: _World, failed: Mapping[ObjectKey, Any]
+) -> _Check:
+    """At most one open task per (TaskType, asset) where the TaskType says singleActiveTask.
+
+    Only tasks that passed checks 2 and 3 hold a place; any task whose TaskType and asset
+    resolved is checked against them.
+    """
     from fleetward.kinds.tasks import is_open  # tasks imports this module
 
     holders: dict[tuple[str, str], ObjectKey] = {}
@@ -466,7 +512,7 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
         return {"status": "open", **(item.want.initial_status or {})}
 
     def claim(item: _Item) -> tuple[str, str] | None:
-        if item.task_type is None:
+        if item.task_type is None or "assetId" not in item.resolved:
             return None
         task_type = world.indexes["TaskType"].by_key.get(item.task_type, {})
         if not task_type.get("singleActiveTask") or not is_open(status_of(item)):
@@ -475,7 +521,7 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
 
     claimed = False
 
-    def check(item: _Item, world: _World) -> None:
+    def check(item: _Item, world: _World) -> list[_Failed]:
         nonlocal claimed
         if not claimed:  # the first call claims, in store-first order, for every item
             for other in ordered:
@@ -486,20 +532,22 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
                     holders.setdefault(slot, other.key)
             claimed = True
         slot = claim(item)
-        if slot is None or holders.get(slot) == item.key:
-            return
-        holder = holders[slot]
+        holder = holders.get(slot) if slot is not None else None
+        if slot is None or holder is None or holder == item.key:
+            return []
         asset = item.want.spec["asset"]
         shown = asset.get("xid") or asset.get("id")
-        raise _Failed(
-            "ValidationError",
-            f"an open task of taskType '{slot[0]}' already exists for asset '{shown}'",
-            f"TaskType/{slot[0]} has singleActiveTask: true and {holder} is open for the same "
-            "asset (statuses set in the store count).",
-            f"Close {holder} first (fleetward tasks set-status {holder.split('/', 1)[1]} "
-            "completed), or give this task another asset or TaskType.",
-            ("spec", "tasks", item.want.origin.yaml_path[-1], "asset"),
-        )
+        return [
+            _Failed(
+                "ValidationError",
+                f"an open task of taskType '{slot[0]}' already exists for asset '{shown}'",
+                f"TaskType/{slot[0]} has singleActiveTask: true and {holder} is open for the "
+                "same asset (statuses set in the store count).",
+                f"Close {holder} first (fleetward tasks set-status {holder.split('/', 1)[1]} "
+                "completed), or give this task another asset or TaskType.",
+                ("spec", "tasks", item.want.origin.yaml_path[-1], "asset"),
+            )
+        ]
 
     return check
 
@@ -507,7 +555,7 @@ def _single_active(items: list[_Item], world: _World, failed: Mapping[ObjectKey,
 # -- check 5: template schema -----------------------------------------------------------
 
 
-def _templates(world: _World) -> Any:
+def _templates(world: _World) -> _Check:
     validators: dict[str, Any] = {}
     # (TaskType, canonical data) already found valid: template data repeats a lot.
     valid: set[tuple[str, str]] = set()
@@ -518,73 +566,93 @@ def _templates(world: _World) -> Any:
             validators[task_type] = jsonschema.validators.validator_for(schema)(schema)
         return validators[task_type]
 
-    def check(item: _Item, world: _World) -> None:
+    def task_type_of(item: _Item, t: Mapping[str, Any]) -> str | None:
+        """The TaskType a template item's data follows; None when check 2 found none."""
+        if "taskType" not in t:
+            return item.task_type
+        try:
+            return _ref_key(world, "TaskType", "taskType", t["taskType"], ())
+        except _Failed:
+            return None  # check 2 reported it
+
+    def data_failure(
+        t: Mapping[str, Any], j: int, task_type: str, base: tuple[str | int, ...]
+    ) -> _Failed | None:
+        data = t.get("data", {})
+        seen = (task_type, canonical_json(data))
+        if seen in valid:
+            return None
+        try:
+            error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
+        except referencing.exceptions.Unresolvable as exc:
+            return _Failed(
+                "SchemaError",
+                f'"template[{j}].data" cannot be checked: the templateSchema of '
+                f"TaskType/{task_type} has a $ref that cannot be resolved",
+                f"its $ref {getattr(exc, 'ref', '')!r} names no part of the schema.",
+                "Fix the $ref in the TaskType's templateSchema (a $ref must name a part "
+                "of the schema itself).",
+                (*base, j, "data"),
+            )
+        if error is None:
+            valid.add(seen)
+            return None
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        return _Failed(
+            "SchemaError",
+            f'"template[{j}].data{path}" {error.message}',
+            f"template item {t['xid']!r} does not match the templateSchema of "
+            f"TaskType/{task_type}.",
+            "Change the item's data to match the schema, or change the TaskType's "
+            "templateSchema.",
+            (*base, j, "data", *error.absolute_path),
+        )
+
+    def check(item: _Item, world: _World) -> list[_Failed]:
         template = item.want.spec.get("template", [])
         if not template:
-            return
+            return []
         base = ("spec", "tasks", item.want.origin.yaml_path[-1], "template")
         xids = {t["xid"]: j for j, t in enumerate(template)}
+        failures = []
         for j, t in enumerate(template):
-            task_type = item.task_type
-            if "taskType" in t:
-                task_type = _ref_key(world, "TaskType", "taskType", t["taskType"], ())
-            assert task_type is not None  # resolved by check 2
-            data = t.get("data", {})
-            seen = (task_type, canonical_json(data))
-            if seen in valid:
-                error = None
-            else:
-                try:
-                    error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
-                except referencing.exceptions.Unresolvable as exc:
-                    raise _Failed(
-                        "SchemaError",
-                        f'"template[{j}].data" cannot be checked: the templateSchema of '
-                        f"TaskType/{task_type} has a $ref that cannot be resolved",
-                        f"its $ref {getattr(exc, 'ref', '')!r} names no part of the schema.",
-                        "Fix the $ref in the TaskType's templateSchema (a $ref must name a part "
-                        "of the schema itself).",
-                        (*base, j, "data"),
-                    ) from None
-                if error is None:
-                    valid.add(seen)
-            if error is not None:
-                path = "".join(
-                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
-                )
-                raise _Failed(
-                    "SchemaError",
-                    f'"template[{j}].data{path}" {error.message}',
-                    f"template item {t['xid']!r} does not match the templateSchema of "
-                    f"TaskType/{task_type}.",
-                    "Change the item's data to match the schema, or change the TaskType's "
-                    "templateSchema.",
-                    (*base, j, "data", *error.absolute_path),
-                )
+            task_type = task_type_of(item, t)
+            failure = data_failure(t, j, task_type, base) if task_type is not None else None
+            if failure is not None:
+                failures.append(failure)
             for relation in ("dependsOn", "sameAssigneeAs"):
                 target = (t.get(relation) or {}).get("xid")
                 if target is not None and (target not in xids or target == t["xid"]):
-                    raise _Failed(
-                        "ValidationError",
-                        f"template[{j}].{relation} '{target}' not found in template",
-                        f"{relation} names {target!r}, which is "
-                        + ("the item itself" if target == t["xid"] else "no item of this template")
-                        + f"; its items are {', '.join(sorted(xids))}.",
-                        f"Point {relation} at the xid of another item of the same template.",
-                        (*base, j, relation, "xid"),
+                    failures.append(
+                        _Failed(
+                            "ValidationError",
+                            f"template[{j}].{relation} '{target}' not found in template",
+                            f"{relation} names {target!r}, which is "
+                            + (
+                                "the item itself"
+                                if target == t["xid"]
+                                else "no item of this template"
+                            )
+                            + f"; its items are {', '.join(sorted(xids))}.",
+                            f"Point {relation} at the xid of another item of the same template.",
+                            (*base, j, relation, "xid"),
+                        )
                     )
         # Only dependsOn can go round in a cycle that blocks; sameAssigneeAs A ↔ B names one
         # assignee for both, which is what it is for.
         cycle = _cycle(template, "dependsOn")
         if cycle:
-            raise _Failed(
-                "ValidationError",
-                f"template dependsOn cycle: {' → '.join(cycle)}",
-                f"following dependsOn from {cycle[0]!r} comes back to it, so none of these "
-                "items can go first.",
-                "Remove one dependsOn of the cycle.",
-                (*base, xids[cycle[0]], "dependsOn"),
+            failures.append(
+                _Failed(
+                    "ValidationError",
+                    f"template dependsOn cycle: {' → '.join(cycle)}",
+                    f"following dependsOn from {cycle[0]!r} comes back to it, so none of these "
+                    "items can go first.",
+                    "Remove one dependsOn of the cycle.",
+                    (*base, xids[cycle[0]], "dependsOn"),
+                )
             )
+        return failures
 
     return check
 
