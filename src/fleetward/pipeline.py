@@ -65,7 +65,7 @@ def resolve(
     `progress` hears of the files read and the documents validated (the CLI's bar).
     """
     with gc_paused(), open_source(options) as snapshot:
-        manifests = load(snapshot, cache, progress)
+        manifests = load(snapshot, cache, progress=progress)
         return desire(
             manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
         )
