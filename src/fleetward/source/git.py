@@ -1,8 +1,9 @@
 """A local Git repository read at a ref: only committed content counts.
 
-Blobs are listed with `git ls-tree` and read through GitPython's persistent
-`git cat-file --batch`; the `Repo` is closed with the snapshot so no
-`cat-file` child outlives it (LIBRARIES.md).
+Blobs are listed with `git ls-tree` and read through one persistent
+`git cat-file --batch` that checks every blob's size and id (`BlobReader`:
+a damaged object is an error naming the file, never an empty file); it and
+the `Repo` are closed with the snapshot, so no git child outlives it.
 
 Every git command runs with literal pathspecs (a --path such as
 `:(exclude)x` is a file name, never pathspec magic), and a failing command
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 import git
 
-from fleetward.errors import Problem, SourceError
+from fleetward.errors import CorruptObject, Problem, SourceError
 from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_SYMLINK_HOPS,
@@ -33,6 +34,7 @@ from fleetward.source.base import (
     not_a_manifest_file,
     resolve_link,
 )
+from fleetward.source.blobs import BlobReader, UnreadableBlob, damaged_blob, looks_corrupt
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,13 @@ class GitSnapshot(SnapshotBase):
     ) -> None:
         self._repo = repo
         self._prefix = prefix  # the --source directory, relative to the work tree root
+        self._blobs = BlobReader(
+            repo.working_dir,
+            str(repo.working_tree_dir or repo.git_dir),
+            {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **_GIT_ENV},
+            LOCAL_GIT_TIMEOUT,
+            _clean,
+        )
         commit = _resolve_ref(repo, ref)
         # A remote source is read at the SHA it was synced to; the user's ref is shown.
         ref = display_ref or ref
@@ -118,15 +127,19 @@ class GitSnapshot(SnapshotBase):
         except _GitFailed as failed:
             raise _read_failed(self._repo, failed, location or path or ".") from None
         entries = []
+        damaged: list[Problem] = []
         for record in out.split("\0"):
             if not record:
                 continue
             meta, _, name = record.partition("\t")
             mode, kind, sha, size = meta.split()
             if size != "-" and not size.isdigit():  # "BAD": the object is missing or corrupt
-                said = f"object {sha} ({kind} {name!r}) cannot be read; ls-tree shows its size as {size!r}"
-                raise _read_failed(self._repo, _GitFailed("ls_tree", said), self._relative(name))
+                said = f"git cannot read its header: ls-tree shows its size as {size!r}"
+                damaged.append(self._damaged(self._relative(name), sha, said))
+                continue
             entries.append(_Entry(mode, kind, sha, int(size) if size != "-" else 0, name))
+        if damaged:
+            raise CorruptObject(*damaged)
         self._listings[key] = entries
         return entries
 
@@ -268,19 +281,37 @@ class GitSnapshot(SnapshotBase):
 
     # -- reading -----------------------------------------------------------
 
+    @property
+    def _where(self) -> str:
+        return str(self._repo.working_tree_dir or self._repo.git_dir)
+
     def _read_blob(self, sha: str, where: str) -> bytes:
         try:
-            data: bytes = self._repo.odb.stream(bytes.fromhex(sha)).read()
-        except (git.GitCommandError, ValueError, OSError) as exc:
-            said = _said(exc)
-            raise _read_failed(self._repo, _GitFailed("cat-file", said), where) from None
-        return data
+            return self._blobs.read(sha, where)
+        except UnreadableBlob as exc:
+            raise CorruptObject(self._damaged(where, sha, exc.detail)) from None
+
+    def _damaged(self, where: str, sha: str, said: str) -> Problem:
+        """A blob at `where` (shown path) that git cannot give in full."""
+        in_work_tree = _join(self._prefix, where) if self._repo.working_tree_dir else None
+        return damaged_blob(self._where, where, sha, said, in_work_tree)
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
+        """Yield each file's bytes; every file that cannot be read in full is reported,
+        together, once the readable ones were yielded."""
+        damaged: list[Problem] = []
         for f in files:
-            yield f, self._read_blob(f.blob_id, f.path)
+            try:
+                content = self._read_blob(f.blob_id, f.path)
+            except CorruptObject as exc:
+                damaged.extend(exc.problems)
+                continue
+            yield f, content
+        if damaged:
+            raise CorruptObject(*damaged)
 
     def close(self) -> None:
+        self._blobs.close()
         self._repo.close()
 
 
@@ -385,11 +416,14 @@ def _read_failed(repo: git.Repo | None, failed: _GitFailed, location: str) -> So
     if _is_dubious(failed.said):
         return _dubious(repo, failed.said, location)
     where = (repo.working_tree_dir or repo.git_dir) if repo is not None else location
-    return SourceError.one(
+    error = CorruptObject if looks_corrupt(failed.said) else SourceError
+    return error.one(
         f"Git could not read {location!r} in {where}",
         f"git {failed.command.replace('_', '-')} failed: {failed.said}",
-        "Check that the repository is intact (git fsck) and readable by this user; "
-        "fleetward only reads committed content.",
+        f"Check that the repository is intact (git fsck in {where}) and readable by this "
+        "user; restore a damaged object from a copy that has it (git fetch from the remote "
+        "or another clone, or clone the repository again). fleetward only reads committed "
+        "content.",
         location=location,
     )
 

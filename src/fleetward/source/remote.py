@@ -37,6 +37,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from fleetward.errors import SourceError
+from fleetward.source.blobs import looks_corrupt
 from fleetward.source.git import _clean
 from fleetward.source.urls import (
     redact_url,
@@ -175,6 +176,26 @@ class RemoteMirror:
                 raise self._failed(failure) from None
         logger.info("Synced %s at %s to %s", self.shown_url, ref, sha[:12])
         return sha
+
+    def reclone(self, ref: str, sha: str) -> None:
+        """Clone the mirror afresh and point its HEAD at `sha` again (synced for `ref`).
+
+        For a mirror found damaged while reading it (a truncated or corrupt object):
+        sync checks only that objects exist, so damage is found by the reader. The old
+        mirror stays in place until the new one is complete. Raises `SourceError` if
+        the clone fails (the next reader finds the damage again and retries).
+        """
+        self._make_cache_root()
+        with self._locked():
+            try:
+                self._sweep()
+                self._clone(ref)
+                got = self._update(sha, fetch=False)
+            except _Corrupt as corrupt:  # a fresh clone is damaged: the remote's copy is
+                raise self._failed(corrupt.failure) from None
+            except _Failure as failure:
+                raise self._failed(failure) from None
+        logger.info("Cloned the mirror of %s again; HEAD is %s", self.shown_url, got[:12])
 
     def head(self) -> str | None:
         """The commit of the last successful sync, read offline; None before the first."""
@@ -417,7 +438,7 @@ class RemoteMirror:
         try:
             return _run(argv, self._env(), self.timeout)
         except _Failure as failure:
-            if not failure.timed_out and _looks_corrupt(failure.raw):
+            if not failure.timed_out and looks_corrupt(failure.raw):
                 raise _Corrupt(failure) from None
             raise
 
@@ -601,24 +622,6 @@ class _Corrupt(Exception):
     def __init__(self, failure: _Failure) -> None:
         super().__init__(str(failure))
         self.failure = failure
-
-
-# Local damage only: lines from the remote ("remote: ...") are the remote's problem.
-_CORRUPT = re.compile(
-    r"not a git repository|corrupt|bad object|unable to read|invalid object|"
-    r"missing (?:blob|tree|commit|object)|bad packed object|did not send all necessary "
-    r"objects|object file .* is empty|packfile .* (?:cannot|does not)|inflate|"
-    r"broken link|bad config|unable to parse .*HEAD|bad (?:tree|commit) object",
-    re.IGNORECASE,
-)
-
-
-def _looks_corrupt(stderr: str) -> bool:
-    return any(
-        _CORRUPT.search(line)
-        for line in stderr.splitlines()
-        if not line.lstrip().startswith("remote:")
-    )
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> str:
