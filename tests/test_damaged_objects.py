@@ -51,7 +51,8 @@ def _missing(raw: bytes, loose: bytes) -> bytes | None:
 
 def _corrupt_zlib(raw: bytes, loose: bytes) -> bytes | None:
     middle = len(loose) // 2
-    return loose[:middle] + bytes(b ^ 0x5A for b in loose[middle : middle + 32]) + loose[middle + 32 :]
+    flipped = bytes(b ^ 0x5A for b in loose[middle : middle + 32])
+    return loose[:middle] + flipped + loose[middle + 32 :]
 
 
 def _other_bytes(raw: bytes, loose: bytes) -> bytes | None:
@@ -85,7 +86,8 @@ def damage(objects: Path, blob: str, how: str) -> bytes:
 def assert_reported(result: subprocess.CompletedProcess[str], path: str, blob: str) -> None:
     shown = f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 1, shown
-    assert f"Git could not read '{path}': object {blob} is damaged or missing" in result.stderr, shown
+    said = f"Git could not read '{path}': object {blob} is damaged or missing"
+    assert said in result.stderr, shown
     assert f"--> {path}" in result.stderr, shown
     assert "git fsck" in result.stderr, shown
     for wrong in MISDIAGNOSES:

@@ -35,6 +35,7 @@ from fleetward.source.base import (
     resolve_link,
 )
 from fleetward.source.blobs import BlobReader, UnreadableBlob, damaged_blob, looks_corrupt
+from fleetward.source.urls import split_ancestry, validate_ref
 
 logger = logging.getLogger(__name__)
 
@@ -347,6 +348,12 @@ def open_git(
 
 def _run(repo: git.Repo, command: str, *args: str) -> str:
     """Run `git COMMAND ARGS...` in the repository; its stdout, or `_GitFailed`."""
+    return _run_full(repo, command, *args)[0]
+
+
+def _run_full(repo: git.Repo, command: str, *args: str) -> tuple[str, str]:
+    """Run `git COMMAND ARGS...` in the repository; its stdout and stderr (warnings), or
+    `_GitFailed`."""
     try:
         status, out, err = getattr(repo.git, command)(
             *args,
@@ -367,7 +374,7 @@ def _run(repo: git.Repo, command: str, *args: str) -> str:
         raise _GitFailed(command, _said(exc)) from None
     if status != 0:
         raise _GitFailed(command, _clean(err) or f"git exited with status {status}")
-    return str(out)
+    return str(out), _clean(str(err))
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
@@ -432,14 +439,18 @@ def _read_failed(repo: git.Repo | None, failed: _GitFailed, location: str) -> So
 
 
 def _resolve_ref(repo: git.Repo, ref: str) -> str:
-    if ref.startswith("-"):
-        raise SourceError.one(
-            f"Invalid ref {ref!r}",
-            "A ref may not start with '-': git would read it as an option.",
-            "Give a branch, tag or commit SHA, e.g. --ref main.",
-        )
+    """The commit `ref` names: any commit-ish git accepts, bar the forms `validate_ref` refuses.
+
+    A ref with ':' (REVISION:PATH, :/TEXT) is never resolved as a commit: it names a
+    file or directory, or searches commit messages; the error says which.
+    """
+    validate_ref(ref, ref)
+    if ":" in ref:
+        raise _unresolved_ref(repo, ref, "")
     try:
-        out = _run(repo, "rev_parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+        out, warned = _run_full(
+            repo, "rev_parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"
+        )
     except _GitFailed as failed:
         if _is_dubious(failed.said):
             raise _dubious(repo, failed.said, ref) from None
@@ -452,11 +463,45 @@ def _resolve_ref(repo: git.Repo, ref: str) -> str:
             "Give a branch, tag or commit SHA with --ref.",
             location=ref,
         )
+    if "is ambiguous" in warned:  # a branch and a tag of one name: git picked one, silently
+        raise _ambiguous_ref(repo, ref, warned)
     return commit
+
+
+def _ambiguous_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
+    name, _ = split_ancestry(ref)
+    # Where git looks a short name up (gitrevisions(7)), in its order.
+    places = [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}"]
+    places.append(f"refs/remotes/{name}/HEAD")
+    try:
+        out = _run(repo, "for_each_ref", "--format=%(refname)", *places)
+    except _GitFailed:
+        out = ""
+    found = set(out.split())
+    full = [place for place in places if place in found]
+    return SourceError.one(
+        f"Ref {ref!r} is ambiguous in {repo.working_tree_dir or repo.git_dir}",
+        f"{name!r} names more than one ref ({', '.join(full) or 'git said: ' + said}); git "
+        "would pick one silently, and which one depends on what exists at the time.",
+        "Give the full ref name, e.g. --ref "
+        + (full[0] if full else f"refs/heads/{name}")
+        + ", or rename one of them.",
+        location=ref,
+    )
 
 
 def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
     where = repo.working_tree_dir or repo.git_dir
+    if "short object ID" in said and "ambiguous" in said:
+        candidates = re.findall(r"hint:\s+([0-9a-f]{7,64})\s+(\w+)", said)
+        listed = ", ".join(f"{sha} ({kind})" for sha, kind in candidates[:10])
+        return SourceError.one(
+            f"Ref {ref!r} is ambiguous in {where}",
+            "More than one object's id starts with these digits"
+            + (f": {listed}." if listed else f". git said: {said}"),
+            "Give more digits of the commit SHA (or all of them).",
+            location=ref,
+        )
     found = _object_of(repo, ref)
     if found is not None and found[0] in ("tree", "blob"):
         kind, sha = found
@@ -485,8 +530,14 @@ def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
     reason = "It names no branch, tag or commit of the repository."
     if ":" in ref:
         reason += (
-            " A 'REVISION:PATH' ref names a file or directory inside a commit, never a "
-            "commit itself."
+            " A ref with ':' names a file or directory inside a commit (REVISION:PATH) or "
+            "searches commit messages (:/TEXT), never a commit of its own."
+        )
+    name, ancestry = split_ancestry(ref)
+    if ancestry and ":" not in ref and _object_of(repo, name) is not None:
+        reason = (
+            f"{name!r} exists, but {ancestry!r} steps past the first commit of its history "
+            "(or to a parent it does not have)."
         )
     # git's own words, unless they are only its generic "Needed a single revision".
     detail = said.replace("fatal: Needed a single revision", "").strip()
