@@ -343,6 +343,52 @@ def open_git(
         raise
 
 
+def uncommitted_changes(source: Path, manifest_path: str) -> int | None:
+    """How many files under `manifest_path` of `source`'s work tree differ from HEAD
+    (edited, staged, deleted or untracked), or None if `source` is in no work tree.
+
+    One `git status` limited to the path, taking no lock (a commit running beside
+    it must not fail on index.lock). Only a hint: a failure counts as None.
+    """
+    try:
+        repo = git.Repo(source, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    except (git.GitCommandError, ValueError, OSError):
+        return None
+    try:
+        if repo.bare or repo.working_tree_dir is None:
+            return None
+        rel = os.path.relpath(source.resolve(), Path(repo.working_tree_dir).resolve())
+        pathspec = _join("" if rel == "." else Path(rel).as_posix(), manifest_path) or "."
+        status, out, _ = repo.git.status(
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            pathspec,
+            env={**_GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"},
+            with_extended_output=True,
+            with_exceptions=False,
+            kill_after_timeout=LOCAL_GIT_TIMEOUT,
+        )
+    except (git.GitCommandError, OSError, ValueError):
+        return None
+    finally:
+        repo.close()
+    if status != 0:
+        return None
+    count = 0
+    fields = iter(str(out).split("\0"))
+    for entry in fields:
+        if not entry:
+            continue
+        count += 1
+        if entry[:1] in ("R", "C"):  # a rename or copy: its source path follows
+            next(fields, None)
+    return count
+
+
 # -- running git -------------------------------------------------------------------------
 
 

@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from fleetward.errors import CorruptObject, Problem, SourceError, UsageError
-from fleetward.source.base import ManifestFile, Snapshot, SnapshotBase, normalise_manifest_path
-from fleetward.source.git import GitSnapshot, open_git
+from fleetward.source.base import (
+    ManifestFile,
+    Snapshot,
+    SnapshotBase,
+    is_manifest_name,
+    normalise_manifest_path,
+)
+from fleetward.source.git import GitSnapshot, open_git, uncommitted_changes
 from fleetward.source.plain import DirectorySnapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
 from fleetward.source.urls import is_remote, redact_url, validate_remote_url
@@ -64,6 +70,26 @@ def open_snapshot(
             location=source,
         )
     return DirectorySnapshot(root, path)
+
+
+def uncommitted_note(source: str, ref: str, path: str, no_git: bool) -> str | None:
+    """One line for a person at a terminal when files under `path` have uncommitted
+    changes: fleetward ignores them by design (it reads a commit), and says so."""
+    if no_git or is_remote(source):
+        return None
+    try:
+        path = normalise_manifest_path(path)
+    except SourceError:
+        return None  # reported as an error when the source is opened
+    count = uncommitted_changes(Path(source), path)
+    if not count:
+        return None
+    changes = "1 uncommitted change" if count == 1 else f"{count} uncommitted changes"
+    under = "the source" if path == "." else f"{path}/" if not is_manifest_name(path) else path
+    return (
+        f"note: {changes} under {under} {'is' if count == 1 else 'are'} ignored (fleetward "
+        f"reads committed {ref}); use --no-git to read the work tree"
+    )
 
 
 def _open_remote(
