@@ -490,7 +490,7 @@ def _resolve_ref(repo: git.Repo, ref: str) -> str:
     A ref with ':' (REVISION:PATH, :/TEXT) is never resolved as a commit: it names a
     file or directory, or searches commit messages; the error says which.
     """
-    validate_ref(ref, ref)
+    validate_ref(ref)
     if ":" in ref:
         raise _unresolved_ref(repo, ref, "")
     try:
