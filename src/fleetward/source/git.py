@@ -67,6 +67,10 @@ class _GitFailed(Exception):
 
 
 class GitSnapshot(SnapshotBase):
+    revision: Revision
+    files: tuple[ManifestFile, ...]
+    _commit: str
+
     def __init__(
         self,
         repo: git.Repo,
@@ -84,17 +88,25 @@ class GitSnapshot(SnapshotBase):
             LOCAL_GIT_TIMEOUT,
             _clean,
         )
-        commit = _resolve_ref(repo, ref)
-        # A remote source is read at the SHA it was synced to; the user's ref is shown.
-        ref = display_ref or ref
-        self.revision = Revision(id=commit, kind="git", ref=ref)
-        self._commit = commit
         self._listings: dict[tuple[str, bool], list[_Entry]] = {}
         self._linked_entries = 0
         self._over_budget = False
         self._link_targets: dict[str, str] = {}
         self._reported_links: set[str] = set()
-        tree_path = _join(prefix, manifest_path)
+        try:
+            self._list(ref, manifest_path, display_ref)
+        except BaseException:
+            self._blobs.close()  # a symlink's target may have started it
+            raise
+
+    def _list(self, ref: str, manifest_path: str, display_ref: str | None) -> None:
+        """Resolve the ref and list the files under the manifest path."""
+        commit = _resolve_ref(self._repo, ref)
+        # A remote source is read at the SHA it was synced to; the user's ref is shown.
+        ref = display_ref or ref
+        self.revision = Revision(id=commit, kind="git", ref=ref)
+        self._commit = commit
+        tree_path = _join(self._prefix, manifest_path)
         location = f"{ref}:{tree_path}"
         problems: list[Problem] = []
         files: dict[str, ManifestFile] = {}
