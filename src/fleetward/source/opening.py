@@ -182,11 +182,11 @@ class MirrorSnapshot(SnapshotBase):
                 ) from None
             self._recloned = True
             first = damaged.problems[0]
+            sha = first.parameters.get("object")
             logger.warning(
-                "The mirror of %s holds a damaged object (%s, object %s); cloning it again",
+                "The mirror of %s holds a damaged object (%s); cloning it again",
                 self._mirror.shown_url,
-                first.location,
-                first.parameters.get("object", "?"),
+                f"{first.location}, object {sha}" if sha else first.location,
             )
             self.close()
             try:
