@@ -8,6 +8,7 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     FleetwardError
     ├── UsageError            a flag or argument the user gave cannot work
     ├── SourceError           the source, ref or path cannot be read
+    │   └── CorruptObject     a Git object of the revision is damaged or missing
     ├── ManifestError         YAML or validation errors in a revision (many at once)
     ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
     ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
@@ -82,6 +83,13 @@ class UsageError(FleetwardError):
 
 class SourceError(FleetwardError):
     """The source repository, ref or manifest path cannot be read."""
+
+
+class CorruptObject(SourceError):
+    """A Git object the revision needs cannot be read in full: never an empty file.
+
+    Raised apart from other source errors so the owner of the repository (fleetward,
+    for its mirror of a remote) can repair it and read again."""
 
 
 class ManifestError(FleetwardError):

@@ -40,6 +40,7 @@ from fleetward.pipeline import (
 )
 from fleetward.planning import PlanOptions
 from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
+from fleetward.source import uncommitted_note
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
 
@@ -56,6 +57,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
     Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
     """
     ctx.meta["json_output"] = as_json
+    _note_uncommitted(sources)
     with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch, phases(ctx) as bar:
         # A remote is cloned into a scratch cache: validate touches no state directory.
         desired = resolve(dataclasses.replace(sources, cache_root=scratch), progress=bar)
@@ -139,6 +141,7 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+    _note_uncommitted(sources)
     with phases(ctx) as bar:
         desired = resolve(sources, progress=bar)
         base_revision = None
@@ -217,6 +220,13 @@ def apply_command(
         output.print_json(_result_json(plan, result))
 
 
+def _note_uncommitted(sources: SourceOptions) -> None:
+    """One line on stderr when uncommitted edits under --path are ignored (never in JSON)."""
+    note = uncommitted_note(sources.source, sources.ref, sources.path, sources.no_git)
+    if note is not None:
+        output.print_lines([("dim", note)], output.stderr)
+
+
 def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
     """apply --json: the TaskBatch report (the bulk-task API's response shape) and the apply."""
     report = plan.reports.get("TaskBatch")
@@ -259,6 +269,7 @@ def _apply(
                 output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
             _report(plan, result)
         return plan, result
+    _note_uncommitted(sources)
     try:
         with phases(ctx) as bar:
             cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
