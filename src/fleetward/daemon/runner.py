@@ -110,7 +110,9 @@ class Daemon:
             ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
-                allow_empty=config.allow_empty, allow_mass_stop=config.allow_mass_stop
+                allow_empty=config.allow_empty,
+                allow_mass_stop=config.allow_mass_stop,
+                min_stop_count=config.min_stop_count,
             ),
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
