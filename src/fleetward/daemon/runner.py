@@ -44,6 +44,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 
@@ -143,8 +144,9 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or after one reconcile with --once); the exit code."""
+        refuse_if_tracked(self.state_dir)  # once, at start: not on every reconcile
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise UsageError.one(
                 f"Cannot create the state directory {self.state_dir}",
