@@ -17,7 +17,7 @@ from fleetward.cli.options import StateOptions, os_user, state_options
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.tasks import set_status
+from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
 from fleetward.store import ChangeSet, TinyDBStore
 
@@ -37,7 +37,8 @@ def tasks_group() -> None:
 def set_status_command(
     ctx: click.Context, xid: str, status: str, state: StateOptions, who: str | None, as_json: bool
 ) -> None:
-    """Set the status of task XID to STATUS (e.g. in-progress, completed, resolved).
+    """Set the status of task XID to STATUS: open, in-progress, approved, completed,
+    complete, done, resolved, closed, cancelled, canceled or rejected (any case).
 
     Records statusAudit (<status>On, minutes spent <status>For), modifiedBy and
     modifiedOn; completed/done set completedOn, resolved/closed set resolvedBy and
@@ -51,6 +52,15 @@ def set_status_command(
             "STATUS must name the task's new status.",
             "Give a status, e.g. fleetward tasks set-status INSP-1 completed.",
         )
+    known = known_status(status)
+    if known is None:
+        raise UsageError.one(
+            f"Unknown task status {status!r}",
+            f"A task's status is one of {', '.join(STATUSES)} (any case).",
+            did_you_mean(status, STATUSES, "Give one of them, e.g. completed."),
+            location=f"Task/{xid}",
+        )
+    status = known
     state_dir = state.state_dir
     store = TinyDBStore(state_dir)
     key = ObjectKey(f"Task/{xid}")
