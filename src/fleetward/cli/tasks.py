@@ -14,7 +14,7 @@ from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.options import StateOptions, os_user, state_options
-from fleetward.cli.state import state_dir_option
+from fleetward.cli.state import read_store, state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
 from fleetward.kinds.tasks import STATUSES, known_status, set_status
@@ -130,7 +130,7 @@ def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """List the tasks in the store with their runtime status."""
     ctx.meta["json_output"] = as_json
     tasks = sorted(
-        (o for o in TinyDBStore(state_dir).read().objects.values() if o.kind == "Task"),
+        (o for o in read_store(state_dir).read().objects.values() if o.kind == "Task"),
         key=lambda o: o.key,
     )
     if as_json:
