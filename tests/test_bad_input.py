@@ -285,6 +285,11 @@ def _state_files(state: Path) -> dict[str, bytes]:
     }
 
 
+def _temporary(path: Path) -> bool:
+    """A temp file of an atomic write (`.<name>.tmp-*`); the directory's .gitignore is not."""
+    return path.name.startswith(".") and path.name != ".gitignore"
+
+
 @dataclass
 class World:
     repo: GitRepo
@@ -318,7 +323,7 @@ class World:
         for result in results:
             assert_user_error(result, *expected, count=count)
         assert self.snapshot() == before, "the state directory changed"
-        leftovers = [p.name for p in self.state.iterdir() if p.name.startswith(".")]
+        leftovers = [p.name for p in self.state.iterdir() if _temporary(p)]
         assert not leftovers, f"temporary files left in the state directory: {leftovers}"
 
 
@@ -954,7 +959,7 @@ def test_state_dir_without_write_permission(template: World, lock_writable: bool
         assert "Permission denied" in problem.reason, problem.text
         assert "writable" in problem.resolution, problem.text
         assert _state_files(state) == before
-        assert not [p.name for p in state.iterdir() if p.name.startswith(".")]
+        assert not [p.name for p in state.iterdir() if _temporary(p)]
     finally:
         for dirpath, dirnames, _ in os.walk(root):
             for d in dirnames:

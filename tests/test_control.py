@@ -896,7 +896,13 @@ def test_the_strictest_policy_governs_an_overlap_and_the_plan_names_it(world: Wo
 
 def test_a_policy_max_stop_fraction_blocks_a_mass_stop_unless_allowed(world: World) -> None:
     extra = [asset("TRK-4"), asset("TRK-5")]
-    capped = policy("prod-cap", selector={"matchLabels": {"env": "prod"}}, maxStopFraction=0.5)
+    # minStopCount 1: the fraction judges these few stops (the default floor is 10).
+    capped = policy(
+        "prod-cap",
+        selector={"matchLabels": {"env": "prod"}},
+        maxStopFraction=0.5,
+        minStopCount=1,
+    )
     world.commit(north(extra=extra), south(), capped)
     assert world.run().operation.state is S.SUCCESS
     assert world.serial() == 1
@@ -1399,6 +1405,7 @@ def test_approving_a_manual_plan_overrides_its_own_mass_stop_guard(world: World)
         selector={"matchLabels": {"env": "prod"}},
         approval="manual",
         maxStopFraction=0.1,
+        minStopCount=1,
     )
     world.commit(north(), south(), careful)
     world.run()

@@ -19,6 +19,7 @@ from fleetward.daemon.config import (
     parse_listen,
     read_config_file,
 )
+from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,6 +113,14 @@ def _opt(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     "--allow-mass-stop",
     is_flag=True,
     help="Apply plans that stop or delete more than 20% of a kind's objects.",
+)
+@_opt(
+    "--min-stop-count",
+    default=DEFAULT_MIN_STOP_COUNT,
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="The mass-stop guard holds only plans that stop or delete at least N objects "
+    "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
 )
 @_opt("--once", is_flag=True, help="Reconcile once and exit: 0 on success, 1 on failure.")
 @click.option(

@@ -17,7 +17,7 @@ import click
 
 from fleetward.daemon.config import parse_duration
 from fleetward.pipeline import SourceOptions
-from fleetward.planning import PlanOptions
+from fleetward.planning import DEFAULT_MIN_STOP_COUNT, PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,7 +115,22 @@ _GUARDS: _OptionSpec = [
     (
         "--allow-mass-stop",
         "allow_mass_stop",
-        {"is_flag": True, "help": "Allow stopping or deleting more than 20% of a kind's objects."},
+        {
+            "is_flag": True,
+            "help": "Allow stopping or deleting more than 20% of a kind's objects (or a "
+            "SyncPolicy's maxStopFraction of the objects it governs).",
+        },
+    ),
+    (
+        "--min-stop-count",
+        "min_stop_count",
+        {
+            "default": DEFAULT_MIN_STOP_COUNT,
+            "type": click.IntRange(min=0),
+            "metavar": "N",
+            "help": "The mass-stop guard blocks only plans that stop or delete at least N "
+            "objects (0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
+        },
     ),
 ]
 

@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, check_current, refuse_blocked
 from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
@@ -27,7 +27,7 @@ from fleetward.cli.options import (
 from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
 from fleetward.governance import owner_labels_of
-from fleetward.kinds.task_checks import bulk_report
+from fleetward.kinds.task_checks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
@@ -256,9 +256,16 @@ def _apply(
     as_json: bool = False,
 ) -> tuple[Plan, ApplyResult]:
     store = TinyDBStore(state.state_dir)
+    # A state directory that does not exist yet is made by the write, not before: a
+    # refused or unconfirmed apply leaves none behind. Its plan is checked against the
+    # empty store first, and again under the lock, which catches another process that
+    # made the store meanwhile (the plan is then stale).
+    fresh = not store.state_dir.is_dir()
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
         record.resolved(plan)
+        if fresh:
+            check_current(plan, store.read().meta, state.state_dir)
         with store.lock(state.lock_timeout):
             result = apply_plan(
                 plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
@@ -279,7 +286,7 @@ def _apply(
         if report is not None:
             ctx.meta["json_error_extra"] = report
         raise
-    with store.lock(state.lock_timeout):
+    with contextlib.nullcontext() if fresh else store.lock(state.lock_timeout):
         snapshot = store.read()
         with phases(ctx) as bar:
             plan = make_plan(desired, snapshot, guards, progress=bar)
@@ -290,19 +297,27 @@ def _apply(
             # A failure prints {"errors"} beside the per-item report of the bulk-task API.
             ctx.meta["json_error_extra"] = dict(plan.reports["TaskBatch"])
         record.resolved(plan)
-        refuse_blocked(plan)
-        if plan.has_changes and not auto_approve:
-            _confirm()
-        result = apply_plan(
-            plan,
-            store,
-            now_iso(),
-            state.state_dir,
-            _progress(plan),
-            snapshot,
-            operation_id=record.id,
-            owner_labels=owner_labels_of(desired.documents),
-        )
+        try:
+            refuse_blocked(plan)
+            if plan.has_changes and not auto_approve:
+                _confirm()
+            with store.lock(state.lock_timeout) if fresh else contextlib.nullcontext():
+                result = apply_plan(
+                    plan,
+                    store,
+                    now_iso(),
+                    state.state_dir,
+                    _progress(plan),
+                    None if fresh else snapshot,
+                    operation_id=record.id,
+                    owner_labels=owner_labels_of(desired.documents),
+                )
+        except FleetwardError as exc:
+            if as_json and "TaskBatch" in plan.reports:
+                # Nothing was written: no item got created or updated, whatever the plan said.
+                why = exc.problems[0].error if exc.problems else "the apply failed"
+                ctx.meta["json_error_extra"] = refused_report(plan.reports["TaskBatch"], why)
+            raise
         record.done(plan, result)
     if not as_json:
         _report(plan, result)

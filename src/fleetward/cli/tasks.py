@@ -14,10 +14,10 @@ from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.options import StateOptions, os_user, state_options
-from fleetward.cli.state import state_dir_option
+from fleetward.cli.state import read_store, state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.tasks import set_status
+from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
 from fleetward.store import ChangeSet, TinyDBStore
 
@@ -37,7 +37,8 @@ def tasks_group() -> None:
 def set_status_command(
     ctx: click.Context, xid: str, status: str, state: StateOptions, who: str | None, as_json: bool
 ) -> None:
-    """Set the status of task XID to STATUS (e.g. in-progress, completed, resolved).
+    """Set the status of task XID to STATUS: open, in-progress, approved, completed,
+    complete, done, resolved, closed, cancelled, canceled or rejected (any case).
 
     Records statusAudit (<status>On, minutes spent <status>For), modifiedBy and
     modifiedOn; completed/done set completedOn, resolved/closed set resolvedBy and
@@ -51,6 +52,15 @@ def set_status_command(
             "STATUS must name the task's new status.",
             "Give a status, e.g. fleetward tasks set-status INSP-1 completed.",
         )
+    known = known_status(status)
+    if known is None:
+        raise UsageError.one(
+            f"Unknown task status {status!r}",
+            f"A task's status is one of {', '.join(STATUSES)} (any case).",
+            did_you_mean(status, STATUSES, "Give one of them, e.g. completed."),
+            location=f"Task/{xid}",
+        )
+    status = known
     state_dir = state.state_dir
     store = TinyDBStore(state_dir)
     key = ObjectKey(f"Task/{xid}")
@@ -120,7 +130,7 @@ def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """List the tasks in the store with their runtime status."""
     ctx.meta["json_output"] = as_json
     tasks = sorted(
-        (o for o in TinyDBStore(state_dir).read().objects.values() if o.kind == "Task"),
+        (o for o in read_store(state_dir).read().objects.values() if o.kind == "Task"),
         key=lambda o: o.key,
     )
     if as_json:

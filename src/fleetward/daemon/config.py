@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetward.errors import Problem, UsageError
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
+from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -67,6 +68,7 @@ class DaemonConfig:
     operation_timeout: float = 600.0
     allow_empty: bool = False
     allow_mass_stop: bool = False
+    min_stop_count: int = DEFAULT_MIN_STOP_COUNT
     once: bool = False
 
     @property
@@ -133,6 +135,7 @@ class _FileModel(BaseModel):
     operation_timeout: float | None = Field(None, alias="operation-timeout")
     allow_empty: bool | None = Field(None, alias="allow-empty")
     allow_mass_stop: bool | None = Field(None, alias="allow-mass-stop")
+    min_stop_count: int | None = Field(None, alias="min-stop-count", ge=0)
     once: bool | None = None
 
     @field_validator(

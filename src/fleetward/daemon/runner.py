@@ -44,6 +44,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
@@ -111,7 +112,9 @@ class Daemon:
             ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
-                allow_empty=config.allow_empty, allow_mass_stop=config.allow_mass_stop
+                allow_empty=config.allow_empty,
+                allow_mass_stop=config.allow_mass_stop,
+                min_stop_count=config.min_stop_count,
             ),
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
@@ -146,8 +149,9 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or after one reconcile with --once); the exit code."""
+        refuse_if_tracked(self.state_dir)  # once, at start: not on every reconcile
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise UsageError.one(
                 f"Cannot create the state directory {self.state_dir}",

@@ -351,11 +351,25 @@ def _max_stop_fraction(value: float) -> float:
     return value
 
 
+def _min_stop_count(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise _fail(
+            "minStopCount out of range",
+            "minStopCount is how many stopped or deleted objects a plan needs before the "
+            f"maxStopFraction guard judges it, 0 or more; got {value}.",
+            "Use 0 (the fraction applies to every plan) or a positive count; leave it out "
+            "for the daemon's --min-stop-count.",
+        )
+    return value
+
+
 class SyncPolicySpec(Strict):
     selector: Selector = Selector()
     schedule: Schedule = Schedule()
     approval: Literal["auto", "manual"] = "auto"
     maxStopFraction: Annotated[float, AfterValidator(_max_stop_fraction)] = 0.2
+    # None: the --min-stop-count of the command or daemon that plans.
+    minStopCount: Annotated[int | None, AfterValidator(_min_stop_count)] = None
     suspend: bool = False
 
 

@@ -224,6 +224,23 @@ def bulk_report(
     }
 
 
+def refused_report(report: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The report of an apply that wrote nothing (refused, or failed): no item processed.
+
+    Items that failed a check keep their own message; those that passed are not
+    processed either, with `reason`, since none of them was created or updated.
+    """
+    items = report.get("output", {})
+    refused = [
+        {
+            "message": f"Item not processed: the apply was refused ({reason})",
+            "record": {"xid": item.get("record", {}).get("xid")},
+        }
+        for item in items.get("processedItems", [])
+    ]
+    return bulk_report([], [*items.get("unProcessedItems", []), *refused])
+
+
 def _clashes(context: PlanContext, world: _World) -> list[Problem]:
     """Two Fields, TaskTypes or Users with one id (or two TaskTypes with one name)."""
     problems = []

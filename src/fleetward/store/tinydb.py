@@ -27,6 +27,7 @@ from tinydb.storages import Storage
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_leftovers, write_atomic
 from fleetward.store.lock import exclusive_lock
 
@@ -196,6 +197,10 @@ class TinyDBStore:
     `state.json` again nor rebuilds its objects while no one else changed it.
     Every write replaces the file (a new inode), and a hand edit moves its
     mtime, so a stale copy is never used.
+
+    The first use of an instance refuses a directory whose files Git tracks
+    (`refuse_if_tracked`): once per instance, so once per command and once per
+    daemon, never per reconcile.
     """
 
     def __init__(self, state_dir: Path | str) -> None:
@@ -203,10 +208,17 @@ class TinyDBStore:
         self.path = self.state_dir / STATE_FILE
         self._cached: _Cached | None = None
         self._encoded: EncodedDocs = {}
+        self._checked = False
+
+    def _check_once(self) -> None:
+        if not self._checked:
+            refuse_if_tracked(self.state_dir)
+            self._checked = True
 
     # -- reading ---------------------------------------------------------------
 
     def _valid_cache(self) -> _Cached | None:
+        self._check_once()
         cached = self._cached
         if cached is not None and cached.file_id == file_id(self.path):
             return cached
@@ -273,11 +285,13 @@ class TinyDBStore:
     # -- writing ---------------------------------------------------------------
 
     def lock(self, timeout: float) -> Any:
+        self._check_once()
         self._make_dir()  # no sweep here: another process may be writing until we hold the lock
         return exclusive_lock(self.state_dir / LOCK_FILE, timeout)
 
     def apply(self, change_set: ChangeSet) -> StoreMeta:
         """One atomic write of every change; the caller holds the lock."""
+        self._check_once()
         self._ensure_dir()
         before = self._valid_cache()
         self._cached = None  # whatever happens below, the old copy is no longer the file
@@ -362,7 +376,7 @@ class TinyDBStore:
 
     def _make_dir(self) -> None:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
 
