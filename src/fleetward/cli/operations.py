@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.client import DaemonApi, connection_options
@@ -106,31 +105,26 @@ def list_operations(
             else f"No operations match ({total} recorded)."
         )
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in (
-        "OPERATION",
-        "STATE",
-        "CODE",
-        "TRIGGER",
-        "REVISION",
-        "CREATED",
-        "CHANGES",
-        "MESSAGE",
-    ):
-        table.add_column(column, overflow="fold")
-    for op in ops:
-        table.add_row(
-            op.operation_id,
-            op.state.name,
-            str(int(op.state)),
-            op.trigger,
-            (op.revision or "")[:12],
-            op.created_at,
-            _changes(op),
-            op.message,
-            style=_STYLE.get(op.state, ""),
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: a short id (show takes a prefix), a relative time, counts without
+    # zeros; only the message wraps. show and --json carry every field in full.
+    output.print_table(
+        ("OPERATION", "STATE", "TRIGGER", "REVISION", "CREATED", "CHANGES", "MESSAGE"),
+        (
+            (
+                (
+                    output.short_id(op.operation_id),
+                    op.state.name,
+                    op.trigger,
+                    output.short_revision(op.revision),
+                    output.when(op.created_at),
+                    _changes_compact(op),
+                    op.message,
+                ),
+                _STYLE.get(op.state, ""),
+            )
+            for op in ops
+        ),
+    )
     output.stdout.print(f"\n{len(ops)} of {total} operation(s).")
 
 
@@ -220,6 +214,15 @@ _STYLE = {
     OperationState.CANCELLED: "dim",
     OperationState.TIMEOUT: "red",
 }
+
+
+def _changes_compact(op: Operation) -> str:
+    """The plan's counts without the zeros: "+2 ~1"; "0" for an empty plan, "-" for none."""
+    s = op.plan_summary
+    if not s:
+        return "-"
+    symbols = (("create", "+"), ("update", "~"), ("stop", "■"), ("delete", "-"))
+    return " ".join(f"{sign}{s[k]}" for k, sign in symbols if s.get(k)) or "0"
 
 
 def _changes(op: Operation) -> str:
