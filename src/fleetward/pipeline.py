@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetward.desire import DesiredState, desire
+from fleetward.errors import ManifestError
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
     Plan,
@@ -59,8 +60,12 @@ def open_source(options: SourceOptions) -> Snapshot:
 def resolve(options: SourceOptions, cache: DocumentCache | None = None) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it."""
     with gc_paused(), open_source(options) as snapshot:
-        manifests = load(snapshot, cache)
-        return desire(manifests.revision, manifests.documents(), Locator(snapshot))
+        try:
+            manifests = load(snapshot, cache)
+            return desire(manifests.revision, manifests.documents(), Locator(snapshot))
+        except ManifestError as exc:
+            exc.revision = snapshot.revision
+            raise
 
 
 def make_plan(

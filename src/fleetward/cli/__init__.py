@@ -45,6 +45,10 @@ class _Group(click.Group):
                 output.stderr.print(
                     f"{len(exc.problems)} errors; nothing was changed.", style="bold red"
                 )
+            # Which input the errors are in, where a command reads more than one.
+            note = ctx.meta.get("error_note")
+            if note:
+                output.stderr.print(note, style="bold red")
             ctx.exit(1)
         except KeyboardInterrupt:
             output.stderr.print(

@@ -10,9 +10,10 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
@@ -38,7 +39,14 @@ from fleetward.pipeline import (
     resolve,
 )
 from fleetward.planning import PlanOptions
-from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
+from fleetward.rendering import (
+    NamedRevision,
+    plan_from_dict,
+    plan_to_dict,
+    render_markdown,
+    render_markdown_problems,
+    render_plan,
+)
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
 
@@ -129,7 +137,7 @@ def plan_command(
 
     Exit codes: 0 success, 1 error or blocked plan, 2 changes present (with --detailed-exitcode).
     """
-    fmt = "json" if as_json else fmt
+    fmt = _output_format(ctx, as_json, fmt)
     ctx.meta["json_output"] = fmt == "json"
     if base is not None and out:
         raise UsageError.one(
@@ -138,20 +146,33 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-    desired = resolve(sources)
-    base_revision = None
-    if base is not None:
-        base_state = resolve(dataclasses.replace(sources, ref=base))
-        stored, base_revision = as_stored(base_state), base_state.revision.id
-    else:
-        stored = TinyDBStore(state.state_dir).read()
-    plan = dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
+    head = NamedRevision(sources.ref)
+    base_named = NamedRevision(base) if base is not None else None
+    failed: Literal["head", "base"] | None = "head"
+    try:
+        desired = resolve(sources)
+        head = NamedRevision(sources.ref, desired.revision)
+        base_revision = None
+        if base is not None:
+            failed = "base"
+            base_state = resolve(dataclasses.replace(sources, ref=base))
+            stored, base_revision = as_stored(base_state), base_state.revision.id
+        else:
+            stored = TinyDBStore(state.state_dir).read()
+        failed = None
+        plan = dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
+    except FleetwardError as exc:
+        if isinstance(exc, ManifestError) and exc.revision is not None and failed is not None:
+            named = NamedRevision(base if failed == "base" else sources.ref, exc.revision)
+            head, base_named = (head, named) if failed == "base" else (named, base_named)
+        _explain_failure(ctx, exc, fmt, head, base_named, failed, max_lines)
+        raise
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
         output.print_json(plan_to_dict(plan))
     elif fmt == "markdown":
-        sys.stdout.write(render_markdown(plan))
+        sys.stdout.write(render_markdown(plan, max_lines, base_ref=base))
     else:
         output.print_lines(render_plan(plan, max_lines))
         if out:
@@ -162,6 +183,49 @@ def plan_command(
         ctx.exit(1)
     if detailed_exitcode and plan.has_changes:
         ctx.exit(2)
+
+
+def _output_format(ctx: click.Context, as_json: bool, fmt: str) -> str:
+    """--json is --format json; with another --format given, the two flags conflict."""
+    if not as_json:
+        return fmt
+    given = ctx.get_parameter_source("fmt")
+    if fmt != "json" and given in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+        raise UsageError.one(
+            f"--json conflicts with --format {fmt}",
+            "--json is short for --format json, and a command prints one format.",
+            f"Drop --json to print {fmt}, or drop --format to print JSON.",
+        )
+    return "json"
+
+
+def _explain_failure(
+    ctx: click.Context,
+    exc: FleetwardError,
+    fmt: str,
+    head: NamedRevision,
+    base: NamedRevision | None,
+    failed: Literal["head", "base"] | None,
+    max_lines: int,
+) -> None:
+    """Say which revision a failed `plan` could not read (with --base there are two),
+    and, for --format markdown, print the errors as the comment a bot posts."""
+    if base is not None and failed is not None:
+        side = base if failed == "base" else head
+        shown = side.ref or "?"
+        if side.revision is not None:
+            shown += f" ({side.revision.short})"
+        ctx.meta["error_note"] = f"Reading the {failed} revision {shown} failed; nothing was planned."
+        ctx.meta["json_error_extra"] = {
+            "failedRevision": {
+                "side": failed,
+                "ref": side.ref,
+                "revision": side.revision.id if side.revision is not None else None,
+            }
+        }
+    if fmt == "markdown":
+        sys.stdout.write(render_markdown_problems(exc.problems, head, base, failed, max_lines))
+        sys.stdout.flush()
 
 
 @click.command("apply")
