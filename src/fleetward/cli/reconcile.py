@@ -315,8 +315,9 @@ def _apply(
             )
         record.done(plan, result)
         if not as_json:
-            if not result.wrote:
-                output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
+            # What was written, as `plan` showed it (or "No changes."); shown once the
+            # store accepted the plan, so a stale plan is not shown as if it applied.
+            output.print_lines(render_plan(plan, max_lines))
             _report(plan, result)
         return plan, result
     try:
@@ -484,7 +485,11 @@ def _confirm() -> None:
             ("", ""),
         ]
     )
-    answer = click.prompt("  Enter a value", default="", show_default=False)
+    try:
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+    except click.Abort:  # Ctrl-C (or end of input) at the prompt: a "no", said as such
+        output.stdout.print("\nApply cancelled. Nothing was changed.")
+        raise click.exceptions.Exit(130) from None
     if answer.strip() != "yes":
         output.stdout.print("\nApply cancelled. Nothing was changed.")
         raise click.exceptions.Exit(1)
