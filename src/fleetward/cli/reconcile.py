@@ -22,6 +22,7 @@ from fleetward.cli.options import (
     StateOptions,
     guard_options,
     max_lines_option,
+    scratch_source_options,
     source_options,
     state_options,
 )
@@ -54,13 +55,14 @@ _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would
 
 
 @click.command("validate")
-@source_options
+@scratch_source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) -> None:
     """Check every manifest of a revision: YAML, fields, cross-document rules.
 
-    Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
+    Reads only the revision and writes nothing: no store is needed. Exit 0 if valid,
+    1 if not.
     """
     ctx.meta["json_output"] = as_json
     with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch:

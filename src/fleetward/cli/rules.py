@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from fleetward.cli import output
-from fleetward.cli.options import source_options
+from fleetward.cli.options import scratch_source_options
 from fleetward.desire import DesiredState
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
@@ -37,7 +38,7 @@ def rules_group() -> None:
 
 @rules_group.command("preview")
 @click.argument("name")
-@source_options
+@scratch_source_options
 @click.option(
     "--stream",
     "stream_id",
@@ -53,8 +54,11 @@ def preview_command(
     """Show which streams rule NAME matches at --ref, the tokens captured, and the assets and
     stream metadata that would result. Reads the revision only: the store is not touched."""
     ctx.meta["json_output"] = as_json
-    with collecting_conflicts() as conflicts:  # shown, not raised: previewing is for them
-        desired = resolve(sources)
+    with (
+        collecting_conflicts() as conflicts,  # shown, not raised: previewing is for them
+        tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch,  # a remote's clone
+    ):
+        desired = resolve(replace(sources, cache_root=scratch))
     rule = _rule(desired, name)
     streams = [o for o in desired.objects.values() if o.kind == "Stream"]
     result = preview(rule.spec, name, streams)
