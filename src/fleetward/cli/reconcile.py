@@ -148,26 +148,14 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-    head = NamedRevision(sources.ref)
-    base_named = NamedRevision(base) if base is not None else None
-    failed: Literal["head", "base"] | None = "head"
+    inputs = _PlanInputs(
+        NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
+    )
     try:
-        desired = resolve(sources)
-        head = NamedRevision(sources.ref, desired.revision)
-        base_revision = None
-        if base is not None:
-            failed = "base"
-            base_state = resolve(dataclasses.replace(sources, ref=base))
-            stored, base_revision = as_stored(base_state), base_state.revision.id
-        else:
-            stored = TinyDBStore(state.state_dir).read()
-        failed = None
-        plan = dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
+        plan = _read_and_plan(sources, state, guards, base, inputs)
     except FleetwardError as exc:
-        if isinstance(exc, ManifestError) and exc.revision is not None and failed is not None:
-            named = NamedRevision(base if failed == "base" else sources.ref, exc.revision)
-            head, base_named = (head, named) if failed == "base" else (named, base_named)
-        _explain_failure(ctx, exc, fmt, head, base_named, failed, max_lines)
+        inputs.failed_with(exc)
+        _explain_failure(ctx, exc, fmt, inputs, max_lines)
         raise
     if out:
         _write_plan(plan, Path(out))
@@ -201,23 +189,65 @@ def _output_format(ctx: click.Context, as_json: bool, fmt: str) -> str:
     return "json"
 
 
+@dataclasses.dataclass
+class _PlanInputs:
+    """The revisions `plan` reads (as named, and once read, what they are) and which
+    one it is reading: with --base there are two, and a failure must say which."""
+
+    head: NamedRevision
+    base: NamedRevision | None
+    reading: Literal["head", "base"] | None = "head"
+
+    def failed_with(self, exc: FleetwardError) -> None:
+        """Name the revision invalid manifests were found in (the error knows it)."""
+        if not isinstance(exc, ManifestError) or exc.revision is None:
+            return
+        if self.reading == "head":
+            self.head = NamedRevision(self.head.ref, exc.revision)
+        elif self.reading == "base" and self.base is not None:
+            self.base = NamedRevision(self.base.ref, exc.revision)
+
+
+def _read_and_plan(
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
+    base: str | None,
+    inputs: _PlanInputs,
+) -> Plan:
+    """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
+    follows which revision is being read."""
+    desired = resolve(sources)
+    inputs.head = NamedRevision(sources.ref, desired.revision)
+    base_revision = None
+    inputs.reading = "base" if base is not None else None  # a store error is in no revision
+    if base is not None:
+        base_state = resolve(dataclasses.replace(sources, ref=base))
+        stored, base_revision = as_stored(base_state), base_state.revision.id
+    else:
+        stored = TinyDBStore(state.state_dir).read()
+    inputs.reading = None
+    return dataclasses.replace(make_plan(desired, stored, guards), base=base_revision)
+
+
 def _explain_failure(
     ctx: click.Context,
     exc: FleetwardError,
     fmt: str,
-    head: NamedRevision,
-    base: NamedRevision | None,
-    failed: Literal["head", "base"] | None,
+    inputs: _PlanInputs,
     max_lines: int,
 ) -> None:
     """Say which revision a failed `plan` could not read (with --base there are two),
     and, for --format markdown, print the errors as the comment a bot posts."""
+    failed, base = inputs.reading, inputs.base
     if base is not None and failed is not None:
-        side = base if failed == "base" else head
+        side = base if failed == "base" else inputs.head
         shown = side.ref or "?"
         if side.revision is not None:
             shown += f" ({side.revision.short})"
-        ctx.meta["error_note"] = f"Reading the {failed} revision {shown} failed; nothing was planned."
+        ctx.meta["error_note"] = (
+            f"Reading the {failed} revision {shown} failed; nothing was planned."
+        )
         ctx.meta["json_error_extra"] = {
             "failedRevision": {
                 "side": failed,
@@ -226,7 +256,8 @@ def _explain_failure(
             }
         }
     if fmt == "markdown":
-        sys.stdout.write(render_markdown_problems(exc.problems, head, base, failed, max_lines))
+        markdown = render_markdown_problems(exc.problems, inputs.head, base, failed, max_lines)
+        sys.stdout.write(markdown)
         sys.stdout.flush()
 
 
