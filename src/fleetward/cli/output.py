@@ -52,7 +52,8 @@ def _console(*, to_stderr: bool, plain: bool) -> Console:
     """
     plain = plain or os.environ.get("NO_COLOR", "") != ""
     stream = sys.stderr if to_stderr else sys.stdout
-    sized = stream.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    columns = os.environ.get("COLUMNS", "")
+    sized = stream.isatty() or (columns.isdigit() and int(columns) > 0)
     return Console(
         stderr=to_stderr,
         highlight=False,
