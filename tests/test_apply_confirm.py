@@ -89,7 +89,8 @@ def test_anything_but_yes_cancels_and_writes_nothing(workdir: Path, answer: str)
 def test_ctrl_c_at_the_prompt_cancels_the_apply(workdir: Path) -> None:
     assert _run_on_tty(["apply", "--no-git", "--auto-approve"], workdir, "")[0] == 0
     north = workdir / "manifests" / "fleets" / "north-yard.yaml"
-    north.write_text(north.read_text().replace("model: FH16, year: 2022", "model: FH16 Aero, year: 2022"))
+    text = north.read_text()
+    north.write_text(text.replace("model: FH16, year: 2022", "model: FH16 Aero, year: 2022"))
     code, text = _run_on_tty(["apply", "--no-git"], workdir, None)
     assert code == 130, text
     assert "Apply cancelled. Nothing was changed." in text

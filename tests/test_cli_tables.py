@@ -71,7 +71,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 
 
 @pytest.mark.parametrize("command", TABLES, ids=" ".join)
-def test_tables_fit_80_columns(workdir: tuple[Path, dict[str, str]], command: tuple[str, ...]) -> None:
+def test_tables_fit_80_columns(
+    workdir: tuple[Path, dict[str, str]], command: tuple[str, ...]
+) -> None:
     root, env = workdir
     done = fleetward(root, {**env, "COLUMNS": "80"}, *command)
     assert done.returncode == 0, done.stderr

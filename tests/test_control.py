@@ -509,10 +509,8 @@ def test_operations_show_prints_the_plan_a_held_operation_waits_with(world: Worl
     assert "+ Asset/TRK-1" in plan and "+ Asset/TRK-2" in plan
     assert "Asset/TRK-3" not in plan  # applied already, not held
     assert "Plan: 2 to create, 0 to update, 0 to stop, 0 to delete." in plan
-    short = runner.invoke(
-        cli,
-        ["operations", "show", held.operation_id, "--max-lines", "1", "--state-dir", str(world.state)],
-    )
+    show_one = ["operations", "show", held.operation_id, "--max-lines", "1"]
+    short = runner.invoke(cli, [*show_one, "--state-dir", str(world.state)])
     assert "… and 1 more change(s) not shown (--max-lines 1;" in short.output
 
 

@@ -18,6 +18,7 @@ from daemon_support import NORTH, GitRepo, manifest_repo
 from markdown_it import MarkdownIt
 from support import isolated_env
 
+SECOND_NAME = "      name: Volvo FH16 no. 2\n"
 HOSTILE_NAME = "Volvo `FH16` | <script>alert(1)</script> ``x`` no. 1"
 
 
@@ -50,14 +51,15 @@ def html_of(markdown: str) -> str:
 def cells(html: str) -> list[list[str]]:
     """The rows of the rendered table body, as lists of cell HTML."""
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in body.split("</tr>") if "<td>" in row]
+    rows = [row for row in body.split("</tr>") if "<td>" in row]
+    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
 
 
 def test_manifest_errors_are_a_markdown_comment_naming_the_revision(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     repo, _ = manifest_repo(tmp_path / "repo", env)
-    repo.replace(NORTH, "      name: Volvo FH16 no. 2\n", "      name: Volvo FH16 no. 2\n      bogus: 1\n")
+    repo.replace(NORTH, SECOND_NAME, SECOND_NAME + "      bogus: 1\n")
     bad = repo.commit("a field the schema does not have")
 
     done = fleetward(repo, env, "plan", "--format", "markdown")
@@ -76,7 +78,7 @@ def test_plan_base_names_the_base_revision_whose_manifests_fail(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     repo, _ = manifest_repo(tmp_path / "repo", env)
-    repo.replace(NORTH, "      name: Volvo FH16 no. 2\n", "      name: Volvo FH16 no. 2\n      bogus: 1\n")
+    repo.replace(NORTH, SECOND_NAME, SECOND_NAME + "      bogus: 1\n")
     bad = repo.commit("a field the schema does not have")
     repo.replace(NORTH, "      bogus: 1\n", "")
     good = repo.commit("fixed")

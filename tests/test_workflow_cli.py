@@ -347,14 +347,17 @@ def test_show_at_a_ref_gives_the_version_of_that_definition(
     state = ["--state-dir", str(tmp_path / "state")]
     source = ["--source", str(repo.root)]
 
-    def show_at(*ref: str) -> str:
-        done = fleetward("workflows", "show", "invoice-dispatch", *state, *source, *ref, env=env, cwd=tmp_path)
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = fleetward(*args, *state, *source, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        return done.stdout
+        return done
+
+    def show_at(*ref: str) -> str:
+        return run("workflows", "show", "invoice-dispatch", *ref).stdout
 
     repo.commit(V1, "v1")
     v1 = repo.git("rev-parse", "HEAD")
-    assert fleetward("apply", "--auto-approve", *state, *source, env=env, cwd=tmp_path).returncode == 0
+    run("apply", "--auto-approve")
     repo.commit(V2, "v2: another subject")
 
     header, note = show_at().splitlines()[:2]
@@ -364,11 +367,10 @@ def test_show_at_a_ref_gives_the_version_of_that_definition(
         "applying it makes it version 2"
     )
     assert "(active; version 1, id " in show_at("--ref", v1).splitlines()[0]
-    as_json = fleetward("workflows", "show", "invoice-dispatch", "--json", *state, *source, env=env, cwd=tmp_path)
-    body = json.loads(as_json.stdout)
+    body = json.loads(run("workflows", "show", "invoice-dispatch", "--json").stdout)
     assert (body["status"]["version"], body["applied"]) == (2, False)
 
-    assert fleetward("apply", "--auto-approve", *state, *source, env=env, cwd=tmp_path).returncode == 0
+    run("apply", "--auto-approve")
     assert "(active; version 2, id " in show_at().splitlines()[0]
     # v1 is no longer what the store holds: applying it again is a change, to version 3.
     assert "makes it version 3" in show_at("--ref", v1).splitlines()[1]

@@ -84,7 +84,8 @@ def _source_specs(clone_into: str) -> _OptionSpec:
             "no_git",
             {
                 "is_flag": True,
-                "help": "Read --source as a plain directory, uncommitted files included (development only).",
+                "help": "Read --source as a plain directory, uncommitted files included "
+                "(development only).",
             },
         ),
     ]
