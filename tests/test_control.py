@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from daemon_support import GitRepo, sample
 from support import isolated_env
 
+from fleetward.cli import cli
 from fleetward.daemon import reconciler as reconciler_module
 from fleetward.daemon.control import (
     Control,
@@ -491,6 +493,28 @@ def test_manual_approval_applies_the_approved_plan(world: World) -> None:
     with pytest.raises(ControlError) as err:
         world.control.approve(held.operation_id, "bob")
     assert err.value.status == 409
+
+
+def test_operations_show_prints_the_plan_a_held_operation_waits_with(world: World) -> None:
+    world.commit(north(), south(), MANUAL_POLICY)
+    world.run()
+    held = world.only_scheduled("prod-manual")
+    runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "200"})
+
+    shown = runner.invoke(
+        cli, ["operations", "show", held.operation_id[:8], "--state-dir", str(world.state)]
+    )
+
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert "status/pending" not in out  # the plan itself, not where it is kept
+    plan = out[out.index("Pending plan") :]
+    assert "+ Asset/TRK-1" in plan and "+ Asset/TRK-2" in plan
+    assert "Asset/TRK-3" not in plan  # applied already, not held
+    assert "Plan: 2 to create, 0 to update, 0 to stop, 0 to delete." in plan
+    show_one = ["operations", "show", held.operation_id, "--max-lines", "1"]
+    short = runner.invoke(cli, [*show_one, "--state-dir", str(world.state)])
+    assert "… and 1 more change(s) not shown (--max-lines 1;" in short.output
 
 
 def test_a_newer_revision_supersedes_an_unapproved_plan(world: World) -> None:

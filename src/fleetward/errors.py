@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:  # for annotations only: the model imports this module
+    from fleetward.model import Revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,13 @@ class CorruptObject(SourceError):
 
 
 class ManifestError(FleetwardError):
-    """A revision holds invalid YAML or documents; nothing of it is applied."""
+    """A revision holds invalid YAML or documents; nothing of it is applied.
+
+    `revision` is that revision once the pipeline has opened it: a command that
+    reads two (`plan --base`) says which one failed.
+    """
+
+    revision: Revision | None = None
 
 
 class PlanError(FleetwardError):

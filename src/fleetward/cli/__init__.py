@@ -45,6 +45,10 @@ class _Group(click.Group):
                 output.stderr.print(
                     f"{len(exc.problems)} errors; nothing was changed.", style="bold red"
                 )
+            # Which input the errors are in, where a command reads more than one.
+            note = ctx.meta.get("error_note")
+            if note:
+                output.stderr.print(note, style="bold red")
             ctx.exit(1)
         except KeyboardInterrupt:
             output.stderr.print(
@@ -77,7 +81,12 @@ class _Group(click.Group):
 )
 @click.version_option(__version__, prog_name="fleetward")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colours and no bold on a terminal (as NO_COLOR=1 does).",
+)
+def cli(verbose: int, no_color: bool) -> None:
     """fleetward keeps a state store equal to what a Git repository of YAML manifests declares.
 
     \b
@@ -97,6 +106,7 @@ def cli(verbose: int) -> None:
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
     """
+    output.configure(plain=no_color)
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr

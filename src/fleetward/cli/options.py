@@ -51,38 +51,46 @@ class StateOptions:
 # (flag, parameter name, click.option keywords) per group; the order is the --help order.
 _OptionSpec = list[tuple[str, str, dict[str, Any]]]
 
-_SOURCE: _OptionSpec = [
-    (
-        "--source",
-        "source",
-        {
-            "default": ".",
-            "metavar": "PATH|URL",
-            "help": "Git repository holding the manifests: a local path, or a URL (https://, ssh://, git@host:path, file://) cloned into <state-dir>/cache; with --no-git, a plain directory.",
-        },
-    ),
-    (
-        "--ref",
-        "ref",
-        {
-            "default": "HEAD",
-            "help": "Branch, tag or commit SHA to read. Only committed content counts.",
-        },
-    ),
-    (
-        "--path",
-        "path",
-        {"default": "manifests", "help": "Directory (or file) of manifests inside the source."},
-    ),
-    (
-        "--no-git",
-        "no_git",
-        {
-            "is_flag": True,
-            "help": "Read --source as a plain directory, uncommitted files included (development only).",
-        },
-    ),
-]
+
+def _source_specs(clone_into: str) -> _OptionSpec:
+    """The source options; `clone_into` says where a remote --source is cloned."""
+    return [
+        (
+            "--source",
+            "source",
+            {
+                "default": ".",
+                "metavar": "PATH|URL",
+                "help": "Git repository holding the manifests: a local path, or a URL "
+                f"(https://, ssh://, git@host:path, file://) cloned into {clone_into}; "
+                "with --no-git, a plain directory.",
+            },
+        ),
+        (
+            "--ref",
+            "ref",
+            {
+                "default": "HEAD",
+                "help": "Branch, tag or commit SHA to read. Only committed content counts.",
+            },
+        ),
+        (
+            "--path",
+            "path",
+            {"default": "manifests", "help": "Directory (or file) of manifests inside the source."},
+        ),
+        (
+            "--no-git",
+            "no_git",
+            {
+                "is_flag": True,
+                "help": "Read --source as a plain directory, uncommitted files included "
+                "(development only).",
+            },
+        ),
+    ]
+
+
 _STATE: _OptionSpec = [
     (
         "--state-dir",
@@ -156,7 +164,12 @@ def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callab
     return decorate
 
 
-source_options = _group(_SOURCE, "sources", SourceOptions)
+source_options = _group(_source_specs("<state-dir>/cache"), "sources", SourceOptions)
+# For commands without a state directory (validate, rules preview): a remote is
+# cloned into a temporary directory, removed when the command ends.
+scratch_source_options = _group(
+    _source_specs("a temporary directory"), "sources", SourceOptions
+)
 state_options = _group(_STATE, "state", StateOptions)
 guard_options = _group(_GUARDS, "guards", PlanOptions)
 

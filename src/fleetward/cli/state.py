@@ -352,28 +352,30 @@ def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     if not entries:
         output.stdout.print(f"No applies recorded in {state_dir}.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in (
-        "SERIAL",
-        "TIME",
-        "REVISION",
-        "CREATED",
-        "UPDATED",
-        "STOPPED",
-        "DELETED",
-        "OPERATION",
-    ):
-        table.add_column(column)
-    for e in entries:
-        c = e.get("counts", {})
-        table.add_row(
-            str(e.get("serial")),
-            e.get("time", ""),
-            str(e.get("revision", ""))[:12],
-            str(c.get("create", 0)),
-            str(c.get("update", 0)),
-            str(c.get("stop", 0)),
-            str(c.get("delete", 0)),
-            e.get("operationId", ""),
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: a relative time, a short revision and operation id; --json has all.
+    output.print_table(
+        ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"),
+        (
+            (
+                (
+                    str(e.get("serial")),
+                    output.when(e.get("time")),
+                    output.short_revision(e.get("revision")),
+                    *(str(e.get("counts", {}).get(a, 0)) for a in _ACTIONS),
+                    _operation(str(e.get("operationId") or "-")),
+                ),
+                "",
+            )
+            for e in entries
+        ),
+    )
+
+
+_ACTIONS = ("create", "update", "stop", "delete")
+
+
+def _operation(recorded: str) -> str:
+    """An apply's operation id, shortened as `operations list` shows it; another
+    writer's label (`set-status XID`) as it is."""
+    is_id = len(recorded) == 36 and recorded.count("-") == 4
+    return output.short_id(recorded) if is_id else recorded

@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 
 import click
-from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.options import StateOptions, os_user, state_options
@@ -136,20 +135,30 @@ def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     if as_json:
         output.print_json([o.to_doc() for o in tasks])
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("XID", "STATUS", "ASSET", "TASK TYPE", "DUE", "BATCH", "MODIFIED BY"):
-        table.add_column(column)
-    for o in tasks:
-        asset, task_type = o.spec.get("asset", {}), o.spec.get("taskType", {})
-        table.add_row(
-            o.spec.get("xid", o.key),
-            "deleted" if o.status.get("isDeleted") else str(o.status.get("status", "open")),
-            str(asset.get("xid") or asset.get("id") or ""),
-            str(task_type.get("xid") or task_type.get("id") or ""),
-            str(o.spec.get("dueDate", "")),
-            o.owner,
-            str(o.status.get("modifiedBy", "")),
-            style="" if o.state is ObjectState.ACTIVE else "dim",
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: the due time relative ("in 2d", "3h ago": overdue), who last set
+    # the status in the wrapped last column; --json has the batch and every field.
+    output.print_table(
+        ("XID", "STATUS", "DUE", "ASSET", "TASK TYPE", "MODIFIED BY"),
+        (
+            (
+                (
+                    str(o.spec.get("xid", o.key)),
+                    "deleted" if o.status.get("isDeleted") else str(o.status.get("status", "open")),
+                    output.when(o.spec.get("dueDate")) if o.spec.get("dueDate") else "-",
+                    _reference(o.spec.get("asset")),
+                    _reference(o.spec.get("taskType")),
+                    str(o.status.get("modifiedBy") or "-"),
+                ),
+                "" if o.state is ObjectState.ACTIVE else "dim",
+            )
+            for o in tasks
+        ),
+    )
     output.stdout.print(f"\n{len(tasks)} task(s).")
+
+
+def _reference(ref: object) -> str:
+    """A task's asset or task type as the manifest names it: its xid, else its id."""
+    if not isinstance(ref, dict):
+        return "-"
+    return str(ref.get("xid") or ref.get("id") or "-")
