@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from fleetward.errors import ManifestError, Problem, UsageError
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
@@ -37,9 +36,11 @@ from fleetward.yaml_reader import (
     C_PARSER,
     MAX_ALIAS_NODES,
     MAX_DEPTH,
+    Position,
     YamlDataError,
     compose_all,
     load_all,
+    position,
 )
 
 logger = logging.getLogger(__name__)
@@ -556,36 +557,9 @@ def _locate_all(
     lines = text.splitlines()
     for index, path, is_key, problem in pending:
         node = roots[index] if index < len(roots) else None
-        line, column = _position(node, path, is_key) if node is not None else (0, 0)
+        line, column = position(node, path, is_key) if node is not None else (0, 0)
         out.append(_Located(line + 1, column + 1, problem, _snippet(lines, line + 1, column + 1)))
     return tuple(out)
-
-
-def _position(node: Node, path: YamlPath, is_key: bool) -> tuple[int, int]:
-    """0-based line/column of the deepest node on `path` (the key itself if `is_key`)."""
-    mark = node.start_mark
-    for depth, part in enumerate(path):
-        last = depth == len(path) - 1
-        if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part) or key_node.value == part:
-                    if last and is_key:
-                        return key_node.start_mark.line, key_node.start_mark.column
-                    node = value_node
-                    mark = (
-                        value_node.start_mark
-                        if not isinstance(value_node, MappingNode | SequenceNode) or not last
-                        else key_node.start_mark
-                    )
-                    break
-            else:
-                break
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            mark = node.start_mark
-        else:
-            break
-    return mark.line, mark.column
 
 
 class Locator:
@@ -598,7 +572,7 @@ class Locator:
     def __init__(self, snapshot: Snapshot, cache: DocumentCache | None = None) -> None:
         self._snapshot = snapshot
         self._cache = cache  # a daemon's: kept files are read once per blob, not per run
-        self._roots: dict[str, list[Node]] = {}
+        self._roots: dict[str, list[Position]] = {}
         self._kept: dict[str, bytes] = {}
 
     def retain(self, paths: Iterable[str]) -> None:
@@ -628,10 +602,10 @@ class Locator:
             roots = self._roots[origin.path] = self._compose(origin.path)
         if origin.document >= len(roots):
             return origin.path
-        line, column = _position(roots[origin.document], origin.yaml_path, False)
+        line, column = position(roots[origin.document], origin.yaml_path, False)
         return f"{origin.path}:{line + 1}:{column + 1}"
 
-    def _compose(self, path: str) -> list[Node]:
+    def _compose(self, path: str) -> list[Position]:
         content = self._kept.get(path)
         if content is None:
             f = next((f for f in self._snapshot.files if f.path == path), None)

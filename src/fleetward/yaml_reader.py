@@ -39,7 +39,6 @@ from ruamel.yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import implicit_resolvers
 from ruamel.yaml.util import create_timestamp, timestamp_regexp
 
@@ -535,62 +534,107 @@ def _bad_alias(event: Any, recursive: bool) -> YamlDataError:
 # -- positions -----------------------------------------------------------------
 
 
-def compose_all(text: str) -> list[Node]:
-    """One node tree per document, for `file:line:column` of errors only.
+class Position:
+    """Where a node of a document starts (0-based), and the positions under it.
+
+    `items` holds a mapping's (key, value) pairs or a list's items; a scalar's
+    `text` is its value as written. The key index is built on first lookup, so
+    locating many errors in one big mapping stays linear.
+    """
+
+    __slots__ = ("line", "column", "is_map", "items", "text", "_index")
+
+    def __init__(self, line: int, column: int, is_map: bool, items: list[Any] | None, text: str):
+        self.line = line
+        self.column = column
+        self.is_map = is_map
+        self.items = items
+        self.text = text
+        self._index: dict[str, tuple[Position, Position]] | None = None
+
+    def entry(self, key: str) -> tuple[Position, Position] | None:
+        """A mapping's key and value positions for `key` (the first, as written)."""
+        if self._index is None:
+            self._index = {}
+            for pair in self.items or ():
+                self._index.setdefault(pair[0].text, pair)
+        return self._index.get(key)
+
+
+def compose_all(text: str) -> list[Position]:
+    """One position tree per document, for `file:line:column` of errors only.
 
     Built from the same events as `load_all` (so document indexes agree), by
     an explicit stack: no recursion, and none of the round-trip loader's
     comment handling (which fails on some valid comments, yaml-test-suite P94K).
     """
-    roots: list[Node] = []
-    stack: list[Node] = []
-    anchors: dict[str, Node] = {}
-    root: Node | None = None
+    roots: list[Position] = []
+    stack: list[Position] = []
+    pending: list[Position | None] = []  # per open mapping: its key awaiting a value
+    anchors: dict[str, Position] = {}
     for event in events(text):
         cls = type(event)
-        if cls is ScalarEvent:
-            node: Node = ScalarNode(_STR, event.value, event.start_mark, event.end_mark)
-        elif cls is AliasEvent:
-            found = anchors.get(event.anchor)
-            if found is None:
-                raise _bad_alias(event, False)
-            node = found
+        if cls is ScalarEvent or cls is AliasEvent:
+            mark = event.start_mark
+            if cls is AliasEvent:
+                node = anchors.get(event.anchor) or Position(mark.line, mark.column, False, None, "")
+            else:
+                node = Position(mark.line, mark.column, False, None, event.value)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
-            kind = MappingNode if cls is MappingStartEvent else SequenceNode
-            node = kind(_MAP, [], event.start_mark, None)
+            mark = event.start_mark
+            node = Position(mark.line, mark.column, cls is MappingStartEvent, [], "")
             if event.anchor is not None:
                 anchors[event.anchor] = node
-            if stack:
-                _add(stack[-1], node)
-            else:
-                root = node
-            stack.append(node)
-            continue
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             stack.pop()
+            pending.pop()
             continue
         elif cls is DocumentStartEvent:
-            anchors, root = {}, None
-            continue
-        elif cls is DocumentEndEvent:
-            if root is not None:  # always: every document has one root node
-                roots.append(root)
+            anchors = {}
             continue
         else:
             continue
-        if cls is ScalarEvent and event.anchor is not None:
-            anchors[event.anchor] = node
-        if stack:
-            _add(stack[-1], node)
+        if not stack:
+            roots.append(node)
         else:
-            root = node
+            parent = stack[-1]
+            items = parent.items
+            assert items is not None
+            if not parent.is_map:
+                items.append(node)
+            elif pending[-1] is None:
+                pending[-1] = node
+            else:
+                items.append((pending[-1], node))
+                pending[-1] = None
+        if cls is MappingStartEvent or cls is SequenceStartEvent:
+            stack.append(node)
+            pending.append(None)
     return roots
 
 
-def _add(parent: Node, node: Node) -> None:
-    if isinstance(parent, SequenceNode):
-        parent.value.append(node)
-    elif parent.value and parent.value[-1][1] is None:
-        parent.value[-1] = (parent.value[-1][0], node)
-    else:
-        parent.value.append((node, None))
+def position(root: Position, path: tuple[str | int, ...], is_key: bool) -> tuple[int, int]:
+    """0-based line/column of the deepest node on `path` (the key itself if `is_key`).
+
+    A collection reached at the end of the path is shown at its key, where the
+    reader looks for it; a path that leaves the tree stops at the last node found.
+    """
+    node, at = root, (root.line, root.column)
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if node.is_map:
+            pair = node.entry(str(part))
+            if pair is None:
+                break
+            key, value = pair
+            if last and (is_key or value.items is not None):
+                return key.line, key.column
+            node, at = value, (value.line, value.column)
+        elif node.items is not None and isinstance(part, int) and 0 <= part < len(node.items):
+            node = node.items[part]
+            at = (node.line, node.column)
+        else:
+            break
+    return at
