@@ -8,6 +8,7 @@ columns. Results are cached by blob id, so an unchanged file is never parsed twi
 
 from __future__ import annotations
 
+import codecs
 import logging
 import posixpath
 from collections.abc import Callable, Iterable
@@ -343,7 +344,30 @@ def _read_yaml(text: str) -> tuple[list[Any], _Located | None]:
         return [], _at(text, 1, 1, "Invalid YAML", str(exc).strip(), "Fix the YAML syntax.")
 
 
+# Byte-order marks YAML allows besides UTF-8's; UTF-32's before UTF-16's (a prefix of it).
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
 def _decode(content: bytes) -> tuple[str, _Located | None]:
+    for bom, encoding in _OTHER_BOMS:
+        if content.startswith(bom):
+            return "", _Located(
+                1,
+                1,
+                Problem(
+                    f"File is {encoding} text",
+                    f"The file starts with a {encoding} byte-order mark; fleetward reads "
+                    "manifests as UTF-8 (with or without a byte-order mark), like Git's diffs.",
+                    "Save the file as UTF-8.",
+                    parameters={"encoding": encoding},
+                ),
+                None,
+            )
     if b"\0" in content[:8192]:
         return "", _Located(
             1,
