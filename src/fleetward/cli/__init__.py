@@ -62,17 +62,18 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: say so, without a wall of traceback
             if os.environ.get("FLEETWARD_DEBUG"):
                 traceback.print_exc()
-            output.print_problems(
-                [
-                    Problem(
-                        f"Internal error: {type(exc).__name__}: {exc}",
-                        "fleetward hit a bug. Store writes are atomic, so the store holds either "
-                        "the state before this command or the state it wrote "
-                        "(fleetward state history tells which).",
-                        "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
-                    )
-                ]
+            problem = Problem(
+                f"Internal error: {type(exc).__name__}: {exc}",
+                "fleetward hit a bug. Store writes are atomic, so the store holds either "
+                "the state before this command or the state it wrote "
+                "(fleetward state history tells which).",
+                "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
             )
+            if ctx.meta.get("json_output"):
+                # A tool reading --json gets an error object even from a bug.
+                extra = ctx.meta.get("json_error_extra") or {}
+                output.print_json({**extra, "errors": [problem.to_dict()]})
+            output.print_problems([problem])
             ctx.exit(1)
 
 
