@@ -20,10 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
-from fleetward.daemon.control import (
-    Control,
+from fleetward.daemon.admission import Interrupted
+from fleetward.daemon.control import Control
+from fleetward.daemon.decisions import (
     Decision,
-    Interrupted,
     decide,
     describe_held,
     hold_overruns,
