@@ -33,8 +33,9 @@ from fleetward.daemon import logs
 from fleetward.daemon.config import DaemonConfig
 from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
-from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
+from fleetward.daemon.reconciler import AfterFetch, Reconciler, RunReport, RunSettings
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
+from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, StoreError, UsageError
 from fleetward.http.app import ApiContext, Secrets, create_app
 from fleetward.observe.health import Health
@@ -89,6 +90,7 @@ class Daemon:
         self.reconciler = Reconciler(self._settings(config), self.operations, self.control)
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
+        self.worker = Worker(self.control.admit, self._reconcile, self.backoff, self._retry)
         self.started_at = now_iso()
         self.listening: _Listening | None = None
         self.poller: Poller | None = None
@@ -236,22 +238,14 @@ class Daemon:
             op = self.coalescer.take(timeout=1.0)
             if op is None:
                 continue
-            try:
-                admitted = self.control.admit(op)
-                if admitted is None:
-                    continue  # ended while queued, or its window has not opened
-                report = self._reconcile(admitted)
-                failed = report.operation.state is OperationState.FAILURE
-            except Exception:  # a bug outside the run itself: log it, keep reconciling
-                logger.exception("internal error around a reconcile")
-                failed = True
-            if failed and not self.stopping.is_set():
-                delay = self.backoff.failed()
-                if self.poller is not None and delay < self.config.interval:
-                    self.poller.schedule_once(delay, "retry")
-            elif not failed:
-                self.backoff.succeeded()
+            self.worker.handle(op)
             self._wake.wake()
+
+    def _retry(self, delay: float) -> None:
+        """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""
+        if self.stopping.is_set() or self.poller is None or delay >= self.config.interval:
+            return
+        self.poller.schedule_once(delay, "retry")
 
     def _stuck(self) -> bool:
         """A run has been going far longer than any run should (a hung git, a dead NFS)."""
@@ -259,12 +253,25 @@ class Daemon:
         bound = max(STUCK_AFTER, 4 * self.config.git_timeout)
         return since is not None and time.monotonic() - since > bound
 
-    def _reconcile(self, op: Operation) -> RunReport:
+    def _reconcile(self, op: Operation, unchanged: AfterFetch | None = None) -> RunReport:
         self._busy_since = time.monotonic()
         try:
-            report = self.reconciler.run(op, self._stop_cause)
+            report = self.reconciler.run(op, self._stop_cause, unchanged)
         finally:
             self._busy_since = None
+        if report.unchanged:
+            # Nothing ran: the last report (the failure) stays what health and status show.
+            logger.info(
+                "revision unchanged since its failure; not run again",
+                extra={
+                    "fields": {
+                        "operation": op.operation_id,
+                        "trigger": op.trigger,
+                        "revision": report.revision.short if report.revision else None,
+                    }
+                },
+            )
+            return report
         self.last = report
         self.health.record(report)
         self.metrics.observe(report.phases)
@@ -422,6 +429,7 @@ class Daemon:
             self.poller.reschedule(new.interval)
         sources_changed = self._settings(new) != self._settings(old)
         if sources_changed:
+            self.worker.forget()  # what failed for good may pass with the new settings
             self.reconciler.settings = self._settings(new)
             self.status = StatusWriter(self.state_dir, self._source_info(new))
             if self.watcher is not None:
