@@ -95,7 +95,14 @@ DECIDE_CASES: list[tuple[str, str, dt.datetime, dict[str, Any], tuple[str, ...],
     ),
     ("policy suspended", "suspended", NOON, {}, ("suspended",), DEFAULT_ONLY),
     ("daemon suspended", "auto", NOON, {"suspended": True}, ("suspended",), set()),
-    ("this plan rejected", "auto", NOON, {"rejected": {"p": P_DIGEST}}, ("rejected",), DEFAULT_ONLY),
+    (
+        "this plan rejected",
+        "auto",
+        NOON,
+        {"rejected": {"p": P_DIGEST}},
+        ("rejected",),
+        DEFAULT_ONLY,
+    ),
     (
         "an earlier plan rejected: a person must look",
         "auto",
@@ -227,7 +234,9 @@ def held_decision(waiting: tuple[str, ...], window: bool = False) -> Decision:
     return Decision(parts, due, 0)
 
 
-SETTLE_CASES: list[tuple[str, Decision, dict[str, Operation], bool, list[tuple[str, S, str]], set[str]]] = [
+Recorded = list[tuple[str, S, str]]  # operation id, state, a fragment of its message
+
+SETTLE_CASES: list[tuple[str, Decision, dict[str, Operation], bool, Recorded, set[str]]] = [
     # id, decision, live carriers, written → recorded (id, state, message fragment), lifted
     ("written, no carrier", held_decision(()), {}, True, [], set()),
     (
@@ -362,30 +371,40 @@ def test_a_query_run_that_wrote_part_of_a_carried_part_keeps_the_rest_approved()
 # -- wake-ups --------------------------------------------------------------------------------------
 
 
-def scheduled(policy: str | None, waiting: tuple[str, ...], opens: dt.datetime, closes: dt.datetime) -> Operation:
+def scheduled(
+    policy: str | None, waiting: tuple[str, ...], opens: dt.datetime, closes: dt.datetime
+) -> Operation:
+    """A SCHEDULED operation: a policy's carrier, or (None) an operator's own."""
     op = Operation.new("api", T0).move(S.SCHEDULED, T0)
-    window = {"opens_at": opens.strftime("%Y-%m-%dT%H:%M:%SZ"), "closes_at": closes.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    window = {"opens_at": iso(opens), "closes_at": iso(closes)}
     return replace(op, operation_id="w", policy=policy, waiting_for=waiting, window=window)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 LATER = NOON + dt.timedelta(hours=1)
 END = NOON + dt.timedelta(hours=2)
 EARLIER = NOON - dt.timedelta(hours=1)
 
+OPEN = (EARLIER, END)  # a window open at noon
+LATER_ON = (LATER, END)  # a window that opens at one
+W = ("window",)
 WAKE_CASES: list[tuple[str, list[Operation], bool, bool, dt.datetime | None]] = [
     # id, operations, the operation is queued, a run is queued → when to wake
     ("nothing held", [], False, False, None),
-    ("a policy's window opens later", [scheduled("p", ("window",), LATER, END)], False, False, LATER),
-    ("approval comes first", [scheduled("p", ("window", "approval"), LATER, END)], False, False, None),
-    ("a held overrun, window open, no run", [scheduled("p", ("window",), EARLIER, END)], False, False, NOON),
-    ("a held overrun, window open, a run queued", [scheduled("p", ("window",), EARLIER, END)], False, True, END),
-    ("an operator's window opens later", [scheduled(None, ("window",), LATER, END)], False, False, LATER),
-    ("an operator's window is open, queued", [scheduled(None, ("window",), EARLIER, END)], True, False, END),
-    ("an operator's window is open, lost by a restart", [scheduled(None, ("window",), EARLIER, END)], False, False, NOON),
-    ("an operator's window ended while queued", [scheduled(None, ("window",), EARLIER, EARLIER)], True, False, None),
+    ("a policy's window opens later", [scheduled("p", W, *LATER_ON)], False, False, LATER),
+    ("approval first", [scheduled("p", ("window", "approval"), *LATER_ON)], False, False, None),
+    ("an overrun held, no run queued", [scheduled("p", W, *OPEN)], False, False, NOON),
+    ("an overrun held, a run queued", [scheduled("p", W, *OPEN)], False, True, END),
+    ("an operator's window opens later", [scheduled(None, W, *LATER_ON)], False, False, LATER),
+    ("an operator's window is open, queued", [scheduled(None, W, *OPEN)], True, False, END),
+    ("an operator's window, lost by a restart", [scheduled(None, W, *OPEN)], False, False, NOON),
+    ("operator's window ended, queued", [scheduled(None, W, EARLIER, EARLIER)], True, False, None),
     (
         "the earliest wins",
-        [scheduled("p", ("window",), END, END + dt.timedelta(hours=1)), scheduled(None, ("window",), LATER, END)],
+        [scheduled("p", W, END, END + dt.timedelta(hours=1)), scheduled(None, W, *LATER_ON)],
         False,
         False,
         LATER,

@@ -1,4 +1,4 @@
-"""Retry semantics: a failure that cannot pass unchanged is recorded once; a transient one backs off.
+"""Retry semantics: a failure only a change can fix is recorded once; a transient one backs off.
 
 The daemon's worker step (`Worker`: admit, run, outcome) over the in-process
 world of test_control (a real repository, state directory, log and queue, the

@@ -6,7 +6,7 @@ Each error carries one or more `Problem`s — what went wrong (`error`), why
 edges (CLI, HTTP, status files); nothing in the engine formats them.
 
     FleetwardError
-    ├── PermanentError            cannot succeed until something changes: never retried
+    ├── PermanentError            cannot succeed until something changes: not retried
     │   ├── UsageError            a flag or argument the user gave cannot work
     │   ├── ManifestError         YAML or validation errors in a revision (many at once)
     │   ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
