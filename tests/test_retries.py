@@ -17,19 +17,7 @@ from fleetward.daemon.control import ConvergeRequest
 from fleetward.daemon.reconciler import AfterFetch, RunReport
 from fleetward.daemon.triggers import Backoff
 from fleetward.daemon.worker import Worker
-from fleetward.errors import (
-    FleetwardError,
-    GuardBlocked,
-    LockTimeout,
-    ManifestError,
-    PermanentError,
-    PlanError,
-    SourceError,
-    StalePlanError,
-    StoreError,
-    TemporaryError,
-    UsageError,
-)
+from fleetward.errors import SourceError
 from fleetward.operations import Operation, OperationState
 
 S = OperationState
@@ -148,32 +136,3 @@ def test_a_fetch_failure_while_waiting_keeps_waiting_for_a_new_revision(daemon: 
     assert report is not None and report.unchanged
     assert [o.state for o in daemon.failures()] == [S.FAILURE, S.FAILURE]
     assert len(daemon.retries) == 1
-
-
-@pytest.mark.parametrize(
-    ("error", "role"),
-    [
-        (UsageError, PermanentError),
-        (ManifestError, PermanentError),
-        (PlanError, PermanentError),
-        (GuardBlocked, PermanentError),
-        (StalePlanError, PermanentError),
-        (SourceError, TemporaryError),
-        (StoreError, TemporaryError),
-        (LockTimeout, TemporaryError),
-    ],
-)
-def test_every_run_error_has_one_retry_role(
-    error: type[FleetwardError], role: type[FleetwardError]
-) -> None:
-    other = TemporaryError if role is PermanentError else PermanentError
-    assert issubclass(error, role) and not issubclass(error, other)
-    found = error.one("what", "why", "how")
-    assert isinstance(found, FleetwardError)
-    if isinstance(found, TemporaryError):
-        assert found.delay is None  # the backoff decides, unless the error knows better
-
-
-def test_a_temporary_error_may_say_when_to_retry() -> None:
-    problem = SourceError.one("Rate limited", "The server said: retry in 30 s.", "Wait.").problems
-    assert SourceError(*problem, delay=30.0).delay == 30.0
