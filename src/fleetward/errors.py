@@ -6,15 +6,27 @@ Each error carries one or more `Problem`s — what went wrong (`error`), why
 edges (CLI, HTTP, status files); nothing in the engine formats them.
 
     FleetwardError
-    ├── UsageError            a flag or argument the user gave cannot work
-    ├── SourceError           the source, ref or path cannot be read
-    │   └── CorruptObject     a Git object of the revision is damaged or missing
-    ├── ManifestError         YAML or validation errors in a revision (many at once)
-    ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
-    ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
-    ├── StalePlanError        a saved plan no longer matches the store
-    └── StoreError            the state store cannot be read, written or locked
-        └── LockTimeout       another process holds the store's lock
+    ├── PermanentError            cannot succeed until something changes: not retried
+    │   ├── UsageError            a flag or argument the user gave cannot work
+    │   ├── ManifestError         YAML or validation errors in a revision (many at once)
+    │   ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
+    │   ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
+    │   └── StalePlanError        a saved plan no longer matches the store
+    ├── TemporaryError(delay)     may succeed as it is, later: retried with backoff
+    │   ├── SourceError           the source, ref or path cannot be read
+    │   │   └── CorruptObject     a Git object of the revision is damaged or missing
+    │   └── StoreError            the state store cannot be read, written or locked
+    │       └── LockTimeout       another process holds the store's lock
+    └── RequestRefused            an operator's request the daemon refuses
+        ├── OperationNotFound     no operation has that id
+        ├── OperationConflict     the operation's state does not allow the move
+        └── Unavailable           the daemon cannot serve it now (log unreadable, stopping)
+
+The retry role is the daemon's concern: a run that ends in a PermanentError
+is recorded once and waits for a new revision or an operator's request; a
+TemporaryError is retried after its `delay` (or the daemon's backoff). An
+error that is neither (a bare FleetwardError) is retried, as a temporary one.
+Request refusals carry no HTTP status: the HTTP layer maps them (404, 409, 503).
 """
 
 from __future__ import annotations
@@ -80,11 +92,23 @@ class FleetwardError(Exception):
         return cls(Problem(error, reason, resolution, location, parameters))
 
 
-class UsageError(FleetwardError):
+class PermanentError(FleetwardError):
+    """Fails the same way until something changes (a new revision, an operator's request)."""
+
+
+class TemporaryError(FleetwardError):
+    """May succeed if tried again unchanged; `delay`: seconds to wait first (None: backoff)."""
+
+    def __init__(self, *problems: Problem, delay: float | None = None) -> None:
+        super().__init__(*problems)
+        self.delay = delay
+
+
+class UsageError(PermanentError):
     """A flag, argument or file given on the command line cannot work."""
 
 
-class SourceError(FleetwardError):
+class SourceError(TemporaryError):
     """The source repository, ref or manifest path cannot be read."""
 
 
@@ -95,7 +119,7 @@ class CorruptObject(SourceError):
     for its mirror of a remote) can repair it and read again."""
 
 
-class ManifestError(FleetwardError):
+class ManifestError(PermanentError):
     """A revision holds invalid YAML or documents; nothing of it is applied.
 
     `revision` is that revision once the pipeline has opened it: a command that
@@ -105,22 +129,44 @@ class ManifestError(FleetwardError):
     revision: Revision | None = None
 
 
-class PlanError(FleetwardError):
+class PlanError(PermanentError):
     """The computed plan breaks a rule of a kind (seed errors such as
     *Invalid batch fleet size* or *Failed batch validation*)."""
 
 
-class GuardBlocked(FleetwardError):
+class GuardBlocked(PermanentError):
     """A safety guard refused the plan; a flag can override it."""
 
 
-class StalePlanError(FleetwardError):
+class StalePlanError(PermanentError):
     """A saved plan was made against another store, or the store moved since."""
 
 
-class StoreError(FleetwardError):
+class StoreError(TemporaryError):
     """The state store cannot be read, written or locked."""
 
 
 class LockTimeout(StoreError):
     """Another process held the store's lock for longer than --lock-timeout."""
+
+
+class RequestRefused(FleetwardError):
+    """An operator's request (create, move, approve an operation) the daemon refuses."""
+
+    @property
+    def problem(self) -> Problem:
+        """The one problem a refusal carries (an HTTP error body shows one)."""
+        return self.problems[0]
+
+
+class OperationNotFound(RequestRefused):
+    """No operation with the requested id is queued, running or kept."""
+
+
+class OperationConflict(RequestRefused):
+    """The operation's state does not allow the requested move (final, writing, not held)."""
+
+
+class Unavailable(RequestRefused):
+    """The daemon cannot serve the request now: its operation log or rejections file is
+    unreadable, or it is stopping."""

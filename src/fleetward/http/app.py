@@ -29,10 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fleetward import __version__
-from fleetward.daemon.control import ControlApi, ControlError
-from fleetward.errors import FleetwardError, Problem
+from fleetward.daemon.control import ControlApi
+from fleetward.errors import FleetwardError, Problem, RequestRefused
 from fleetward.http import bodies
 from fleetward.http.openapi import MAX_LIMIT, OPENAPI
+from fleetward.http.refusals import refusal_status
 from fleetward.http.webhooks import SeenDeliveries, read_delivery
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
@@ -211,8 +212,8 @@ def create_app(ctx: ApiContext) -> Starlette:
         else:
             try:
                 op = await run_in_threadpool(control.create, converge)
-            except ControlError as exc:
-                return problem_response(exc.status, exc.problem)
+            except RequestRefused as exc:
+                return problem_response(refusal_status(exc), exc.problem)
         return JSONResponse({"content": op.to_dict()}, status_code=201)
 
     async def operator_request(
@@ -235,8 +236,8 @@ def create_app(ctx: ApiContext) -> Starlette:
             return _no_control(what)
         try:
             return parsed, await run_in_threadpool(call, control, parsed)
-        except ControlError as exc:
-            return problem_response(exc.status, exc.problem)
+        except RequestRefused as exc:
+            return problem_response(refusal_status(exc), exc.problem)
 
     async def update_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
