@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import test_bad_input
 from test_bad_input import Expect, World, assert_user_error, expect, fleetward_all
 
@@ -342,3 +344,70 @@ def test_locating_many_problems_in_a_big_file_is_linear() -> None:
     assert "duration: bad" in located[-1].snippet
     # Composing the file dominates (~1 s); splitting it per problem took ~30 s.
     assert elapsed < 8, f"locating took {elapsed:.1f} s"
+
+
+def test_dates_whose_utc_time_leaves_the_calendar(world: World) -> None:
+    """Valid ISO 8601 whose UTC instant is in the year 10000 (or 0): an error, not a crash."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: inspection}",  # 9
+                'dueDate: "9999-12-31T23:59:59-14:00"',  # 10
+                "startTime: 0001-01-01T00:00:00+14:00",  # 11
+                "statusAudit: {openOn: '9999-12-31T23:00:00-01:00'}",  # 12
+            ),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/tasks.yaml:10:16", "outside the years 1 to 9999", "offset"),
+        expect("manifests/tasks.yaml:11:18", "outside the years 1 to 9999"),
+        expect("manifests/tasks.yaml:12:7", "Entry 'openOn' of statusAudit", "1 to 9999"),
+        count=3,
+    )
+
+
+def test_quoted_dates_that_are_not_in_the_calendar(world: World) -> None:
+    """A day, month or hour out of range is a typo to point at, with the calendar's reason."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: inspection}",  # 9
+                'startTime: "2026-02-30T08:00:00Z"',  # 10
+                'dueDate: "2026-13-01"',  # 11
+                'completedOn: "2026-11-24T24:00:00Z"',  # 12
+            ),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/tasks.yaml:10:18", "day is out of range for month"),
+        expect("manifests/tasks.yaml:11:16", "month must be in 1..12"),
+        expect("manifests/tasks.yaml:12:20", "hour must be in 0..23"),
+        count=3,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="YAML layer: an unquoted timestamp outside the calendar fails inside the YAML "
+    "loader's timestamp constructor (ValueError), before any kind sees it",
+)
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("startTime: 2026-02-30T08:00:00Z", "day is out of range for month"),
+        ("dueDate: 2026-02-30", "day is out of range for month"),
+        ("dueDate: 2026-13-01", "month must be in 1..12"),
+        ("startTime: 2026-11-24T24:00:00Z", "hour must be in 0..23"),
+    ],
+)
+def test_unquoted_dates_that_are_not_in_the_calendar(world: World, line: str, says: str) -> None:
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch("taskType: {xid: inspection}", line),  # 9, 10
+        }
+    )
+    column = line.index(":") + 9  # 6 spaces of indent, ": " and 1-based
+    world.assert_rejected(expect(f"manifests/tasks.yaml:10:{column}", says), count=1)
