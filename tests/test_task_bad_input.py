@@ -540,3 +540,33 @@ def test_template_schemas_that_cannot_be_checked_in_bounded_time(world: World) -
         expect("manifests/unevaluated.yaml:9:5", "unevaluatedProperties with patternProperties"),
         count=4,
     )
+
+
+def test_template_data_that_multiplies_the_work_fails_its_item(world: World) -> None:
+    """Each level of the data checks the next level twice: 2^30 checks for 30 levels. The
+    schema is bounded for any one value, so validate passes; plan stops the item's check
+    at its budget and reports it at the data."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/reading.yaml": _reading(
+                "$defs:",  # 8
+                "  n: {properties: {a: {allOf: [{$ref: '#/$defs/n'}, {$ref: '#/$defs/n'}]}}}",
+                "$ref: '#/$defs/n'",  # 10
+            ),
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-a",  # 11
+                "    data: " + "{a: " * 30 + "1" + "}" * 30,  # 12
+            ),
+        }
+    )
+    rejected_by_plan(
+        world,
+        expect(
+            "manifests/tasks.yaml:12:11",
+            '"template[0].data" cannot be checked',
+            "more than 100000 keyword evaluations",
+        ),
+    )
