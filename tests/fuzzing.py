@@ -104,9 +104,7 @@ def _known_yaml_layer_bug(exc: Exception) -> bool:
     tests/test_fuzz_manifests.py. Tolerated here so the fuzzer finds the others; once the
     loader reports it as a ManifestError this never matches and can go."""
     frames = traceback.extract_tb(exc.__traceback__)
-    return isinstance(exc, ValueError) and any(
-        f.name == "construct_yaml_timestamp" for f in frames
-    )
+    return isinstance(exc, ValueError) and any(f.name == "construct_yaml_timestamp" for f in frames)
 
 
 def check_revision(files: Files, seed: str | None = None) -> str:
@@ -171,7 +169,8 @@ def _seed_trees() -> dict[str, Files]:
             if p.is_file() and is_listed_name(p.name)
         }
         if files:
-            trees[root.relative_to(REPO).parent.as_posix() if root != REPO / "manifests" else "manifests"] = files
+            name = "manifests" if root == REPO / "manifests" else root.parent.relative_to(REPO)
+            trees[str(name)] = files
     return trees
 
 
@@ -369,17 +368,12 @@ TEXT_BITS = (
 @st.composite
 def _mutate_data(draw: st.DrawFn, documents: list[Any]) -> list[Any]:
     candidates = [
-        (i, path)
-        for i, doc in enumerate(documents)
-        for path in _walk(doc)
-        if doc is not None
+        (i, path) for i, doc in enumerate(documents) for path in _walk(doc) if doc is not None
     ]
     if not candidates:
         return documents
     index, path = draw(st.sampled_from(candidates))
-    operation = draw(
-        st.sampled_from(("replace", "replace", "delete", "add-key", "repeat", "wrap"))
-    )
+    operation = draw(st.sampled_from(("replace", "replace", "delete", "add-key", "repeat", "wrap")))
     if not path:
         if operation == "replace":
             documents[index] = draw(hostile_values())

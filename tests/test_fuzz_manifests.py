@@ -88,6 +88,7 @@ def test_the_daemon_reports_a_date_where_a_kind_belongs(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert done.returncode == 1, done.stderr
     assert "Internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
@@ -103,6 +104,8 @@ def test_the_daemon_reports_a_date_where_a_kind_belongs(tmp_path: Path) -> None:
     "ValueError in the YAML loader's timestamp constructor",
 )
 def test_an_unquoted_date_outside_the_calendar() -> None:
-    files = {"manifests/f.yaml": b"apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {name: 2026-02-30}\n"}
+    files = {
+        "manifests/f.yaml": b"apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {name: 2026-02-30}\n"
+    }
     with pytest.raises(FleetwardError):
         load(MemorySnapshot(files))

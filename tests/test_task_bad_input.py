@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 import test_bad_input
 from test_bad_input import Expect, World, assert_user_error, expect, fleetward_all
 
@@ -422,8 +421,7 @@ def _reading(*schema_lines: str) -> str:
         "spec:\n"  # 4
         "  xid: reading\n"  # 5
         "  name: Reading\n"  # 6
-        "  templateSchema:\n"  # 7
-        + "".join(f"    {line}\n" for line in schema_lines)  # 8 …
+        "  templateSchema:\n" + "".join(f"    {line}\n" for line in schema_lines)  # 7, 8 …
     )
 
 
@@ -499,12 +497,16 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
         }
     )
     rejected_by_plan(world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"))
-    world.repo.commit({"manifests/tasks.yaml": batch(
-        "taskType: {xid: reading}",  # 9
-        "template:",  # 10
-        "  - xid: INSP-1-b",  # 11
-        f"    data: {{{'b' * 100}!: x}}",  # 12
-    )})
+    world.repo.commit(
+        {
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-b",  # 11
+                f"    data: {{{'b' * 100}!: x}}",  # 12
+            )
+        }
+    )
     rejected_by_plan(
         world, expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'")
     )
@@ -513,8 +515,10 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
 def test_template_schemas_that_cannot_be_checked_in_bounded_time(world: World) -> None:
     """Patterns RE2 cannot run (backreferences, lookaround), branches that multiply, and
     unevaluatedProperties with patternProperties: refused at validate, where written."""
-    doubling = [f"  a{i}: {{allOf: [{{$ref: '#/$defs/a{i + 1}'}}, {{$ref: '#/$defs/a{i + 1}'}}]}}"
-                for i in range(30)]
+    doubling = [
+        f"  a{i}: {{allOf: [{{$ref: '#/$defs/a{i + 1}'}}, {{$ref: '#/$defs/a{i + 1}'}}]}}"
+        for i in range(30)
+    ]
     world.repo.commit(
         {
             "manifests/refs.yaml": REFS,

@@ -23,7 +23,7 @@ import referencing.exceptions
 from fleetward.errors import Problem
 from fleetward.kinds.base import PlanContext, as_uuid
 from fleetward.kinds.references import derived_id
-from fleetward.kinds.template_schema import TemplateCheckFailed, TemplateChecker
+from fleetward.kinds.template_schema import TemplateChecker, TemplateCheckFailed
 from fleetward.model import (
     Action,
     DesiredObject,

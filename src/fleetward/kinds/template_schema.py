@@ -215,12 +215,12 @@ def _cycle_refs(nodes: dict[int, _Node]) -> list[SchemaPath]:
     """The `$ref` closing each cycle of in-place edges (a value checked against itself)."""
     state: dict[int, int] = {}  # 1: on the current path, 2: done
     closing: list[SchemaPath] = []
-    for start in nodes:
+    for start, first in nodes.items():
         if start in state:
             continue
         state[start] = 1
         stack: list[tuple[int, Iterator[tuple[int, SchemaPath | None]]]] = [
-            (start, iter(nodes[start].in_place))
+            (start, iter(first.in_place))
         ]
         while stack:
             here, edges = stack[-1]
@@ -438,9 +438,7 @@ def _pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Iterat
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-def _pattern_properties(
-    validator: Any, patterns: Any, instance: Any, schema: Any
-) -> Iterator[Any]:
+def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Iterator[Any]:
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patterns.items():
@@ -470,7 +468,9 @@ def _additional_properties(
             verb = "does" if len(extras) == 1 else "do"
             joined = ", ".join(repr(each) for each in sorted(extras))
             listed = ", ".join(repr(each) for each in sorted(patterns))
-            yield jsonschema.ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
+            yield jsonschema.ValidationError(
+                f"{joined} {verb} not match any of the regexes: {listed}"
+            )
         else:
             shown = ", ".join(repr(each) for each in sorted(extras, key=str))
             verb = "was" if len(extras) == 1 else "were"
