@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from fuzzing import SEEDS, Generated, MemorySnapshot, check_revision, revisions
+from fuzzing import (
+    SEEDS,
+    Generated,
+    MemorySnapshot,
+    check_revision,
+    desired_state,
+    revisions,
+)
 from hypothesis import HealthCheck, example, given, settings
 
 from fleetward.errors import FleetwardError, ManifestError
@@ -109,3 +116,19 @@ def test_an_unquoted_date_outside_the_calendar() -> None:
     }
     with pytest.raises(FleetwardError):
         load(MemorySnapshot(files))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="YAML layer: a !!binary tag constructs bytes, which reach the spec hash "
+    "(TypeError: bytes is not JSON serializable) instead of a located error",
+)
+def test_a_binary_tag_in_asset_attributes() -> None:
+    files = {
+        "manifests/f.yaml": b"apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {name: f}\n"
+        b"spec:\n  assets:\n    - externalAssetId: V-1\n"
+        b"      attributes: {registration: !!binary aGVsbG8=}\n"
+    }
+    with pytest.raises(FleetwardError):
+        desired_state(files)
