@@ -31,6 +31,8 @@ Request refusals carry no HTTP status: the HTTP layer maps them (404, 409, 503).
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
@@ -54,7 +56,8 @@ class Problem:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN §5 (the snippet is for terminals only)."""
         fields = ("error", "reason", "resolution", "location")
-        return {f: getattr(self, f) for f in fields} | {"parameters": dict(self.parameters)}
+        parameters = {str(k): _json_value(v) for k, v in self.parameters.items()}
+        return {f: getattr(self, f) for f in fields} | {"parameters": parameters}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Problem:
@@ -66,6 +69,23 @@ class Problem:
             data.get("location"),
             dict(data.get("parameters") or {}),
         )
+
+
+def _json_value(value: Any) -> Any:
+    """A parameter as strict JSON. Parameters often quote the manifest's own value, which
+    may be a date, a mapping with non-string keys or `.nan`: the operation log, status
+    files and HTTP API must still serialise them (non-finite numbers included)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
 
 
 class FleetwardError(Exception):
