@@ -195,3 +195,19 @@ def test_refs_a_remote_refuses(
     repo, _ = history
     bare = ws.remote(repo)
     refused(validate(ws, bare.url, ref), error, *says)
+
+
+def test_the_daemon_refuses_a_ref_no_commit_can_fix_at_start(
+    ws: Workspace, history: tuple[GitRepo, list[str]]
+) -> None:
+    """Refused at start with the reason, not retried with backoff run after run."""
+    repo, _ = history
+    state = ws.path("state")
+    done = ws.fleetward(
+        "daemon", "--once", "--source", str(repo.root), "--ref", "main@{1}",
+        "--state-dir", str(state), "--listen", "127.0.0.1:0",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Invalid ref 'main@{1}': a reflog entry" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (state / "operations.json").exists()  # no run was recorded

@@ -17,8 +17,9 @@ from fleetward.daemon.control import ConvergeRequest
 from fleetward.daemon.reconciler import AfterFetch, RunReport
 from fleetward.daemon.triggers import Backoff
 from fleetward.daemon.worker import Worker
-from fleetward.errors import SourceError
+from fleetward.errors import GuardBlocked, SourceError
 from fleetward.operations import Operation, OperationState
+from fleetward.store.base import ChangeSet
 
 S = OperationState
 BROKEN = "apiVersion: fleetward/v1\nkind: Fleet\nmetadata: {name: north\nspec: {assets: []}\n"
@@ -34,7 +35,13 @@ class Daemon:
     worker: Worker = field(init=False)
 
     def __post_init__(self) -> None:
-        self.worker = Worker(self.world.control.admit, self._run, self.backoff, self.retries.append)
+        self.worker = Worker(
+            self.world.control.admit,
+            self._run,
+            self.backoff,
+            self.retries.append,
+            store_serial=lambda: self.world.reconciler.store.meta().serial,
+        )
 
     def _run(self, op: Operation, unchanged: AfterFetch | None) -> RunReport:
         return self.world.reconciler.run(op, unchanged=unchanged)
@@ -136,3 +143,29 @@ def test_a_fetch_failure_while_waiting_keeps_waiting_for_a_new_revision(daemon: 
     assert report is not None and report.unchanged
     assert [o.state for o in daemon.failures()] == [S.FAILURE, S.FAILURE]
     assert len(daemon.retries) == 1
+
+
+def test_a_guard_verdict_waits_for_a_new_revision_or_a_write_to_the_store(
+    daemon: Daemon,
+) -> None:
+    """A guard reads the store as well as the revision: parked on both, so a write by
+    someone else (an operator's `fleetward apply`) lets the next trigger plan again."""
+    world = daemon.world
+    world.commit(north(), south())
+    assert (first := daemon.trigger("startup")) is not None
+    assert first.operation.state is S.SUCCESS
+
+    world.repo.commit("everything removed", {"manifests/all.yaml": "# nothing declared\n"})
+    blocked = daemon.trigger("poll")
+    assert blocked is not None and isinstance(blocked.failure, GuardBlocked)
+    assert daemon.trigger("poll").unchanged  # type: ignore[union-attr]
+    assert len(daemon.failures()) == 1
+
+    # Someone writes the store (here: an empty change set, which bumps the serial).
+    store = world.reconciler.store
+    meta = store.meta()
+    store.apply(ChangeSet(meta.lineage, meta.serial, "elsewhere", (), (), {"by": "operator"}))
+    again = daemon.trigger("poll")
+    assert again is not None and not again.unchanged
+    assert isinstance(again.failure, GuardBlocked)  # planned again, against the new store
+    assert len(daemon.failures()) == 2 and daemon.retries == []

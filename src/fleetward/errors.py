@@ -113,7 +113,13 @@ class FleetwardError(Exception):
 
 
 class PermanentError(FleetwardError):
-    """Fails the same way until something changes (a new revision, an operator's request)."""
+    """Fails the same way until something changes (a new revision, an operator's request).
+
+    `depends_on_store`: the verdict also reads the store (a guard, a kind's rule over
+    stored objects), so a write to the store by someone else is such a change too.
+    """
+
+    depends_on_store: bool = False
 
 
 class TemporaryError(FleetwardError):
@@ -153,13 +159,19 @@ class PlanError(PermanentError):
     """The computed plan breaks a rule of a kind (seed errors such as
     *Invalid batch fleet size* or *Failed batch validation*)."""
 
+    depends_on_store = True
+
 
 class GuardBlocked(PermanentError):
     """A safety guard refused the plan; a flag can override it."""
 
+    depends_on_store = True
+
 
 class StalePlanError(PermanentError):
     """A saved plan was made against another store, or the store moved since."""
+
+    depends_on_store = True
 
 
 class StoreError(TemporaryError):

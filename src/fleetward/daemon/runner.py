@@ -42,6 +42,7 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.source.urls import validate_ref
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
 from fleetward.store.operations import OperationLog
@@ -86,7 +87,13 @@ class Daemon:
         self.reconciler = Reconciler(self._settings(config), self.operations, self.control)
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
-        self.worker = Worker(self.control.admit, self._reconcile, self.backoff, self._retry)
+        self.worker = Worker(
+            self.control.admit,
+            self._reconcile,
+            self.backoff,
+            self._retry,
+            store_serial=lambda: self.reconciler.store.meta().serial,
+        )
         self.started_at = now_iso()
         self.listening: _Listening | None = None
         self.poller: Poller | None = None
@@ -147,6 +154,8 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or after one reconcile with --once); the exit code."""
         refuse_if_tracked(self.state_dir)  # once, at start: not on every reconcile
+        # A --ref no commit can fix (`main@{1}`, `a..b`): refused now, not retried forever.
+        validate_ref(self.config.ref)
         try:
             make_state_dir(self.state_dir)
         except OSError as exc:
@@ -401,6 +410,7 @@ class Daemon:
             return
         try:
             new = self._reload()
+            validate_ref(new.ref)
             secrets = self._secrets(new)
         except FleetwardError as exc:
             for p in exc.problems:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fleetward.daemon.runs import AfterFetch, RunReport
 from fleetward.daemon.triggers import Backoff
-from fleetward.errors import PermanentError, TemporaryError
+from fleetward.errors import FleetwardError, PermanentError, TemporaryError
 from fleetward.model import Revision
 from fleetward.operations import Operation, OperationState
 
@@ -37,6 +37,9 @@ class FailedRevision:
     short: str
     operation_id: str
     message: str
+    # The store's serial when the failure also read the store (a guard): a write by
+    # someone else (`fleetward apply`, `tasks set-status`) is then a change too.
+    serial: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,13 @@ class Worker:
         reconcile: Callable[[Operation, AfterFetch | None], RunReport],
         backoff: Backoff,
         retry: Callable[[float], None],
+        store_serial: Callable[[], int] | None = None,
     ) -> None:
         self._admit = admit
         self._reconcile = reconcile
         self.backoff = backoff
         self._retry = retry  # asks for a run in that many seconds
+        self._store_serial = store_serial
         self.waiting: FailedRevision | None = None
 
     def handle(self, op: Operation) -> RunReport | None:
@@ -93,8 +98,11 @@ class Worker:
         failure = report.failure
         if isinstance(failure, PermanentError) and report.revision is not None:
             self.backoff.succeeded()
+            serial = None
+            if failure.depends_on_store and self._store_serial is not None:
+                serial = self._serial()
             self.waiting = FailedRevision(
-                report.revision.id, report.revision.short, op.operation_id, op.message
+                report.revision.id, report.revision.short, op.operation_id, op.message, serial
             )
             logger.warning(
                 "revision %s cannot be applied as it is; not retrying until a new revision "
@@ -107,6 +115,14 @@ class Worker:
         if isinstance(failure, TemporaryError) and failure.delay is not None:
             delay = failure.delay
         return Outcome(retry_in=delay, waiting=self.waiting)
+
+    def _serial(self) -> int | None:
+        """The store's serial now; None when it cannot be read (the run will say why)."""
+        assert self._store_serial is not None
+        try:
+            return self._store_serial()
+        except FleetwardError:
+            return None
 
     def forget(self) -> None:
         """Something other than the revision changed (a reload): try it again."""
@@ -122,6 +138,8 @@ class Worker:
         def unchanged(revision: Revision) -> str | None:
             if revision.id != waiting.revision:
                 return None
+            if waiting.serial is not None and self._serial() != waiting.serial:
+                return None  # the store moved under the verdict: plan again
             return (
                 f"revision {waiting.short} is unchanged since operation {waiting.operation_id} "
                 f"failed ({waiting.message}); waiting for a new revision or an operator's "
