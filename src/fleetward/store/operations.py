@@ -25,7 +25,7 @@ from typing import Any
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
-from fleetward.store.files import FileId, file_id, sweep_leftovers, write_atomic
+from fleetward.store.files import FileId, file_id, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 OPERATIONS_FILE = "operations.json"
@@ -124,7 +124,7 @@ class OperationLog:
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
         with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
-            sweep_leftovers(self.state_dir, locked=(OPERATIONS_FILE,))
+            sweep_own(self.state_dir, OPERATIONS_FILE)
             entries = _bounded(change(list(self._entries())), self.limit)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:

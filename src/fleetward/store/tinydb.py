@@ -28,7 +28,7 @@ from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
-from fleetward.store.files import FileId, file_id, identity, sweep_leftovers, write_atomic
+from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -383,10 +383,10 @@ class TinyDBStore:
     def _ensure_dir(self) -> None:
         """Make the directory and sweep temp files of writes a crash interrupted.
 
-        Under the lock (`apply`), every temp file of state.json is a leftover; the
-        other files' are swept only if their writer is gone."""
+        Under the lock (`apply`), every temp file of state.json is a leftover (the
+        other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
-        sweep_leftovers(self.state_dir, locked=(STATE_FILE,))
+        sweep_own(self.state_dir, STATE_FILE)
 
 
 def _owner_labels(
