@@ -14,6 +14,7 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
     ├── StalePlanError        a saved plan no longer matches the store
     └── StoreError            the state store cannot be read, written or locked
+        ├── StoreConflict     the store moved since the change set was planned
         └── LockTimeout       another process holds the store's lock
 """
 
@@ -120,6 +121,13 @@ class StalePlanError(FleetwardError):
 
 class StoreError(FleetwardError):
     """The state store cannot be read, written or locked."""
+
+
+class StoreConflict(StoreError):
+    """A write planned at one lineage and serial met another: nothing was written.
+
+    The fence every store keeps (the serial moves on every write), so two writers
+    that planned from the same state never both land."""
 
 
 class LockTimeout(StoreError):
