@@ -37,7 +37,8 @@ from fleetward.http.webhooks import SeenDeliveries, read_delivery
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationState
-from fleetward.store.operations import ORDERINGS, OperationLog
+from fleetward.store import OperationStore
+from fleetward.store.operations import ORDERINGS
 
 __all__ = ["OPENAPI", "ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
 
@@ -59,7 +60,7 @@ class Secrets:
 class ApiContext:
     health: Health
     metrics: Metrics
-    operations: OperationLog
+    operations: OperationStore
     secrets: Callable[[], Secrets]
     request_run: Callable[[str], Operation | None]  # reason → the operation queued (if known)
     # Operator requests (create with window/query/arguments, PUT state, approve); None:
