@@ -224,15 +224,17 @@ def _read_and_plan(
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
+    # Opened first: a --state-dir that names no store fails before the source is read.
+    store = open_store(state.state_dir) if base is None else None
     desired = resolve(sources, progress=bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     base_revision = None
     inputs.reading = "base" if base is not None else None  # a store error is in no revision
-    if base is not None:
+    if store is None:
         base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
         stored, base_revision = as_stored(base_state), base_state.revision.id
     else:
-        stored = open_store(state.state_dir).read()
+        stored = store.read()
     inputs.reading = None
     plan = make_plan(desired, stored, guards, progress=bar)
     return dataclasses.replace(plan, base=base_revision)
