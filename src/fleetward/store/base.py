@@ -99,11 +99,12 @@ class Store(Protocol):
       with `StoreConflict`, writing nothing, if the store has moved since. Each
       write adds one to the serial and appends a history entry; the first one
       fixes the lineage (a new UUID) for the store's life.
-    - Writers hold `lock` around read-plan-write; the fence still catches a
-      writer that did not.
-    - Values are copied or immutable at the boundary: mutating what a call
-      returned never changes the store. (TinyDB's snapshot shares read-only
-      dicts with its cache instead; callers treat specs as read-only.)
+    - Writers hold `lock` from the read they plan from through the write: the
+      fence refuses a plan made before another write, the lock keeps two
+      writes from checking the same serial at once.
+    - Specs and statuses handed in or read out are read-only to the caller:
+      the TinyDB store shares them with its cache (a daemon's warm snapshot),
+      while the in-memory store copies them in and out.
     - Damaged or unreachable storage is a `StoreError` saying how to recover.
     """
 
