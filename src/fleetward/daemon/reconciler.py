@@ -3,8 +3,9 @@
 The caches are what make a warm run cheap. Parsed and validated files are kept
 by blob id (`DocumentCache`), expanded documents by identity (`desire`'s
 memo), and the store's parsed file and objects by the file's identity
-(`TinyDBStore`, kept by the daemon's one store); drift is hashed once per stored object. A one-file commit
-re-reads one blob, expands one document and diffs in memory.
+(`TinyDBStore`, the daemon's one store); drift is hashed once per stored
+object. A one-file commit re-reads one blob, expands one document and diffs in
+memory.
 """
 
 from __future__ import annotations
