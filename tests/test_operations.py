@@ -452,87 +452,20 @@ def op_at(created: str, state: OperationState = S.SUCCESS, trigger: str = "poll"
     return op.move(state, created)
 
 
-def test_the_log_orders_and_pages_operations(tmp_path: Path) -> None:
-    log = OperationLog(tmp_path)
-    same_second = "2026-01-01T00:00:05Z"
-    ops = [
-        op_at("2026-01-01T00:00:01Z"),
-        op_at("2026-01-01T00:00:02Z", S.FAILURE),
-        op_at(same_second),
-        op_at(same_second, S.CANCELLED),  # recorded after the one before: newer
-        op_at("2026-01-01T00:00:09Z"),
-    ]
-    for op in ops:
-        log.record(op)
-    every = [op.operation_id for op in ops]
-
-    def query(**kw: Any) -> tuple[list[str], int]:
-        found, total = log.query(**kw)
-        return [op.operation_id for op in found], total
-
-    assert query() == (every[::-1], 5)  # newest first by default
-    assert query(ordering="created_at") == (every, 5)
-    assert query(limit=2) == (every[::-1][:2], 5)
-    assert query(limit=2, offset=2) == (every[::-1][2:4], 5)
-    assert query(limit=2, offset=4) == (every[::-1][4:], 5)
-    assert query(offset=5) == ([], 5)
-    assert query(limit=0) == ([], 5)
-    assert query(state=S.FAILURE) == ([every[1]], 1)
-    assert query(state=S.SUCCESS, ordering="created_at") == ([every[0], every[2], every[4]], 3)
-    assert query(state=S.TIMEOUT) == ([], 0)
-
-    by_state, _ = query(ordering="state")
-    codes = [int(log.get(i).state) for i in by_state]
-    assert codes == sorted(codes) == [80, 80, 80, 90, 110]
-    by_state_desc, _ = query(ordering="-state")
-    assert [int(log.get(i).state) for i in by_state_desc] == [110, 90, 80, 80, 80]
-    assert query(ordering="updated_at")[0][0] == every[0]
-
-    with pytest.raises(ValueError, match="ordering"):
-        log.query(ordering="operation_id")
+# What every operation log does (order, paging, replacing, eviction, restarts) is in
+# test_store_contract.py, run against each store; the file's own ways are here.
 
 
-def test_recording_an_operation_again_replaces_it_in_place(tmp_path: Path) -> None:
-    log = OperationLog(tmp_path)
-    running = op_at("2026-01-01T00:00:01Z", S.RESOLVING)
-    other = op_at("2026-01-01T00:00:02Z")
-    log.record(running)
-    log.record(other)
-    done = running.through([S.RESOLVED, S.SUCCESS], "2026-01-01T00:00:03Z")
-    log.record(done)
-    assert [op.operation_id for op in log.all()] == [running.operation_id, other.operation_id]
-    assert log.get(running.operation_id) == done
-    assert log.get("no-such-id") is None
-
-
-def test_the_log_keeps_only_the_most_recent_operations(tmp_path: Path) -> None:
+def test_the_log_file_holds_only_the_kept_operations(tmp_path: Path) -> None:
     log = OperationLog(tmp_path, limit=3)
     ops = [op_at(f"2026-01-01T00:00:0{n}Z") for n in range(6)]
     for op in ops:
         log.record(op)
-    assert [op.operation_id for op in log.all()] == [op.operation_id for op in ops[-3:]]
-    assert log.query()[1] == 3
-    assert log.get(ops[0].operation_id) is None
     stored = json.loads((tmp_path / "operations.json").read_text())
     assert len(stored["operations"]) == 3
-
-    log.record(*[op_at("2026-01-02T00:00:00Z") for _ in range(5)])  # one batch past the limit
-    assert len(log.all()) == 3
-
-
-def test_a_restart_fails_the_operations_a_dead_process_left_running(tmp_path: Path) -> None:
-    log = OperationLog(tmp_path)
-    finished = op_at("2026-01-01T00:00:01Z")
-    left = op_at("2026-01-01T00:00:02Z", S.RESOLVING)
-    queued = op_at("2026-01-01T00:00:03Z", S.CREATED)
-    log.record(finished, left, queued)
-    ended = log.fail_unfinished(T1, "the daemon stopped")
-    assert {op.operation_id for op in ended} == {left.operation_id, queued.operation_id}
-    assert log.get(finished.operation_id) == finished
-    for op_id in (left.operation_id, queued.operation_id):
-        op = log.get(op_id)
-        assert op is not None and op.state is S.FAILURE and op.message == "the daemon stopped"
-    assert log.fail_unfinished(T1, "again") == []
+    assert [doc["operation_id"] for doc in stored["operations"].values()] == [
+        op.operation_id for op in ops[-3:]
+    ]
 
 
 def test_a_corrupt_log_is_a_store_error_naming_the_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     │   ├── SourceError           the source, ref or path cannot be read
     │   │   └── CorruptObject     a Git object of the revision is damaged or missing
     │   └── StoreError            the state store cannot be read, written or locked
+    │       ├── StoreConflict     the store moved since the change set was planned
     │       └── LockTimeout       another process holds the store's lock
     └── RequestRefused            an operator's request the daemon refuses
         ├── OperationNotFound     no operation has that id
@@ -176,6 +177,13 @@ class StalePlanError(PermanentError):
 
 class StoreError(TemporaryError):
     """The state store cannot be read, written or locked."""
+
+
+class StoreConflict(StoreError):
+    """A write planned at one lineage and serial met another: nothing was written.
+
+    The fence every store keeps (the serial moves on every write), so two writers
+    that planned from the same state never both land."""
 
 
 class LockTimeout(StoreError):

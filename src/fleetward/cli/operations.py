@@ -18,7 +18,8 @@ from fleetward.cli.state import state_dir_option
 from fleetward.errors import FleetwardError, Problem, UsageError
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
 from fleetward.rendering import plan_from_dict, render_plan, render_problem
-from fleetward.store.operations import ORDERINGS, OperationLog
+from fleetward.store import open_store
+from fleetward.store.operations import ORDERINGS
 
 
 class _State(click.ParamType):  # type: ignore[type-arg]
@@ -84,7 +85,7 @@ def list_operations(
 ) -> None:
     """List operations, newest first."""
     ctx.meta["json_output"] = as_json
-    log = OperationLog(state_dir)
+    log = open_store(state_dir).operations
     ops, total = log.query(state=state, ordering=ordering, limit=limit or None, offset=offset)
     if as_json:
         output.print_json(
@@ -145,7 +146,7 @@ def show_operation(
     OPERATION_ID may be shortened to a unique prefix.
     """
     ctx.meta["json_output"] = as_json
-    log = OperationLog(state_dir)
+    log = open_store(state_dir).operations
     matches = [op for op in log.all() if op.operation_id.startswith(operation_id)]
     if len(matches) != 1:
         raise UsageError.one(

@@ -52,8 +52,7 @@ from fleetward.rendering import (
     render_plan,
 )
 from fleetward.source import uncommitted_note
-from fleetward.store import TinyDBStore
-from fleetward.store.operations import OperationLog
+from fleetward.store import Store, open_store
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
 
@@ -225,15 +224,17 @@ def _read_and_plan(
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
+    # Opened first: a --state-dir that names no store fails before the source is read.
+    store = open_store(state.state_dir) if base is None else None
     desired = resolve(sources, progress=bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     base_revision = None
     inputs.reading = "base" if base is not None else None  # a store error is in no revision
-    if base is not None:
+    if store is None:
         base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
         stored, base_revision = as_stored(base_state), base_state.revision.id
     else:
-        stored = TinyDBStore(state.state_dir).read()
+        stored = store.read()
     inputs.reading = None
     plan = make_plan(desired, stored, guards, progress=bar)
     return dataclasses.replace(plan, base=base_revision)
@@ -311,9 +312,10 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
-    with _recorded_operation(state.state_dir) as record:
+    store = open_store(state.state_dir)
+    with _recorded_operation(store) as record:
         plan, result = _apply(
-            ctx, plan_file, sources, state, guards, max_lines, auto_approve, record, as_json
+            ctx, plan_file, sources, state, store, guards, max_lines, auto_approve, record, as_json
         )
     if as_json:
         output.print_json(_result_json(plan, result))
@@ -348,18 +350,18 @@ def _apply(
     plan_file: str | None,
     sources: SourceOptions,
     state: StateOptions,
+    store: Store,
     guards: PlanOptions,
     max_lines: int,
     auto_approve: bool,
     record: _Recorder,
     as_json: bool = False,
 ) -> tuple[Plan, ApplyResult]:
-    store = TinyDBStore(state.state_dir)
     # A state directory that does not exist yet is made by the write, not before: a
     # refused or unconfirmed apply leaves none behind. Its plan is checked against the
     # empty store first, and again under the lock, which catches another process that
     # made the store meanwhile (the plan is then stale).
-    fresh = not store.state_dir.is_dir()
+    fresh = not store.exists()
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
         record.resolved(plan)
@@ -504,13 +506,13 @@ class _Recorder:
 
 
 @contextlib.contextmanager
-def _recorded_operation(state_dir: str) -> Iterator[_Recorder]:
-    """Record the apply as an Operation, however it ends.
+def _recorded_operation(store: Store) -> Iterator[_Recorder]:
+    """Record the apply as an Operation in the store's log, however it ends.
 
     Failures are recorded only in an existing state directory: a mistyped
     --state-dir must not leave a new directory behind.
     """
-    existed = Path(state_dir).is_dir()
+    existed = store.exists()
     record = _Recorder()
     try:
         yield record
@@ -519,19 +521,19 @@ def _recorded_operation(state_dir: str) -> Iterator[_Recorder]:
             OperationState.FAILURE, now_iso(), exc.problems[0].error if exc.problems else ""
         )
         if existed:
-            _save(state_dir, record.op)
+            _save(store, record.op)
         raise
     except (click.exceptions.Exit, KeyboardInterrupt):
         record.op = record.op.move(OperationState.CANCELLED, now_iso(), "not confirmed")
         if existed:
-            _save(state_dir, record.op)
+            _save(store, record.op)
         raise
-    _save(state_dir, record.op)
+    _save(store, record.op)
 
 
-def _save(state_dir: str, op: Operation) -> None:
+def _save(store: Store, op: Operation) -> None:
     try:
-        OperationLog(state_dir).record(op)
+        store.operations.record(op)
     except FleetwardError as exc:  # the apply's own outcome matters more than its record
         output.stderr.print(f"Warning: the operation was not recorded: {exc.problems[0].error}")
 

@@ -6,7 +6,6 @@ import io
 import sys
 import textwrap
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,8 +18,7 @@ from fleetward.kinds import OBJECT_KINDS
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.kinds.problems import did_you_mean
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
-from fleetward.store import TinyDBStore
-from fleetward.store.operations import OperationLog
+from fleetward.store import Store, open_store
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
 state_dir_option = click.option(
@@ -39,13 +37,14 @@ def state_group() -> None:
     """Read the state store (never writes)."""
 
 
-def read_store(state_dir: str) -> TinyDBStore:
+def read_store(state_dir: str) -> Store:
     """The store of a read command: a --state-dir that does not exist is an error.
 
     Read commands never create the directory, so without this a typo in
     --state-dir would read as "the store is empty" instead of as the typo.
     """
-    if not Path(state_dir).is_dir():
+    store = open_store(state_dir)
+    if not store.exists():
         raise UsageError.one(
             f"No state directory at {state_dir}",
             f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
@@ -53,7 +52,7 @@ def read_store(state_dir: str) -> TinyDBStore:
             "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
             location=state_dir,
         )
-    return TinyDBStore(state_dir)
+    return store
 
 
 def _kind_names(kinds: tuple[str, ...]) -> set[str]:
@@ -162,9 +161,9 @@ def show(
     )
 
 
-def _show_one(store: TinyDBStore, snapshot: StoreSnapshot, address: str, fmt: str) -> None:
+def _show_one(store: Store, snapshot: StoreSnapshot, address: str, fmt: str) -> None:
     obj = _find(snapshot, address)
-    triggers = _triggers(store.state_dir)
+    triggers = _triggers(store)
     described = describe_object(obj, store.history(), triggers)
     if fmt != "text":
         _print_as(fmt, described)
@@ -288,10 +287,10 @@ def object_lines(described: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _triggers(state_dir: Path) -> dict[str, str]:
+def _triggers(store: Store) -> dict[str, str]:
     """Operation id → what started it (cli, poll, webhook, …), from the operation log."""
     try:
-        return {op.operation_id: op.trigger for op in OperationLog(state_dir).all()}
+        return {op.operation_id: op.trigger for op in store.operations.all()}
     except FleetwardError:
         return {}  # a damaged log: the history still names the operations
 

@@ -6,7 +6,6 @@ atomic store write (the serial moves, like any write) that records who and when.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import click
@@ -18,7 +17,7 @@ from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
 from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
-from fleetward.store import ChangeSet, TinyDBStore
+from fleetward.store import StatusChange, open_store
 
 
 @click.group("tasks")
@@ -61,16 +60,16 @@ def set_status_command(
         )
     status = known
     state_dir = state.state_dir
-    store = TinyDBStore(state_dir)
+    store = open_store(state_dir)
     key = ObjectKey(f"Task/{xid}")
     at = dt.datetime.now(dt.UTC)
     now = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if not store.path.is_file():
+    if store.meta().lineage is None:
         # Nothing to change: say so, and create no state directory or lock file.
         raise UsageError.one(
             f"No store at {state_dir}",
-            f"{store.path} does not exist, so it holds no task; a task exists once a TaskBatch "
-            "that declares it has been applied.",
+            f"Nothing has been applied to the store at {state_dir}, so it holds no task; a task "
+            "exists once a TaskBatch that declares it has been applied.",
             "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
         )
     with store.lock(state.lock_timeout):
@@ -92,20 +91,15 @@ def set_status_command(
                 "List the task in a TaskBatch again and apply, then set its status.",
                 location=key,
             )
-        updated = dataclasses.replace(
-            task,
-            status=set_status(
-                task.status, status, who or os_user("fleetward"), now, at, task.created_at
-            ),
-            updated_at=now,
+        new_status = set_status(
+            task.status, status, who or os_user("fleetward"), now, at, task.created_at
         )
-        meta = store.apply(
-            ChangeSet(
+        meta = store.set_status(
+            StatusChange(
                 expected_lineage=snapshot.meta.lineage,
                 expected_serial=snapshot.meta.serial,
-                revision=snapshot.meta.last_applied_revision or "",
-                upserts=[updated],
-                deletes=[],
+                statuses={key: new_status},
+                updated_at=now,
                 history_entry={
                     "revision": snapshot.meta.last_applied_revision,
                     "operationId": f"set-status {xid}",
@@ -115,7 +109,7 @@ def set_status_command(
             )
         )
     if as_json:
-        output.print_json({"address": key, "serial": meta.serial, "status": updated.status})
+        output.print_json({"address": key, "serial": meta.serial, "status": new_status})
         return
     old = task.status.get("status", "open")
     output.stdout.print(f"{key}: status {old} → {status} (serial {meta.serial}).")

@@ -3,8 +3,9 @@
 The caches are what make a warm run cheap. Parsed and validated files are kept
 by blob id (`DocumentCache`), expanded documents by identity (`desire`'s
 memo), and the store's parsed file and objects by the file's identity
-(`TinyDBStore`); drift is hashed once per stored object. A one-file commit
-re-reads one blob, expands one document and diffs in memory.
+(`TinyDBStore`, the daemon's one store); drift is hashed once per stored
+object. A one-file commit re-reads one blob, expands one document and diffs in
+memory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from datetime import timedelta
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
@@ -55,8 +56,7 @@ from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import git_cache, open_source
 from fleetward.planning import plan
-from fleetward.store import TinyDBStore
-from fleetward.store.operations import OperationLog
+from fleetward.store import OperationStore, Store, open_store
 from fleetward.tuning import gc_paused
 
 logger = logging.getLogger("fleetward.daemon")
@@ -67,9 +67,11 @@ S = OperationState
 @dataclass
 class Reconciler:
     settings: RunSettings
-    operations: OperationLog
+    operations: OperationStore
     control: Control | None = None
-    store: TinyDBStore = field(init=False)
+    # The daemon's store (whose log `operations` is); None: opened from the settings.
+    opened: InitVar[Store | None] = None
+    store: Store = field(init=False)
     documents: DocumentCache = field(default_factory=DocumentCache)
     expansions: Expansions = field(default_factory=dict)
     # Held for the whole store write (and the final record of its operation).
@@ -79,8 +81,8 @@ class Reconciler:
     _running: _RunState | None = field(default=None, init=False)
     _abandoned: Operation | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.store = TinyDBStore(self.settings.state_dir)
+    def __post_init__(self, opened: Store | None) -> None:
+        self.store = opened if opened is not None else open_store(self.settings.state_dir)
         if self.control is None:
             self.control = Control(
                 self.operations,

@@ -43,9 +43,9 @@ from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
+from fleetward.store import open_store
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
-from fleetward.store.operations import OperationLog
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -73,7 +73,8 @@ class Daemon:
         self._reload_requested = False
         self.health = Health(ready_max_age=config.readiness_bound)
         self.metrics = Metrics(self.health)
-        self.operations = OperationLog(self.state_dir)
+        self.store = open_store(config.state_dir)
+        self.operations = self.store.operations
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
         self._wake_lock = threading.Lock()
@@ -84,7 +85,9 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
         )
-        self.reconciler = Reconciler(self._settings(config), self.operations, self.control)
+        self.reconciler = Reconciler(
+            self._settings(config), self.operations, self.control, self.store
+        )
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(

@@ -41,7 +41,7 @@ from fleetward.http.webhooks import SeenDeliveries, read_delivery, verify_webhoo
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationRecord
-from fleetward.store.operations import OperationLog
+from fleetward.store import OperationStore
 
 __all__ = ["ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
 
@@ -63,7 +63,7 @@ class Secrets:
 class ApiContext:
     health: Health
     metrics: Metrics
-    operations: OperationLog
+    operations: OperationStore
     secrets: Callable[[], Secrets]
     request_run: Callable[[str], Operation | None]  # reason → the operation queued (if known)
     # Operator requests (create with window/query/arguments, PUT state, approve); None:

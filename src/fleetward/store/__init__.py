@@ -1,6 +1,24 @@
-"""State stores: the interface, and the embedded TinyDB store."""
+"""State stores: the Store interface, the embedded TinyDB store, the in-memory double,
+and `open_store`, which makes the one a location names."""
 
-from fleetward.store.base import HISTORY_LIMIT, ChangeSet, Store
+from fleetward.store.base import HISTORY_LIMIT, ChangeSet, OperationStore, StatusChange, Store
+from fleetward.store.location import MEMORY, open_store
+from fleetward.store.memory import MemoryOperationLog, MemoryStore
+from fleetward.store.operations import OperationLog
 from fleetward.store.tinydb import BACKUP_FILE, STATE_FILE, TinyDBStore
 
-__all__ = ["BACKUP_FILE", "HISTORY_LIMIT", "STATE_FILE", "ChangeSet", "Store", "TinyDBStore"]
+__all__ = [
+    "BACKUP_FILE",
+    "HISTORY_LIMIT",
+    "MEMORY",
+    "STATE_FILE",
+    "ChangeSet",
+    "MemoryOperationLog",
+    "MemoryStore",
+    "OperationLog",
+    "OperationStore",
+    "StatusChange",
+    "Store",
+    "TinyDBStore",
+    "open_store",
+]

@@ -1,19 +1,24 @@
-"""The Store interface: read a snapshot, apply a change set atomically, read history.
+"""The Store interface every state store keeps, and the parts of its contract they share.
 
-Planning code sees only `StoreSnapshot` values, so a server-backed store can
-replace the embedded TinyDB one without touching it.
+Planning code sees only `StoreSnapshot` values and applying code only this
+interface, so the embedded TinyDB store, the in-memory double and a
+server-backed store are interchangeable. tests/test_store_contract.py runs the
+same tests against each of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.errors import StoreConflict, StoreError
+from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.operations import Operation, OperationState
 
-HISTORY_LIMIT = 100
+HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +35,187 @@ class ChangeSet:
     owner_labels: Mapping[str, Mapping[str, str]] | None = None
 
 
-class Store(Protocol):
-    def read(self) -> StoreSnapshot: ...
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """Runtime status people set (`tasks set-status`): the whole new status of each
+    object, checked against the serial it was read at like a `ChangeSet`."""
 
-    def meta(self) -> StoreMeta: ...
+    expected_lineage: str | None
+    expected_serial: int
+    statuses: Mapping[ObjectKey, Mapping[str, Any]]
+    updated_at: str
+    history_entry: Mapping[str, Any]
 
-    def apply(self, change_set: ChangeSet) -> StoreMeta:
-        """Write every change at once, or nothing; bump the serial."""
+
+class OperationStore(Protocol):
+    """The operation log: Operations, oldest first, at most `limit` of them.
+
+    Recording an operation whose id is kept replaces it in place; past the
+    limit the oldest operations in a final state are evicted (ones still waiting
+    or running never are). Operations are values: what a caller holds is never
+    changed by a later record. A log that cannot be read or written raises
+    StoreError.
+    """
+
+    limit: int
+
+    def all(self) -> list[Operation]:
+        """Every kept operation, oldest first."""
         ...
 
-    def history(self) -> list[dict[str, Any]]: ...
+    def get(self, operation_id: str) -> Operation | None: ...
 
-    def lock(self, timeout: float) -> AbstractContextManager[None]: ...
+    def query(
+        self,
+        *,
+        state: OperationState | None = None,
+        ordering: str = "-created_at",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[Operation], int]:
+        """A page of the operations in `state` (all: None) by `ordering` (one of
+        ORDERINGS, `-` reverses; ValueError otherwise), and how many match."""
+        ...
+
+    def record(self, *operations: Operation) -> None:
+        """Insert or replace operations by id, in one write; evict past the limit."""
+        ...
+
+    def fail_unfinished(self, now: str, message: str) -> list[Operation]:
+        """Move every operation a stopped process left running to FAILURE (SCHEDULED ones
+        outlive restarts and stay); the operations ended."""
+        ...
+
+
+class Store(Protocol):
+    """A state store: objects, meta (lineage, serial), history, a lock, the operation log.
+
+    The contract each implementation keeps:
+
+    - `read` and `meta` never create anything; an empty store reads as lineage
+      None, serial 0, no objects.
+    - Every write (`apply`, `set_status`) is atomic — all of it or none — and
+      fenced: it names the lineage and serial it was planned from and is refused
+      with `StoreConflict`, writing nothing, if the store has moved since. Each
+      write adds one to the serial and appends a history entry; the first one
+      fixes the lineage (a new UUID) for the store's life.
+    - Writers hold `lock` from the read they plan from through the write: the
+      fence refuses a plan made before another write, the lock keeps two
+      writes from checking the same serial at once.
+    - Specs and statuses handed in or read out are read-only to the caller:
+      the TinyDB store shares them with its cache (a daemon's warm snapshot),
+      while the in-memory store copies them in and out.
+    - Damaged or unreachable storage is a `StoreError` saying how to recover.
+    """
+
+    @property
+    def operations(self) -> OperationStore:
+        """The operation log kept beside the objects."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether the store's place exists yet (TinyDB: the state directory). Only a
+        write or `lock` makes it: read commands refuse a missing one as a likely typo,
+        and an apply does not lock one before it is confirmed."""
+        ...
+
+    def read(self) -> StoreSnapshot:
+        """Every object and the meta, as of one serial."""
+        ...
+
+    def meta(self) -> StoreMeta:
+        """Lineage, serial, last applied revision and owner labels, without the objects."""
+        ...
+
+    def apply(self, change_set: ChangeSet) -> StoreMeta:
+        """Delete then upsert the change set's objects in one atomic, fenced write.
+
+        The new meta: the same lineage (a new one on the first write), serial + 1,
+        `last_applied_revision` the change set's revision, owner labels merged by
+        `merged_owner_labels`. The history entry is kept with the new serial, and
+        the history bounded to HISTORY_LIMIT entries. The caller holds `lock`.
+        """
+        ...
+
+    def set_status(self, change: StatusChange) -> StoreMeta:
+        """Replace the status and updatedAt of existing objects, fenced like `apply`.
+
+        Status is not spec: spec, spec hash, generation, owner, state and applied
+        revision stay, and so does the store's last applied revision, so the next
+        plan shows no change. The serial moves and the history gains the entry. An
+        object not in the store is a StoreError. The caller holds `lock`.
+        """
+        ...
+
+    def history(self) -> list[dict[str, Any]]:
+        """The last HISTORY_LIMIT writes' entries, oldest first, each with its `serial`."""
+        ...
+
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the store's one writer lock; wait up to `timeout` seconds for another
+        holder, then raise LockTimeout naming it. Not re-entrant."""
+        ...
+
+
+def check_fence(meta: StoreMeta, lineage: str | None, serial: int, where: str) -> None:
+    """StoreConflict unless the store is still at `lineage` (None: any) and `serial`."""
+    if lineage is not None and meta.lineage != lineage:
+        raise StoreConflict.one(
+            "The store changed under the apply",
+            f"Expected lineage {lineage}, found {meta.lineage}.",
+            "Plan again.",
+            location=where,
+        )
+    if meta.serial != serial:
+        raise StoreConflict.one(
+            "The store changed under the apply",
+            f"Expected serial {serial}, found {meta.serial}.",
+            "Plan again.",
+            location=where,
+        )
+
+
+def status_change_set(snapshot: StoreSnapshot, change: StatusChange, where: str) -> ChangeSet:
+    """The apply that writes `change` over `snapshot`: the objects with only their status
+    and updatedAt replaced, the last applied revision and owner labels kept."""
+    check_fence(snapshot.meta, change.expected_lineage, change.expected_serial, where)
+    upserts = []
+    for key, status in change.statuses.items():
+        obj = snapshot.objects.get(key)
+        if obj is None:
+            raise StoreError.one(
+                f"Cannot set the status of {key}: it is not in the store",
+                "Only an object an apply created has a status to set.",
+                "Apply the manifests that declare it first.",
+                location=key,
+            )
+        upserts.append(dataclasses.replace(obj, status=status, updated_at=change.updated_at))
+    return ChangeSet(
+        expected_lineage=change.expected_lineage,
+        expected_serial=change.expected_serial,
+        revision=snapshot.meta.last_applied_revision or "",
+        upserts=upserts,
+        deletes=[],
+        history_entry=change.history_entry,
+    )
+
+
+def merged_owner_labels(
+    old: Mapping[str, Mapping[str, str]],
+    revision: Mapping[str, Mapping[str, str]] | None,
+    objects: Iterable[tuple[str | None, str]],
+) -> dict[str, Mapping[str, str]]:
+    """The revision's documents' labels, plus those of documents gone from Git that
+    still own an active object (their removal is still to be governed).
+
+    `objects` yields (owner, state) of every object after the write; it is only
+    iterated when some owner is gone, so a store may pass a lazy generator.
+    """
+    if revision is None:
+        return dict(old)
+    gone = {owner: labels for owner, labels in old.items() if owner not in revision}
+    if gone:
+        active = ObjectState.ACTIVE.value
+        owning = {owner for owner, state in objects if owner in gone and state == active}
+        gone = {owner: labels for owner, labels in gone.items() if owner in owning}
+    return {**gone, **revision}

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
@@ -34,6 +34,8 @@ OPERATIONS_LIMIT = 1000
 _LOCK_TIMEOUT = 10.0
 ORDERINGS = ("created_at", "state", "updated_at")
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
@@ -42,6 +44,8 @@ class _Entry:
 
 
 class OperationLog:
+    """The operation log of the state directory `state_dir` (an `OperationStore`)."""
+
     def __init__(self, state_dir: Path | str, limit: int = OPERATIONS_LIMIT) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / OPERATIONS_FILE
@@ -72,22 +76,7 @@ class OperationLog:
         offset: int = 0,
     ) -> tuple[list[Operation], int]:
         """Operations filtered by state and ordered (a leading `-` reverses); and the total."""
-        ops = [op for op in self.all() if state is None or op.state is state]
-        reverse = ordering.startswith("-")
-        field = ordering.removeprefix("-")
-        if field not in ORDERINGS:
-            raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)} (with - to reverse)")
-        if field == "created_at":
-            # Records are kept in creation order, which also breaks ties of equal seconds.
-            ordered = list(reversed(ops)) if reverse else ops
-        else:
-            keyed: Callable[[Operation], tuple[Any, ...]] = {
-                "updated_at": lambda op: (op.updated_at, op.created_at),
-                "state": lambda op: (int(op.state), op.created_at),
-            }[field]
-            ordered = sorted(ops, key=keyed, reverse=reverse)
-        end = None if limit is None else offset + limit
-        return ordered[offset:end], len(ordered)
+        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -125,7 +114,7 @@ class OperationLog:
             raise _unwritable(self.state_dir, exc) from exc
         with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
             sweep_own(self.state_dir, OPERATIONS_FILE)
-            entries = _bounded(change(list(self._entries())), self.limit)
+            entries = bounded(change(list(self._entries())), self.limit, _final)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:
                 written = write_atomic(self.path, ('{"operations":{' + body + "}}").encode())
@@ -174,18 +163,53 @@ class OperationLog:
             ) from exc
 
 
-def _bounded(entries: list[_Entry], limit: int) -> list[_Entry]:
-    """The newest `limit` entries; operations still waiting or running are never dropped."""
+def select(
+    ops: list[Operation],
+    *,
+    state: OperationState | None = None,
+    ordering: str = "-created_at",
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[Operation], int]:
+    """A page of `ops` (oldest first) in `state`, by `ordering`; and how many match.
+
+    Every operation log answers `query` with this, so the CLI and HTTP API page
+    the same way whichever store keeps the log."""
+    ops = [op for op in ops if state is None or op.state is state]
+    reverse = ordering.startswith("-")
+    field = ordering.removeprefix("-")
+    if field not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)} (with - to reverse)")
+    if field == "created_at":
+        # Records are kept in creation order, which also breaks ties of equal seconds.
+        ordered = list(reversed(ops)) if reverse else ops
+    else:
+        keyed: Callable[[Operation], tuple[Any, ...]] = {
+            "updated_at": lambda op: (op.updated_at, op.created_at),
+            "state": lambda op: (int(op.state), op.created_at),
+        }[field]
+        ordered = sorted(ops, key=keyed, reverse=reverse)
+    end = None if limit is None else offset + limit
+    return ordered[offset:end], len(ordered)
+
+
+def bounded(entries: list[T], limit: int, final: Callable[[T], bool]) -> list[T]:
+    """The newest `limit` entries (oldest first); operations still waiting or running
+    (not `final`) are never dropped, so a log may hold more of those than `limit`."""
     excess = len(entries) - limit
     if excess <= 0:
         return entries
     out = []
     for entry in entries:
-        if excess > 0 and entry.op.state.final:
+        if excess > 0 and final(entry):
             excess -= 1
             continue
         out.append(entry)
     return out
+
+
+def _final(entry: _Entry) -> bool:
+    return entry.op.state.final
 
 
 def _entry(op: Operation) -> _Entry:

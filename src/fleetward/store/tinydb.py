@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,18 @@ from tinydb.storages import Storage
 
 from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
-from fleetward.store.base import HISTORY_LIMIT, ChangeSet
+from fleetward.store.base import (
+    HISTORY_LIMIT,
+    ChangeSet,
+    StatusChange,
+    check_fence,
+    merged_owner_labels,
+    status_change_set,
+)
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
+from fleetward.store.operations import OperationLog
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +198,7 @@ class _Cached:
 
 
 class TinyDBStore:
-    """The store in `state_dir`.
+    """The store in `state_dir` (a `Store`), with its operation log beside it.
 
     An instance remembers the file it last read or wrote, keyed by the file's
     inode, mtime and size: a long-lived instance (the daemon's) neither parses
@@ -209,6 +217,10 @@ class TinyDBStore:
         self._cached: _Cached | None = None
         self._encoded: EncodedDocs = {}
         self._checked = False
+        self.operations = OperationLog(self.state_dir)
+
+    def exists(self) -> bool:
+        return self.state_dir.is_dir()
 
     def _check_once(self) -> None:
         if not self._checked:
@@ -284,7 +296,7 @@ class TinyDBStore:
 
     # -- writing ---------------------------------------------------------------
 
-    def lock(self, timeout: float) -> Any:
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
         self._check_once()
         self._make_dir()  # no sweep here: another process may be writing until we hold the lock
         return exclusive_lock(self.state_dir / LOCK_FILE, timeout)
@@ -297,23 +309,9 @@ class TinyDBStore:
         self._cached = None  # whatever happens below, the old copy is no longer the file
         with self._open(before) as (db, transaction):
             meta = _meta(db, self.path)
-            if (
-                meta.lineage != change_set.expected_lineage
-                and change_set.expected_lineage is not None
-            ):
-                raise StoreError.one(
-                    "The store changed under the apply",
-                    f"Expected lineage {change_set.expected_lineage}, found {meta.lineage}.",
-                    "Plan again.",
-                    location=str(self.path),
-                )
-            if meta.serial != change_set.expected_serial:
-                raise StoreError.one(
-                    "The store changed under the apply",
-                    f"Expected serial {change_set.expected_serial}, found {meta.serial}.",
-                    "Plan again.",
-                    location=str(self.path),
-                )
+            check_fence(
+                meta, change_set.expected_lineage, change_set.expected_serial, str(self.path)
+            )
             # Objects go in at the storage level, in TinyDB's layout: every
             # document keeps its doc id, new ones get the next free ids.
             table = transaction.table_data("objects")
@@ -339,7 +337,11 @@ class TinyDBStore:
                 lineage=meta.lineage or str(uuid.uuid4()),
                 serial=meta.serial + 1,
                 last_applied_revision=change_set.revision,
-                owner_labels=_owner_labels(meta.owner_labels, change_set.owner_labels, table),
+                owner_labels=merged_owner_labels(
+                    meta.owner_labels,
+                    change_set.owner_labels,
+                    ((d.get("owner"), d.get("state", "active")) for d in table.values()),
+                ),
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
@@ -374,6 +376,10 @@ class TinyDBStore:
                     after.snapshot = StoreSnapshot(new_meta, objects)
             return new_meta
 
+    def set_status(self, change: StatusChange) -> StoreMeta:
+        """The objects' new status in one atomic write; the caller holds the lock."""
+        return self.apply(status_change_set(self.read(), change, str(self.path)))
+
     def _make_dir(self) -> None:
         try:
             make_state_dir(self.state_dir)
@@ -387,26 +393,6 @@ class TinyDBStore:
         other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
         sweep_own(self.state_dir, STATE_FILE)
-
-
-def _owner_labels(
-    old: Mapping[str, Mapping[str, str]],
-    revision: Mapping[str, Mapping[str, str]] | None,
-    table: Mapping[str, Any],
-) -> dict[str, Mapping[str, str]]:
-    """The revision's documents' labels, plus those of documents gone from Git that
-    still own an active object (their removal is still to be governed)."""
-    if revision is None:
-        return dict(old)
-    gone = {owner: labels for owner, labels in old.items() if owner not in revision}
-    if gone:
-        owning = {
-            doc.get("owner")
-            for doc in table.values()
-            if doc.get("owner") in gone and doc.get("state", "active") == "active"
-        }
-        gone = {owner: labels for owner, labels in gone.items() if owner in owning}
-    return {**gone, **revision}
 
 
 def _meta(db: TinyDB, path: Path) -> StoreMeta:

@@ -1,0 +1,216 @@
+"""The in-memory store: the double of the Store interface, held to the same contract tests.
+
+Everything is kept as JSON text, as a store on disk or on a server keeps it:
+what goes in is copied, what comes out is a fresh value, so a caller that
+mutates a spec it passed or got back changes nothing stored (the aliasing
+TinyDB allows, LIBRARIES.md). One mutex makes every call atomic across threads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fleetward.errors import LockTimeout
+from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.operations import Operation, OperationState
+from fleetward.store.base import (
+    HISTORY_LIMIT,
+    ChangeSet,
+    StatusChange,
+    check_fence,
+    merged_owner_labels,
+    status_change_set,
+)
+from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
+
+LOCATION = "memory:"
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """One object as stored: its JSON, and the two fields the owner labels need."""
+
+    owner: str
+    state: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptOperation:
+    final: bool
+    text: str
+
+
+class MemoryOperationLog:
+    """An operation log in memory (an `OperationStore`), with the file log's rules."""
+
+    def __init__(self, limit: int = OPERATIONS_LIMIT) -> None:
+        self.limit = limit
+        self._mutex = threading.Lock()
+        self._kept: dict[str, _KeptOperation] = {}  # by id, oldest first
+
+    def all(self) -> list[Operation]:
+        with self._mutex:
+            kept = list(self._kept.values())
+        return [_operation(k.text) for k in kept]
+
+    def get(self, operation_id: str) -> Operation | None:
+        with self._mutex:
+            found = self._kept.get(operation_id)
+        return None if found is None else _operation(found.text)
+
+    def query(
+        self,
+        *,
+        state: OperationState | None = None,
+        ordering: str = "-created_at",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[Operation], int]:
+        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
+
+    def record(self, *operations: Operation) -> None:
+        kept = {op.operation_id: _kept_operation(op) for op in operations}
+        # A dict keeps the place of a key assigned again: a record replaces in place.
+        self._update(lambda current: {**current, **kept})
+
+    def fail_unfinished(self, now: str, message: str) -> list[Operation]:
+        ended: list[Operation] = []
+
+        def update(current: dict[str, _KeptOperation]) -> dict[str, _KeptOperation]:
+            out = dict(current)
+            for op_id, entry in current.items():
+                op = _operation(entry.text)
+                if entry.final or op.state is OperationState.SCHEDULED:
+                    continue
+                op = op.move(OperationState.FAILURE, now, message)
+                ended.append(op)
+                out[op_id] = _kept_operation(op)
+            return out
+
+        self._update(update)
+        return ended
+
+    def _update(
+        self, change: Callable[[dict[str, _KeptOperation]], dict[str, _KeptOperation]]
+    ) -> None:
+        with self._mutex:
+            items = bounded(list(change(self._kept).items()), self.limit, lambda i: i[1].final)
+            self._kept = dict(items)
+
+
+class MemoryStore:
+    """A `Store` held in this process: nothing survives it, everything else is the same."""
+
+    def __init__(self, operations_limit: int = OPERATIONS_LIMIT) -> None:
+        self.operations = MemoryOperationLog(operations_limit)
+        self._mutex = threading.Lock()  # every read and write: each call is atomic
+        self._writer = threading.Lock()  # `lock`: one writer at a time
+        self._holder: str | None = None  # the thread holding `_writer`, for the waiter
+        self._meta = StoreMeta(lineage=None, serial=0, last_applied_revision=None)
+        self._objects: dict[ObjectKey, _Kept] = {}
+        self._history: list[str] = []
+
+    def exists(self) -> bool:
+        return True  # made by opening it
+
+    def read(self) -> StoreSnapshot:
+        with self._mutex:
+            return self._snapshot()
+
+    def meta(self) -> StoreMeta:
+        with self._mutex:
+            return _copy_meta(self._meta)
+
+    def history(self) -> list[dict[str, Any]]:
+        with self._mutex:
+            kept = list(self._history)
+        return [json.loads(text) for text in kept]
+
+    def apply(self, change_set: ChangeSet) -> StoreMeta:
+        with self._mutex:
+            return self._apply(change_set)
+
+    def set_status(self, change: StatusChange) -> StoreMeta:
+        with self._mutex:
+            return self._apply(status_change_set(self._snapshot(), change, LOCATION))
+
+    @contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        me = threading.current_thread().name
+        if not self._writer.acquire(timeout=max(timeout, 0.0)):
+            holder = self._holder or "unknown"
+            raise LockTimeout.one(
+                f"The in-memory store is locked by another writer (thread {holder})",
+                f"Its lock has been held for longer than the lock timeout ({timeout:g}s); "
+                "only one writer may write the store at a time.",
+                f"Wait for thread {holder} to finish, or raise the lock timeout.",
+                location=LOCATION,
+                holder=holder,
+            )
+        self._holder = me
+        try:
+            yield
+        finally:
+            self._holder = None
+            self._writer.release()
+
+    # -- under the mutex -------------------------------------------------------------
+
+    def _snapshot(self) -> StoreSnapshot:
+        objects = {key: _stored(kept) for key, kept in self._objects.items()}
+        return StoreSnapshot(_copy_meta(self._meta), objects)
+
+    def _apply(self, change_set: ChangeSet) -> StoreMeta:
+        """Build the whole new state, then swap it in: a failure midway changes nothing."""
+        meta = self._meta
+        check_fence(meta, change_set.expected_lineage, change_set.expected_serial, LOCATION)
+        objects = dict(self._objects)
+        for key in change_set.deletes:
+            objects.pop(key, None)
+        for obj in change_set.upserts:
+            objects[obj.key] = _Kept(obj.owner, obj.state.value, _dumps(obj.to_doc()))
+        new_meta = StoreMeta(
+            lineage=meta.lineage or str(uuid.uuid4()),
+            serial=meta.serial + 1,
+            last_applied_revision=change_set.revision,
+            owner_labels=merged_owner_labels(
+                meta.owner_labels,
+                change_set.owner_labels,
+                ((k.owner, k.state) for k in objects.values()),
+            ),
+        )
+        entry = _dumps({**change_set.history_entry, "serial": new_meta.serial})
+        history = [*self._history, entry][-HISTORY_LIMIT:]
+        self._objects, self._history = objects, history
+        self._meta = _copy_meta(new_meta)
+        return _copy_meta(new_meta)
+
+
+def _copy_meta(meta: StoreMeta) -> StoreMeta:
+    labels: Mapping[str, Mapping[str, str]] = {
+        owner: dict(labels) for owner, labels in meta.owner_labels.items()
+    }
+    return StoreMeta(meta.lineage, meta.serial, meta.last_applied_revision, labels)
+
+
+def _stored(kept: _Kept) -> StoredObject:
+    return StoredObject.from_doc(json.loads(kept.text))
+
+
+def _kept_operation(op: Operation) -> _KeptOperation:
+    return _KeptOperation(op.state.final, _dumps(op.to_dict()))
+
+
+def _operation(text: str) -> Operation:
+    return Operation.from_dict(json.loads(text))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
