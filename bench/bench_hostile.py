@@ -43,6 +43,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "flat-block-list": lambda n: _fill("- a\n", n, "a:\n"),
     "many-keys": lambda n: "".join(f"k{i}: v\n" for i in range(n // 10)),
     "many-documents": lambda n: _fill("---\n", n),
+    "many-directive-documents": lambda n: _fill("%YAML 1.2\n---\na: 1\n...\n", n),
     "many-anchors": lambda n: "".join(f"k{i}: &a{i} v\n" for i in range(n // 16)),
     "many-scalar-aliases": lambda n: _fill("*a, ", n, "a: [&a x, ", "x]\n"),
     "long-scalars": lambda n: _fill("  - " + "x" * 60_000 + "\n", n, "a:\n"),

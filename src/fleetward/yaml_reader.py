@@ -291,6 +291,7 @@ def load_all(text: str) -> list[Any]:
 class _Builder:
     def __init__(self, text: str) -> None:
         self._text = text
+        self._lines: list[str] | None = None  # the text's lines, split on first need
 
     def run(self) -> list[Any]:
         documents: list[Any] = []
@@ -447,7 +448,9 @@ class _Builder:
             )
         if event.version is None:
             return
-        lines = self._text.splitlines()[event.start_mark.line : event.end_mark.line]
+        if self._lines is None:  # once per file: per document, many documents are quadratic
+            self._lines = self._text.splitlines()
+        lines = self._lines[event.start_mark.line : event.end_mark.line]
         for offset, line in enumerate(lines):
             if line.startswith("%YAML") and not _DIRECTIVE_YAML.match(line.rstrip("\r")):
                 raise YamlDataError(
