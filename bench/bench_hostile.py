@@ -46,6 +46,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "many-directive-documents": lambda n: _fill("%YAML 1.2\n---\na: 1\n...\n", n),
     "many-anchors": lambda n: "".join(f"k{i}: &a{i} v\n" for i in range(n // 16)),
     "many-scalar-aliases": lambda n: _fill("*a, ", n, "a: [&a x, ", "x]\n"),
+    "long-scalar-aliases": lambda n: _fill("*a, ", n, "a: &a " + "x" * 65_536 + "\nb: [", "x]\n"),
     "long-scalars": lambda n: _fill("  - " + "x" * 60_000 + "\n", n, "a:\n"),
     "comments": lambda n: _fill("# [[[[ {{{{ '\" \n", n, "a: 1\n"),
     "quoted-brackets": lambda n: _fill('"]]]]", ', n, "a: [", "x]\n"),

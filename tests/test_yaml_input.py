@@ -284,7 +284,7 @@ def test_aliases_may_not_repeat_more_text_than_a_file_holds() -> None:
     with pytest.raises(yaml_reader.YamlDataError, match="characters") as info:
         load_all(nested)  # through collections too: 4 x 64 KiB per *b
     assert info.value.line == 2
-    result = load_file(("---\na: &a " + big + "\nb: [*a, *a, *a, *a]\n") .encode() * 30)
+    result = load_file(("---\na: &a " + big + "\nb: [*a, *a, *a, *a]\n").encode() * 30)
     problems = [r for r in result if hasattr(r, "problem")]
     assert problems[0].problem.error == "YAML aliases expand too far"  # type: ignore[attr-defined]
 
