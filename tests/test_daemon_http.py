@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest fixtures)
     NORTH,
     DaemonProcess,
@@ -23,11 +28,18 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     assert_error_body,
     daemons_fixture,
     sign,
+    wait_until,
     ws_fixture,
 )
+from daemon_support import http as request
 from support import isolated_env
 
+from fleetward.http.app import ApiContext, Secrets, create_app
 from fleetward.http.webhooks import SeenDeliveries, read_delivery
+from fleetward.observe.health import Health
+from fleetward.observe.metrics import Metrics
+from fleetward.operations import Operation
+from fleetward.store.operations import OperationLog
 
 TOKEN = "token-of-the-api"
 SECRET = "secret-of-the-webhook"
@@ -508,11 +520,41 @@ SHA = "caa603f0c2b1d7a8e9f00112233445566778899a"
         (SHA, "refs/heads/main", False),  # a pinned commit: no push moves it
         ("HEAD", "refs/heads/anything", True),  # no default branch in the body: cannot tell
         ("HEAD", "refs/tags/v1.0", False),
+        # ancestry steps: a push to the branch moves the commit they lead to
+        ("main~1", "refs/heads/main", True),
+        ("main^2", "refs/heads/main", True),
+        ("main~1", "refs/heads/feature", False),
+        ("origin/main~3", "refs/heads/main", True),
+        ("HEAD~1", "refs/heads/anything", True),
+        ("HEAD^{commit}", "refs/tags/v1.0", False),
+        ("v1^{commit}", "refs/tags/v1", True),
+        ("v1^{commit}", "refs/tags/v2", False),
+        (SHA + "~1", "refs/heads/main", False),
+        # an abbreviated SHA is a pinned commit too, unless a ref of that name is pushed
+        (SHA[:7], "refs/heads/main", False),
+        (SHA[:12] + "^", "refs/heads/main", False),
+        (SHA[:39], "refs/heads/main", False),
+        ("20240101", "refs/tags/20240101", True),  # git prefers the ref to the SHA
     ],
 )
 def test_only_a_push_to_the_tracked_ref_asks_for_a_run(tracked: str, ref: str, runs: bool) -> None:
     delivery = read_delivery({"x-github-event": "push"}, json.dumps({"ref": ref}).encode(), tracked)
     assert (delivery.ignored is None) is runs, delivery
+
+
+@pytest.mark.parametrize(
+    ("tracked", "why"),
+    [
+        (SHA[:7], "the daemon tracks commit caa603f, which no push moves"),
+        (SHA + "~1", "the daemon tracks commit caa603f0c2b1~1, which no push moves"),
+        ("main~1", "the daemon tracks main~1"),
+        ("HEAD~1", "the daemon tracks HEAD~1, from HEAD, the default branch main"),
+    ],
+)
+def test_an_ignored_push_names_what_the_daemon_tracks(tracked: str, why: str) -> None:
+    body = json.dumps({"ref": "refs/heads/dev", "repository": MAIN_REPO}).encode()
+    delivery = read_delivery({"x-github-event": "push"}, body, tracked)
+    assert delivery.ignored == f"push to refs/heads/dev: {why}"
 
 
 def test_a_form_encoded_payload_is_read_like_json() -> None:
@@ -524,6 +566,62 @@ def test_a_form_encoded_payload_is_read_like_json() -> None:
 def test_a_request_naming_no_event_and_no_ref_still_runs() -> None:
     delivery = read_delivery({"x-gitlab-token": SECRET}, b"{}", "main")
     assert (delivery.event, delivery.ignored, delivery.delivery_id) == ("push", None, None)
+
+
+def test_a_delivery_whose_run_request_failed_runs_when_redelivered(tmp_path: Path) -> None:
+    """The first request for a run raised (a full disk, say): the delivery id was kept as
+    answered, so every redelivery was "received before" and never ran."""
+    log = OperationLog(tmp_path)
+    requests: list[str] = []
+
+    def request_run(reason: str) -> Operation:
+        requests.append(reason)
+        if len(requests) == 1:
+            raise OSError(28, "No space left on device")
+        op = Operation.new(reason, "2030-01-01T00:00:00Z")
+        log.record(op)
+        return op
+
+    health = Health(ready_max_age=300)
+    app = create_app(
+        ApiContext(
+            health=health,
+            metrics=Metrics(health),
+            operations=log,
+            secrets=lambda: Secrets(webhook_secret=SECRET),
+            request_run=request_run,
+            tracked_ref=lambda: "main",
+        )
+    )
+    raw, headers = _signed({"ref": "refs/heads/main"}, **{"X-GitHub-Delivery": "d-failed"})
+    with _serving(app) as url:
+        failed = request("POST", url + "/v0/webhook", raw, headers)
+        assert_error_body(failed, 500)  # a Git server redelivers on 5xx
+        again = request("POST", url + "/v0/webhook", raw, headers)
+        assert again.status == 202, again.text
+        content = again.json()["content"]
+        assert content["accepted"] is True and content.get("ignored") is None, content
+        third = request("POST", url + "/v0/webhook", raw, headers)
+    assert third.status == 200 and third.json()["content"]["ignored"].endswith("received before")
+    assert third.json()["content"]["operation_id"] == content["operation_id"]
+    assert requests == ["webhook", "webhook"]
+
+
+@contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on a free loopback port: its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, what="uvicorn to start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def test_the_seen_deliveries_are_bounded_and_forget_the_oldest() -> None:

@@ -43,6 +43,7 @@ from test_bad_input import World, expect, fleet
 from fleetward.cli import cli
 from fleetward.errors import UsageError
 from fleetward.loading import load_file, load_other
+from fleetward import yaml_reader
 from fleetward.yaml_reader import compose_all, load_all, position
 
 template = test_bad_input.template
@@ -229,6 +230,63 @@ def test_aliases_count_toward_depth() -> None:
     result = load_file(text.encode())
     assert result[0].problem.error == "YAML nested too deeply"  # type: ignore[union-attr]
     assert (result[0].line, result[0].column) == (2, 34)  # type: ignore[union-attr]  # *a
+
+
+class _CountingText(str):
+    """Text that counts how often it is split into lines (the C parser takes a plain str)."""
+
+    splits = 0
+
+    def splitlines(self, keepends: bool = False) -> list[str]:
+        type(self).splits += 1
+        return super().splitlines(keepends)
+
+
+def test_many_documents_with_directives_split_the_text_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each `%YAML` document split the whole file into lines to check its directive:
+    20,000 such documents (440 KB) took over two minutes."""
+    _CountingText.splits = 0
+    parse = yaml_reader.events
+    monkeypatch.setattr(yaml_reader, "events", lambda text: parse(str(text)))
+    text = _CountingText("%YAML 1.2\n---\na: 1\n...\n" * 2_000)
+    assert load_all(text) == [{"a": 1}] * 2_000
+    assert _CountingText.splits <= 1
+    with pytest.raises(yaml_reader.YamlDataError, match="Unsupported YAML directive") as info:
+        load_all(_CountingText("%YAML 1.2\n---\na: 1\n...\n" * 1_000 + "%YAML 1.1\n---\nb\n"))
+    assert (info.value.line, info.value.column) == (4_000, 0)
+    assert _CountingText.splits <= 2
+
+
+def test_aliases_to_scalars_count_toward_the_alias_limit() -> None:
+    """An alias of a scalar is a node like any other: 10,001 of them are too many."""
+    assert load_all("a: &a x\nb: [" + "*a, " * 9_999 + "*a]\n") == [{"a": "x", "b": ["x"] * 10_000}]
+    with pytest.raises(yaml_reader.YamlDataError, match="expand to more than 10,000") as info:
+        load_all("a: &a x\nb: [" + "*a, " * 10_000 + "*a]\n")
+    assert (info.value.line, info.value.column) == (1, 4 + 4 * 10_000)
+
+
+def test_aliases_may_not_repeat_more_text_than_a_file_holds() -> None:
+    """Ninety aliases of a 64 KiB string in a 66 KB file stood for 5.9 MB of text (and
+    90,000 of them, 5.9 GB, in a 425 KB file): aliases may add at most 6 MiB per file."""
+    limit = 6 * 1024 * 1024  # what a file may hold
+    big = "x" * 65_536
+    repeats = limit // len(big)  # as many as fit exactly
+    text = f"a: &a {big}\nb: [" + "*a, " * (repeats - 1) + "*a]\n"
+    [data] = load_all(text)
+    assert len(data["b"]) == repeats
+    with pytest.raises(yaml_reader.YamlDataError, match="YAML aliases expand too far") as info:
+        load_all(text.replace("*a]", "*a, *a]"))
+    assert (info.value.line, info.value.column) == (1, 4 + 4 * repeats)
+    assert info.value.parameters["limit"] == limit
+    nested = f"a: &a {{k: {big}}}\nb: &b [*a, *a, *a, *a]\nc: [" + "*b, " * 30 + "*b]\n"
+    with pytest.raises(yaml_reader.YamlDataError, match="characters") as info:
+        load_all(nested)  # through collections too: 4 x 64 KiB per *b
+    assert info.value.line == 2
+    result = load_file(("---\na: &a " + big + "\nb: [*a, *a, *a, *a]\n").encode() * 30)
+    problems = [r for r in result if hasattr(r, "problem")]
+    assert problems[0].problem.error == "YAML aliases expand too far"  # type: ignore[attr-defined]
 
 
 def test_scalar_key_and_integer_limits_sit_at_their_edges() -> None:

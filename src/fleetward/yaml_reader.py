@@ -12,7 +12,8 @@ same text, except that everything outside these rules is refused by name:
 
 - at most MAX_DEPTH nested collections (through aliases too), MAX_NODES nodes
   per file, MAX_SCALAR_CHARS characters per scalar, MAX_ALIAS_NODES nodes
-  reached through aliases per document;
+  reached through aliases per document, MAX_ALIAS_CHARS characters of scalars
+  reached through aliases per file;
 - mapping keys are strings; integers fit in 64 bits;
 - tags: `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!timestamp` on
   values of that YAML 1.2 type, `!!map`, `!!seq` and `!` where they fit; no
@@ -51,6 +52,10 @@ MAX_DEPTH = 64  # nested mappings and lists, aliases expanded
 MAX_NODES = 1_000_000  # scalars, collections and aliases in one file
 MAX_SCALAR_CHARS = 65_536  # one string (key or value)
 MAX_ALIAS_NODES = 10_000  # nodes aliases may expand to, per document (DESIGN §2)
+# Characters of scalars (keys and values) aliases may repeat, per file: as much text as a
+# file may hold (MAX_FILE_BYTES), so the data of a file is at most about twice its size.
+# Per file, not per document: many small documents would each get the whole budget.
+MAX_ALIAS_CHARS = 6 * 1024 * 1024
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 C_PARSER = CParser is not None
@@ -253,7 +258,9 @@ _MERGE_KEY = object()  # a mapping frame whose next value is a `<<` merge
 class _Frame:
     """One open mapping or list."""
 
-    __slots__ = ("data", "is_map", "key", "key_mark", "anchor", "size", "height", "merges", "mark")
+    __slots__ = (
+        "data", "is_map", "key", "key_mark", "anchor", "size", "height", "chars", "merges", "mark"
+    )
 
     def __init__(self, data: Any, is_map: bool, anchor: str | None, mark: Any) -> None:
         self.data = data
@@ -263,20 +270,22 @@ class _Frame:
         self.anchor = anchor
         self.size = 1  # nodes under it, aliases expanded
         self.height = 1  # levels under it, aliases expanded
+        self.chars = 0  # characters of the scalars under it, aliases expanded
         self.merges: list[dict[str, Any]] | None = None
         self.mark = mark
 
 
 class _Anchored:
-    __slots__ = ("value", "size", "height")
+    __slots__ = ("value", "size", "height", "chars")
 
-    def __init__(self, value: Any, size: int, height: int) -> None:
+    def __init__(self, value: Any, size: int, height: int, chars: int) -> None:
         self.value = value
         self.size = size
         self.height = height
+        self.chars = chars
 
 
-_OPEN = _Anchored(None, 0, 0)  # an anchor whose collection is still open
+_OPEN = _Anchored(None, 0, 0, 0)  # an anchor whose collection is still open
 
 
 def load_all(text: str) -> list[Any]:
@@ -291,6 +300,7 @@ def load_all(text: str) -> list[Any]:
 class _Builder:
     def __init__(self, text: str) -> None:
         self._text = text
+        self._lines: list[str] | None = None  # the text's lines, split on first need
 
     def run(self) -> list[Any]:
         documents: list[Any] = []
@@ -298,6 +308,7 @@ class _Builder:
         anchors: dict[str, _Anchored] = {}
         root: Any = None
         aliased = 0
+        aliased_chars = 0  # per file (MAX_ALIAS_CHARS)
         nodes = 0
         previous_end: Any = None  # the DocumentEndEvent of the document before
         implicit_table = _IMPLICIT
@@ -326,9 +337,9 @@ class _Builder:
                             else:
                                 value = _typed(resolved, text, event)
                             break
-                size, height = 1, 0
+                size, height, chars = 1, 0, len(text)
                 if event.anchor is not None:
-                    anchors[event.anchor] = _Anchored(value, 1, 0)
+                    anchors[event.anchor] = _Anchored(value, 1, 0, chars)
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
                 is_map = cls is MappingStartEvent
                 tag = event.tag
@@ -351,30 +362,45 @@ class _Builder:
                         merged.update(source)
                     merged.update(value)
                     value = merged
-                size, height = frame.size, frame.height
+                size, height, chars = frame.size, frame.height, frame.chars
                 if frame.anchor is not None:
-                    anchors[frame.anchor] = _Anchored(value, size, height)
+                    anchors[frame.anchor] = _Anchored(value, size, height, chars)
             elif cls is AliasEvent:
                 target = anchors.get(event.anchor)
                 if target is None or target is _OPEN:
                     raise _bad_alias(event, target is _OPEN)
                 value, size, height = target.value, target.size, target.height
+                chars = target.chars
                 if height:
                     if stack and stack[-1].is_map and stack[-1].key is _NO_KEY:
                         raise _complex_key(event.start_mark, "an alias of a collection")
                     if len(stack) + height > MAX_DEPTH:
                         raise too_deep(event.start_mark)
-                    aliased += size
-                    if aliased > MAX_ALIAS_NODES:
-                        raise YamlDataError(
-                            event.start_mark,
-                            "YAML aliases expand too far",
-                            f"Aliases in this document expand to more than {MAX_ALIAS_NODES:,} "
-                            "nodes (a 'billion laughs' document would exhaust memory).",
-                            "Write the repeated data out, or reuse it less: an alias may stand "
-                            "for a small block only.",
-                            limit=MAX_ALIAS_NODES,
-                        )
+                # Every alias counts, of a scalar too: the data goes on to be hashed,
+                # encoded and stored as often as it is repeated.
+                aliased += size
+                if aliased > MAX_ALIAS_NODES:
+                    raise YamlDataError(
+                        event.start_mark,
+                        "YAML aliases expand too far",
+                        f"Aliases in this document expand to more than {MAX_ALIAS_NODES:,} "
+                        "nodes (a 'billion laughs' document would exhaust memory).",
+                        "Write the repeated data out, or reuse it less: an alias may stand "
+                        "for a small block only.",
+                        limit=MAX_ALIAS_NODES,
+                    )
+                aliased_chars += chars
+                if aliased_chars > MAX_ALIAS_CHARS:
+                    raise YamlDataError(
+                        event.start_mark,
+                        "YAML aliases expand too far",
+                        f"Aliases in this file repeat more than {MAX_ALIAS_CHARS:,} characters "
+                        "of text, more than a file may hold (a few aliases of long strings "
+                        "would make gigabytes to hash and store).",
+                        "Write the repeated data out, or reuse it less: aliases may repeat "
+                        "short values only.",
+                        limit=MAX_ALIAS_CHARS,
+                    )
             elif cls is DocumentStartEvent:
                 if event.version is not None or event.tags:
                     self._check_directives(event, previous_end)
@@ -402,6 +428,7 @@ class _Builder:
                 continue
             parent = stack[-1]
             parent.size += size
+            parent.chars += chars
             if height >= parent.height:
                 parent.height = height + 1
             if not parent.is_map:
@@ -447,7 +474,9 @@ class _Builder:
             )
         if event.version is None:
             return
-        lines = self._text.splitlines()[event.start_mark.line : event.end_mark.line]
+        if self._lines is None:  # once per file: per document, many documents are quadratic
+            self._lines = self._text.splitlines()
+        lines = self._lines[event.start_mark.line : event.end_mark.line]
         for offset, line in enumerate(lines):
             if line.startswith("%YAML") and not _DIRECTIVE_YAML.match(line.rstrip("\r")):
                 raise YamlDataError(

@@ -277,7 +277,12 @@ def create_app(ctx: ApiContext) -> Starlette:
         if delivery.ignored is not None:
             answer = answer.model_copy(update={"ignored": delivery.ignored})
             return _answer(contract.DeliveryAnswer(content=answer))
-        op = await run_in_threadpool(ctx.request_run, "webhook")
+        try:
+            op = await run_in_threadpool(ctx.request_run, "webhook")
+        except BaseException:
+            if claimed is not None:
+                seen.release(claimed)  # no run was asked for: the redelivery (on a 500) may ask
+            raise
         if claimed is not None:
             if op is None:
                 seen.release(claimed)  # nothing was queued (stopping): a redelivery may run

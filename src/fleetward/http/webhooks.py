@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetward.source.urls import split_ancestry
+
 DELIVERIES_KEPT = 1000  # delivery ids remembered (in memory): redeliveries are recent
 _DELIVERY_HEADERS = (
     "x-github-delivery",
@@ -31,6 +33,7 @@ _EVENT_HEADERS = ("x-github-event", "x-gitea-event", "x-gogs-event", "x-gitlab-e
 _PUSH_EVENTS = frozenset({"push", "push hook"})  # GitHub, Gitea, Forgejo; GitLab
 _TAG_EVENTS = frozenset({"tag push hook", "create"})  # GitLab's tag push; Gitea's ref creation
 _SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+_SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")  # git's shortest abbreviation is 7
 _BRANCH = "refs/heads/"
 _TAG = "refs/tags/"
 
@@ -100,24 +103,33 @@ def read_delivery(headers: Mapping[str, str], body: bytes, tracked_ref: str) -> 
 
 
 def _ignored_push(ref: str, payload: Mapping[str, Any], tracked: str) -> str | None:
-    """Why a push of `ref` does not concern the tracked ref, or None if it may."""
-    if _SHA.fullmatch(tracked):
-        return f"push to {ref}: the daemon tracks commit {tracked[:12]}, which no push moves"
+    """Why a push of `ref` does not concern the tracked ref, or None if it may.
+
+    Ancestry steps (main~1, HEAD^, v1^{commit}) lead from the ref they start at, so a
+    push to that ref moves what they lead to. A SHA, abbreviated too, pins a commit no
+    push moves, unless the push names a ref spelled like it (git prefers the ref)."""
+    shown = tracked
+    tracked, steps = split_ancestry(tracked)
+    if _SHA.fullmatch(tracked) or (
+        _SHORT_SHA.fullmatch(tracked) and ref not in (tracked, _BRANCH + tracked, _TAG + tracked)
+    ):
+        return f"push to {ref}: the daemon tracks commit {tracked[:12]}{steps}, which no push moves"
     if tracked == "HEAD":
         if ref.startswith(_TAG):
             return f"push to {ref}: a tag push moves no branch"
         default = _default_branch(payload)
         if default is None or ref == _BRANCH + default:
             return None
-        return f"push to {ref}: the daemon tracks HEAD, the default branch {default}"
+        start = "HEAD" if shown == "HEAD" else f"{shown}, from HEAD"
+        return f"push to {ref}: the daemon tracks {start}, the default branch {default}"
     if ref in (tracked, _BRANCH + tracked, _TAG + tracked):
         return None
     name = ref.removeprefix(_BRANCH)
     if ref.startswith(_BRANCH) and tracked.endswith("/" + name):
         return None  # origin/main, refs/remotes/origin/main: a push to main moves it
     if ref.startswith(_TAG):
-        return f"push to {ref}: a tag push; the daemon tracks {tracked}"
-    return f"push to {ref}: the daemon tracks {tracked}"
+        return f"push to {ref}: a tag push; the daemon tracks {shown}"
+    return f"push to {ref}: the daemon tracks {shown}"
 
 
 def _default_branch(payload: Mapping[str, Any]) -> str | None:
