@@ -609,9 +609,10 @@ def _phases(report: Any) -> dict[str, float]:
 
 def child_seed(repo: Path, state: Path) -> dict[str, Any]:
     """Apply the repository's HEAD (variant 1) to an empty state directory."""
-    from fleetward.daemon.reconciler import Reconciler, RunSettings
+    from fleetward.daemon.reconciler import Reconciler
     from fleetward.operations import Operation
     from fleetward.pipeline import SourceOptions, now_iso
+    from fleetward.runs import RunSettings
     from fleetward.store.operations import OperationLog
 
     settings = RunSettings(

@@ -536,7 +536,7 @@ def test_an_empty_state_directory_has_an_empty_log(tmp_path: Path) -> None:
 
 
 def _report(op: Operation, *, errors: int = 0, fetch_failed: bool = False) -> Any:
-    from fleetward.daemon.reconciler import RunReport
+    from fleetward.runs import RunReport
     from fleetward.model import Revision
 
     problems = tuple(Problem("boom", "why", "fix") for _ in range(errors or fetch_failed))

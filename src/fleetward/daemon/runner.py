@@ -30,7 +30,7 @@ from fleetward.daemon.config import DaemonConfig
 from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
 from fleetward.daemon.process import Waker, bind_listener, daemon_lock
-from fleetward.daemon.reconciler import AfterFetch, Reconciler, RunReport, RunSettings
+from fleetward.daemon.reconciler import Reconciler
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, UsageError
@@ -41,6 +41,7 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
+from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
