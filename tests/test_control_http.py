@@ -33,7 +33,8 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     ws_fixture,
 )
 
-from fleetward.http.app import ApiContext, Secrets, create_app
+from fleetward.daemon.config import Secrets
+from fleetward.http.app import ApiContext, create_app
 from fleetward.http.openapi import OPENAPI
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
