@@ -609,9 +609,10 @@ def _phases(report: Any) -> dict[str, float]:
 
 def child_seed(repo: Path, state: Path) -> dict[str, Any]:
     """Apply the repository's HEAD (variant 1) to an empty state directory."""
-    from fleetward.daemon.reconciler import Reconciler, RunSettings
+    from fleetward.daemon.reconciler import Reconciler
     from fleetward.operations import Operation
     from fleetward.pipeline import SourceOptions, now_iso
+    from fleetward.runs import RunSettings
     from fleetward.store.operations import OperationLog
 
     settings = RunSettings(
@@ -653,12 +654,12 @@ def child_warm(
     import pstats
 
     from fleetward.daemon.config import DaemonConfig
-    from fleetward.daemon.runner import Daemon
     from fleetward.operations import Operation
     from fleetward.pipeline import now_iso
+    from fleetward.service import build_daemon
 
     config = DaemonConfig(source=str(repo), state_dir=str(state), interval=600.0)
-    daemon = Daemon(config)
+    daemon = build_daemon(config)
     clock = _Clock()
     daemon.reconciler.run = clock.wrap("reconciler.run", daemon.reconciler.run)  # type: ignore[method-assign]
     daemon.status.write = clock.wrap("status.write", daemon.status.write)  # type: ignore[method-assign]

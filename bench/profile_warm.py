@@ -135,13 +135,13 @@ def main() -> int:
         print(f"seeded variant 1 in a child process: {seeded['total_s']:.1f} s")
 
     from fleetward.daemon.config import DaemonConfig
-    from fleetward.daemon.runner import Daemon
     from fleetward.operations import Operation
     from fleetward.pipeline import now_iso
+    from fleetward.service import build_daemon
 
     gct = _GCTimer()
     writes = _WriteTimer()
-    daemon = Daemon(DaemonConfig(source=str(repo), state_dir=str(state), interval=600.0))
+    daemon = build_daemon(DaemonConfig(source=str(repo), state_dir=str(state), interval=600.0))
     clock = bd._Clock()
     daemon.reconciler.run = clock.wrap("reconciler.run", daemon.reconciler.run)
     daemon.status.write = clock.wrap("status.write", daemon.status.write)

@@ -22,15 +22,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CI_RUN = ROOT / ".ci" / "run"
 README = ROOT / "README.md"
 
-# `python3 -m venv DIR` makes DIR/bin/{activate,pip,python}; pip and python append their
-# working directory, VIRTUAL_ENV and arguments to $CI_LOG; python exits with $PYTEST_STATUS.
+# `python3 -m venv DIR` makes DIR/bin/{activate,pip,lint-imports,python}; each appends its
+# working directory, VIRTUAL_ENV and arguments to $CI_LOG; python exits with $PYTEST_STATUS,
+# lint-imports with $LINT_STATUS (0 when unset).
 FAKE_PYTHON3 = r"""#!/bin/sh
 [ "$1 $2" = "-m venv" ] || { echo "unexpected python3 call: $*" >&2; exit 99; }
 mkdir -p "$3/bin"
 printf 'VIRTUAL_ENV=%s; export VIRTUAL_ENV; PATH="%s/bin:$PATH"; export PATH\n' "$3" "$3" \
     > "$3/bin/activate"
-for tool in pip python; do
+for tool in pip lint-imports python; do
     status=0; [ "$tool" = python ] && status='${PYTEST_STATUS}'
+    [ "$tool" = lint-imports ] && status='${LINT_STATUS:-0}'
     printf '#!/bin/sh\necho "%s|$(pwd)|$VIRTUAL_ENV|$*" >> "$CI_LOG"\nexit %s\n' "$tool" "$status" \
         > "$3/bin/$tool"
     chmod +x "$3/bin/$tool"
@@ -52,7 +54,9 @@ def executable(path: Path, text: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def run_ci(tmp_path: Path, pytest_status: int) -> tuple[subprocess.CompletedProcess[str], Path]:
+def run_ci(
+    tmp_path: Path, pytest_status: int, lint_status: int = 0
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`.ci/run` from a copy of the checkout, on a PATH whose `python3` is the stand-in (and
     whose `dot` and `promtool` exist, so nothing is installed with apt-get)."""
     checkout = tmp_path / "checkout"
@@ -72,6 +76,7 @@ def run_ci(tmp_path: Path, pytest_status: int) -> tuple[subprocess.CompletedProc
         "CI": "true",
         "CI_LOG": str(log),
         "PYTEST_STATUS": str(pytest_status),
+        "LINT_STATUS": str(lint_status),
     }
     bash = shutil.which("bash")
     assert bash is not None
@@ -91,7 +96,7 @@ def run_ci(tmp_path: Path, pytest_status: int) -> tuple[subprocess.CompletedProc
 def test_the_readme_makes_a_virtual_environment_before_the_test_command() -> None:
     venv, command = readme_test_command()
     assert venv == "python3 -m venv .venv && . .venv/bin/activate"
-    assert command == "pip install -e '.[test]' && python -m pytest"
+    assert command == "pip install -e '.[test]' && lint-imports && python -m pytest"
 
 
 def test_ci_runs_exactly_the_readme_command_as_its_last_line() -> None:
@@ -110,9 +115,17 @@ def test_ci_installs_and_tests_in_a_new_virtual_environment_and_exits_with_pytes
     checkout = str(tmp_path / "checkout")
     assert [(tool, cwd, args) for tool, cwd, _, args in calls] == [
         ("pip", checkout, "install -e .[test]"),
+        ("lint-imports", checkout, ""),
         ("python", checkout, "-m pytest"),
     ]
     venvs = {venv for _, _, venv, _ in calls}
     assert len(venvs) == 1 and Path(next(iter(venvs))).parent == tmp_path / "tmp"
     # and the environment goes with the run
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_broken_layer_contract_fails_ci_before_the_tests_run(tmp_path: Path) -> None:
+    done, log = run_ci(tmp_path, pytest_status=0, lint_status=1)
+    assert done.returncode == 1, done.stderr
+    tools = [line.split("|")[0] for line in log.read_text(encoding="utf-8").splitlines()]
+    assert tools == ["pip", "lint-imports"]

@@ -33,8 +33,7 @@ from fleetward.daemon.control import (
     decide,
     hold_overruns,
 )
-from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
-from fleetward.daemon.suspend import Suspension, clear_suspension, write_suspension
+from fleetward.daemon.reconciler import Reconciler
 from fleetward.daemon.triggers import Coalescer
 from fleetward.errors import (
     FleetwardError,
@@ -52,8 +51,10 @@ from fleetward.observe import status as status_module
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
+from fleetward.runs import RunReport, RunSettings
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
+from fleetward.store.suspension import Suspension, clear_suspension, write_suspension
 
 S = OperationState
 UTC = dt.UTC

@@ -27,14 +27,14 @@ from daemon_support import (  # noqa: F401  (ws_fixture: a pytest fixture)
 )
 
 from fleetward.cli import cli
-from fleetward.daemon.suspend import (
+from fleetward.errors import StoreError, UsageError
+from fleetward.store.suspension import (
     SUSPEND_FILE,
     Suspension,
     clear_suspension,
     read_suspension,
     write_suspension,
 )
-from fleetward.errors import StoreError, UsageError
 
 TOKEN = "token-of-the-cli"
 # No token, state dir or debug setting from the environment of whoever runs the tests.

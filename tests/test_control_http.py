@@ -34,13 +34,15 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     ws_fixture,
 )
 
-from fleetward.daemon.suspend import Suspension, clear_suspension, write_suspension
-from fleetward.http.app import ApiContext, Secrets, create_app
+from fleetward.daemon.config import Secrets
+from fleetward.http.app import ApiContext, create_app
 from fleetward.http.openapi import document
+from fleetward.store.suspension import Suspension, clear_suspension, write_suspension
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.operations import Operation
 from fleetward.store.operations import OperationLog
+from fleetward.store.suspension import Suspension, clear_suspension, write_suspension
 
 TOKEN = "token-of-the-operator"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from fleetward.daemon.carriers import settlement
-from fleetward.daemon.decisions import Decision, decide, hold_overruns
 from fleetward.daemon.wakeups import next_wake
+from fleetward.decisions import Decision, decide, hold_overruns
 from fleetward.governance import Policy, changes_digest
 from fleetward.kinds.sync_policy import SyncPolicySpec, parse_device_query
 from fleetward.model import Action, Change, ObjectState, ObjectView, Plan, Revision, object_key

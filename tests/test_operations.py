@@ -484,7 +484,7 @@ def test_an_empty_state_directory_has_an_empty_log(tmp_path: Path) -> None:
 
 
 def _report(op: Operation, *, errors: int = 0, fetch_failed: bool = False) -> Any:
-    from fleetward.daemon.reconciler import RunReport
+    from fleetward.runs import RunReport
     from fleetward.model import Revision
 
     problems = tuple(Problem("boom", "why", "fix") for _ in range(errors or fetch_failed))
@@ -517,9 +517,10 @@ def test_a_run_that_never_ends_makes_the_daemon_unhealthy(tmp_path: Path) -> Non
     import time as _time
 
     from fleetward.daemon.config import DaemonConfig
-    from fleetward.daemon.runner import STUCK_AFTER, Daemon
+    from fleetward.daemon.runner import STUCK_AFTER
+    from fleetward.service import build_daemon
 
-    daemon = Daemon(DaemonConfig(state_dir=str(tmp_path), git_timeout=60.0))
+    daemon = build_daemon(DaemonConfig(state_dir=str(tmp_path), git_timeout=60.0))
     assert not daemon._stuck()
     daemon._busy_since = _time.monotonic() - 10
     assert not daemon._stuck()  # a run in progress is fine

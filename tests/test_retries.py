@@ -14,11 +14,11 @@ import pytest
 from test_control import World, north, south, world_fixture  # noqa: F401 (the fixture)
 
 from fleetward.daemon.control import ConvergeRequest
-from fleetward.daemon.reconciler import AfterFetch, RunReport
 from fleetward.daemon.triggers import Backoff
 from fleetward.daemon.worker import Worker
 from fleetward.errors import GuardBlocked, SourceError
 from fleetward.operations import Operation, OperationState
+from fleetward.runs import AfterFetch, RunReport
 from fleetward.store.base import ChangeSet
 
 S = OperationState

@@ -15,7 +15,7 @@ import pytest
 import test_bad_input
 from test_bad_input import Expect, World, assert_user_error, expect, fleetward_all
 
-from fleetward.kinds.references import derived_id
+from fleetward.kinds.base import derived_id
 
 # The same fixtures as test_bad_input: a good revision applied, copied per test.
 template = test_bad_input.template

@@ -404,7 +404,7 @@ def test_set_status_over_a_hand_written_audit() -> None:
     """An audit entry with no zone, or minutes that are no number, is kept, not a crash."""
     import datetime as dt
 
-    from fleetward.kinds.tasks import set_status
+    from fleetward.kinds.task_status import set_status
 
     at = dt.datetime(2025, 5, 1, 8, 0, tzinfo=dt.UTC)
     naive = {"status": "open", "statusAudit": {"openOn": "2025-04-30T07:30:04"}}

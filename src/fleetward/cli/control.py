@@ -13,13 +13,13 @@ import click
 from fleetward.cli import output
 from fleetward.cli.options import os_user
 from fleetward.cli.state import state_dir_option
-from fleetward.daemon.suspend import (
+from fleetward.pipeline import now_iso
+from fleetward.store.suspension import (
     SUSPEND_FILE,
     Suspension,
     clear_suspension,
     write_suspension,
 )
-from fleetward.pipeline import now_iso
 
 
 @click.command("suspend")

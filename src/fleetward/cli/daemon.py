@@ -159,10 +159,10 @@ def daemon_command(ctx: click.Context, /, config_file: str | None, **values: Any
 
     config = load()
     logs.configure(config.log_format)
-    from fleetward.daemon.runner import Daemon  # uvicorn and starlette load only for the daemon
+    from fleetward.service import build_daemon  # uvicorn and starlette load only for the daemon
 
     # SIGHUP re-reads the config file, and secret files even without one.
-    code = Daemon(config, reload=load).run()
+    code = build_daemon(config, reload=load).run()
     ctx.exit(code)
 
 

@@ -428,7 +428,7 @@ def _apply(
 
 def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
     """What the daemon would hold back that a hand-run apply writes anyway."""
-    from fleetward.daemon.suspend import read_suspension
+    from fleetward.store.suspension import read_suspension
 
     notes: list[tuple[str, str]] = []
     for name, info in plan.policies.items():

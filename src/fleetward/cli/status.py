@@ -12,10 +12,10 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.state import state_dir_option
-from fleetward.daemon.suspend import read_suspension
 from fleetward.errors import Problem, StoreError, UsageError
 from fleetward.rendering import Line, render_problem
 from fleetward.store.files import process_alive
+from fleetward.store.suspension import read_suspension
 
 
 @click.command("status")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from fleetward.daemon.decisions import Decision, Part, waiting_message
+from fleetward.decisions import Decision, Part, waiting_message
 from fleetward.governance import changes_digest, iso
 from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import Operation, OperationState, Transition

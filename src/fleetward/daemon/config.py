@@ -109,6 +109,15 @@ class DaemonConfig:
         return text.splitlines()[0].strip()
 
 
+@dataclass
+class Secrets:
+    """The HTTP API's credentials: read from the config, replaced as a whole on SIGHUP,
+    read per request."""
+
+    webhook_secret: str | None = None
+    api_token: str | None = None
+
+
 KEYS = {f.name.replace("_", "-"): f.name for f in fields(DaemonConfig)}
 
 

@@ -1,10 +1,10 @@
 """Operations control, as the worker and the HTTP API see it: one object over its parts.
 
-`decisions` says what a run may write and what is held (pure); `carriers` which
-operation carries each held part (pure); `settle` records that; `admission`
-runs one operation at a time with its checkpoints; `wakeups` acts on windows;
-`requests` serves operators. `Control` wires them over one log, queue,
-rejections store, clock and mutex.
+`fleetward.decisions` says what a run may write and what is held (pure);
+`carriers` which operation carries each held part (pure); `settle` records
+that; `admission` runs one operation at a time with its checkpoints; `wakeups`
+acts on windows; `requests` serves operators. `Control` wires them over one
+log, queue, rejections store, clock and mutex.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 from fleetward.daemon.admission import Admission, Interrupted
-from fleetward.daemon.decisions import (
+from fleetward.daemon.ports import Clock, ControlContext, OperationStore, RunQueue, utc_now
+from fleetward.daemon.requests import ControlApi, ConvergeRequest, OperatorRequests
+from fleetward.daemon.settle import live_by_policy, rejected, settle
+from fleetward.daemon.wakeups import Wakeups
+from fleetward.decisions import (
     Decision,
     Part,
     decide,
@@ -25,14 +29,10 @@ from fleetward.daemon.decisions import (
     in_scope,
     with_carriers,
 )
-from fleetward.daemon.ports import Clock, ControlContext, OperationStore, RunQueue, utc_now
-from fleetward.daemon.requests import ControlApi, ConvergeRequest, OperatorRequests
-from fleetward.daemon.settle import live_by_policy, rejected, settle
-from fleetward.daemon.suspend import Suspension, current_suspension
-from fleetward.daemon.wakeups import Wakeups
 from fleetward.model import Plan
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
 from fleetward.store.rejections import RejectionFile, RejectionStore
+from fleetward.store.suspension import Suspension, current_suspension
 
 
 class Control:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fleetward.operations import OperationState
 
 if TYPE_CHECKING:
-    from fleetward.daemon.runs import RunReport
+    from fleetward.runs import RunReport
 
 logger = logging.getLogger("fleetward.daemon")
 

@@ -22,25 +22,14 @@ from datetime import timedelta
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
 from fleetward.daemon.admission import Interrupted
 from fleetward.daemon.control import Control
-from fleetward.daemon.decisions import (
+from fleetward.daemon.triggers import Coalescer
+from fleetward.decisions import (
     Decision,
     decide,
     describe_held,
     hold_overruns,
     with_carriers,
 )
-from fleetward.daemon.runs import (
-    PHASES,
-    AfterFetch,
-    RunReport,
-    RunSettings,
-    StopCause,
-    Stopping,
-    Unchanged,
-    stopped_message,
-)
-from fleetward.daemon.suspend import Suspension
-from fleetward.daemon.triggers import Coalescer
 from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import (
     FleetwardError,
@@ -56,7 +45,18 @@ from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import git_cache, open_source
 from fleetward.planning import plan
+from fleetward.runs import (
+    PHASES,
+    AfterFetch,
+    RunReport,
+    RunSettings,
+    StopCause,
+    Stopping,
+    Unchanged,
+    stopped_message,
+)
 from fleetward.store import OperationStore, Store, open_store
+from fleetward.store.suspension import Suspension
 from fleetward.tuning import gc_paused
 
 logger = logging.getLogger("fleetward.daemon")
@@ -482,14 +482,4 @@ def _nothing_message(made: Plan, decision: Decision, state: _RunState) -> str:
     return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x)
 
 
-__all__ = [
-    "PHASES",
-    "AfterFetch",
-    "Reconciler",
-    "RunReport",
-    "RunSettings",
-    "StopCause",
-    "Stopping",
-    "Unchanged",
-    "stopped_message",
-]
+__all__ = ["Reconciler"]

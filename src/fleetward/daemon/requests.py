@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from fleetward.daemon.admission import Admission, Interrupted
 from fleetward.daemon.ports import ControlContext
-from fleetward.daemon.suspend import Suspension
 from fleetward.daemon.wakeups import Wakeups, instant
 from fleetward.errors import (
     FleetwardError,
@@ -25,6 +24,7 @@ from fleetward.errors import (
     Unavailable,
 )
 from fleetward.operations import Operation, OperationState, Transition
+from fleetward.store.suspension import Suspension
 
 S = OperationState
 _WRITING = frozenset({S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED})

@@ -1,10 +1,12 @@
-"""`fleetward daemon`: the run loop, its triggers, HTTP, signals and systemd notification.
+"""`fleetward daemon`: the run loop, its triggers, signals and systemd notification.
 
 Threads: the main thread handles signals, reloads and the systemd watchdog;
 one worker runs reconciles (never two at once); APScheduler fires the poll;
-watchfiles watches a local repository's refs; uvicorn serves HTTP. Triggers
-only queue a run (`Coalescer`), so a burst of commits or webhooks costs one
-run in flight and one queued.
+watchfiles watches a local repository's refs; the HTTP front serves the API.
+Triggers only queue a run (`Coalescer`), so a burst of commits or webhooks
+costs one run in flight and one queued. The HTTP front and the observers it
+shares with the run loop are handed in by the composition root (`service`):
+the daemon never imports the HTTP layer.
 """
 
 from __future__ import annotations
@@ -17,30 +19,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-import uvicorn
+from typing import Any, Protocol
 
 from fleetward import __version__
 from fleetward.daemon import logs
-from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.config import DaemonConfig, Secrets
 from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
-from fleetward.daemon.process import Waker, bind_listener, daemon_lock
-from fleetward.daemon.reconciler import AfterFetch, Reconciler, RunReport, RunSettings
+from fleetward.daemon.process import Waker, daemon_lock
+from fleetward.daemon.reconciler import Reconciler
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, UsageError
-from fleetward.http.app import ApiContext, Secrets, create_app
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, now_iso
 from fleetward.planning import PlanOptions
+from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
 from fleetward.store import open_store
@@ -55,15 +55,30 @@ STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop time
 _RECORDED_TRIGGERS = ("api", "webhook")  # queued operations callers are told about
 
 
-@dataclass
-class _Listening:
-    server: uvicorn.Server
-    thread: threading.Thread
-    url: str
+class HttpFront(Protocol):
+    """The HTTP API while it serves: its address, and how to stop it."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+
+# Starts serving the API over this daemon's state (its health, metrics, operation
+# log, control); called once, when the daemon starts serving.
+ServeHttp = Callable[["Daemon"], HttpFront]
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, reload: Callable[[], DaemonConfig] | None = None):
+    def __init__(
+        self,
+        config: DaemonConfig,
+        reload: Callable[[], DaemonConfig] | None = None,
+        *,
+        health: Health,
+        metrics: Metrics,
+        serve_http: ServeHttp,
+    ):
         self.config = config
         self._reload = reload
         self.state_dir = Path(config.state_dir)
@@ -71,8 +86,9 @@ class Daemon:
         self._wake = Waker()
         self._stop_signal: int | None = None
         self._reload_requested = False
-        self.health = Health(ready_max_age=config.readiness_bound)
-        self.metrics = Metrics(self.health)
+        self.health = health
+        self.metrics = metrics
+        self._serve_http = serve_http
         self.store = open_store(config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
@@ -98,7 +114,7 @@ class Daemon:
             store_serial=lambda: self.reconciler.store.meta().serial,
         )
         self.started_at = now_iso()
-        self.listening: _Listening | None = None
+        self.listening: HttpFront | None = None
         self.poller: Poller | None = None
         self.watcher: Watcher | None = None
         self.last: RunReport | None = None
@@ -195,7 +211,7 @@ class Daemon:
         return 0 if report.succeeded else 1
 
     def _serve(self) -> int:
-        self.listening = self._start_http()
+        self.listening = self._serve_http(self)
         logger.info(
             "fleetward daemon started",
             extra={
@@ -325,7 +341,7 @@ class Daemon:
         except (FleetwardError, OSError) as exc:
             logger.error("cannot wake held operations: %s", exc)
 
-    # -- triggers and HTTP ---------------------------------------------------------------
+    # -- triggers ---------------------------------------------------------------------------
 
     def _queued(self, op: Operation, reason: str) -> None:
         if reason not in _RECORDED_TRIGGERS:
@@ -349,47 +365,6 @@ class Daemon:
             paths, refs_only = found, True
         self.watcher = Watcher(paths, self.coalescer.request, refs_only)
         self.watcher.start()
-
-    def _start_http(self) -> _Listening:
-        host, port = self.config.listen_address
-        sock = bind_listener(host, port)
-        app = create_app(
-            ApiContext(
-                health=self.health,
-                metrics=self.metrics,
-                operations=self.operations,
-                secrets=lambda: self.secrets,
-                request_run=self.coalescer.request,
-                control=self.control,
-                tracked_ref=lambda: self.config.ref,
-            )
-        )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-                server_header=False,
-            )
-        )
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fleetward-http", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not server.started:
-            raise UsageError.one(
-                f"The HTTP server did not start on {self.config.listen}",
-                "uvicorn failed to start; its log above says why.",
-                "Check --listen, or report the log.",
-            )
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        return _Listening(server, thread, f"http://{shown}:{bound_port}")
 
     # -- signals, reload, stop ------------------------------------------------------------
 
@@ -494,8 +469,7 @@ class Daemon:
         # Last: `fleetward status` must say the daemon is not running from now on.
         self.status.stopped(now_iso(), cause, ended)
         if self.listening is not None:
-            self.listening.server.should_exit = True
-            self.listening.thread.join(timeout=max(0.1, deadline - time.monotonic()))
+            self.listening.stop(timeout=max(0.1, deadline - time.monotonic()))
         logger.info("stopped")
         if gate:
             self.reconciler.write_gate.release()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from fleetward.daemon.carriers import settlement
-from fleetward.daemon.decisions import Decision
 from fleetward.daemon.ports import ControlContext, OperationStore
+from fleetward.decisions import Decision
 from fleetward.errors import FleetwardError
 from fleetward.model import Plan
 from fleetward.operations import Operation

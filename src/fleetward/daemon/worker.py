@@ -17,11 +17,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetward.daemon.runs import AfterFetch, RunReport
 from fleetward.daemon.triggers import Backoff
 from fleetward.errors import FleetwardError, PermanentError, TemporaryError
 from fleetward.model import Revision
 from fleetward.operations import Operation, OperationState
+from fleetward.runs import AfterFetch, RunReport
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fleetward import __version__
+from fleetward.daemon.config import Secrets
 from fleetward.daemon.control import ControlApi
 from fleetward.errors import FleetwardError, Problem, RequestRefused
 from fleetward.http import contract
@@ -43,20 +44,12 @@ from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationRecord
 from fleetward.store import OperationStore
 
-__all__ = ["ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
+__all__ = ["ApiContext", "create_app", "error", "verify_webhook"]
 
 T = TypeVar("T")
 
 MAX_WEBHOOK_BODY = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; pushes are far smaller
 MAX_REQUEST_BODY = 64 * 1024
-
-
-@dataclass
-class Secrets:
-    """Replaced as a whole on SIGHUP; read per request."""
-
-    webhook_secret: str | None = None
-    api_token: str | None = None
 
 
 @dataclass

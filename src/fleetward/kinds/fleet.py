@@ -41,7 +41,7 @@ SEED_OPERATION = {
 class AssetSpec(Strict):
     externalAssetId: ExternalAssetId
     # The asset's UUID, for tasks that reference it by {id}; derived from externalAssetId
-    # (kinds.references.derived_id) when omitted.
+    # (kinds.base.derived_id) when omitted.
     id: str | None = None
     name: str | None = None
     type: str | None = None

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import NAME_RE
+from fleetward.kinds.names import NAME_RE
 
 YamlPath = tuple[str | int, ...]
 # (path inside the document, whether the problem is the key itself, the problem)

@@ -8,8 +8,6 @@ may reference it by `{id}` or by `{xid}` (`{userName}` for users). A TaskType's
 
 from __future__ import annotations
 
-import functools
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -27,24 +25,13 @@ from fleetward.kinds.base import (
     Strict,
     canonical_uuid,
     declare,
+    derived_id,
     jsonable,
 )
 from fleetward.kinds.problems import PathProblem
 from fleetward.model import Action, DesiredObject
 
-# Fixed namespace for ids derived from keys: the same key gives the same id everywhere.
-NAMESPACE = uuid.UUID("0d6c3a52-7f4e-5b1a-8c2d-3e9f1a4b6c70")
-
 Xid = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")]
-
-
-@functools.lru_cache(maxsize=1 << 18)
-def derived_id(kind: str, ident: str) -> str:
-    """The id of an entity that declares none: UUIDv5 of its kind and key (canonical form).
-
-    Memoised: every plan indexes every asset by id for the task checks, and 100,000
-    UUIDv5s cost 0.6 s, most of a warm re-plan."""
-    return str(uuid.uuid5(NAMESPACE, f"{kind}/{ident}"))
 
 
 class _Entity(Strict):

@@ -24,8 +24,8 @@ from typing import Any
 import referencing.exceptions
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import PlanContext, as_uuid
-from fleetward.kinds.references import derived_id
+from fleetward.kinds.base import PlanContext, as_uuid, derived_id
+from fleetward.kinds.task_status import is_open
 from fleetward.kinds.template_schema import TemplateChecker, TemplateCheckFailed
 from fleetward.model import (
     Action,
@@ -508,8 +508,6 @@ def _single_active(
     Only tasks that passed checks 2 and 3 hold a place; any task whose TaskType and asset
     resolved is checked against them.
     """
-    from fleetward.kinds.tasks import is_open  # tasks imports this module
-
     holders: dict[tuple[str, str], ObjectKey] = {}
     # Tasks active in the store hold their place first, then soft-deleted ones listed
     # again, then new ones; each with the status it will have once applied.

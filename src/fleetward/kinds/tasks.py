@@ -3,7 +3,7 @@
 The stored spec is what Git owns (normalised: UTC dates, minutes, `endTime`
 derived, defaults dropped). The runtime fields (`status`, `completedOn`,
 `resolvedBy`, …) go to the object's status on create and are never reverted;
-`fleetward tasks set-status` changes them. A task removed from Git is
+`fleetward tasks set-status` changes them (`task_status`). A task removed from Git is
 soft-deleted (`isDeleted: true`, state stopped). The plan-stage checks live in
 `task_checks`.
 """
@@ -18,35 +18,18 @@ from pydantic import ValidationError
 
 from fleetward.errors import Problem
 from fleetward.kinds import task_checks
-from fleetward.kinds.base import Document, KindPlugin, ObjectKind, PlanContext, declare
-from fleetward.kinds.problems import PathProblem
-from fleetward.kinds.references import derived_id
-from fleetward.kinds.task_schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
-from fleetward.model import Action, DesiredObject
-
-OPEN = "open"
-# Statuses after which a task no longer counts as open (single active task), any case.
-CLOSED_STATUSES = frozenset(
-    {"completed", "complete", "done", "closed", "resolved", "cancelled", "canceled", "rejected"}
+from fleetward.kinds.base import (
+    Document,
+    KindPlugin,
+    ObjectKind,
+    PlanContext,
+    declare,
+    derived_id,
 )
-COMPLETED = frozenset({"completed", "complete", "done"})
-RESOLVED = frozenset({"resolved", "closed"})
-# What `tasks set-status` accepts: the seed's "open", work under way, approval, and the
-# closed statuses above. A typo would otherwise leave a task open under a new name.
-STATUSES = (OPEN, "in-progress", "approved", *sorted(CLOSED_STATUSES))
-
-
-def known_status(text: str) -> str | None:
-    """`text` as the status it names (any case, stored lower-case); None if unknown."""
-    lowered = text.strip().lower()
-    return lowered if lowered in STATUSES else None
-
-
-def is_open(status: Mapping[str, Any]) -> bool:
-    """Open: not soft-deleted and not in a closed status."""
-    return not status.get("isDeleted") and (
-        str(status.get("status") or OPEN).lower() not in CLOSED_STATUSES
-    )
+from fleetward.kinds.problems import PathProblem
+from fleetward.kinds.task_schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
+from fleetward.kinds.task_status import OPEN
+from fleetward.model import Action, DesiredObject
 
 
 def normalize(task: TaskSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -75,43 +58,6 @@ def derive_status(
     if previous.get("isDeleted"):
         return {"isDeleted": False}
     return {}
-
-
-def set_status(
-    status: Mapping[str, Any], new: str, who: str, now: str, at: dt.datetime, created: str = ""
-) -> dict[str, Any]:
-    """The status after a person sets it to `new` at `now`: the seed's audit fields recorded.
-
-    `statusAudit` keeps `<status>On` (when a status was entered) and `<status>For`
-    (minutes spent in it, accumulated), as the seed's response shows them. A task
-    still in the status it was created with has been in it since `created`.
-    """
-    out = dict(status)
-    old = str(out.get("status") or OPEN)
-    audit = dict(out.get("statusAudit") or {})
-    entered = audit.get(f"{old}On") or created or None
-    before = audit.get(f"{old}For") or 0
-    if (
-        isinstance(entered, str)
-        and isinstance(before, int | float)
-        and not isinstance(before, bool)
-    ):
-        try:
-            since = dt.datetime.fromisoformat(entered)
-            spent = int((at - since).total_seconds() // 60)  # TypeError when since is naive
-            audit[f"{old}For"] = int(before) + max(spent, 0)
-        except (ValueError, TypeError, OverflowError):
-            pass  # a hand-written audit entry (no zone, not a date): keep it as it is
-    audit[f"{new}On"] = now
-    out.update(status=new, statusAudit=audit, modifiedBy=who, modifiedOn=now)
-    lowered = new.lower()
-    if lowered in COMPLETED:
-        out.update(completedOn=now)
-    if lowered in RESOLVED:
-        out.update(resolvedBy=who, resolvedOn=now)
-    if lowered == "approved":
-        out.update(approvedBy=who, approvedOn=now)
-    return out
 
 
 TASK = ObjectKind(

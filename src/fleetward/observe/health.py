@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetward.daemon.reconciler import RunReport
 from fleetward.model import StoreSnapshot
 from fleetward.operations import OperationState
 from fleetward.planning import is_drift
+from fleetward.runs import RunReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from fleetward import __version__
-from fleetward.daemon.reconciler import PHASES, RunReport
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS
 from fleetward.kinds.sync_policy import window_state
 from fleetward.model import Action, ObjectState
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
+from fleetward.runs import PHASES, RunReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Runs take milliseconds (a warm no-op) to tens of seconds (a cold 100k-object plan).

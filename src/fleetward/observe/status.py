@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetward import __version__
-from fleetward.daemon.decisions import held_summary
-from fleetward.daemon.reconciler import RunReport
+from fleetward.decisions import held_summary
 from fleetward.governance import iso, parse_iso
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
@@ -37,6 +36,7 @@ from fleetward.observe.health import Health
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
+from fleetward.runs import RunReport
 from fleetward.store.files import write_atomic
 from fleetward.tuning import gc_paused
 

@@ -19,8 +19,8 @@ it:
 - `blocked`: its policy's maxStopFraction guard blocks it (an approval of
   exactly these changes overrides it for a manual policy).
 
-Which operation carries a held part is `carriers`' concern; this module only
-says what holds each part, given the clock and what the log and rejections say.
+Which operation carries a held part is `daemon.carriers`' concern; this module
+only says what holds each part, given the clock and what the log and rejections say.
 """
 
 from __future__ import annotations

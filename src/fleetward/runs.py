@@ -2,6 +2,8 @@
 
 The reporters (status files, metrics, health, logs) read `RunReport`; the run
 loop reads its `failure` (whose retry role decides what follows) and `unchanged`.
+These values sit above the engine and below both the daemon that makes them and
+the observers that read them, so `observe` never imports `daemon`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetward.applying import ApplyResult
-from fleetward.daemon.decisions import Decision
-from fleetward.daemon.suspend import Suspension
+from fleetward.decisions import Decision
 from fleetward.errors import Problem
 from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")
 

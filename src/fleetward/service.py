@@ -1,0 +1,44 @@
+"""The composition root: the daemon, its HTTP API and the observers they share, wired.
+
+The run loop (`daemon`) feeds health and metrics; the API (`http`) serves them
+with the daemon's operation log and control. Neither builds the other: this is
+the one module that imports both, so `daemon` never imports `http`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.runner import Daemon
+from fleetward.http.app import ApiContext, create_app
+from fleetward.http.server import Listening, serve
+from fleetward.observe.health import Health
+from fleetward.observe.metrics import Metrics
+
+
+def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None = None) -> Daemon:
+    """The daemon of `config`, with its observers, serving the API while it runs.
+
+    `reload` re-reads the configuration on SIGHUP."""
+    health = Health(ready_max_age=config.readiness_bound)
+    return Daemon(config, reload, health=health, metrics=Metrics(health), serve_http=serve_api)
+
+
+def serve_api(daemon: Daemon) -> Listening:
+    """The HTTP API over the daemon's state, served on its --listen address."""
+    app = create_app(
+        ApiContext(
+            health=daemon.health,
+            metrics=daemon.metrics,
+            operations=daemon.operations,
+            secrets=lambda: daemon.secrets,
+            request_run=daemon.coalescer.request,
+            control=daemon.control,
+            tracked_ref=lambda: daemon.config.ref,
+        )
+    )
+    return serve(app, daemon.config.listen_address, daemon.config.listen)
+
+
+__all__ = ["build_daemon", "serve_api"]
