@@ -88,6 +88,8 @@ class FieldPlugin(KindPlugin):
     kind = "Field"
     spec_model = FieldSpec
     object_kinds = (FIELD,)
+    # Two Fields with one id are a plan-stage error, located at file:line:column.
+    located_in_plan = True
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: FieldSpec = document.spec
@@ -98,6 +100,8 @@ class TaskTypePlugin(KindPlugin):
     kind = "TaskType"
     spec_model = TaskTypeSpec
     object_kinds = (TASK_TYPE,)
+    # Two TaskTypes with one id or name are a plan-stage error, located at file:line:column.
+    located_in_plan = True
 
     def check(self, document: Document) -> Iterable[PathProblem]:
         spec: TaskTypeSpec = document.spec
@@ -125,6 +129,8 @@ class UserPlugin(KindPlugin):
     kind = "User"
     spec_model = UserSpec
     object_kinds = (USER,)
+    # Two Users with one id are a plan-stage error, located at file:line:column.
+    located_in_plan = True
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: UserSpec = document.spec

@@ -54,6 +54,21 @@ class Snapshot(Protocol):
     ) -> None: ...
 
 
+def read_after_close(path: str) -> SourceError:
+    """The error for reading `path` from a snapshot that was already closed.
+
+    A closed snapshot starts no git process again (nothing would ever close it):
+    whoever still needs a file's bytes after the close must keep them before it.
+    """
+    return SourceError.one(
+        f"{path!r} was read after its source was closed",
+        "fleetward closes a revision's source once the revision is loaded, and this file "
+        "was not kept for reading later.",
+        "Report this as a fleetward bug; run the command again to read the revision afresh.",
+        location=path,
+    )
+
+
 class SnapshotBase:
     """Context-manager plumbing shared by the snapshot implementations."""
 

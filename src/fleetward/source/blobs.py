@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import IO
 
 from fleetward.errors import Problem, SourceError
+from fleetward.source.base import read_after_close
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class BlobReader:
     """Reads blobs of one repository through a persistent `git cat-file --batch`.
 
     The process starts on the first read. After a failed read it is stopped and
-    the next read starts a fresh one: nothing of a failed answer is kept.
+    the next read starts a fresh one: nothing of a failed answer is kept. Once
+    closed, a read is an error: a process started then would outlive the reader.
     """
 
     def __init__(
@@ -77,10 +79,13 @@ class BlobReader:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._buffer = bytearray()
+        self._closed = False
 
     def read(self, sha: str, path: str) -> bytes:
         """The whole content of blob `sha`, checked against its id; `UnreadableBlob` if git
         cannot give it in full. `path` names the file in a timeout's error."""
+        if self._closed:
+            raise read_after_close(path)
         proc = self._start()
         assert proc.stdin is not None and self._stderr is not None
         said_from = self._stderr.seek(0, os.SEEK_END)
@@ -99,7 +104,7 @@ class BlobReader:
             raise self._damaged(said_from, "git cat-file stopped") from None
         except _Stopped as stopped:
             if stopped.timed_out:
-                self.close()
+                self._reset()
                 raise SourceError.one(
                     f"Git did not answer when reading {path!r} (object {sha})",
                     f"git cat-file sent nothing for {self._timeout:g} s in {self._where}; "
@@ -110,6 +115,11 @@ class BlobReader:
                     object=sha,
                 ) from None
             raise self._damaged(said_from, "git stopped before sending all of it") from None
+        except BaseException:
+            # Anything else (EIO from os.read, KeyboardInterrupt) leaves git half-way
+            # through an answer: the next read would take its rest for a header.
+            self._stop()
+            raise
         if kind != "blob":
             raise self._damaged(said_from, f"the object is a {kind}, not a file")
         if object_id(kind, content, len(sha)) != sha:
@@ -117,7 +127,13 @@ class BlobReader:
         return content
 
     def close(self) -> None:
-        """Stop the process and drop what it left (its stderr file, unread output)."""
+        """Stop the process for good: later reads are errors, never a new process."""
+        self._closed = True
+        self._reset()
+
+    def _reset(self) -> None:
+        """Stop the process and drop what it left (its stderr file, unread output);
+        the next read starts afresh."""
         self._stop()
         if self._stderr is not None:
             self._stderr.close()
@@ -159,7 +175,7 @@ class BlobReader:
                 stderr=self._stderr,
             )
         except OSError as exc:
-            self.close()
+            self._reset()
             raise SourceError.one(
                 "The git command cannot be run",
                 "fleetward reads Git repositories with the git binary, and starting it "
@@ -209,7 +225,7 @@ class BlobReader:
         if self._stderr is not None:
             self._stderr.seek(said_from)
             said = self._clean(self._stderr.read().decode("utf-8", "replace"))
-        self.close()
+        self._reset()
         return UnreadableBlob(f"{what}; git said: {said}" if said else what)
 
 

@@ -32,6 +32,7 @@ from fleetward.source.base import (
     is_listed_name,
     is_manifest_name,
     not_a_manifest_file,
+    read_after_close,
     resolve_link,
 )
 from fleetward.source.blobs import BlobReader, UnreadableBlob, damaged_blob, looks_corrupt
@@ -40,7 +41,14 @@ from fleetward.source.urls import split_ancestry, validate_ref
 logger = logging.getLogger(__name__)
 
 _SYMLINK_MODE = "120000"
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1"}
+# git's messages are matched below ("is ambiguous", "dubious ownership", damaged objects),
+# so they must be in English: set here, not left to GitPython's own default.
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_LITERAL_PATHSPECS": "1",
+    "LANGUAGE": "C",
+    "LC_ALL": "C",
+}
 # Symlinks followed plus entries listed through directory symlinks, in all: past
 # this a tree of links that fans out (without looping) is refused with one
 # problem instead of walked for minutes.
@@ -84,7 +92,7 @@ class GitSnapshot(SnapshotBase):
         self._blobs = BlobReader(
             repo.working_dir,
             str(repo.working_tree_dir or repo.git_dir),
-            {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **_GIT_ENV},
+            {**os.environ, **_GIT_ENV},
             LOCAL_GIT_TIMEOUT,
             _clean,
         )
@@ -93,6 +101,7 @@ class GitSnapshot(SnapshotBase):
         self._over_budget = False
         self._link_targets: dict[str, str] = {}
         self._reported_links: set[str] = set()
+        self._closed = False
         try:
             self._list(ref, manifest_path, display_ref)
         except BaseException:
@@ -311,9 +320,11 @@ class GitSnapshot(SnapshotBase):
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
         """Yield each file's bytes; every file that cannot be read in full is reported,
-        together, once the readable ones were yielded."""
+        together, once the readable ones were yielded. Reading after `close` is an error."""
         damaged: list[Problem] = []
         for f in files:
+            if self._closed:
+                raise read_after_close(f.path)
             try:
                 content = self._read_blob(f.blob_id, f.path)
             except CorruptObject as exc:
@@ -324,6 +335,7 @@ class GitSnapshot(SnapshotBase):
             raise CorruptObject(*damaged)
 
     def close(self) -> None:
+        self._closed = True
         self._blobs.close()
         self._repo.close()
 

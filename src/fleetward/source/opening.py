@@ -14,6 +14,7 @@ from fleetward.source.base import (
     SnapshotBase,
     is_manifest_name,
     normalise_manifest_path,
+    read_after_close,
 )
 from fleetward.source.git import GitSnapshot, open_git, uncommitted_changes
 from fleetward.source.plain import DirectorySnapshot
@@ -22,6 +23,10 @@ from fleetward.source.urls import is_remote, redact_url, validate_remote_url
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+_STILL_DAMAGED = (
+    "fleetward cloned its mirror again in this run, and the object is unreadable in the "
+    "new clone too: the disk under the state directory may be failing"
+)
 
 
 def open_snapshot(
@@ -136,6 +141,7 @@ class MirrorSnapshot(SnapshotBase):
         self._sha = sha
         self._path = path
         self._recloned = False
+        self._closed = False
         self._inner: GitSnapshot | None = None
         inner = self._repairing(self._open)
         self.revision = inner.revision
@@ -143,16 +149,41 @@ class MirrorSnapshot(SnapshotBase):
         self.problems = inner.problems
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
+        """Yield each file's bytes. The first damaged one clones the mirror again and is
+        read from the new clone; files still unreadable then are reported together, once
+        the readable ones were yielded (as `GitSnapshot.read` does)."""
+        damaged: list[Problem] = []
         for f in files:
-            yield f, self._repairing(lambda: self._read_one(f))
+            try:
+                content = self._read_one(f)
+            except CorruptObject as exc:
+                if self._recloned:
+                    damaged.extend(exc.problems)
+                    continue
+                self._reclone(exc)
+                self._repairing(self._open)  # once: every later read uses the new clone
+                try:
+                    content = self._read_one(f)
+                except CorruptObject as again:
+                    damaged.extend(again.problems)
+                    continue
+            yield f, content
+        if damaged:
+            raise self._in_mirror(CorruptObject(*damaged), _STILL_DAMAGED) from None
 
     def close(self) -> None:
+        """Close the mirror's snapshot for good: a later read is an error, never a new
+        `Repo` or git process that nothing would close."""
+        self._closed = True
+        self._drop_inner()
+
+    def _drop_inner(self) -> None:
         if self._inner is not None:
             self._inner.close()
             self._inner = None
 
     def _open(self) -> GitSnapshot:
-        self.close()
+        self._drop_inner()
         snapshot = open_git(self._mirror.path, self._sha, self._path, display_ref=self._ref)
         if snapshot is None:  # the mirror was removed between sync and open
             shown = self._mirror.shown_url
@@ -166,6 +197,9 @@ class MirrorSnapshot(SnapshotBase):
         return snapshot
 
     def _read_one(self, f: ManifestFile) -> bytes:
+        if self._closed:
+            raise read_after_close(f.path)
+        # None only after a failed reclone: the old mirror is still in place.
         inner = self._inner if self._inner is not None else self._open()
         return next(iter(inner.read([f])))[1]
 
@@ -175,30 +209,31 @@ class MirrorSnapshot(SnapshotBase):
             return action()
         except CorruptObject as damaged:
             if self._recloned:
-                raise self._in_mirror(
-                    damaged,
-                    "fleetward cloned its mirror again earlier in this run, and the object is "
-                    "still unreadable: the disk under the state directory may be failing",
-                ) from None
-            self._recloned = True
-            first = damaged.problems[0]
-            sha = first.parameters.get("object")
-            logger.warning(
-                "The mirror of %s holds a damaged object (%s); cloning it again",
-                self._mirror.shown_url,
-                f"{first.location}, object {sha}" if sha else first.location,
-            )
-            self.close()
-            try:
-                self._mirror.reclone(self._ref, self._sha)
-            except SourceError as failed:
-                said = failed.problems[0]
-                raise self._in_mirror(
-                    damaged,
-                    f"fleetward tried to clone its mirror again, and that failed ({said.error}: "
-                    f"{said.reason}); it tries again on the next run",
-                ) from None
-            return self._repairing(action)  # reads open the new clone on demand
+                raise self._in_mirror(damaged, _STILL_DAMAGED) from None
+            self._reclone(damaged)
+            return self._repairing(action)
+
+    def _reclone(self, damaged: CorruptObject) -> None:
+        """Clone the mirror afresh because of `damaged` (once per snapshot); raises the
+        damage as a mirror's, with why, if the clone fails."""
+        self._recloned = True
+        first = damaged.problems[0]
+        sha = first.parameters.get("object")
+        logger.warning(
+            "The mirror of %s holds a damaged object (%s); cloning it again",
+            self._mirror.shown_url,
+            f"{first.location}, object {sha}" if sha else first.location,
+        )
+        self._drop_inner()
+        try:
+            self._mirror.reclone(self._ref, self._sha)
+        except SourceError as failed:
+            said = failed.problems[0]
+            raise self._in_mirror(
+                damaged,
+                f"fleetward tried to clone its mirror again, and that failed ({said.error}: "
+                f"{said.reason}); it tries again on the next run",
+            ) from None
 
     def _in_mirror(self, damaged: CorruptObject, what_was_done: str) -> CorruptObject:
         """`damaged`'s problems as a mirror's: what fleetward did, and what is left to do."""

@@ -29,6 +29,7 @@ from fleetward.source.base import (
     is_listed_name,
     is_manifest_name,
     not_a_manifest_file,
+    read_after_close,
 )
 
 _CHUNK = 1 << 20
@@ -58,6 +59,7 @@ class DirectorySnapshot(SnapshotBase):
         if not base.is_dir() and not is_manifest_name(posixpath.basename(manifest_path)):
             raise not_a_manifest_file(manifest_path, manifest_path)
         self._content: dict[str, bytes] = {}
+        self._closed = False
         problems: list[Problem] = []
         files: list[ManifestFile] = []
         for path in self._walk(base, problems):
@@ -188,9 +190,12 @@ class DirectorySnapshot(SnapshotBase):
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
         for f in files:
+            if self._closed:  # its bytes were dropped with the close
+                raise read_after_close(f.path)
             yield f, self._content[f.path]
 
     def close(self) -> None:
+        self._closed = True
         self._content.clear()
 
 
