@@ -22,7 +22,7 @@ process so no measurement inherits another's heap or caches:
   the same directory, with the store's separators and `ensure_ascii=False`,
   then flush + fsync. Target ≤ 1.5×.
 * peak memory — `ru_maxrss` (and /proc VmHWM) of the cold-plan process, read
-  right after the plan is made (before apply). Target ≤ 600 MB at N = 100,000.
+  right after the plan is made (before apply). Target ≤ 400 MB at N = 100,000.
 
 Small N (≤ 20,000) take the best of 2 runs; larger N run once. Times come from
 `time.perf_counter`.
@@ -52,7 +52,7 @@ import generate as gen  # noqa: E402
 TARGET_PLAN_RATIO = 1.5
 TARGET_SCALING = 2.1
 TARGET_APPLY_RATIO = 1.5
-TARGET_PEAK_MB = 600
+TARGET_PEAK_MB = 400
 PEAK_TARGET_N = 100_000
 SMALL_N = 20_000  # at or below: best of 2
 
