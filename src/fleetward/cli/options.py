@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fleetward.daemon.config import parse_duration
+from fleetward.durations import check_range, parse_duration
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
 
@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
-    """`10s`, `2m`, `500ms`, `1h` or a plain number of seconds."""
+    """A duration in the one grammar (`fleetward.durations`), at least `minimum` seconds."""
 
     name = "duration"
 
@@ -34,12 +34,9 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer c
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         try:
-            seconds = parse_duration(value)
+            return check_range(value, parse_duration(value), self.minimum)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        if seconds < self.minimum:
-            self.fail(f"{value!r} is too short; the minimum is {self.minimum:g}s", param, ctx)
-        return seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -411,7 +411,7 @@ class Daemon:
                     "%s changed in the configuration; it takes effect at the next restart",
                     key.replace("_", "-"),
                 )
-                new = replace(new, **{key: getattr(old, key)})
+                new = new.model_copy(update={key: getattr(old, key)})
         if new.log_format != old.log_format:
             logs.configure(new.log_format)
         self.secrets = secrets

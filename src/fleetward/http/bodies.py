@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fleetward.daemon.config import parse_duration
 from fleetward.daemon.control import SETTABLE_STATES, ConvergeRequest
+from fleetward.durations import parse_duration
 from fleetward.errors import Problem
 from fleetward.kinds.sync_policy import DeviceQueryError, parse_device_query
 from fleetward.operations import OperationState
@@ -298,8 +298,8 @@ def _timeout(value: Any) -> float | None:
     if value is None:
         return None
     try:
-        seconds = parse_duration(value)  # a number of seconds, or "90s", "10m", "1h"
-    except (ValueError, TypeError, OverflowError):
+        seconds = parse_duration(value)  # a number of seconds, or "90s", "1h30m", "PT2H"
+    except ValueError:
         seconds = math.nan
     if not (0 < seconds <= MAX_TIMEOUT_SECONDS):
         raise BadRequest.at(
@@ -307,7 +307,7 @@ def _timeout(value: Any) -> float | None:
             "Invalid arguments.timeout",
             f"timeout must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds "
             f"(7 days); got {_show(value)}.",
-            'Send seconds (600) or a duration ("90s", "10m", "1h").',
+            'Send seconds (600) or a duration ("90s", "10m", "1h30m").',
         )
     return seconds
 
