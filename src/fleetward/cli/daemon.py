@@ -8,44 +8,19 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from fleetward.cli.options import setting_keywords
 from fleetward.daemon import logs
-from fleetward.daemon.config import SETTINGS, DaemonConfig, Setting, merge, read_config_file
+from fleetward.daemon.config import SETTINGS, DaemonConfig, merge, read_config_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _SettingType(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
-    """A flag or variable read by its setting's own type (durations, HOST:PORT, text)."""
-
-    def __init__(self, setting: Setting) -> None:
-        self.setting = setting
-        self.name = (setting.metavar or "text").lower()
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return self.setting.parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _option(setting: Setting) -> Callable[[F], F]:
-    """The flag of `setting`, reading FLEETWARD_<NAME> too, its default shown in --help."""
-    keywords: dict[str, Any] = {"help": setting.help, "envvar": setting.env, "show_envvar": True}
-    if setting.is_flag:
-        keywords["is_flag"] = True
-    else:
-        keywords["type"] = (
-            click.Choice(setting.choices) if setting.choices else _SettingType(setting)
-        )
-        keywords["metavar"] = setting.metavar
-        keywords["default"] = setting.default
-        keywords["show_default"] = setting.default is not None
-    return click.option(setting.flag, setting.name, **keywords)
-
-
 def _setting_options(func: F) -> F:
+    """One option per daemon setting, in declaration order, each with its own --help text."""
     for setting in reversed(SETTINGS):
-        func = _option(setting)(func)
+        func = click.option(
+            setting.flag, setting.name, help=setting.help, **setting_keywords(setting)
+        )(func)
     return func
 
 
