@@ -19,7 +19,7 @@ from fleetward.daemon.suspend import (
     clear_suspension,
     write_suspension,
 )
-from fleetward.pipeline import now_iso
+from fleetward.timestamps import now_iso
 
 
 @click.command("suspend")

@@ -35,13 +35,13 @@ from fleetward.pipeline import (
     as_stored,
     git_cache,
     make_plan,
-    now_iso,
     resolve,
 )
 from fleetward.planning import PlanOptions
 from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
+from fleetward.timestamps import now_iso
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
 

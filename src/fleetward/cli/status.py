@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import socket
 from pathlib import Path
@@ -16,6 +15,7 @@ from fleetward.daemon.suspend import read_suspension
 from fleetward.errors import Problem, StoreError, UsageError
 from fleetward.rendering import Line, render_problem
 from fleetward.store.files import process_alive
+from fleetward.timestamps import now, parse_iso
 
 
 @click.command("status")
@@ -127,8 +127,7 @@ def _staleness(summary: dict[str, Any]) -> str | None:
     """Why the file is too old to trust (the daemon wrote no run for too long), or None."""
     bound = _get(summary, "readiness", "checks", "maxAgeSeconds")
     try:
-        written = dt.datetime.fromisoformat(str(summary.get("updatedAt")))
-        age = (dt.datetime.now(dt.UTC) - written).total_seconds()
+        age = (now() - parse_iso(str(summary.get("updatedAt")))).total_seconds()
     except ValueError:
         return None
     if isinstance(bound, int | float) and age > bound:

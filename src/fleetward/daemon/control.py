@@ -42,18 +42,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from fleetward.daemon.suspend import Suspension, read_suspension
 from fleetward.errors import FleetwardError, Problem, StoreError
-from fleetward.governance import Policy, changes_digest, iso, parse_iso, window_json
+from fleetward.governance import Policy, changes_digest, window_json
 from fleetward.kinds.sync_policy import DeviceQuery, WindowState, window_state
 from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState, Transition
 from fleetward.store.files import write_atomic
+from fleetward.timestamps import Clock, parse_iso, to_iso
+from fleetward.timestamps import now as utc_now
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -61,13 +63,6 @@ S = OperationState
 _WRITING = frozenset({S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED})
 _CARRY = (S.RESOLVING, S.RESOLVED, S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED)
 _WAIT_FOR_STOP = 5.0  # seconds a PUT waits for a running operation to reach a checkpoint
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class ControlError(Exception):
     """A request the daemon refuses: the HTTP status and the problem to show."""
@@ -344,7 +339,7 @@ class Control:
         self.rejections = Rejections(self.state_dir)
 
     def now_iso(self) -> str:
-        return iso(self.clock()) or ""
+        return to_iso(self.clock()) or ""
 
     # -- operator requests ---------------------------------------------------------------
 
@@ -604,7 +599,7 @@ class Control:
             if now >= end:
                 with self.mutex:
                     self.log.record(
-                        op.move(S.TIMEOUT, iso(now) or "", "its window closed before it could run")
+                        op.move(S.TIMEOUT, to_iso(now), "its window closed before it could run")
                     )
                 self.on_change()
                 return None
@@ -625,7 +620,7 @@ class Control:
             self._deadline = deadline
 
     def deadline_iso(self) -> str | None:
-        return iso(self._deadline)
+        return to_iso(self._deadline)
 
     def checkpoint(self, op: Operation) -> None:
         """Raise Interrupted if the operation was asked to stop or is past its deadline."""
@@ -636,7 +631,7 @@ class Control:
             if self._deadline is not None and self.clock() >= self._deadline:
                 raise Interrupted(
                     S.TIMEOUT,
-                    f"past its deadline {iso(self._deadline)}; nothing was written",
+                    f"past its deadline {to_iso(self._deadline)}; nothing was written",
                 )
 
     def end(self) -> None:
@@ -1000,7 +995,7 @@ def _refresh(op: Operation, part: Part, now: str) -> Operation:
     if op.approval is not None and op.approval.get("approved_by"):
         waiting = tuple(w for w in waiting if w != "approval")
     window = (
-        {"opens_at": iso(part.window.opens_at), "closes_at": iso(part.window.closes_at)}
+        {"opens_at": to_iso(part.window.opens_at), "closes_at": to_iso(part.window.closes_at)}
         if part.window is not None
         else None
     )
@@ -1016,7 +1011,7 @@ def _waiting_message(part: Part) -> str:
     if "suspended" in part.waiting_for:
         reasons.append("its policy is suspended")
     if "window" in part.waiting_for and part.window is not None:
-        opens = iso(part.window.opens_at)
+        opens = to_iso(part.window.opens_at)
         reasons.append(
             f"waiting for its window opening at {opens}"
             if opens

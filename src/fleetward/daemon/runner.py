@@ -41,12 +41,13 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, now_iso
+from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
 from fleetward.store.files import sweep_leftovers
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
+from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
 

@@ -14,7 +14,6 @@ GitLab's token header); with no secret configured it is disabled too.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationState
 from fleetward.store.operations import ORDERINGS, OperationLog
+from fleetward.timestamps import now
 
 __all__ = ["OPENAPI", "ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
 
@@ -192,7 +192,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         if isinstance(body, Response):
             return body
         try:
-            converge = bodies.parse_create(body, dt.datetime.now(dt.UTC))
+            converge = bodies.parse_create(body, now())
         except bodies.BadRequest as exc:
             return problem_response(400, exc.problem)
         control = ctx.control

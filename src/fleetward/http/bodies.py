@@ -19,6 +19,7 @@ from fleetward.durations import parse_duration
 from fleetward.errors import Problem
 from fleetward.kinds.sync_policy import DeviceQueryError, parse_device_query
 from fleetward.operations import OperationState
+from fleetward.timestamps import to_iso
 
 CREATE_FIELDS = (
     "operation_type",
@@ -225,17 +226,17 @@ def _window(args: Any, now: dt.datetime) -> tuple[str, str]:
         raise BadRequest.at(
             "body.schedule_args.end",
             "The window ends before it starts",
-            f"end {_iso(end)} is not after start {_iso(start)}.",
+            f"end {to_iso(end)} is not after start {to_iso(start)}.",
             "Send an end after the start.",
         )
     if end <= now:
         raise BadRequest.at(
             "body.schedule_args.end",
             "The window is over",
-            f"end {_iso(end)} is in the past (now {_iso(now)}).",
+            f"end {to_iso(end)} is in the past (now {to_iso(now)}).",
             "Send a window that ends in the future.",
         )
-    return _iso(start), _iso(end)
+    return to_iso(start), to_iso(end)
 
 
 def _instant(value: Any, location: str) -> dt.datetime:
@@ -259,10 +260,6 @@ def _instant(value: Any, location: str) -> dt.datetime:
         f"{_show(value)} is not an ISO 8601 date-time with a time zone.",
         "Write e.g. 2030-01-01T22:00:00Z or 2030-01-01T23:00:00+01:00.",
     )
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _query(value: Any) -> Mapping[str, Any]:

@@ -34,6 +34,7 @@ from fleetward.kinds.problems import (
     render_path,
     validation_problems,
 )
+from fleetward.timestamps import to_iso
 
 Xid = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")]
 # A workflow's version as the seed writes it ("v1"); a bare number is read the same.
@@ -57,12 +58,6 @@ PRIORITIES = ("Low", "Medium", "High", "Urgent")
 # -- dates and durations -----------------------------------------------------------
 
 
-def _utc_text(moment: dt.datetime) -> str:
-    moment = moment.astimezone(dt.UTC)
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
-
-
 _NO_ZONE = (
     "'{text}' has no time zone, so it names a different instant in every place; "
     "add Z (UTC) or an offset such as +02:00"
@@ -81,7 +76,7 @@ def _date_time(value: Any) -> str:
         if value.tzinfo is None:
             text = value.isoformat(sep=" ")
             raise ValueError(_NO_ZONE.format(text=text))
-        return _utc_text(value)
+        return to_iso(value, "auto")
     if isinstance(value, dt.date):
         raise ValueError(  # noqa: TRY004 - see the note at the top
             f"The date {value.isoformat()} has no time; write a date-time such as "
@@ -101,7 +96,7 @@ def _date_time(value: Any) -> str:
         raise ValueError(f"{value!r} has no time; write a date-time such as {value}T08:00:00Z")
     if moment.tzinfo is None:
         raise ValueError(_NO_ZONE.format(text=value))
-    return _utc_text(moment)
+    return to_iso(moment, "auto")
 
 
 def _date_or_date_time(value: Any) -> str:
