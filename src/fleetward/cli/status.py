@@ -12,10 +12,13 @@ import click
 from fleetward.cli import output
 from fleetward.cli.state import state_dir_option
 from fleetward.daemon.suspend import read_suspension
-from fleetward.errors import Problem, StoreError, UsageError
+from fleetward.errors import Problem, StoreError, UsageError, os_error
 from fleetward.rendering import Line, render_problem
 from fleetward.store.files import process_alive
 from fleetward.timestamps import now, parse_iso
+
+
+_REWRITTEN = "Check the file's permissions; the daemon rewrites it after its next run."
 
 
 @click.command("status")
@@ -47,12 +50,11 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
             "--state-dir it uses.",
             location=str(path),
         ) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise os_error(exc, UsageError, f"Cannot read {path}", _REWRITTEN, path) from exc
+    except ValueError as exc:
         raise UsageError.one(
-            f"Cannot read {path}",
-            f"{exc}.",
-            "Check the file's permissions; the daemon rewrites it after its next run.",
-            location=str(path),
+            f"Cannot read {path}", f"{exc}.", _REWRITTEN, location=str(path)
         ) from exc
     stopped = _not_running(summary)
     stale = None if stopped else _staleness(summary)

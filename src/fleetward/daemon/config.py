@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from fleetward.durations import check_range, parse_duration
-from fleetward.errors import Problem, UsageError
+from fleetward.errors import Problem, UsageError, os_error
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
 
@@ -163,11 +163,12 @@ class DaemonConfig(BaseModel):
         try:
             text = Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise UsageError.one(
+            raise os_error(
+                exc,
+                UsageError,
                 f"Cannot read {flag} {file}",
-                f"{exc.strerror or exc}.",
                 f"Point {flag} at a readable file holding the secret on its first line.",
-                location=file,
+                file,
             ) from exc
         if not text:
             raise UsageError.one(
@@ -258,11 +259,12 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         content = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError.one(
+        raise os_error(
+            exc,
+            UsageError,
             f"Cannot read the config file {path}",
-            f"{exc.strerror or exc}.",
             "Pass --config with the path of a readable YAML file, or drop --config.",
-            location=path,
+            path,
         ) from exc
     given: dict[str, Any] | None = None
 

@@ -35,7 +35,7 @@ from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
 from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
-from fleetward.errors import FleetwardError, StoreError, UsageError
+from fleetward.errors import FleetwardError, StoreError, UsageError, os_error
 from fleetward.http.app import ApiContext, Secrets, create_app
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
@@ -150,11 +150,12 @@ class Daemon:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError.one(
+            raise os_error(
+                exc,
+                UsageError,
                 f"Cannot create the state directory {self.state_dir}",
-                f"{exc.strerror or exc}.",
                 "Pass --state-dir with a writable directory.",
-                location=str(self.state_dir),
+                self.state_dir,
             ) from exc
         with _daemon_lock(self.state_dir):
             # The temp files of writes a killed daemon (or CLI) left, in every directory.
@@ -523,12 +524,8 @@ def _bind(host: str, port: int) -> socket.socket:
             if exc.errno == errno.EADDRINUSE
             else "Pass --listen with an address of this machine, e.g. 127.0.0.1:9477."
         )
-        raise UsageError.one(
-            f"Cannot listen on {host}:{port}",
-            f"{exc.strerror or exc} (errno {exc.errno}).",
-            hint,
-            location=f"{host}:{port}",
-        ) from None
+        where = f"{host}:{port}"
+        raise os_error(exc, UsageError, f"Cannot listen on {where}", hint, where) from None
     sock.set_inheritable(False)
     return sock
 

@@ -29,6 +29,7 @@ from typing import Any
 from fleetward import __version__
 from fleetward.daemon.control import held_summary
 from fleetward.daemon.reconciler import RunReport
+from fleetward.errors import os_reason
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
@@ -204,7 +205,7 @@ def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool
     try:
         write()
     except OSError as exc:
-        why = f"{exc.strerror or exc} (errno {exc.errno})" if exc.errno else str(exc)
+        why = os_reason(exc)
         logger.error("cannot write the status file %s: %s", path, why)
         failed.append(f"{path}: {why}")
         return False
