@@ -19,7 +19,7 @@ import pytest
 import fleetward
 from fleetward.daemon.logs import JSONFormatter, TextFormatter
 from fleetward.kinds.tasks import end_time
-from fleetward.timestamps import UTC, from_epoch, now, now_iso, parse_iso, to_iso
+from fleetward.timestamps import UTC, Precision, from_epoch, now, now_iso, parse_iso, to_iso
 
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 SRC = Path(fleetward.__file__).resolve().parent
@@ -42,8 +42,8 @@ SRC = Path(fleetward.__file__).resolve().parent
         (dt.datetime(999, 1, 1, tzinfo=UTC), "seconds", "0999-01-01T00:00:00Z"),
     ],
 )
-def test_to_iso_writes_utc_with_z(moment: dt.datetime, precision: str, text: str) -> None:
-    assert to_iso(moment, precision) == text  # type: ignore[arg-type]
+def test_to_iso_writes_utc_with_z(moment: dt.datetime, precision: Precision, text: str) -> None:
+    assert to_iso(moment, precision) == text
 
 
 def test_none_stays_none() -> None:

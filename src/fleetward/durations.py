@@ -38,7 +38,8 @@ _ISO = re.compile(
 def parse_duration(value: Any) -> float:
     """Seconds of `value` in the grammar above; ValueError (naming the forms) otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a duration such as {FORMS}")
+        # ValueError, not TypeError: pydantic validators report only ValueErrors as input errors.
+        raise ValueError(f"expected a duration such as {FORMS}")  # noqa: TRY004
     if isinstance(value, str):
         seconds = _parse_text(value.strip())
     else:

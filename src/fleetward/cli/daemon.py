@@ -66,4 +66,3 @@ def daemon_command(ctx: click.Context, /, config_file: str | None, **values: Any
     # SIGHUP re-reads the config file, and secret files even without one.
     code = Daemon(config, reload=load).run()
     ctx.exit(code)
-

@@ -17,7 +17,6 @@ from fleetward.rendering import Line, render_problem
 from fleetward.store.files import process_alive
 from fleetward.timestamps import now, parse_iso
 
-
 _REWRITTEN = "Check the file's permissions; the daemon rewrites it after its next run."
 
 

@@ -73,7 +73,7 @@ AtLeastASecond = Annotated[float, _seconds(MIN_SECONDS), Metavar("DURATION")]
 Listen = Annotated[str, AfterValidator(_listen), Metavar("HOST:PORT")]
 
 
-def _setting(default: Any, help: str, metavar: str | None = None) -> Any:  # noqa: A002
+def _setting(default: Any, help: str, metavar: str | None = None) -> Any:
     """A field of DaemonConfig: its default as a user writes it, and its --help text."""
     extra: dict[str, Any] = {"metavar": metavar} if metavar else {}
     return Field(default, description=help, json_schema_extra=extra or None)
@@ -245,9 +245,10 @@ def _metadata(field: FieldInfo) -> list[Any]:
 @functools.cache
 def _adapter(name: str) -> TypeAdapter[Any]:
     field = DaemonConfig.model_fields[name]
-    if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[field.annotation, *field.metadata])  # type: ignore[valid-type]
+    annotation: Any = field.annotation
+    if field.metadata:  # pydantic moved the Annotated parts of the type here
+        annotation = Annotated[annotation, *field.metadata]
+    return TypeAdapter(annotation)
 
 
 SETTINGS = tuple(Setting(name, field) for name, field in DaemonConfig.model_fields.items())

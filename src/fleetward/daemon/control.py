@@ -64,6 +64,7 @@ _WRITING = frozenset({S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED})
 _CARRY = (S.RESOLVING, S.RESOLVED, S.DISPATCHING, S.DISPATCHED, S.PROCESSING, S.COMPLETED)
 _WAIT_FOR_STOP = 5.0  # seconds a PUT waits for a running operation to reach a checkpoint
 
+
 class ControlError(Exception):
     """A request the daemon refuses: the HTTP status and the problem to show."""
 

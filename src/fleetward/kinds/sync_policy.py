@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import functools
-import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
