@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
 import select
+import signal
 import shutil
 import subprocess
 import sys
@@ -17,8 +19,9 @@ import pytest
 REPO_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
 
-def _run_on_tty(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdin/stdout, answering the prompt."""
+def _run_on_tty(args: list[str], cwd: Path, answer: str | None) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout, answering the prompt
+    (answer None: pressing Ctrl-C at it, which sends SIGINT)."""
     primary, secondary = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     proc = subprocess.Popen(
@@ -45,7 +48,10 @@ def _run_on_tty(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
                 break
             transcript += chunk
             if not answered and b"Enter a value" in transcript:
-                os.write(primary, answer.encode() + b"\r")
+                if answer is None:
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    os.write(primary, answer.encode() + b"\r")
                 answered = True
         elif proc.poll() is not None:
             break
@@ -78,3 +84,23 @@ def test_anything_but_yes_cancels_and_writes_nothing(workdir: Path, answer: str)
     assert code == 1, text
     assert "Apply cancelled. Nothing was changed." in text
     assert not (workdir / ".fleetward" / "state.json").exists()
+
+
+def test_ctrl_c_at_the_prompt_cancels_the_apply(workdir: Path) -> None:
+    assert _run_on_tty(["apply", "--no-git", "--auto-approve"], workdir, "")[0] == 0
+    north = workdir / "manifests" / "fleets" / "north-yard.yaml"
+    text = north.read_text()
+    north.write_text(text.replace("model: FH16, year: 2022", "model: FH16 Aero, year: 2022"))
+    code, text = _run_on_tty(["apply", "--no-git"], workdir, None)
+    assert code == 130, text
+    assert "Apply cancelled. Nothing was changed." in text
+    assert "Aborted" not in text and "Traceback" not in text
+    listed = subprocess.run(
+        [sys.executable, "-m", "fleetward", "operations", "list", "--json"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    latest = json.loads(listed.stdout)["content"]["results"][0]
+    assert latest["state"] == "CANCELLED"  # recorded as a "no", not lost

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from daemon_support import GitRepo, sample
 from support import isolated_env
 
+from fleetward.cli import cli
 from fleetward.daemon import reconciler as reconciler_module
 from fleetward.daemon.control import (
     Control,
-    ControlError,
     ConvergeRequest,
     decide,
     hold_overruns,
@@ -35,8 +36,15 @@ from fleetward.daemon.control import (
 from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
 from fleetward.daemon.suspend import Suspension, clear_suspension, write_suspension
 from fleetward.daemon.triggers import Coalescer
-from fleetward.errors import FleetwardError
+from fleetward.errors import (
+    FleetwardError,
+    OperationConflict,
+    OperationNotFound,
+    RequestRefused,
+    Unavailable,
+)
 from fleetward.governance import Governance, Policy
+from fleetward.http.refusals import refusal_status
 from fleetward.kinds.sync_policy import SyncPolicySpec, parse_device_query
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
@@ -488,9 +496,31 @@ def test_manual_approval_applies_the_approved_plan(world: World) -> None:
     assert world.pending() == {}
 
     # Approving again: it is no longer waiting.
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.approve(held.operation_id, "bob")
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
+
+
+def test_operations_show_prints_the_plan_a_held_operation_waits_with(world: World) -> None:
+    world.commit(north(), south(), MANUAL_POLICY)
+    world.run()
+    held = world.only_scheduled("prod-manual")
+    runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "200"})
+
+    shown = runner.invoke(
+        cli, ["operations", "show", held.operation_id[:8], "--state-dir", str(world.state)]
+    )
+
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert "status/pending" not in out  # the plan itself, not where it is kept
+    plan = out[out.index("Pending plan") :]
+    assert "+ Asset/TRK-1" in plan and "+ Asset/TRK-2" in plan
+    assert "Asset/TRK-3" not in plan  # applied already, not held
+    assert "Plan: 2 to create, 0 to update, 0 to stop, 0 to delete." in plan
+    show_one = ["operations", "show", held.operation_id, "--max-lines", "1"]
+    short = runner.invoke(cli, [*show_one, "--state-dir", str(world.state)])
+    assert "… and 1 more change(s) not shown (--max-lines 1;" in short.output
 
 
 def test_a_newer_revision_supersedes_an_unapproved_plan(world: World) -> None:
@@ -515,9 +545,9 @@ def test_a_newer_revision_supersedes_an_unapproved_plan(world: World) -> None:
     trk1 = next(c for c in carried["changes"] if c["address"] == "Asset/TRK-1")
     assert trk1["after"]["spec"]["attributes"]["model"] == "FH18"
 
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.approve(old.operation_id, "alice")
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
     assert err.value.problem.error and err.value.problem.reason and err.value.problem.resolution
 
     world.control.approve(new.operation_id, "alice")
@@ -633,37 +663,37 @@ def test_illegal_transitions_are_409_and_unknown_ids_404(world: World) -> None:
     held = world.only_scheduled("prod-nightly")
 
     for state in (S.CANCELLED, S.FAILURE, S.TIMEOUT, S.SCHEDULED):
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(OperationConflict) as err:
             world.control.set_state(finished.operation_id, state, "too late")
-        assert err.value.status == 409, state
+        assert refusal_status(err.value) == 409, state
         assert err.value.problem.parameters["state"] == "SUCCESS"
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.set_state(held.operation_id, S.SCHEDULED, "again")
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
     assert world.op(held.operation_id).state is S.SCHEDULED  # unchanged
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.approve(finished.operation_id, "alice")
-    assert err.value.status == 409
-    with pytest.raises(ControlError) as err:
+    assert refusal_status(err.value) == 409
+    with pytest.raises(OperationConflict) as err:
         world.control.approve(held.operation_id, "alice")  # waits for a window, not approval
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
 
     calls: list[Callable[[], object]] = [
         lambda: world.control.set_state("no-such-id", S.CANCELLED, ""),
         lambda: world.control.approve("no-such-id", "alice"),
     ]
     for call in calls:
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(OperationNotFound) as err:
             call()
-        assert err.value.status == 404
+        assert refusal_status(err.value) == 404
         assert err.value.problem.error and err.value.problem.reason and err.value.problem.resolution
 
     # Once cancelled, it is final: a second cancel is a conflict too.
     world.control.set_state(held.operation_id, S.FAILURE, "bad plan")
     assert world.op(held.operation_id).state is S.FAILURE
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.set_state(held.operation_id, S.CANCELLED, "")
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
 
 
 def test_a_queued_operation_can_be_cancelled_or_held_for_approval(world: World) -> None:
@@ -815,9 +845,9 @@ def test_a_suspended_daemon_plans_but_writes_nothing_until_resumed(world: World)
     assert sample(metrics, "fleetward_suspended") == 1
 
     for request in (ConvergeRequest(), ConvergeRequest(query={"names": ["TRK-1"]})):
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(OperationConflict) as err:
             world.control.create(request)
-        assert err.value.status == 409
+        assert refusal_status(err.value) == 409
         assert "alice" in err.value.problem.reason
     assert world.queue.queued is None
 
@@ -896,7 +926,13 @@ def test_the_strictest_policy_governs_an_overlap_and_the_plan_names_it(world: Wo
 
 def test_a_policy_max_stop_fraction_blocks_a_mass_stop_unless_allowed(world: World) -> None:
     extra = [asset("TRK-4"), asset("TRK-5")]
-    capped = policy("prod-cap", selector={"matchLabels": {"env": "prod"}}, maxStopFraction=0.5)
+    # minStopCount 1: the fraction judges these few stops (the default floor is 10).
+    capped = policy(
+        "prod-cap",
+        selector={"matchLabels": {"env": "prod"}},
+        maxStopFraction=0.5,
+        minStopCount=1,
+    )
     world.commit(north(extra=extra), south(), capped)
     assert world.run().operation.state is S.SUCCESS
     assert world.serial() == 1
@@ -1132,13 +1168,14 @@ def test_cancelling_a_running_operation_stops_it_before_its_write(
                 answers.append(
                     world.control.set_state(running.operation_id, S.CANCELLED, "stop it")
                 )
-            except ControlError as exc:
+            except RequestRefused as exc:
                 answers.append(exc)
 
         thread = threading.Thread(target=cancel)
         thread.start()
         # Wait (without sleeping) for the request to be registered.
-        while running.operation_id not in world.control._stops and thread.is_alive():
+        stopping = world.control.admission.stop_requested
+        while not stopping(running.operation_id) and thread.is_alive():
             thread.join(0.01)
         threads.append(thread)
         original(made)
@@ -1158,12 +1195,12 @@ def test_a_cancel_during_the_write_is_refused(
 ) -> None:
     world.commit(north(), south())
     original = reconciler_module.apply_plan
-    refused: list[ControlError] = []
+    refused: list[RequestRefused] = []
 
     def writing(*args: Any, **kwargs: Any) -> Any:
         running = world.control.running
         assert running is not None
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(OperationConflict) as err:
             world.control.set_state(running.operation_id, S.CANCELLED, "too late")
         refused.append(err.value)
         return original(*args, **kwargs)
@@ -1171,7 +1208,7 @@ def test_a_cancel_during_the_write_is_refused(
     monkeypatch.setattr(reconciler_module, "apply_plan", writing)
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
-    assert refused and refused[0].status == 409
+    assert refused and refusal_status(refused[0]) == 409
     assert "Asset/TRK-1" in world.objects()
 
 
@@ -1367,9 +1404,9 @@ def test_a_damaged_rejections_file_holds_everything_and_is_not_overwritten(world
     held = world.only_scheduled("prod-nightly")
     damaged = world.state / "rejections.json"
     damaged.write_text("{not json")
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(Unavailable) as err:
         world.control.set_state(held.operation_id, S.CANCELLED, "no")
-    assert err.value.status == 503
+    assert refusal_status(err.value) == 503
     assert damaged.read_text() == "{not json"
     assert world.op(held.operation_id).state is S.SCHEDULED
     world.clock.set(IN_WINDOW)
@@ -1387,9 +1424,9 @@ def test_a_damaged_operation_log_answers_503_not_a_crash(world: World) -> None:
         lambda: world.control.approve("0" * 8, "alice"),
         lambda: world.control.create(ConvergeRequest(dry_run=True)),
     ):
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(Unavailable) as err:
             call()
-        assert err.value.status == 503
+        assert refusal_status(err.value) == 503
         assert "operation log" in err.value.problem.error
 
 
@@ -1399,6 +1436,7 @@ def test_approving_a_manual_plan_overrides_its_own_mass_stop_guard(world: World)
         selector={"matchLabels": {"env": "prod"}},
         approval="manual",
         maxStopFraction=0.1,
+        minStopCount=1,
     )
     world.commit(north(), south(), careful)
     world.run()
@@ -1514,9 +1552,9 @@ def test_a_suspend_written_while_a_run_plans_stops_its_write(
 
 def test_holding_the_daemons_own_run_is_refused(world: World) -> None:
     op = world.control.create(ConvergeRequest())  # plain: joins the coalesced run
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(OperationConflict) as err:
         world.control.set_state(op.operation_id, S.SCHEDULED, "")
-    assert err.value.status == 409
+    assert refusal_status(err.value) == 409
     assert "fleetward suspend" in err.value.problem.reason
 
 

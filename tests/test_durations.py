@@ -221,3 +221,46 @@ def test_the_http_timeout_refuses_what_is_no_duration(api: DaemonProcess) -> Non
     )
     assert reply.status == 400, reply.text
     assert "1h30m" in reply.text
+
+
+@pytest.mark.parametrize("maximum", [7 * 24 * 3600.0, 1.0, 90.0, 1.5 * 86400])
+def test_every_text_the_bounded_pattern_allows_the_grammar_reads_within_the_bound(
+    maximum: float,
+) -> None:
+    """The HTTP schema states `bounded_pattern`: a text it allows is never refused."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from fleetward.durations import bounded_pattern
+
+    pattern = bounded_pattern(maximum)
+
+    @given(st.from_regex(re.compile(pattern), fullmatch=True))
+    @settings(max_examples=300, deadline=None)
+    def read_within_the_bound(text: str) -> None:
+        assert 0 < parse_duration(text) <= maximum, text
+
+    read_within_the_bound()
+    assert not re.fullmatch(pattern, "0") and not re.fullmatch(pattern, "0.0s")
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        ("1h30m", True), ("1d12h", True), ("PT2H", True), ("P1DT12H", True), ("pt1h30m", True),
+        ("500ms", True), ("0.5 h", True), (" 90s ", True), ("168h", True), ("7d", True),
+        ("6d23h59m59s999ms", True), ("604800", True),
+        ("169h", False), ("7d1s", False), ("P8D", False), ("604801", False), ("0s", False),
+        ("P1DT", False), ("2 hours", False), ("30m1h", False),
+    ],
+)  # fmt: skip
+def test_the_http_timeout_pattern_is_the_grammar_within_seven_days(
+    text: str, allowed: bool
+) -> None:
+    import re
+
+    from fleetward.http.contract import TIMEOUT_PATTERN
+
+    assert bool(re.fullmatch(TIMEOUT_PATTERN, text)) is allowed

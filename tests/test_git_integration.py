@@ -510,14 +510,16 @@ class TestBlockedPlans:
         one_left = fleet("north-yard", TRUCKS_V1["TRK-1"])
         repo.commit({"manifests/north-yard.yaml": one_left}, "sell 4 trucks")
 
-        done = fw.run("apply", "--auto-approve")
+        # 4 stops are below the default floor of 10; a floor of 4 makes the 50 % count.
+        done = fw.run("apply", "--auto-approve", "--min-stop-count", "4")
         assert done.returncode == 1
         assert "Plan blocked by the mass-stop guard" in done.stderr
-        assert "4 of 8 active Asset object(s) (50%)" in done.stderr
+        assert "4 of the 8 active Asset object(s) in the store (50%)" in done.stderr
+        assert "once 4 or more are stopped or deleted" in done.stderr
         assert "--allow-mass-stop" in done.stderr
         assert fw.store_bytes() == before
 
-        fw.apply("--allow-mass-stop")
+        fw.apply("--allow-mass-stop", "--min-stop-count", "4")
         states = {o["key"]: o["state"] for o in fw.state()["objects"]}
         assert sorted(k for k, v in states.items() if v == "stopped") == [
             "Asset/TRK-2",
@@ -525,6 +527,27 @@ class TestBlockedPlans:
             "Asset/TRK-4",
             "Asset/TRK-5",
         ]
+
+    def test_a_small_removal_passes_the_mass_stop_floor(
+        self, repo: GitRepo, fw: Fleetward
+    ) -> None:
+        """Stopping 4 of 8 (50 %) is fewer than 10 objects: no --allow-mass-stop needed;
+        FLEETWARD_MIN_STOP_COUNT moves the floor like the flag."""
+        repo.commit(V1, "v1")
+        fw.apply()
+        repo.commit({"manifests/north-yard.yaml": fleet("north-yard", TRUCKS_V1["TRK-1"])}, "sell")
+        repo.env["FLEETWARD_MIN_STOP_COUNT"] = "3"
+        held = fw.run("plan", "--json")
+        assert held.returncode == 1, held.stderr
+        assert [g["verdict"] for g in json.loads(held.stdout)["guards"]] == ["blocked"]
+        del repo.env["FLEETWARD_MIN_STOP_COUNT"]
+
+        plan = fw.plan_json()
+        assert plan["guards"] == []
+        assert plan["summary"]["stop"] == 4
+        fw.apply()
+        stopped = [k for k, o in fw.objects().items() if o["state"] == "stopped"]
+        assert len(stopped) == 4
 
 
 # -- confirmation ----------------------------------------------------------------------------------

@@ -34,21 +34,27 @@ def _write(root: Path, name: str, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "where"),
     [
-        "a: " + "[" * 50_000 + "]" * 50_000,
-        "a:\n  " + "- " * 30_000 + "x",
-        "a: " + "{b: " * 5_000 + "1" + "}" * 5_000,
+        ("a: " + "[" * 50_000 + "]" * 50_000, "1:67"),
+        ("a:\n  " + "- " * 30_000 + "x", "2:129"),
+        ("a: " + "{b: " * 5_000 + "1" + "}" * 5_000, "1:256"),
+        ("a:\n" + "? " * 28_000 + "x\n", "2:3"),
     ],
-    ids=["flow-sequences", "block-sequences", "flow-mappings"],
+    ids=["flow-sequences", "block-sequences", "flow-mappings", "complex-keys"],
 )
-def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str) -> None:
-    """ruamel's C composer recurses in C: this used to kill the process with SIGSEGV."""
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str, where: str) -> None:
+    """ruamel's C composer recurses in C: these used to kill the process with SIGSEGV.
+
+    The error points at the collection one level too deep (the document's mapping is
+    level 1); a key that is itself a mapping is refused before any depth is reached.
+    """
     _write(tmp_path, "deep.yaml", text)
     result = _validate(tmp_path)
     assert result.returncode == 1, result.stderr
-    assert "Error: YAML nested too deeply" in result.stderr
-    assert "manifests/deep.yaml:1:1" in result.stderr
+    error = "Mapping key is not a string" if "?" in text else "YAML nested too deeply"
+    assert f"Error: {error}" in result.stderr
+    assert f"manifests/deep.yaml:{where}" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -78,8 +84,10 @@ def test_non_string_attribute_keys_are_refused(tmp_path: Path, key: str, nested:
     result = _validate(tmp_path)
     assert result.returncode == 1
     assert "Internal error" not in result.stderr
-    assert ("keys must be strings" if nested else "Input should be a valid string") in result.stderr
-    assert "manifests/k.yaml:7:" in result.stderr
+    assert "Error: Mapping key is not a string" in result.stderr
+    assert f"YAML reads the key {key!r} as" in result.stderr
+    column = 27 if nested else 20  # the key itself
+    assert f"manifests/k.yaml:7:{column}" in result.stderr
 
 
 def test_many_duplicates_compose_each_file_once(
@@ -95,18 +103,16 @@ def test_many_duplicates_compose_each_file_once(
     assert "… and 350 more error(s)" in result.stderr
 
     # The same command in this process, counting the position-keeping parses.
-    from ruamel.yaml import YAML
-
     import fleetward.loading
 
     composed: list[int] = []
+    compose_all = fleetward.loading.compose_all
 
-    class CountingYAML(YAML):
-        def compose_all(self, stream: Any) -> Any:
-            composed.append(len(stream))
-            return super().compose_all(stream)
+    def counting_compose_all(text: str) -> Any:
+        composed.append(len(text))
+        return compose_all(text)
 
-    monkeypatch.setattr(fleetward.loading, "YAML", CountingYAML)
+    monkeypatch.setattr(fleetward.loading, "compose_all", counting_compose_all)
     in_process = CliRunner(env={"NO_COLOR": "1", "FLEETWARD_STATE_DIR": None}).invoke(
         cli, ["validate", "--no-git", "--source", str(tmp_path)]
     )

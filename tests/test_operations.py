@@ -171,6 +171,21 @@ def test_an_operation_round_trips_through_the_seeds_json() -> None:
     assert again.to_dict() == doc
 
 
+def test_records_in_the_log_read_back_and_write_byte_for_byte() -> None:
+    """The log's JSON is the API's Operation model now; records written before it (a
+    plain run, one with every field set, one with keys the model does not name) still
+    read, and write the same bytes."""
+    lines = (Path(__file__).parent / "operation-records.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        op = Operation.from_dict(json.loads(line))
+        assert json.dumps(op.to_dict(), separators=(",", ":"), ensure_ascii=False) == line
+    assert Operation.from_dict(json.loads(lines[1])).ended_by == "operator"
+    held = Operation.from_dict(json.loads(lines[2]))
+    assert held.approval is not None and held.approval["comment"] == "looked at the stops"
+    assert held.waiting_for == ("approval", "blocked", "rejected")
+
+
 # -- Coalescer -------------------------------------------------------------------------------------
 
 

@@ -457,7 +457,7 @@ def test_refs_starting_with_a_dash(ref: str, cache: Path, no_git_runs: None) -> 
 
 
 @pytest.mark.parametrize(
-    "ref", ["main..next", "a b", "main:manifests", "main~1", "x^{tree}", "", "a\nb"]
+    "ref", ["main..next", "a b", "main:manifests", "x^{tree}", "", "a\nb", "main@{1}", "~1"]
 )
 def test_refs_that_are_not_ref_names(ref: str, cache: Path, no_git_runs: None) -> None:
     with pytest.raises(SourceError, match="Invalid ref"):

@@ -645,6 +645,46 @@ def test_preview_shows_the_split_each_matched_stream_got(tmp_path: Path) -> None
     assert "no text its strict valueMappings name ('Press', 'Temp')" in refused.stdout
 
 
+def test_preview_lists_the_streams_it_does_not_match_and_where_they_fail(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tanks"
+    shutil.copytree(CASES / "rules-tank-example", tree)
+    with (tree / "manifests" / "streams" / "tanks.csv").open("a") as csv:
+        csv.write(
+            "SL_Tank05Press,wrong delimiter,x,San Leandro,bar\n"  # fails at the Delimiter
+            "SL-TankXXPress,letters for digits,x,San Leandro,bar\n"  # at the Digit group
+            "SL-Tank04Flow,not a mapped measurement,x,San Leandro,l\n"  # strict mappings
+            "SL-Tank06Press,no site,x,,bar\n"  # expression 2: no metadata.site
+        )
+    where = ["--no-git", "--source", str(tree)]
+
+    shown = _cli("rules", "preview", "tanks", *where)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "Streams matched: 6" in shown.stdout
+    lines = shown.stdout.splitlines()
+    at = lines.index("Streams not matched: 4")
+    listed = {line.split()[0]: line for line in lines[at + 1 : at + 5]}
+    assert "expression 1 (Id): specification 2 (Delimiter '-') does not match at position 3" in (
+        listed["SL_Tank05Press"]
+    )
+    assert "expression 1 (Id): specification 4 (Group 'tank' Digit)" in listed["SL-TankXXPress"]
+    # The matcher names the texts the strict mappings allow, none of which fits here.
+    assert "strict valueMappings name ('Press', 'Temp')" in listed["SL-Tank04Flow"]
+    assert "expression 2 (site): " in listed["SL-Tank06Press"]
+
+    as_json = json.loads(_cli("rules", "preview", "tanks", *where, "--json").stdout)
+    assert as_json["streamsNotMatched"] == 4
+    failing = {m["streamId"]: (m["expression"], m["specification"]) for m in as_json["unmatched"]}
+    assert failing == {
+        "SL_Tank05Press": (1, 2),
+        "SL-TankXXPress": (1, 4),
+        "SL-Tank04Flow": (1, 5),
+        "SL-Tank06Press": (2, None),
+    }
+
+
 def test_rule_lifecycle_apply_stop_delete_keep(tmp_path: Path) -> None:
     """Apply the tank example, stop the rule, then delete it with keepOldAssets: the
     assets stay active and later plans leave them alone."""

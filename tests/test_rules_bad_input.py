@@ -133,7 +133,7 @@ CASES: dict[str, Case] = {
                 )
             }
         ),
-        (expect("manifests/rule.yaml:21:15", "Invalid metadata key 1", "Quote the key"),),
+        (expect("manifests/rule.yaml:21:15", "Mapping key is not a string", "Quote the key"),),
     ),
     "output-with-an-unknown-field": Case(
         with_streams({"manifests/rule.yaml": rule(outputs=OUTPUTS.replace("name:", "nmae:"))}),

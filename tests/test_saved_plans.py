@@ -115,6 +115,20 @@ def test_unedited_plan_applies(planned: Path) -> None:
     assert "0 created, 1 updated, 1 stopped, 0 deleted" in result.stdout
 
 
+def test_applying_a_saved_plan_shows_the_plan_it_applied(planned: Path) -> None:
+    shown = _fleetward(planned, "plan").stdout.split("Plan: ")[0]
+    result = _fleetward(planned, "apply", "plan.json")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(shown), out  # as `plan` printed it, object lines and diffs
+    assert out.index("~ Asset/TRK-1001") < out.index("■ Asset/TRL-2001") < out.index(
+        "Apply complete!"
+    )
+    again = _fleetward(planned, "apply", "plan.json")
+    assert again.returncode == 1 and "stale" in again.stderr
+    assert again.stdout == ""  # a refused plan is not shown as if it applied
+
+
 def test_base_plan_json_cannot_be_applied(tmp_path: Path) -> None:
     """`plan --base --json` output names its base, and apply refuses it."""
     repo = tmp_path / "repo"

@@ -16,6 +16,8 @@ from fleetward.errors import LockTimeout, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, spec_hash
 from fleetward.store import BACKUP_FILE, HISTORY_LIMIT, STATE_FILE, ChangeSet, TinyDBStore
 from fleetward.store.files import sweep_leftovers, write_atomic
+from fleetward.store.operations import OperationLog
+from fleetward.operations import Operation
 
 
 def _asset(ident: str, model: str = "FH16") -> StoredObject:
@@ -270,3 +272,26 @@ def test_a_file_replaced_while_it_is_parsed_is_not_remembered_as_the_new_one(
         daemon.apply(
             ChangeSet(stale.meta.lineage, stale.meta.serial, "r3", [_asset("A3")], [], {})
         )
+
+
+def test_a_write_sweeps_its_own_temp_files_without_walking_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole-directory walk is the daemon's, at start; each write only clears the
+    temp files of the file it writes, under that file's lock."""
+    store = TinyDBStore(tmp_path)
+    _apply(store, [_asset("A")])
+    (tmp_path / "status").mkdir()
+    (tmp_path / ".state.json.tmp-abc123").write_text("half a write")
+    walks: list[object] = []
+    real_walk = os.walk
+
+    def counting_walk(top: object, *args: object, **kwargs: object) -> object:
+        walks.append(top)
+        return real_walk(top, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "walk", counting_walk)
+    _apply(store, [_asset("B")])
+    OperationLog(tmp_path).record(Operation.new("poll", "2026-01-01T00:00:00Z"))
+    assert walks == []
+    assert not list(tmp_path.glob(".state.json.tmp-*"))

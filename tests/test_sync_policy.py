@@ -268,6 +268,16 @@ BAD_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "6:20",
         ("maxStopFraction out of range",),
     ),
+    "min-stop-count-negative": (
+        "  minStopCount: -1\n",
+        "6:17",
+        ("minStopCount out of range", "got -1"),
+    ),
+    "min-stop-count-not-a-count": (
+        "  minStopCount: 2.5\n",
+        "6:17",
+        ("Invalid value for spec.minStopCount",),
+    ),
     "misspelt-field": (
         "  maxStopFration: 0.5\n",
         "6:3",
@@ -359,14 +369,15 @@ def test_a_policy_plans_as_a_create_and_its_removal_deletes_it(tmp_path: Path) -
     assert SyncPolicySpec.model_validate(stored["spec"]).schedule.seconds == 7200
 
     tree.write("policy.yaml", None)
-    # Deleting the only policy is 100 % of the SyncPolicy objects: the global mass-stop
-    # guard asks for --allow-mass-stop (policies never govern policies, so no policy's
-    # maxStopFraction applies to them).
-    removal = tree.run("plan", "--json", "--allow-mass-stop")
+    # Deleting the only policy is 100 % of the SyncPolicy objects, but one object is
+    # under the mass-stop floor: no --allow-mass-stop needed (policies never govern
+    # policies, so no policy's maxStopFraction applies to them).
+    removal = tree.run("plan", "--json")
     assert removal.returncode == 0, removal.stderr
     changes = {c["address"]: c["action"] for c in json.loads(removal.stdout)["changes"]}
     assert changes == {"SyncPolicy/nightly": "delete"}
-    assert tree.run("apply", "--auto-approve", "--allow-mass-stop").returncode == 0
+    assert json.loads(removal.stdout)["guards"] == []
+    assert tree.run("apply", "--auto-approve").returncode == 0
     state = json.loads((tree.state / "state.json").read_text())
     assert "SyncPolicy/nightly" not in {o["key"] for o in _objects(state)}
 

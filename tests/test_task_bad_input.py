@@ -322,8 +322,6 @@ def test_duplicate_reference_ids_and_task_type_names(world: World) -> None:
 def test_locating_many_problems_in_a_big_file_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     """2,000 bad items in one file: the file is composed once and split into lines once,
     not once per problem (per problem, 8,000 items in 1.8 MB took ~30 s instead of ~1 s)."""
-    from ruamel.yaml import YAML
-
     import fleetward.loading
     from fleetward.errors import Problem
     from fleetward.loading import _locate_all
@@ -337,14 +335,15 @@ def test_locating_many_problems_in_a_big_file_is_linear(monkeypatch: pytest.Monk
             Text.splits += 1
             return super().splitlines(keepends)
 
-    class CountingYAML(YAML):
-        composed = 0
+    composed = 0
+    compose_all = fleetward.loading.compose_all
 
-        def compose_all(self, stream: Any) -> Any:
-            CountingYAML.composed += 1
-            return super().compose_all(stream)
+    def counting_compose_all(text: str) -> Any:
+        nonlocal composed
+        composed += 1
+        return compose_all(str(text))  # the C parser takes an exact str, not Text
 
-    monkeypatch.setattr(fleetward.loading, "YAML", CountingYAML)
+    monkeypatch.setattr(fleetward.loading, "compose_all", counting_compose_all)
     n = 2000
     text = Text(
         "apiVersion: fleetward/v1\nkind: TaskBatch\nmetadata: {name: big}\nspec:\n  tasks:\n"
@@ -359,4 +358,228 @@ def test_locating_many_problems_in_a_big_file_is_linear(monkeypatch: pytest.Monk
     assert len(located) == n
     assert [item.line for item in located] == [8 + 3 * i for i in range(n)]
     assert located[-1].snippet is not None and "duration: bad" in located[-1].snippet
-    assert (CountingYAML.composed, Text.splits) == (1, 1)
+    assert (composed, Text.splits) == (1, 1)
+
+
+def test_dates_whose_utc_time_leaves_the_calendar(world: World) -> None:
+    """Valid ISO 8601 whose UTC instant is in the year 10000 (or 0): an error, not a crash."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: inspection}",  # 9
+                'dueDate: "9999-12-31T23:59:59-14:00"',  # 10
+                "startTime: 0001-01-01T00:00:00+14:00",  # 11
+                "statusAudit: {openOn: '9999-12-31T23:00:00-01:00'}",  # 12
+            ),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/tasks.yaml:10:16", "outside the years 1 to 9999", "offset"),
+        expect("manifests/tasks.yaml:11:18", "outside the years 1 to 9999"),
+        expect("manifests/tasks.yaml:12:7", "Entry 'openOn' of statusAudit", "1 to 9999"),
+        count=3,
+    )
+
+
+def test_quoted_dates_that_are_not_in_the_calendar(world: World) -> None:
+    """A day, month or hour out of range is a typo to point at, with the calendar's reason."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: inspection}",  # 9
+                'startTime: "2026-02-30T08:00:00Z"',  # 10
+                'dueDate: "2026-13-01"',  # 11
+                'completedOn: "2026-11-24T24:00:00Z"',  # 12
+            ),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/tasks.yaml:10:18", "day is out of range for month"),
+        expect("manifests/tasks.yaml:11:16", "month must be in 1..12"),
+        expect("manifests/tasks.yaml:12:20", "hour must be in 0..23"),
+        count=3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("startTime: 2026-02-30T08:00:00Z", "day is out of range for month"),
+        ("dueDate: 2026-02-30", "day is out of range for month"),
+        ("dueDate: 2026-13-01", "month must be in 1..12"),
+        ("startTime: 2026-11-24T24:00:00Z", "hour must be in 0..23"),
+    ],
+)
+def test_unquoted_dates_that_are_not_in_the_calendar(world: World, line: str, says: str) -> None:
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/tasks.yaml": batch("taskType: {xid: inspection}", line),  # 9, 10
+        }
+    )
+    column = line.index(":") + 9  # 6 spaces of indent, ": " and 1-based
+    world.assert_rejected(expect(f"manifests/tasks.yaml:10:{column}", says), count=1)
+
+
+def _reading(*schema_lines: str) -> str:
+    """TaskType/reading whose templateSchema is `schema_lines` (4-space indented, from line 8)."""
+    return (
+        "apiVersion: fleetward/v1\n"  # 1
+        "kind: TaskType\n"  # 2
+        "metadata: {name: reading}\n"  # 3
+        "spec:\n"  # 4
+        "  xid: reading\n"  # 5
+        "  name: Reading\n"  # 6
+        "  templateSchema:\n" + "".join(f"    {line}\n" for line in schema_lines)  # 7, 8 …
+    )
+
+
+def test_template_schema_refs_that_recurse_in_place(world: World) -> None:
+    """`$ref: "#"` (or a cycle of $refs) checks the same value forever: refused at validate."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/self.yaml": _reading('$ref: "#"'),  # 8
+            "manifests/cycle.yaml": _reading(
+                "$defs:",  # 8
+                "  a: {$ref: '#/$defs/b'}",  # 9
+                "  b: {allOf: [{$ref: '#/$defs/a'}]}",  # 10
+                "$ref: '#/$defs/a'",  # 11
+            ).replace("reading", "cycle"),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/self.yaml:8:11", "Recursive $ref '#' in templateSchema", "never end"),
+        expect("manifests/cycle.yaml:10:26", "Recursive $ref '#/$defs/a' in templateSchema"),
+        count=2,
+    )
+
+
+def test_template_schema_that_nests_itself_in_its_data_is_fine(world: World) -> None:
+    """A tree schema refers to itself one level down: checking ends with the data."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/reading.yaml": _reading(
+                "$defs:",  # 8
+                "  node:",  # 9
+                "    type: object",  # 10
+                "    properties: {children: {type: array, items: {$ref: '#/$defs/node'}}}",  # 11
+                "$ref: '#/$defs/node'",  # 12
+            ),
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-a",  # 11
+                "    data: {children: [{children: []}, {children: [{children: 1}]}]}",  # 12
+            ),
+        }
+    )
+    rejected_by_plan(
+        world,
+        expect(
+            "manifests/tasks.yaml:12:68",
+            '"template[0].data.children[1].children[0].children" 1 is not of type',
+        ),
+    )
+
+
+def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> None:
+    """`^(a+)+$` against 100 a's and a '!': 2^100 steps for a backtracking engine (the
+    subprocesses' timeout would end the test); RE2 answers at once."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/reading.yaml": _reading(
+                "properties: {code: {pattern: '^(a+)+$'}}",  # 8
+                "patternProperties: {'^(b+)+$': {type: string}}",  # 9
+                "additionalProperties: false",  # 10
+            ),
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-a",  # 11
+                f"    data: {{code: {'a' * 100}!}}",  # 12
+            ),
+        }
+    )
+    rejected_by_plan(world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"))
+    world.repo.commit(
+        {
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-b",  # 11
+                f"    data: {{{'b' * 100}!: x}}",  # 12
+            )
+        }
+    )
+    rejected_by_plan(
+        world, expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'")
+    )
+
+
+def test_template_schemas_that_cannot_be_checked_in_bounded_time(world: World) -> None:
+    """Patterns RE2 cannot run (backreferences, lookaround), branches that multiply, and
+    unevaluatedProperties with patternProperties: refused at validate, where written."""
+    doubling = [
+        f"  a{i}: {{allOf: [{{$ref: '#/$defs/a{i + 1}'}}, {{$ref: '#/$defs/a{i + 1}'}}]}}"
+        for i in range(30)
+    ]
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/reading.yaml": _reading(
+                "properties:",  # 8
+                "  code: {pattern: '(a)\\1'}",  # 9
+                "  nested: {pattern: '" + "(" * 600 + ")" * 600 + "'}",  # 10
+                "patternProperties: {'^(?!x)': {type: string}}",  # 11
+            ),
+            "manifests/doubling.yaml": _reading(
+                "$defs:", *doubling, "  a30: {type: object}", "$ref: '#/$defs/a0'"
+            ).replace("reading", "doubling"),
+            "manifests/unevaluated.yaml": _reading(
+                "patternProperties: {'^a': {}}",  # 8
+                "unevaluatedProperties: false",  # 9
+            ).replace("reading", "unevaluated"),
+        }
+    )
+    world.assert_rejected(
+        expect("manifests/reading.yaml:9:23", "Unsupported pattern '(a)\\\\1'", "RE2"),
+        expect("manifests/reading.yaml:11:25", "Unsupported pattern '^(?!x)'", "lookaround"),
+        expect("manifests/doubling.yaml:7:3", "Too costly templateSchema"),
+        expect("manifests/unevaluated.yaml:9:5", "unevaluatedProperties with patternProperties"),
+        count=4,
+    )
+
+
+def test_template_data_that_multiplies_the_work_fails_its_item(world: World) -> None:
+    """Each level of the data checks the next level twice: 2^30 checks for 30 levels. The
+    schema is bounded for any one value, so validate passes; plan stops the item's check
+    at its budget and reports it at the data."""
+    world.repo.commit(
+        {
+            "manifests/refs.yaml": REFS,
+            "manifests/reading.yaml": _reading(
+                "$defs:",  # 8
+                "  n: {properties: {a: {allOf: [{$ref: '#/$defs/n'}, {$ref: '#/$defs/n'}]}}}",
+                "$ref: '#/$defs/n'",  # 10
+            ),
+            "manifests/tasks.yaml": batch(
+                "taskType: {xid: reading}",  # 9
+                "template:",  # 10
+                "  - xid: INSP-1-a",  # 11
+                "    data: " + "{a: " * 30 + "1" + "}" * 30,  # 12
+            ),
+        }
+    )
+    rejected_by_plan(
+        world,
+        expect(
+            "manifests/tasks.yaml:12:11",
+            '"template[0].data" cannot be checked',
+            "more than 100000 keyword evaluations",
+        ),
+    )

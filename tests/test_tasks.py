@@ -145,13 +145,22 @@ def test_a_batch_of_5000_tasks_is_reported_per_item(repo: Repo) -> None:
     assert failed.returncode == 1, failed.stderr
     report = json.loads(failed.stdout)
     assert report["success"] is False
-    assert report["message"] == "Processed 4993 items, Failed to process 7 items"
+    # Nothing was written, so no item was processed: the seven that failed their check
+    # say why, the others that the apply was refused (none "got created").
+    assert report["message"] == "Processed 0 items, Failed to process 5000 items"
+    assert report["output"]["processedItems"] == []
     unprocessed = report["output"]["unProcessedItems"]
-    assert [u["record"]["xid"] for u in unprocessed] == [f"T-{i:05d}" for i in sorted(broken)]
+    failing, refused = unprocessed[: len(broken)], unprocessed[len(broken) :]
+    assert [u["record"]["xid"] for u in failing] == [f"T-{i:05d}" for i in sorted(broken)]
     assert all(
         u["message"] == "ValidationError : asset with xid 'TANK-MISSING' not found in data base"
-        for u in unprocessed
+        for u in failing
     )
+    assert len(refused) == n - len(broken)
+    assert {u["message"] for u in refused} == {
+        "Item not processed: the apply was refused "
+        "(ValidationError: asset with xid 'TANK-MISSING' not found in data base)"
+    }
     assert len(report["errors"]) == 7
     assert {e["location"].split(":")[0] for e in report["errors"]} == {"manifests/tasks/bulk.yaml"}
     assert not (repo.state / "state.json").exists(), "a failed revision wrote the store"
@@ -335,6 +344,54 @@ def test_restored_task_counts_with_its_stored_status(repo: Repo) -> None:
     assert stored["Task/T-2"]["status"]["isDeleted"] is False
 
 
+def test_set_status_accepts_only_known_statuses(repo: Repo) -> None:
+    """A typo is an error with a did-you-mean, the store untouched; case does not matter."""
+    repo.commit(
+        {"refs.yaml": references(1), "tasks/a.yaml": batch("a", [task("T-1", "TANK-0000")])}
+    )
+    repo.ok("apply", "--auto-approve")
+    before = (repo.state / "state.json").read_bytes()
+    typo = repo.run("tasks", "set-status", "T-1", "competed")
+    assert typo.returncode == 1, typo.stdout + typo.stderr
+    assert "Unknown task status 'competed'" in typo.stderr
+    assert 'Did you mean "completed"?' in typo.stderr
+    assert "in-progress" in typo.stderr and "Traceback" not in typo.stderr
+    assert (repo.state / "state.json").read_bytes() == before
+
+    repo.ok("tasks", "set-status", "T-1", "In-Progress")
+    assert repo.objects()["Task/T-1"]["status"]["status"] == "in-progress"
+
+
+def test_a_refused_apply_reports_no_item_as_created(repo: Repo) -> None:
+    """apply --json refused by a guard: every item unprocessed, with the refusal as reason."""
+    repo.commit(
+        {
+            "refs.yaml": references(3),
+            "tasks/a.yaml": batch("a", [task("T-1", "TANK-0000"), task("T-2", "TANK-0001")]),
+        }
+    )
+    repo.ok("apply", "--auto-approve")
+    before = (repo.state / "state.json").read_bytes()
+    # T-2 goes (1 of 2 tasks, past 20 % with a floor of 1), T-3 is new: the guard refuses.
+    repo.commit({"tasks/a.yaml": batch("a", [task("T-1", "TANK-0000"), task("T-3", "TANK-0002")])})
+    refused = repo.run("apply", "--auto-approve", "--json", "--min-stop-count", "1")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    report = json.loads(refused.stdout)
+    assert report["success"] is False
+    assert report["message"] == "Processed 0 items, Failed to process 2 items"
+    assert report["output"]["processedItems"] == []
+    assert report["output"]["unProcessedItems"] == [
+        {
+            "message": "Item not processed: the apply was refused "
+            "(Plan blocked by the mass-stop guard)",
+            "record": {"xid": xid},
+        }
+        for xid in ("T-1", "T-3")
+    ]
+    assert [e["error"] for e in report["errors"]] == ["Plan blocked by the mass-stop guard"]
+    assert (repo.state / "state.json").read_bytes() == before
+
+
 def test_set_status_without_a_store_creates_nothing(repo: Repo) -> None:
     assert not repo.state.exists()
     done = repo.run("tasks", "set-status", "T-1", "completed")
@@ -409,7 +466,11 @@ def test_template_xids_against_stored_and_failed_tasks(repo: Repo) -> None:
     refused = repo.run("apply", "--auto-approve", "--json")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     unprocessed = json.loads(refused.stdout)["output"]["unProcessedItems"]
-    assert [u["record"]["xid"] for u in unprocessed] == ["T-3"]
+    # Only T-3 fails a check; T-1 and T-4 pass theirs and are not processed either,
+    # since the apply was refused.
+    failing = [u for u in unprocessed if not u["message"].startswith("Item not processed")]
+    assert [u["record"]["xid"] for u in failing] == ["T-3"]
+    assert [u["record"]["xid"] for u in unprocessed] == ["T-3", "T-1", "T-4"]
 
 
 def test_same_assignee_both_ways_is_no_cycle(repo: Repo) -> None:

@@ -336,3 +336,48 @@ def test_version_moves_on_a_change_of_meaning_only(tmp_path: Path, env: dict[str
     third = stored()
     assert third["status"] == second["status"]
     assert third["specHash"] == second["specHash"]
+
+
+def test_show_at_a_ref_gives_the_version_of_that_definition(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The version shown is the store's only when the store holds the definition read
+    at --ref; otherwise it says so, and which version applying that one gives."""
+    repo = Repo(tmp_path / "repo", env)
+    state = ["--state-dir", str(tmp_path / "state")]
+    source = ["--source", str(repo.root)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = fleetward(*args, *state, *source, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def show_at(*ref: str) -> str:
+        return run("workflows", "show", "invoice-dispatch", *ref).stdout
+
+    repo.commit(V1, "v1")
+    v1 = repo.git("rev-parse", "HEAD")
+    run("apply", "--auto-approve")
+    repo.commit(V2, "v2: another subject")
+
+    header, note = show_at().splitlines()[:2]
+    assert "version" not in header  # HEAD's definition is not the store's version 1
+    assert note.strip() == (
+        "not applied: the store holds version 1 of another definition; "
+        "applying it makes it version 2"
+    )
+    assert "(active; version 1, id " in show_at("--ref", v1).splitlines()[0]
+    body = json.loads(run("workflows", "show", "invoice-dispatch", "--json").stdout)
+    assert (body["status"]["version"], body["applied"]) == (2, False)
+
+    run("apply", "--auto-approve")
+    assert "(active; version 2, id " in show_at().splitlines()[0]
+    # v1 is no longer what the store holds: applying it again is a change, to version 3.
+    assert "makes it version 3" in show_at("--ref", v1).splitlines()[1]
+
+
+def test_graph_and_json_together_are_an_error(bundled: Path, env: dict[str, str]) -> None:
+    done = show(bundled, env, "inspection-report", "--graph", "--json")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Error: --graph conflicts with --json" in done.stderr

@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["FORMS", "check_range", "format_duration", "parse_duration"]
+__all__ = ["FORMS", "bounded_pattern", "check_range", "format_duration", "parse_duration"]
 
 FORMS = "500ms, 30s, 10m, 1h30m, 2h, 1d, PT2H or a number of seconds"
 """The accepted forms, as error messages list them."""
@@ -98,6 +98,91 @@ def format_duration(seconds: float) -> str:
         count, rest = divmod(rest, round(_UNITS[unit] * 1000))
         out += f"{count}{unit}" if count else ""
     return out or "0s"
+
+
+def bounded_pattern(maximum: float) -> str:
+    """A regex, the same in Python and ECMA 262 (JSON Schema), of durations in (0, maximum].
+
+    Every text it matches is one `parse_duration` reads as more than 0 and at most
+    `maximum` seconds, so a schema that states it never allows what the reader refuses.
+    A regex cannot add up parts of any precision, so it states the part of the grammar
+    whose bound it can check: one part of any precision (`1.5h`, `90 s`, `600`,
+    `PT0.5S`), or several whole-number parts in the clock's own ranges below a
+    leading part (`1h30m`, `1d12h`, `2m30s500ms`, `P1DT12H`, `PT1H30M`).
+    """
+    largest = [(unit, math.floor(maximum / size)) for unit, size in _UNITS.items()]
+    single = [f"(?:{_positive_up_to(count)}) *{unit}" for unit, count in largest if count >= 1]
+    single.append(f"(?:{_positive_up_to(math.floor(maximum))})")  # a bare number of seconds
+    units = list(_UNITS)
+    several = [
+        f"{_whole_up_to(count - 1)} *{unit} *"
+        + "".join(f"(?:{_below(lower)} *{lower} *)?" for lower in units[i + 1 :])
+        for i, (unit, count) in enumerate(largest[:-1])
+        if count >= 2
+    ]
+    iso = [
+        f"[Pp](?:{_positive_up_to(count)})[Dd]"
+        if unit == "d"
+        else f"[Pp][Tt](?:{_positive_up_to(count)}){_either_case(unit)}"
+        for unit, count in largest
+        if unit != "ms" and count >= 1
+    ]
+    clock = ["h", "m", "s"]
+    iso += [
+        f"[Pp]{_whole_up_to(count - 1)}[Dd](?:[Tt]{_iso_chain(clock)})?"
+        if unit == "d"
+        else f"[Pp][Tt]{_whole_up_to(count - 1)}{_either_case(unit)}"
+        + "".join(f"(?:{_below(lower)}{_either_case(lower)})?" for lower in clock[i:])
+        for i, (unit, count) in enumerate(largest[:3])
+        if count >= 2
+    ]
+    texts = " *|".join(f"(?:{p})" for p in single + several)
+    return f"^(?: *(?:{texts}) *|{'|'.join(f'(?:{p})' for p in iso)})$"
+
+
+def _positive_up_to(bound: int) -> str:
+    """A regex for decimal numbers in (0, bound]: `0.5`, `7`, `007.25`, `bound.0`."""
+    fraction = r"(?:\.[0-9]{1,17})?"  # bounded: a longer one could round to 0 or past bound
+    whole = _whole_up_to(bound - 1, empty=True)  # empty when bound is 1
+    below = f"(?:{whole}){fraction}|" if whole else ""
+    return rf"0*(?:{below}{bound}(?:\.0{{1,17}})?)|0+\.[0-9]{{0,16}}[1-9][0-9]{{0,16}}"
+
+
+def _whole_up_to(bound: int, empty: bool = False) -> str:
+    """A regex for the whole numbers 1 to `bound`, without leading zeros."""
+    digits = str(bound)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
+    same = [
+        digits[:i] + f"[{1 if i == 0 else 0}-{int(d) - 1}]" + "[0-9]" * (len(digits) - i - 1)
+        for i, d in enumerate(digits)
+        if int(d) > (1 if i == 0 else 0)
+    ]
+    numbers = "|".join([p for p in (shorter, *same, digits) if p and p != "0"])
+    if empty:
+        return numbers
+    return f"(?:{numbers})"
+
+
+# How many of a unit make the next larger one: the range of a part below a leading one.
+_RATIO = {"h": 24, "m": 60, "s": 60, "ms": 1000}
+
+
+def _below(unit: str) -> str:
+    """A whole number of `unit` below one of the next larger unit (0-59 minutes)."""
+    return f"0*(?:0|{_whole_up_to(_RATIO[unit] - 1)})"
+
+
+def _either_case(unit: str) -> str:
+    return f"[{unit.upper()}{unit}]"
+
+
+def _iso_chain(units: list[str]) -> str:
+    """ISO parts after `T`: at least one, in order, each in its clock range."""
+    return "(?:" + "|".join(
+        f"{_below(first)}{_either_case(first)}"
+        + "".join(f"(?:{_below(lower)}{_either_case(lower)})?" for lower in units[i + 1 :])
+        for i, first in enumerate(units)
+    ) + ")"
 
 
 def _show(value: Any) -> str:

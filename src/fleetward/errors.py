@@ -6,14 +6,27 @@ Each error carries one or more `Problem`s — what went wrong (`error`), why
 edges (CLI, HTTP, status files); nothing in the engine formats them.
 
     FleetwardError
-    ├── UsageError            a flag or argument the user gave cannot work
-    ├── SourceError           the source, ref or path cannot be read
-    ├── ManifestError         YAML or validation errors in a revision (many at once)
-    ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
-    ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
-    ├── StalePlanError        a saved plan no longer matches the store
-    └── StoreError            the state store cannot be read, written or locked
-        └── LockTimeout       another process holds the store's lock
+    ├── PermanentError            cannot succeed until something changes: not retried
+    │   ├── UsageError            a flag or argument the user gave cannot work
+    │   ├── ManifestError         YAML or validation errors in a revision (many at once)
+    │   ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
+    │   ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
+    │   └── StalePlanError        a saved plan no longer matches the store
+    ├── TemporaryError(delay)     may succeed as it is, later: retried with backoff
+    │   ├── SourceError           the source, ref or path cannot be read
+    │   │   └── CorruptObject     a Git object of the revision is damaged or missing
+    │   └── StoreError            the state store cannot be read, written or locked
+    │       └── LockTimeout       another process holds the store's lock
+    └── RequestRefused            an operator's request the daemon refuses
+        ├── OperationNotFound     no operation has that id
+        ├── OperationConflict     the operation's state does not allow the move
+        └── Unavailable           the daemon cannot serve it now (log unreadable, stopping)
+
+The retry role is the daemon's concern: a run that ends in a PermanentError
+is recorded once and waits for a new revision or an operator's request; a
+TemporaryError is retried after its `delay` (or the daemon's backoff). An
+error that is neither (a bare FleetwardError) is retried, as a temporary one.
+Request refusals carry no HTTP status: the HTTP layer maps them (404, 409, 503).
 
 An OSError becomes one of these in one place, `os_error`: the reason names the
 operating system's words and errno, and an errno with a fix of its own (a full
@@ -22,12 +35,17 @@ disk, a read-only file system) gets that fix instead of the caller's.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+if TYPE_CHECKING:  # for annotations only: the model imports this module
+    from fleetward.model import Revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +63,8 @@ class Problem:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN §5 (the snippet is for terminals only)."""
         fields = ("error", "reason", "resolution", "location")
-        return {f: getattr(self, f) for f in fields} | {"parameters": dict(self.parameters)}
+        parameters = {str(k): _json_value(v) for k, v in self.parameters.items()}
+        return {f: getattr(self, f) for f in fields} | {"parameters": parameters}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Problem:
@@ -57,6 +76,23 @@ class Problem:
             data.get("location"),
             dict(data.get("parameters") or {}),
         )
+
+
+def _json_value(value: Any) -> Any:
+    """A parameter as strict JSON. Parameters often quote the manifest's own value, which
+    may be a date, a mapping with non-string keys or `.nan`: the operation log, status
+    files and HTTP API must still serialise them (non-finite numbers included)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
 
 
 class FleetwardError(Exception):
@@ -83,37 +119,96 @@ class FleetwardError(Exception):
         return cls(Problem(error, reason, resolution, location, parameters))
 
 
-class UsageError(FleetwardError):
+class PermanentError(FleetwardError):
+    """Fails the same way until something changes (a new revision, an operator's request).
+
+    `depends_on_store`: the verdict also reads the store (a guard, a kind's rule over
+    stored objects), so a write to the store by someone else is such a change too.
+    """
+
+    depends_on_store: bool = False
+
+
+class TemporaryError(FleetwardError):
+    """May succeed if tried again unchanged; `delay`: seconds to wait first (None: backoff)."""
+
+    def __init__(self, *problems: Problem, delay: float | None = None) -> None:
+        super().__init__(*problems)
+        self.delay = delay
+
+
+class UsageError(PermanentError):
     """A flag, argument or file given on the command line cannot work."""
 
 
-class SourceError(FleetwardError):
+class SourceError(TemporaryError):
     """The source repository, ref or manifest path cannot be read."""
 
 
-class ManifestError(FleetwardError):
-    """A revision holds invalid YAML or documents; nothing of it is applied."""
+class CorruptObject(SourceError):
+    """A Git object the revision needs cannot be read in full: never an empty file.
+
+    Raised apart from other source errors so the owner of the repository (fleetward,
+    for its mirror of a remote) can repair it and read again."""
 
 
-class PlanError(FleetwardError):
+class ManifestError(PermanentError):
+    """A revision holds invalid YAML or documents; nothing of it is applied.
+
+    `revision` is that revision once the pipeline has opened it: a command that
+    reads two (`plan --base`) says which one failed.
+    """
+
+    revision: Revision | None = None
+
+
+class PlanError(PermanentError):
     """The computed plan breaks a rule of a kind (seed errors such as
     *Invalid batch fleet size* or *Failed batch validation*)."""
 
+    depends_on_store = True
 
-class GuardBlocked(FleetwardError):
+
+class GuardBlocked(PermanentError):
     """A safety guard refused the plan; a flag can override it."""
 
+    depends_on_store = True
 
-class StalePlanError(FleetwardError):
+
+class StalePlanError(PermanentError):
     """A saved plan was made against another store, or the store moved since."""
 
+    depends_on_store = True
 
-class StoreError(FleetwardError):
+
+class StoreError(TemporaryError):
     """The state store cannot be read, written or locked."""
 
 
 class LockTimeout(StoreError):
     """Another process held the store's lock for longer than --lock-timeout."""
+
+
+class RequestRefused(FleetwardError):
+    """An operator's request (create, move, approve an operation) the daemon refuses."""
+
+    @property
+    def problem(self) -> Problem:
+        """The one problem a refusal carries (an HTTP error body shows one)."""
+        return self.problems[0]
+
+
+class OperationNotFound(RequestRefused):
+    """No operation with the requested id is queued, running or kept."""
+
+
+class OperationConflict(RequestRefused):
+    """The operation's state does not allow the requested move (final, writing, not held)."""
+
+
+class Unavailable(RequestRefused):
+    """The daemon cannot serve the request now: its operation log or rejections file is
+    unreadable, or it is stopping."""
 
 
 # -- OSError → FleetwardError ------------------------------------------------------------

@@ -68,6 +68,8 @@ class Policy:
             "maxStopFraction": spec.maxStopFraction,
             "suspend": spec.suspend,
         }
+        if spec.minStopCount is not None:  # else the planner's --min-stop-count
+            out["minStopCount"] = spec.minStopCount
         if self.windowed and now is not None:
             out["window"] = window_json(window_state(spec.schedule, now))
         return out

@@ -1,26 +1,22 @@
 """Load: manifest files → validated documents, with `file:line:column` on every error.
 
-Files are parsed with ruamel's C-backed safe loader (fast, no positions). Only
-when a file has an error is it composed again with the round-trip composer to
-find the line and column (LIBRARIES.md: positions exist only in `rt` mode).
-Results are cached by blob id, so an unchanged file is never parsed twice.
+Files are read by `yaml_reader`, which builds plain data from libyaml's events
+within fixed limits (no positions kept). Only when a file has an error is it
+composed again, from the same events, into a node tree that knows lines and
+columns. Results are cached by blob id, so an unchanged file is never parsed twice.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import posixpath
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.resolver import VersionedResolver
-from ruamel.yaml.tag import Tag
 
 from fleetward.errors import ManifestError, Problem, UsageError
 from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
@@ -38,113 +34,27 @@ from fleetward.model import BlobId, Origin, Revision
 from fleetward.progress import SILENT, Phase, Progress
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
+from fleetward.yaml_reader import (
+    C_PARSER,
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    Position,
+    YamlDataError,
+    compose_all,
+    load_all,
+    position,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_ALIAS_NODES = 10_000  # nodes an alias may expand to, per document (DESIGN §2)
-MAX_DEPTH = 64
 _ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
 
-class _SafeResolver(VersionedResolver):
-    """ruamel's YAML 1.2 implicit resolver without its per-scalar overhead.
-
-    `VersionedResolver.resolve` looks the YAML version up on every scalar, twice
-    (`processing_version`: two caught AttributeErrors under the C parser, which
-    never exposes a %YAML directive to it), and makes a new `Tag` for every
-    resolved scalar: together about 40% of the safe loader's time. This looks
-    the version's table up once per loader (one loader per `load_all` call) and
-    shares one `Tag` per tag. Used with the C parser only. Otherwise it is upstream's `resolve`, step for
-    step; `_safe_loader` checks on a sample that both give the same data.
-    """
-
-    def __init__(self, version: Any = None, loader: Any = None, loadumper: Any = None) -> None:
-        super().__init__(version, loader, loadumper)
-        self._fw_table: dict[Any, list[tuple[str, Any]]] | None = None
-        self._fw_tags: dict[str, Tag] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is ScalarNode and implicit[0]:
-            table = self._fw_table
-            if table is None:
-                table = self._fw_table = self.versioned_resolver
-            resolvers = table.get(value[0] if value else "", ())
-            anywhere = table.get(None)
-            if anywhere:
-                resolvers = [*resolvers, *anywhere]
-            for tag, regexp in resolvers:
-                if regexp.match(value):
-                    shared = self._fw_tags.get(tag)
-                    if shared is None:
-                        shared = self._fw_tags[tag] = Tag(suffix=tag)
-                    return shared
-            implicit = implicit[1]
-        if self.yaml_path_resolvers:
-            exact_paths = self.resolver_exact_paths[-1]
-            if kind in exact_paths:
-                return Tag(suffix=exact_paths[kind])
-            if None in exact_paths:
-                return Tag(suffix=exact_paths[None])
-        if kind is ScalarNode:
-            return self.DEFAULT_SCALAR_TAG
-        if kind is SequenceNode:
-            return self.DEFAULT_SEQUENCE_TAG
-        if kind is MappingNode:
-            return self.DEFAULT_MAPPING_TAG
-        return None
-
-
-# Every implicit type of YAML 1.2 (and a %YAML 1.1 directive, which the C parser ignores).
-_RESOLVER_SAMPLE = (
-    "a: yes\nb: 0o10\nc: 0x1F\nd: 1e3\ne: .inf\nf: -.NaN\ng: ~\nh: null\ni: 2024-01-02\n"
-    "j: 2024-01-02T03:04:05Z\nk: ''\nl: true\nm: 1_000\nn: !!str 12\no: &x {p: 1}\nq: *x\n"
-    "r: {<<: *x, s: 2}\nt: '12'\nu: 12.5\nv: [1, a, False, -1, +2.0, 010, 0b1]\nx: 1:20\nw:\n"
-    "...\n%YAML 1.1\n---\n- yes\n- 010\n- 1:20\n"
-)
-
-
-def _safe_loader() -> YAML:
-    yaml = YAML(typ="safe", pure=False)
-    if "CParser" not in getattr(yaml.Parser, "__name__", ""):
-        logger.warning(
-            "ruamel.yaml's C parser is not installed; loading runs about 5x slower "
-            "(install ruamel.yaml[oldlibyaml])"
-        )
-        return yaml  # the pure parser does pass %YAML directives on: keep upstream's resolver
-    fast = YAML(typ="safe", pure=False)
-    fast.Resolver = _SafeResolver
-    try:
-        same = repr(list(fast.load_all(_RESOLVER_SAMPLE))) == repr(
-            list(yaml.load_all(_RESOLVER_SAMPLE))
-        )
-    except Exception:  # noqa: BLE001 - any surprise means: keep upstream's resolver
-        same = False
-    if not same:  # pragma: no cover - a ruamel.yaml release changed how resolving works
-        logger.warning(
-            "ruamel.yaml resolves differently than expected; using its slower stock resolver"
-        )
-        return yaml
-    return fast
-
-
-_SAFE = _safe_loader()
-_PURE = YAML(typ="safe", pure=True)
-_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
-_BLOCK_PREFIX = re.compile(r"^[ \t-]*", re.MULTILINE)
-
-
-def _looks_too_deep(text: str) -> bool:
-    """Could this text nest past MAX_DEPTH? Cheap and conservative (quotes are ignored)."""
-    if any(len(m) > 2 * MAX_DEPTH for m in _BLOCK_PREFIX.findall(text)):
-        return True
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return False
-    depth = 0
-    for match in _FLOW_BRACKETS.finditer(text):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            return True
-    return False
+if not C_PARSER:  # pragma: no cover - depends on how ruamel.yaml was installed
+    logger.warning(
+        "ruamel.yaml's C parser is not installed; loading runs about 5x slower "
+        "(install ruamel.yaml[oldlibyaml])"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,27 +283,15 @@ def load_file(content: bytes) -> _FileResult:
     text, problem = _decode(content)
     if problem is not None:
         return (problem,)
-    # ruamel's C composer recurses in C: nesting deep enough crashes the process
-    # (a segfault, not a RecursionError). Such text goes to the pure-Python
-    # parser, which fails cleanly; manifests never nest that deep.
-    loader = _PURE if _looks_too_deep(text) else _SAFE
-    try:
-        raw_documents = list(loader.load_all(text))
-    except MarkedYAMLError as exc:
-        return (_yaml_problem(exc, text),)
-    except YAMLError as exc:
-        return (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
-    except RecursionError:
-        return (_at(text, 1, 1, _TOO_DEEP.error, _TOO_DEEP.reason, _TOO_DEEP.resolution),)
+    raw_documents, problem = _read_yaml(text)
+    if problem is not None:
+        return (problem,)
     documents: list[Document] = []
     pending: list[tuple[int, YamlPath, bool, Problem]] = []
     for index, raw in enumerate(raw_documents):
         if raw is None:
             continue  # an empty document (or only comments) contributes nothing
-        try:
-            bad = _check_shape(raw)
-        except RecursionError:  # deeper than MAX_DEPTH: _alias_expansion stops there
-            bad = _TOO_DEEP
+        bad = _check_shape(raw)
         if bad is not None:
             pending.append((index, (), False, bad))
             continue
@@ -414,12 +312,22 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
     located: tuple[_Located, ...] = (problem,) if problem is not None else ()
     raw: Any = None
     if not located:
-        try:
-            raw = _SAFE.load(text) if not _looks_too_deep(text) else _PURE.load(text)
-        except MarkedYAMLError as exc:
-            located = (_yaml_problem(exc, text),)
-        except (YAMLError, RecursionError) as exc:
-            located = (_at(text, 1, 1, "Invalid YAML", str(exc), "Fix the YAML syntax."),)
+        documents, problem = _read_yaml(text)
+        if problem is not None:
+            located = (problem,)
+        elif len(documents) > 1:
+            located = (
+                _at(
+                    text,
+                    1,
+                    1,
+                    "Several YAML documents",
+                    f"This file holds {len(documents)} documents ('---'); it must hold one.",
+                    "Keep one document.",
+                ),
+            )
+        elif documents:
+            raw = documents[0]
     if not located:
         pending = [(0, yaml_path, is_key, p) for yaml_path, is_key, p in check(raw)]
         # In the order of the file, whatever order `check` found them in.
@@ -433,18 +341,53 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
     return raw
 
 
-_TOO_DEEP = Problem(
-    "YAML nested too deeply",
-    f"Documents may nest mappings and lists at most {MAX_DEPTH} levels deep.",
-    "Flatten the document.",
-    parameters={"limit": MAX_DEPTH},
-)
-
-
 # -- decoding and parsing ----------------------------------------------------
 
 
+def _read_yaml(text: str) -> tuple[list[Any], _Located | None]:
+    """The documents of a file as plain data, or the first problem that stops reading it."""
+    try:
+        return load_all(text), None
+    except YamlDataError as exc:
+        return [], _at(
+            text,
+            exc.line + 1,
+            exc.column + 1,
+            exc.error,
+            exc.reason,
+            exc.resolution,
+            exc.parameters,
+        )
+    except MarkedYAMLError as exc:
+        return [], _yaml_problem(exc, text)
+    except YAMLError as exc:  # the reader's errors (control characters) carry no mark
+        return [], _at(text, 1, 1, "Invalid YAML", str(exc).strip(), "Fix the YAML syntax.")
+
+
+# Byte-order marks YAML allows besides UTF-8's; UTF-32's before UTF-16's (a prefix of it).
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
 def _decode(content: bytes) -> tuple[str, _Located | None]:
+    for bom, encoding in _OTHER_BOMS:
+        if content.startswith(bom):
+            return "", _Located(
+                1,
+                1,
+                Problem(
+                    f"File is {encoding} text",
+                    f"The file starts with a {encoding} byte-order mark; fleetward reads "
+                    "manifests as UTF-8 (with or without a byte-order mark), like Git's diffs.",
+                    "Save the file as UTF-8.",
+                    parameters={"encoding": encoding},
+                ),
+                None,
+            )
     if b"\0" in content[:8192]:
         return "", _Located(
             1,
@@ -497,20 +440,16 @@ def _yaml_problem(exc: MarkedYAMLError, text: str) -> _Located:
     line = mark.line + 1 if mark else 1
     column = mark.column + 1 if mark else 1
     error, resolution = "Invalid YAML", "Fix the YAML syntax at this position."
-    if "duplicate key" in problem_text:
-        error = "Duplicate key in mapping"
-        problem_text = problem_text.split("\n")[0]
-        resolution = "Keep one of the two keys: a mapping may hold each key once."
-    elif "cannot start any token" in problem_text and _char_at(text, line, column) == "\t":
+    if "cannot start any token" in problem_text and _char_at(text, line, column) == "\t":
         error = "Tab character in indentation"
         problem_text = "YAML does not allow tabs for indentation."
         context = ""
         resolution = "Indent with spaces instead of tabs."
-    elif "could not determine a constructor" in problem_text:
-        error = "Unsupported YAML tag"
-        resolution = (
-            "Remove the tag: manifests hold plain YAML data only (no tags that build objects)."
-        )
+    elif "unknown directive name" in problem_text:
+        error = "Unsupported YAML directive"
+        problem_text = "fleetward reads the %YAML 1.2 and %TAG directives only"
+        context = ""
+        resolution = "Remove the directive."
     elif "end of stream" in problem_text:
         resolution = "Close the quote or bracket that opens here."
     elif "mapping values are not allowed" in problem_text:
@@ -527,7 +466,7 @@ def _char_at(text: str, line: int, column: int) -> str:
 
 
 def _check_shape(raw: Any) -> Problem | None:
-    """A document must be a mapping, and aliases may not expand without bound."""
+    """A document must be a mapping (the reader has bounded its size and aliases)."""
     if not isinstance(raw, dict):
         return Problem(
             "Document is not a mapping",
@@ -535,68 +474,7 @@ def _check_shape(raw: Any) -> Problem | None:
             f"this one is {describe(raw)}.",
             "Write the document as a mapping, or remove it (an empty document is allowed).",
         )
-    try:
-        expanded = _alias_expansion(raw)
-    except _Recursive:
-        return Problem(
-            "Recursive YAML alias",
-            "An alias refers to a mapping or list that contains it, so the document would be infinite.",
-            "Remove the alias that points back at its own ancestor, or write the data out.",
-        )
-    if expanded > MAX_ALIAS_NODES:
-        return Problem(
-            "YAML aliases expand too far",
-            f"Aliases in this document expand to more than {MAX_ALIAS_NODES:,} nodes "
-            "(a 'billion laughs' document would exhaust memory).",
-            "Write the repeated data out, or reuse it less: an alias may stand for a small block only.",
-            parameters={"limit": MAX_ALIAS_NODES},
-        )
     return None
-
-
-def _alias_expansion(root: Any) -> int:
-    """Nodes reached through aliases (a container met a second time), memoised by id()."""
-    seen: set[int] = set()
-    sizes: dict[int, int] = {}
-    aliased = 0
-
-    def size(node: Any, depth: int) -> int:
-        """Nodes under a container; scalars count 1 without a call (a hot loop: every node)."""
-        nonlocal aliased
-        if depth > MAX_DEPTH:
-            raise RecursionError
-        ident = id(node)
-        if ident in seen:
-            if ident not in sizes:
-                raise _Recursive  # met again while still inside it: an alias to an ancestor
-            aliased += sizes.get(ident, 0)
-            if aliased > MAX_ALIAS_NODES:
-                raise _TooMany
-            return sizes.get(ident, 0)
-        seen.add(ident)
-        total = 1
-        for child in node.values() if isinstance(node, dict) else node:
-            total += size(child, depth + 1) if isinstance(child, _CONTAINERS) else 1
-        sizes[ident] = total
-        return total
-
-    try:
-        if isinstance(root, _CONTAINERS):
-            size(root, 0)
-    except _TooMany:
-        return MAX_ALIAS_NODES + 1
-    return aliased
-
-
-class _TooMany(Exception):
-    pass
-
-
-class _Recursive(Exception):
-    pass
-
-
-_CONTAINERS = (dict, list)
 
 
 # -- validation ----------------------------------------------------------------
@@ -688,9 +566,17 @@ def _too_large(f: ManifestFile) -> _Located:
 # -- locating ------------------------------------------------------------------
 
 
-def _at(text: str, line: int, column: int, error: str, reason: str, resolution: str) -> _Located:
+def _at(
+    text: str,
+    line: int,
+    column: int,
+    error: str,
+    reason: str,
+    resolution: str,
+    parameters: dict[str, Any] | None = None,
+) -> _Located:
     snippet = _snippet(text.splitlines(), line, column)
-    return _Located(line, column, Problem(error, reason, resolution), snippet)
+    return _Located(line, column, Problem(error, reason, resolution, parameters=parameters or {}), snippet)
 
 
 def _snippet(lines: list[str], line: int, column: int) -> str | None:
@@ -708,43 +594,16 @@ def _locate_all(
 ) -> tuple[_Located, ...]:
     """Find line and column of each problem by composing the file with positions."""
     try:
-        roots = list(YAML(typ="rt").compose_all(text))
-    except (YAMLError, RecursionError):  # the safe parse succeeded; positions are a bonus
+        roots = compose_all(text)
+    except (YAMLError, YamlDataError):  # the data was read; positions are a bonus
         roots = []
     out = []
     lines = text.splitlines()
     for index, path, is_key, problem in pending:
         node = roots[index] if index < len(roots) else None
-        line, column = _position(node, path, is_key) if node is not None else (0, 0)
+        line, column = position(node, path, is_key) if node is not None else (0, 0)
         out.append(_Located(line + 1, column + 1, problem, _snippet(lines, line + 1, column + 1)))
     return tuple(out)
-
-
-def _position(node: Node, path: YamlPath, is_key: bool) -> tuple[int, int]:
-    """0-based line/column of the deepest node on `path` (the key itself if `is_key`)."""
-    mark = node.start_mark
-    for depth, part in enumerate(path):
-        last = depth == len(path) - 1
-        if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part) or key_node.value == part:
-                    if last and is_key:
-                        return key_node.start_mark.line, key_node.start_mark.column
-                    node = value_node
-                    mark = (
-                        value_node.start_mark
-                        if not isinstance(value_node, MappingNode | SequenceNode) or not last
-                        else key_node.start_mark
-                    )
-                    break
-            else:
-                break
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            mark = node.start_mark
-        else:
-            break
-    return mark.line, mark.column
 
 
 class Locator:
@@ -757,7 +616,7 @@ class Locator:
     def __init__(self, snapshot: Snapshot, cache: DocumentCache | None = None) -> None:
         self._snapshot = snapshot
         self._cache = cache  # a daemon's: kept files are read once per blob, not per run
-        self._roots: dict[str, list[Node]] = {}
+        self._roots: dict[str, list[Position]] = {}
         self._kept: dict[str, bytes] = {}
 
     def retain(self, paths: Iterable[str]) -> None:
@@ -787,10 +646,10 @@ class Locator:
             roots = self._roots[origin.path] = self._compose(origin.path)
         if origin.document >= len(roots):
             return origin.path
-        line, column = _position(roots[origin.document], origin.yaml_path, False)
+        line, column = position(roots[origin.document], origin.yaml_path, False)
         return f"{origin.path}:{line + 1}:{column + 1}"
 
-    def _compose(self, path: str) -> list[Node]:
+    def _compose(self, path: str) -> list[Position]:
         content = self._kept.get(path)
         if content is None:
             f = next((f for f in self._snapshot.files if f.path == path), None)
@@ -799,6 +658,6 @@ class Locator:
             _, content = next(iter(self._snapshot.read([f])))
         text, _ = _decode(content)
         try:
-            return list(YAML(typ="rt").compose_all(text))
-        except (YAMLError, RecursionError):
+            return compose_all(text)
+        except (YAMLError, YamlDataError):
             return []

@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    with_config,
+)
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's from 3.12
 
 from fleetward.errors import Problem
 
@@ -93,6 +104,10 @@ class Transition:
     at: str
     message: str = ""
 
+    @property
+    def state_code(self) -> int:
+        return int(self.state)
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -166,74 +181,18 @@ class Operation:
             error_count=len(problems),
         )
 
-    # -- the seed's JSON ---------------------------------------------------------------
+    # -- the seed's JSON (the log's records and the API's answers: one shape) ----------
+
+    @property
+    def state_code(self) -> int:
+        return int(self.state)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "operation_id": self.operation_id,
-            "operation_type": self.operation_type,
-            "schedule_type": self.schedule_type,
-            "operation_device_query": dict(self.operation_device_query),
-            "state": self.state.name,
-            "state_code": int(self.state),
-            "trigger": self.trigger,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "transitions": [
-                {"state": t.state.name, "state_code": int(t.state), "at": t.at}
-                | ({"message": t.message} if t.message else {})
-                for t in self.transitions
-            ],
-            "revision": self.revision,
-            "ref": self.ref,
-            "plan_summary": dict(self.plan_summary) if self.plan_summary is not None else None,
-            "serial": self.serial,
-            "errors": [dict(e) for e in self.errors],
-            "error_count": self.error_count,
-            "message": self.message,
-            "schedule_args": dict(self.schedule_args),
-            "arguments": dict(self.arguments),
-            "policy": self.policy,
-            "waiting_for": list(self.waiting_for),
-            "window": dict(self.window) if self.window is not None else None,
-            "approval": dict(self.approval) if self.approval is not None else None,
-            "deadline": self.deadline,
-            "plan_digest": self.plan_digest,
-            "ended_by": self.ended_by,
-        }
+        return OperationRecord.of(self).model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Operation:
-        return cls(
-            operation_id=str(data["operation_id"]),
-            trigger=str(data.get("trigger", "")),
-            created_at=str(data["created_at"]),
-            state=OperationState(int(data["state_code"])),
-            updated_at=str(data.get("updated_at", "")),
-            operation_type=str(data.get("operation_type", OPERATION_TYPE)),
-            schedule_type=str(data.get("schedule_type", "IMMEDIATE")),
-            operation_device_query=dict(data.get("operation_device_query") or {}),
-            transitions=tuple(
-                Transition(OperationState(int(t["state_code"])), str(t["at"]), t.get("message", ""))
-                for t in data.get("transitions", ())
-            ),
-            revision=data.get("revision"),
-            ref=data.get("ref"),
-            plan_summary=data.get("plan_summary"),
-            serial=data.get("serial"),
-            errors=tuple(data.get("errors") or ()),
-            error_count=int(data.get("error_count", 0)),
-            message=str(data.get("message", "")),
-            schedule_args=dict(data.get("schedule_args") or {}),
-            arguments=dict(data.get("arguments") or {}),
-            policy=data.get("policy"),
-            waiting_for=tuple(data.get("waiting_for") or ()),
-            window=data.get("window"),
-            approval=data.get("approval"),
-            deadline=data.get("deadline"),
-            plan_digest=data.get("plan_digest"),
-            ended_by=data.get("ended_by"),
-        )
+        return OperationRecord.model_validate(data).operation()
 
     @property
     def started_at(self) -> str:
@@ -245,10 +204,170 @@ class Operation:
 
 
 # States an operator may set with PUT /v0/operations/{id}/ (the seed's enum; FAILED = FAILURE).
-SETTABLE_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "SCHEDULED")
+SettableState = Literal["FAILED", "CANCELLED", "TIMEOUT", "SCHEDULED"]
+SETTABLE_STATES: tuple[str, ...] = get_args(SettableState)
 
 APPLY_STATES = (
     OperationState.DISPATCHING,
     OperationState.DISPATCHED,
     OperationState.PROCESSING,
 )
+
+
+# -- the record ------------------------------------------------------------------------------------
+# One Operation as JSON: what the log stores (in this key order: the log's bytes depend on it)
+# and what the API answers; /openapi.json's Operation schema is generated from it.
+
+
+def _state_by_name(value: Any) -> Any:
+    if isinstance(value, str) and value in OperationState.__members__:
+        return OperationState[value]
+    return value
+
+
+def _empty_if_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _none_if_empty(value: Any) -> Any:
+    return () if value is None else value
+
+
+# The state by name in JSON (its code is beside it); read from a name or from the enum.
+StateName = Annotated[
+    OperationState,
+    BeforeValidator(_state_by_name),
+    PlainSerializer(lambda state: state.name, return_type=str),
+    WithJsonSchema({"type": "string", "enum": [s.name for s in OperationState]}),
+]
+StateCode = Annotated[int, Field(json_schema_extra={"enum": [int(s) for s in OperationState]})]
+Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+# Logs written before a field existed hold null (or nothing) where an empty value is meant.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_empty_if_null)]
+
+
+# The record's objects keep keys they do not name (`extra="allow"`): reading a log never
+# drops what another version of fleetward wrote there.
+_OPEN = ConfigDict(extra="allow")
+
+
+@with_config(_OPEN)
+class ProblemRecord(TypedDict):
+    """Problem.to_dict(): the error body of DESIGN §5 (the API's refusals answer it too)."""
+
+    error: str
+    reason: str
+    resolution: str
+    location: str | None
+    parameters: dict[str, Any]
+
+
+@with_config(_OPEN)
+class WindowArgs(TypedDict, total=False):
+    """The window of a WINDOW operation, as requested (UTC)."""
+
+    start: Instant
+    end: Instant
+
+
+@with_config(_OPEN)
+class ArgumentsRecord(TypedDict, total=False):
+    """The request's arguments that were set (timeout in seconds)."""
+
+    dryRun: bool
+    allowMassStop: bool
+    timeout: int | float  # as recorded: 600 stays 600, 600.0 stays 600.0
+
+
+@with_config(_OPEN)
+class WindowRecord(TypedDict):
+    """The window a SCHEDULED operation waits for or runs in."""
+
+    opens_at: Instant | None
+    closes_at: Instant | None
+
+
+@with_config(_OPEN)
+class ApprovalRecord(TypedDict):
+    """Manual approval of the held changes."""
+
+    required: bool
+    approved_by: str | None
+    approved_at: Instant | None
+    comment: NotRequired[str]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TransitionRecord(_Record):
+    state: StateName
+    state_code: StateCode
+    at: Instant
+    message: str = Field(default="", exclude_if=lambda message: not message)
+
+
+class OperationRecord(_Record):
+    """An Operation as the seed's JSON. Reading takes the state from `state_code`."""
+
+    model_config = ConfigDict(title="Operation")
+
+    operation_id: str = Field(json_schema_extra={"format": "uuid"})
+    operation_type: Literal["CONVERGE"] = OPERATION_TYPE
+    schedule_type: Literal["IMMEDIATE", "WINDOW"] = "IMMEDIATE"
+    operation_device_query: JsonObject = Field(
+        default_factory=dict, description="The objects it converges (empty: every object)."
+    )
+    state: StateName
+    state_code: StateCode
+    trigger: str = ""
+    created_at: Instant
+    updated_at: str = ""
+    transitions: tuple[TransitionRecord, ...] = ()
+    revision: str | None = None
+    ref: str | None = None
+    plan_summary: dict[str, int] | None = None
+    serial: int | None = None
+    errors: Annotated[tuple[ProblemRecord, ...], BeforeValidator(_none_if_empty)] = ()
+    error_count: int = Field(default=0, ge=0)
+    message: str = ""
+    schedule_args: Annotated[WindowArgs, BeforeValidator(_empty_if_null)] = Field(
+        default_factory=lambda: WindowArgs()
+    )
+    arguments: Annotated[ArgumentsRecord, BeforeValidator(_empty_if_null)] = Field(
+        default_factory=lambda: ArgumentsRecord()
+    )
+    policy: str | None = Field(
+        default=None, description="The SyncPolicy whose held changes this operation carries."
+    )
+    # Not an enum: a reason added later must not make older logs unreadable, nor newer ones.
+    waiting_for: Annotated[tuple[str, ...], BeforeValidator(_none_if_empty)] = Field(
+        default=(),
+        description="What a SCHEDULED operation waits for: window, approval, suspended, "
+        "blocked (its policy's mass-stop guard) or rejected (an operator ended it before).",
+    )
+    window: WindowRecord | None = None
+    approval: ApprovalRecord | None = None
+    deadline: Instant | None = Field(
+        default=None, description="Past this instant the operation ends TIMEOUT without writing."
+    )
+    plan_digest: str | None = Field(
+        default=None, description="Digest of the held changes an approval binds to."
+    )
+    ended_by: str | None = Field(
+        default=None,
+        description='"operator" when ended with PUT /v0/operations/{operationId}/.',
+    )
+
+    @classmethod
+    def of(cls, op: Operation) -> OperationRecord:
+        return cls.model_validate(op, from_attributes=True)
+
+    def operation(self) -> Operation:
+        values = {f.name: getattr(self, f.name) for f in fields(Operation)}
+        values["state"] = OperationState(self.state_code)
+        values["transitions"] = tuple(
+            Transition(OperationState(t.state_code), t.at, t.message) for t in self.transitions
+        )
+        return Operation(**values)

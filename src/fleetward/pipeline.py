@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetward.desire import DesiredState, desire
+from fleetward.errors import ManifestError
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
     Plan,
@@ -61,10 +62,14 @@ def resolve(
     `progress` hears of the files read and the documents validated (the CLI's bar).
     """
     with gc_paused(), open_source(options) as snapshot:
-        manifests = load(snapshot, cache, progress=progress)
-        return desire(
-            manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
-        )
+        try:
+            manifests = load(snapshot, cache, progress=progress)
+            return desire(
+                manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
+            )
+        except ManifestError as exc:
+            exc.revision = snapshot.revision
+            raise
 
 
 def make_plan(

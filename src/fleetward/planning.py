@@ -35,6 +35,9 @@ from fleetward.progress import SILENT, Phase, Progress, counted
 from fleetward.timestamps import parse_iso
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
+# Below this many stopped or deleted objects the fraction does not block: deleting the
+# only Workflow of a small repository is 100 % of one, and no sign of a wrong --path.
+DEFAULT_MIN_STOP_COUNT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class PlanOptions:
     allow_empty: bool = False
     allow_mass_stop: bool = False
     max_stop_fraction: float = DEFAULT_MAX_STOP_FRACTION
+    min_stop_count: int = DEFAULT_MIN_STOP_COUNT
 
 
 def plan(
@@ -304,7 +308,7 @@ def _guards(
     governance: Governance,
 ) -> Iterable[Guard]:
     active: Counter[str] = Counter()  # ungoverned active objects per kind
-    governed: Counter[str] = Counter()  # active objects per governing policy
+    governed: Counter[tuple[str, str]] = Counter()  # active objects per (policy, kind)
     if governance:
         # Count per owner first: ~100 owners to resolve, not 100,000 objects.
         per_owner = Counter(
@@ -315,7 +319,7 @@ def _guards(
             if policy is None:
                 active[kind] += n
             else:
-                governed[policy.name] += n
+                governed[policy.name, kind] += n
     else:
         active.update(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
     total_active = sum(active.values(), 0) + sum(governed.values(), 0)
@@ -334,41 +338,77 @@ def _guards(
     removed = Counter(c.kind for c in removing if c.policy is None)
     for kind in sorted(removed):
         fraction = removed[kind] / active[kind] if active[kind] else 1.0
-        if fraction <= options.max_stop_fraction:
+        if removed[kind] < options.min_stop_count or fraction <= options.max_stop_fraction:
             continue
         verdict = GuardVerdict.OVERRIDDEN if options.allow_mass_stop else GuardVerdict.BLOCKED
+        elsewhere = {p: n for (p, k), n in governed.items() if k == kind}
+        population = "that no SyncPolicy governs" if elsewhere else "in the store"
         yield Guard(
             "mass-stop",
             verdict,
-            f"The plan stops or deletes {removed[kind]} of {active[kind]} active {kind} object(s) "
-            f"({fraction:.0%}), more than the {options.max_stop_fraction:.0%} allowed.",
+            f"The plan stops or deletes {removed[kind]} of the {active[kind]} active {kind} "
+            f"object(s) {population} ({fraction:.0%}), more than the "
+            f"{options.max_stop_fraction:.0%} allowed{_floor(options.min_stop_count)}."
+            + _governed_elsewhere(kind, elsewhere),
             "--allow-mass-stop",
         )
 
 
+def _governed_elsewhere(kind: str, elsewhere: Mapping[str, int]) -> str:
+    """The objects of `kind` the default guard left out: its policies' guards count them."""
+    if not elsewhere:
+        return ""
+    names = ", ".join(sorted(elsewhere))
+    if len(elsewhere) == 1:
+        whose = f"SyncPolicy {names} and counted by its guard"
+    else:
+        whose = f"SyncPolicies {names} and counted by their guards"
+    return f" {sum(elsewhere.values())} more active {kind} object(s) are governed by {whose}."
+
+
+def _floor(min_stop_count: int) -> str:
+    """The floor below which the fraction does not block, when there is one to speak of."""
+    if min_stop_count <= 1:
+        return ""
+    return f" once {min_stop_count} or more are stopped or deleted"
+
+
 def _policy_guards(
     removing: list[Change],
-    governed: Counter[str],
+    governed: Counter[tuple[str, str]],
     governance: Governance,
     options: PlanOptions,
 ) -> Iterable[Guard]:
-    """A policy's maxStopFraction, over the active objects it governs."""
+    """A policy's maxStopFraction, over the active objects it governs (of every kind)."""
     removed = Counter(c.policy for c in removing if c.policy is not None)
     for name in sorted(removed):
-        limit = governance.by_name[name].spec.maxStopFraction
-        fraction = removed[name] / governed[name] if governed[name] else 1.0
-        if fraction <= limit:
+        spec = governance.by_name[name].spec
+        limit = spec.maxStopFraction
+        floor = options.min_stop_count if spec.minStopCount is None else spec.minStopCount
+        kinds = {k: n for (p, k), n in sorted(governed.items()) if p == name}
+        total = sum(kinds.values(), 0)
+        fraction = removed[name] / total if total else 1.0
+        if removed[name] < floor or fraction <= limit:
             continue
         verdict = GuardVerdict.OVERRIDDEN if options.allow_mass_stop else GuardVerdict.BLOCKED
+        counted = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
         yield Guard(
             "mass-stop",
             verdict,
-            f"The plan stops or deletes {removed[name]} of {governed[name]} active object(s) "
-            f"governed by SyncPolicy {name} ({fraction:.0%}), more than its maxStopFraction "
-            f"of {limit:.0%}.",
+            f"The plan stops or deletes {removed[name]} of the {total} active object(s) "
+            f"governed by SyncPolicy {name} ({fraction:.0%}; counted: {counted}), more than "
+            f"its maxStopFraction of {limit:.0%}{_floor(floor)}.",
             "--allow-mass-stop",
             policy=name,
         )
 
 
-__all__ = ["PlanOptions", "is_drift", "plan", "spec_hash", "value_diff", "view_diff"]
+__all__ = [
+    "DEFAULT_MIN_STOP_COUNT",
+    "PlanOptions",
+    "is_drift",
+    "plan",
+    "spec_hash",
+    "value_diff",
+    "view_diff",
+]

@@ -45,6 +45,10 @@ class _Group(click.Group):
                 output.stderr.print(
                     f"{len(exc.problems)} errors; nothing was changed.", style="bold red"
                 )
+            # Which input the errors are in, where a command reads more than one.
+            note = ctx.meta.get("error_note")
+            if note:
+                output.stderr.print(note, style="bold red")
             ctx.exit(1)
         except KeyboardInterrupt:
             output.stderr.print(
@@ -58,17 +62,18 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: say so, without a wall of traceback
             if os.environ.get("FLEETWARD_DEBUG"):
                 traceback.print_exc()
-            output.print_problems(
-                [
-                    Problem(
-                        f"Internal error: {type(exc).__name__}: {exc}",
-                        "fleetward hit a bug. Store writes are atomic, so the store holds either "
-                        "the state before this command or the state it wrote "
-                        "(fleetward state history tells which).",
-                        "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
-                    )
-                ]
+            problem = Problem(
+                f"Internal error: {type(exc).__name__}: {exc}",
+                "fleetward hit a bug. Store writes are atomic, so the store holds either "
+                "the state before this command or the state it wrote "
+                "(fleetward state history tells which).",
+                "Run again with FLEETWARD_DEBUG=1 for the traceback and report it.",
             )
+            if ctx.meta.get("json_output"):
+                # A tool reading --json gets an error object even from a bug.
+                extra = ctx.meta.get("json_error_extra") or {}
+                output.print_json({**extra, "errors": [problem.to_dict()]})
+            output.print_problems([problem])
             ctx.exit(1)
 
 
@@ -77,7 +82,12 @@ class _Group(click.Group):
 )
 @click.version_option(__version__, prog_name="fleetward")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colours and no bold on a terminal (as NO_COLOR=1 does).",
+)
+def cli(verbose: int, no_color: bool) -> None:
     """fleetward keeps a state store equal to what a Git repository of YAML manifests declares.
 
     \b
@@ -97,6 +107,7 @@ def cli(verbose: int) -> None:
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
     """
+    output.configure(plain=no_color)
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr

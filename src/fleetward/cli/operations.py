@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from fleetward.cli import output
 from fleetward.cli.client import DaemonApi, connection_options
-from fleetward.cli.options import Duration, os_user
+from fleetward.cli.options import Duration, max_lines_option, os_user
 from fleetward.cli.state import state_dir_option
-from fleetward.errors import Problem, UsageError
+from fleetward.errors import FleetwardError, Problem, UsageError
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
-from fleetward.rendering import render_problem
+from fleetward.rendering import plan_from_dict, render_plan, render_problem
 from fleetward.store.operations import ORDERINGS, OperationLog
 
 
@@ -106,43 +105,42 @@ def list_operations(
             else f"No operations match ({total} recorded)."
         )
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in (
-        "OPERATION",
-        "STATE",
-        "CODE",
-        "TRIGGER",
-        "REVISION",
-        "CREATED",
-        "CHANGES",
-        "MESSAGE",
-    ):
-        table.add_column(column, overflow="fold")
-    for op in ops:
-        table.add_row(
-            op.operation_id,
-            op.state.name,
-            str(int(op.state)),
-            op.trigger,
-            (op.revision or "")[:12],
-            op.created_at,
-            _changes(op),
-            op.message,
-            style=_STYLE.get(op.state, ""),
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: a short id (show takes a prefix), a relative time, counts without
+    # zeros; only the message wraps. show and --json carry every field in full.
+    output.print_table(
+        ("OPERATION", "STATE", "TRIGGER", "REVISION", "CREATED", "CHANGES", "MESSAGE"),
+        (
+            (
+                (
+                    output.short_id(op.operation_id),
+                    op.state.name,
+                    op.trigger,
+                    output.short_revision(op.revision),
+                    output.when(op.created_at),
+                    _changes_compact(op),
+                    op.message,
+                ),
+                _STYLE.get(op.state, ""),
+            )
+            for op in ops
+        ),
+    )
     output.stdout.print(f"\n{len(ops)} of {total} operation(s).")
 
 
 @operations_group.command("show")
 @state_dir_option
 @click.argument("operation_id")
+@max_lines_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print as JSON, as GET /v0/operations/ID/ does."
 )
 @click.pass_context
-def show_operation(ctx: click.Context, state_dir: str, operation_id: str, as_json: bool) -> None:
-    """Show one operation: its transitions, plan summary and errors.
+def show_operation(
+    ctx: click.Context, state_dir: str, operation_id: str, max_lines: int, as_json: bool
+) -> None:
+    """Show one operation: its transitions, plan summary and errors, and the plan a
+    held (SCHEDULED) operation will apply.
 
     OPERATION_ID may be shortened to a unique prefix.
     """
@@ -171,12 +169,13 @@ def show_operation(ctx: click.Context, state_dir: str, operation_id: str, as_jso
         ("", f"  changes    {_changes(op) or '-'}"),
         ("", f"  serial     {op.serial if op.serial is not None else '-'}"),
         ("", f"  message    {op.message or '-'}"),
-        *_control_lines(op, state_dir),
+        *_control_lines(op),
         ("", ""),
         ("header", "Transitions"),
     ]
     for t in op.transitions:
         lines.append(("", f"  {t.at}  {t.state.name:<12} {int(t.state):>3}  {t.message}".rstrip()))
+    lines.extend(_pending_plan(op, state_dir, max_lines))
     output.print_lines(lines)
     if op.errors:
         output.print_lines([("", ""), ("header", f"Errors ({op.error_count})")])
@@ -187,8 +186,8 @@ def show_operation(ctx: click.Context, state_dir: str, operation_id: str, as_jso
             )
 
 
-def _control_lines(op: Operation, state_dir: str) -> list[tuple[str, str]]:
-    """What a held or requested operation waits for, and where its plan is."""
+def _control_lines(op: Operation) -> list[tuple[str, str]]:
+    """What a held or requested operation waits for."""
     lines: list[tuple[str, str]] = []
     if op.policy:
         lines.append(("", f"  policy     {op.policy}"))
@@ -208,10 +207,25 @@ def _control_lines(op: Operation, state_dir: str) -> list[tuple[str, str]]:
         lines.append(("", f"  deadline   {op.deadline}"))
     if op.ended_by:
         lines.append(("", f"  ended by   {op.ended_by}"))
-    pending = Path(state_dir) / "status" / "pending" / f"{op.operation_id}.txt"
-    if op.state is OperationState.SCHEDULED and pending.is_file():
-        lines.append(("", f"  plan       {pending}"))
     return lines
+
+
+def _pending_plan(op: Operation, state_dir: str, max_lines: int) -> list[tuple[str, str]]:
+    """The plan a held operation will apply, as `fleetward plan` prints it.
+
+    The daemon keeps it in status/pending/<operation id>.json while the
+    operation is SCHEDULED; an operation without one shows nothing.
+    """
+    path = Path(state_dir) / "status" / "pending" / f"{op.operation_id}.json"
+    if op.state is not OperationState.SCHEDULED or not path.is_file():
+        return []
+    heading: list[tuple[str, str]] = [("", ""), ("header", "Pending plan")]
+    try:
+        plan = plan_from_dict(json.loads(path.read_bytes()), str(path))
+    except (OSError, ValueError, FleetwardError) as exc:
+        reason = exc.problems[0].reason if isinstance(exc, FleetwardError) else str(exc)
+        return [*heading, ("error", f"  {path} cannot be read: {reason}")]
+    return [*heading, *render_plan(plan, max_lines)]
 
 
 _STYLE = {
@@ -220,6 +234,15 @@ _STYLE = {
     OperationState.CANCELLED: "dim",
     OperationState.TIMEOUT: "red",
 }
+
+
+def _changes_compact(op: Operation) -> str:
+    """The plan's counts without the zeros: "+2 ~1"; "0" for an empty plan, "-" for none."""
+    s = op.plan_summary
+    if not s:
+        return "-"
+    symbols = (("create", "+"), ("update", "~"), ("stop", "■"), ("delete", "-"))
+    return " ".join(f"{sign}{s[k]}" for k, sign in symbols if s.get(k)) or "0"
 
 
 def _changes(op: Operation) -> str:

@@ -84,22 +84,30 @@ class StateOptions:
 # where the daemon tracks one.
 _OptionSpec = list[tuple[str, dict[str, Any]]]
 
-_SOURCE: _OptionSpec = [
-    (
-        "source",
-        {
-            "help": "Git repository holding the manifests: a local path, or a URL (https://, ssh://, git@host:path, file://) cloned into <state-dir>/cache; with --no-git, a plain directory.",
-        },
-    ),
-    ("ref", {"help": "Branch, tag or commit SHA to read. Only committed content counts."}),
-    ("path", {"help": "Directory (or file) of manifests inside the source."}),
-    (
-        "no_git",
-        {
-            "help": "Read --source as a plain directory, uncommitted files included (development only).",
-        },
-    ),
-]
+
+def _source_specs(clone_into: str) -> _OptionSpec:
+    """The source options; `clone_into` says where a remote --source is cloned."""
+    return [
+        (
+            "source",
+            {
+                "help": "Git repository holding the manifests: a local path, or a URL "
+                f"(https://, ssh://, git@host:path, file://) cloned into {clone_into}; "
+                "with --no-git, a plain directory.",
+            },
+        ),
+        ("ref", {"help": "Branch, tag or commit SHA to read. Only committed content counts."}),
+        ("path", {"help": "Directory (or file) of manifests inside the source."}),
+        (
+            "no_git",
+            {
+                "help": "Read --source as a plain directory, uncommitted files included "
+                "(development only).",
+            },
+        ),
+    ]
+
+
 _STATE: _OptionSpec = [
     ("state_dir", {"type": click.Path(file_okay=False), "help": "Directory of the state store."}),
     ("lock_timeout", {"help": "How long to wait for another process's lock on the store."}),
@@ -111,7 +119,17 @@ _GUARDS: _OptionSpec = [
     ),
     (
         "allow_mass_stop",
-        {"help": "Allow stopping or deleting more than 20% of a kind's objects."},
+        {
+            "help": "Allow stopping or deleting more than 20% of a kind's objects (or a "
+            "SyncPolicy's maxStopFraction of the objects it governs).",
+        },
+    ),
+    (
+        "min_stop_count",
+        {
+            "help": "The mass-stop guard blocks only plans that stop or delete at least N "
+            "objects (0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
+        },
     ),
 ]
 
@@ -136,7 +154,12 @@ def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callab
     return decorate
 
 
-source_options = _group(_SOURCE, "sources", SourceOptions)
+source_options = _group(_source_specs("<state-dir>/cache"), "sources", SourceOptions)
+# For commands without a state directory (validate, rules preview): a remote is
+# cloned into a temporary directory, removed when the command ends.
+scratch_source_options = _group(
+    _source_specs("a temporary directory"), "sources", SourceOptions
+)
 state_options = _group(_STATE, "state", StateOptions)
 guard_options = _group(_GUARDS, "guards", PlanOptions)
 

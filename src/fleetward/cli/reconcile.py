@@ -10,24 +10,26 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
+from fleetward.applying import ApplyResult, apply_plan, check_current, refuse_blocked
 from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
     max_lines_option,
+    scratch_source_options,
     source_options,
     state_options,
 )
 from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import owner_labels_of
-from fleetward.kinds.task_checks import bulk_report
+from fleetward.kinds.task_checks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
@@ -38,7 +40,17 @@ from fleetward.pipeline import (
     resolve,
 )
 from fleetward.planning import PlanOptions
-from fleetward.rendering import plan_from_dict, plan_to_dict, render_markdown, render_plan
+from fleetward.progress import SILENT
+from fleetward.progress import Progress as EngineProgress
+from fleetward.rendering import (
+    NamedRevision,
+    plan_from_dict,
+    plan_to_dict,
+    render_markdown,
+    render_markdown_problems,
+    render_plan,
+)
+from fleetward.source import uncommitted_note
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
 from fleetward.timestamps import now_iso
@@ -47,15 +59,17 @@ _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would
 
 
 @click.command("validate")
-@source_options
+@scratch_source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) -> None:
     """Check every manifest of a revision: YAML, fields, cross-document rules.
 
-    Reads nothing from the state store and writes nothing. Exit 0 if valid, 1 if not.
+    Reads only the revision and writes nothing: no store is needed. Exit 0 if valid,
+    1 if not.
     """
     ctx.meta["json_output"] = as_json
+    _note_uncommitted(sources)
     with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch, phases(ctx) as bar:
         # A remote is cloned into a scratch cache: validate touches no state directory.
         desired = resolve(dataclasses.replace(sources, cache_root=scratch), progress=bar)
@@ -130,7 +144,7 @@ def plan_command(
 
     Exit codes: 0 success, 1 error or blocked plan, 2 changes present (with --detailed-exitcode).
     """
-    fmt = "json" if as_json else fmt
+    fmt = _output_format(ctx, as_json, fmt)
     ctx.meta["json_output"] = fmt == "json"
     if base is not None and out:
         raise UsageError.one(
@@ -139,23 +153,23 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-    with phases(ctx) as bar:
-        desired = resolve(sources, progress=bar)
-        base_revision = None
-        if base is not None:
-            base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
-            stored, base_revision = as_stored(base_state), base_state.revision.id
-        else:
-            stored = TinyDBStore(state.state_dir).read()
-        plan = dataclasses.replace(
-            make_plan(desired, stored, guards, progress=bar), base=base_revision
-        )
+    _note_uncommitted(sources)
+    inputs = _PlanInputs(
+        NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
+    )
+    try:
+        with phases(ctx) as bar:
+            plan = _read_and_plan(sources, state, guards, base, inputs, bar)
+    except FleetwardError as exc:
+        inputs.failed_with(exc)
+        _explain_failure(ctx, exc, fmt, inputs, max_lines)
+        raise
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
         output.print_json(plan_to_dict(plan))
     elif fmt == "markdown":
-        sys.stdout.write(render_markdown(plan))
+        sys.stdout.write(render_markdown(plan, max_lines, base_ref=base))
     else:
         output.print_lines(render_plan(plan, max_lines))
         if out:
@@ -166,6 +180,94 @@ def plan_command(
         ctx.exit(1)
     if detailed_exitcode and plan.has_changes:
         ctx.exit(2)
+
+
+def _output_format(ctx: click.Context, as_json: bool, fmt: str) -> str:
+    """--json is --format json; with another --format given, the two flags conflict."""
+    if not as_json:
+        return fmt
+    given = ctx.get_parameter_source("fmt")
+    if fmt != "json" and given in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+        raise UsageError.one(
+            f"--json conflicts with --format {fmt}",
+            "--json is short for --format json, and a command prints one format.",
+            f"Drop --json to print {fmt}, or drop --format to print JSON.",
+        )
+    return "json"
+
+
+@dataclasses.dataclass
+class _PlanInputs:
+    """The revisions `plan` reads (as named, and once read, what they are) and which
+    one it is reading: with --base there are two, and a failure must say which."""
+
+    head: NamedRevision
+    base: NamedRevision | None
+    reading: Literal["head", "base"] | None = "head"
+
+    def failed_with(self, exc: FleetwardError) -> None:
+        """Name the revision invalid manifests were found in (the error knows it)."""
+        if not isinstance(exc, ManifestError) or exc.revision is None:
+            return
+        if self.reading == "head":
+            self.head = NamedRevision(self.head.ref, exc.revision)
+        elif self.reading == "base" and self.base is not None:
+            self.base = NamedRevision(self.base.ref, exc.revision)
+
+
+def _read_and_plan(
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
+    base: str | None,
+    inputs: _PlanInputs,
+    bar: EngineProgress = SILENT,
+) -> Plan:
+    """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
+    follows which revision is being read."""
+    desired = resolve(sources, progress=bar)
+    inputs.head = NamedRevision(sources.ref, desired.revision)
+    base_revision = None
+    inputs.reading = "base" if base is not None else None  # a store error is in no revision
+    if base is not None:
+        base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
+        stored, base_revision = as_stored(base_state), base_state.revision.id
+    else:
+        stored = TinyDBStore(state.state_dir).read()
+    inputs.reading = None
+    plan = make_plan(desired, stored, guards, progress=bar)
+    return dataclasses.replace(plan, base=base_revision)
+
+
+def _explain_failure(
+    ctx: click.Context,
+    exc: FleetwardError,
+    fmt: str,
+    inputs: _PlanInputs,
+    max_lines: int,
+) -> None:
+    """Say which revision a failed `plan` could not read (with --base there are two),
+    and, for --format markdown, print the errors as the comment a bot posts."""
+    failed, base = inputs.reading, inputs.base
+    if base is not None and failed is not None:
+        side = base if failed == "base" else inputs.head
+        shown = side.ref or "?"
+        if side.revision is not None:
+            shown += f" ({side.revision.short})"
+        ctx.meta["error_note"] = (
+            f"Reading the {failed} revision {shown} failed; nothing was planned."
+        )
+        ctx.meta["json_error_extra"] = {
+            "failedRevision": {
+                "side": failed,
+                "ref": side.ref,
+                "revision": side.revision.id if side.revision is not None else None,
+            }
+        }
+    if fmt == "markdown":
+        markdown = render_markdown_problems(exc.problems, inputs.head, base, failed, max_lines)
+        sys.stdout.write(markdown)
+        sys.stdout.flush()
 
 
 @click.command("apply")
@@ -217,6 +319,13 @@ def apply_command(
         output.print_json(_result_json(plan, result))
 
 
+def _note_uncommitted(sources: SourceOptions) -> None:
+    """One line on stderr when uncommitted edits under --path are ignored (never in JSON)."""
+    note = uncommitted_note(sources.source, sources.ref, sources.path, sources.no_git)
+    if note is not None:
+        output.print_lines([("dim", note)], output.stderr)
+
+
 def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
     """apply --json: the TaskBatch report (the bulk-task API's response shape) and the apply."""
     report = plan.reports.get("TaskBatch")
@@ -246,19 +355,28 @@ def _apply(
     as_json: bool = False,
 ) -> tuple[Plan, ApplyResult]:
     store = TinyDBStore(state.state_dir)
+    # A state directory that does not exist yet is made by the write, not before: a
+    # refused or unconfirmed apply leaves none behind. Its plan is checked against the
+    # empty store first, and again under the lock, which catches another process that
+    # made the store meanwhile (the plan is then stale).
+    fresh = not store.state_dir.is_dir()
     if plan_file is not None:
         plan = _read_plan(Path(plan_file))
         record.resolved(plan)
+        if fresh:
+            check_current(plan, store.read().meta, state.state_dir)
         with store.lock(state.lock_timeout):
             result = apply_plan(
                 plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
             )
         record.done(plan, result)
         if not as_json:
-            if not result.wrote:
-                output.stdout.print(f"No changes. State matches revision {plan.revision.short}.")
+            # What was written, as `plan` showed it (or "No changes."); shown once the
+            # store accepted the plan, so a stale plan is not shown as if it applied.
+            output.print_lines(render_plan(plan, max_lines))
             _report(plan, result)
         return plan, result
+    _note_uncommitted(sources)
     try:
         with phases(ctx) as bar:
             cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
@@ -268,7 +386,7 @@ def _apply(
         if report is not None:
             ctx.meta["json_error_extra"] = report
         raise
-    with store.lock(state.lock_timeout):
+    with contextlib.nullcontext() if fresh else store.lock(state.lock_timeout):
         snapshot = store.read()
         with phases(ctx) as bar:
             plan = make_plan(desired, snapshot, guards, progress=bar)
@@ -279,19 +397,27 @@ def _apply(
             # A failure prints {"errors"} beside the per-item report of the bulk-task API.
             ctx.meta["json_error_extra"] = dict(plan.reports["TaskBatch"])
         record.resolved(plan)
-        refuse_blocked(plan)
-        if plan.has_changes and not auto_approve:
-            _confirm()
-        result = apply_plan(
-            plan,
-            store,
-            now_iso(),
-            state.state_dir,
-            _progress(plan),
-            snapshot,
-            operation_id=record.id,
-            owner_labels=owner_labels_of(desired.documents),
-        )
+        try:
+            refuse_blocked(plan)
+            if plan.has_changes and not auto_approve:
+                _confirm()
+            with store.lock(state.lock_timeout) if fresh else contextlib.nullcontext():
+                result = apply_plan(
+                    plan,
+                    store,
+                    now_iso(),
+                    state.state_dir,
+                    _progress(plan),
+                    None if fresh else snapshot,
+                    operation_id=record.id,
+                    owner_labels=owner_labels_of(desired.documents),
+                )
+        except FleetwardError as exc:
+            if as_json and "TaskBatch" in plan.reports:
+                # Nothing was written: no item got created or updated, whatever the plan said.
+                why = exc.problems[0].error if exc.problems else "the apply failed"
+                ctx.meta["json_error_extra"] = refused_report(plan.reports["TaskBatch"], why)
+            raise
         record.done(plan, result)
     if not as_json:
         _report(plan, result)
@@ -427,7 +553,11 @@ def _confirm() -> None:
             ("", ""),
         ]
     )
-    answer = click.prompt("  Enter a value", default="", show_default=False)
+    try:
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+    except click.Abort:  # Ctrl-C (or end of input) at the prompt: a "no", said as such
+        output.stdout.print("\nApply cancelled. Nothing was changed.")
+        raise click.exceptions.Exit(130) from None
     if answer.strip() != "yes":
         output.stdout.print("\nApply cancelled. Nothing was changed.")
         raise click.exceptions.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from fleetward.cli import output
-from fleetward.cli.options import source_options
+from fleetward.cli.options import scratch_source_options
 from fleetward.desire import DesiredState
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
@@ -29,6 +30,7 @@ from fleetward.pipeline import SourceOptions, resolve
 from fleetward.rendering import Line
 
 MAX_SHOWN = 50  # matches and assets listed on a terminal; --json carries every one
+MAX_EXPLAINED = 1000  # streams not matched that --json explains (each costs a few matches)
 
 
 @click.group("rules")
@@ -38,7 +40,7 @@ def rules_group() -> None:
 
 @rules_group.command("preview")
 @click.argument("name")
-@source_options
+@scratch_source_options
 @click.option(
     "--stream",
     "stream_id",
@@ -54,11 +56,15 @@ def preview_command(
     """Show which streams rule NAME matches at --ref, the tokens captured, and the assets and
     stream metadata that would result. Reads the revision only: the store is not touched."""
     ctx.meta["json_output"] = as_json
-    with collecting_conflicts() as conflicts:  # shown, not raised: previewing is for them
-        desired = resolve(sources)
+    with (
+        collecting_conflicts() as conflicts,  # shown, not raised: previewing is for them
+        tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch,  # a remote's clone
+    ):
+        desired = resolve(replace(sources, cache_root=scratch))
     rule = _rule(desired, name)
     streams = [o for o in desired.objects.values() if o.kind == "Stream"]
-    result = preview(rule.spec, name, streams)
+    explained = MAX_EXPLAINED if as_json else MAX_SHOWN
+    result = preview(rule.spec, name, streams, explain_misses=explained)
     involved = tuple(
         f"{c.error}: {c.reason} (at {c.location})"
         for c in conflicts
@@ -124,6 +130,15 @@ def _lines(
         yield "", f"  {stream_id}  {describe_split(result.splits.get(stream_id, ()))}"
     if len(result.matches) > MAX_SHOWN:
         yield "dim", f"  … and {len(result.matches) - MAX_SHOWN} more (--json lists them all)"
+    if result.not_matched:
+        yield "", ""
+        yield "header", f"Streams not matched: {result.not_matched}"
+        for miss in result.misses:
+            where = f"expression {miss.expression} ({miss.field})"
+            yield "dim", f"  {miss.stream_id}  {where}: {miss.reason}"
+        if result.not_matched > len(result.misses):
+            more = result.not_matched - len(result.misses)
+            yield "dim", f"  … and {more} more (--json lists up to {MAX_EXPLAINED})"
     yield "", ""
     yield "header", f"Assets: {len(result.assets)}"
     for asset in result.assets[:MAX_SHOWN]:
@@ -220,6 +235,17 @@ def _as_json(
         "metadata": [{"streamId": s, "metadata": dict(m)} for s, m in result.metadata],
         "errors": list(result.errors),
         "conflicts": list(result.problems),
+        "streamsNotMatched": result.not_matched,
+        "unmatched": [  # the first MAX_EXPLAINED
+            {
+                "streamId": m.stream_id,
+                "expression": m.expression,
+                "field": m.field,
+                "specification": m.specification,
+                "reason": m.reason,
+            }
+            for m in result.misses
+        ],
     }
     if stream is not None and verdicts is not None:
         tokens = match(compile_rule(rule.spec), stream.spec)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import click
 from rich.table import Table
+from ruamel.yaml import YAML
 
 from fleetward.cli import output
+from fleetward.errors import FleetwardError, UsageError
+from fleetward.kinds import OBJECT_KINDS
 from fleetward.kinds.asset_rule import execution_progress
-from fleetward.model import ObjectState, StoredObject
+from fleetward.kinds.problems import did_you_mean
+from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
 from fleetward.store import TinyDBStore
+from fleetward.store.operations import OperationLog
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
 state_dir_option = click.option(
@@ -27,7 +39,41 @@ def state_group() -> None:
     """Read the state store (never writes)."""
 
 
+def read_store(state_dir: str) -> TinyDBStore:
+    """The store of a read command: a --state-dir that does not exist is an error.
+
+    Read commands never create the directory, so without this a typo in
+    --state-dir would read as "the store is empty" instead of as the typo.
+    """
+    if not Path(state_dir).is_dir():
+        raise UsageError.one(
+            f"No state directory at {state_dir}",
+            f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
+            "the first apply (or daemon start) with this --state-dir.",
+            "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
+            location=state_dir,
+        )
+    return TinyDBStore(state_dir)
+
+
+def _kind_names(kinds: tuple[str, ...]) -> set[str]:
+    """--kind values as the kinds they name (any case); an unknown one is an error."""
+    known = {name.lower(): name for name in OBJECT_KINDS}
+    names = set()
+    for kind in kinds:
+        name = known.get(kind.strip().lower())
+        if name is None:
+            raise UsageError.one(
+                f"Unknown kind {kind!r}",
+                f"The store holds objects of the kinds {', '.join(sorted(OBJECT_KINDS))}.",
+                did_you_mean(kind, sorted(OBJECT_KINDS), "Give one of them, e.g. --kind Asset."),
+            )
+        names.add(name)
+    return names
+
+
 @state_group.command("show")
+@click.argument("address", required=False)
 @state_dir_option
 @click.option(
     "--kind",
@@ -37,27 +83,57 @@ def state_group() -> None:
     help="Only objects of this kind (repeatable), e.g. Asset.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print the objects as JSON, spec and status included."
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["text", "json", "yaml"]),
+    default="text",
+    show_default=True,
+    help="json and yaml include spec and status.",
 )
+@click.option("--json", "as_json", is_flag=True, help="The same as -o json.")
 @click.pass_context
-def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bool) -> None:
-    """List the objects in the store: address, state, owner, generation, revision."""
-    ctx.meta["json_output"] = as_json
-    snapshot = TinyDBStore(state_dir).read()
-    wanted = {k.lower() for k in kinds}
+def show(
+    ctx: click.Context,
+    address: str | None,
+    state_dir: str,
+    kinds: tuple[str, ...],
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """List the objects in the store, or describe the one at ADDRESS (e.g. Asset/TRK-1).
+
+    ADDRESS shows its spec, status, owner and history: the applies that created
+    it and last changed it.
+    """
+    fmt = "json" if as_json else fmt
+    ctx.meta["json_output"] = fmt == "json"
+    if address is not None and kinds:
+        raise UsageError.one(
+            "ADDRESS and --kind cannot be combined",
+            "ADDRESS names one object; --kind filters the list of all of them.",
+            f"Drop --kind to describe {address}, or ADDRESS to list the objects of a kind.",
+        )
+    wanted = _kind_names(kinds)
+    store = read_store(state_dir)
+    snapshot = store.read()
+    if address is not None:
+        _show_one(store, snapshot, address, fmt)
+        return
     objects = sorted(
-        (o for o in snapshot.objects.values() if not wanted or o.kind.lower() in wanted),
+        (o for o in snapshot.objects.values() if not wanted or o.kind in wanted),
         key=lambda o: (o.kind, o.key),
     )
     meta = snapshot.meta
-    if as_json:
-        output.print_json(
+    if fmt != "text":
+        _print_as(
+            fmt,
             {
                 "lineage": meta.lineage,
                 "serial": meta.serial,
                 "lastAppliedRevision": meta.last_applied_revision,
                 "objects": [{**o.to_doc(), "drifted": o.drifted} for o in objects],
-            }
+            },
         )
         return
     if meta.lineage is None:
@@ -84,6 +160,161 @@ def show(ctx: click.Context, state_dir: str, kinds: tuple[str, ...], as_json: bo
         f"\n{len(objects)} object(s); lineage {meta.lineage}, serial {meta.serial}, "
         f"last applied revision {meta.last_applied_revision}."
     )
+
+
+def _show_one(store: TinyDBStore, snapshot: StoreSnapshot, address: str, fmt: str) -> None:
+    obj = _find(snapshot, address)
+    triggers = _triggers(store.state_dir)
+    described = describe_object(obj, store.history(), triggers)
+    if fmt != "text":
+        _print_as(fmt, described)
+        return
+    for line in object_lines(described):
+        output.stdout.print(line)
+
+
+def _find(snapshot: StoreSnapshot, address: str) -> StoredObject:
+    kind, sep, ident = address.partition("/")
+    if not sep or not kind or not ident:
+        raise UsageError.one(
+            f"{address!r} is not an object address",
+            "An address is Kind/id, as state show lists them.",
+            "Give one such as Asset/TRK-1 (fleetward state show lists them all).",
+        )
+    (name,) = _kind_names((kind,))
+    key = ObjectKey(f"{name}/{ident}")
+    found = snapshot.objects.get(key)
+    if found is not None:
+        return found
+    same_kind = [k for k in snapshot.objects if k.startswith(f"{name}/")]
+    raise UsageError.one(
+        f"No object {key} in the store",
+        f"The store holds {len(same_kind)} {name} object(s), none with the id {ident!r}.",
+        did_you_mean(key, same_kind, f"fleetward state show --kind {name} lists them."),
+        location=key,
+    )
+
+
+HISTORY_NOTE = (
+    "The store records applies, not which objects each changed: these are the applies "
+    "at createdAt and updatedAt; generation counts spec changes (1: none)."
+)
+
+
+def describe_object(
+    obj: StoredObject, history: list[dict[str, Any]], triggers: Mapping[str, str]
+) -> dict[str, Any]:
+    """One object as `state show ADDRESS` prints it, with the applies that touched it.
+
+    Matched by time: an apply stamps every object it writes, and its history
+    entry, with the same instant. The history keeps the last 100 applies; an
+    older one is shown by its time alone.
+    """
+    kind, _, ident = obj.key.partition("/")
+    events = [_event("created", obj.created_at, history, triggers, first=True)]
+    if obj.updated_at != obj.created_at:
+        events.append(_event("lastChanged", obj.updated_at, history, triggers, first=False))
+    return {
+        "address": obj.key,
+        "kind": kind,
+        "id": ident,
+        "state": obj.state.value,
+        "drifted": obj.drifted,
+        "owner": obj.owner,
+        "generation": obj.generation,
+        "specHash": obj.spec_hash,
+        "appliedRevision": obj.applied_revision,
+        "createdAt": obj.created_at,
+        "updatedAt": obj.updated_at,
+        "history": events,
+        "historyNote": HISTORY_NOTE,
+        "spec": obj.spec,
+        "status": obj.status,
+    }
+
+
+def _event(
+    name: str,
+    time: str,
+    history: list[dict[str, Any]],
+    triggers: Mapping[str, str],
+    *,
+    first: bool,
+) -> dict[str, Any]:
+    matches = [e for e in history if e.get("time") == time]
+    event: dict[str, Any] = {"event": name, "time": time}
+    if not matches:
+        event["serial"] = None  # older than the history kept, or written by hand
+        return event
+    # Two applies within one second share a time: the first made it, the last changed it.
+    entry = matches[0] if first else matches[-1]
+    operation = entry.get("operationId")
+    event.update(serial=entry.get("serial"), revision=entry.get("revision"), operationId=operation)
+    if isinstance(operation, str) and operation in triggers:
+        event["trigger"] = triggers[operation]
+    return event
+
+
+def object_lines(described: Mapping[str, Any]) -> list[str]:
+    """Key/value lines, then spec and status as YAML: narrow, whatever the terminal."""
+    lines = [
+        str(described["address"]),
+        f"  state:            {described['state']}" + (" (drift)" if described["drifted"] else ""),
+        f"  owner:            {described['owner']}",
+        f"  generation:       {described['generation']}",
+        f"  applied revision: {described['appliedRevision']}",
+        f"  created:          {described['createdAt']}",
+        f"  updated:          {described['updatedAt']}",
+        "history:",
+    ]
+    for event in described["history"]:
+        label = "created" if event["event"] == "created" else "last changed"
+        if event.get("serial") is None:
+            where = "(before the applies the store keeps)"
+        else:
+            where = f"serial {event['serial']}, revision {str(event.get('revision'))[:12]}"
+            if event.get("operationId"):
+                who = f", {event['trigger']}" if event.get("trigger") else ""
+                where += f"\n{'':18}operation {event['operationId']}{who}"
+        lines.append(f"  {label + ':':16}{event['time']}  {where}")
+    lines.extend(f"  {part}" for part in textwrap.wrap(str(described["historyNote"]), 76))
+    for name in ("spec", "status"):
+        value = described[name]
+        if not value:
+            lines.append(f"{name}: {{}}")
+            continue
+        lines.append(f"{name}:")
+        lines.extend("  " + line for line in _yaml(value).splitlines())
+    return lines
+
+
+def _triggers(state_dir: Path) -> dict[str, str]:
+    """Operation id → what started it (cli, poll, webhook, …), from the operation log."""
+    try:
+        return {op.operation_id: op.trigger for op in OperationLog(state_dir).all()}
+    except FleetwardError:
+        return {}  # a damaged log: the history still names the operations
+
+
+def _yaml(value: Any) -> str:
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    buffer = io.StringIO()
+    yaml.dump(value, buffer)
+    return buffer.getvalue()
+
+
+def _print_as(fmt: str, value: Any) -> None:
+    if fmt == "json":
+        output.print_json(value)
+    else:
+        sys.stdout.write(_yaml(value))
+        sys.stdout.flush()
 
 
 def _print_rule_progress(objects: list[StoredObject]) -> None:
@@ -114,35 +345,37 @@ def _print_rule_progress(objects: list[StoredObject]) -> None:
 def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """List the applies recorded in the store, oldest first (the last 100 are kept)."""
     ctx.meta["json_output"] = as_json
-    entries = TinyDBStore(state_dir).history()
+    entries = read_store(state_dir).history()
     if as_json:
         output.print_json(entries)
         return
     if not entries:
         output.stdout.print(f"No applies recorded in {state_dir}.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in (
-        "SERIAL",
-        "TIME",
-        "REVISION",
-        "CREATED",
-        "UPDATED",
-        "STOPPED",
-        "DELETED",
-        "OPERATION",
-    ):
-        table.add_column(column)
-    for e in entries:
-        c = e.get("counts", {})
-        table.add_row(
-            str(e.get("serial")),
-            e.get("time", ""),
-            str(e.get("revision", ""))[:12],
-            str(c.get("create", 0)),
-            str(c.get("update", 0)),
-            str(c.get("stop", 0)),
-            str(c.get("delete", 0)),
-            e.get("operationId", ""),
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: a relative time, a short revision and operation id; --json has all.
+    output.print_table(
+        ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"),
+        (
+            (
+                (
+                    str(e.get("serial")),
+                    output.when(e.get("time")),
+                    output.short_revision(e.get("revision")),
+                    *(str(e.get("counts", {}).get(a, 0)) for a in _ACTIONS),
+                    _operation(str(e.get("operationId") or "-")),
+                ),
+                "",
+            )
+            for e in entries
+        ),
+    )
+
+
+_ACTIONS = ("create", "update", "stop", "delete")
+
+
+def _operation(recorded: str) -> str:
+    """An apply's operation id, shortened as `operations list` shows it; another
+    writer's label (`set-status XID`) as it is."""
+    is_id = len(recorded) == 36 and recorded.count("-") == 4
+    return output.short_id(recorded) if is_id else recorded

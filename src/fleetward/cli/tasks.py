@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 
 import click
-from rich.table import Table
 
 from fleetward import timestamps
 from fleetward.cli import output
 from fleetward.cli.options import StateOptions, os_user, state_options
-from fleetward.cli.state import state_dir_option
+from fleetward.cli.state import read_store, state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.tasks import set_status
+from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
 from fleetward.store import ChangeSet, TinyDBStore
 
@@ -37,7 +36,8 @@ def tasks_group() -> None:
 def set_status_command(
     ctx: click.Context, xid: str, status: str, state: StateOptions, who: str | None, as_json: bool
 ) -> None:
-    """Set the status of task XID to STATUS (e.g. in-progress, completed, resolved).
+    """Set the status of task XID to STATUS: open, in-progress, approved, completed,
+    complete, done, resolved, closed, cancelled, canceled or rejected (any case).
 
     Records statusAudit (<status>On, minutes spent <status>For), modifiedBy and
     modifiedOn; completed/done set completedOn, resolved/closed set resolvedBy and
@@ -51,6 +51,15 @@ def set_status_command(
             "STATUS must name the task's new status.",
             "Give a status, e.g. fleetward tasks set-status INSP-1 completed.",
         )
+    known = known_status(status)
+    if known is None:
+        raise UsageError.one(
+            f"Unknown task status {status!r}",
+            f"A task's status is one of {', '.join(STATUSES)} (any case).",
+            did_you_mean(status, STATUSES, "Give one of them, e.g. completed."),
+            location=f"Task/{xid}",
+        )
+    status = known
     state_dir = state.state_dir
     store = TinyDBStore(state_dir)
     key = ObjectKey(f"Task/{xid}")
@@ -120,26 +129,36 @@ def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     """List the tasks in the store with their runtime status."""
     ctx.meta["json_output"] = as_json
     tasks = sorted(
-        (o for o in TinyDBStore(state_dir).read().objects.values() if o.kind == "Task"),
+        (o for o in read_store(state_dir).read().objects.values() if o.kind == "Task"),
         key=lambda o: o.key,
     )
     if as_json:
         output.print_json([o.to_doc() for o in tasks])
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("XID", "STATUS", "ASSET", "TASK TYPE", "DUE", "BATCH", "MODIFIED BY"):
-        table.add_column(column)
-    for o in tasks:
-        asset, task_type = o.spec.get("asset", {}), o.spec.get("taskType", {})
-        table.add_row(
-            o.spec.get("xid", o.key),
-            "deleted" if o.status.get("isDeleted") else str(o.status.get("status", "open")),
-            str(asset.get("xid") or asset.get("id") or ""),
-            str(task_type.get("xid") or task_type.get("id") or ""),
-            str(o.spec.get("dueDate", "")),
-            o.owner,
-            str(o.status.get("modifiedBy", "")),
-            style="" if o.state is ObjectState.ACTIVE else "dim",
-        )
-    output.stdout.print(table)
+    # Fits 80 columns: the due time relative ("in 2d", "3h ago": overdue), who last set
+    # the status in the wrapped last column; --json has the batch and every field.
+    output.print_table(
+        ("XID", "STATUS", "DUE", "ASSET", "TASK TYPE", "MODIFIED BY"),
+        (
+            (
+                (
+                    str(o.spec.get("xid", o.key)),
+                    "deleted" if o.status.get("isDeleted") else str(o.status.get("status", "open")),
+                    output.when(o.spec.get("dueDate")) if o.spec.get("dueDate") else "-",
+                    _reference(o.spec.get("asset")),
+                    _reference(o.spec.get("taskType")),
+                    str(o.status.get("modifiedBy") or "-"),
+                ),
+                "" if o.state is ObjectState.ACTIVE else "dim",
+            )
+            for o in tasks
+        ),
+    )
     output.stdout.print(f"\n{len(tasks)} task(s).")
+
+
+def _reference(ref: object) -> str:
+    """A task's asset or task type as the manifest names it: its xid, else its id."""
+    if not isinstance(ref, dict):
+        return "-"
+    return str(ref.get("xid") or ref.get("id") or "-")

@@ -35,6 +35,7 @@ from fleetward.durations import check_range, parse_duration
 from fleetward.errors import Problem, UsageError, os_error
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
+from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
 MIN_SECONDS = 1.0  # interval, git-timeout and ready-max-age: anything shorter cannot work
 
@@ -71,6 +72,7 @@ def _listen(value: str) -> str:
 Seconds = Annotated[float, _seconds(0.0), Metavar("DURATION")]
 AtLeastASecond = Annotated[float, _seconds(MIN_SECONDS), Metavar("DURATION")]
 Listen = Annotated[str, AfterValidator(_listen), Metavar("HOST:PORT")]
+Count = Annotated[int, Field(ge=0), Metavar("N")]
 
 
 def _setting(default: Any, help: str, metavar: str | None = None) -> Any:
@@ -138,6 +140,11 @@ class DaemonConfig(BaseModel):
     allow_empty: bool = _setting(False, "Apply revisions that declare no objects.")
     allow_mass_stop: bool = _setting(
         False, "Apply plans that stop or delete more than 20% of a kind's objects."
+    )
+    min_stop_count: Count = _setting(
+        DEFAULT_MIN_STOP_COUNT,
+        "The mass-stop guard holds only plans that stop or delete at least N objects "
+        "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
     )
     once: bool = _setting(False, "Reconcile once and exit: 0 on success, 1 on failure.")
 

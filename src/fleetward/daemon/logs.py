@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fleetward.operations import OperationState
+
+if TYPE_CHECKING:
+    from fleetward.daemon.runs import RunReport
+
+logger = logging.getLogger("fleetward.daemon")
 
 from fleetward.timestamps import from_epoch, to_iso
 
@@ -60,3 +67,41 @@ def configure(fmt: str, level: int = logging.INFO) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per commit
+
+
+def status_line(report: RunReport) -> str:
+    """The daemon's one-line status for systemd (STATUS=…)."""
+    op = report.operation
+    rev = report.revision.short if report.revision else "?"
+    return f"last run {op.state.name} at {rev}"
+
+
+def log_run(report: RunReport) -> None:
+    """The log line of a run, and one per problem (the first 20)."""
+    op = report.operation
+    summary = op.plan_summary or {}
+    fields: dict[str, Any] = {
+        "operation": op.operation_id,
+        "trigger": op.trigger,
+        "revision": report.revision.short if report.revision else None,
+        "result": op.state.name,
+        "create": summary.get("create", 0),
+        "update": summary.get("update", 0),
+        "stop": summary.get("stop", 0),
+        "delete": summary.get("delete", 0),
+        "errors": len(report.problems),
+        "duration": f"{report.duration:.3f}s",
+    }
+    if report.applied is not None:
+        fields["serial"] = report.applied.meta.serial
+    level = logging.WARNING if op.state is OperationState.FAILURE else logging.INFO
+    message = {
+        OperationState.SUCCESS: "reconcile",
+        OperationState.FAILURE: f"reconcile failed: {op.message}",
+    }.get(op.state, f"reconcile {op.state.name.lower()}: {op.message}")
+    logger.log(level, message, extra={"fields": fields})
+    for p in report.problems[:20]:
+        logger.warning(
+            p.error,
+            extra={"fields": {"location": p.location or "", "reason": p.reason}},
+        )

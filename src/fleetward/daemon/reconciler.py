@@ -13,21 +13,30 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from pathlib import Path
 
 from fleetward.applying import ApplyResult, apply_plan, refuse_blocked
-from fleetward.daemon.control import (
-    Control,
+from fleetward.daemon.admission import Interrupted
+from fleetward.daemon.control import Control
+from fleetward.daemon.decisions import (
     Decision,
-    Interrupted,
     decide,
     describe_held,
     hold_overruns,
     with_carriers,
+)
+from fleetward.daemon.runs import (
+    PHASES,
+    AfterFetch,
+    RunReport,
+    RunSettings,
+    StopCause,
+    Stopping,
+    Unchanged,
+    stopped_message,
 )
 from fleetward.daemon.suspend import Suspension
 from fleetward.daemon.triggers import Coalescer
@@ -44,68 +53,15 @@ from fleetward.kinds.sync_policy import parse_device_query
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, open_source
-from fleetward.planning import PlanOptions, plan
+from fleetward.pipeline import git_cache, open_source
+from fleetward.planning import plan
 from fleetward.store import TinyDBStore
 from fleetward.store.operations import OperationLog
 from fleetward.tuning import gc_paused
 
 logger = logging.getLogger("fleetward.daemon")
 
-PHASES = ("fetch", "load", "desire", "plan", "apply")
 S = OperationState
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    sources: SourceOptions
-    state_dir: Path
-    guards: PlanOptions = field(default_factory=PlanOptions)
-    lock_timeout: float = 10.0
-    operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """What one run did, for the reporters (status files, metrics, logs)."""
-
-    operation: Operation
-    revision: Revision | None  # the revision the source resolved to (None: fetch failed)
-    plan: Plan | None
-    applied: ApplyResult | None
-    store: StoreSnapshot | None  # the store as the run left it
-    problems: tuple[Problem, ...]
-    manifest_errors: int
-    fetch_failed: bool
-    phases: Mapping[str, float]  # seconds per phase that ran
-    duration: float
-    # What the run's plan split into: parts written and parts held (None: no plan).
-    decision: Decision | None = None
-    policies: Mapping[str, Policy] = field(default_factory=dict)
-    suspension: Suspension | None = None  # while `fleetward suspend` holds
-
-    @property
-    def succeeded(self) -> bool:
-        return self.operation.state is OperationState.SUCCESS
-
-
-class Stopping(Exception):
-    """The daemon is stopping and the run had not started writing: abandon it."""
-
-    def __init__(self, cause: str, where: str) -> None:
-        super().__init__(cause, where)
-        self.cause = cause  # what stops the daemon: "SIGTERM", "SIGINT"
-        self.where = where  # the checkpoint the run stopped at
-
-
-# Why the daemon is stopping ("SIGTERM"), or None while it is not: checked at
-# every checkpoint of a run.
-StopCause = Callable[[], str | None]
-
-
-def stopped_message(cause: str, where: str) -> str:
-    """The message of a run the daemon's stop cancelled before its write."""
-    return f"daemon stopped ({cause}) before the write; the run was abandoned {where}"
 
 
 @dataclass
@@ -141,27 +97,40 @@ class Reconciler:
     def now(self) -> str:
         return self.ctl.now_iso()
 
-    def run(self, op: Operation, stop_cause: StopCause = lambda: None) -> RunReport:
-        """Run `op` to a final state; `stop_cause` says when the daemon is stopping."""
+    def run(
+        self,
+        op: Operation,
+        stop_cause: StopCause = lambda: None,
+        unchanged: AfterFetch | None = None,
+    ) -> RunReport:
+        """Run `op` to a final state; `stop_cause` says when the daemon is stopping.
+
+        With `unchanged`, the run is recorded only once the revision is known and
+        `unchanged` lets it go on: a stopped one leaves no operation behind (unless
+        one was recorded when it was queued, which then ends CANCELLED)."""
         started = time.monotonic()
         phases: dict[str, float] = {}
         if op.state is S.SCHEDULED:
             op = replace(op, waiting_for=())  # what it waited for is over: it runs now
-        state = _RunState(op)
+        state = _RunState(op, after_fetch=unchanged)
         with self._record_lock:
             self._running, self._abandoned = state, None
         self.ctl.begin(op)
         try:
-            self._move(state, S.RESOLVING)
+            self._move(state, S.RESOLVING, persist=unchanged is None)
             state.op = replace(state.op, deadline=self.ctl.deadline_iso())
             with gc_paused():
                 self._resolve_and_apply(state, phases, stop_cause)
         except Stopping as exc:
             self._move(state, S.CANCELLED, stopped_message(exc.cause, exc.where))
+        except Unchanged as exc:
+            state.unchanged = True
+            self._move(state, S.CANCELLED, exc.reason, persist=self._recorded(state.op))
         except Interrupted as exc:
             state.op = replace(state.op, ended_by=exc.by)
             self._move(state, exc.state, exc.reason)
         except FleetwardError as exc:
+            state.failure = exc
             state.problems = exc.problems
             if isinstance(exc, ManifestError | PlanError):
                 state.manifest_errors = len(exc.problems)
@@ -177,6 +146,7 @@ class Reconciler:
                 "holds the state from before the run or after it.",
                 "Report it with the daemon's log; the next trigger runs again.",
             )
+            state.failure = exc
             state.problems = (problem,)
             state.op = state.op.with_errors([problem])
             self._move(state, S.FAILURE, "internal error")
@@ -209,6 +179,8 @@ class Reconciler:
             decision=state.decision,
             policies=state.policies,
             suspension=state.suspension,
+            failure=state.failure,
+            unchanged=state.unchanged,
         )
 
     def abandon(self, cause: str) -> Operation | None:
@@ -246,6 +218,11 @@ class Reconciler:
         with snapshot:
             state.revision = snapshot.revision
             state.op = _with_revision(state.op, snapshot.revision)
+            if state.after_fetch is not None:
+                reason = state.after_fetch(snapshot.revision)
+                if reason is not None:
+                    raise Unchanged(reason)
+                self._move(state, None)  # the start, held back until the revision was known
             self._checkpoint(state, stop_cause, "after fetching the source")
             with clock("load"):
                 try:
@@ -390,17 +367,32 @@ class Reconciler:
             raise Stopping(cause, where)
         self.ctl.checkpoint(state.op)
 
-    def _move(self, state: _RunState, to: OperationState, message: str = "") -> Operation:
+    def _move(
+        self,
+        state: _RunState,
+        to: OperationState | None,
+        message: str = "",
+        persist: bool = True,
+    ) -> Operation:
+        """Move the run's operation to `to` (None: record it as it is)."""
         with self._record_lock:
             if self._abandoned is not None and state is self._running:
                 state.op = self._abandoned  # the stopping daemon ended it: that record stands
                 return state.op
-            state.op = state.op.move(to, self.now(), message)
+            if to is not None:
+                state.op = state.op.move(to, self.now(), message)
             # Persist the start, the moment before the write, and the end: a crash in
             # between leaves a non-final record that the next start marks failed.
-            if to in (S.RESOLVING, S.DISPATCHING) or to.final:
+            if persist and (to is None or to in (S.RESOLVING, S.DISPATCHING) or to.final):
                 self._record(state.op)
             return state.op
+
+    def _recorded(self, op: Operation) -> bool:
+        """Whether the log holds `op` (recorded when queued: a webhook's, an API's)."""
+        try:
+            return self.operations.get(op.operation_id) is not None
+        except FleetwardError:
+            return True  # unknown: recording its end is the safe side
 
     def _record(self, op: Operation) -> None:
         try:
@@ -419,6 +411,7 @@ class Reconciler:
 @dataclass
 class _RunState:
     op: Operation
+    after_fetch: AfterFetch | None = None
     revision: Revision | None = None
     plan: Plan | None = None
     applied: ApplyResult | None = None
@@ -430,6 +423,8 @@ class _RunState:
     policies: dict[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None
     where: str = "before fetching the source"  # the stage the run is in, for `abandon`
+    failure: Exception | None = None
+    unchanged: bool = False
 
 
 @contextmanager
@@ -483,3 +478,16 @@ def _nothing_message(made: Plan, decision: Decision, state: _RunState) -> str:
         else ""
     )
     return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x)
+
+
+__all__ = [
+    "PHASES",
+    "AfterFetch",
+    "Reconciler",
+    "RunReport",
+    "RunSettings",
+    "StopCause",
+    "Stopping",
+    "Unchanged",
+    "stopped_message",
+]

@@ -9,18 +9,14 @@ run in flight and one queued.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
-import select
 import signal
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -33,9 +29,11 @@ from fleetward.daemon import logs
 from fleetward.daemon.config import DaemonConfig
 from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
-from fleetward.daemon.reconciler import Reconciler, RunReport, RunSettings
+from fleetward.daemon.process import Waker, bind_listener, daemon_lock
+from fleetward.daemon.reconciler import AfterFetch, Reconciler, RunReport, RunSettings
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
-from fleetward.errors import FleetwardError, StoreError, UsageError, os_error
+from fleetward.daemon.worker import Worker
+from fleetward.errors import FleetwardError, UsageError, os_error
 from fleetward.http.app import ApiContext, Secrets, create_app
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
@@ -44,14 +42,14 @@ from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
 from fleetward.source import is_remote, redact_url
+from fleetward.source.urls import validate_ref
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
-from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
 
-DAEMON_LOCK = "daemon.lock"
 WAKE_JOB = "wake"
 STUCK_AFTER = 900.0  # seconds a run may take before /healthz fails and the watchdog stops
 STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop timeout is 90
@@ -71,7 +69,7 @@ class Daemon:
         self._reload = reload
         self.state_dir = Path(config.state_dir)
         self.stopping = threading.Event()
-        self._wake = _Waker()
+        self._wake = Waker()
         self._stop_signal: int | None = None
         self._reload_requested = False
         self.health = Health(ready_max_age=config.readiness_bound)
@@ -90,6 +88,13 @@ class Daemon:
         self.reconciler = Reconciler(self._settings(config), self.operations, self.control)
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
+        self.worker = Worker(
+            self.control.admit,
+            self._reconcile,
+            self.backoff,
+            self._retry,
+            store_serial=lambda: self.reconciler.store.meta().serial,
+        )
         self.started_at = now_iso()
         self.listening: _Listening | None = None
         self.poller: Poller | None = None
@@ -112,7 +117,9 @@ class Daemon:
             ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
-                allow_empty=config.allow_empty, allow_mass_stop=config.allow_mass_stop
+                allow_empty=config.allow_empty,
+                allow_mass_stop=config.allow_mass_stop,
+                min_stop_count=config.min_stop_count,
             ),
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
@@ -147,8 +154,11 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or after one reconcile with --once); the exit code."""
+        refuse_if_tracked(self.state_dir)  # once, at start: not on every reconcile
+        # A --ref no commit can fix (`main@{1}`, `a..b`): refused now, not retried forever.
+        validate_ref(self.config.ref)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise os_error(
                 exc,
@@ -157,7 +167,7 @@ class Daemon:
                 "Pass --state-dir with a writable directory.",
                 self.state_dir,
             ) from exc
-        with _daemon_lock(self.state_dir):
+        with daemon_lock(self.state_dir):
             # The temp files of writes a killed daemon (or CLI) left, in every directory.
             for leftover in sweep_leftovers(self.state_dir):
                 logger.info("removed a leftover temp file", extra={"fields": {"path": leftover}})
@@ -221,7 +231,7 @@ class Daemon:
                 self._reload_requested = False
                 self._do_reload()
             if not ready_sent and self.last is not None:
-                notify("READY=1", f"STATUS={_status_line(self.last)}")
+                notify("READY=1", f"STATUS={logs.status_line(self.last)}")
                 ready_sent = True
             if (
                 ping_every
@@ -238,22 +248,14 @@ class Daemon:
             op = self.coalescer.take(timeout=1.0)
             if op is None:
                 continue
-            try:
-                admitted = self.control.admit(op)
-                if admitted is None:
-                    continue  # ended while queued, or its window has not opened
-                report = self._reconcile(admitted)
-                failed = report.operation.state is OperationState.FAILURE
-            except Exception:  # a bug outside the run itself: log it, keep reconciling
-                logger.exception("internal error around a reconcile")
-                failed = True
-            if failed and not self.stopping.is_set():
-                delay = self.backoff.failed()
-                if self.poller is not None and delay < self.config.interval:
-                    self.poller.schedule_once(delay, "retry")
-            elif not failed:
-                self.backoff.succeeded()
+            self.worker.handle(op)
             self._wake.wake()
+
+    def _retry(self, delay: float) -> None:
+        """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""
+        if self.stopping.is_set() or self.poller is None or delay >= self.config.interval:
+            return
+        self.poller.schedule_once(delay, "retry")
 
     def _stuck(self) -> bool:
         """A run has been going far longer than any run should (a hung git, a dead NFS)."""
@@ -261,12 +263,25 @@ class Daemon:
         bound = max(STUCK_AFTER, 4 * self.config.git_timeout)
         return since is not None and time.monotonic() - since > bound
 
-    def _reconcile(self, op: Operation) -> RunReport:
+    def _reconcile(self, op: Operation, unchanged: AfterFetch | None = None) -> RunReport:
         self._busy_since = time.monotonic()
         try:
-            report = self.reconciler.run(op, self._stop_cause)
+            report = self.reconciler.run(op, self._stop_cause, unchanged)
         finally:
             self._busy_since = None
+        if report.unchanged:
+            # Nothing ran: the last report (the failure) stays what health and status show.
+            logger.info(
+                "revision unchanged since its failure; not run again",
+                extra={
+                    "fields": {
+                        "operation": op.operation_id,
+                        "trigger": op.trigger,
+                        "revision": report.revision.short if report.revision else None,
+                    }
+                },
+            )
+            return report
         self.last = report
         self.health.record(report)
         self.metrics.observe(report.phases)
@@ -275,7 +290,7 @@ class Daemon:
             self.status.write(report, self.health, self._daemon_info())
         except (OSError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
-        _log_run(report)
+        logs.log_run(report)
         return report
 
     def _stop_cause(self) -> str | None:
@@ -336,7 +351,7 @@ class Daemon:
 
     def _start_http(self) -> _Listening:
         host, port = self.config.listen_address
-        sock = _bind(host, port)
+        sock = bind_listener(host, port)
         app = create_app(
             ApiContext(
                 health=self.health,
@@ -397,6 +412,7 @@ class Daemon:
             return
         try:
             new = self._reload()
+            validate_ref(new.ref)
             secrets = self._secrets(new)
         except FleetwardError as exc:
             for p in exc.problems:
@@ -424,6 +440,7 @@ class Daemon:
             self.poller.reschedule(new.interval)
         sources_changed = self._settings(new) != self._settings(old)
         if sources_changed:
+            self.worker.forget()  # what failed for good may pass with the new settings
             self.reconciler.settings = self._settings(new)
             self.status = StatusWriter(self.state_dir, self._source_info(new))
             if self.watcher is not None:
@@ -484,99 +501,6 @@ class Daemon:
         return 0
 
 
-class _Waker:
-    """Wakes the main loop: a self-pipe that signals (set_wakeup_fd) and threads write to."""
-
-    def __init__(self) -> None:
-        self._read, self.fd = os.pipe()
-        for fd in (self._read, self.fd):
-            os.set_blocking(fd, False)
-            os.set_inheritable(fd, False)
-
-    def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # already awake: the pipe is full
-            os.write(self.fd, b"\0")
-
-    def wait(self, timeout: float) -> None:
-        select.select([self._read], [], [], timeout)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 4096):
-                pass
-
-
 def display_source(source: str) -> str:
     """The source as logs and status files show it: credentials masked, paths absolute."""
     return redact_url(source) if is_remote(source) else str(Path(source).resolve())
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        hint = (
-            "Another process is using the port: stop it, or pass --listen with another "
-            "port (port 0 picks a free one)."
-            if exc.errno == errno.EADDRINUSE
-            else "Pass --listen with an address of this machine, e.g. 127.0.0.1:9477."
-        )
-        where = f"{host}:{port}"
-        raise os_error(exc, UsageError, f"Cannot listen on {where}", hint, where) from None
-    sock.set_inheritable(False)
-    return sock
-
-
-def _daemon_lock(state_dir: Path) -> AbstractContextManager[None]:
-    """One daemon per state directory, for its whole life; the second fails naming the first."""
-
-    def busy(holder: str) -> FleetwardError:
-        return StoreError.one(
-            f"Another fleetward daemon (PID {holder}) is running on {state_dir}",
-            "Only one daemon may reconcile a state directory; a second would fight the "
-            "first over every write.",
-            f"Stop PID {holder} first, or give this daemon its own --state-dir.",
-            location=str(state_dir / DAEMON_LOCK),
-            pid=holder,
-        )
-
-    return exclusive_lock(state_dir / DAEMON_LOCK, 0.0, busy)
-
-
-def _status_line(report: RunReport) -> str:
-    op = report.operation
-    rev = report.revision.short if report.revision else "?"
-    return f"last run {op.state.name} at {rev}"
-
-
-def _log_run(report: RunReport) -> None:
-    op = report.operation
-    summary = op.plan_summary or {}
-    fields: dict[str, Any] = {
-        "operation": op.operation_id,
-        "trigger": op.trigger,
-        "revision": report.revision.short if report.revision else None,
-        "result": op.state.name,
-        "create": summary.get("create", 0),
-        "update": summary.get("update", 0),
-        "stop": summary.get("stop", 0),
-        "delete": summary.get("delete", 0),
-        "errors": len(report.problems),
-        "duration": f"{report.duration:.3f}s",
-    }
-    if report.applied is not None:
-        fields["serial"] = report.applied.meta.serial
-    level = logging.WARNING if op.state is OperationState.FAILURE else logging.INFO
-    message = {
-        OperationState.SUCCESS: "reconcile",
-        OperationState.FAILURE: f"reconcile failed: {op.message}",
-    }.get(op.state, f"reconcile {op.state.name.lower()}: {op.message}")
-    logger.log(level, message, extra={"fields": fields})
-    for p in report.problems[:20]:
-        logger.warning(
-            p.error,
-            extra={"fields": {"location": p.location or "", "reason": p.reason}},
-        )

@@ -8,6 +8,7 @@ A file (not an HTTP call) so it works with the daemon stopped and survives resta
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from fleetward.errors import StoreError, UsageError, os_error
 from fleetward.store.files import write_atomic
+
+logger = logging.getLogger(__name__)
 
 SUSPEND_FILE = "suspend.json"
 
@@ -57,6 +60,21 @@ def read_suspension(state_dir: Path) -> Suspension | None:
         return Suspension.from_dict(data)
     except ValueError as exc:
         raise _unreadable(path, f"{exc}.") from exc
+
+
+UNREADABLE = Suspension(
+    "an unreadable suspend.json", "unknown", "the file could not be read; fix or remove it"
+)
+
+
+def current_suspension(state_dir: Path) -> Suspension | None:
+    """The suspension the daemon obeys: a damaged file must not unsuspend, so it
+    counts as a suspension (UNREADABLE), loudly."""
+    try:
+        return read_suspension(state_dir)
+    except StoreError as exc:
+        logger.error("cannot read the suspension file: %s", exc)
+        return UNREADABLE
 
 
 def write_suspension(state_dir: Path, suspension: Suspension) -> None:

@@ -2,8 +2,9 @@
 
 Operations are the seed's: GET /v0/operations/ and /v0/operations/{id}/,
 POST /v0/operations/ (create), PUT /v0/operations/{id}/ (set the state), and
-POST /v0/operations/{id}/approve. Bodies are checked in `bodies`, the work is
-the daemon's `ControlApi`, and the document at /openapi.json is `openapi`.
+POST /v0/operations/{id}/approve. Bodies are read and answered with the models of
+`contract`, the work is the daemon's `ControlApi`, and the document at /openapi.json
+is generated from those models (`openapi`).
 
 Reads are open (bind to loopback, or put a proxy in front). Anything that
 changes state needs `Authorization: Bearer <api token>`; with no token
@@ -14,12 +15,12 @@ GitLab's token header); with no secret configured it is disabled too.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -28,18 +29,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fleetward import __version__
-from fleetward.daemon.control import ControlApi, ControlError
-from fleetward.errors import FleetwardError, Problem
-from fleetward.http import bodies
-from fleetward.http.openapi import MAX_LIMIT, OPENAPI
-from fleetward.http.webhooks import SeenDeliveries, read_delivery
+from fleetward.daemon.control import ControlApi
+from fleetward.errors import FleetwardError, Problem, RequestRefused
+from fleetward.http import contract
+from fleetward.http.contract import OperationAnswer
+from fleetward.http.openapi import document
+from fleetward.http.reading import BadRequest, Reader
+from fleetward.http.refusals import refusal_status
+from fleetward.http.webhooks import SeenDeliveries, read_delivery, verify_webhook
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
-from fleetward.operations import Operation, OperationState
-from fleetward.store.operations import ORDERINGS, OperationLog
+from fleetward.operations import Operation, OperationRecord
+from fleetward.store.operations import OperationLog
 from fleetward.timestamps import now
 
-__all__ = ["OPENAPI", "ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
+__all__ = ["ApiContext", "Secrets", "create_app", "error", "verify_webhook"]
 
 T = TypeVar("T")
 
@@ -91,83 +95,35 @@ def create_app(ctx: ApiContext) -> Starlette:
 
     def healthz(request: Request) -> Response:
         if not ctx.health.alive():
-            return JSONResponse(
-                {
-                    "status": "failing",
-                    "reason": "the reconcile worker has stopped or is stuck in one run; restart",
-                },
-                status_code=503,
+            return _answer(
+                contract.Failing(
+                    reason="the reconcile worker has stopped or is stuck in one run; restart"
+                ),
+                503,
             )
-        return JSONResponse({"status": "ok", "version": __version__})
+        return _answer(contract.Alive(version=__version__))
 
     def readyz(request: Request) -> Response:
         ready, body = ctx.health.readiness()
-        return JSONResponse(body, status_code=200 if ready else 503)
+        return _answer(contract.Readiness.model_validate(body), 200 if ready else 503)
 
     def openapi(request: Request) -> Response:
-        return JSONResponse(OPENAPI)
+        return JSONResponse(document())
 
     def list_operations(request: Request) -> Response:
-        q = request.query_params
-        unknown = sorted(set(q) - {"limit", "offset", "state", "ordering"})
-        if unknown:
-            return error(
-                400,
-                f"Unknown query parameter {unknown[0]!r}",
-                "GET /v0/operations/ accepts limit, offset, state and ordering.",
-                "Remove the parameter.",
-                location=f"query.{unknown[0]}",
-            )
         try:
-            limit = _int(q.get("limit"), "limit", 50, 0, MAX_LIMIT)
-            offset = _int(q.get("offset"), "offset", 0, 0, None)
-        except ValueError as exc:
-            name = str(exc).split(" ", 1)[0]
-            return error(
-                400,
-                f"Invalid {name}",
-                str(exc),
-                f"Pass {name} as a whole number in range.",
-                location=f"query.{name}",
-            )
-        state = None
-        if q.get("state") is not None:
-            try:
-                state = OperationState.parse(q["state"])
-            except (KeyError, ValueError):
-                return error(
-                    400,
-                    "Invalid state",
-                    f"{q['state']!r} is not an operation state.",
-                    "Pass a state code or name: "
-                    + ", ".join(f"{s.value} ({s.name})" for s in OperationState),
-                    location="query.state",
-                )
-        ordering = q.get("ordering", "-created_at")
-        if ordering.removeprefix("-") not in ORDERINGS:
-            return error(
-                400,
-                "Invalid ordering",
-                f"{ordering!r} is not a field operations can be ordered by.",
-                f"Use one of {', '.join(ORDERINGS)}; prefix with - to reverse.",
-                location="query.ordering",
-            )
+            query = contract.LIST_QUERY.check(dict(request.query_params))
+        except BadRequest as exc:
+            return problem_response(400, exc.problem)
         try:
             ops, total = ctx.operations.query(
-                state=state, ordering=ordering, limit=limit, offset=offset
+                state=query.state, ordering=query.ordering, limit=query.limit, offset=query.offset
             )
         except FleetwardError as exc:
             return _log_unreadable(exc)
-        return JSONResponse(
-            {
-                "content": {
-                    "count": total,
-                    "limit": limit,
-                    "offset": offset,
-                    "results": [op.to_dict() for op in ops],
-                }
-            }
-        )
+        results = [OperationRecord.of(op) for op in ops]
+        page = contract.Page(count=total, limit=query.limit, offset=query.offset, results=results)
+        return _answer(contract.PageAnswer(content=page))
 
     def get_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
@@ -185,16 +141,17 @@ def create_app(ctx: ApiContext) -> Starlette:
                 location="path.operationId",
                 operationId=op_id,
             )
-        return JSONResponse({"content": op.to_dict()})
+        return _answer(OperationAnswer(content=OperationRecord.of(op)))
 
     async def create_operation(request: Request) -> Response:
-        body = await _authorized_json(request, ctx.secrets(), bodies.CREATE_EXAMPLE)
+        body = await _authorized_body(request, ctx.secrets())
         if isinstance(body, Response):
             return body
         try:
-            converge = bodies.parse_create(body, now())
-        except bodies.BadRequest as exc:
+            create = contract.CREATE.read(body, {"now": now()})
+        except BadRequest as exc:
             return problem_response(400, exc.problem)
+        converge = contract.converge_request(create)
         control = ctx.control
         if control is None:
             if not converge.plain:
@@ -211,75 +168,74 @@ def create_app(ctx: ApiContext) -> Starlette:
         else:
             try:
                 op = await run_in_threadpool(control.create, converge)
-            except ControlError as exc:
-                return problem_response(exc.status, exc.problem)
-        return JSONResponse({"content": op.to_dict()}, status_code=201)
+            except RequestRefused as exc:
+                return problem_response(refusal_status(exc), exc.problem)
+        return _answer(OperationAnswer(content=OperationRecord.of(op)), 201)
 
     async def operator_request(
         request: Request,
-        example: str,
-        parse: Callable[[Any], T],
+        reader: Reader[T],
         what: str,
         call: Callable[[ControlApi, T], Operation],
     ) -> tuple[T, Operation] | Response:
-        """Authorise, parse the body, and run `call` off the event loop; or the refusal."""
-        body = await _authorized_json(request, ctx.secrets(), example)
+        """Authorise, read the body, and run `call` off the event loop; or the refusal."""
+        body = await _authorized_body(request, ctx.secrets())
         if isinstance(body, Response):
             return body
         try:
-            parsed = parse(body)
-        except bodies.BadRequest as exc:
+            parsed = reader.read(body)
+        except BadRequest as exc:
             return problem_response(400, exc.problem)
         control = ctx.control
         if control is None:
             return _no_control(what)
         try:
             return parsed, await run_in_threadpool(call, control, parsed)
-        except ControlError as exc:
-            return problem_response(exc.status, exc.problem)
+        except RequestRefused as exc:
+            return problem_response(refusal_status(exc), exc.problem)
 
     async def update_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
         answer = await operator_request(
             request,
-            '{"state": "CANCELLED"}',
-            bodies.parse_state_change,
+            contract.STATE_CHANGE,
             "State changes",
-            lambda control, change: control.set_state(op_id, change.state, change.reason),
+            lambda control, change: control.set_state(op_id, change.target, change.reason or ""),
         )
         if isinstance(answer, Response):
             return answer
         change, op = answer
-        if op.state is not change.state and op.state.final:
+        if op.state is not change.target and op.state.final:
             # It was running and finished before it reached a checkpoint.
             return error(
                 409,
                 f"Operation {op.operation_id} ended {op.state.name} first",
                 f"It was running and ended {op.state.name} before it could be moved to "
-                f"{change.state.name}.",
+                f"{change.target.name}.",
                 "Check the operation: GET /v0/operations/{id}/.",
                 location=f"operation {op.operation_id}",
                 operationId=op.operation_id,
                 state=op.state.name,
             )
         # 202: a running operation stops at its next checkpoint, which had not come yet.
-        return JSONResponse(
-            {"operationId": op.operation_id, "status": op.state.name, "content": op.to_dict()},
-            status_code=200 if op.state is change.state else 202,
+        answer = contract.StateAnswer(
+            operationId=op.operation_id, status=op.state, content=OperationRecord.of(op)
         )
+        return _answer(answer, 200 if op.state is change.target else 202)
 
     async def approve_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
         answer = await operator_request(
             request,
-            '{"by": "alice"}',
-            bodies.parse_approval,
+            contract.APPROVAL,
             "Approvals",
-            lambda control, approval: control.approve(op_id, approval.by, approval.comment),
+            lambda control, approval: control.approve(
+                op_id, approval.approver, approval.comment or ""
+            ),
         )
         if isinstance(answer, Response):
             return answer
-        return JSONResponse({"content": answer[1].to_dict()})
+        return _answer(OperationAnswer(content=OperationRecord.of(answer[1])))
 
     async def webhook(request: Request) -> Response:
         secret = ctx.secrets().webhook_secret
@@ -311,23 +267,28 @@ def create_app(ctx: ApiContext) -> Starlette:
             )
         # Read only once the signature is checked: unsigned requests claim no delivery id.
         delivery = read_delivery(request.headers, body, ctx.tracked_ref())
-        answer: dict[str, Any] = {"accepted": False, "event": delivery.event, "operation_id": None}
+        answer = contract.Delivery(accepted=False, event=delivery.event, operation_id=None)
         claimed = delivery.delivery_id
         earlier = seen.claim(claimed) if claimed is not None else None
         if earlier is not None:
-            answer.update(earlier, ignored=f"delivery {claimed} was received before")
-            return JSONResponse({"content": answer}, status_code=200)
+            again = f"delivery {claimed} was received before"
+            answer = answer.model_copy(update={**earlier, "ignored": again})
+            return _answer(contract.DeliveryAnswer(content=answer))
         if delivery.ignored is not None:
-            answer["ignored"] = delivery.ignored
-            return JSONResponse({"content": answer}, status_code=200)
+            answer = answer.model_copy(update={"ignored": delivery.ignored})
+            return _answer(contract.DeliveryAnswer(content=answer))
         op = await run_in_threadpool(ctx.request_run, "webhook")
         if claimed is not None:
             if op is None:
                 seen.release(claimed)  # nothing was queued (stopping): a redelivery may run
             else:
                 seen.answered(claimed, {"operation_id": op.operation_id})
-        answer.update(accepted=op is not None, operation_id=op.operation_id if op else None)
-        return JSONResponse({"content": answer}, status_code=202)
+        answer = contract.Delivery(
+            accepted=op is not None,
+            event=delivery.event,
+            operation_id=op.operation_id if op else None,
+        )
+        return _answer(contract.DeliveryAnswer(content=answer), 202)
 
     async def operations(request: Request) -> Response:
         if request.method == "POST":
@@ -367,8 +328,8 @@ def _either_slash(path: str, endpoint: Callable[..., Any], methods: list[str]) -
     return [Route(path, endpoint, methods=methods), Route(other, endpoint, methods=methods)]
 
 
-async def _authorized_json(request: Request, secrets: Secrets, example: str) -> Any:
-    """The request's JSON body once the bearer token checks out; else the refusal."""
+async def _authorized_body(request: Request, secrets: Secrets) -> bytes | Response:
+    """The request's body once the bearer token checks out; else the refusal."""
     denied = _authorize(request, secrets)
     if denied is not None:
         return denied
@@ -380,10 +341,12 @@ async def _authorized_json(request: Request, secrets: Secrets, example: str) -> 
             f"More than {MAX_REQUEST_BODY} bytes.",
             "Send the operation's fields only.",
         )
-    try:
-        return bodies.parse_json(body, example)
-    except bodies.BadRequest as exc:
-        return problem_response(400, exc.problem)
+    return body
+
+
+def _answer(body: BaseModel, status: int = 200) -> JSONResponse:
+    """An answer of the contract, as JSON."""
+    return JSONResponse(body.model_dump(mode="json"), status)
 
 
 def problem_response(status: int, problem: Problem) -> JSONResponse:
@@ -469,40 +432,6 @@ async def _read_bounded(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> str | None:
-    """None if the request proves it knows the secret; else why not.
-
-    GitHub and Gitea send `X-Hub-Signature-256: sha256=<hex HMAC of the body>`
-    (Gitea also `X-Gitea-Signature: <hex>`); GitLab sends the secret itself as
-    `X-Gitlab-Token`. Every comparison is constant-time.
-    """
-    key = secret.encode()
-    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
-    signature = headers.get("x-hub-signature-256")
-    if signature is not None:
-        given = signature.strip()
-        if not given.startswith("sha256="):
-            return "X-Hub-Signature-256 must be sha256=<hex digest>."
-        # Bytes, not str: compare_digest refuses non-ASCII text (a 500 for any caller).
-        if hmac.compare_digest(given.removeprefix("sha256=").lower().encode(), expected.encode()):
-            return None
-        return "X-Hub-Signature-256 does not match the body signed with the configured secret."
-    gitea = headers.get("x-gitea-signature")
-    if gitea is not None:
-        if hmac.compare_digest(gitea.strip().lower().encode(), expected.encode()):
-            return None
-        return "X-Gitea-Signature does not match the body signed with the configured secret."
-    token = headers.get("x-gitlab-token")
-    if token is not None:
-        if hmac.compare_digest(token.encode(), key):
-            return None
-        return "X-Gitlab-Token does not match the configured secret."
-    return (
-        "The request carries no signature (X-Hub-Signature-256, X-Gitea-Signature or "
-        "X-Gitlab-Token)."
-    )
-
-
 def _authorize(request: Request, secrets: Secrets) -> Response | None:
     if not secrets.api_token:
         return error(
@@ -530,16 +459,3 @@ def _authorize(request: Request, secrets: Secrets) -> Response | None:
             "Send the token configured with --api-token.",
         )
     return None
-
-
-def _int(raw: str | None, name: str, default: int, low: int, high: int | None) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number; got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        upper = f" and at most {high}" if high is not None else ""
-        raise ValueError(f"{name} must be at least {low}{upper}; got {value}")
-    return value

@@ -1,4 +1,4 @@
-"""What a signed webhook delivery asks for: a fetch, or nothing (and why).
+"""Webhook deliveries: whether one is signed with the secret, and what it asks for.
 
 GitHub (`X-GitHub-Event`), Gitea and Forgejo (`X-Gitea-Event`, `X-Gogs-Event`)
 and GitLab (`X-Gitlab-Event`) name the event in a header and the pushed ref in
@@ -9,6 +9,8 @@ A redelivery (the same delivery id) is acknowledged without a second run.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import threading
@@ -40,6 +42,40 @@ class Delivery:
     event: str
     delivery_id: str | None
     ignored: str | None
+
+
+def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """None if the request proves it knows the secret; else why not.
+
+    GitHub and Gitea send `X-Hub-Signature-256: sha256=<hex HMAC of the body>`
+    (Gitea also `X-Gitea-Signature: <hex>`); GitLab sends the secret itself as
+    `X-Gitlab-Token`. Every comparison is constant-time.
+    """
+    key = secret.encode()
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    signature = headers.get("x-hub-signature-256")
+    if signature is not None:
+        given = signature.strip()
+        if not given.startswith("sha256="):
+            return "X-Hub-Signature-256 must be sha256=<hex digest>."
+        # Bytes, not str: compare_digest refuses non-ASCII text (a 500 for any caller).
+        if hmac.compare_digest(given.removeprefix("sha256=").lower().encode(), expected.encode()):
+            return None
+        return "X-Hub-Signature-256 does not match the body signed with the configured secret."
+    gitea = headers.get("x-gitea-signature")
+    if gitea is not None:
+        if hmac.compare_digest(gitea.strip().lower().encode(), expected.encode()):
+            return None
+        return "X-Gitea-Signature does not match the body signed with the configured secret."
+    token = headers.get("x-gitlab-token")
+    if token is not None:
+        if hmac.compare_digest(token.encode(), key):
+            return None
+        return "X-Gitlab-Token does not match the configured secret."
+    return (
+        "The request carries no signature (X-Hub-Signature-256, X-Gitea-Signature or "
+        "X-Gitlab-Token)."
+    )
 
 
 def read_delivery(headers: Mapping[str, str], body: bytes, tracked_ref: str) -> Delivery:

@@ -13,14 +13,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
-import jsonschema
-import referencing
 import referencing.exceptions
-import referencing.jsonschema
 from pydantic import Field as PydanticField
 from pydantic import StringConstraints, field_validator
 
 from fleetward.errors import Problem
+from fleetward.kinds import template_schema
 from fleetward.kinds.base import (
     Document,
     EmailAddress,
@@ -94,48 +92,6 @@ def _stored(spec: _Entity, kind: str, key: str) -> dict[str, Any]:
     return out
 
 
-# Keywords whose values are data, not schemas: a "$ref" key in them is no reference.
-_DATA_KEYWORDS = frozenset({"enum", "const", "examples", "default"})
-
-
-def _refs(
-    schema: Any, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every `$ref` of a JSON Schema, with its path."""
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "$ref" and isinstance(value, str):
-                yield (*path, key), value
-            elif key not in _DATA_KEYWORDS:
-                yield from _refs(value, (*path, key))
-    elif isinstance(schema, list):
-        for i, value in enumerate(schema):
-            yield from _refs(value, (*path, i))
-
-
-def unresolvable_refs(schema: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
-    """(path, ref, why) of each `$ref` that names nothing: fleetward fetches no remote schema.
-
-    References resolve against the schema's root (a nested `$id` is not followed).
-    """
-    specification = referencing.jsonschema.specification_with(
-        str(schema.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
-    )
-    resource = specification.create_resource(schema)
-    resolver = (
-        referencing.Registry()
-        .with_resource(str(schema.get("$id", "")), resource)
-        .resolver(base_uri=str(schema.get("$id", "")))
-    )
-    for path, ref in _refs(schema):
-        try:
-            resolver.lookup(ref)
-        except referencing.exceptions.PointerToNowhere as exc:
-            yield path, ref, f"nothing is at {exc.ref!r} in the schema"
-        except referencing.exceptions.Unresolvable:
-            yield path, ref, f"{ref!r} names no part of the schema"
-
-
 FIELD = ObjectKind(name="Field", id_field="xid", on_removal=Action.DELETE)
 TASK_TYPE = ObjectKind(name="TaskType", id_field="xid", on_removal=Action.DELETE)
 USER = ObjectKind(name="User", id_field="userName", on_removal=Action.DELETE)
@@ -171,41 +127,7 @@ class TaskTypePlugin(KindPlugin):
                         parameters={"attribute": name},
                     ),
                 )
-        try:
-            jsonschema.validators.validator_for(spec.templateSchema).check_schema(
-                spec.templateSchema
-            )
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            yield (
-                ("spec", "templateSchema", *exc.absolute_path),
-                False,
-                Problem(
-                    "templateSchema is not a valid JSON Schema",
-                    f"At {where}: {exc.message}.",
-                    "Fix the schema (https://json-schema.org/understanding-json-schema/); "
-                    "an empty mapping accepts any template data.",
-                    parameters={"taskType": spec.xid, "schemaPath": where},
-                ),
-            )
-            return
-        try:
-            bad = list(unresolvable_refs(spec.templateSchema))
-        except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
-            bad = [((), str(spec.templateSchema.get("$schema", "")), str(exc))]
-        for path, ref, why in bad:
-            where = "/".join(str(p) for p in path) or "(root)"
-            yield (
-                ("spec", "templateSchema", *path),
-                False,
-                Problem(
-                    f"Unresolvable $ref {ref!r} in templateSchema",
-                    f"At {where}: {why}. A $ref must name a part of the schema itself "
-                    "(e.g. #/$defs/reading); fleetward fetches no remote schema.",
-                    "Add the definition the $ref names, or fix the $ref.",
-                    parameters={"taskType": spec.xid, "schemaPath": where, "ref": ref},
-                ),
-            )
+        yield from _template_schema_problems(spec)
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: TaskTypeSpec = document.spec
@@ -220,6 +142,58 @@ class UserPlugin(KindPlugin):
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: UserSpec = document.spec
         yield declare("User", spec.userName, _stored(spec, "User", spec.userName), document, path)
+
+
+def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
+    """A templateSchema must be a JSON Schema that names only its own parts and that data
+    can be checked against in bounded time (`template_schema`)."""
+    schema = spec.templateSchema
+    error = template_schema.check_schema(schema)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        yield (
+            ("spec", "templateSchema", *error.absolute_path),
+            False,
+            Problem(
+                "templateSchema is not a valid JSON Schema",
+                f"At {where}: {error.message}.",
+                "Fix the schema (https://json-schema.org/understanding-json-schema/); "
+                "an empty mapping accepts any template data.",
+                parameters={"taskType": spec.xid, "schemaPath": where},
+            ),
+        )
+        return
+    try:
+        bad = list(template_schema.unresolvable_refs(schema))
+    except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
+        bad = [((), str(schema.get("$schema", "")), str(exc))]
+    for path, ref, why in bad:
+        where = "/".join(str(p) for p in path) or "(root)"
+        yield (
+            ("spec", "templateSchema", *path),
+            False,
+            Problem(
+                f"Unresolvable $ref {ref!r} in templateSchema",
+                f"At {where}: {why}. A $ref must name a part of the schema itself "
+                "(e.g. #/$defs/reading); fleetward fetches no remote schema.",
+                "Add the definition the $ref names, or fix the $ref.",
+                parameters={"taskType": spec.xid, "schemaPath": where, "ref": ref},
+            ),
+        )
+    if bad:
+        return
+    for defect in template_schema.schema_defects(schema):
+        where = "/".join(str(p) for p in defect.path) or "(root)"
+        yield (
+            ("spec", "templateSchema", *defect.path),
+            defect.is_key,
+            Problem(
+                defect.error,
+                f"At {where}: {defect.reason}",
+                defect.resolution,
+                parameters={"taskType": spec.xid, "schemaPath": where, **defect.parameters},
+            ),
+        )
 
 
 FIELD_PLUGIN = FieldPlugin()

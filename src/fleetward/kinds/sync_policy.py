@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
-from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from fleetward.durations import check_range, format_duration, parse_duration
@@ -52,6 +59,28 @@ def _fail(error: str, reason: str, resolution: str) -> PydanticCustomError:
 
 class LabelRequirement(Strict):
     """A Kubernetes LabelSelectorRequirement: `key` `operator` `values`."""
+
+    # The JSON schema states `_arity` too (one shape per operator), so that a requirement
+    # valid by the operations API's /openapi.json is one this model accepts.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "properties": {
+                        "operator": {"enum": ["In", "NotIn"]},
+                        "values": {"minItems": 1},
+                    },
+                    "required": ["values"],
+                },
+                {
+                    "properties": {
+                        "operator": {"enum": ["Exists", "DoesNotExist"]},
+                        "values": {"maxItems": 0},
+                    }
+                },
+            ]
+        }
+    )
 
     key: str = Field(min_length=1)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
@@ -332,11 +361,25 @@ def _max_stop_fraction(value: float) -> float:
     return value
 
 
+def _min_stop_count(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise _fail(
+            "minStopCount out of range",
+            "minStopCount is how many stopped or deleted objects a plan needs before the "
+            f"maxStopFraction guard judges it, 0 or more; got {value}.",
+            "Use 0 (the fraction applies to every plan) or a positive count; leave it out "
+            "for the daemon's --min-stop-count.",
+        )
+    return value
+
+
 class SyncPolicySpec(Strict):
     selector: Selector = Selector()
     schedule: Schedule = Schedule()
     approval: Literal["auto", "manual"] = "auto"
     maxStopFraction: Annotated[float, AfterValidator(_max_stop_fraction)] = 0.2
+    # None: the --min-stop-count of the command or daemon that plans.
+    minStopCount: Annotated[int | None, AfterValidator(_min_stop_count)] = None
     suspend: bool = False
 
 
@@ -463,7 +506,13 @@ def _same(have: Any, want: Any) -> bool:
 class DeviceQuery(Strict):
     """The operations API's `operation_device_query`: picks objects (AND of all conditions)."""
 
-    kinds: list[Annotated[str, AfterValidator(_object_kind)]] = Field(default_factory=list)
+    kinds: list[
+        Annotated[
+            str,
+            AfterValidator(_object_kind),
+            Field(json_schema_extra=lambda schema: schema.update(enum=_known_object_kinds())),
+        ]
+    ] = Field(default_factory=list)
     # fnmatch globs over object ids (the part after "Kind/")
     names: list[str] = Field(default_factory=list)
     matchLabels: dict[str, str] = Field(default_factory=dict)

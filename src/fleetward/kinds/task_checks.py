@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 import referencing.exceptions
 
 from fleetward.errors import Problem
 from fleetward.kinds.base import PlanContext, as_uuid
 from fleetward.kinds.references import derived_id
+from fleetward.kinds.template_schema import TemplateChecker, TemplateCheckFailed
 from fleetward.model import (
     Action,
     DesiredObject,
@@ -222,6 +222,23 @@ def bulk_report(
         "message": f"Processed {len(processed)} items, Failed to process {len(unprocessed)} items",
         "output": {"processedItems": processed, "unProcessedItems": unprocessed},
     }
+
+
+def refused_report(report: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The report of an apply that wrote nothing (refused, or failed): no item processed.
+
+    Items that failed a check keep their own message; those that passed are not
+    processed either, with `reason`, since none of them was created or updated.
+    """
+    items = report.get("output", {})
+    refused = [
+        {
+            "message": f"Item not processed: the apply was refused ({reason})",
+            "record": {"xid": item.get("record", {}).get("xid")},
+        }
+        for item in items.get("processedItems", [])
+    ]
+    return bulk_report([], [*items.get("unProcessedItems", []), *refused])
 
 
 def _clashes(context: PlanContext, world: _World) -> list[Problem]:
@@ -556,14 +573,14 @@ def _single_active(
 
 
 def _templates(world: _World) -> _Check:
-    validators: dict[str, Any] = {}
+    validators: dict[str, TemplateChecker] = {}
     # (TaskType, canonical data) already found valid: template data repeats a lot.
     valid: set[tuple[str, str]] = set()
 
-    def validator(task_type: str) -> Any:
+    def validator(task_type: str) -> TemplateChecker:
         if task_type not in validators:
             schema = world.indexes["TaskType"].by_key[task_type].get("templateSchema") or {}
-            validators[task_type] = jsonschema.validators.validator_for(schema)(schema)
+            validators[task_type] = TemplateChecker(schema)
         return validators[task_type]
 
     def task_type_of(item: _Item, t: Mapping[str, Any]) -> str | None:
@@ -583,7 +600,17 @@ def _templates(world: _World) -> _Check:
         if seen in valid:
             return None
         try:
-            error = jsonschema.exceptions.best_match(validator(task_type).iter_errors(data))
+            error = validator(task_type).first_error(data)
+        except TemplateCheckFailed as exc:
+            return _Failed(
+                "SchemaError",
+                f'"template[{j}].data" cannot be checked: {exc}',
+                f"the templateSchema of TaskType/{task_type} cannot check data in "
+                f"bounded time ({exc}).",
+                "Fix the TaskType's templateSchema (fleetward validate says what is "
+                "wrong with it), or change the item's data.",
+                (*base, j, "data"),
+            )
         except referencing.exceptions.Unresolvable as exc:
             return _Failed(
                 "SchemaError",

@@ -58,6 +58,22 @@ PRIORITIES = ("Low", "Medium", "High", "Urgent")
 # -- dates and durations -----------------------------------------------------------
 
 
+def _utc_text(moment: dt.datetime) -> str:
+    """The instant as UTC text; ValueError when UTC is outside the calendar (years 1–9999).
+
+    `9999-12-31T23:59:59-14:00` is a valid ISO 8601 date-time whose UTC instant falls in
+    the year 10000, which no date can hold (and `0001-01-01T00:00:00+14:00` in the year 0).
+    """
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(
+            f"The date-time '{moment.isoformat()}' is out of range: in UTC it falls outside "
+            "the years 1 to 9999, the dates fleetward can store; fix the date or its offset"
+        ) from None
+    return to_iso(moment, "auto")
+
+
 _NO_ZONE = (
     "'{text}' has no time zone, so it names a different instant in every place; "
     "add Z (UTC) or an offset such as +02:00"
@@ -65,6 +81,12 @@ _NO_ZONE = (
 # The longest duration (and delay) a task may have: 100 years of minutes. Anything
 # longer is a typo, and would carry endTime past what a date can hold.
 MAX_MINUTES = 100 * 366 * 24 * 60
+
+
+def _calendar_reason(exc: ValueError) -> str:
+    """Why a well-formed date is no date (`2026-02-30`: the day is out of range for the month)."""
+    text = str(exc)
+    return "" if text.startswith("Invalid isoformat") else f": {text}"
 
 
 def _date_time(value: Any) -> str:
@@ -76,7 +98,7 @@ def _date_time(value: Any) -> str:
         if value.tzinfo is None:
             text = value.isoformat(sep=" ")
             raise ValueError(_NO_ZONE.format(text=text))
-        return to_iso(value, "auto")
+        return _utc_text(value)
     if isinstance(value, dt.date):
         raise ValueError(  # noqa: TRY004 - see the note at the top
             f"The date {value.isoformat()} has no time; write a date-time such as "
@@ -88,15 +110,16 @@ def _date_time(value: Any) -> str:
         )
     try:
         moment = dt.datetime.fromisoformat(value)
-    except ValueError:
+    except ValueError as exc:
         raise ValueError(
             f"{value!r} is not an ISO 8601 date-time such as 2025-04-30T07:30:00Z"
+            + _calendar_reason(exc)
         ) from None
     if len(value) <= 10:
         raise ValueError(f"{value!r} has no time; write a date-time such as {value}T08:00:00Z")
     if moment.tzinfo is None:
         raise ValueError(_NO_ZONE.format(text=value))
-    return to_iso(moment, "auto")
+    return _utc_text(moment)
 
 
 def _date_or_date_time(value: Any) -> str:
@@ -106,10 +129,10 @@ def _date_or_date_time(value: Any) -> str:
     if isinstance(value, str) and len(value) <= 10:
         try:
             return dt.date.fromisoformat(value).isoformat()
-        except ValueError:
+        except ValueError as exc:
             raise ValueError(
                 f"{value!r} is not an ISO 8601 date (2025-05-31) or date-time "
-                "(2025-05-31T17:00:00Z)"
+                "(2025-05-31T17:00:00Z)" + _calendar_reason(exc)
             ) from None
     return _date_time(value)
 

@@ -32,6 +32,15 @@ CLOSED_STATUSES = frozenset(
 )
 COMPLETED = frozenset({"completed", "complete", "done"})
 RESOLVED = frozenset({"resolved", "closed"})
+# What `tasks set-status` accepts: the seed's "open", work under way, approval, and the
+# closed statuses above. A typo would otherwise leave a task open under a new name.
+STATUSES = (OPEN, "in-progress", "approved", *sorted(CLOSED_STATUSES))
+
+
+def known_status(text: str) -> str | None:
+    """`text` as the status it names (any case, stored lower-case); None if unknown."""
+    lowered = text.strip().lower()
+    return lowered if lowered in STATUSES else None
 
 
 def is_open(status: Mapping[str, Any]) -> bool:

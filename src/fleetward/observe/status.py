@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetward import __version__
-from fleetward.daemon.control import held_summary
+from fleetward.daemon.decisions import held_summary
 from fleetward.daemon.reconciler import RunReport
 from fleetward.errors import os_reason
 from fleetward.kinds.asset_rule import execution_progress

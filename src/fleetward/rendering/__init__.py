@@ -1,7 +1,7 @@
 """Renderers: Plan and problems → text lines, JSON, Markdown. Pure."""
 
 from fleetward.rendering.json import plan_from_dict, plan_to_dict
-from fleetward.rendering.markdown import render_markdown
+from fleetward.rendering.markdown import NamedRevision, render_markdown, render_markdown_problems
 from fleetward.rendering.text import (
     DEFAULT_MAX_LINES,
     Line,
@@ -13,9 +13,11 @@ from fleetward.rendering.text import (
 __all__ = [
     "DEFAULT_MAX_LINES",
     "Line",
+    "NamedRevision",
     "plan_from_dict",
     "plan_to_dict",
     "render_markdown",
+    "render_markdown_problems",
     "render_plan",
     "render_problem",
     "summary_line",

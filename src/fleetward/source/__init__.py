@@ -1,7 +1,7 @@
 """Sources: where a revision of manifests comes from (remote Git, local Git, plain directory)."""
 
 from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, git_blob_id
-from fleetward.source.opening import open_snapshot
+from fleetward.source.opening import open_snapshot, uncommitted_note
 from fleetward.source.remote import RemoteMirror
 from fleetward.source.urls import is_remote, redact_url, validate_remote_ref, validate_remote_url
 
@@ -13,6 +13,7 @@ __all__ = [
     "git_blob_id",
     "is_remote",
     "open_snapshot",
+    "uncommitted_note",
     "redact_url",
     "validate_remote_ref",
     "validate_remote_url",

@@ -1,8 +1,9 @@
 """A local Git repository read at a ref: only committed content counts.
 
-Blobs are listed with `git ls-tree` and read through GitPython's persistent
-`git cat-file --batch`; the `Repo` is closed with the snapshot so no
-`cat-file` child outlives it (LIBRARIES.md).
+Blobs are listed with `git ls-tree` and read through one persistent
+`git cat-file --batch` that checks every blob's size and id (`BlobReader`:
+a damaged object is an error naming the file, never an empty file); it and
+the `Repo` are closed with the snapshot, so no git child outlives it.
 
 Every git command runs with literal pathspecs (a --path such as
 `:(exclude)x` is a file name, never pathspec magic), and a failing command
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 import git
 
-from fleetward.errors import Problem, SourceError
+from fleetward.errors import CorruptObject, Problem, SourceError
 from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_SYMLINK_HOPS,
@@ -33,6 +34,8 @@ from fleetward.source.base import (
     not_a_manifest_file,
     resolve_link,
 )
+from fleetward.source.blobs import BlobReader, UnreadableBlob, damaged_blob, looks_corrupt
+from fleetward.source.urls import split_ancestry, validate_ref
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,10 @@ class _GitFailed(Exception):
 
 
 class GitSnapshot(SnapshotBase):
+    revision: Revision
+    files: tuple[ManifestFile, ...]
+    _commit: str
+
     def __init__(
         self,
         repo: git.Repo,
@@ -74,17 +81,32 @@ class GitSnapshot(SnapshotBase):
     ) -> None:
         self._repo = repo
         self._prefix = prefix  # the --source directory, relative to the work tree root
-        commit = _resolve_ref(repo, ref)
-        # A remote source is read at the SHA it was synced to; the user's ref is shown.
-        ref = display_ref or ref
-        self.revision = Revision(id=commit, kind="git", ref=ref)
-        self._commit = commit
+        self._blobs = BlobReader(
+            repo.working_dir,
+            str(repo.working_tree_dir or repo.git_dir),
+            {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **_GIT_ENV},
+            LOCAL_GIT_TIMEOUT,
+            _clean,
+        )
         self._listings: dict[tuple[str, bool], list[_Entry]] = {}
         self._linked_entries = 0
         self._over_budget = False
         self._link_targets: dict[str, str] = {}
         self._reported_links: set[str] = set()
-        tree_path = _join(prefix, manifest_path)
+        try:
+            self._list(ref, manifest_path, display_ref)
+        except BaseException:
+            self._blobs.close()  # a symlink's target may have started it
+            raise
+
+    def _list(self, ref: str, manifest_path: str, display_ref: str | None) -> None:
+        """Resolve the ref and list the files under the manifest path."""
+        commit = _resolve_ref(self._repo, ref)
+        # A remote source is read at the SHA it was synced to; the user's ref is shown.
+        ref = display_ref or ref
+        self.revision = Revision(id=commit, kind="git", ref=ref)
+        self._commit = commit
+        tree_path = _join(self._prefix, manifest_path)
         location = f"{ref}:{tree_path}"
         problems: list[Problem] = []
         files: dict[str, ManifestFile] = {}
@@ -118,15 +140,19 @@ class GitSnapshot(SnapshotBase):
         except _GitFailed as failed:
             raise _read_failed(self._repo, failed, location or path or ".") from None
         entries = []
+        damaged: list[Problem] = []
         for record in out.split("\0"):
             if not record:
                 continue
             meta, _, name = record.partition("\t")
             mode, kind, sha, size = meta.split()
             if size != "-" and not size.isdigit():  # "BAD": the object is missing or corrupt
-                said = f"object {sha} ({kind} {name!r}) cannot be read; ls-tree shows its size as {size!r}"
-                raise _read_failed(self._repo, _GitFailed("ls_tree", said), self._relative(name))
+                said = f"git cannot read its header: ls-tree shows its size as {size!r}"
+                damaged.append(self._damaged(self._relative(name), sha, said))
+                continue
             entries.append(_Entry(mode, kind, sha, int(size) if size != "-" else 0, name))
+        if damaged:
+            raise CorruptObject(*damaged)
         self._listings[key] = entries
         return entries
 
@@ -268,19 +294,37 @@ class GitSnapshot(SnapshotBase):
 
     # -- reading -----------------------------------------------------------
 
+    @property
+    def _where(self) -> str:
+        return str(self._repo.working_tree_dir or self._repo.git_dir)
+
     def _read_blob(self, sha: str, where: str) -> bytes:
         try:
-            data: bytes = self._repo.odb.stream(bytes.fromhex(sha)).read()
-        except (git.GitCommandError, ValueError, OSError) as exc:
-            said = _said(exc)
-            raise _read_failed(self._repo, _GitFailed("cat-file", said), where) from None
-        return data
+            return self._blobs.read(sha, where)
+        except UnreadableBlob as exc:
+            raise CorruptObject(self._damaged(where, sha, exc.detail)) from None
+
+    def _damaged(self, where: str, sha: str, said: str) -> Problem:
+        """A blob at `where` (shown path) that git cannot give in full."""
+        in_work_tree = _join(self._prefix, where) if self._repo.working_tree_dir else None
+        return damaged_blob(self._where, where, sha, said, in_work_tree)
 
     def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
+        """Yield each file's bytes; every file that cannot be read in full is reported,
+        together, once the readable ones were yielded."""
+        damaged: list[Problem] = []
         for f in files:
-            yield f, self._read_blob(f.blob_id, f.path)
+            try:
+                content = self._read_blob(f.blob_id, f.path)
+            except CorruptObject as exc:
+                damaged.extend(exc.problems)
+                continue
+            yield f, content
+        if damaged:
+            raise CorruptObject(*damaged)
 
     def close(self) -> None:
+        self._blobs.close()
         self._repo.close()
 
 
@@ -311,11 +355,63 @@ def open_git(
         raise
 
 
+def uncommitted_changes(source: Path, manifest_path: str) -> int | None:
+    """How many files under `manifest_path` of `source`'s work tree differ from HEAD
+    (edited, staged, deleted or untracked), or None if `source` is in no work tree.
+
+    One `git status` limited to the path, taking no lock (a commit running beside
+    it must not fail on index.lock). Only a hint: a failure counts as None.
+    """
+    try:
+        repo = git.Repo(source, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    except (git.GitCommandError, ValueError, OSError):
+        return None
+    try:
+        if repo.bare or repo.working_tree_dir is None:
+            return None
+        rel = os.path.relpath(source.resolve(), Path(repo.working_tree_dir).resolve())
+        pathspec = _join("" if rel == "." else Path(rel).as_posix(), manifest_path) or "."
+        status, out, _ = repo.git.status(
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            pathspec,
+            env={**_GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"},
+            with_extended_output=True,
+            with_exceptions=False,
+            kill_after_timeout=LOCAL_GIT_TIMEOUT,
+        )
+    except (git.GitCommandError, OSError, ValueError):
+        return None
+    finally:
+        repo.close()
+    if status != 0:
+        return None
+    count = 0
+    fields = iter(str(out).split("\0"))
+    for entry in fields:
+        if not entry:
+            continue
+        count += 1
+        if entry[:1] in ("R", "C"):  # a rename or copy: its source path follows
+            next(fields, None)
+    return count
+
+
 # -- running git -------------------------------------------------------------------------
 
 
 def _run(repo: git.Repo, command: str, *args: str) -> str:
     """Run `git COMMAND ARGS...` in the repository; its stdout, or `_GitFailed`."""
+    return _run_full(repo, command, *args)[0]
+
+
+def _run_full(repo: git.Repo, command: str, *args: str) -> tuple[str, str]:
+    """Run `git COMMAND ARGS...` in the repository; its stdout and stderr (warnings), or
+    `_GitFailed`."""
     try:
         status, out, err = getattr(repo.git, command)(
             *args,
@@ -336,7 +432,7 @@ def _run(repo: git.Repo, command: str, *args: str) -> str:
         raise _GitFailed(command, _said(exc)) from None
     if status != 0:
         raise _GitFailed(command, _clean(err) or f"git exited with status {status}")
-    return str(out)
+    return str(out), _clean(str(err))
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
@@ -385,11 +481,14 @@ def _read_failed(repo: git.Repo | None, failed: _GitFailed, location: str) -> So
     if _is_dubious(failed.said):
         return _dubious(repo, failed.said, location)
     where = (repo.working_tree_dir or repo.git_dir) if repo is not None else location
-    return SourceError.one(
+    error = CorruptObject if looks_corrupt(failed.said) else SourceError
+    return error.one(
         f"Git could not read {location!r} in {where}",
         f"git {failed.command.replace('_', '-')} failed: {failed.said}",
-        "Check that the repository is intact (git fsck) and readable by this user; "
-        "fleetward only reads committed content.",
+        f"Check that the repository is intact (git fsck in {where}) and readable by this "
+        "user; restore a damaged object from a copy that has it (git fetch from the remote "
+        "or another clone, or clone the repository again). fleetward only reads committed "
+        "content.",
         location=location,
     )
 
@@ -398,14 +497,18 @@ def _read_failed(repo: git.Repo | None, failed: _GitFailed, location: str) -> So
 
 
 def _resolve_ref(repo: git.Repo, ref: str) -> str:
-    if ref.startswith("-"):
-        raise SourceError.one(
-            f"Invalid ref {ref!r}",
-            "A ref may not start with '-': git would read it as an option.",
-            "Give a branch, tag or commit SHA, e.g. --ref main.",
-        )
+    """The commit `ref` names: any commit-ish git accepts, bar the forms `validate_ref` refuses.
+
+    A ref with ':' (REVISION:PATH, :/TEXT) is never resolved as a commit: it names a
+    file or directory, or searches commit messages; the error says which.
+    """
+    validate_ref(ref)
+    if ":" in ref:
+        raise _unresolved_ref(repo, ref, "")
     try:
-        out = _run(repo, "rev_parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+        out, warned = _run_full(
+            repo, "rev_parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"
+        )
     except _GitFailed as failed:
         if _is_dubious(failed.said):
             raise _dubious(repo, failed.said, ref) from None
@@ -418,11 +521,45 @@ def _resolve_ref(repo: git.Repo, ref: str) -> str:
             "Give a branch, tag or commit SHA with --ref.",
             location=ref,
         )
+    if "is ambiguous" in warned:  # a branch and a tag of one name: git picked one, silently
+        raise _ambiguous_ref(repo, ref, warned)
     return commit
+
+
+def _ambiguous_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
+    name, _ = split_ancestry(ref)
+    # Where git looks a short name up (gitrevisions(7)), in its order.
+    places = [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}"]
+    places.append(f"refs/remotes/{name}/HEAD")
+    try:
+        out = _run(repo, "for_each_ref", "--format=%(refname)", *places)
+    except _GitFailed:
+        out = ""
+    found = set(out.split())
+    full = [place for place in places if place in found]
+    return SourceError.one(
+        f"Ref {ref!r} is ambiguous in {repo.working_tree_dir or repo.git_dir}",
+        f"{name!r} names more than one ref ({', '.join(full) or 'git said: ' + said}); git "
+        "would pick one silently, and which one depends on what exists at the time.",
+        "Give the full ref name, e.g. --ref "
+        + (full[0] if full else f"refs/heads/{name}")
+        + ", or rename one of them.",
+        location=ref,
+    )
 
 
 def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
     where = repo.working_tree_dir or repo.git_dir
+    if "short object ID" in said and "ambiguous" in said:
+        candidates = re.findall(r"hint:\s+([0-9a-f]{7,64})\s+(\w+)", said)
+        listed = ", ".join(f"{sha} ({kind})" for sha, kind in candidates[:10])
+        return SourceError.one(
+            f"Ref {ref!r} is ambiguous in {where}",
+            "More than one object's id starts with these digits"
+            + (f": {listed}." if listed else f". git said: {said}"),
+            "Give more digits of the commit SHA (or all of them).",
+            location=ref,
+        )
     found = _object_of(repo, ref)
     if found is not None and found[0] in ("tree", "blob"):
         kind, sha = found
@@ -451,8 +588,14 @@ def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
     reason = "It names no branch, tag or commit of the repository."
     if ":" in ref:
         reason += (
-            " A 'REVISION:PATH' ref names a file or directory inside a commit, never a "
-            "commit itself."
+            " A ref with ':' names a file or directory inside a commit (REVISION:PATH) or "
+            "searches commit messages (:/TEXT), never a commit of its own."
+        )
+    name, ancestry = split_ancestry(ref)
+    if ancestry and ":" not in ref and _object_of(repo, name) is not None:
+        reason = (
+            f"{name!r} exists, but {ancestry!r} steps past the first commit of its history "
+            "(or to a parent it does not have)."
         )
     # git's own words, unless they are only its generic "Needed a single revision".
     detail = said.replace("fatal: Needed a single revision", "").strip()

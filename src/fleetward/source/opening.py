@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from fleetward.errors import SourceError, UsageError
-from fleetward.source.base import Snapshot, normalise_manifest_path
-from fleetward.source.git import open_git
+from fleetward.errors import CorruptObject, Problem, SourceError, UsageError
+from fleetward.source.base import (
+    ManifestFile,
+    Snapshot,
+    SnapshotBase,
+    is_manifest_name,
+    normalise_manifest_path,
+)
+from fleetward.source.git import GitSnapshot, open_git, uncommitted_changes
 from fleetward.source.plain import DirectorySnapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
 from fleetward.source.urls import is_remote, redact_url, validate_remote_url
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def open_snapshot(
@@ -60,6 +72,26 @@ def open_snapshot(
     return DirectorySnapshot(root, path)
 
 
+def uncommitted_note(source: str, ref: str, path: str, no_git: bool) -> str | None:
+    """One line for a person at a terminal when files under `path` have uncommitted
+    changes: fleetward ignores them by design (it reads a commit), and says so."""
+    if no_git or is_remote(source):
+        return None
+    try:
+        path = normalise_manifest_path(path)
+    except SourceError:
+        return None  # reported as an error when the source is opened
+    count = uncommitted_changes(Path(source), path)
+    if not count:
+        return None
+    changes = "1 uncommitted change" if count == 1 else f"{count} uncommitted changes"
+    under = "the source" if path == "." else f"{path}/" if not is_manifest_name(path) else path
+    return (
+        f"note: {changes} under {under} {'is' if count == 1 else 'are'} ignored (fleetward "
+        f"reads committed {ref}); use --no-git to read the work tree"
+    )
+
+
 def _open_remote(
     url: str, ref: str, path: str, no_git: bool, cache_root: Path | None, git_timeout: float
 ) -> Snapshot:
@@ -85,12 +117,103 @@ def _open_remote(
     path = normalise_manifest_path(path)
     mirror = RemoteMirror(url, cache_root, timeout=git_timeout)
     sha = mirror.sync(ref)
-    snapshot = open_git(mirror.path, sha, path, display_ref=ref)
-    if snapshot is None:  # the mirror was removed between sync and open
-        raise SourceError.one(
-            f"The mirror of {shown} disappeared",
-            f"{mirror.path} was synced, then was no longer a Git repository when read.",
-            "Retry; check that nothing else cleans the state directory's cache.",
-            location=shown,
+    return MirrorSnapshot(mirror, ref, sha, path)
+
+
+class MirrorSnapshot(SnapshotBase):
+    """A remote's mirror read at the commit it was synced to, repaired if found damaged.
+
+    The mirror is fleetward's own copy, so a damaged object in it (a truncated
+    file after a crash, a bad disk block) is fleetward's to fix: the mirror is
+    cloned afresh, once, and the read goes on from the new clone at the same
+    commit (same commit, same files and blob ids). If that does not help, the
+    error says what was tried.
+    """
+
+    def __init__(self, mirror: RemoteMirror, ref: str, sha: str, path: str) -> None:
+        self._mirror = mirror
+        self._ref = ref
+        self._sha = sha
+        self._path = path
+        self._recloned = False
+        self._inner: GitSnapshot | None = None
+        inner = self._repairing(self._open)
+        self.revision = inner.revision
+        self.files = inner.files
+        self.problems = inner.problems
+
+    def read(self, files: Iterable[ManifestFile]) -> Iterator[tuple[ManifestFile, bytes]]:
+        for f in files:
+            yield f, self._repairing(lambda: self._read_one(f))
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
+
+    def _open(self) -> GitSnapshot:
+        self.close()
+        snapshot = open_git(self._mirror.path, self._sha, self._path, display_ref=self._ref)
+        if snapshot is None:  # the mirror was removed between sync and open
+            shown = self._mirror.shown_url
+            raise SourceError.one(
+                f"The mirror of {shown} disappeared",
+                f"{self._mirror.path} was synced, then was no longer a Git repository when read.",
+                "Retry; check that nothing else cleans the state directory's cache.",
+                location=shown,
+            )
+        self._inner = snapshot
+        return snapshot
+
+    def _read_one(self, f: ManifestFile) -> bytes:
+        inner = self._inner if self._inner is not None else self._open()
+        return next(iter(inner.read([f])))[1]
+
+    def _repairing(self, action: Callable[[], T]) -> T:
+        """`action`, run again on a fresh clone of the mirror if it met a damaged object."""
+        try:
+            return action()
+        except CorruptObject as damaged:
+            if self._recloned:
+                raise self._in_mirror(
+                    damaged,
+                    "fleetward cloned its mirror again earlier in this run, and the object is "
+                    "still unreadable: the disk under the state directory may be failing",
+                ) from None
+            self._recloned = True
+            first = damaged.problems[0]
+            sha = first.parameters.get("object")
+            logger.warning(
+                "The mirror of %s holds a damaged object (%s); cloning it again",
+                self._mirror.shown_url,
+                f"{first.location}, object {sha}" if sha else first.location,
+            )
+            self.close()
+            try:
+                self._mirror.reclone(self._ref, self._sha)
+            except SourceError as failed:
+                said = failed.problems[0]
+                raise self._in_mirror(
+                    damaged,
+                    f"fleetward tried to clone its mirror again, and that failed ({said.error}: "
+                    f"{said.reason}); it tries again on the next run",
+                ) from None
+            return self._repairing(action)  # reads open the new clone on demand
+
+    def _in_mirror(self, damaged: CorruptObject, what_was_done: str) -> CorruptObject:
+        """`damaged`'s problems as a mirror's: what fleetward did, and what is left to do."""
+        shown = self._mirror.shown_url
+        return CorruptObject(
+            *(
+                Problem(
+                    f"{p.error} in the mirror of {shown}",
+                    f"{p.reason} {what_was_done}.",
+                    "fleetward clones the mirror again whenever it finds an object in it "
+                    f"damaged. Check that {shown} answers (git ls-remote) and that the disk "
+                    f"under {self._mirror.path.parent} is sound (git fsck in {self._mirror.path}).",
+                    p.location,
+                    p.parameters,
+                )
+                for p in damaged.problems
+            )
         )
-    return snapshot

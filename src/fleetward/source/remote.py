@@ -37,9 +37,11 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from fleetward.errors import SourceError, os_error
+from fleetward.source.blobs import looks_corrupt
 from fleetward.source.git import _clean
 from fleetward.source.urls import (
     redact_url,
+    split_ancestry,
     validate_remote_ref,
     validate_remote_url,
 )
@@ -140,7 +142,8 @@ class RemoteMirror:
         """Fetch the remote and return the commit SHA `ref` names there.
 
         `ref` is a branch, a tag, a commit SHA (full, or abbreviated if already
-        fetched) or `HEAD` — the remote's default branch. Afterwards the
+        fetched) or `HEAD` — the remote's default branch —, optionally followed by
+        ancestry steps (`main~2`, `v1^{commit}`). Afterwards the
         mirror's HEAD is that commit. Raises `SourceError` (the mirror left as
         it was) if the remote cannot be reached, refuses access, does not have
         the ref, or a git command times out.
@@ -176,6 +179,26 @@ class RemoteMirror:
         logger.info("Synced %s at %s to %s", self.shown_url, ref, sha[:12])
         return sha
 
+    def reclone(self, ref: str, sha: str) -> None:
+        """Clone the mirror afresh and point its HEAD at `sha` again (synced for `ref`).
+
+        For a mirror found damaged while reading it (a truncated or corrupt object):
+        sync checks only that objects exist, so damage is found by the reader. The old
+        mirror stays in place until the new one is complete. Raises `SourceError` if
+        the clone fails (the next reader finds the damage again and retries).
+        """
+        self._make_cache_root()
+        with self._locked():
+            try:
+                self._sweep()
+                self._clone(ref)
+                got = self._update(sha, fetch=False)
+            except _Corrupt as corrupt:  # a fresh clone is damaged: the remote's copy is
+                raise self._failed(corrupt.failure) from None
+            except _Failure as failure:
+                raise self._failed(failure) from None
+        logger.info("Cloned the mirror of %s again; HEAD is %s", self.shown_url, got[:12])
+
     def head(self) -> str | None:
         """The commit of the last successful sync, read offline; None before the first."""
         if not (self.path / _MARKER).is_file():
@@ -192,18 +215,21 @@ class RemoteMirror:
     def _update(self, ref: str, fetch: bool) -> str:
         """Fetch (unless just cloned), resolve `ref`, and point HEAD at its commit."""
         previous = self.head()
-        pinned = _FULL_SHA.fullmatch(ref) is not None
-        sha = self._commit_of(ref) if pinned else None  # a commit is immutable: no fetch
+        name, ancestry = split_ancestry(ref)
+        pinned = _FULL_SHA.fullmatch(name) is not None
+        sha = self._commit_of(name) if pinned else None  # a commit is immutable: no fetch
         if sha is None:
             if fetch:
-                self._fetch(self.path, ref)
-            sha = self._resolve(ref)
+                self._fetch(self.path, name)
+            sha = self._resolve(name)
         if sha is None and pinned:
             # Not reachable from any branch or tag (e.g. a pull-request head): ask for it.
-            self._fetch_sha(ref)
-            sha = self._commit_of(ref)
+            self._fetch_sha(name)
+            sha = self._commit_of(name)
         if sha is None:
-            raise self._unknown_ref(ref)
+            raise self._unknown_ref(name)
+        if ancestry:
+            sha = self._ancestor(ref, name, sha, ancestry)
         if sha == previous:
             return sha  # HEAD is there already: one git process less on every quiet poll
         self._check_complete(sha)
@@ -249,7 +275,7 @@ class RemoteMirror:
 
     def _fetch(self, git_dir: Path, ref: str) -> None:
         refspecs = [*_FETCH_REFSPECS]
-        if ref == "HEAD":
+        if split_ancestry(ref)[0] == "HEAD":
             refspecs.append(f"+HEAD:{_REMOTE_HEAD}")
         try:
             self._git(
@@ -304,6 +330,19 @@ class RemoteMirror:
         if _HEX.fullmatch(ref):
             return self._commit_of(ref)
         return None
+
+    def _ancestor(self, ref: str, name: str, sha: str, ancestry: str) -> str:
+        """The commit `ancestry` steps (~N, ^N) lead to from `name`'s commit `sha`."""
+        found = self._commit_of(sha + ancestry)
+        if found is None:
+            raise SourceError.one(
+                f"Ref {ref!r} does not exist in {self.shown_url}",
+                f"{name!r} is commit {sha[:12]}, and {ancestry!r} steps past the first commit "
+                "of its history (or to a parent it does not have).",
+                "Step back fewer commits, or give the commit's SHA.",
+                location=self.shown_url,
+            )
+        return found
 
     def _commit_of(self, name: str) -> str | None:
         """The commit `name` peels to; None if it names nothing or something else."""
@@ -417,7 +456,7 @@ class RemoteMirror:
         try:
             return _run(argv, self._env(), self.timeout)
         except _Failure as failure:
-            if not failure.timed_out and _looks_corrupt(failure.raw):
+            if not failure.timed_out and looks_corrupt(failure.raw):
                 raise _Corrupt(failure) from None
             raise
 
@@ -602,24 +641,6 @@ class _Corrupt(Exception):
     def __init__(self, failure: _Failure) -> None:
         super().__init__(str(failure))
         self.failure = failure
-
-
-# Local damage only: lines from the remote ("remote: ...") are the remote's problem.
-_CORRUPT = re.compile(
-    r"not a git repository|corrupt|bad object|unable to read|invalid object|"
-    r"missing (?:blob|tree|commit|object)|bad packed object|did not send all necessary "
-    r"objects|object file .* is empty|packfile .* (?:cannot|does not)|inflate|"
-    r"broken link|bad config|unable to parse .*HEAD|bad (?:tree|commit) object",
-    re.IGNORECASE,
-)
-
-
-def _looks_corrupt(stderr: str) -> bool:
-    return any(
-        _CORRUPT.search(line)
-        for line in stderr.splitlines()
-        if not line.lstrip().startswith("remote:")
-    )
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> str:

@@ -1,9 +1,11 @@
-"""Remote source addresses: which strings are Git URLs, which are allowed, how they are shown.
+"""Source addresses and refs: which strings are Git URLs and commit names, which are allowed.
 
 Only https, ssh (URL or scp-like `host:path`) and file URLs pass; `ext::` and
 other transports, `git://` and `http://` are refused by name; a URL or ref
-that starts with '-' never reaches git (option injection). Every URL shown
-anywhere goes through `redact_url`.
+that starts with '-' never reaches git (option injection). A ref is one
+commit-ish (`main`, `v1.0^{commit}`, `HEAD~2`, an abbreviated SHA): never a
+range, a reflog entry or anything with whitespace. Every URL shown anywhere
+goes through `redact_url`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ _SCHEME_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _TRANSPORT = re.compile(r"^(?P<transport>[A-Za-z][A-Za-z0-9+.-]*)::")
 # What git forbids in a ref name (git check-ref-format), and revision syntax.
 _BAD_REF = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/$|\.lock$")
+# Ancestry steps after a name (`main~2`, `v1^{commit}`, `HEAD^2^`): a remote source takes these.
+_ANCESTRY = re.compile(r"(?:~\d*|\^\d*|\^\{(?:commit)?\})+$")
+_BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 # -- URLs and refs -----------------------------------------------------------------------
@@ -173,8 +178,15 @@ def _check_scheme_url(
         )
 
 
-def validate_remote_ref(ref: str, location: str | None = None) -> None:
-    """Raise `SourceError` unless `ref` is a branch, tag or SHA name that is safe to hand git."""
+def validate_ref(ref: str, location: str | None = None) -> None:
+    """Raise `SourceError` unless `ref` can name one commit, reproducibly, safely.
+
+    Any commit-ish git accepts passes (`HEAD~2`, `main^`, `v1.0^{commit}`, SHAs,
+    abbreviated ones too) except: a leading '-' (an option), whitespace or control
+    characters, a range ('..') and '@{...}' (reflog entries, @{upstream}, @{-1}):
+    those name this clone's local history, which another clone or the same one
+    tomorrow does not share.
+    """
     if ref.startswith("-"):
         raise SourceError.one(
             f"Invalid ref {ref!r}",
@@ -182,14 +194,54 @@ def validate_remote_ref(ref: str, location: str | None = None) -> None:
             "Give a branch, tag or commit SHA, e.g. --ref main.",
             location=location,
         )
-    if not ref or _BAD_REF.search(ref):
+    if not ref or _BLANK.search(ref):
         raise SourceError.one(
             f"Invalid ref {ref!r}",
-            "For a remote source --ref names a branch, a tag or a commit SHA; a ref "
-            "name has no spaces, control characters, '..', '~', '^', ':', '?', '*', "
-            "'[', '\\' or '@{'.",
-            "Give a branch, tag or commit SHA, e.g. --ref main (HEAD: the remote's "
-            "default branch).",
+            "A ref names one commit, and has no spaces or control characters.",
+            "Give a branch, tag or commit SHA, e.g. --ref main.",
+            location=location,
+        )
+    if "@{" in ref:
+        raise SourceError.one(
+            f"Invalid ref {ref!r}: a reflog entry",
+            "'@{...}' forms (main@{1}, @{yesterday}, @{-1}, @{upstream}) read this clone's "
+            "own record of where its refs were: another clone, or this one after a gc, "
+            "answers differently, so the revision applied could not be reproduced.",
+            f"Give the commit itself: git rev-parse '{ref}' prints its SHA; or use a branch, "
+            "a tag or ancestry (main~1).",
+            location=location,
+        )
+    if ".." in ref:
+        raise SourceError.one(
+            f"Invalid ref {ref!r}: a range of commits",
+            "'A..B' and 'A...B' name many commits; fleetward reads the manifests of one.",
+            "Give one commit with --ref; to review what changes between two revisions, "
+            "use plan --base A --ref B.",
+            location=location,
+        )
+
+
+def split_ancestry(ref: str) -> tuple[str, str]:
+    """(name, ancestry steps): 'main~2^{commit}' → ('main', '~2^{commit}')."""
+    found = _ANCESTRY.search(ref)
+    if found is None or found.start() == 0:
+        return ref, ""
+    return ref[: found.start()], found.group()
+
+
+def validate_remote_ref(ref: str, location: str | None = None) -> None:
+    """Raise `SourceError` unless `ref` is a branch, tag or SHA name, with ancestry steps
+    if any, that is safe to hand git."""
+    validate_ref(ref, location)
+    name, _ = split_ancestry(ref)
+    if _BAD_REF.search(name):
+        raise SourceError.one(
+            f"Invalid ref {ref!r}",
+            "For a remote source --ref names a branch, a tag or a commit SHA, optionally "
+            "followed by ancestry steps (~N, ^N, ^{commit}); a ref name has no "
+            "'~', '^', ':', '?', '*', '[' or '\\' of its own.",
+            "Give a branch, tag or commit SHA, e.g. --ref main or --ref main~1 (HEAD: the "
+            "remote's default branch).",
             location=location,
         )
 

@@ -9,7 +9,9 @@ writes a kill interrupted, in every directory fleetward writes to.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
+
 import os
 import re
 import tempfile
@@ -63,6 +65,23 @@ def sweep_leftovers(root: Path, locked: Collection[str] = ()) -> list[Path]:
                     logger.warning("cannot remove the leftover temp file %s: %s", path, exc)
                     continue
                 removed.append(path)
+    return removed
+
+
+def sweep_own(root: Path, name: str) -> list[Path]:
+    """Remove the temp files of `root / name`, whose every writer holds the lock the
+    caller holds now: what a write does, instead of walking the whole state directory
+    (that walk is the daemon's, once, at start)."""
+    removed = []
+    for path in root.glob(f"{glob.escape(tmp_prefix(root / name))}*"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            logger.warning("cannot remove the leftover temp file %s: %s", path, exc)
+            continue
+        removed.append(path)
     return removed
 
 

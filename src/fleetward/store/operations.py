@@ -24,7 +24,8 @@ from typing import Any
 
 from fleetward.errors import StoreError, os_error
 from fleetward.operations import Operation, OperationState
-from fleetward.store.files import FileId, file_id, sweep_leftovers, write_atomic
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
+from fleetward.store.files import FileId, file_id, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 OPERATIONS_FILE = "operations.json"
@@ -47,6 +48,7 @@ class OperationLog:
         self.limit = limit
         self._cache: tuple[FileId, list[_Entry]] | None = None
         self._mutex = threading.Lock()  # the HTTP threads read while the worker writes
+        self._checked = False  # whether Git tracks the directory: asked at the first write
 
     # -- reading ---------------------------------------------------------------------
 
@@ -114,12 +116,15 @@ class OperationLog:
         return ended
 
     def _update(self, change: Callable[[list[_Entry]], list[_Entry]]) -> None:
+        if not self._checked:
+            refuse_if_tracked(self.state_dir)
+            self._checked = True
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
         with self._mutex, exclusive_lock(self.state_dir / OPERATIONS_LOCK, _LOCK_TIMEOUT):
-            sweep_leftovers(self.state_dir, locked=(OPERATIONS_FILE,))
+            sweep_own(self.state_dir, OPERATIONS_FILE)
             entries = _bounded(change(list(self._entries())), self.limit)
             body = ",".join(f'"{i}":{e.text}' for i, e in enumerate(entries, 1))
             try:

@@ -27,7 +27,8 @@ from tinydb.storages import Storage
 from fleetward.errors import StoreError, os_error
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import HISTORY_LIMIT, ChangeSet
-from fleetward.store.files import FileId, file_id, identity, sweep_leftovers, write_atomic
+from fleetward.store.directory import make_state_dir, refuse_if_tracked
+from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -202,6 +203,10 @@ class TinyDBStore:
     `state.json` again nor rebuilds its objects while no one else changed it.
     Every write replaces the file (a new inode), and a hand edit moves its
     mtime, so a stale copy is never used.
+
+    The first use of an instance refuses a directory whose files Git tracks
+    (`refuse_if_tracked`): once per instance, so once per command and once per
+    daemon, never per reconcile.
     """
 
     def __init__(self, state_dir: Path | str) -> None:
@@ -209,10 +214,17 @@ class TinyDBStore:
         self.path = self.state_dir / STATE_FILE
         self._cached: _Cached | None = None
         self._encoded: EncodedDocs = {}
+        self._checked = False
+
+    def _check_once(self) -> None:
+        if not self._checked:
+            refuse_if_tracked(self.state_dir)
+            self._checked = True
 
     # -- reading ---------------------------------------------------------------
 
     def _valid_cache(self) -> _Cached | None:
+        self._check_once()
         cached = self._cached
         if cached is not None and cached.file_id == file_id(self.path):
             return cached
@@ -279,11 +291,13 @@ class TinyDBStore:
     # -- writing ---------------------------------------------------------------
 
     def lock(self, timeout: float) -> Any:
+        self._check_once()
         self._make_dir()  # no sweep here: another process may be writing until we hold the lock
         return exclusive_lock(self.state_dir / LOCK_FILE, timeout)
 
     def apply(self, change_set: ChangeSet) -> StoreMeta:
         """One atomic write of every change; the caller holds the lock."""
+        self._check_once()
         self._ensure_dir()
         before = self._valid_cache()
         self._cached = None  # whatever happens below, the old copy is no longer the file
@@ -368,17 +382,17 @@ class TinyDBStore:
 
     def _make_dir(self) -> None:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
 
     def _ensure_dir(self) -> None:
         """Make the directory and sweep temp files of writes a crash interrupted.
 
-        Under the lock (`apply`), every temp file of state.json is a leftover; the
-        other files' are swept only if their writer is gone."""
+        Under the lock (`apply`), every temp file of state.json is a leftover (the
+        other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
-        sweep_leftovers(self.state_dir, locked=(STATE_FILE,))
+        sweep_own(self.state_dir, STATE_FILE)
 
 
 def _owner_labels(
