@@ -511,6 +511,9 @@ def window(cron: str, duration: str, timezone: str = "UTC") -> Schedule:
         ("P1DT1H", 90000),
         ("7d", 604800),
         ("P7D", 604800),
+        ("2", 2),  # a bare number is seconds, as everywhere else (fleetward.durations)
+        ("2 h", 7200),
+        ("1s", 1),
     ],
 )
 def test_durations(duration: str, seconds: float) -> None:
@@ -518,7 +521,7 @@ def test_durations(duration: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "duration", ["", "2", "2 h", "h", "PT", "P", "-1h", "1h-30m", "8d", "0s", "PT0.5S", "2H"]
+    "duration", ["", "h", "PT", "P", "-1h", "1h-30m", "8d", "0s", "PT0.5S", "500ms", "2H"]
 )
 def test_bad_durations(duration: str) -> None:
     with pytest.raises(ValidationError):

@@ -31,10 +31,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from fleetward.governance import Policy, changes_digest, iso, window_json
+from fleetward.governance import Policy, changes_digest, window_json
 from fleetward.kinds.sync_policy import DeviceQuery, WindowState, window_state
 from fleetward.model import Change, Plan
 from fleetward.operations import Operation
+from fleetward.timestamps import to_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,7 @@ def waiting_message(part: Part) -> str:
     if "suspended" in part.waiting_for:
         reasons.append("its policy is suspended")
     if "window" in part.waiting_for and part.window is not None:
-        opens = iso(part.window.opens_at)
+        opens = to_iso(part.window.opens_at)
         reasons.append(
             f"waiting for its window opening at {opens}"
             if opens

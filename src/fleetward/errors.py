@@ -28,15 +28,22 @@ is recorded once and waits for a new revision or an operator's request; a
 TemporaryError is retried after its `delay` (or the daemon's backoff). An
 error that is neither (a bare FleetwardError) is retried, as a temporary one.
 Request refusals carry no HTTP status: the HTTP layer maps them (404, 409, 503).
+
+An OSError becomes one of these in one place, `os_error`: the reason names the
+operating system's words and errno, and an errno with a fix of its own (a full
+disk, a read-only file system) gets that fix instead of the caller's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 if TYPE_CHECKING:  # for annotations only: the model imports this module
     from fleetward.model import Revision
@@ -210,3 +217,65 @@ class OperationConflict(RequestRefused):
 class Unavailable(RequestRefused):
     """The daemon cannot serve the request now: its operation log or rejections file is
     unreadable, or it is stopping."""
+
+
+# -- OSError → FleetwardError ------------------------------------------------------------
+
+E = TypeVar("E", bound=FleetwardError)
+
+# Errnos whose fix is the same wherever they happen: the machine, not the caller's
+# flag, is what needs changing. ENOENT, EACCES/EPERM and every other errno get the
+# caller's resolution, which knows the flag or file to point elsewhere.
+_OWN_RESOLUTION = {
+    errno.ENOSPC: "Free space on the file system holding {path}, then run again.",
+    errno.EDQUOT: "Free space within this user's disk quota (or raise the quota), then run again.",
+    errno.EROFS: "{path} is on a read-only file system: remount it read-write, or use a "
+    "writable place.",
+    errno.EFBIG: "The file outgrew a size limit (ulimit -f, or the file system's largest "
+    "file): raise the limit, then run again.",
+    errno.ELOOP: "{path} goes through a symlink loop: replace the symlink with the file or "
+    "directory it should name.",
+    errno.ENAMETOOLONG: "Use a shorter path.",
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """The operating system's words and errno: `No space left on device (errno 28)`."""
+    words = exc.strerror or str(exc) or type(exc).__name__
+    return f"{words} (errno {exc.errno})" if exc.errno else words
+
+
+def os_problem(
+    exc: OSError,
+    what: str,
+    resolution: str,
+    location: str | os.PathLike[str] | None = None,
+    consequence: str = "",
+) -> Problem:
+    """`exc` as a Problem: `what` failed, the OS's reason, and how to fix it.
+
+    `location` is the path the user can act on (a file, or the directory to make
+    writable); `consequence` follows the reason ("Nothing was changed."). The
+    errnos of `_OWN_RESOLUTION` replace `resolution` with their own fix.
+    """
+    where = os.fspath(location) if location is not None else None
+    reason = os_reason(exc)
+    failed = os.fsdecode(exc.filename) if exc.filename else None
+    if failed and not (where and PurePath(failed).is_relative_to(where)):
+        reason += f" ({failed})"  # another path than the one named: say which
+    own = _OWN_RESOLUTION.get(exc.errno or 0)
+    if own is not None:
+        resolution = own.format(path=where or failed or "the file")
+    return Problem(what, f"{reason}. {consequence}".strip(), resolution, where)
+
+
+def os_error(
+    exc: OSError,
+    kind: type[E],
+    what: str,
+    resolution: str,
+    location: str | os.PathLike[str] | None = None,
+    consequence: str = "",
+) -> E:
+    """`os_problem(...)` raised as a `kind` error (UsageError, SourceError, StoreError)."""
+    return kind(os_problem(exc, what, resolution, location, consequence))

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fleetward.kinds.base import Document
 from fleetward.kinds.sync_policy import SyncPolicySpec, WindowState, window_state
 from fleetward.model import Change, canonical_json
+from fleetward.timestamps import to_iso
 
 POLICY_KIND = "SyncPolicy"
 
@@ -76,7 +77,8 @@ class Policy:
 
 def window_json(state: WindowState) -> dict[str, Any]:
     """A window as plans, status files and summaries show it."""
-    return {"open": state.open, "opensAt": iso(state.opens_at), "closesAt": iso(state.closes_at)}
+    opens, closes = to_iso(state.opens_at), to_iso(state.closes_at)
+    return {"open": state.open, "opensAt": opens, "closesAt": closes}
 
 
 def owner_labels_of(documents: Iterable[tuple[str, Document]]) -> dict[str, Mapping[str, str]]:
@@ -151,28 +153,12 @@ def changes_digest(changes: Iterable[Change]) -> str:
     return h.hexdigest()[:32]
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    """An ISO 8601 instant (as fleetward writes them, "...Z") as an aware datetime."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
 __all__ = [
     "POLICY_KIND",
     "Governance",
     "Policy",
     "changes_digest",
-    "iso",
     "owner_labels_of",
-    "parse_iso",
     "policies_of",
     "window_json",
 ]

@@ -6,7 +6,6 @@ as `FleetwardError`s for the edge to render.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from fleetward.planning import PlanOptions, plan
 from fleetward.progress import SILENT, Progress
 from fleetward.source import Snapshot, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
+from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
 
@@ -40,10 +40,6 @@ class SourceOptions:
 def git_cache(state_dir: str | Path) -> str:
     """Where remote sources are cloned for the store in `state_dir`."""
     return str(Path(state_dir) / "cache" / "git")
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def open_source(options: SourceOptions) -> Snapshot:

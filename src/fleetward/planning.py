@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
-from fleetward.governance import Governance, parse_iso, policies_of
+from fleetward.governance import Governance, policies_of
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
 from fleetward.model import (
     ABSENT,
@@ -32,6 +32,7 @@ from fleetward.model import (
     spec_hash,
 )
 from fleetward.progress import SILENT, Phase, Progress, counted
+from fleetward.timestamps import parse_iso
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
 # Below this many stopped or deleted objects the fraction does not block: deleting the

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fleetward.errors import Problem, UsageError
+from fleetward.errors import Problem, UsageError, os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,15 +150,14 @@ def _token(token: str | None, token_file: str | None) -> str:
     if token:
         return token.strip()
     if token_file:
+        what = f"Cannot read --api-token-file {token_file}"
+        fix = "Point --api-token-file at a readable file holding the token."
         try:
             text = Path(token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeError) as exc:
-            raise UsageError.one(
-                f"Cannot read --api-token-file {token_file}",
-                f"{getattr(exc, 'strerror', None) or exc}.",
-                "Point --api-token-file at a readable file holding the token.",
-                location=token_file,
-            ) from None
+        except OSError as exc:
+            raise os_error(exc, UsageError, what, fix, token_file) from None
+        except UnicodeError as exc:
+            raise UsageError.one(what, f"{exc}.", fix, location=token_file) from None
         if text:
             return text.splitlines()[0].strip()
         raise UsageError.one(

@@ -20,6 +20,7 @@ from fleetward.store.suspension import (
     clear_suspension,
     write_suspension,
 )
+from fleetward.timestamps import now_iso
 
 
 @click.command("suspend")

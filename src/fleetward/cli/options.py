@@ -2,7 +2,10 @@
 
 `@source_options` gives a command `sources: SourceOptions`, `@state_options`
 gives `state: StateOptions`, `@guard_options` gives `guards: PlanOptions`.
-Every option also reads a `FLEETWARD_*` variable; a flag wins over it.
+Every option also reads a `FLEETWARD_*` variable; a flag wins over it. An
+option that is also a daemon setting (all of these are) takes its name,
+variable, type and default from that setting's declaration
+(`fleetward.daemon.config.DaemonConfig`); only its help text is its own.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from typing import Any, TypeVar
 
 import click
 
-from fleetward.daemon.config import parse_duration
+from fleetward.daemon.config import SETTINGS, Setting
+from fleetward.durations import check_range, parse_duration
 from fleetward.pipeline import SourceOptions
-from fleetward.planning import DEFAULT_MIN_STOP_COUNT, PlanOptions
+from fleetward.planning import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
-    """`10s`, `2m`, `500ms`, `1h` or a plain number of seconds."""
+    """A duration in the one grammar (`fleetward.durations`), at least `minimum` seconds."""
 
     name = "duration"
 
@@ -34,12 +38,39 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer c
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         try:
-            seconds = parse_duration(value)
+            return check_range(value, parse_duration(value), self.minimum)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        if seconds < self.minimum:
-            self.fail(f"{value!r} is too short; the minimum is {self.minimum:g}s", param, ctx)
-        return seconds
+
+
+class _SettingType(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
+    """A flag or variable read by its setting's own type (durations, HOST:PORT, text)."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = (setting.metavar or "text").lower()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.setting.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def setting_keywords(setting: Setting) -> dict[str, Any]:
+    """click.option keywords of `setting`: its variable, type and default (shown in --help)."""
+    keywords: dict[str, Any] = {"envvar": setting.env, "show_envvar": True}
+    if setting.is_flag:
+        return keywords | {"is_flag": True}
+    return keywords | {
+        "type": click.Choice(setting.choices) if setting.choices else _SettingType(setting),
+        "metavar": setting.metavar,
+        "default": setting.default,
+        "show_default": setting.default is not None,
+    }
+
+
+_SETTINGS = {setting.name: setting for setting in SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,42 +79,28 @@ class StateOptions:
     lock_timeout: float
 
 
-# (flag, parameter name, click.option keywords) per group; the order is the --help order.
-_OptionSpec = list[tuple[str, str, dict[str, Any]]]
+# (setting name, click.option keywords over the setting's own) per group; the order is
+# the --help order. The help texts are the commands' own: `plan` reads a revision once,
+# where the daemon tracks one.
+_OptionSpec = list[tuple[str, dict[str, Any]]]
 
 
 def _source_specs(clone_into: str) -> _OptionSpec:
     """The source options; `clone_into` says where a remote --source is cloned."""
     return [
         (
-            "--source",
             "source",
             {
-                "default": ".",
-                "metavar": "PATH|URL",
                 "help": "Git repository holding the manifests: a local path, or a URL "
                 f"(https://, ssh://, git@host:path, file://) cloned into {clone_into}; "
                 "with --no-git, a plain directory.",
             },
         ),
+        ("ref", {"help": "Branch, tag or commit SHA to read. Only committed content counts."}),
+        ("path", {"help": "Directory (or file) of manifests inside the source."}),
         (
-            "--ref",
-            "ref",
-            {
-                "default": "HEAD",
-                "help": "Branch, tag or commit SHA to read. Only committed content counts.",
-            },
-        ),
-        (
-            "--path",
-            "path",
-            {"default": "manifests", "help": "Directory (or file) of manifests inside the source."},
-        ),
-        (
-            "--no-git",
             "no_git",
             {
-                "is_flag": True,
                 "help": "Read --source as a plain directory, uncommitted files included "
                 "(development only).",
             },
@@ -92,50 +109,24 @@ def _source_specs(clone_into: str) -> _OptionSpec:
 
 
 _STATE: _OptionSpec = [
-    (
-        "--state-dir",
-        "state_dir",
-        {
-            "default": ".fleetward",
-            "type": click.Path(file_okay=False),
-            "help": "Directory of the state store.",
-        },
-    ),
-    (
-        "--lock-timeout",
-        "lock_timeout",
-        {
-            "default": "10s",
-            "type": Duration(),
-            "help": "How long to wait for another process's lock on the store.",
-        },
-    ),
+    ("state_dir", {"type": click.Path(file_okay=False), "help": "Directory of the state store."}),
+    ("lock_timeout", {"help": "How long to wait for another process's lock on the store."}),
 ]
 _GUARDS: _OptionSpec = [
     (
-        "--allow-empty",
         "allow_empty",
-        {
-            "is_flag": True,
-            "help": "Allow a revision that declares no objects while the store holds some.",
-        },
+        {"help": "Allow a revision that declares no objects while the store holds some."},
     ),
     (
-        "--allow-mass-stop",
         "allow_mass_stop",
         {
-            "is_flag": True,
             "help": "Allow stopping or deleting more than 20% of a kind's objects (or a "
             "SyncPolicy's maxStopFraction of the objects it governs).",
         },
     ),
     (
-        "--min-stop-count",
         "min_stop_count",
         {
-            "default": DEFAULT_MIN_STOP_COUNT,
-            "type": click.IntRange(min=0),
-            "metavar": "N",
             "help": "The mass-stop guard blocks only plans that stop or delete at least N "
             "objects (0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
         },
@@ -149,16 +140,15 @@ def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callab
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for _, name, _ in specs}
+            values = {name: kwargs.pop(name) for name, _ in specs}
             return func(*args, **{target: build(**values)}, **kwargs)
 
         command: Any = wrapper
-        for flag, name, keywords in reversed(specs):
-            envvar = "FLEETWARD_" + name.upper()
-            defaults: dict[str, Any] = {} if keywords.get("is_flag") else {"show_default": True}
-            command = click.option(
-                flag, name, envvar=envvar, show_envvar=True, **defaults, **keywords
-            )(command)
+        for name, keywords in reversed(specs):
+            setting = _SETTINGS[name]
+            command = click.option(setting.flag, name, **setting_keywords(setting) | keywords)(
+                command
+            )
         return command  # type: ignore[no-any-return]
 
     return decorate

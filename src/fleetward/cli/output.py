@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fleetward import timestamps
 from fleetward.errors import Problem
 from fleetward.rendering import Line, render_problem
 
@@ -161,7 +162,7 @@ def when(iso: str | None, now: dt.datetime | None = None) -> str:
         return iso
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    seconds = ((now or dt.datetime.now(dt.UTC)) - moment).total_seconds()
+    seconds = ((now or timestamps.now()) - moment).total_seconds()
     ahead, seconds = seconds < 0, abs(seconds)
     if seconds >= 30 * 86400:
         return moment.date().isoformat()

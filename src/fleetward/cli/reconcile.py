@@ -27,7 +27,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import phases
-from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError
+from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import owner_labels_of
 from fleetward.kinds.task_checks import bulk_report, refused_report
 from fleetward.model import Plan
@@ -37,7 +37,6 @@ from fleetward.pipeline import (
     as_stored,
     git_cache,
     make_plan,
-    now_iso,
     resolve,
 )
 from fleetward.planning import PlanOptions
@@ -53,6 +52,7 @@ from fleetward.rendering import (
 )
 from fleetward.source import uncommitted_note
 from fleetward.store import Store, open_store
+from fleetward.timestamps import now_iso
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
 
@@ -616,11 +616,12 @@ def _write_plan(plan: Plan, path: Path) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise UsageError.one(
+        raise os_error(
+            exc,
+            UsageError,
             f"Cannot write the plan to {path}",
-            f"{exc.strerror or exc}.",
             "Pass --out with a path in a writable directory.",
-            location=str(path),
+            path,
         ) from exc
 
 
@@ -634,7 +635,15 @@ def _read_plan(path: Path) -> Plan:
             "Check the path, or run fleetward apply without an argument to plan and apply.",
             location=str(path),
         ) from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise os_error(
+            exc,
+            UsageError,
+            f"Cannot read the plan file {path}",
+            "Check the path and its permissions, or save a plan with fleetward plan --out FILE.",
+            path,
+        ) from exc
+    except ValueError as exc:
         raise UsageError.one(
             f"{path} is not a fleetward plan",
             f"It cannot be read as JSON ({exc}).",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import socket
 from pathlib import Path
@@ -12,10 +11,13 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.state import state_dir_option
-from fleetward.errors import Problem, StoreError, UsageError
+from fleetward.errors import Problem, StoreError, UsageError, os_error
 from fleetward.rendering import Line, render_problem
 from fleetward.store.files import process_alive
 from fleetward.store.suspension import read_suspension
+from fleetward.timestamps import now, parse_iso
+
+_REWRITTEN = "Check the file's permissions; the daemon rewrites it after its next run."
 
 
 @click.command("status")
@@ -47,12 +49,11 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
             "--state-dir it uses.",
             location=str(path),
         ) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise os_error(exc, UsageError, f"Cannot read {path}", _REWRITTEN, path) from exc
+    except ValueError as exc:
         raise UsageError.one(
-            f"Cannot read {path}",
-            f"{exc}.",
-            "Check the file's permissions; the daemon rewrites it after its next run.",
-            location=str(path),
+            f"Cannot read {path}", f"{exc}.", _REWRITTEN, location=str(path)
         ) from exc
     stopped = _not_running(summary)
     stale = None if stopped else _staleness(summary)
@@ -127,8 +128,7 @@ def _staleness(summary: dict[str, Any]) -> str | None:
     """Why the file is too old to trust (the daemon wrote no run for too long), or None."""
     bound = _get(summary, "readiness", "checks", "maxAgeSeconds")
     try:
-        written = dt.datetime.fromisoformat(str(summary.get("updatedAt")))
-        age = (dt.datetime.now(dt.UTC) - written).total_seconds()
+        age = (now() - parse_iso(str(summary.get("updatedAt")))).total_seconds()
     except ValueError:
         return None
     if isinstance(bound, int | float) and age > bound:

@@ -6,10 +6,10 @@ atomic store write (the serial moves, like any write) that records who and when.
 
 from __future__ import annotations
 
-import datetime as dt
 
 import click
 
+from fleetward import timestamps
 from fleetward.cli import output
 from fleetward.cli.options import StateOptions, os_user, state_options
 from fleetward.cli.state import read_store, state_dir_option
@@ -62,8 +62,8 @@ def set_status_command(
     state_dir = state.state_dir
     store = open_store(state_dir)
     key = ObjectKey(f"Task/{xid}")
-    at = dt.datetime.now(dt.UTC)
-    now = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = timestamps.now()
+    now = timestamps.to_iso(at, "milliseconds")
     if store.meta().lineage is None:
         # Nothing to change: say so, and create no state directory or lock file.
         raise UsageError.one(

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from fleetward.daemon.ports import ControlContext
 from fleetward.errors import FleetwardError
-from fleetward.governance import iso, parse_iso
 from fleetward.operations import Operation, OperationState
+from fleetward.timestamps import parse_iso, to_iso
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Admission:
             if now >= end:
                 with self.ctx.mutex:
                     self.ctx.log.record(
-                        op.move(S.TIMEOUT, iso(now) or "", "its window closed before it could run")
+                        op.move(S.TIMEOUT, to_iso(now), "its window closed before it could run")
                     )
                 self.ctx.on_change()
                 return None
@@ -93,7 +93,7 @@ class Admission:
             self._deadline = deadline
 
     def deadline_iso(self) -> str | None:
-        return iso(self._deadline)
+        return to_iso(self._deadline)
 
     def checkpoint(self, op: Operation) -> None:
         """Raise Interrupted if the operation was asked to stop or is past its deadline."""
@@ -104,7 +104,7 @@ class Admission:
             if self._deadline is not None and self.ctx.clock() >= self._deadline:
                 raise Interrupted(
                     S.TIMEOUT,
-                    f"past its deadline {iso(self._deadline)}; nothing was written",
+                    f"past its deadline {to_iso(self._deadline)}; nothing was written",
                 )
 
     def end(self) -> None:

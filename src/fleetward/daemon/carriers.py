@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from fleetward.decisions import Decision, Part, waiting_message
-from fleetward.governance import changes_digest, iso
+from fleetward.governance import changes_digest
 from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import Operation, OperationState, Transition
+from fleetward.timestamps import to_iso
 
 S = OperationState
 # The states a carried part passes through when a run writes it.
@@ -195,7 +196,7 @@ def refresh(op: Operation, part: Part, now: str) -> Operation:
     if op.approval is not None and op.approval.get("approved_by"):
         waiting = tuple(w for w in waiting if w != "approval")
     window = (
-        {"opens_at": iso(part.window.opens_at), "closes_at": iso(part.window.closes_at)}
+        {"opens_at": to_iso(part.window.opens_at), "closes_at": to_iso(part.window.closes_at)}
         if part.window is not None
         else None
     )

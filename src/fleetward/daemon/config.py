@@ -1,4 +1,10 @@
-"""The daemon's configuration: flags > FLEETWARD_* environment > config file > defaults.
+"""The daemon's settings, declared once: flags > FLEETWARD_* environment > config file > defaults.
+
+Each field of `DaemonConfig` is one setting: its name gives the flag
+(`--state-dir`), the variable (`FLEETWARD_STATE_DIR`) and the config-file key
+(`state-dir`); its type says how every one of them is read; its default is
+written as a user would write it (`"60s"`). `SETTINGS` is that declaration as
+the CLI and the config reader use it: a new setting is one new field.
 
 The config file is YAML whose keys are the flags' names without dashes
 (`state-dir: /var/lib/fleetward`). It is validated like a manifest: unknown
@@ -7,37 +13,31 @@ keys get a "did you mean", wrong values a reason, each at `file:line:column`.
 
 from __future__ import annotations
 
-import re
+import functools
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.fields import FieldInfo
 
-from fleetward.errors import Problem, UsageError
+from fleetward.durations import check_range, parse_duration
+from fleetward.errors import Problem, UsageError, os_error
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
 from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-DEFAULT_LISTEN = "127.0.0.1:9477"
 MIN_SECONDS = 1.0  # interval, git-timeout and ready-max-age: anything shorter cannot work
-
-
-def parse_duration(value: Any) -> float:
-    """`10s`, `2m`, `500ms`, `1h` or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative; durations are 0 or more")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 500ms or 1h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -49,27 +49,104 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class DaemonConfig:
-    source: str = "."
-    ref: str = "HEAD"
-    path: str = "manifests"
-    no_git: bool = False
-    state_dir: str = ".fleetward"
-    interval: float = 60.0
-    listen: str = DEFAULT_LISTEN
-    webhook_secret: str | None = None
-    webhook_secret_file: str | None = None
-    api_token: str | None = None
-    api_token_file: str | None = None
-    log_format: str = "text"
-    ready_max_age: float | None = None  # None: 3 × interval, at least 5 minutes
-    git_timeout: float = 60.0
-    lock_timeout: float = 10.0
-    operation_timeout: float = 600.0
-    allow_empty: bool = False
-    allow_mass_stop: bool = False
-    min_stop_count: int = DEFAULT_MIN_STOP_COUNT
-    once: bool = False
+class Metavar:
+    """How `--help` names a setting's value (`DURATION`, `HOST:PORT`); pydantic ignores it."""
+
+    text: str
+
+
+def _seconds(minimum: float) -> BeforeValidator:
+    """A duration in the one grammar, at least `minimum` seconds."""
+
+    def read(value: Any) -> float:
+        return check_range(value, parse_duration(value), minimum)
+
+    return BeforeValidator(read)
+
+
+def _listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+Seconds = Annotated[float, _seconds(0.0), Metavar("DURATION")]
+AtLeastASecond = Annotated[float, _seconds(MIN_SECONDS), Metavar("DURATION")]
+Listen = Annotated[str, AfterValidator(_listen), Metavar("HOST:PORT")]
+Count = Annotated[int, Field(ge=0), Metavar("N")]
+
+
+def _setting(default: Any, help: str, metavar: str | None = None) -> Any:
+    """A field of DaemonConfig: its default as a user writes it, and its --help text."""
+    extra: dict[str, Any] = {"metavar": metavar} if metavar else {}
+    return Field(default, description=help, json_schema_extra=extra or None)
+
+
+class DaemonConfig(BaseModel):
+    """Every setting of `fleetward daemon`, in --help order (see the module docstring)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_default=True,  # "60s" → 60.0, by the same rules as every other value
+        alias_generator=lambda name: name.replace("_", "-"),  # the config file's keys
+        populate_by_name=True,
+    )
+
+    source: str = _setting(
+        ".",
+        "Git repository: a local path, or a URL (https://, ssh://, git@host:path, file://) "
+        "cloned into <state-dir>/cache.",
+        metavar="PATH|URL",
+    )
+    ref: str = _setting("HEAD", "Branch, tag or commit SHA to track.")
+    path: str = _setting("manifests", "Directory of manifests inside the repository.")
+    no_git: bool = _setting(False, "Read --source as a plain directory (development only).")
+    state_dir: str = _setting(".fleetward", "Directory of the state store and status files.")
+    interval: AtLeastASecond = _setting("60s", "Poll interval (with 10% jitter).")
+    listen: Listen = _setting(
+        "127.0.0.1:9477",
+        "HTTP address for /metrics, /readyz and the API; port 0 picks a free port.",
+    )
+    webhook_secret: str | None = _setting(
+        None,
+        "Secret of POST /v0/webhook (HMAC X-Hub-Signature-256 or X-Gitlab-Token); "
+        "without one the webhook is disabled.",
+        metavar="SECRET",
+    )
+    webhook_secret_file: str | None = _setting(
+        None, "Read the webhook secret from FILE.", metavar="FILE"
+    )
+    api_token: str | None = _setting(
+        None,
+        "Bearer token for HTTP endpoints that change state; without one they are disabled.",
+        metavar="TOKEN",
+    )
+    api_token_file: str | None = _setting(None, "Read the API token from FILE.", metavar="FILE")
+    log_format: Literal["text", "json"] = _setting("text", "Log line format.")
+    ready_max_age: AtLeastASecond | None = _setting(
+        None,
+        "/readyz fails when the last good fetch or reconcile is older "
+        "[default: 3 × interval, at least 5m].",
+    )
+    git_timeout: AtLeastASecond = _setting("60s", "Timeout of every git command.")
+    lock_timeout: Seconds = _setting(
+        "10s", "How long to wait for another process's lock on the store."
+    )
+    operation_timeout: AtLeastASecond = _setting(
+        "10m",
+        "How long one operation may run before it ends TIMEOUT, without writing "
+        "(a request's arguments.timeout overrides it).",
+    )
+    allow_empty: bool = _setting(False, "Apply revisions that declare no objects.")
+    allow_mass_stop: bool = _setting(
+        False, "Apply plans that stop or delete more than 20% of a kind's objects."
+    )
+    min_stop_count: Count = _setting(
+        DEFAULT_MIN_STOP_COUNT,
+        "The mass-stop guard holds only plans that stop or delete at least N objects "
+        "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
+    )
+    once: bool = _setting(False, "Reconcile once and exit: 0 on success, 1 on failure.")
 
     @property
     def readiness_bound(self) -> float:
@@ -93,11 +170,12 @@ class DaemonConfig:
         try:
             text = Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise UsageError.one(
+            raise os_error(
+                exc,
+                UsageError,
                 f"Cannot read {flag} {file}",
-                f"{exc.strerror or exc}.",
                 f"Point {flag} at a readable file holding the secret on its first line.",
-                location=file,
+                file,
             ) from exc
         if not text:
             raise UsageError.one(
@@ -118,60 +196,79 @@ class Secrets:
     api_token: str | None = None
 
 
-KEYS = {f.name.replace("_", "-"): f.name for f in fields(DaemonConfig)}
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One field of DaemonConfig as a flag, a variable and a config-file key."""
+
+    name: str  # state_dir
+    field: FieldInfo
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key
+
+    @property
+    def env(self) -> str:
+        return "FLEETWARD_" + self.name.upper()
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        return self.field.default
+
+    @property
+    def help(self) -> str:
+        return self.field.description or ""
+
+    @property
+    def is_flag(self) -> bool:
+        return self.field.annotation is bool
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The values of a Literal setting (log-format), else ()."""
+        if typing.get_origin(self.field.annotation) is Literal:
+            return tuple(str(choice) for choice in typing.get_args(self.field.annotation))
+        return ()
+
+    @property
+    def metavar(self) -> str | None:
+        extra = self.field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("metavar"), str):
+            return str(extra["metavar"])
+        return next((m.text for m in _metadata(self.field) if isinstance(m, Metavar)), None)
+
+    def parse(self, value: Any) -> Any:
+        """`value` read as this setting reads it; ValueError with the reason otherwise."""
+        try:
+            return _adapter(self.name).validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
-class _FileModel(BaseModel):
-    """The config file's schema (keys as in the file)."""
+def _metadata(field: FieldInfo) -> list[Any]:
+    """The Annotated metadata of the field's type (`X | None` included)."""
+    found = list(field.metadata)
+    for arg in typing.get_args(field.annotation):
+        if typing.get_origin(arg) is Annotated:
+            found += list(arg.__metadata__)
+    return found
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
 
-    source: str | None = None
-    ref: str | None = None
-    path: str | None = None
-    no_git: bool | None = Field(None, alias="no-git")
-    state_dir: str | None = Field(None, alias="state-dir")
-    interval: float | None = None
-    listen: str | None = None
-    webhook_secret: str | None = Field(None, alias="webhook-secret")
-    webhook_secret_file: str | None = Field(None, alias="webhook-secret-file")
-    api_token: str | None = Field(None, alias="api-token")
-    api_token_file: str | None = Field(None, alias="api-token-file")
-    log_format: Literal["text", "json"] | None = Field(None, alias="log-format")
-    ready_max_age: float | None = Field(None, alias="ready-max-age")
-    git_timeout: float | None = Field(None, alias="git-timeout")
-    lock_timeout: float | None = Field(None, alias="lock-timeout")
-    operation_timeout: float | None = Field(None, alias="operation-timeout")
-    allow_empty: bool | None = Field(None, alias="allow-empty")
-    allow_mass_stop: bool | None = Field(None, alias="allow-mass-stop")
-    min_stop_count: int | None = Field(None, alias="min-stop-count", ge=0)
-    once: bool | None = None
+@functools.cache
+def _adapter(name: str) -> TypeAdapter[Any]:
+    field = DaemonConfig.model_fields[name]
+    annotation: Any = field.annotation
+    if field.metadata:  # pydantic moved the Annotated parts of the type here
+        annotation = Annotated[annotation, *field.metadata]
+    return TypeAdapter(annotation)
 
-    @field_validator(
-        "interval",
-        "ready_max_age",
-        "git_timeout",
-        "lock_timeout",
-        "operation_timeout",
-        mode="before",
-    )
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value)
 
-    @field_validator("interval", "git_timeout", "ready_max_age", "operation_timeout")
-    @classmethod
-    def _at_least_a_second(cls, value: float | None) -> float | None:
-        if value is not None and value < MIN_SECONDS:
-            raise ValueError(f"must be at least {MIN_SECONDS:g}s")
-        return value
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_listen(value)
-        return value
+SETTINGS = tuple(Setting(name, field) for name, field in DaemonConfig.model_fields.items())
+KEYS = {setting.key: setting.name for setting in SETTINGS}
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -179,16 +276,17 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         content = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError.one(
+        raise os_error(
+            exc,
+            UsageError,
             f"Cannot read the config file {path}",
-            f"{exc.strerror or exc}.",
             "Pass --config with the path of a readable YAML file, or drop --config.",
-            location=path,
+            path,
         ) from exc
-    model: _FileModel | None = None
+    given: dict[str, Any] | None = None
 
     def check(raw: Any) -> list[PathProblem]:
-        nonlocal model
+        nonlocal given
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
@@ -210,22 +308,25 @@ def read_config_file(path: str) -> dict[str, Any]:
             for key in raw
             if str(key) not in KEYS
         ]
-        known = {key: value for key, value in raw.items() if str(key) in KEYS}
+        # An empty value (`interval:`) leaves the setting to its default.
+        known = {key: value for key, value in raw.items() if str(key) in KEYS and value is not None}
         try:
-            checked = _FileModel.model_validate(known)
+            checked = DaemonConfig.model_validate(known)
         except ValidationError as exc:
-            return problems + validation_problems(exc, (), _FileModel, "the config")
+            return problems + validation_problems(exc, (), DaemonConfig, "the config")
         if not problems:
-            model = checked
+            given = {name: getattr(checked, name) for name in checked.model_fields_set}
         return problems
 
     load_other(content, path, check)
-    assert model is not None
-    return {name: value for name, value in model.model_dump().items() if value is not None}
+    assert given is not None
+    return given
 
 
 def merge(
-    explicit: Mapping[str, Any], from_file: Mapping[str, Any], defaults: DaemonConfig
+    explicit: Mapping[str, Any],
+    from_file: Mapping[str, Any],
+    defaults: DaemonConfig | None = None,
 ) -> DaemonConfig:
     """Flags and environment (`explicit`) over the file over the defaults.
 
@@ -238,7 +339,7 @@ def merge(
         if value in explicit or path in explicit:
             file_values.pop(value, None)
             file_values.pop(path, None)
-    return replace(defaults, **{**file_values, **explicit})
+    return (defaults or DaemonConfig()).model_copy(update={**file_values, **explicit})
 
 
 _SECRET_PAIRS = (("webhook_secret", "webhook_secret_file"), ("api_token", "api_token_file"))

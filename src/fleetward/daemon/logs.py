@@ -6,7 +6,6 @@ as keys in JSON, so one call site serves both formats.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
@@ -19,11 +18,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("fleetward.daemon")
 
+from fleetward.timestamps import from_epoch, to_iso
+
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {}) or {}
-        when = dt.datetime.fromtimestamp(record.created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = to_iso(from_epoch(record.created))
         parts = [when, record.levelname.lower(), record.getMessage()]
         parts += [f"{k}={_text(v)}" for k, v in fields.items()]
         line = " ".join(parts)
@@ -36,9 +37,7 @@ class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {}) or {}
         body: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": to_iso(from_epoch(record.created), "milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

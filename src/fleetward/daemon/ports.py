@@ -9,19 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
-from fleetward.governance import iso
 from fleetward.operations import Operation
 from fleetward.store.rejections import RejectionStore
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
+from fleetward.timestamps import Clock, to_iso
+from fleetward.timestamps import now as utc_now
 
 class OperationStore(Protocol):
     """The operation log as control uses it (store.operations.OperationLog)."""
@@ -68,7 +61,7 @@ class ControlContext:
     mutex: threading.RLock = field(default_factory=threading.RLock)
 
     def now_iso(self) -> str:
-        return iso(self.clock()) or ""
+        return to_iso(self.clock())
 
 
 __all__ = ["Clock", "ControlContext", "OperationStore", "RunQueue", "utc_now"]

@@ -15,7 +15,7 @@ import socket
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from fleetward.errors import FleetwardError, StoreError, UsageError
+from fleetward.errors import FleetwardError, StoreError, UsageError, os_error
 from fleetward.store.lock import exclusive_lock
 
 DAEMON_LOCK = "daemon.lock"
@@ -56,12 +56,8 @@ def bind_listener(host: str, port: int) -> socket.socket:
             if exc.errno == errno.EADDRINUSE
             else "Pass --listen with an address of this machine, e.g. 127.0.0.1:9477."
         )
-        raise UsageError.one(
-            f"Cannot listen on {host}:{port}",
-            f"{exc.strerror or exc} (errno {exc.errno}).",
-            hint,
-            location=f"{host}:{port}",
-        ) from None
+        where = f"{host}:{port}"
+        raise os_error(exc, UsageError, f"Cannot listen on {where}", hint, where) from None
     sock.set_inheritable(False)
     return sock
 

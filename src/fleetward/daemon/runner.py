@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -33,12 +32,12 @@ from fleetward.daemon.process import Waker, daemon_lock
 from fleetward.daemon.reconciler import Reconciler
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
-from fleetward.errors import FleetwardError, UsageError
+from fleetward.errors import FleetwardError, UsageError, os_error
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, now_iso
+from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
@@ -46,6 +45,7 @@ from fleetward.source.urls import validate_ref
 from fleetward.store import open_store
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
+from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -178,11 +178,12 @@ class Daemon:
         try:
             make_state_dir(self.state_dir)
         except OSError as exc:
-            raise UsageError.one(
+            raise os_error(
+                exc,
+                UsageError,
                 f"Cannot create the state directory {self.state_dir}",
-                f"{exc.strerror or exc}.",
                 "Pass --state-dir with a writable directory.",
-                location=str(self.state_dir),
+                self.state_dir,
             ) from exc
         with daemon_lock(self.state_dir):
             # The temp files of writes a killed daemon (or CLI) left, in every directory.
@@ -405,7 +406,7 @@ class Daemon:
                     "%s changed in the configuration; it takes effect at the next restart",
                     key.replace("_", "-"),
                 )
-                new = replace(new, **{key: getattr(old, key)})
+                new = new.model_copy(update={key: getattr(old, key)})
         if new.log_format != old.log_format:
             logs.configure(new.log_format)
         self.secrets = secrets

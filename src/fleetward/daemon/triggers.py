@@ -25,8 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from watchfiles import Change, watch
 
 from fleetward.operations import Operation
-from fleetward.pipeline import now_iso
 from fleetward.source.base import is_manifest_name
+from fleetward.timestamps import now, now_iso
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -182,7 +182,7 @@ class Poller:
         self._scheduler.add_job(
             self._request,
             "date",
-            run_date=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay),
+            run_date=now() + dt.timedelta(seconds=delay),
             args=[reason],
             id="retry",
             replace_existing=True,

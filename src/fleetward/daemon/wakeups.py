@@ -13,8 +13,8 @@ from typing import Any
 
 from fleetward.daemon.admission import Admission
 from fleetward.daemon.ports import ControlContext
-from fleetward.governance import parse_iso
 from fleetward.operations import Operation, OperationState
+from fleetward.timestamps import parse_iso
 
 S = OperationState
 

@@ -15,7 +15,6 @@ GitLab's token header); with no secret configured it is disabled too.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationRecord
 from fleetward.store import OperationStore
+from fleetward.timestamps import now
 
 __all__ = ["ApiContext", "create_app", "error", "verify_webhook"]
 
@@ -141,7 +141,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         if isinstance(body, Response):
             return body
         try:
-            create = contract.CREATE.read(body, {"now": dt.datetime.now(dt.UTC)})
+            create = contract.CREATE.read(body, {"now": now()})
         except BadRequest as exc:
             return problem_response(400, exc.problem)
         converge = contract.converge_request(create)

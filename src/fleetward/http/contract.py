@@ -26,12 +26,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fleetward.daemon.config import parse_duration
 from fleetward.daemon.control import ConvergeRequest
+from fleetward.durations import bounded_pattern, check_range, parse_duration
 from fleetward.http.reading import Reader
 from fleetward.kinds.sync_policy import DeviceQuery
 from fleetward.operations import OperationRecord, OperationState, SettableState, StateName
 from fleetward.store.operations import ORDERINGS
+from fleetward.timestamps import now, to_iso
 
 MAX_LIMIT = 1000  # operations per page of GET /v0/operations/
 MAX_REASON = 1000
@@ -81,10 +82,6 @@ Instant = Annotated[
 ]
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class Window(Body):
     """schedule_args: the window a WINDOW operation applies in (it ends after it starts,
     in the future, and both ends lie within years 1 to 9999 in UTC)."""
@@ -105,46 +102,23 @@ class Window(Body):
         if start is not None and end <= start:
             raise _fail(
                 "The window ends before it starts",
-                f"end {iso(end)} is not after start {iso(start)}.",
+                f"end {to_iso(end)} is not after start {to_iso(start)}.",
                 "Send an end after the start.",
             )
-        now = (info.context or {}).get("now") or dt.datetime.now(dt.UTC)
-        if end <= now:
+        current = (info.context or {}).get("now") or now()
+        if end <= current:
             raise _fail(
                 "The window is over",
-                f"end {iso(end)} is in the past (now {iso(now)}).",
+                f"end {to_iso(end)} is in the past (now {to_iso(current)}).",
                 "Send a window that ends in the future.",
             )
         return end
 
 
-def _positive_up_to(bound: int) -> str:
-    """A regex for decimal numbers in (0, bound]: `0.5`, `7`, `007.25`, `bound.0`."""
-    digits = str(bound - 1)
-    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
-    same = [
-        digits[:i] + f"[{1 if i == 0 else 0}-{int(d) - 1}]" + "[0-9]" * (len(digits) - i - 1)
-        for i, d in enumerate(digits)
-        if int(d) > (1 if i == 0 else 0)
-    ]
-    below = "|".join([p for p in (shorter, *same, digits) if p])
-    fraction = r"(?:\.[0-9]{1,17})?"  # bounded: a longer one could round to 0 or past bound
-    return (
-        rf"0*(?:(?:{below}){fraction}|{bound}(?:\.0{{1,17}})?)"
-        rf"|0+\.[0-9]{{0,16}}[1-9][0-9]{{0,16}}"
-    )
-
-
-_UNITS = {"ms": 1000, "s?": 1, "m": 1 / 60, "h": 1 / 3600}
-# The duration strings timeout accepts: exactly those of (0, 7 days], in ms, s, m or h.
-TIMEOUT_PATTERN = (
-    "^ *(?:"
-    + "|".join(
-        f"(?:{_positive_up_to(round(MAX_TIMEOUT_SECONDS * per_second))}) *{unit}"
-        for unit, per_second in _UNITS.items()
-    )
-    + ") *$"
-)
+# The duration strings timeout accepts: the one grammar's (`fleetward.durations`), in
+# (0, 7 days]. The schema states the same pattern, so a request it allows is one the
+# handler accepts.
+TIMEOUT_PATTERN = bounded_pattern(MAX_TIMEOUT_SECONDS)
 _TIMEOUT = re.compile(TIMEOUT_PATTERN)
 
 
@@ -153,12 +127,12 @@ def _seconds(value: Any) -> float:
         if 0 < value <= MAX_TIMEOUT_SECONDS:
             return float(value)
     elif isinstance(value, str) and _TIMEOUT.fullmatch(value):
-        return parse_duration(value.strip())
+        return check_range(value, parse_duration(value), 0.0, MAX_TIMEOUT_SECONDS)
     raise _fail(
         "",
         f"timeout must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds (7 days); "
         f"got {value!r}.",
-        'Send seconds (600) or a duration ("90s", "10m", "1h").',
+        'Send seconds (600) or a duration ("90s", "10m", "1h30m", "PT2H").',
     )
 
 
@@ -185,8 +159,8 @@ class Arguments(Body):
     )
     timeout: Timeout | None = Field(
         default=None,
-        description="Seconds (> 0) or a duration such as 90s, 10m, 1h; past it the operation "
-        f"ends TIMEOUT. At most {MAX_TIMEOUT_SECONDS:g} seconds.",
+        description="Seconds (> 0) or a duration such as 90s, 10m, 1h30m, PT2H; past it the "
+        f"operation ends TIMEOUT. At most {MAX_TIMEOUT_SECONDS:g} seconds.",
     )
 
 
@@ -291,8 +265,8 @@ def converge_request(body: CreateNow | CreateInWindow) -> ConvergeRequest:
     window = body.schedule_args if isinstance(body, CreateInWindow) else None
     return ConvergeRequest(
         schedule_type="WINDOW" if window is not None else "IMMEDIATE",
-        window_start=iso(window.start) if window is not None else None,
-        window_end=iso(window.end) if window is not None else None,
+        window_start=to_iso(window.start) if window is not None else None,
+        window_end=to_iso(window.end) if window is not None else None,
         # {} (or none) is every object; any field given, even empty, is a query of its own.
         query=query.model_dump() if query is not None and query.model_fields_set else {},
         dry_run=bool(arguments.dryRun),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import functools
-import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from fleetward.durations import check_range, format_duration, parse_duration
 from fleetward.errors import Problem
 from fleetward.kinds.base import Document, KindPlugin, ObjectKind, Strict, declare
 from fleetward.kinds.problems import (
@@ -40,6 +40,8 @@ from fleetward.model import Action, DesiredObject
 
 UTC = dt.UTC
 MAX_DURATION = dt.timedelta(days=7)
+# Windows open on cron's minutes; one shorter than a second cannot be told from closed.
+MIN_WINDOW = dt.timedelta(seconds=1)
 # The error type of this module's own validation errors: their context carries a whole
 # Problem (error, reason, resolution), which `located_problems` puts in place of the
 # generic "Invalid value" wording.
@@ -173,28 +175,6 @@ class Selector(Strict):
 
 
 # -- schedules ----------------------------------------------------------------------
-
-_SHORT_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of "2h", "90m", "1h30m", "45s", "1d" or ISO 8601 "PT2H"; ValueError otherwise."""
-    match = _SHORT_DURATION.match(text) or _ISO_DURATION.match(text)
-    if not text or match is None or not any(match.groups()) or text.upper().endswith("T"):
-        raise ValueError(f"{text!r} is not a duration like 2h, 90m, 1h30m, 45s or PT2H")
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def format_duration(seconds: float) -> str:
-    """1h30m for 5400 seconds: the short form, largest unit first."""
-    rest, out = round(seconds), ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, rest = divmod(rest, size)
-        out += f"{count}{unit}" if count else ""
-    return out or "0s"
-
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -334,13 +314,14 @@ class Schedule(Strict):
                 f"{exc}.",
                 "Write a duration such as 2h, 90m, 1h30m, 45s or PT2H.",
             ) from None
-        if not 0 < seconds <= MAX_DURATION.total_seconds():
+        try:
+            check_range(duration, seconds, MIN_WINDOW.total_seconds(), MAX_DURATION.total_seconds())
+        except ValueError as exc:
             raise _fail(
                 "Duration out of range",
-                f"A window lasts more than 0s and at most 7 days, and {duration!r} is "
-                f"{'too long' if seconds > 0 else 'no time at all'}.",
+                f"A window lasts at least 1s and at most 7 days, and {exc}.",
                 "Use a duration between 1s and 7d (a window that never closes is type: IMMEDIATE).",
-            )
+            ) from None
         return duration
 
     @field_validator("timezone")

@@ -34,6 +34,7 @@ from fleetward.kinds.problems import (
     render_path,
     validation_problems,
 )
+from fleetward.timestamps import to_iso
 
 Xid = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[^\s/]+$")]
 # A workflow's version as the seed writes it ("v1"); a bare number is read the same.
@@ -70,8 +71,7 @@ def _utc_text(moment: dt.datetime) -> str:
             f"The date-time '{moment.isoformat()}' is out of range: in UTC it falls outside "
             "the years 1 to 9999, the dates fleetward can store; fix the date or its offset"
         ) from None
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+    return to_iso(moment, "auto")
 
 
 _NO_ZONE = (

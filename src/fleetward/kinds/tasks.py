@@ -30,6 +30,7 @@ from fleetward.kinds.problems import PathProblem
 from fleetward.kinds.task_schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
 from fleetward.kinds.task_status import OPEN
 from fleetward.model import Action, DesiredObject
+from fleetward.timestamps import to_iso
 
 
 def normalize(task: TaskSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,9 +45,7 @@ def normalize(task: TaskSpec) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def end_time(start: str, minutes: float) -> str:
     """startTime + duration, as the seed's response derives `endTime`."""
-    moment = dt.datetime.fromisoformat(start) + dt.timedelta(minutes=minutes)
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+    return to_iso(dt.datetime.fromisoformat(start) + dt.timedelta(minutes=minutes), "auto")
 
 
 def derive_status(

@@ -8,7 +8,6 @@ and platform collectors (RSS, open fds, CPU) beside ours.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
@@ -29,6 +28,7 @@ from fleetward.model import Action, ObjectState
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
 from fleetward.runs import PHASES, RunReport
+from fleetward.timestamps import now
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Runs take milliseconds (a warm no-op) to tens of seconds (a cold 100k-object plan).
@@ -149,10 +149,10 @@ def _policy_metrics(last: RunReport | None) -> Iterable[Metric]:
         "1 while a WINDOW SyncPolicy's window is open, else 0 (policies of the last revision read).",
         labels=["policy"],
     )
-    now = dt.datetime.now(dt.UTC)
+    at = now()
     for name, policy in sorted(policies.items()):
         if policy.windowed:
-            window.add_metric([name], 1 if window_state(policy.spec.schedule, now).open else 0)
+            window.add_metric([name], 1 if window_state(policy.spec.schedule, at).open else 0)
     yield window
     held = GaugeMetricFamily(
         "fleetward_held_changes",

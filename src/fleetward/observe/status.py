@@ -16,7 +16,6 @@ rename), so a reader never sees half a file.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import logging
@@ -29,7 +28,7 @@ from typing import Any
 
 from fleetward import __version__
 from fleetward.decisions import held_summary
-from fleetward.governance import iso, parse_iso
+from fleetward.errors import os_reason
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
@@ -38,6 +37,7 @@ from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
 from fleetward.runs import RunReport
 from fleetward.store.files import write_atomic
+from fleetward.timestamps import from_epoch, parse_iso, to_iso
 from fleetward.tuning import gc_paused
 
 logger = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool
     try:
         write()
     except OSError as exc:
-        why = f"{exc.strerror or exc} (errno {exc.errno})" if exc.errno else str(exc)
+        why = os_reason(exc)
         logger.error("cannot write the status file %s: %s", path, why)
         failed.append(f"{path}: {why}")
         return False
@@ -385,7 +385,7 @@ def summary(
             "planSummary": dict(op.plan_summary) if op.plan_summary is not None else None,
             "message": op.message,
         },
-        "lastSuccessAt": _iso(health.last_success_at),
+        "lastSuccessAt": to_iso(from_epoch(health.last_success_at)),
         "ready": ready,
         "readiness": readiness,
         "objects": objects,
@@ -399,10 +399,6 @@ def summary(
         "errorCount": len(report.problems),
         "errors": [p.to_dict() for p in report.problems[:100]],
     }
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else iso(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO
 
-from fleetward.errors import Problem, SourceError
+from fleetward.errors import Problem, SourceError, os_error
 from fleetward.source.base import read_after_close
 
 logger = logging.getLogger(__name__)
@@ -176,12 +176,13 @@ class BlobReader:
             )
         except OSError as exc:
             self._reset()
-            raise SourceError.one(
+            raise os_error(
+                exc,
+                SourceError,
                 "The git command cannot be run",
-                "fleetward reads Git repositories with the git binary, and starting it "
-                f"failed: {exc.strerror or exc}.",
                 "Install git and make sure it is on PATH, or read a plain directory with "
                 "--no-git.",
+                consequence="fleetward reads Git repositories with the git binary.",
             ) from None
         return self._proc
 

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fleetward.errors import Problem, SourceError
+from fleetward.errors import Problem, SourceError, os_problem
 from fleetward.model import BlobId, Revision
 from fleetward.source.base import (
     MAX_FILE_BYTES,
@@ -259,14 +259,13 @@ def _loop_problem(rel: str) -> Problem:
 
 
 def _unreadable(rel: str, exc: OSError, link: bool, noun: str = "Manifest file") -> Problem:
-    why = exc.strerror or type(exc).__name__
     if noun == "Manifest file" and link:
         noun = "Symlink"
-    return Problem(
+    return os_problem(
+        exc,
         f"{noun} {rel!r} cannot be read",
-        f"The operating system said: {why}.",
         "Make it readable by the user running fleetward, or remove it from the source.",
-        location=rel,
+        rel,
     )
 
 

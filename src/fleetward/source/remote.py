@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from fleetward.errors import SourceError
+from fleetward.errors import SourceError, os_error
 from fleetward.source.blobs import looks_corrupt
 from fleetward.source.git import _clean
 from fleetward.source.urls import (
@@ -553,11 +553,12 @@ class RemoteMirror:
         )
 
     def _cache_failed(self, exc: OSError) -> SourceError:
-        return SourceError.one(
+        return os_error(
+            exc,
+            SourceError,
             f"The cache directory {self.cache_root} cannot be used",
-            f"{exc.strerror or exc} ({exc.filename or self.cache_root}).",
             "Make the state directory writable by this user, or point --state-dir elsewhere.",
-            location=str(self.cache_root),
+            self.cache_root,
         )
 
 
@@ -657,11 +658,12 @@ def _run(argv: list[str], env: dict[str, str], timeout: float) -> str:
             start_new_session=True,
         )
     except OSError as exc:
-        raise SourceError.one(
+        raise os_error(
+            exc,
+            SourceError,
             "The git command cannot be run",
-            f"fleetward reads remote repositories with the git binary, and starting it "
-            f"failed: {exc.strerror or exc}.",
             "Install git and make sure it is on PATH.",
+            consequence="fleetward reads remote repositories with the git binary.",
         ) from None
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleetward.errors import FleetwardError, LockTimeout, StoreError
+from fleetward.errors import FleetwardError, LockTimeout, StoreError, os_error
 
 _POLL_SECONDS = 0.1
 
@@ -27,11 +27,12 @@ def exclusive_lock(
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise StoreError.one(
+        raise os_error(
+            exc,
+            StoreError,
             f"Cannot open the lock file {path}",
-            f"{exc.strerror} (errno {exc.errno}).",
             f"Make the state directory {path.parent} writable by this user, or pass --state-dir.",
-            location=str(path),
+            path,
         ) from exc
     try:
         deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fleetward.errors import StoreError
+from fleetward.errors import StoreError, os_error
 from fleetward.operations import Operation, OperationState
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, sweep_own, write_atomic
@@ -143,11 +143,12 @@ class OperationLog:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise StoreError.one(
+            raise os_error(
+                exc,
+                StoreError,
                 f"Cannot read the operation log {self.path}",
-                f"{exc.strerror or exc}.",
                 "Check the file's permissions, or pass another --state-dir.",
-                location=str(self.path),
+                self.path,
             ) from exc
         try:
             table = json.loads(raw)["operations"]
@@ -233,9 +234,10 @@ def _merge(entries: list[_Entry], operations: Iterable[Operation]) -> list[_Entr
 
 
 def _unwritable(directory: Path, exc: OSError) -> StoreError:
-    return StoreError.one(
+    return os_error(
+        exc,
+        StoreError,
         f"Cannot write the operation log in {directory}",
-        f"{exc.strerror or exc} (errno {exc.errno}).",
         f"Make {directory} writable by this user, or pass another --state-dir.",
-        location=str(directory),
+        directory,
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleetward.errors import StoreError
+from fleetward.errors import StoreError, os_error
 from fleetward.operations import Operation
 from fleetward.store.files import write_atomic
 
@@ -111,11 +111,12 @@ class RejectionFile:
         try:
             write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
         except OSError as exc:
-            raise StoreError.one(
+            raise os_error(
+                exc,
+                StoreError,
                 f"Cannot write {self.path}",
-                f"{exc.strerror or exc}.",
                 "Make the state directory writable.",
-                location=str(self.path),
+                self.path,
             ) from exc
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetward.errors import StoreError, UsageError
+from fleetward.errors import StoreError, UsageError, os_error
 from fleetward.store.files import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def read_suspension(state_dir: Path) -> Suspension | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise _unreadable(path, f"{exc.strerror or exc}.") from exc
+        raise os_error(exc, StoreError, _CANNOT_READ.format(path), _FIX_OR_RESUME, path) from exc
     try:
         data = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -92,12 +92,8 @@ def write_suspension(state_dir: Path, suspension: Suspension) -> None:
     try:
         write_atomic(directory / SUSPEND_FILE, data.encode())
     except OSError as exc:
-        raise StoreError.one(
-            f"Cannot write {directory / SUSPEND_FILE}",
-            f"{exc.strerror or exc}.",
-            "Run as the user the daemon runs as, or fix the directory's permissions.",
-            location=str(directory / SUSPEND_FILE),
-        ) from exc
+        path = directory / SUSPEND_FILE
+        raise os_error(exc, StoreError, f"Cannot write {path}", _AS_THE_DAEMON, path) from exc
 
 
 def clear_suspension(state_dir: Path) -> Suspension | None:
@@ -114,19 +110,14 @@ def clear_suspension(state_dir: Path) -> Suspension | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreError.one(
-            f"Cannot remove {path}",
-            f"{exc.strerror or exc}.",
-            "Run as the user the daemon runs as, or fix the directory's permissions.",
-            location=str(path),
-        ) from exc
+        raise os_error(exc, StoreError, f"Cannot remove {path}", _AS_THE_DAEMON, path) from exc
     return removed
 
 
+_AS_THE_DAEMON = "Run as the user the daemon runs as, or fix the directory's permissions."
+_CANNOT_READ = "Cannot read the suspension file {}"
+_FIX_OR_RESUME = "Fix the file, or remove it with fleetward resume (and suspend again if wanted)."
+
+
 def _unreadable(path: Path, reason: str) -> StoreError:
-    return StoreError.one(
-        f"Cannot read the suspension file {path}",
-        reason,
-        "Fix the file, or remove it with fleetward resume (and suspend again if wanted).",
-        location=str(path),
-    )
+    return StoreError.one(_CANNOT_READ.format(path), reason, _FIX_OR_RESUME, location=str(path))

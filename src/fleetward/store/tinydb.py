@@ -24,7 +24,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import Middleware
 from tinydb.storages import Storage
 
-from fleetward.errors import StoreError
+from fleetward.errors import StoreError, os_error
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
@@ -67,7 +67,13 @@ class AtomicJSONStorage(Storage):
             self.file_id = None
             return None
         except OSError as exc:
-            raise _unreadable(self._path, exc.strerror or str(exc)) from exc
+            raise os_error(
+                exc,
+                StoreError,
+                f"Cannot read the state file {self._path}",
+                "Check the file's permissions, or pass another --state-dir.",
+                self._path,
+            ) from exc
         if not raw.strip():
             # Only a missing file is an empty store: an empty one is a damaged one
             # (planning against it would create everything again under a new lineage).
@@ -435,19 +441,12 @@ def _corrupt(path: Path, detail: str) -> StoreError:
     )
 
 
-def _unreadable(path: Path, detail: str) -> StoreError:
-    return StoreError.one(
-        f"Cannot read the state file {path}",
-        detail,
-        "Check the file's permissions, or pass another --state-dir.",
-        location=str(path),
-    )
-
-
 def _unwritable(directory: Path, exc: OSError) -> StoreError:
-    return StoreError.one(
+    return os_error(
+        exc,
+        StoreError,
         f"Cannot write to the state directory {directory}",
-        f"{exc.strerror or exc} (errno {exc.errno}). Nothing was changed.",
         f"Make {directory} writable by this user, or pass another --state-dir.",
-        location=str(directory),
+        directory,
+        "Nothing was changed.",
     )
