@@ -9,6 +9,7 @@ same tests against each of them.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -197,6 +198,20 @@ def status_change_set(snapshot: StoreSnapshot, change: StatusChange, where: str)
         upserts=upserts,
         deletes=[],
         history_entry=change.history_entry,
+    )
+
+
+def applied_meta(
+    meta: StoreMeta, change_set: ChangeSet, owners: Iterable[tuple[str | None, str]]
+) -> StoreMeta:
+    """The store's meta after `change_set` is written: a lineage from the first apply
+    on, the next serial, the revision, and the owners' labels (`owners`: every kept
+    object's owner and state, after the write)."""
+    return StoreMeta(
+        lineage=meta.lineage or str(uuid.uuid4()),
+        serial=meta.serial + 1,
+        last_applied_revision=change_set.revision,
+        owner_labels=merged_owner_labels(meta.owner_labels, change_set.owner_labels, owners),
     )
 
 

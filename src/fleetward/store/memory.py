@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
     StatusChange,
+    applied_meta,
     check_fence,
-    merged_owner_labels,
     status_change_set,
 )
 from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
@@ -176,15 +175,8 @@ class MemoryStore:
             objects.pop(key, None)
         for obj in change_set.upserts:
             objects[obj.key] = _Kept(obj.owner, obj.state.value, _dumps(obj.to_doc()))
-        new_meta = StoreMeta(
-            lineage=meta.lineage or str(uuid.uuid4()),
-            serial=meta.serial + 1,
-            last_applied_revision=change_set.revision,
-            owner_labels=merged_owner_labels(
-                meta.owner_labels,
-                change_set.owner_labels,
-                ((k.owner, k.state) for k in objects.values()),
-            ),
+        new_meta = applied_meta(
+            meta, change_set, ((k.owner, k.state) for k in objects.values())
         )
         entry = _dumps({**change_set.history_entry, "serial": new_meta.serial})
         history = [*self._history, entry][-HISTORY_LIMIT:]

@@ -13,7 +13,6 @@ import functools
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
     StatusChange,
+    applied_meta,
     check_fence,
-    merged_owner_labels,
     status_change_set,
 )
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
@@ -339,15 +338,10 @@ class TinyDBStore:
                     ids[obj.key] = doc_id
                 table[doc_id] = obj.to_doc()
             transaction.put_table("objects", table)
-            new_meta = StoreMeta(
-                lineage=meta.lineage or str(uuid.uuid4()),
-                serial=meta.serial + 1,
-                last_applied_revision=change_set.revision,
-                owner_labels=merged_owner_labels(
-                    meta.owner_labels,
-                    change_set.owner_labels,
-                    ((d.get("owner"), d.get("state", "active")) for d in table.values()),
-                ),
+            new_meta = applied_meta(
+                meta,
+                change_set,
+                ((d.get("owner"), d.get("state", "active")) for d in table.values()),
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
