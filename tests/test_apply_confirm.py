@@ -49,6 +49,7 @@ def _run_on_tty(args: list[str], cwd: Path, answer: str | None) -> tuple[int, st
             transcript += chunk
             if not answered and b"Enter a value" in transcript:
                 if answer is None:
+                    _wait_until_reading_the_terminal(proc.pid)
                     proc.send_signal(signal.SIGINT)
                 else:
                     os.write(primary, answer.encode() + b"\r")
@@ -58,6 +59,21 @@ def _run_on_tty(args: list[str], cwd: Path, answer: str | None) -> tuple[int, st
     os.close(primary)
     # NO_COLOR drops colours but not bold: strip every SGR sequence.
     return proc.wait(10), re.sub(r"\x1b\[[0-9;]*m", "", transcript.decode(errors="replace"))
+
+
+def _wait_until_reading_the_terminal(pid: int) -> None:
+    """Until the child sits in read(2) on its terminal: the prompt's text is written a
+    moment before input() starts reading, and a Ctrl-C in between is not "at the
+    prompt". Bounded by a number of looks, not by time."""
+    read_syscall = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
+    for _ in range(2000):
+        try:
+            syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            return  # no /proc (or not allowed): send it as it is
+        if not syscall or read_syscall is None or syscall[0] == read_syscall:
+            return
+        time.sleep(0.005)
 
 
 @pytest.fixture
