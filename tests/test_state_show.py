@@ -154,3 +154,37 @@ def test_a_refused_first_apply_leaves_no_state_directory(world: World) -> None:
     world.ok("apply", "--auto-approve")
     shown: dict[str, Any] = json.loads(world.ok("state", "show", "--json"))
     assert shown["serial"] == 1 and [o["key"] for o in shown["objects"]] == ["Asset/TRK-1"]
+
+
+@pytest.mark.parametrize(
+    ("applied_from", "expected"),
+    [
+        ("rev-b", [("created", 1), ("lastChanged", 2)]),  # changed by the second apply
+        ("rev-a", [("created", 1)]),  # the second apply, same second, did not touch it
+    ],
+)
+def test_two_applies_within_one_second_are_told_apart_by_revision(
+    applied_from: str, expected: list[tuple[str, int]]
+) -> None:
+    """Applies are stamped to the second; the object's appliedRevision says which of two
+    applies in the same second last wrote it."""
+    import dataclasses
+
+    from fleetward.cli.state import describe_object
+    from fleetward.model import ObjectKey, ObjectState, ObjectView, StoredObject
+
+    at = "2026-12-03T10:00:00Z"
+    first = StoredObject.first(
+        ObjectKey("Asset/TRK-1"),
+        "Asset",
+        ObjectView(ObjectState.ACTIVE, "Fleet/north-yard", {"name": "one"}),
+        "rev-a",
+        at,
+    )
+    obj = dataclasses.replace(first, applied_revision=applied_from)
+    history = [
+        {"serial": 1, "revision": "rev-a", "time": at, "operationId": "op-1"},
+        {"serial": 2, "revision": "rev-b", "time": at, "operationId": "op-2"},
+    ]
+    described = describe_object(obj, history, {})
+    assert [(e["event"], e["serial"]) for e in described["history"]] == expected

@@ -210,9 +210,16 @@ def describe_object(
     older one is shown by its time alone.
     """
     kind, _, ident = obj.key.partition("/")
-    events = [_event("created", obj.created_at, history, triggers, first=True)]
-    if obj.updated_at != obj.created_at:
-        events.append(_event("lastChanged", obj.updated_at, history, triggers, first=False))
+    created = _event("created", obj.created_at, history, triggers, first=True)
+    # The last write is also the one of the revision the object was last applied from:
+    # that tells two applies within the same second apart.
+    changed = _event(
+        "lastChanged", obj.updated_at, history, triggers, first=False,
+        revision=obj.applied_revision,
+    )  # fmt: skip
+    events = [created]
+    if obj.updated_at != obj.created_at or changed.get("serial") != created.get("serial"):
+        events.append(changed)
     return {
         "address": obj.key,
         "kind": kind,
@@ -239,8 +246,11 @@ def _event(
     triggers: Mapping[str, str],
     *,
     first: bool,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     matches = [e for e in history if e.get("time") == time]
+    if revision is not None:
+        matches = [e for e in matches if e.get("revision") == revision] or matches
     event: dict[str, Any] = {"event": name, "time": time}
     if not matches:
         event["serial"] = None  # older than the history kept, or written by hand
