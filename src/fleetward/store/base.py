@@ -227,7 +227,7 @@ def outbox_selected(
     kept: Iterable[OutboxEntry], target: str | None, limit: int | None
 ) -> list[OutboxEntry]:
     """The entries of `target` (all: None), oldest first, at most `limit`."""
-    out = []
+    out: list[OutboxEntry] = []
     for entry in kept:
         if limit is not None and len(out) >= limit:
             break
