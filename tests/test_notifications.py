@@ -32,7 +32,8 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
 from notify_support import Receiver, free_port
 
 from fleetward.cli import cli
-from fleetward.notify import Notifier, TargetSettings
+from fleetward.daemon.config import read_config_file
+from fleetward.notify import TARGET_TYPES, Notifier, TargetSettings
 from fleetward.store import TinyDBStore
 
 HOOK_SECRET = "hook-secret-value"
@@ -385,3 +386,13 @@ def test_notify_test_sends_a_test_event_and_prints_the_answer(
     assert failed.exit_code == 1 and "HTTP 500" in failed.output
     unknown = CliRunner().invoke(cli, ["notify", "test", "nope", "--config", str(config)])
     assert unknown.exit_code == 1 and "hook" in unknown.output
+
+
+def test_the_readme_config_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Notifications", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "fleetward.yaml"
+    path.write_text(example)
+    values = read_config_file(str(path))
+    assert [t.type for t in values["notifications"]] == list(TARGET_TYPES)
