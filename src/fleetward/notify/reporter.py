@@ -72,7 +72,8 @@ class Notifier(Reporter):
 
     def run_finished(self, report: RunReport) -> None:
         self._queue(self.events.finished(report))
-        self.on_change()
+        if self._targets or self.stats:  # no targets: summary.json has nothing to show
+            self.on_change()
 
     def daemon_stopped(self, cause: str) -> None:
         self._queue([self.events.daemon("daemon-stopped", {"cause": cause})])
