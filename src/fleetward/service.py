@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fleetward.daemon.config import DaemonConfig
-from fleetward.daemon.runner import Daemon
+from fleetward.daemon.runner import Daemon, display_source
 from fleetward.http.app import ApiContext, create_app
 from fleetward.http.server import Listening, serve
+from fleetward.notify import Notifier
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
+from fleetward.reporting import Reporters
 
 
 def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None = None) -> Daemon:
@@ -22,7 +24,20 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
 
     `reload` re-reads the configuration on SIGHUP."""
     health = Health(ready_max_age=config.readiness_bound)
-    return Daemon(config, reload, health=health, metrics=Metrics(health), serve_http=serve_api)
+    metrics = Metrics(health)
+    daemon = Daemon(config, reload, health=health, metrics=metrics, serve_http=serve_api)
+    # Notifications: a reporter of the daemon's runs, its secrets read (and checked) now.
+    notifier = Notifier(
+        daemon.store,
+        config.notifications,
+        {"url": display_source(config.source), "ref": config.ref, "path": config.path},
+        config.external_url,
+    )
+    notifier.on_change = lambda: daemon.status.amend("notifications", notifier.summary())
+    metrics.registry.register(notifier.collector())
+    daemon.reporters = Reporters([notifier])
+    daemon.reconfigure = lambda new: notifier.reconfigure(new.notifications)
+    return daemon
 
 
 def serve_api(daemon: Daemon) -> Listening:

@@ -14,6 +14,7 @@ from fleetward import __version__
 from fleetward.cli import output
 from fleetward.cli.control import resume_command, suspend_command
 from fleetward.cli.daemon import daemon_command
+from fleetward.cli.notify import notify_group
 from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import apply_command, plan_command, validate_command
 from fleetward.cli.rules import rules_group
@@ -126,6 +127,7 @@ cli.add_command(rules_group)
 cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
+cli.add_command(notify_group)
 
 
 def main() -> None:

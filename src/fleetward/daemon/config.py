@@ -35,6 +35,8 @@ from fleetward.durations import check_range, parse_duration
 from fleetward.errors import Problem, UsageError, os_error
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
+from fleetward.notify import TargetSettings, check_unique_names
+from fleetward.notify.settings import check_url
 from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
 MIN_SECONDS = 1.0  # interval, git-timeout and ready-max-age: anything shorter cannot work
@@ -73,6 +75,14 @@ Seconds = Annotated[float, _seconds(0.0), Metavar("DURATION")]
 AtLeastASecond = Annotated[float, _seconds(MIN_SECONDS), Metavar("DURATION")]
 Listen = Annotated[str, AfterValidator(_listen), Metavar("HOST:PORT")]
 Count = Annotated[int, Field(ge=0), Metavar("N")]
+
+
+def _external_url(value: str) -> str:
+    check_url(value)
+    return value.rstrip("/")
+
+
+ExternalUrl = Annotated[str, AfterValidator(_external_url), Metavar("URL")]
 
 
 def _setting(default: Any, help: str, metavar: str | None = None) -> Any:
@@ -147,6 +157,16 @@ class DaemonConfig(BaseModel):
         "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
     )
     once: bool = _setting(False, "Reconcile once and exit: 0 on success, 1 on failure.")
+    external_url: ExternalUrl | None = _setting(
+        None,
+        "The URL people reach this daemon's API at, for links in notifications "
+        "(approve a held plan) [default: the --listen address].",
+        metavar="URL",
+    )
+    # Config file only (a list of targets is no flag): see the README's Notifications.
+    notifications: Annotated[tuple[TargetSettings, ...], AfterValidator(check_unique_names)] = (
+        Field(default=(), description="Notification targets (config file only).")
+    )
 
     @property
     def readiness_bound(self) -> float:
@@ -267,8 +287,13 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
-SETTINGS = tuple(Setting(name, field) for name, field in DaemonConfig.model_fields.items())
-KEYS = {setting.key: setting.name for setting in SETTINGS}
+FILE_ONLY = frozenset({"notifications"})  # config-file keys that are no flag or variable
+SETTINGS = tuple(
+    Setting(name, field)
+    for name, field in DaemonConfig.model_fields.items()
+    if name not in FILE_ONLY
+)
+KEYS = {name.replace("_", "-"): name for name in DaemonConfig.model_fields}
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
+from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
@@ -89,6 +90,11 @@ class Daemon:
         self.health = health
         self.metrics = metrics
         self._serve_http = serve_http
+        # Told of the daemon's start and stop and of every finished run (notifications);
+        # set by the composition root.
+        self.reporters: Reporter = Reporters()
+        # Checks a reloaded configuration and takes it (raises FleetwardError to refuse it).
+        self.reconfigure: Callable[[DaemonConfig], None] | None = None
         self.store = open_store(config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
@@ -228,6 +234,13 @@ class Daemon:
                 }
             },
         )
+        self.reporters.daemon_started(
+            {
+                "version": __version__,
+                "source": self._source_info(self.config),
+                **self._daemon_info(),
+            }
+        )
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
         self.health.alive = lambda: worker.is_alive() and not self._stuck()
         worker.start()
@@ -309,6 +322,7 @@ class Daemon:
         except (OSError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
         logs.log_run(report)
+        self.reporters.run_finished(report)
         return report
 
     def _stop_cause(self) -> str | None:
@@ -391,6 +405,8 @@ class Daemon:
             new = self._reload()
             validate_ref(new.ref)
             secrets = self._secrets(new)
+            if self.reconfigure is not None:
+                self.reconfigure(new)  # last: nothing after it may refuse the reload
         except FleetwardError as exc:
             for p in exc.problems:
                 logger.error(
@@ -467,6 +483,7 @@ class Daemon:
                 "abandoning the run in progress (it had not started writing)",
                 extra={"fields": {"operation": ended.operation_id if ended else None}},
             )
+        self.reporters.daemon_stopped(cause)
         # Last: `fleetward status` must say the daemon is not running from now on.
         self.status.stopped(now_iso(), cause, ended)
         if self.listening is not None:

@@ -55,6 +55,8 @@ class StatusWriter:
         self.source = dict(source)  # url (credentials masked), ref, path
         self._lock = threading.Lock()  # a run's files, or the stop record: one at a time
         self._stopped = False
+        # Sections other reporters keep in summary.json between runs (`amend`).
+        self._sections: dict[str, Any] = {}
 
     def write(self, report: RunReport, health: Health, daemon: Mapping[str, Any]) -> None:
         """Write a run's files, summary.json last.
@@ -75,8 +77,26 @@ class StatusWriter:
             _attempt(failed, self.dir / "pending", lambda: self._pending(report, failed))
             write_json(
                 self.dir / "summary.json",
-                summary(report, health, daemon, self.source, written, failed),
+                {**summary(report, health, daemon, self.source, written, failed), **self._sections},
             )
+
+    def amend(self, key: str, value: Any) -> None:
+        """Set top-level `key` of summary.json to `value`, now and in every later write.
+
+        For what changes between runs (a notification's delivery): the run's own
+        sections are kept as the last run wrote them. Before the first run, or
+        after the stop, the value is only remembered."""
+        with self._lock:
+            self._sections[key] = value
+            path = self.dir / "summary.json"
+            if self._stopped or not path.exists():
+                return
+            try:
+                current = json.loads(path.read_bytes())
+                if isinstance(current, dict):
+                    write_json(path, {**current, key: value})
+            except (OSError, ValueError) as exc:
+                logger.error("cannot update %s in %s: %s", key, path, exc)
 
     def stopped(self, at: str, cause: str, abandoned: Operation | None = None) -> None:
         """Record in summary.json that the daemon stopped cleanly, at `at`, on `cause`.

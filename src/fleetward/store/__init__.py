@@ -1,7 +1,15 @@
 """State stores: the Store interface, the embedded TinyDB store, the in-memory double,
 and `open_store`, which makes the one a location names."""
 
-from fleetward.store.base import HISTORY_LIMIT, ChangeSet, OperationStore, StatusChange, Store
+from fleetward.store.base import (
+    HISTORY_LIMIT,
+    OUTBOX_LIMIT,
+    ChangeSet,
+    OperationStore,
+    OutboxEntry,
+    StatusChange,
+    Store,
+)
 from fleetward.store.location import MEMORY, open_store
 from fleetward.store.memory import MemoryOperationLog, MemoryStore
 from fleetward.store.operations import OperationLog
@@ -11,12 +19,14 @@ __all__ = [
     "BACKUP_FILE",
     "HISTORY_LIMIT",
     "MEMORY",
+    "OUTBOX_LIMIT",
     "STATE_FILE",
     "ChangeSet",
     "MemoryOperationLog",
     "MemoryStore",
     "OperationLog",
     "OperationStore",
+    "OutboxEntry",
     "StatusChange",
     "Store",
     "TinyDBStore",

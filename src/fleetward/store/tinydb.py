@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
+    OutboxEntry,
     StatusChange,
     applied_meta,
     check_fence,
@@ -37,6 +38,7 @@ from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
+from fleetward.store.outbox import OutboxFile
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,7 @@ class TinyDBStore:
         self._encoded: EncodedDocs = {}
         self._checked = False
         self.operations = OperationLog(self.state_dir)
+        self._outbox = OutboxFile(self.state_dir)
 
     def exists(self) -> bool:
         return self.state_dir.is_dir()
@@ -379,6 +382,20 @@ class TinyDBStore:
     def set_status(self, change: StatusChange) -> StoreMeta:
         """The objects' new status in one atomic write; the caller holds the lock."""
         return self.apply(status_change_set(self.read(), change, str(self.path)))
+
+    # -- the notification outbox (outbox.json, apart from state.json) -----------------
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+        self._check_once()
+        return self._outbox.add(entries)
+
+    def outbox_pending(
+        self, target: str | None = None, limit: int | None = None
+    ) -> list[OutboxEntry]:
+        return self._outbox.pending(target, limit)
+
+    def outbox_remove(self, entry_ids: Collection[str]) -> None:
+        self._outbox.remove(entry_ids)
 
     def _make_dir(self) -> None:
         try:
