@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from fleetward.errors import SourceError, os_error
 from fleetward.source.blobs import looks_corrupt
-from fleetward.source.git import _clean
+from fleetward.source.git_commands import clean_git_message
 from fleetward.source.urls import (
     redact_url,
     split_ancestry,
@@ -480,7 +480,7 @@ class RemoteMirror:
 
     def _scrub(self, text: str) -> str:
         """`text` with the URL's credentials masked, however git quoted them."""
-        text = _clean(text.replace(self.url, self.shown_url))
+        text = clean_git_message(text.replace(self.url, self.shown_url))
         try:
             password = urlsplit(self.url).password
         except ValueError:
@@ -630,7 +630,7 @@ class _Failure(Exception):
     def __init__(self, command: str, raw: str, timed_out: bool = False) -> None:
         self.command = command
         self.raw = raw  # stderr as git wrote it (never shown: may hold a URL)
-        self.said = _clean(raw)  # may be empty
+        self.said = clean_git_message(raw)  # may be empty
         self.timed_out = timed_out
         super().__init__(f"git {command}: {self.said}")
 
