@@ -355,7 +355,7 @@ def validates(doc: Any) -> bool:
 def loader_accepts(doc: Any) -> bool:
     """Whether `load_file` reads the document as YAML text into a Document."""
     out = io.StringIO()
-    YAML(typ="safe", pure=True).dump(doc, out)
+    YAML(typ="safe").dump(doc, out)
     return all(type(r).__name__ == "Document" for r in load_file(out.getvalue().encode()))
 
 
