@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetward.desire import Expansions, desire
-from fleetward.kinds import rule_outputs
+from fleetward.kinds.asset_rule import outputs as rule_outputs
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Action, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import plan

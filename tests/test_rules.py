@@ -22,10 +22,9 @@ from hypothesis import strategies as st
 
 from fleetward.cli import cli
 from fleetward.errors import ManifestError
-from fleetward.kinds import rule_outputs
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
-from fleetward.kinds.base import DataProblems
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule import outputs as rule_outputs
+from fleetward.kinds.asset_rule.matching import (
     MAX_FIELD_LENGTH,
     captures,
     compile_rule,
@@ -35,6 +34,7 @@ from fleetward.kinds.rule_matching import (
     render,
     solve,
 )
+from fleetward.kinds.base import DataProblems
 from fleetward.kinds.streams import parse_csv
 from fleetward.model import StoredObject
 from fleetward.pipeline import SourceOptions, as_stored, resolve
@@ -861,7 +861,7 @@ def test_the_match_memo_keeps_matches_and_a_set_of_misses(tmp_path: Path) -> Non
 
 
 def test_deleting_rules_counts_their_objects_in_one_pass_over_the_store(tmp_path: Path) -> None:
-    from fleetward.kinds import rule_lifecycle
+    from fleetward.kinds.asset_rule import lifecycle as rule_lifecycle
 
     files = {
         "s.yaml": _streams("xP", "yP", "xT"),

@@ -14,17 +14,20 @@ from fleetward.cli import output
 from fleetward.cli.options import scratch_source_options
 from fleetward.desire import DesiredState
 from fleetward.errors import UsageError
-from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule import (
     ExpressionVerdict,
+    Preview,
+    collecting_conflicts,
+    compile_outputs,
     compile_rule,
     describe_specification,
     describe_split,
+    evaluate,
     explain,
     match,
+    preview,
 )
-from fleetward.kinds.rule_outputs import collecting_conflicts, compile_outputs, evaluate
-from fleetward.kinds.rule_preview import Preview, preview
+from fleetward.kinds.problems import did_you_mean
 from fleetward.model import DesiredObject, ObjectKey
 from fleetward.pipeline import SourceOptions, resolve
 from fleetward.rendering import Line

@@ -24,9 +24,7 @@ from dataclasses import field as default
 from typing import Any
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import Document, Generated
-from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule.matching import (
     STREAM_FIELDS,
     CompiledExpression,
     compile_rule,
@@ -34,6 +32,8 @@ from fleetward.kinds.rule_matching import (
     render,
     too_long,
 )
+from fleetward.kinds.base import Document, Generated
+from fleetward.kinds.problems import did_you_mean
 from fleetward.model import (
     DesiredObject,
     ObjectKey,

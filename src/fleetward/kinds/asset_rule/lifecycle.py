@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fleetward.kinds.asset_rule.outputs import frozen_assets
 from fleetward.kinds.base import Removal
-from fleetward.kinds.rule_outputs import frozen_assets
 from fleetward.model import Action, DesiredObject, ObjectKey, ObjectState, StoredObject, object_key
 
 
