@@ -25,7 +25,7 @@ import referencing.exceptions
 
 from fleetward.errors import Problem
 from fleetward.kinds.base import PlanContext, as_uuid, derived_id
-from fleetward.kinds.task_status import is_open
+from fleetward.kinds.tasks.status import is_open
 from fleetward.kinds.template_schema import TemplateChecker, TemplateCheckFailed
 from fleetward.model import (
     Action,
