@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -350,7 +350,8 @@ def _value_at(schema: Mapping[str, Any], path: SchemaPath) -> str:
     return str(value)
 
 
-def _render(path: SchemaPath) -> str:
+def render_schema_path(path: Sequence[str | int]) -> str:
+    """A place in a schema as errors name it: "properties/level", or "(root)"."""
     return "/".join(str(p) for p in path) or "(root)"
 
 
@@ -513,7 +514,7 @@ class TemplateChecker:
     def first_error(self, data: Any) -> Any:
         """The best-matching ValidationError, or None; TemplateCheckFailed when unbounded."""
         if self._defect is not None:
-            where = _render(self._defect.path)
+            where = render_schema_path(self._defect.path)
             raise TemplateCheckFailed(f"{self._defect.error} (at {where})")
         token = _BUDGET.set(_Budget(MAX_STEPS))
         try:
