@@ -497,6 +497,7 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
     from types import SimpleNamespace
 
     from fleetward.kinds.tasks import checks as task_checks
+    from fleetward.kinds.template_schema import TemplateCheckers
 
     index = task_checks._Index("TaskType")
     schema = {"type": "object", "properties": {"kw": {"$ref": "#/$defs/missing"}}}
@@ -507,7 +508,7 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
         want=SimpleNamespace(spec=spec, origin=SimpleNamespace(yaml_path=("spec", "tasks", 0))),
         task_type="reading",
     )
-    check = task_checks._templates(world)  # type: ignore[arg-type]
+    check = task_checks._templates(world, TemplateCheckers())  # type: ignore[arg-type]
     (failed,) = check(item, world)  # a check returns every failure it finds
     assert failed.label == "SchemaError"
     assert "has a $ref that cannot be resolved" in failed.message

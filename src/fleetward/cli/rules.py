@@ -17,7 +17,6 @@ from fleetward.errors import UsageError
 from fleetward.kinds.asset_rule import (
     ExpressionVerdict,
     Preview,
-    collecting_conflicts,
     compile_outputs,
     compile_rule,
     describe_specification,
@@ -59,18 +58,16 @@ def preview_command(
     """Show which streams rule NAME matches at --ref, the tokens captured, and the assets and
     stream metadata that would result. Reads the revision only: the store is not touched."""
     ctx.meta["json_output"] = as_json
-    with (
-        collecting_conflicts() as conflicts,  # shown, not raised: previewing is for them
-        tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch,  # a remote's clone
-    ):
-        desired = resolve(replace(sources, cache_root=scratch))
+    with tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch:  # a remote's clone
+        # Conflicts are shown, not raised: previewing is for them.
+        desired = resolve(replace(sources, cache_root=scratch), keep_conflicts=True)
     rule = _rule(desired, name)
     streams = [o for o in desired.objects.values() if o.kind == "Stream"]
     explained = MAX_EXPLAINED if as_json else MAX_SHOWN
     result = preview(rule.spec, name, streams, explain_misses=explained)
     involved = tuple(
         f"{c.error}: {c.reason} (at {c.location})"
-        for c in conflicts
+        for c in desired.conflicts
         if rule.key in (c.parameters or {}).get("rules", ())
     )
     result = replace(result, problems=(*result.problems, *involved))

@@ -33,6 +33,8 @@ import referencing
 import referencing.exceptions
 import referencing.jsonschema
 
+from fleetward.model import canonical_json
+
 # Keyword evaluations one template item's data may cost. A realistic template (tens of
 # fields, a few keywords each) costs hundreds; this allows far more and still checks
 # in well under a second.
@@ -529,6 +531,35 @@ class TemplateChecker:
             raise TemplateCheckFailed(f"a pattern cannot be compiled ({exc})") from None
         finally:
             _BUDGET.reset(token)
+
+
+class TemplateCheckers:
+    """TaskTypes' checkers by schema: an entry of the caller's `KindCaches`.
+
+    Building a checker analyses its schema (`schema_defects`) and makes a validator, so
+    a daemon builds one per schema, not one per run. Keyed by the schema's canonical
+    JSON (equal schemas share a checker, a changed one gets its own); holds the checkers
+    of the last run only (`start_run`), so edited schemas do not pile up.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, TemplateChecker] = {}
+        self._used: dict[str, TemplateChecker] = {}
+        self.built = 0  # checkers built, for tests and benchmarks
+
+    def start_run(self) -> None:
+        """Forget the checkers of the run before last: keep those the last run used."""
+        if self._used:
+            self._last, self._used = self._used, {}
+
+    def checker(self, schema: Mapping[str, Any]) -> TemplateChecker:
+        key = canonical_json(schema)
+        found = self._used.get(key) or self._last.get(key)
+        if found is None:
+            found = TemplateChecker(schema)
+            self.built += 1
+        self._used[key] = found
+        return found
 
 
 def check_schema(schema: Mapping[str, Any]) -> jsonschema.SchemaError | None:

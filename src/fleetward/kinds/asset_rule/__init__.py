@@ -33,8 +33,8 @@ from fleetward.kinds.asset_rule.matching import (
 )
 from fleetward.kinds.asset_rule.outputs import (
     CompiledRule,
+    RuleMemo,
     StreamResult,
-    collecting_conflicts,
     compile_outputs,
     evaluate,
 )
@@ -53,12 +53,12 @@ __all__ = [
     "Miss",
     "Output",
     "Preview",
+    "RuleMemo",
     "Specification",
     "StatusTemplate",
     "StreamReferenceTemplate",
     "StreamResult",
     "ValueStatusMapping",
-    "collecting_conflicts",
     "compile_outputs",
     "compile_rule",
     "describe_specification",

@@ -19,6 +19,7 @@ from fleetward.kinds.asset_rule.matching import BUILTIN_TOKENS, TOKEN_NAME, plac
 from fleetward.kinds.base import (
     Document,
     Generated,
+    KindCaches,
     KindPlugin,
     ObjectKind,
     Removal,
@@ -276,16 +277,18 @@ class AssetRulePlugin(KindPlugin):
         documents: tuple[tuple[str, Document], ...],
         objects: Mapping[ObjectKey, DesiredObject],
         locate: Callable[[Origin], str],
+        caches: KindCaches,
     ) -> Generated | None:
-        return outputs.generate(documents, objects, locate)
+        return outputs.generate(documents, objects, locate, caches)
 
     def removal(
         self,
         have: StoredObject,
         desired: Mapping[ObjectKey, DesiredObject],
         stored: Mapping[ObjectKey, StoredObject],
+        caches: KindCaches,
     ) -> Removal | None:
-        return lifecycle.removal(have, desired, stored)
+        return lifecycle.removal(have, desired, stored, caches)
 
 
 # -- checks within one document -----------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetward.errors import Problem
-from fleetward.kinds.tasks import checks
 from fleetward.kinds.base import (
     Document,
     KindPlugin,
@@ -27,6 +26,7 @@ from fleetward.kinds.base import (
     derived_id,
 )
 from fleetward.kinds.problems import PathProblem
+from fleetward.kinds.tasks import checks
 from fleetward.kinds.tasks.schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
 from fleetward.kinds.tasks.status import OPEN
 from fleetward.model import Action, DesiredObject
@@ -76,9 +76,9 @@ class TaskBatchPlugin(KindPlugin):
     located_in_plan = True
 
     def schema_problems(
-        self, exc: ValidationError, prefix: tuple[str | int, ...]
+        self, exc: ValidationError, prefix: tuple[str | int, ...], raw: Any
     ) -> list[PathProblem]:
-        return schema_problems(exc, prefix)
+        return schema_problems(exc, prefix, raw)
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: TaskBatchSpec = document.spec
