@@ -7,10 +7,10 @@ document can: names unique per kind, object ids unique across documents.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetward.errors import ManifestError, Problem
-from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
+from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document, KindCaches
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
 from fleetward.progress import SILENT, Phase, Progress
 
@@ -24,6 +24,10 @@ class DesiredState:
     objects: Mapping[ObjectKey, DesiredObject]
     # `file:line:column` of a declaration, for the plan stage's error reports.
     locate: Locate | None = None
+    # The caches the kinds used (the caller's): planning this state reuses them.
+    caches: KindCaches = field(default_factory=KindCaches)
+    # Conflicting generated objects, left out: only when the caller kept them.
+    conflicts: tuple[Problem, ...] = ()
 
 
 # (file path, document) → (the document, its objects). The document is held so
@@ -38,6 +42,9 @@ def desire(
     expansions: Expansions | None = None,
     checkpoint: Callable[[], None] | None = None,
     progress: Progress = SILENT,
+    *,
+    caches: KindCaches | None = None,
+    keep_conflicts: bool = False,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -47,7 +54,13 @@ def desire(
     are not expanded again. It is left holding only this call's documents.
     `checkpoint` is called before each document is expanded and before each
     kind generates objects: whatever it raises ends the stage there.
+    `caches` are the kinds' caches, owned by the caller (a daemon keeps one for its
+    life; None: fresh ones, nothing remembered). Conflicting generated objects fail
+    the revision, unless `keep_conflicts`: then they are left out and returned in
+    `DesiredState.conflicts` (`rules preview` shows them).
     """
+    caches = caches if caches is not None else KindCaches()
+    kept: list[Problem] = []
     documents = tuple(documents)
     progress.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
@@ -88,10 +101,15 @@ def desire(
         for plugin in REGISTRY.values():
             if checkpoint is not None:
                 checkpoint()
-            generated = plugin.generate(documents, objects, locate)
-            if generated is not None:
-                objects.update(generated.objects)
+            generated = plugin.generate(documents, objects, locate, caches)
+            if generated is None:
+                continue
+            if keep_conflicts:
                 problems.extend(generated.problems)
+                kept.extend(generated.conflicts)
+            else:
+                problems.extend(generated.failing())
+            objects.update(generated.objects)
     if problems:
         raise ManifestError(*problems)
     retain = getattr(locate, "retain", None)
@@ -99,7 +117,7 @@ def desire(
         # Kinds whose plan-stage checks report at file:line:column need their files
         # after the source is closed (the loader's Locator keeps their bytes).
         retain({path for path, doc in documents if REGISTRY[doc.kind].located_in_plan})
-    return DesiredState(revision, documents, objects, locate)
+    return DesiredState(revision, documents, objects, locate, caches, tuple(kept))
 
 
 def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:

@@ -531,7 +531,7 @@ def _validate(raw: dict[str, Any], index: int, out: list[Document]) -> list[Path
         try:
             spec = plugin.spec_adapter.validate_python(raw["spec"])
         except ValidationError as exc:
-            problems.extend(plugin.schema_problems(exc, ("spec",)))
+            problems.extend(plugin.schema_problems(exc, ("spec",), raw["spec"]))
     if not problems and plugin is not None and metadata is not None:
         document = Document(plugin.kind, metadata, spec, index)
         problems.extend(plugin.check(document))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fleetward.desire import DesiredState, desire
 from fleetward.errors import ManifestError
+from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
     Plan,
@@ -55,17 +56,29 @@ def open_source(options: SourceOptions) -> Snapshot:
 
 
 def resolve(
-    options: SourceOptions, cache: DocumentCache | None = None, progress: Progress = SILENT
+    options: SourceOptions,
+    cache: DocumentCache | None = None,
+    progress: Progress = SILENT,
+    *,
+    caches: KindCaches | None = None,
+    keep_conflicts: bool = False,
 ) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it.
 
     `progress` hears of the files read and the documents validated (the CLI's bar).
+    `caches` and `keep_conflicts` are `desire`'s: the kinds' caches the caller owns,
+    and whether conflicting generated objects are returned instead of raised.
     """
     with gc_paused(), open_source(options) as snapshot:
         try:
             manifests = load(snapshot, cache, progress=progress)
             return desire(
-                manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
+                manifests.revision,
+                manifests.documents(),
+                Locator(snapshot),
+                progress=progress,
+                caches=caches,
+                keep_conflicts=keep_conflicts,
             )
         except ManifestError as exc:
             exc.revision = snapshot.revision

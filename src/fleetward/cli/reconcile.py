@@ -29,7 +29,7 @@ from fleetward.cli.options import (
 from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import owner_labels_of
-from fleetward.kinds.task_checks import bulk_report, refused_report
+from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (

@@ -31,6 +31,7 @@ from fleetward.decisions import (
     with_carriers,
 )
 from fleetward.desire import DesiredState, Expansions, desire
+from fleetward.kinds import KindCaches
 from fleetward.errors import (
     FleetwardError,
     ManifestError,
@@ -74,6 +75,7 @@ class Reconciler:
     store: Store = field(init=False)
     documents: DocumentCache = field(default_factory=DocumentCache)
     expansions: Expansions = field(default_factory=dict)
+    caches: KindCaches = field(default_factory=KindCaches)  # the kinds', kept run to run
     # Held for the whole store write (and the final record of its operation).
     write_gate: threading.Lock = field(default_factory=threading.Lock)
     # Serialises the records of a run with `abandon` (another thread's).
@@ -241,6 +243,7 @@ class Reconciler:
                     Locator(snapshot, self.documents),
                     self.expansions,
                     inside("while expanding the manifests"),
+                    caches=self.caches,
                 )
         self._checkpoint(state, stop_cause, "after expanding the manifests")
         state.where = "while planning"
