@@ -39,6 +39,7 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
+from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
@@ -78,6 +79,7 @@ class Daemon:
         health: Health,
         metrics: Metrics,
         serve_http: ServeHttp,
+        reporters: Reporters | None = None,
     ):
         self.config = config
         self._reload = reload
@@ -89,6 +91,8 @@ class Daemon:
         self.health = health
         self.metrics = metrics
         self._serve_http = serve_http
+        # Told of every run's end and of the stop (the web view's live updates).
+        self.reporters: Reporter = reporters if reporters is not None else Reporters()
         self.store = open_store(config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
@@ -145,7 +149,9 @@ class Daemon:
 
     @staticmethod
     def _secrets(config: DaemonConfig) -> Secrets:
-        return Secrets(config.secret("webhook_secret"), config.secret("api_token"))
+        return Secrets(
+            config.secret("webhook_secret"), config.secret("api_token"), config.secret("ui_token")
+        )
 
     @staticmethod
     def _source_info(config: DaemonConfig) -> dict[str, Any]:
@@ -308,6 +314,7 @@ class Daemon:
             self.status.write(report, self.health, self._daemon_info())
         except (OSError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
+        self.reporters.run_finished(report)
         logs.log_run(report)
         return report
 
@@ -469,6 +476,7 @@ class Daemon:
             )
         # Last: `fleetward status` must say the daemon is not running from now on.
         self.status.stopped(now_iso(), cause, ended)
+        self.reporters.daemon_stopped(cause)  # before the HTTP front stops: live pages end
         if self.listening is not None:
             self.listening.stop(timeout=max(0.1, deadline - time.monotonic()))
         logger.info("stopped")
