@@ -24,6 +24,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.status import conditions_of
 from fleetward.operations import Operation, OperationState
 from fleetward.rendering import Line, render_plan, render_problem
+from fleetward.rendering.text import SYMBOLS
 from fleetward.rendering.workflow import render_dot, render_tree
 from fleetward.runs import RunReport
 from fleetward.store import OperationStore, Store
@@ -35,6 +36,7 @@ from fleetward.web.live import KeptPlan, LiveView
 
 PLAN_LINES = 500  # object lines of an operation's plan; the rest is summarised
 HELD_LINES = 20  # object lines per held part on the overview
+CHANGED_LINKS = 50  # objects of an operation's plan linked to their pages
 LAST_OPERATIONS = 10
 OPERATIONS_PAGE = 50
 MAX_ERRORS = 100
@@ -266,6 +268,8 @@ def operation_page(src: WebSources, operation_id: str) -> dict[str, Any] | None:
         "op": op,
         "revision": revision_view(src.commits, op.revision),
         "plan": plan_lines(kept.plan) if kept is not None else None,
+        "changed": list(kept.plan.changes[:CHANGED_LINKS]) if kept is not None else [],
+        "changed_total": len(kept.plan.changes) if kept is not None else 0,
         "plan_kept": kept is not None,
         "held": held,
         "errors": problem_views(op.errors),
@@ -380,6 +384,11 @@ def workflows_page(src: WebSources) -> dict[str, Any]:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def symbol(change: Change) -> str:
+    """The plan's symbol of a change: + create, ~ update, ■ stop, - delete."""
+    return SYMBOLS.get(change.action, " ")
 
 
 def pretty(value: Any) -> str:

@@ -67,6 +67,7 @@ def templates() -> Environment:
     )
     env.filters["thousands"] = lambda n: f"{n:,}"
     env.globals["version"] = __version__
+    env.globals["symbol"] = pages.symbol
     return env
 
 
