@@ -51,31 +51,46 @@ class ObjectIndex:
     def __init__(self, snapshot: StoreSnapshot) -> None:
         self.snapshot = snapshot
         self.keys: list[ObjectKey] = sorted(snapshot.objects)
+        # Object tokens → positions; owner documents' tokens → owners → positions: an
+        # owner's labels are indexed once, not once per object it owns.
         postings: dict[str, list[int]] = {}
+        owners: dict[str, list[int]] = {}
         counts: dict[tuple[str, str], int] = {}
-        owner_tokens: dict[str, tuple[str, ...]] = {}
-        owner_labels = snapshot.meta.owner_labels
+        label_tokens: dict[tuple[tuple[str, object], ...], tuple[str, ...]] = {}
+        objects = snapshot.objects
         for position, key in enumerate(self.keys):
-            obj = snapshot.objects[key]
+            obj = objects[key]
             counted = (obj.kind, obj.state.value)
             counts[counted] = counts.get(counted, 0) + 1
-            owner = obj.owner
-            if owner not in owner_tokens:
-                owner_tokens[owner] = tuple(_owner_tokens(owner, owner_labels.get(owner, {})))
+            owned = owners.get(obj.owner)
+            if owned is None:
+                owners[obj.owner] = [position]
+            else:
+                owned.append(position)
+            tokens = _key_tokens(key)
             labels = obj.spec.get("labels") if isinstance(obj.spec, Mapping) else None
-            tokens = set(_key_tokens(key))
-            tokens.update(owner_tokens[owner])
-            if isinstance(labels, Mapping):
-                tokens.update(_label_tokens(labels))
+            if isinstance(labels, Mapping) and labels:
+                items = tuple(labels.items())
+                found_tokens = label_tokens.get(items)
+                if found_tokens is None:
+                    found_tokens = label_tokens[items] = tuple(_label_tokens(labels))
+                tokens += found_tokens
             for token in tokens:
                 found = postings.get(token)
                 if found is None:
                     postings[token] = [position]
-                else:
+                elif found[-1] != position:  # positions ascend: a repeat is the last one
                     found.append(position)
-        self.tokens = sorted(postings)
+        owner_postings: dict[str, list[str]] = {}
+        owner_labels = snapshot.meta.owner_labels
+        for owner in owners:
+            for token in {*_owner_tokens(owner, owner_labels.get(owner, {}))}:
+                owner_postings.setdefault(token, []).append(owner)
+        self.tokens = sorted(postings.keys() | owner_postings.keys())
         self.counts = counts
         self._postings = postings
+        self._owners = owners
+        self._owner_postings = owner_postings
         self._results: OrderedDict[tuple[str, ...], list[int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -138,7 +153,11 @@ class ObjectIndex:
         at = bisect_left(tokens, term)
         lists: list[list[int]] = []
         while at < len(tokens) and tokens[at].startswith(term):
-            lists.append(self._postings[tokens[at]])
+            token = tokens[at]
+            if token in self._postings:
+                lists.append(self._postings[token])
+            for owner in self._owner_postings.get(token, ()):
+                lists.append(self._owners[owner])
             at += 1
         if not lists:
             return []
@@ -155,12 +174,14 @@ def _exact(query: str) -> set[str]:
     return {part.lower() for part in query.split() if "/" in part or "=" in part}
 
 
-def _key_tokens(key: str) -> Iterable[str]:
+def _key_tokens(key: str) -> tuple[str, ...]:
+    """The address, its id, and the id's words (TRK-1001: trk, 1001)."""
     lowered = key.lower()
     ident = lowered.partition("/")[2]
-    yield lowered
-    yield ident
-    yield from (word for word in _WORDS.split(ident) if word)
+    words = _WORDS.split(ident)
+    if len(words) == 1:
+        return (lowered, ident)
+    return (lowered, ident, *(word for word in words if word))
 
 
 def _owner_tokens(owner: str, labels: Mapping[str, str]) -> Iterable[str]:
@@ -178,21 +199,35 @@ def _label_tokens(labels: Mapping[str, object]) -> Iterable[str]:
 
 
 class IndexCache:
-    """The index of the newest snapshot asked for, built once (a second asker waits)."""
+    """The index of the newest snapshot, built once.
+
+    While the daemon builds the index of a run's snapshot (`build`, on a thread
+    of its own), pages keep being served from the previous one: at 100,000
+    objects a build takes seconds, a page must take milliseconds. Only with no
+    index at all does a page wait for one.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one build at a time
         self._index: ObjectIndex | None = None
+        self._building: StoreSnapshot | None = None
 
     def get(self, snapshot: StoreSnapshot) -> ObjectIndex:
         index = self._index
-        if index is not None and index.snapshot is snapshot:
+        if index is not None and (index.snapshot is snapshot or self._building is snapshot):
             return index
+        return self.build(snapshot)
+
+    def build(self, snapshot: StoreSnapshot) -> ObjectIndex:
         with self._lock:
             index = self._index
-            if index is None or index.snapshot is not snapshot:
-                index = ObjectIndex(snapshot)
-                self._index = index
+            if index is not None and index.snapshot is snapshot:
+                return index
+            self._building = snapshot
+            try:
+                index = self._index = ObjectIndex(snapshot)
+            finally:
+                self._building = None
             return index
 
 

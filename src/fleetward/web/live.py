@@ -7,7 +7,9 @@ only their summaries), which file declares each manifest document, and a
 version number that moves with every run. Pages listening for live updates
 (Server-Sent Events) are woken on their own event loop; a report never waits
 for them. `prepare` is handed each new report on a thread of its own, so the
-object index is built off the run's path and off the request's.
+object index is built off the run's path and off the request's; the version
+moves, and listeners are woken, once it is done, so a page that refreshes on
+the event sees the new index.
 """
 
 from __future__ import annotations
@@ -80,12 +82,12 @@ class LiveView(Reporter):
         self.documents_revision: str | None = None
         self._plans: OrderedDict[str, KeptPlan] = OrderedDict()
         self._subscribers: set[Subscription] = set()
+        self._preparing = threading.Lock()
 
     # -- the reporter ------------------------------------------------------------------
 
     def run_finished(self, report: RunReport) -> None:
         with self._lock:
-            self.version += 1
             self.last = report
             if not report.fetch_failed and report.revision is not None:
                 self.read = report
@@ -99,14 +101,16 @@ class LiveView(Reporter):
             if report.documents:
                 self.documents = report.documents
                 self.documents_revision = report.revision.id if report.revision else None
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            subscriber.notify()
         prepare = self.prepare
-        if prepare is not None:
-            threading.Thread(
-                target=self._run_prepare, args=(prepare, report), name="fleetward-web", daemon=True
-            ).start()
+        if prepare is None:
+            self._publish()
+            return
+        threading.Thread(
+            target=self._prepare_and_publish,
+            args=(prepare, report),
+            name="fleetward-web",
+            daemon=True,
+        ).start()
 
     def daemon_stopped(self, cause: str) -> None:
         """Live pages end their streams, so the HTTP front stops without waiting on them."""
@@ -160,12 +164,22 @@ class LiveView(Reporter):
         while len(self._plans) > self._kept:
             self._plans.popitem(last=False)
 
-    @staticmethod
-    def _run_prepare(prepare: Callable[[RunReport], None], report: RunReport) -> None:
-        try:
-            prepare(report)
-        except Exception:  # a page builds what it needs itself; this only warms it
-            logger.exception("preparing the web view after a run failed")
+    def _publish(self) -> None:
+        """A new version: wake every listening page."""
+        with self._lock:
+            self.version += 1
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.notify()
+
+    def _prepare_and_publish(self, prepare: Callable[[RunReport], None], report: RunReport) -> None:
+        # One run's preparation at a time, in order: a slow build is not overtaken.
+        with self._preparing:
+            try:
+                prepare(report)
+            except Exception:  # a page builds what it needs itself; this only warms it
+                logger.exception("preparing the web view after a run failed")
+            self._publish()
 
 
 __all__ = ["PLANS_KEPT", "KeptPlan", "LiveView", "Subscription"]

@@ -72,7 +72,7 @@ class WebSources:
     def prepare(self, report: RunReport) -> None:
         """Build what the next page will need after `report` (run off the request path)."""
         if report.store is not None:
-            self.indexes.get(report.store)
+            self.indexes.build(report.store)
         for revision in (report.revision.id if report.revision else None,):
             self.commits.get(revision)
 
