@@ -137,8 +137,8 @@ def run(workdir: Path, assets: int, repeat: int, as_json: bool) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(
-        f"{objects:,} objects (cold apply {apply_s:.1f} s); object index built once per run "
-        f"after it: {index_ms:.0f} ms (off the request path)"
+        f"{objects:,} objects (cold apply {apply_s:.1f} s); prepared once per run after it "
+        f"(object index, plan rendering, commits): {index_ms:.0f} ms, off the request path"
     )
     print(f"{'page':40} {'first':>9} {'median':>9} {'worst':>9}   target   worst/target")
     for r in results:

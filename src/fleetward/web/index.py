@@ -113,7 +113,7 @@ class ObjectIndex:
         """Page `number` (from 1) of the objects of `kind` matching every term of `query`."""
         start, end = self.kind_range(kind)
         number = max(1, number)
-        terms = tuple(sorted(set(_WORDS.sub(" ", query.lower()).split()) | _exact(query)))
+        terms = _terms(query)
         if not terms:
             first = start + (number - 1) * PAGE_SIZE
             every = range(first, min(end, first + PAGE_SIZE))
@@ -150,15 +150,14 @@ class ObjectIndex:
 
     def _prefixed(self, term: str) -> list[int]:
         tokens = self.tokens
-        at = bisect_left(tokens, term)
+        # Every token starting with `term` sorts between it and `term` + the last code point.
+        start, end = bisect_left(tokens, term), bisect_left(tokens, term + "\U0010ffff")
         lists: list[list[int]] = []
-        while at < len(tokens) and tokens[at].startswith(term):
-            token = tokens[at]
+        for token in tokens[start:end]:
             if token in self._postings:
                 lists.append(self._postings[token])
             for owner in self._owner_postings.get(token, ()):
                 lists.append(self._owners[owner])
-            at += 1
         if not lists:
             return []
         if len(lists) == 1:
@@ -167,6 +166,15 @@ class ObjectIndex:
         for positions in lists:
             merged.update(positions)
         return sorted(merged)
+
+
+def _terms(query: str) -> tuple[str, ...]:
+    """The query's terms, lowercased: its words, and an address or `key=value` kept whole.
+
+    A term that starts another one is dropped: whatever matches `asset/trk-1` has a
+    token starting with `asset` too, and a short prefix matches half the index."""
+    found = set(_WORDS.sub(" ", query.lower()).split()) | _exact(query)
+    return tuple(sorted(t for t in found if not any(o != t and o.startswith(t) for o in found)))
 
 
 def _exact(query: str) -> set[str]:

@@ -12,11 +12,12 @@ import json
 import re
 import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from fleetward.decisions import Part, waiting_message
+from fleetward.decisions import Decision, Part, waiting_message
 from fleetward.errors import FleetwardError, Problem
 from fleetward.kinds import OBJECT_KINDS
 from fleetward.model import Change, ObjectKey, Plan, StoredObject, StoreSnapshot
@@ -41,6 +42,29 @@ LAST_OPERATIONS = 10
 OPERATIONS_PAGE = 50
 MAX_ERRORS = 100
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#@]*@")
+
+
+T = TypeVar("T")
+_MEMO_KEPT = 64
+_memo: OrderedDict[tuple[int, str], tuple[object, Any]] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def memo(owner: object, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, once per (frozen) `owner` and `name`: a plan of 100,000 changes is
+    rendered and indexed once, not per request. The newest results are kept."""
+    key = (id(owner), name)
+    with _memo_lock:
+        found = _memo.get(key)
+        if found is not None and found[0] is owner:
+            _memo.move_to_end(key)
+            return cast(T, found[1])
+    value = compute()
+    with _memo_lock:
+        _memo[key] = (owner, value)
+        while len(_memo) > _MEMO_KEPT:
+            _memo.popitem(last=False)
+    return value
 
 
 @dataclass
@@ -73,8 +97,14 @@ class WebSources:
         """Build what the next page will need after `report` (run off the request path)."""
         if report.store is not None:
             self.indexes.build(report.store)
-        for revision in (report.revision.id if report.revision else None,):
-            self.commits.get(revision)
+            self.commits.get(report.store.meta.last_applied_revision)
+        self.commits.get(report.revision.id if report.revision else None)
+        held_views(report)
+        kept = self.live.plan_of(report.operation.operation_id)
+        if kept is not None:
+            plan_lines(kept.plan)
+        if report.plan is not None:
+            _changes_of(report)
 
     def history(self, serial: int) -> list[dict[str, Any]]:
         """The store's history as of `serial` (read once per serial, not per page)."""
@@ -122,7 +152,7 @@ def revision_view(commits: CommitReader, revision: str | None) -> RevisionView |
 
 def plan_lines(plan: Plan, max_lines: int = PLAN_LINES) -> list[Line]:
     """The plan as `fleetward plan` prints it: (style, text) lines; styles become CSS classes."""
-    return render_plan(plan, max_lines)
+    return memo(plan, f"lines:{max_lines}", lambda: render_plan(plan, max_lines))
 
 
 def part_lines(plan: Plan, part: Part, max_lines: int = HELD_LINES) -> list[Line]:
@@ -148,7 +178,12 @@ class HeldView:
 def held_views(report: RunReport | None, max_lines: int = HELD_LINES) -> list[HeldView]:
     if report is None or report.decision is None or report.plan is None:
         return []
-    return [held_view(report.plan, part, max_lines) for part in report.decision.held]
+    plan, decision = report.plan, report.decision
+    return memo(
+        decision,
+        f"held:{max_lines}",
+        lambda: [held_view(plan, part, max_lines) for part in decision.held],
+    )
 
 
 def held_view(plan: Plan, part: Part, max_lines: int) -> HeldView:
@@ -282,7 +317,8 @@ def _held_of(src: WebSources, op: Operation, kept: KeptPlan | None) -> HeldView 
     """The held part `op` carries, if it carries one (as the last plan split it)."""
     if kept is None or kept.part is None:
         return None
-    return held_view(kept.plan, kept.part, PLAN_LINES)
+    plan, part = kept.plan, kept.part
+    return memo(part, "held", lambda: held_view(plan, part, PLAN_LINES))
 
 
 def objects_page(src: WebSources, params: Mapping[str, str]) -> dict[str, Any]:
@@ -329,11 +365,9 @@ def object_conditions(
     planned: RunReport | None, obj: StoredObject, read: RunReport | None
 ) -> list[dict[str, Any]]:
     """Ready / Reconciling / Stalled, as the status files would say them for this object."""
-    change = _change_of(planned, obj.key) if planned is not None else None
-    if planned is not None and change is not None:
-        found = conditions_of(planned, change)
-        if found:
-            return found
+    found = _conditions_in(planned, obj.key) if planned is not None else []
+    if found:
+        return found
     at = planned.operation.updated_at if planned is not None else obj.updated_at
     revision = read.revision.id if read is not None and read.revision else obj.applied_revision
     ok = {"lastTransitionTime": at, "observedRevision": revision}
@@ -345,22 +379,41 @@ def object_conditions(
     ]
 
 
-_CHANGES: dict[int, tuple[Plan, dict[str, Change]]] = {}
-_CHANGES_LOCK = threading.Lock()
+def _conditions_in(report: RunReport, address: str) -> list[dict[str, Any]]:
+    """The object's conditions after `report`, from the report narrowed to its one change
+    (the status files' rules, without walking the whole plan per request)."""
+    changes = _changes_of(report)
+    entry = changes.get(address)
+    if entry is None or report.plan is None:
+        return []
+    change, part, due = entry
+    decision = report.decision
+    if decision is not None:
+        decision = Decision(
+            parts=(replace(part, changes=(change,)),) if part is not None else (),
+            due=(change,) if due else (),
+            out_of_scope=decision.out_of_scope,
+        )
+    narrowed = replace(report, plan=replace(report.plan, changes=(change,)), decision=decision)
+    return conditions_of(narrowed, change)
 
 
-def _change_of(report: RunReport, address: str) -> Change | None:
-    """The change of the report's plan to `address` (its plan indexed once)."""
-    plan = report.plan
-    if plan is None or not plan.changes:
-        return None
-    with _CHANGES_LOCK:
-        kept = _CHANGES.get(id(plan))
-        if kept is None or kept[0] is not plan:
-            _CHANGES.clear()
-            kept = (plan, {c.address: c for c in plan.changes})
-            _CHANGES[id(plan)] = kept
-    return kept[1].get(address)
+def _changes_of(report: RunReport) -> dict[str, tuple[Change, Part | None, bool]]:
+    """Each change of the report's plan by address: the held part holding it (None: not
+    held), and whether the run's decision had it due; built once per plan."""
+
+    def build() -> dict[str, tuple[Change, Part | None, bool]]:
+        held: dict[str, Part] = {}
+        decision = report.decision
+        for part in decision.held if decision is not None else ():
+            for change in part.changes:
+                held[change.address] = part
+        due = {c.address for c in decision.due} if decision is not None else set()
+        plan = report.plan
+        changes = plan.changes if plan is not None else ()
+        return {c.address: (c, held.get(c.address), c.address in due) for c in changes}
+
+    return memo(report, "changes", build)
 
 
 def workflow_page(src: WebSources, name: str) -> dict[str, Any] | None:

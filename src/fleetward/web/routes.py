@@ -74,6 +74,8 @@ def templates() -> Environment:
 def web_routes(src: WebSources, ui_token: Callable[[], str | None]) -> list[BaseRoute]:
     """The routes of the web view, to mount beside the API's."""
     env = templates()
+    for name in env.list_templates():
+        env.get_template(name)  # compiled now: a page's first request does not pay for it
     static = {
         name: importlib.resources.files("fleetward.web").joinpath("static", name).read_bytes()
         for name in _STATIC
