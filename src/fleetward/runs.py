@@ -55,6 +55,9 @@ class RunReport:
     failure: Exception | None = None  # what ended the run FAILURE: its retry role decides
     # It stopped after the fetch: the revision is one whose failure waits for a change.
     unchanged: bool = False
+    # Each manifest document's address → the file declaring it at `revision` ("Fleet/north"
+    # → "manifests/fleets/north.yaml"); empty when the run read no manifests.
+    documents: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:

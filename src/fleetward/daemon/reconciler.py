@@ -185,6 +185,7 @@ class Reconciler:
             suspension=state.suspension,
             failure=state.failure,
             unchanged=state.unchanged,
+            documents=state.documents,
         )
 
     def abandon(self, cause: str) -> Operation | None:
@@ -254,6 +255,7 @@ class Reconciler:
         if op.arguments.get("allowMassStop"):
             guards = replace(guards, allow_mass_stop=True)
         state.policies = {p.name: p for p in policies_of(desired.documents)}
+        state.documents = {doc.address: path for path, doc in desired.documents}
         with self.store.lock(self.settings.lock_timeout):
             with clock("plan"):
                 stored = self.store.read()
@@ -430,6 +432,7 @@ class _RunState:
     where: str = "before fetching the source"  # the stage the run is in, for `abandon`
     failure: Exception | None = None
     unchanged: bool = False
+    documents: dict[str, str] = field(default_factory=dict)
 
 
 @contextmanager

@@ -79,6 +79,7 @@ class Daemon:
         health: Health,
         metrics: Metrics,
         serve_http: ServeHttp,
+        reporters: Reporters | None = None,
     ):
         self.config = config
         self._reload = reload
@@ -90,9 +91,9 @@ class Daemon:
         self.health = health
         self.metrics = metrics
         self._serve_http = serve_http
-        # Told of the daemon's start and stop and of every finished run (notifications);
-        # set by the composition root.
-        self.reporters: Reporter = Reporters()
+        # Told of the daemon's start and stop and of every finished run (notifications,
+        # the web view's live updates); handed in by the composition root.
+        self.reporters: Reporter = reporters if reporters is not None else Reporters()
         # Checks a reloaded configuration and takes it (raises FleetwardError to refuse it).
         self.reconfigure: Callable[[DaemonConfig], None] | None = None
         self.store = open_store(config.state_dir)
@@ -151,7 +152,9 @@ class Daemon:
 
     @staticmethod
     def _secrets(config: DaemonConfig) -> Secrets:
-        return Secrets(config.secret("webhook_secret"), config.secret("api_token"))
+        return Secrets(
+            config.secret("webhook_secret"), config.secret("api_token"), config.secret("ui_token")
+        )
 
     @staticmethod
     def _source_info(config: DaemonConfig) -> dict[str, Any]:
@@ -321,8 +324,8 @@ class Daemon:
             self.status.write(report, self.health, self._daemon_info())
         except (OSError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
-        logs.log_run(report)
         self.reporters.run_finished(report)
+        logs.log_run(report)
         return report
 
     def _stop_cause(self) -> str | None:
@@ -483,9 +486,9 @@ class Daemon:
                 "abandoning the run in progress (it had not started writing)",
                 extra={"fields": {"operation": ended.operation_id if ended else None}},
             )
-        self.reporters.daemon_stopped(cause)
         # Last: `fleetward status` must say the daemon is not running from now on.
         self.status.stopped(now_iso(), cause, ended)
+        self.reporters.daemon_stopped(cause)  # before the HTTP front stops: live pages end
         if self.listening is not None:
             self.listening.stop(timeout=max(0.1, deadline - time.monotonic()))
         logger.info("stopped")

@@ -300,6 +300,17 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
         yield change, conditions
 
 
+def conditions_of(report: RunReport, change: Change) -> list[dict[str, Any]]:
+    """The conditions `objects/<kind>/<id>.json` holds for `change`, one of the report's
+    plan ([]: the change was applied and needs no file). The web view's object page."""
+    if report.plan is None:
+        return []
+    narrowed = replace(report, plan=replace(report.plan, changes=(change,)))
+    for _, conditions in _object_conditions(narrowed):
+        return conditions
+    return []
+
+
 def _held_reason(
     policy: str | None, waiting_for: tuple[str, ...], operation_id: str | None
 ) -> tuple[str, str]:
