@@ -52,13 +52,25 @@ class RunReport:
     decision: Decision | None = None
     policies: Mapping[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None  # while `fleetward suspend` holds
-    failure: Exception | None = None  # what ended the run FAILURE: its retry role decides
+    # What ended the run (FAILURE: its retry role decides; a declined or interrupted
+    # apply: CANCELLED), for the caller to act on or re-raise.
+    failure: BaseException | None = None
     # It stopped after the fetch: the revision is one whose failure waits for a change.
     unchanged: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.operation.state is OperationState.SUCCESS
+
+
+class Interrupted(Exception):
+    """A run stopped at a checkpoint: cancelled, failed or timed out by request or deadline."""
+
+    def __init__(self, state: OperationState, reason: str, by: str | None = None) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+        self.by = by
 
 
 class Stopping(Exception):
@@ -94,6 +106,7 @@ def stopped_message(cause: str, where: str) -> str:
 __all__ = [
     "PHASES",
     "AfterFetch",
+    "Interrupted",
     "RunReport",
     "RunSettings",
     "StopCause",

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 from click.core import ParameterSource
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetward.applying import ApplyResult, apply_plan, check_current, refuse_blocked
 from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
@@ -26,22 +24,16 @@ from fleetward.cli.options import (
     source_options,
     state_options,
 )
-from fleetward.cli.progress import phases
+from fleetward.cli.progress import TerminalProgress, phases
+from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
-from fleetward.governance import owner_labels_of
+from fleetward.governance import Policy
 from fleetward.kinds.task_checks import bulk_report, refused_report
 from fleetward.model import Plan
-from fleetward.operations import APPLY_STATES, Operation, OperationState
-from fleetward.pipeline import (
-    SourceOptions,
-    as_stored,
-    git_cache,
-    make_plan,
-    resolve,
-)
+from fleetward.operations import Operation
+from fleetward.pipeline import SourceOptions, as_stored, git_cache, make_plan, resolve
 from fleetward.planning import PlanOptions
-from fleetward.progress import SILENT
-from fleetward.progress import Progress as EngineProgress
+from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
     NamedRevision,
     plan_from_dict,
@@ -50,11 +42,11 @@ from fleetward.rendering import (
     render_markdown_problems,
     render_plan,
 )
+from fleetward.runs import RunReport, RunSettings
 from fleetward.source import uncommitted_note
-from fleetward.store import Store, open_store
+from fleetward.store import open_store
+from fleetward.store.suspension import read_suspension
 from fleetward.timestamps import now_iso
-
-_PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
 
 
 @click.command("validate")
@@ -71,7 +63,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
     _note_uncommitted(sources)
     with tempfile.TemporaryDirectory(prefix="fleetward-validate-") as scratch, phases(ctx) as bar:
         # A remote is cloned into a scratch cache: validate touches no state directory.
-        desired = resolve(dataclasses.replace(sources, cache_root=scratch), progress=bar)
+        desired = resolve(dataclasses.replace(sources, cache_root=scratch), watch=bar)
     files = len({path for path, _ in desired.documents})
     if as_json:
         output.print_json(
@@ -220,24 +212,24 @@ def _read_and_plan(
     guards: PlanOptions,
     base: str | None,
     inputs: _PlanInputs,
-    bar: EngineProgress = SILENT,
+    bar: Watch = SILENT,
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
+    if base is not None:
+        desired = resolve(sources, watch=bar)
+        inputs.head = NamedRevision(sources.ref, desired.revision)
+        inputs.reading = "base"
+        base_state = resolve(dataclasses.replace(sources, ref=base), watch=bar)
+        inputs.reading = None
+        plan = make_plan(desired, as_stored(base_state), guards, watch=bar)
+        return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    store = open_store(state.state_dir) if base is None else None
-    desired = resolve(sources, progress=bar)
+    engine = Engine(open_store(state.state_dir))
+    desired = engine.read(sources, bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
-    base_revision = None
-    inputs.reading = "base" if base is not None else None  # a store error is in no revision
-    if store is None:
-        base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
-        stored, base_revision = as_stored(base_state), base_state.revision.id
-    else:
-        stored = store.read()
-    inputs.reading = None
-    plan = make_plan(desired, stored, guards, progress=bar)
-    return dataclasses.replace(plan, base=base_revision)
+    inputs.reading = None  # a store error is in no revision
+    return engine.plan(desired, engine.store.read(), guards, watch=bar)
 
 
 def _explain_failure(
@@ -312,13 +304,118 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
-    store = open_store(state.state_dir)
-    with _recorded_operation(store) as record:
-        plan, result = _apply(
-            ctx, plan_file, sources, state, store, guards, max_lines, auto_approve, record, as_json
+    # The engine records the apply as an Operation in the store's log (its end only).
+    engine = Engine(open_store(state.state_dir), record_progress=False)
+    settings = RunSettings(
+        dataclasses.replace(sources, cache_root=git_cache(state.state_dir)),
+        Path(state.state_dir),
+        guards,
+        state.lock_timeout,
+    )
+    saved = functools.partial(_read_plan, Path(plan_file)) if plan_file is not None else None
+    if saved is None:
+        _note_uncommitted(sources)
+    op = Operation.new("cli", now_iso())
+    with phases(ctx) as bar:
+        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar)
+        report = engine.converge(
+            op, settings, terminal, watch=bar, saved=saved, where=state.state_dir
         )
+    _raise_failure(ctx, report, as_json and saved is None)
+    plan = report.plan
+    assert plan is not None
+    serial, wrote, counts = _outcome(report)
     if as_json:
-        output.print_json(_result_json(plan, result))
+        output.print_json(_result_json(plan, serial, wrote, counts))
+        return
+    if saved is not None:
+        # What was written, as `plan` showed it (or "No changes."); shown once the
+        # store accepted the plan, so a stale plan is not shown as if it applied.
+        output.print_lines(render_plan(plan, max_lines))
+    if wrote:
+        _report(plan, serial, counts)
+
+
+class _Terminal(Governor):
+    """The CLI's say over an apply: the person at the terminal sees the plan and confirms it.
+
+    A hand-run apply writes the whole plan: SyncPolicies' windows and approvals, and
+    the daemon's suspension, are the daemon's (the notes say what it would hold)."""
+
+    def __init__(
+        self,
+        ctx: click.Context,
+        state_dir: str,
+        max_lines: int,
+        auto_approve: bool,
+        saved: bool,
+        bar: Watch,
+    ) -> None:
+        self.ctx = ctx
+        self.state_dir = state_dir
+        self.max_lines = max_lines
+        self.auto_approve = auto_approve
+        self.saved = saved  # a saved plan was reviewed already: it is shown once written
+        self.bar = bar
+
+    def planned(self, plan: Plan) -> None:
+        if self.saved or self.ctx.meta.get("json_output"):
+            return
+        _pause(self.bar)  # the plan and the prompt are printed with no bar drawn over them
+        output.print_lines(render_plan(plan, self.max_lines))
+        output.print_lines(_policy_notes(plan, self.state_dir), output.stderr)
+
+    def decide(
+        self,
+        op: Operation,
+        plan: Plan,
+        policies: Mapping[str, Policy],
+        blocked: frozenset[str],
+    ) -> Verdict:
+        verdict = super().decide(op, plan, policies, blocked)
+        if not self.saved and plan.has_changes and not self.auto_approve:
+            _confirm()
+        return verdict
+
+    def unrecorded(self, op: Operation, error: FleetwardError) -> None:
+        # The apply's own outcome matters more than its record.
+        why = error.problems[0].error if error.problems else str(error)
+        output.stderr.print(f"Warning: the operation was not recorded: {why}")
+
+
+def _pause(bar: Watch) -> None:
+    if isinstance(bar, TerminalProgress):
+        bar.close()
+
+
+def _raise_failure(ctx: click.Context, report: RunReport, bulk: bool) -> None:
+    """Re-raise what ended the apply, for the edge to render; `bulk`: with --json, say
+    what became of the revision's TaskBatch items in the bulk-task API's shape."""
+    failure = report.failure
+    if failure is None:
+        return
+    if isinstance(failure, Declined):
+        raise click.exceptions.Exit(failure.exit_code)
+    plan = report.plan
+    if bulk and isinstance(failure, FleetwardError):
+        if plan is None and isinstance(failure, ManifestError):
+            extra = schema_report(failure.problems)
+            if extra is not None:
+                ctx.meta["json_error_extra"] = extra
+        elif plan is not None and "TaskBatch" in plan.reports:
+            # Nothing was written: no item got created or updated, whatever the plan said.
+            why = failure.problems[0].error if failure.problems else "the apply failed"
+            ctx.meta["json_error_extra"] = refused_report(plan.reports["TaskBatch"], why)
+    raise failure
+
+
+def _outcome(report: RunReport) -> tuple[int, bool, dict[str, int]]:
+    """(serial, wrote, counts) of a successful apply; a plan with nothing to write leaves
+    the store at its serial."""
+    if report.applied is not None:
+        return report.applied.meta.serial, report.applied.wrote, report.applied.counts
+    assert report.store is not None and report.plan is not None
+    return report.store.meta.serial, False, report.plan.summary()
 
 
 def _note_uncommitted(sources: SourceOptions) -> None:
@@ -328,7 +425,7 @@ def _note_uncommitted(sources: SourceOptions) -> None:
         output.print_lines([("dim", note)], output.stderr)
 
 
-def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
+def _result_json(plan: Plan, serial: int, wrote: bool, counts: dict[str, int]) -> dict[str, Any]:
     """apply --json: the TaskBatch report (the bulk-task API's response shape) and the apply."""
     report = plan.reports.get("TaskBatch")
     head = (
@@ -339,97 +436,14 @@ def _result_json(plan: Plan, result: ApplyResult) -> dict[str, Any]:
     return {
         **head,
         "revision": plan.revision.id,
-        "serial": result.meta.serial,
-        "wrote": result.wrote,
-        "summary": result.counts,
+        "serial": serial,
+        "wrote": wrote,
+        "summary": counts,
     }
-
-
-def _apply(
-    ctx: click.Context,
-    plan_file: str | None,
-    sources: SourceOptions,
-    state: StateOptions,
-    store: Store,
-    guards: PlanOptions,
-    max_lines: int,
-    auto_approve: bool,
-    record: _Recorder,
-    as_json: bool = False,
-) -> tuple[Plan, ApplyResult]:
-    # A state directory that does not exist yet is made by the write, not before: a
-    # refused or unconfirmed apply leaves none behind. Its plan is checked against the
-    # empty store first, and again under the lock, which catches another process that
-    # made the store meanwhile (the plan is then stale).
-    fresh = not store.exists()
-    if plan_file is not None:
-        plan = _read_plan(Path(plan_file))
-        record.resolved(plan)
-        if fresh:
-            check_current(plan, store.read().meta, state.state_dir)
-        with store.lock(state.lock_timeout):
-            result = apply_plan(
-                plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
-            )
-        record.done(plan, result)
-        if not as_json:
-            # What was written, as `plan` showed it (or "No changes."); shown once the
-            # store accepted the plan, so a stale plan is not shown as if it applied.
-            output.print_lines(render_plan(plan, max_lines))
-            _report(plan, result)
-        return plan, result
-    _note_uncommitted(sources)
-    try:
-        with phases(ctx) as bar:
-            cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-            desired = resolve(cached, progress=bar)
-    except ManifestError as exc:
-        report = schema_report(exc.problems) if as_json else None
-        if report is not None:
-            ctx.meta["json_error_extra"] = report
-        raise
-    with contextlib.nullcontext() if fresh else store.lock(state.lock_timeout):
-        snapshot = store.read()
-        with phases(ctx) as bar:
-            plan = make_plan(desired, snapshot, guards, progress=bar)
-        if not as_json:
-            output.print_lines(render_plan(plan, max_lines))
-            output.print_lines(_policy_notes(plan, state.state_dir), output.stderr)
-        elif "TaskBatch" in plan.reports:
-            # A failure prints {"errors"} beside the per-item report of the bulk-task API.
-            ctx.meta["json_error_extra"] = dict(plan.reports["TaskBatch"])
-        record.resolved(plan)
-        try:
-            refuse_blocked(plan)
-            if plan.has_changes and not auto_approve:
-                _confirm()
-            with store.lock(state.lock_timeout) if fresh else contextlib.nullcontext():
-                result = apply_plan(
-                    plan,
-                    store,
-                    now_iso(),
-                    state.state_dir,
-                    _progress(plan),
-                    None if fresh else snapshot,
-                    operation_id=record.id,
-                    owner_labels=owner_labels_of(desired.documents),
-                )
-        except FleetwardError as exc:
-            if as_json and "TaskBatch" in plan.reports:
-                # Nothing was written: no item got created or updated, whatever the plan said.
-                why = exc.problems[0].error if exc.problems else "the apply failed"
-                ctx.meta["json_error_extra"] = refused_report(plan.reports["TaskBatch"], why)
-            raise
-        record.done(plan, result)
-    if not as_json:
-        _report(plan, result)
-    return plan, result
 
 
 def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
     """What the daemon would hold back that a hand-run apply writes anyway."""
-    from fleetward.store.suspension import read_suspension
-
     notes: list[tuple[str, str]] = []
     for name, info in plan.policies.items():
         window = info.get("window")
@@ -474,71 +488,8 @@ def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
     return bulk_report([], list(failed.values()))
 
 
-class _Recorder:
-    """The Operation of one `apply`, recorded in the operation log when the command ends."""
-
-    def __init__(self) -> None:
-        self.op = Operation.new("cli", now_iso()).move(OperationState.RESOLVING, now_iso())
-
-    @property
-    def id(self) -> str:
-        return self.op.operation_id
-
-    def resolved(self, plan: Plan) -> None:
-        self.op = dataclasses.replace(
-            self.op.move(OperationState.RESOLVED, now_iso(), "plan ready"),
-            revision=plan.revision.id,
-            ref=plan.revision.ref,
-            plan_summary=plan.summary(),
-            serial=plan.serial,
-        )
-
-    def done(self, plan: Plan, result: ApplyResult) -> None:
-        now = now_iso()
-        if result.wrote:
-            self.op = self.op.through(APPLY_STATES, now).move(OperationState.COMPLETED, now)
-            message = f"applied {plan.revision.short} at serial {result.meta.serial}"
-        else:
-            message = f"no changes; the store matches {plan.revision.short}"
-        self.op = dataclasses.replace(
-            self.op.move(OperationState.SUCCESS, now, message), serial=result.meta.serial
-        )
-
-
-@contextlib.contextmanager
-def _recorded_operation(store: Store) -> Iterator[_Recorder]:
-    """Record the apply as an Operation in the store's log, however it ends.
-
-    Failures are recorded only in an existing state directory: a mistyped
-    --state-dir must not leave a new directory behind.
-    """
-    existed = store.exists()
-    record = _Recorder()
-    try:
-        yield record
-    except FleetwardError as exc:
-        record.op = record.op.with_errors(exc.problems).move(
-            OperationState.FAILURE, now_iso(), exc.problems[0].error if exc.problems else ""
-        )
-        if existed:
-            _save(store, record.op)
-        raise
-    except (click.exceptions.Exit, KeyboardInterrupt):
-        record.op = record.op.move(OperationState.CANCELLED, now_iso(), "not confirmed")
-        if existed:
-            _save(store, record.op)
-        raise
-    _save(store, record.op)
-
-
-def _save(store: Store, op: Operation) -> None:
-    try:
-        store.operations.record(op)
-    except FleetwardError as exc:  # the apply's own outcome matters more than its record
-        output.stderr.print(f"Warning: the operation was not recorded: {exc.problems[0].error}")
-
-
 def _confirm() -> None:
+    """Ask whether to apply; anything but 'yes' (or Ctrl-C at the prompt) declines."""
     if not sys.stdin.isatty():
         raise UsageError.one(
             "Apply needs confirmation",
@@ -559,43 +510,13 @@ def _confirm() -> None:
         answer = click.prompt("  Enter a value", default="", show_default=False)
     except click.Abort:  # Ctrl-C (or end of input) at the prompt: a "no", said as such
         output.stdout.print("\nApply cancelled. Nothing was changed.")
-        raise click.exceptions.Exit(130) from None
+        raise Declined(130) from None
     if answer.strip() != "yes":
         output.stdout.print("\nApply cancelled. Nothing was changed.")
-        raise click.exceptions.Exit(1)
+        raise Declined(1)
 
 
-def _progress(plan: Plan) -> ApplyProgress | None:
-    if len(plan.changes) < _PROGRESS_THRESHOLD or not output.stderr.is_terminal:
-        return None
-    return ApplyProgress(len(plan.changes))
-
-
-class ApplyProgress:
-    """A rich progress bar on stderr, driven by apply_plan's progress callback."""
-
-    def __init__(self, total: int) -> None:
-        self._bar = Progress(
-            TextColumn("Applying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=output.stderr,
-            transient=True,
-        )
-        self._task = self._bar.add_task("apply", total=total)
-        self._bar.start()
-
-    def __call__(self, done: int, total: int) -> None:
-        self._bar.update(self._task, completed=done)
-        if done >= total:
-            self._bar.stop()
-
-
-def _report(plan: Plan, result: ApplyResult) -> None:
-    c = result.counts
-    if not result.wrote:
-        return
+def _report(plan: Plan, serial: int, c: Mapping[str, int]) -> None:
     output.print_lines(
         [
             ("", ""),
@@ -603,7 +524,7 @@ def _report(plan: Plan, result: ApplyResult) -> None:
                 "ok",
                 f"Apply complete! Objects: {c['create']} created, {c['update']} updated, "
                 f"{c['stop']} stopped, {c['delete']} deleted. "
-                f"Revision {plan.revision.short}, serial {result.meta.serial}.",
+                f"Revision {plan.revision.short}, serial {serial}.",
             ),
         ]
     )

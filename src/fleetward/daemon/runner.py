@@ -4,9 +4,11 @@ Threads: the main thread handles signals, reloads and the systemd watchdog;
 one worker runs reconciles (never two at once); APScheduler fires the poll;
 watchfiles watches a local repository's refs; the HTTP front serves the API.
 Triggers only queue a run (`Coalescer`), so a burst of commits or webhooks
-costs one run in flight and one queued. The HTTP front and the observers it
-shares with the run loop are handed in by the composition root (`service`):
-the daemon never imports the HTTP layer.
+costs one run in flight and one queued. Each run is the engine's converge
+(`reconciler`); health, metrics, status files and the log hear of it as the
+engine's reporters. The HTTP front and the observers it shares with the run
+loop are handed in by the composition root (`service`): the daemon never
+imports the HTTP layer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -39,6 +40,7 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
+from fleetward.reporting import Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
@@ -101,10 +103,15 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
         )
-        self.reconciler = Reconciler(
-            self._settings(config), self.operations, self.control, self.store
+        health.operations = self.operations
+        self.status = StatusWriter(
+            self.state_dir, self._source_info(config), health, self._daemon_info
         )
-        self.status = StatusWriter(self.state_dir, self._source_info(config))
+        # In this order: status files read what health took in; the log line comes last.
+        self.reporters = Reporters([health, metrics, self.status, logs.RunLog()])
+        self.reconciler = Reconciler(
+            self._settings(config), self.operations, self.control, self.store, self.reporters
+        )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
             self.control.admit,
@@ -156,6 +163,15 @@ class Daemon:
             "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
         }
 
+    def _started_info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "source": display_source(self.config.source),
+            "ref": self.config.ref,
+            "path": self.config.path,
+            "stateDir": str(self.state_dir),
+        }
+
     def _daemon_info(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
@@ -201,6 +217,7 @@ class Daemon:
                     extra={"fields": {"operation": op.operation_id}},
                 )
             self._install_signals()
+            self.reporters.daemon_started(self._started_info())
             if self.config.once:
                 return self._run_once()
             return self._serve()
@@ -300,15 +317,7 @@ class Daemon:
                 },
             )
             return report
-        self.last = report
-        self.health.record(report)
-        self.metrics.observe(report.phases)
-        try:
-            self.health.set_operations(dict(Counter(o.state.name for o in self.operations.all())))
-            self.status.write(report, self.health, self._daemon_info())
-        except (OSError, FleetwardError) as exc:
-            logger.error("cannot write status files: %s", exc)
-        logs.log_run(report)
+        self.last = report  # the engine's reporters heard of it already
         return report
 
     def _stop_cause(self) -> str | None:
@@ -419,7 +428,7 @@ class Daemon:
         if sources_changed:
             self.worker.forget()  # what failed for good may pass with the new settings
             self.reconciler.settings = self._settings(new)
-            self.status = StatusWriter(self.state_dir, self._source_info(new))
+            self.status.source = self._source_info(new)
             if self.watcher is not None:
                 self.watcher.stop()
                 self.watcher = None
@@ -468,7 +477,7 @@ class Daemon:
                 extra={"fields": {"operation": ended.operation_id if ended else None}},
             )
         # Last: `fleetward status` must say the daemon is not running from now on.
-        self.status.stopped(now_iso(), cause, ended)
+        self.reporters.daemon_stopped(cause)
         if self.listening is not None:
             self.listening.stop(timeout=max(0.1, deadline - time.monotonic()))
         logger.info("stopped")
