@@ -52,6 +52,7 @@ from fleetward.runs import (
     Unchanged,
     stopped_message,
 )
+from fleetward.source import Source
 from fleetward.store import OperationStore, Store
 from fleetward.store.suspension import Suspension
 from fleetward.timestamps import now_iso
@@ -229,7 +230,7 @@ class Engine:
 
     def read(
         self,
-        sources: SourceOptions,
+        sources: Source,
         watch: Watch = SILENT,
         *,
         stage: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
@@ -350,7 +351,8 @@ class Engine:
         saved = read_saved() if read_saved is not None else None
         if saved is None:
             sources = settings.sources
-            if sources.cache_root is None:
+            if isinstance(sources, SourceOptions) and sources.cache_root is None:
+                # A remote is cloned beside the store it is reconciled into.
                 sources = replace(sources, cache_root=git_cache(settings.state_dir))
             desired = self.read(
                 sources,

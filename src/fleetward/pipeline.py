@@ -25,7 +25,7 @@ from fleetward.model import (
 )
 from fleetward.planning import PlanOptions, plan
 from fleetward.progress import SILENT, Watch
-from fleetward.source import Snapshot, open_snapshot
+from fleetward.source import Snapshot, Source, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
@@ -40,6 +40,10 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+
+    def open(self) -> Snapshot:
+        """The revision these options name, opened (a `Source`)."""
+        return open_source(self)
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -70,7 +74,7 @@ def _untimed(stage: str) -> Iterator[None]:
 
 
 def resolve(
-    options: SourceOptions,
+    options: Source,
     cache: DocumentCache | None = None,
     watch: Watch = SILENT,
     *,
@@ -90,7 +94,7 @@ def resolve(
     stage = stage if stage is not None else _untimed
     with gc_paused():
         with stage("fetch"):
-            snapshot = open_source(options)
+            snapshot = options.open()
             if fetched is not None:
                 try:
                     fetched(snapshot.revision)

@@ -18,8 +18,8 @@ from fleetward.errors import Problem
 from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.source import Source
 from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")
@@ -27,7 +27,7 @@ PHASES = ("fetch", "load", "desire", "plan", "apply")
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    sources: SourceOptions
+    sources: Source
     state_dir: Path
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
