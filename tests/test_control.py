@@ -26,7 +26,7 @@ from daemon_support import GitRepo, sample
 from support import isolated_env
 
 from fleetward.cli import cli
-from fleetward import engine as engine_module
+from fleetward.engine import converge as engine_module
 from fleetward import pipeline as pipeline_module
 from fleetward.daemon import reconciler as reconciler_module
 from fleetward.daemon.control import (

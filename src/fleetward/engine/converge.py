@@ -1,4 +1,4 @@
-"""The one converge path: lock → resolve → plan → decide → apply → record.
+"""The converge: lock → resolve → plan → decide → apply → record, for every caller.
 
 `fleetward apply` and every daemon run call `Engine.converge`; `fleetward plan`
 calls its `read` and `plan` steps. What differs between those callers is handed
@@ -25,23 +25,33 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
-from fleetward.applying import ApplyResult, apply_plan, check_current, refuse_blocked
-from fleetward.decisions import Decision, describe_held
+from fleetward.applying import apply_plan, check_current, refuse_blocked
+from fleetward.decisions import describe_held
 from fleetward.desire import DesiredState, Expansions
+from fleetward.engine.governor import Declined, Governor
+from fleetward.engine.run import (
+    STAGES,
+    Run,
+    blocked_policies,
+    dry_run_message,
+    failure_message,
+    nothing_message,
+    plan_guards,
+    with_summary,
+)
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
-from fleetward.governance import Policy, owner_labels_of, policies_of
+from fleetward.governance import owner_labels_of, policies_of
 from fleetward.loading import DocumentCache
-from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
+from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, make_plan, resolve
 from fleetward.planning import PlanOptions
-from fleetward.progress import SILENT, Phase, Watch
+from fleetward.progress import SILENT, Watch
 from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import (
     AfterFetch,
@@ -54,147 +64,11 @@ from fleetward.runs import (
 )
 from fleetward.source import Source
 from fleetward.store import OperationStore, Store
-from fleetward.store.suspension import Suspension
-from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
-__all__ = ["Declined", "Engine", "Governor", "Verdict"]
-
-logger = logging.getLogger("fleetward.engine")
+__all__ = ["Engine"]
 
 S = OperationState
-
-# Where a run is while a stage runs, and the checkpoint once it is done (None: none).
-_STAGES: Mapping[str, tuple[str, str | None]] = {
-    "fetch": ("while fetching the source", "after fetching the source"),
-    "load": ("while loading the manifests", "after loading the manifests"),
-    "desire": ("while expanding the manifests", "after expanding the manifests"),
-    "plan": ("while planning", None),
-    "apply": ("before the write", None),
-}
-
-
-class Declined(Exception):
-    """The person asked did not confirm the apply: the run ends CANCELLED, nothing written."""
-
-    def __init__(self, exit_code: int) -> None:
-        super().__init__(exit_code)
-        self.exit_code = exit_code  # what the command exits with (130: Ctrl-C at the prompt)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a governor decided of a plan: the parts due and held, and why it holds them all."""
-
-    decision: Decision
-    suspension: Suspension | None = None  # `fleetward suspend` holds every part
-
-
-class Governor:
-    """What a run's writes answer to. This base: nothing holds them and nothing stops the
-    run, and a plan a guard blocks is refused whole; the daemon and the CLI override it."""
-
-    def now(self) -> str:
-        """The time stamped on the run's records and its plan."""
-        return now_iso()
-
-    def begin(self, op: Operation) -> None:
-        """The run of `op` starts."""
-
-    def deadline(self) -> str | None:
-        """Past this instant the run ends TIMEOUT at a checkpoint (None: never)."""
-        return None
-
-    def checkpoint(self, op: Operation, where: str) -> None:
-        """A safe point to stop the run, before any write: whatever this raises ends it."""
-
-    def planned(self, plan: Plan) -> None:
-        """The plan is made, before any verdict on it (the CLI shows it here)."""
-
-    def guarded(self) -> contextlib.AbstractContextManager[object]:
-        """Held from the decision through the write and settling its operations."""
-        return contextlib.nullcontext()
-
-    def decide(
-        self,
-        op: Operation,
-        plan: Plan,
-        policies: Mapping[str, Policy],
-        blocked: frozenset[str],
-    ) -> Verdict:
-        """Which changes are due now and which are held (`blocked`: the policies whose
-        own guard blocks their changes)."""
-        refuse_blocked(plan)
-        return Verdict(Decision(parts=(), due=plan.changes, out_of_scope=0))
-
-    def last_look(
-        self, op: Operation, decision: Decision, policies: Mapping[str, Policy]
-    ) -> tuple[Decision, list[str]]:
-        """The decision as it stands at the write, and the policies whose window would
-        close before it ends (their parts now held)."""
-        return decision, []
-
-    def settle(
-        self,
-        op: Operation,
-        plan: Plan,
-        decision: Decision,
-        serial: int | None,
-        write_seconds: float = 0.0,
-    ) -> None:
-        """Record what became of the held parts (`serial`: the write's; None: none)."""
-
-    def carried(self, decision: Decision) -> Decision:
-        """The decision with the operation now carrying each held part, for the report."""
-        return decision
-
-    def unrecorded(self, op: Operation, error: FleetwardError) -> None:
-        """The operation log refused the run's record: the run goes on regardless."""
-        logger.error(
-            "cannot record operation %s: %s",
-            op.operation_id,
-            error.problems[0].error if error.problems else error,
-        )
-
-    def end(self) -> None:
-        """The run is over, however it ended."""
-
-
-@dataclass(eq=False)
-class _Run(Watch):
-    """One run in progress: its operation and all it found, and the watch its stages call."""
-
-    op: Operation
-    governor: Governor
-    outer: Watch
-    after_fetch: AfterFetch | None
-    existed: bool
-    started: float = field(default_factory=time.monotonic)
-    revision: Revision | None = None
-    plan: Plan | None = None
-    applied: ApplyResult | None = None
-    store: StoreSnapshot | None = None
-    problems: tuple[Problem, ...] = ()
-    manifest_errors: int = 0
-    fetch_failed: bool = False
-    decision: Decision | None = None
-    policies: dict[str, Policy] = field(default_factory=dict)
-    suspension: Suspension | None = None
-    where: str = "before fetching the source"  # the stage the run is in, for `abandon`
-    failure: BaseException | None = None
-    unchanged: bool = False
-    announced: bool = False
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def start(self, phase: Phase, total: int) -> None:
-        self.outer.start(phase, total)
-
-    def advance(self, n: int = 1) -> None:
-        self.outer.advance(n)
-
-    def checkpoint(self) -> None:
-        self.outer.checkpoint()
-        self.governor.checkpoint(self.op, self.where)
 
 
 @dataclass(eq=False)
@@ -217,7 +91,7 @@ class Engine:
     # daemon takes it, so a write either finishes first or never starts.
     write_gate: threading.Lock = field(default_factory=threading.Lock)
     _record_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _running: _Run | None = field(default=None, init=False)
+    _running: Run | None = field(default=None, init=False)
     _abandoned: Operation | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -278,7 +152,7 @@ class Engine:
         governor = governor if governor is not None else Governor()
         if op.state is S.SCHEDULED:
             op = replace(op, waiting_for=())  # what it waited for is over: it runs now
-        run = _Run(op, governor, watch, after_fetch, self.store.exists())
+        run = Run(op, governor, watch, after_fetch, self.store.exists())
         with self._record_lock:
             self._running, self._abandoned = run, None
         governor.begin(op)
@@ -305,7 +179,7 @@ class Engine:
         except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
             run.failure = exc
             self._move(run, S.CANCELLED, "not confirmed")
-        except Exception as exc:  # a bug: the run fails, the caller goes on (or reports it)
+        except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
             problem = Problem(
                 f"Internal error: {type(exc).__name__}: {exc}",
                 "fleetward hit a bug during this run. The store write is atomic: the store "
@@ -344,7 +218,7 @@ class Engine:
         return op
 
     def _converge(
-        self, run: _Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
+        self, run: Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
     ) -> None:
         labels = None
         desired = None
@@ -382,12 +256,12 @@ class Engine:
                     assert desired is not None
                     made = self.plan(desired, stored, guards, run.governor.now(), run)
             run.plan, run.store = made, stored
-            run.op = _with_summary(run.op, made, stored.meta.serial)
+            run.op = with_summary(run.op, made, stored.meta.serial)
             run.governor.planned(made)
             if made.errors:
                 raise PlanError(*made.errors)
             self._move(run, S.RESOLVED, "plan ready")
-            refuse_blocked(replace(made, guards=_plan_guards(made)))
+            refuse_blocked(replace(made, guards=plan_guards(made)))
             run.governor.checkpoint(run.op, "after planning")
             run.where = "before the write"
             # Operators' cancels and approvals land wholly before the decision or wholly
@@ -397,7 +271,7 @@ class Engine:
 
     def _decide_and_write(
         self,
-        run: _Run,
+        run: Run,
         made: Plan,
         stored: StoreSnapshot,
         labels: Mapping[str, Mapping[str, str]] | None,
@@ -405,17 +279,17 @@ class Engine:
         where: str,
     ) -> None:
         # A policy's own guard holds only that policy's changes (the governor decides).
-        verdict = run.governor.decide(run.op, made, run.policies, _blocked_policies(made))
+        verdict = run.governor.decide(run.op, made, run.policies, blocked_policies(made))
         decision = run.decision = verdict.decision
         run.suspension = verdict.suspension
         self.reporter.plan_ready(made, decision)
         if run.op.arguments.get("dryRun"):
-            self._move(run, S.SUCCESS, _dry_run_message(made, decision))
+            self._move(run, S.SUCCESS, dry_run_message(made, decision))
             return
         recorded = stored.meta.last_applied_revision == made.revision.id
         if not decision.due and (made.changes or recorded or run.suspension):
             run.governor.settle(run.op, made, decision, None)
-            self._move(run, S.SUCCESS, _nothing_message(made, decision, run.suspension))
+            self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
         fresh = contextlib.nullcontext() if run.existed else self.store.lock(settings.lock_timeout)
         with self.write_gate, fresh:
@@ -431,7 +305,7 @@ class Engine:
                 )
                 return
             # The guards of held policies judged changes this write leaves out.
-            part = replace(made, changes=decision.due, guards=_plan_guards(made))
+            part = replace(made, changes=decision.due, guards=plan_guards(made))
             self._move(run, S.DISPATCHING)
             self._move(run, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
             self._move(run, S.PROCESSING, "writing the store")
@@ -449,7 +323,7 @@ class Engine:
             run.applied = result
             # The store keeps the snapshot its write produced: no re-read.
             run.store = self.store.read()
-            run.op = _with_summary(run.op, part, result.meta.serial)
+            run.op = with_summary(run.op, part, result.meta.serial)
             run.governor.settle(run.op, made, decision, result.meta.serial, run.phases["apply"])
             self._move(run, S.COMPLETED, "store written")
             held = describe_held(decision)
@@ -468,9 +342,9 @@ class Engine:
     # -- the run's stages, records and report ------------------------------------------------
 
     @contextlib.contextmanager
-    def _stage(self, run: _Run, name: str) -> Iterator[None]:
+    def _stage(self, run: Run, name: str) -> Iterator[None]:
         """Time stage `name`; once it is done, a checkpoint (for the stages that have one)."""
-        during, after = _STAGES[name]
+        during, after = STAGES[name]
         run.where = during
         started = time.monotonic()
         try:
@@ -480,7 +354,7 @@ class Engine:
         if after is not None:
             run.governor.checkpoint(run.op, after)
 
-    def _fetched(self, run: _Run, revision: Revision) -> None:
+    def _fetched(self, run: Run, revision: Revision) -> None:
         run.revision = revision
         run.op = replace(run.op, revision=revision.id, ref=revision.ref)
         if run.after_fetch is not None:
@@ -490,12 +364,12 @@ class Engine:
             self._move(run, None)  # the start, held back until the revision was known
             self._announce(run)
 
-    def _announce(self, run: _Run) -> None:
+    def _announce(self, run: Run) -> None:
         if not run.announced:
             run.announced = True
             self.reporter.run_started(run.op)
 
-    def _failed(self, run: _Run, exc: FleetwardError) -> None:
+    def _failed(self, run: Run, exc: FleetwardError) -> None:
         run.failure = exc
         run.problems = exc.problems
         if isinstance(exc, ManifestError | PlanError):
@@ -503,10 +377,10 @@ class Engine:
         if isinstance(exc, SourceError):
             run.fetch_failed = True
         run.op = run.op.with_errors(exc.problems)
-        self._move(run, S.FAILURE, _failure_message(exc))
+        self._move(run, S.FAILURE, failure_message(exc))
 
     def _move(
-        self, run: _Run, to: OperationState | None, message: str = "", persist: bool = True
+        self, run: Run, to: OperationState | None, message: str = "", persist: bool = True
     ) -> Operation:
         """Move the run's operation to `to` (None: record it as it is)."""
         with self._record_lock:
@@ -530,7 +404,7 @@ class Engine:
         except FleetwardError:
             return True  # unknown: recording its end is the safe side
 
-    def _record(self, run: _Run, op: Operation) -> None:
+    def _record(self, run: Run, op: Operation) -> None:
         assert self.operations is not None
         try:
             self.operations.record(op)
@@ -539,7 +413,7 @@ class Engine:
             # must not stop reconciling. The run's report still carries it.
             run.governor.unrecorded(op, exc)
 
-    def _report(self, run: _Run) -> RunReport:
+    def _report(self, run: Run) -> RunReport:
         decision = run.decision
         if decision is not None and decision.held:
             decision = run.governor.carried(decision)
@@ -566,48 +440,3 @@ class Engine:
             failure=run.failure,
             unchanged=run.unchanged,
         )
-
-
-def _with_summary(op: Operation, made: Plan, serial: int) -> Operation:
-    return replace(op, plan_summary=made.summary(), serial=serial)
-
-
-def _failure_message(exc: FleetwardError) -> str:
-    first = exc.problems[0].error if exc.problems else type(exc).__name__
-    more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-    return f"{first}{more}"
-
-
-def _plan_guards(made: Plan) -> tuple[Guard, ...]:
-    return tuple(g for g in made.guards if g.policy is None)
-
-
-def _blocked_policies(made: Plan) -> frozenset[str]:
-    return frozenset(
-        g.policy for g in made.guards if g.policy is not None and g.verdict is GuardVerdict.BLOCKED
-    )
-
-
-def _dry_run_message(made: Plan, decision: Decision) -> str:
-    held = describe_held(decision)
-    return (
-        f"dry run at {made.revision.short}: {len(decision.due)} change(s) would be applied"
-        + (f"; {held}" if held else "")
-        + (f"; {decision.out_of_scope} outside the query" if decision.out_of_scope else "")
-    )
-
-
-def _nothing_message(made: Plan, decision: Decision, suspension: Suspension | None) -> str:
-    if not made.changes:
-        return f"no changes; the store matches {made.revision.short}"
-    if suspension is not None:
-        return (
-            f"suspended by {suspension.by}: {len(made.changes)} change(s) planned, nothing applied"
-        )
-    held = describe_held(decision)
-    scope = (
-        f"{decision.out_of_scope} change(s) outside the operation's query"
-        if decision.out_of_scope
-        else ""
-    )
-    return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x)
