@@ -142,7 +142,7 @@ def run(repo: Path, state: Path, *args: str, tty: bool) -> tuple[int, bytes, byt
 COMMANDS = [
     pytest.param(["validate"], Phase.VALIDATING, id="validate"),
     pytest.param(["plan"], Phase.PLANNING, id="plan"),
-    pytest.param(["apply", "--auto-approve"], Phase.PLANNING, id="apply"),
+    pytest.param(["apply", "--auto-approve"], Phase.APPLYING, id="apply"),
 ]
 
 
