@@ -21,7 +21,6 @@ from fleetward.notify import Notifier
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.pipeline import git_cache
-from fleetward.reporting import Reporters
 from fleetward.web import CommitReader, LiveView, WebSources, public_url, repository_of, web_routes
 
 
@@ -38,6 +37,7 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
         health=health,
         metrics=metrics,
         serve_http=functools.partial(serve_api, live=live),
+        reporters=[live],
     )
     # Notifications: a reporter of the daemon's runs, its secrets read (and checked) now.
     notifier = Notifier(
@@ -48,7 +48,7 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
     )
     notifier.on_change = lambda: daemon.status.amend("notifications", notifier.summary())
     metrics.registry.register(notifier.collector())
-    daemon.reporters = Reporters([live, notifier])
+    daemon.reporters.add(notifier)
     daemon.reconfigure = lambda new: notifier.reconfigure(new.notifications)
     return daemon
 
