@@ -35,9 +35,9 @@ from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
     SourceOptions,
     as_stored,
-    git_cache,
     make_plan,
     resolve,
+    with_state_caches,
 )
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT
@@ -151,7 +151,7 @@ def plan_command(
             "A plan made with --base compares two revisions, not the store, so it cannot be applied.",
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
-    sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+    sources = with_state_caches(sources, state.state_dir)
     _note_uncommitted(sources)
     inputs = _PlanInputs(
         NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
@@ -381,7 +381,7 @@ def _apply(
     _note_uncommitted(sources)
     try:
         with phases(ctx) as bar:
-            cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+            cached = with_state_caches(sources, state.state_dir)
             desired = resolve(cached, progress=bar)
     except ManifestError as exc:
         report = schema_report(exc.problems) if as_json else None

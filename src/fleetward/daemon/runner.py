@@ -37,7 +37,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, documents_cache, git_cache, open_documents
 from fleetward.planning import PlanOptions
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
@@ -101,8 +101,15 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
         )
+        settings = self._settings(config)
         self.reconciler = Reconciler(
-            self._settings(config), self.operations, self.control, self.store
+            settings,
+            self.operations,
+            self.control,
+            self.store,
+            # Parsed manifests outlive the process: a restart (or a CLI run) parses
+            # only the files that changed.
+            documents=open_documents(settings.sources),
         )
         self.status = StatusWriter(self.state_dir, self._source_info(config))
         self.backoff = Backoff(base=1.0, cap=config.interval)
@@ -132,6 +139,8 @@ class Daemon:
                 config.no_git,
                 cache_root=git_cache(config.state_dir),
                 git_timeout=config.git_timeout,
+                cache_dir=config.cache_dir or documents_cache(config.state_dir),
+                no_cache=config.no_cache,
             ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
