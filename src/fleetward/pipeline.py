@@ -9,6 +9,7 @@ stage's errors propagate as `FleetwardError`s for the edge to render.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import ManifestError
 from fleetward.kinds import KindCaches
-from fleetward.loading import DocumentCache, Locator, load
+from fleetward.document_cache import DocumentCache, open_document_cache
+from fleetward.loading import Locator, load
 from fleetward.model import (
     Plan,
     Revision,
@@ -41,6 +43,9 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+    # The parsed-manifest cache (`document_cache`): its directory, or none at all.
+    cache_dir: str | None = None
+    no_cache: bool = False
 
     def open(self) -> Snapshot:
         """The revision these options name, opened (a `Source`)."""
@@ -50,6 +55,29 @@ class SourceOptions:
 def git_cache(state_dir: str | Path) -> str:
     """Where remote sources are cloned for the store in `state_dir`."""
     return str(Path(state_dir) / "cache" / "git")
+
+
+def documents_cache(state_dir: str | Path) -> str:
+    """Where parsed manifests are cached by default, for the store in `state_dir`."""
+    return str(Path(state_dir) / "cache" / "documents")
+
+
+def with_state_caches(options: SourceOptions, state_dir: str | Path) -> SourceOptions:
+    """`options` for a command with a state directory: a remote is cloned, and parsed
+    manifests are cached (unless --cache-dir says where, or --no-cache), beside the store.
+
+    A state directory that does not exist yet gets no cache: reading (`plan`) never
+    makes one; the first apply does, and the runs after it are warm.
+    """
+    cache_dir = options.cache_dir
+    if cache_dir is None and Path(state_dir).is_dir():
+        cache_dir = documents_cache(state_dir)
+    return dataclasses.replace(options, cache_root=git_cache(state_dir), cache_dir=cache_dir)
+
+
+def open_documents(options: SourceOptions) -> DocumentCache:
+    """The document cache `options` ask for: over their cache directory, or in memory."""
+    return open_document_cache(None if options.no_cache else options.cache_dir)
 
 
 def open_source(options: SourceOptions) -> Snapshot:
@@ -95,7 +123,10 @@ def resolve(
     what it raises ends the run before anything is parsed. `caches` and
     `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
     conflicting generated objects are returned instead of raised.
+    Without a `cache`, the one the options name is opened (`open_documents`).
     """
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
     stage = stage if stage is not None else _untimed
     with gc_paused():
         with stage("fetch"):

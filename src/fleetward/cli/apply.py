@@ -35,7 +35,7 @@ from fleetward.governance import Policy
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import Operation
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, open_documents, with_state_caches
 from fleetward.planning import PlanOptions
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
@@ -87,9 +87,12 @@ def apply_command(
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
     # The engine records the apply as an Operation in the store's log (its end only).
-    engine = Engine(open_store(state.state_dir), record_progress=False)
+    cached = with_state_caches(sources, state.state_dir)
+    engine = Engine(
+        open_store(state.state_dir), record_progress=False, documents=open_documents(cached)
+    )
     settings = RunSettings(
-        dataclasses.replace(sources, cache_root=git_cache(state.state_dir)),
+        cached,
         Path(state.state_dir),
         guards,
         state.lock_timeout,

@@ -85,8 +85,9 @@ class StateOptions:
 _OptionSpec = list[tuple[str, dict[str, Any]]]
 
 
-def _source_specs(clone_into: str) -> _OptionSpec:
-    """The source options; `clone_into` says where a remote --source is cloned."""
+def _source_specs(clone_into: str, cache_default: str) -> _OptionSpec:
+    """The source options; `clone_into` says where a remote --source is cloned,
+    `cache_default` where parsed manifests are cached without --cache-dir."""
     return [
         (
             "source",
@@ -104,6 +105,18 @@ def _source_specs(clone_into: str) -> _OptionSpec:
                 "help": "Read --source as a plain directory, uncommitted files included "
                 "(development only).",
             },
+        ),
+        (
+            "cache_dir",
+            {
+                "type": click.Path(file_okay=False),
+                "help": "Directory of the parsed-manifest cache, shared with other runs and "
+                f"the daemon [default: {cache_default}].",
+            },
+        ),
+        (
+            "no_cache",
+            {"help": "Parse every manifest file afresh; read and write no cache (debugging)."},
         ),
     ]
 
@@ -154,11 +167,13 @@ def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callab
     return decorate
 
 
-source_options = _group(_source_specs("<state-dir>/cache"), "sources", SourceOptions)
+source_options = _group(
+    _source_specs("<state-dir>/cache", "<state-dir>/cache/documents"), "sources", SourceOptions
+)
 # For commands without a state directory (validate, rules preview): a remote is
 # cloned into a temporary directory, removed when the command ends.
 scratch_source_options = _group(
-    _source_specs("a temporary directory"), "sources", SourceOptions
+    _source_specs("a temporary directory", "none"), "sources", SourceOptions
 )
 state_options = _group(_STATE, "state", StateOptions)
 guard_options = _group(_GUARDS, "guards", PlanOptions)

@@ -28,7 +28,14 @@ from fleetward.cli.progress import phases
 from fleetward.engine import Engine
 from fleetward.errors import FleetwardError, ManifestError, UsageError, os_error
 from fleetward.model import Plan
-from fleetward.pipeline import SourceOptions, as_stored, git_cache, make_plan, resolve
+from fleetward.pipeline import (
+    SourceOptions,
+    as_stored,
+    make_plan,
+    open_documents,
+    resolve,
+    with_state_caches,
+)
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
@@ -136,7 +143,7 @@ def plan_command(
             "A plan made with --base compares two revisions, not the store, so it cannot be applied.",
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
-    sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+    sources = with_state_caches(sources, state.state_dir)
     note_uncommitted(sources)
     inputs = _PlanInputs(
         NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
@@ -218,7 +225,7 @@ def _read_and_plan(
         plan = make_plan(desired, as_stored(base_state), guards, watch=bar)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(open_store(state.state_dir))
+    engine = Engine(open_store(state.state_dir), documents=open_documents(sources))
     desired = engine.read(sources, bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     inputs.reading = None  # a store error is in no revision

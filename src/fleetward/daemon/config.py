@@ -112,6 +112,15 @@ class DaemonConfig(BaseModel):
     path: str = _setting("manifests", "Directory of manifests inside the repository.")
     no_git: bool = _setting(False, "Read --source as a plain directory (development only).")
     state_dir: str = _setting(".fleetward", "Directory of the state store and status files.")
+    cache_dir: str | None = _setting(
+        None,
+        "Directory of the parsed-manifest cache, shared with CLI runs "
+        "[default: <state-dir>/cache/documents].",
+        metavar="DIR",
+    )
+    no_cache: bool = _setting(
+        False, "Keep parsed manifests in memory only: no cache directory is read or written."
+    )
     interval: AtLeastASecond = _setting("60s", "Poll interval (with 10% jitter).")
     listen: Listen = _setting(
         "127.0.0.1:9477",

@@ -38,7 +38,7 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, documents_cache, git_cache, open_documents
 from fleetward.planning import PlanOptions
 from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
@@ -115,8 +115,20 @@ class Daemon:
         )
         # In this order: status files read what health took in; the log line comes last.
         self.reporters = Reporters([health, metrics, self.status, logs.RunLog(), *extra])
+        settings = self._settings(config)
         self.reconciler = Reconciler(
-            self._settings(config), self.operations, self.control, self.store, self.reporters
+            settings,
+            self.operations,
+            self.control,
+            self.store,
+            self.reporters,
+            # Parsed manifests outlive the process: a restart (or a CLI run) parses
+            # only the files that changed.
+            documents=(
+                open_documents(settings.sources)
+                if isinstance(settings.sources, SourceOptions)
+                else None
+            ),
         )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
@@ -145,6 +157,8 @@ class Daemon:
                 config.no_git,
                 cache_root=git_cache(config.state_dir),
                 git_timeout=config.git_timeout,
+                cache_dir=config.cache_dir or documents_cache(config.state_dir),
+                no_cache=config.no_cache,
             ),
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
