@@ -22,6 +22,7 @@ from fleetward.planning import PlanOptions, plan
 from fleetward.progress import SILENT, Progress
 from fleetward.source import Snapshot, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
+from fleetward.source.signatures import SignaturePolicy, signature_policy
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
@@ -35,6 +36,10 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+    # Signed commits only: the revision's commit must be signed by a key these list.
+    verify_signatures: bool = False
+    allowed_signers: str | None = None
+    gpg_keyring: str | None = None
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -42,8 +47,20 @@ def git_cache(state_dir: str | Path) -> str:
     return str(Path(state_dir) / "cache" / "git")
 
 
+def signatures_of(options: SourceOptions) -> SignaturePolicy | None:
+    """The keys `options` trust (None: signatures are not verified); `UsageError` if the
+    signature options cannot work together or their files cannot be read."""
+    return signature_policy(
+        options.verify_signatures,
+        options.allowed_signers,
+        options.gpg_keyring,
+        no_git=options.no_git,
+    )
+
+
 def open_source(options: SourceOptions) -> Snapshot:
-    """The revision `options` name, opened (fetched first for a remote)."""
+    """The revision `options` name, opened (fetched first for a remote) and, with
+    --verify-signatures, refused unless its commit is signed by a trusted key."""
     return open_snapshot(
         options.source,
         options.ref,
@@ -51,6 +68,7 @@ def open_source(options: SourceOptions) -> Snapshot:
         options.no_git,
         cache_root=Path(options.cache_root) if options.cache_root else None,
         git_timeout=options.git_timeout,
+        signatures=signatures_of(options),
     )
 
 

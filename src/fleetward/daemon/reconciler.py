@@ -37,6 +37,7 @@ from fleetward.errors import (
     PlanError,
     Problem,
     SourceError,
+    UnverifiedRevision,
 )
 from fleetward.governance import Policy, owner_labels_of, policies_of
 from fleetward.kinds.sync_policy import parse_device_query
@@ -216,15 +217,14 @@ class Reconciler:
 
         state.where = "while fetching the source"
         with clock("fetch"):
-            snapshot = open_source(sources)
+            try:
+                snapshot = open_source(sources)
+            except UnverifiedRevision as refused:
+                if refused.revision is not None:  # refused once: the same commit waits
+                    self._fetched(state, refused.revision)
+                raise
         with snapshot:
-            state.revision = snapshot.revision
-            state.op = _with_revision(state.op, snapshot.revision)
-            if state.after_fetch is not None:
-                reason = state.after_fetch(snapshot.revision)
-                if reason is not None:
-                    raise Unchanged(reason)
-                self._move(state, None)  # the start, held back until the revision was known
+            self._fetched(state, snapshot.revision)
             self._checkpoint(state, stop_cause, "after fetching the source")
             with clock("load"):
                 try:
@@ -362,6 +362,16 @@ class Reconciler:
                             else ""
                         ),
                     )
+
+    def _fetched(self, state: _RunState, revision: Revision) -> None:
+        """The source is at `revision`: the run stops here if its failure waits for a change."""
+        state.revision = revision
+        state.op = _with_revision(state.op, revision)
+        if state.after_fetch is not None:
+            reason = state.after_fetch(revision)
+            if reason is not None:
+                raise Unchanged(reason)
+            self._move(state, None)  # the start, held back until the revision was known
 
     def _checkpoint(self, state: _RunState, stop_cause: StopCause, where: str) -> None:
         cause = stop_cause()
