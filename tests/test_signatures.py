@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from daemon_support import GitRepo, manifest_repo
+from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest fixtures)
+    NORTH,
+    Daemons,
+    GitRepo,
+    Workspace,
+    daemons_fixture,
+    manifest_repo,
+    sample,
+    ws_fixture,
+)
 from support import isolated_env
 
 from fleetward.cli import cli
@@ -42,6 +51,7 @@ CLEAN_ENV: dict[str, str | None] = {
     "COLUMNS": "200",
 }
 TRUSTED_EMAIL = "trusted@example.com"
+TRK_1001_MODEL = re.compile(r"(make: Volvo, model: )[^,]+(, year: 2022)")
 # A time in the past, for a key that expired long ago (gpg's --faked-system-time).
 LONG_AGO = "20200101T000000"
 
@@ -172,12 +182,16 @@ def signing(keys: Keys, how: str) -> list[str]:
 
 
 def commit(repo: GitRepo, keys: Keys, message: str, how: str, model: str | None = None) -> str:
-    """Commit (TRK-1001 as a `model`, or nothing) signed as `how` says; its SHA."""
+    """Commit (TRK-1001 as a `model`, or nothing) signed as `how` says; its SHA.
+
+    One commit, so a daemon watching the repository never sees a half-made one."""
     if model is not None:
-        repo.set_model(model, "staged")  # then amended below, signed
-        repo.git(*signing(keys, how), "commit", "-q", "--amend", "-m", message)
-    else:
-        repo.git(*signing(keys, how), "commit", "-q", "--allow-empty", "-m", message)
+        north = repo.root / NORTH
+        text, found = TRK_1001_MODEL.subn(rf"\g<1>{model}\g<2>", north.read_text())
+        assert found == 1, "TRK-1001's attributes line not found"
+        north.write_text(text)
+        repo.git("add", "-A")
+    repo.git(*signing(keys, how), "commit", "-q", "--allow-empty", "-m", message)
     return repo.head()
 
 
@@ -517,3 +531,61 @@ def test_the_users_own_keyring_and_git_config_vouch_for_nothing(tmp_path: Path, 
     )
     refused(result, ssh, "signed by the other SSH key", "is signed by a key that is not trusted")
     assert os.environ.get("GNUPGHOME") != keys.env["GNUPGHOME"]  # CliRunner put it back
+
+
+# -- the daemon -------------------------------------------------------------------------------------
+
+TOKEN = "token-for-signature-tests"
+
+
+def test_the_daemon_refuses_an_unsigned_commit_and_keeps_the_last_good_revision(
+    ws: Workspace, daemons: Daemons, keys: Keys
+) -> None:
+    repo, good = signed_repo(ws.path("work"), keys)
+    state = ws.path("state")
+    daemon = daemons.start(
+        repo.root, state, *verify(keys), api_token=TOKEN, env={"GNUPGHOME": keys.env["GNUPGHOME"]}
+    )
+    daemon.wait_applied(good, timeout=60)
+    assert daemon.summary()["source"]["verifySignatures"] is True
+    assert sample(daemon.metrics(), "fleetward_unverified_revisions_total") == 0
+    store_before = (state / "state.json").read_bytes()
+
+    # The watch sees the commit at once (the poll is a minute away).
+    bad = commit(repo, keys, "TRK-1001 is an FH16 Aero", "unsigned", model="FH16 Aero")
+    summary = daemon.wait_summary(
+        lambda s: s["source"]["revisionSeen"] == bad and s["lastOperation"]["state"] == "FAILURE",
+        timeout=60,
+        what="the unsigned revision to be refused",
+    )
+    assert summary["applied"]["revision"] == good  # the last good revision stays in force
+    assert summary["source"]["fetchOk"] is True
+    [error] = summary["errors"]
+    assert error["error"] == f"Commit {bad[:7]} 'TRK-1001 is an FH16 Aero' is not signed"
+    assert summary["ready"] is False
+    assert (state / "state.json").read_bytes() == store_before
+    ready = daemon.get("/readyz")
+    assert ready.status == 503
+    assert any(f"revision {bad[:7]} is refused" in r for r in ready.json()["reasons"]), ready.text
+    assert daemon.get("/healthz").status == 200  # alive, only not ready
+    assert sample(daemon.metrics(), "fleetward_unverified_revisions_total") == 1
+
+    # An operator's run reads the same commit and refuses it again: still one revision.
+    reply = daemon.request_run(TOKEN)
+    assert reply.status in (200, 201, 202), reply.text
+    op = daemon.wait_operation(reply.json()["content"]["operation_id"], timeout=60)
+    assert op["state"] == "FAILURE", op
+    metrics = daemon.metrics()
+    assert sample(metrics, "fleetward_unverified_revisions_total") == 1
+    assert sample(metrics, "fleetward_reconcile_total", result="failure") == 2
+
+    # A signed commit vouches for its whole tree: the change above is applied with it.
+    signed = commit(repo, keys, "reviewed: TRK-1001 is an FH16 Aero", "ssh-trusted")
+    summary = daemon.wait_applied(signed, timeout=60)
+    assert summary["errors"] == [] and summary["ready"] is True
+    assert daemon.get("/readyz").status == 200
+    shown = ws.fleetward("state", "show", "--json", "--state-dir", str(state))
+    objects = {o["key"]: o for o in json.loads(shown.stdout)["objects"]}
+    assert objects["Asset/TRK-1001"]["spec"]["attributes"]["model"] == "FH16 Aero"
+    assert sample(daemon.metrics(), "fleetward_unverified_revisions_total") == 1
+    daemon.alive()
