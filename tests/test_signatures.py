@@ -589,3 +589,20 @@ def test_the_daemon_refuses_an_unsigned_commit_and_keeps_the_last_good_revision(
     assert objects["Asset/TRK-1001"]["spec"]["attributes"]["model"] == "FH16 Aero"
     assert sample(daemon.metrics(), "fleetward_unverified_revisions_total") == 1
     daemon.alive()
+
+
+def test_an_ssh_key_past_its_valid_before_date_is_refused_saying_so(
+    tmp_path: Path, keys: Keys
+) -> None:
+    repo, sha = signed_repo(tmp_path / "repo", keys, "ssh-trusted")
+    expired = tmp_path / "allowed_signers"
+    public = (keys.ssh_trusted.with_suffix(".pub")).read_text()
+    expired.write_text(f'{TRUSTED_EMAIL} valid-before="20200101" {public}')
+    args = ["--verify-signatures", "--allowed-signers", str(expired)]
+    text = refused(
+        run("validate", "--source", str(repo.root), *args),
+        sha,
+        "bundled manifests",
+        "is signed by a key that is not trusted",
+    )
+    assert "key has expired" in text, text  # ssh-keygen's own words, through git
