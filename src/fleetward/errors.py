@@ -11,7 +11,8 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     │   ├── ManifestError         YAML or validation errors in a revision (many at once)
     │   ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
     │   ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
-    │   └── StalePlanError        a saved plan no longer matches the store
+    │   ├── StalePlanError        a saved plan no longer matches the store
+    │   └── UnverifiedRevision    --verify-signatures: the commit is not signed by a trusted key
     ├── TemporaryError(delay)     may succeed as it is, later: retried with backoff
     │   ├── SourceError           the source, ref or path cannot be read
     │   │   └── CorruptObject     a Git object of the revision is damaged or missing
@@ -158,6 +159,17 @@ class ManifestError(PermanentError):
 
     `revision` is that revision once the pipeline has opened it: a command that
     reads two (`plan --base`) says which one failed.
+    """
+
+    revision: Revision | None = None
+
+
+class UnverifiedRevision(PermanentError):
+    """--verify-signatures refused the revision's commit: unsigned, signed by a key not
+    listed, a bad signature, or an expired or revoked key. Nothing of it is applied.
+
+    `revision` is the refused commit, so the daemon waits for a new one (a refusal is
+    a verdict on the commit: it stands until the commit or the trusted keys change).
     """
 
     revision: Revision | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetward.desire import DesiredState, Expansions, desire
-from fleetward.errors import ManifestError
+from fleetward.errors import ManifestError, UnverifiedRevision
 from fleetward.kinds import KindCaches
 from fleetward.document_cache import DocumentCache, open_document_cache
 from fleetward.loading import Locator, load
@@ -30,6 +30,7 @@ from fleetward.planning import PlanOptions, plan
 from fleetward.progress import SILENT, Watch
 from fleetward.source import Snapshot, Source, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
+from fleetward.source.signatures import SignaturePolicy, signature_policy
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
@@ -46,6 +47,10 @@ class SourceOptions:
     # The parsed-manifest cache (`document_cache`): its directory, or none at all.
     cache_dir: str | None = None
     no_cache: bool = False
+    # Signed commits only: the revision's commit must be signed by a key these list.
+    verify_signatures: bool = False
+    allowed_signers: str | None = None
+    gpg_keyring: str | None = None
 
     def open(self) -> Snapshot:
         """The revision these options name, opened (a `Source`)."""
@@ -80,8 +85,20 @@ def open_documents(options: SourceOptions) -> DocumentCache:
     return open_document_cache(None if options.no_cache else options.cache_dir)
 
 
+def signatures_of(options: SourceOptions) -> SignaturePolicy | None:
+    """The keys `options` trust (None: signatures are not verified); `UsageError` if the
+    signature options cannot work together or their files cannot be read."""
+    return signature_policy(
+        options.verify_signatures,
+        options.allowed_signers,
+        options.gpg_keyring,
+        no_git=options.no_git,
+    )
+
+
 def open_source(options: SourceOptions) -> Snapshot:
-    """The revision `options` name, opened (fetched first for a remote)."""
+    """The revision `options` name, opened (fetched first for a remote) and, with
+    --verify-signatures, refused unless its commit is signed by a trusted key."""
     return open_snapshot(
         options.source,
         options.ref,
@@ -89,6 +106,7 @@ def open_source(options: SourceOptions) -> Snapshot:
         options.no_git,
         cache_root=Path(options.cache_root) if options.cache_root else None,
         git_timeout=options.git_timeout,
+        signatures=signatures_of(options),
     )
 
 
@@ -120,7 +138,8 @@ def resolve(
     `expansions` carry parsed files and expanded documents from one call to the
     next (a daemon's; the cache keeps only this revision's files). `fetched` is
     told the revision as soon as the source resolved it, inside the fetch stage:
-    what it raises ends the run before anything is parsed. `caches` and
+    what it raises ends the run before anything is parsed (a revision refused for its
+    signature is told too, before the refusal is raised). `caches` and
     `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
     conflicting generated objects are returned instead of raised.
     Without a `cache`, the one the options name is opened (`open_documents`).
@@ -130,7 +149,14 @@ def resolve(
     stage = stage if stage is not None else _untimed
     with gc_paused():
         with stage("fetch"):
-            snapshot = options.open()
+            try:
+                snapshot = options.open()
+            except UnverifiedRevision as refused:
+                # A refusal is a verdict on the commit: `fetched` hears of it as of any
+                # revision read (the daemon stops there if it already refused it).
+                if fetched is not None and refused.revision is not None:
+                    fetched(refused.revision)
+                raise
             if fetched is not None:
                 try:
                     fetched(snapshot.revision)

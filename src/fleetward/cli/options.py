@@ -118,6 +118,21 @@ def _source_specs(clone_into: str, cache_default: str) -> _OptionSpec:
             "no_cache",
             {"help": "Parse every manifest file afresh; read and write no cache (debugging)."},
         ),
+        (
+            "verify_signatures",
+            {
+                "help": "Refuse the revision unless its commit is signed by a key of "
+                "--allowed-signers or --gpg-keyring.",
+            },
+        ),
+        (
+            "allowed_signers",
+            {"help": "SSH keys trusted to sign commits, in Git's allowed-signers format."},
+        ),
+        (
+            "gpg_keyring",
+            {"help": "OpenPGP public keys trusted to sign commits (binary or armored export)."},
+        ),
     ]
 
 

@@ -157,6 +157,17 @@ class DaemonConfig(BaseModel):
         "[default: 3 × interval, at least 5m].",
     )
     git_timeout: AtLeastASecond = _setting("60s", "Timeout of every git command.")
+    verify_signatures: bool = _setting(
+        False,
+        "Apply only commits signed by a key of --allowed-signers or --gpg-keyring; "
+        "others are refused and the last good revision stays.",
+    )
+    allowed_signers: str | None = _setting(
+        None, "SSH keys trusted to sign commits, in Git's allowed-signers format.", "FILE"
+    )
+    gpg_keyring: str | None = _setting(
+        None, "OpenPGP public keys trusted to sign commits (binary or armored export).", "FILE"
+    )
     lock_timeout: Seconds = _setting(
         "10s", "How long to wait for another process's lock on the store."
     )

@@ -38,7 +38,13 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, documents_cache, git_cache, open_documents
+from fleetward.pipeline import (
+    SourceOptions,
+    documents_cache,
+    git_cache,
+    open_documents,
+    signatures_of,
+)
 from fleetward.planning import PlanOptions
 from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
@@ -149,17 +155,24 @@ class Daemon:
 
     @staticmethod
     def _settings(config: DaemonConfig) -> RunSettings:
+        """The runs' settings; `UsageError` for signature options that cannot work (at
+        the start and on a reload, rather than on every run)."""
+        sources = SourceOptions(
+            config.source,
+            config.ref,
+            config.path,
+            config.no_git,
+            cache_root=git_cache(config.state_dir),
+            git_timeout=config.git_timeout,
+            verify_signatures=config.verify_signatures,
+            allowed_signers=config.allowed_signers,
+            gpg_keyring=config.gpg_keyring,
+            cache_dir=config.cache_dir or documents_cache(config.state_dir),
+            no_cache=config.no_cache,
+        )
+        signatures_of(sources)
         return RunSettings(
-            sources=SourceOptions(
-                config.source,
-                config.ref,
-                config.path,
-                config.no_git,
-                cache_root=git_cache(config.state_dir),
-                git_timeout=config.git_timeout,
-                cache_dir=config.cache_dir or documents_cache(config.state_dir),
-                no_cache=config.no_cache,
-            ),
+            sources=sources,
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
                 allow_empty=config.allow_empty,
@@ -183,6 +196,7 @@ class Daemon:
             "ref": config.ref,
             "path": config.path,
             "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
+            "verifySignatures": config.verify_signatures,
         }
 
     def _started_info(self) -> dict[str, Any]:
@@ -422,6 +436,7 @@ class Daemon:
         try:
             new = self._reload()
             validate_ref(new.ref)
+            self._settings(new)  # signature options that cannot work are refused here
             secrets = self._secrets(new)
             if self.reconfigure is not None:
                 self.reconfigure(new)  # last: nothing after it may refuse the reload
@@ -450,8 +465,10 @@ class Daemon:
         if self.poller is not None and new.interval != old.interval:
             self.poller.reschedule(new.interval)
         sources_changed = self._settings(new) != self._settings(old)
-        if sources_changed:
+        # The trusted keys' files are re-read like secret files: a refused commit may pass.
+        if sources_changed or new.verify_signatures:
             self.worker.forget()  # what failed for good may pass with the new settings
+        if sources_changed:
             self.reconciler.settings = self._settings(new)
             self.status.source = self._source_info(new)
             if self.watcher is not None:

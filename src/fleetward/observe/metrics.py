@@ -79,6 +79,7 @@ class _HealthCollector(Collector):
             last_success = h.last_success_at
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
+            unverified = h.unverified_revisions_total
             planned = h.planned
 
         reconciles = CounterMetricFamily(
@@ -125,6 +126,12 @@ class _HealthCollector(Collector):
             "fleetward_source_fetch_failures",
             "Runs that could not read the source (fetch, clone or open failed).",
             value=fetch_failures,
+        )
+        yield CounterMetricFamily(
+            "fleetward_unverified_revisions",
+            "Revisions refused by --verify-signatures (unsigned, untrusted key, bad "
+            "signature, expired or revoked key), each counted once.",
+            value=unverified,
         )
         yield GaugeMetricFamily(
             "fleetward_last_success_timestamp_seconds",
