@@ -27,7 +27,7 @@ from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's 
 
 from fleetward.errors import Problem
 
-OPERATION_TYPE = "CONVERGE"
+OPERATION_TYPE: Literal["CONVERGE"] = "CONVERGE"
 MAX_ERRORS_KEPT = 100  # per operation; the count says how many there were
 
 

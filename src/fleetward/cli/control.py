@@ -13,7 +13,7 @@ import click
 from fleetward.cli import output
 from fleetward.cli.options import os_user
 from fleetward.cli.state import state_dir_option
-from fleetward.pipeline import now_iso
+from fleetward.timestamps import now_iso
 from fleetward.store.suspension import (
     SUSPEND_FILE,
     Suspension,

@@ -76,12 +76,12 @@ def set_status_command(
         snapshot = store.read()
         task = snapshot.objects.get(key)
         if task is None:
-            known = [k.split("/", 1)[1] for k in snapshot.objects if k.startswith("Task/")]
+            xids = [k.split("/", 1)[1] for k in snapshot.objects if k.startswith("Task/")]
             raise UsageError.one(
                 f"No task with xid {xid!r} in the store",
-                f"The store at {state_dir} holds {len(known)} task(s); a task exists once a "
+                f"The store at {state_dir} holds {len(xids)} task(s); a task exists once a "
                 "TaskBatch that declares it has been applied.",
-                did_you_mean(xid, known, "Check the xid (fleetward tasks list shows them)."),
+                did_you_mean(xid, xids, "Check the xid (fleetward tasks list shows them)."),
                 location=key,
             )
         if task.state is not ObjectState.ACTIVE:

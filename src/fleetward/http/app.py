@@ -212,10 +212,10 @@ def create_app(ctx: ApiContext, pages: Sequence[BaseRoute] = ()) -> Starlette:
                 state=op.state.name,
             )
         # 202: a running operation stops at its next checkpoint, which had not come yet.
-        answer = contract.StateAnswer(
+        state_answer = contract.StateAnswer(
             operationId=op.operation_id, status=op.state, content=OperationRecord.of(op)
         )
-        return _answer(answer, 200 if op.state is change.target else 202)
+        return _answer(state_answer, 200 if op.state is change.target else 202)
 
     async def approve_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
