@@ -143,6 +143,12 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
     daemon.wait_applied(fixed)
     wanted = ["daemon-started", "applied", "failed", "recovered", "applied"]
     wait_until(lambda: types(receiver) == wanted, what="recovered and applied")
+    # good and fixed: pending then success; bad: failure (it failed before any plan).
+    wait_until(
+        lambda: all(len(receiver.received(p)) == 5 for p in ("/github", "/gitlab", "/gitea")),
+        timeout=60,
+        what="five commit statuses per provider",
+    )
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(30) == 0
     assert types(receiver) == [*wanted, "daemon-stopped"]
@@ -159,7 +165,8 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
         assert request.headers["x-fleetward-event"] == body["type"]
     bodies = [r.json() for r in sent]
     assert len({b["id"] for b in bodies}) == len(bodies)
-    applied, failed = bodies[1], bodies[2]
+    started, applied, failed = bodies[0], bodies[1], bodies[2]
+    assert started["daemon"]["listen"] == daemon.url  # approve links' default base
     assert applied["revision"]["id"] == good
     assert applied["counts"]["create"] > 0 and "Asset" in applied["kinds"]
     assert failed["revision"]["id"] == bad
@@ -173,27 +180,40 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
     assert good[:7] in texts[1] and "create" in texts[1]
     assert bad[:7] in texts[2] and re.search(r"north-yard\.yaml:\d+:\d+", texts[2])
 
-    # Commit statuses, per provider's documented path, auth header and body.
+    # Commit statuses, per provider's documented path, auth header and body: one per
+    # change of a revision's status. A planned revision is pending, then success; the
+    # bad one, which failed before it had a plan, is failure once (not per retry); the
+    # fixed one, which recovers and applies, is success once.
     github = receiver.received("/github")
-    assert [r.path for r in github] == [
-        f"/github/repos/acme/fleet/statuses/{sha}" for sha in (good, bad, fixed, fixed)
-    ]
+    shas = (good, good, bad, fixed, fixed)
+    assert [r.path for r in github] == [f"/github/repos/acme/fleet/statuses/{sha}" for sha in shas]
     assert all(r.headers["authorization"] == f"Bearer {GH_TOKEN}" for r in github)
     assert github[0].headers["accept"] == "application/vnd.github+json"
     states = [r.json()["state"] for r in github]
-    assert states == ["success", "failure", "success", "success"]
-    first = github[0].json()
+    assert states == ["pending", "success", "failure", "pending", "success"]
+    pending, first = github[0].json(), github[1].json()
+    assert pending["description"].startswith("planning ") and good[:7] in pending["description"]
     assert first["context"] == "fleetward" and first["target_url"] == "https://fleet.example/ui"
     assert good[:7] in first["description"] and len(first["description"]) <= 140
+    assert fixed[:7] in github[4].json()["description"]
     gitlab = receiver.received("/gitlab")
-    assert gitlab[1].path == f"/gitlab/api/v4/projects/acme%2Ffleet/statuses/{bad}"
+    assert gitlab[2].path == f"/gitlab/api/v4/projects/acme%2Ffleet/statuses/{bad}"
     assert all(r.headers["private-token"] == GL_TOKEN for r in gitlab)
-    assert [r.json()["state"] for r in gitlab][:2] == ["success", "failed"]
+    assert [r.json()["state"] for r in gitlab] == [
+        "pending",
+        "success",
+        "failed",
+        "pending",
+        "success",
+    ]
     assert gitlab[0].json()["name"] == "fleetward/prod"
     gitea = receiver.received("/gitea")
-    assert gitea[0].path == f"/gitea/api/v1/repos/acme/fleet/statuses/{good}"
+    assert [r.path for r in gitea] == [
+        f"/gitea/api/v1/repos/acme/fleet/statuses/{sha}" for sha in shas
+    ]
     assert all(r.headers["authorization"] == f"token {GH_TOKEN}" for r in gitea)
-    assert gitea[1].json()["state"] == "failure" and gitea[1].json()["context"] == "fleetward"
+    assert [r.json()["state"] for r in gitea] == states
+    assert gitea[2].json()["context"] == "fleetward"
 
     # Counted, shown in summary.json, and no secret anywhere the daemon wrote.
     summary = json.loads((ws.path("state") / "status" / "summary.json").read_text())
