@@ -25,6 +25,7 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     Daemons,
     Workspace,
     daemons_fixture,
+    http,
     sample,
     wait_until,
     ws_fixture,
@@ -41,6 +42,15 @@ GH_TOKEN = "gh-token-value"
 GL_TOKEN = "gl-token-value"
 SLACK_PATH = "/slack/T000/B000/XXXXSECRET"
 LOCATION = re.compile(r"^manifests/fleets/north-yard\.yaml:\d+:\d+$")
+MANUAL_POLICY = """\
+apiVersion: fleetward/v1
+kind: SyncPolicy
+metadata:
+  name: north-by-hand
+spec:
+  selector: {kinds: [Fleet], names: [north-yard]}
+  approval: manual
+"""
 FAST = {"backoff": "10ms", "maxBackoff": "100ms", "attempts": 1000, "rateLimit": "1000/s"}
 
 
@@ -270,6 +280,83 @@ def test_a_receiver_down_then_up_gets_every_event_once_in_order_even_across_a_re
         wait_until(lambda: not json.loads(outbox.read_text())["entries"], what="outbox emptied")
     finally:
         down.stop()
+
+
+def test_a_once_run_delivers_its_events_before_it_exits_or_leaves_them_queued(
+    ws: Workspace, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, good = ws.repo()
+    config = write_config(tmp_path / "fleetward.yaml", [hook(receiver, secret_file)])
+    state = ws.path("state")
+    args = ("daemon", "--source", str(repo.root), "--state-dir", str(state), "--once")
+    done = ws.fleetward(*args, "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    # Sent before the exit, not at the next start: the receiver has them now.
+    assert types(receiver) == ["daemon-started", "applied"]
+    assert receiver.events("/hook")[1]["revision"]["id"] == good
+    outbox = state / "outbox.json"
+    assert json.loads(outbox.read_text())["entries"] == []
+
+    down = Receiver(port=free_port())  # nobody listens: the wait is bounded
+    elsewhere = write_config(
+        tmp_path / "down.yaml", [hook(down, secret_file)], **{"notify-wait": "1s"}
+    )
+    repo.set_model("FH16 Aero", "second")
+    bounded = ws.fleetward(*args, "--config", str(elsewhere))
+    assert bounded.returncode == 0, bounded.stderr
+    queued = [e["event"]["type"] for e in json.loads(outbox.read_text())["entries"]]
+    assert queued == ["daemon-started", "applied"]  # left for the next start
+
+
+def test_a_held_part_links_to_the_daemons_own_approve_endpoint_and_its_commit_stays_pending(
+    ws: Workspace, daemons: Daemons, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, _ = ws.repo()
+    head = repo.commit("north by hand", {"manifests/policies/north.yaml": MANUAL_POLICY})
+    token_file = tmp_path / "gh-token"
+    token_file.write_text(GH_TOKEN)
+    github = {
+        "name": "gh",
+        "type": "github",
+        "baseUrl": f"{receiver.url}/github",
+        "repository": "acme/fleet",
+        "tokenFile": str(token_file),
+        **FAST,
+    }
+    wanted = ["planning", "applied", "held"]
+    config = write_config(  # no external-url: links go to the daemon's --listen address
+        tmp_path / "fleetward.yaml", [hook(receiver, secret_file, events=wanted), github]
+    )
+    token = "api-token-for-tests"
+    daemon = start(daemons, ws, config, repo_root=repo.root, api_token=token)
+    wait_until(lambda: types(receiver) == wanted, timeout=60, what="planning, applied, held")
+    planning, applied, held = receiver.events("/hook")
+    assert planning["counts"] == applied["counts"]  # what the plan was about to write
+    (part,) = held["held"]
+    assert part["policy"] == "north-by-hand" and part["waitingFor"] == ["approval"]
+    approve = f"{daemon.url}/v0/operations/{part['operationId']}/approve"
+    assert part["approveUrl"] == approve
+    # The commit: pending while planning, pending on the held documents after the write.
+    wait_until(lambda: len(receiver.received("/github")) == 2, timeout=60, what="two statuses")
+    first, second = (r.json() for r in receiver.received("/github"))
+    assert (first["state"], second["state"]) == ("pending", "pending")
+    assert (
+        second["description"].startswith(f"{head[:7]}: ")
+        and "Fleet/north-yard" in second["description"]
+    )
+
+    reply = http(
+        "POST",
+        approve,
+        body=json.dumps({"by": "alice"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert reply.status == 200, reply.text
+    wait_until(lambda: types(receiver) == [*wanted, "applied"], timeout=60, what="the approved")
+    wait_until(lambda: len(receiver.received("/github")) == 3, timeout=60, what="success")
+    statuses = receiver.received("/github")
+    assert statuses[2].json()["state"] == "success"
+    assert {r.path for r in statuses} == {f"/github/repos/acme/fleet/statuses/{head}"}
 
 
 def test_a_hanging_receiver_does_not_hold_up_reconciles(
