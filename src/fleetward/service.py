@@ -50,6 +50,8 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
     metrics.registry.register(notifier.collector())
     daemon.reporters.add(notifier)
     daemon.reconfigure = lambda new: notifier.reconfigure(new.notifications)
+    if config.once:  # a served daemon's notifier empties its outbox on daemon_stopped
+        daemon.before_exit = lambda: notifier.close(config.notify_wait)
     return daemon
 
 

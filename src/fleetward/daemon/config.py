@@ -192,6 +192,11 @@ class DaemonConfig(BaseModel):
         "(approve a held plan) [default: the --listen address].",
         metavar="URL",
     )
+    notify_wait: Seconds = _setting(
+        "5s",
+        "How long a --once run waits, before it exits, for its notifications to be "
+        "delivered; what is left is sent by the next start (0: do not wait).",
+    )
     # Config file only (a list of targets is no flag): see the README's Notifications.
     notifications: Annotated[tuple[TargetSettings, ...], AfterValidator(check_unique_names)] = (
         Field(default=(), description="Notification targets (config file only).")

@@ -103,6 +103,9 @@ class Daemon:
         extra = tuple(reporters)
         # Checks a reloaded configuration and takes it (raises FleetwardError to refuse it).
         self.reconfigure: Callable[[DaemonConfig], None] | None = None
+        # Called as a --once run exits, after its run (a served daemon tells its reporters
+        # `daemon_stopped` instead): what must not be cut off by the exit, bounded.
+        self.before_exit: Callable[[], None] | None = None
         self.store = open_store(config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
@@ -255,7 +258,11 @@ class Daemon:
             self._install_signals()
             if self.config.once:
                 self.reporters.daemon_started(self._started_info())
-                return self._run_once()
+                try:
+                    return self._run_once()
+                finally:
+                    if self.before_exit is not None:
+                        self.before_exit()
             return self._serve()
 
     def _run_once(self) -> int:
