@@ -20,6 +20,7 @@ from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.store import Pin
 from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")
@@ -52,6 +53,7 @@ class RunReport:
     decision: Decision | None = None
     policies: Mapping[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None  # while `fleetward suspend` holds
+    pin: Pin | None = None  # the rollback pin the run obeyed (`fleetward rollback`)
     failure: Exception | None = None  # what ended the run FAILURE: its retry role decides
     # It stopped after the fetch: the revision is one whose failure waits for a change.
     unchanged: bool = False

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,9 +52,20 @@ from fleetward.rendering import (
 )
 from fleetward.source import uncommitted_note
 from fleetward.store import Store, open_store
+from fleetward.targeting import Target, parse_targets, target_plan
 from fleetward.timestamps import now_iso
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
+
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS|KIND/NAME-GLOB",
+    help="Limit the plan to these objects (Asset/TRK-1, Asset/TRK-*; Fleet/eu-* is every "
+    "object those documents declare) and the new objects they reference. Repeatable. The "
+    "store then no longer equals the revision until a full apply.",
+)
 
 
 @click.command("validate")
@@ -101,6 +112,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @state_options
 @guard_options
 @max_lines_option
+@target_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
 @click.option(
     "--format",
@@ -133,6 +145,7 @@ def plan_command(
     state: StateOptions,
     guards: PlanOptions,
     max_lines: int,
+    targets: tuple[str, ...],
     as_json: bool,
     fmt: str,
     out: str | None,
@@ -152,13 +165,14 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+    parsed = parse_targets(targets)
     _note_uncommitted(sources)
     inputs = _PlanInputs(
         NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(sources, state, guards, base, inputs, bar)
+            plan = _read_and_plan(sources, state, guards, base, inputs, bar, parsed)
     except FleetwardError as exc:
         inputs.failed_with(exc)
         _explain_failure(ctx, exc, fmt, inputs, max_lines)
@@ -221,6 +235,7 @@ def _read_and_plan(
     base: str | None,
     inputs: _PlanInputs,
     bar: EngineProgress = SILENT,
+    targets: Sequence[Target] = (),
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
@@ -237,6 +252,7 @@ def _read_and_plan(
         stored = store.read()
     inputs.reading = None
     plan = make_plan(desired, stored, guards, progress=bar)
+    plan = target_plan(plan, targets, desired.objects, stored.objects)
     return dataclasses.replace(plan, base=base_revision)
 
 
@@ -277,6 +293,7 @@ def _explain_failure(
 @state_options
 @guard_options
 @max_lines_option
+@target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
     "--json",
@@ -293,6 +310,7 @@ def apply_command(
     state: StateOptions,
     guards: PlanOptions,
     max_lines: int,
+    targets: tuple[str, ...],
     auto_approve: bool,
     as_json: bool,
 ) -> None:
@@ -312,10 +330,28 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
+    if targets and plan_file is not None:
+        raise UsageError.one(
+            "--target cannot be combined with a saved PLAN_FILE",
+            "A saved plan is applied exactly as it was made; a targeted one keeps its targets.",
+            f"Drop --target, or make a targeted plan: fleetward plan --target {targets[0]} "
+            "--out plan.json.",
+        )
+    parsed = parse_targets(targets)
     store = open_store(state.state_dir)
     with _recorded_operation(store) as record:
         plan, result = _apply(
-            ctx, plan_file, sources, state, store, guards, max_lines, auto_approve, record, as_json
+            ctx,
+            plan_file,
+            sources,
+            state,
+            store,
+            guards,
+            max_lines,
+            auto_approve,
+            record,
+            as_json,
+            targets=parsed,
         )
     if as_json:
         output.print_json(_result_json(plan, result))
@@ -356,7 +392,16 @@ def _apply(
     auto_approve: bool,
     record: _Recorder,
     as_json: bool = False,
+    *,
+    targets: Sequence[Target] = (),
+    before_write: Callable[[Plan], None] | None = None,
+    history_note: Mapping[str, Any] | None = None,
 ) -> tuple[Plan, ApplyResult]:
+    """Plan (or read PLAN_FILE), show, confirm and apply, as `apply` does.
+
+    `targets` limit the plan (`--target`); `before_write` runs once the plan is
+    confirmed, under the store lock, just before the write (a rollback pins
+    there); `history_note` goes into the history entry."""
     # A state directory that does not exist yet is made by the write, not before: a
     # refused or unconfirmed apply leaves none behind. Its plan is checked against the
     # empty store first, and again under the lock, which catches another process that
@@ -392,6 +437,7 @@ def _apply(
         snapshot = store.read()
         with phases(ctx) as bar:
             plan = make_plan(desired, snapshot, guards, progress=bar)
+        plan = target_plan(plan, targets, desired.objects, snapshot.objects)
         if not as_json:
             output.print_lines(render_plan(plan, max_lines))
             output.print_lines(_policy_notes(plan, state.state_dir), output.stderr)
@@ -404,6 +450,8 @@ def _apply(
             if plan.has_changes and not auto_approve:
                 _confirm()
             with store.lock(state.lock_timeout) if fresh else contextlib.nullcontext():
+                if before_write is not None:
+                    before_write(plan)
                 result = apply_plan(
                     plan,
                     store,
@@ -413,6 +461,7 @@ def _apply(
                     None if fresh else snapshot,
                     operation_id=record.id,
                     owner_labels=owner_labels_of(desired.documents),
+                    history_note=history_note,
                 )
         except FleetwardError as exc:
             if as_json and "TaskBatch" in plan.reports:
@@ -451,6 +500,18 @@ def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
     if suspension is not None and plan.changes:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
+    try:
+        pin = open_store(state_dir).pin()
+    except FleetwardError:
+        pin = None
+    if pin is not None and pin.revision != plan.revision.id:
+        notes.append(
+            (
+                "dim",
+                f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; the "
+                "daemon will reconcile it back to that revision until fleetward resume.",
+            )
+        )
     return notes
 
 
@@ -477,8 +538,8 @@ def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
 class _Recorder:
     """The Operation of one `apply`, recorded in the operation log when the command ends."""
 
-    def __init__(self) -> None:
-        self.op = Operation.new("cli", now_iso()).move(OperationState.RESOLVING, now_iso())
+    def __init__(self, trigger: str = "cli") -> None:
+        self.op = Operation.new(trigger, now_iso()).move(OperationState.RESOLVING, now_iso())
 
     @property
     def id(self) -> str:
@@ -492,12 +553,20 @@ class _Recorder:
             plan_summary=plan.summary(),
             serial=plan.serial,
         )
+        if plan.targeted:
+            self.argue(targets=list(plan.targeted))
+
+    def argue(self, **arguments: Any) -> None:
+        """Record request arguments on the operation (a rollback's, a targeted apply's)."""
+        self.op = dataclasses.replace(self.op, arguments={**self.op.arguments, **arguments})
 
     def done(self, plan: Plan, result: ApplyResult) -> None:
         now = now_iso()
         if result.wrote:
             self.op = self.op.through(APPLY_STATES, now).move(OperationState.COMPLETED, now)
             message = f"applied {plan.revision.short} at serial {result.meta.serial}"
+            if plan.targeted:
+                message += f", targeted ({', '.join(plan.targeted)})"
         else:
             message = f"no changes; the store matches {plan.revision.short}"
         self.op = dataclasses.replace(
@@ -506,14 +575,14 @@ class _Recorder:
 
 
 @contextlib.contextmanager
-def _recorded_operation(store: Store) -> Iterator[_Recorder]:
+def _recorded_operation(store: Store, trigger: str = "cli") -> Iterator[_Recorder]:
     """Record the apply as an Operation in the store's log, however it ends.
 
     Failures are recorded only in an existing state directory: a mistyped
     --state-dir must not leave a new directory behind.
     """
     existed = store.exists()
-    record = _Recorder()
+    record = _Recorder(trigger)
     try:
         yield record
     except FleetwardError as exc:

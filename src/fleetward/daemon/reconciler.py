@@ -56,7 +56,8 @@ from fleetward.runs import (
     Unchanged,
     stopped_message,
 )
-from fleetward.store import OperationStore, Store, open_store
+from fleetward.rollback import pinned_sources, rollback_of
+from fleetward.store import OperationStore, Pin, Store, open_store
 from fleetward.store.suspension import Suspension
 from fleetward.tuning import gc_paused
 
@@ -183,6 +184,7 @@ class Reconciler:
             decision=state.decision,
             policies=state.policies,
             suspension=state.suspension,
+            pin=state.pin,
             failure=state.failure,
             unchanged=state.unchanged,
             documents=state.documents,
@@ -211,6 +213,11 @@ class Reconciler:
         if sources.cache_root is None:
             sources = replace(sources, cache_root=git_cache(self.settings.state_dir))
         clock = functools.partial(_timed, phases)
+        # A rollback operation reads the revision it returns to; any other run, while
+        # a rollback pins the store, the pinned revision instead of the tracked ref's head.
+        rollback = rollback_of(state.op, self.now())
+        state.pin = self.store.pin()
+        sources = pinned_sources(sources, rollback or state.pin)
 
         def inside(where: str) -> Callable[[], None]:
             """The checkpoint a stage's loop calls: operators' stops, deadlines, SIGTERM."""
@@ -257,6 +264,14 @@ class Reconciler:
         state.policies = {p.name: p for p in policies_of(desired.documents)}
         state.documents = {doc.address: path for path, doc in desired.documents}
         with self.store.lock(self.settings.lock_timeout):
+            if rollback is None and _pinned_revision(self.store.pin()) != _pinned_revision(
+                state.pin
+            ):
+                raise Interrupted(
+                    S.CANCELLED,
+                    "the rollback pin changed while this run read its revision; nothing was "
+                    "written, and the next run reconciles what the store is pinned to now",
+                )
             with clock("plan"):
                 stored = self.store.read()
                 made = plan(desired, stored, self.now(), guards)
@@ -336,7 +351,13 @@ class Reconciler:
                     self._move(state, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
                     self._move(state, S.PROCESSING, "writing the store")
                     writing = time.monotonic()
-                    with clock("apply"):
+                    pinned_before = state.pin
+                    if rollback is not None:
+                        before = stored.meta.last_applied_revision
+                        rollback = replace(rollback, rolled_back_from=before)
+                        self.store.set_pin(rollback)  # undone below if the write fails
+                        state.pin = rollback
+                    with clock("apply"), _unpin_on_failure(self.store, rollback, pinned_before):
                         result = apply_plan(
                             part,
                             self.store,
@@ -345,6 +366,9 @@ class Reconciler:
                             snapshot=stored,
                             operation_id=state.op.operation_id,
                             owner_labels=owner_labels_of(desired.documents),
+                            history_note=(
+                                {"rollbackTo": rollback.serial} if rollback is not None else None
+                            ),
                         )
                     control.write_seconds = time.monotonic() - writing
                     state.applied = result
@@ -433,6 +457,22 @@ class _RunState:
     failure: Exception | None = None
     unchanged: bool = False
     documents: dict[str, str] = field(default_factory=dict)
+    pin: Pin | None = None  # the rollback pin the run obeyed (or set)
+
+
+def _pinned_revision(pin: Pin | None) -> str | None:
+    return pin.revision if pin is not None else None
+
+
+@contextmanager
+def _unpin_on_failure(store: Store, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
+    """Put back the pin a rollback's failed write replaced (the pin goes with the write)."""
+    try:
+        yield
+    except BaseException:
+        if rollback is not None:
+            store.set_pin(before)
+        raise
 
 
 @contextmanager
