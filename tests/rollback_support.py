@@ -48,7 +48,9 @@ spec:
 
 
 def _asset(ident: str, model: str) -> str:
-    return f"    - externalAssetId: {ident}\n      type: truck\n      attributes: {{model: {model}}}\n"
+    return (
+        f"    - externalAssetId: {ident}\n      type: truck\n      attributes: {{model: {model}}}\n"
+    )
 
 
 def _task(xid: str, asset: str, description: str) -> str:

@@ -38,7 +38,8 @@ def _active(state: Path) -> dict[str, object]:
 
 
 def test_rollback_to_v1s_serial_gives_exactly_v1s_desired_objects(
-    applied: tuple[GitRepo, Path, dict[str, str]], ws  # type: ignore[no-untyped-def]
+    applied: tuple[GitRepo, Path, dict[str, str]],
+    ws,  # type: ignore[no-untyped-def]
 ) -> None:
     repo, state, revisions = applied
     result = run(repo, state, "rollback", "--to", "1", "--auto-approve", "--by", "ops")
@@ -65,7 +66,9 @@ def test_rollback_is_an_operation_with_its_trigger_and_a_history_entry(
     applied: tuple[GitRepo, Path, dict[str, str]],
 ) -> None:
     repo, state, revisions = applied
-    assert run(repo, state, "rollback", "--to", revisions["v1"][:8], "--auto-approve").exit_code == 0
+    assert (
+        run(repo, state, "rollback", "--to", revisions["v1"][:8], "--auto-approve").exit_code == 0
+    )
     store = TinyDBStore(state)
     last = store.history()[-1]
     assert (last["revision"], last["rollbackTo"]) == (revisions["v1"], 1)

@@ -46,7 +46,9 @@ def _finished(daemon: DaemonProcess, op_id: str) -> dict[str, Any]:
 
 def _converge(daemon: DaemonProcess) -> dict[str, Any]:
     """Ask for a run (a dry-run-free operation of its own) and wait for it to end."""
-    reply = _post(daemon, "/v0/operations/", {"operation_type": "CONVERGE", "arguments": {"timeout": 120}})
+    reply = _post(
+        daemon, "/v0/operations/", {"operation_type": "CONVERGE", "arguments": {"timeout": 120}}
+    )
     assert reply.status == 201, reply.text
     return _finished(daemon, reply.json()["content"]["operation_id"])
 

@@ -102,8 +102,10 @@ def resume_command(state_dir: str, sources: SourceOptions, lock_timeout: float) 
         lines.append(
             (
                 "ok",
-                f"Rollback pin lifted (revision {lifted.revision[:7]}, pinned by {lifted.by} "
-                f"at {lifted.at}).",
+                (
+                    f"Rollback pin lifted (revision {lifted.revision[:7]}, pinned by {lifted.by} "
+                    f"at {lifted.at})."
+                ),
             )
         )
         lines.append(_next_revision(sources, state_dir))

@@ -137,13 +137,17 @@ def _report(point: RollbackPoint, pin: Pin, plan: Plan, serial: Any, state_dir: 
         ("", ""),
         (
             "ok",
-            f"Rolled back to revision {point.short} (the apply at serial {point.serial}); "
-            f"the store is at serial {serial}.",
+            (
+                f"Rolled back to revision {point.short} (the apply at serial {point.serial}); "
+                f"the store is at serial {serial}."
+            ),
         ),
         (
             "blocked",
-            f"Pinned: the daemon reconciles revision {point.short} (drift included) and does "
-            "not move to new commits.",
+            (
+                f"Pinned: the daemon reconciles revision {point.short} (drift included) and does "
+                "not move to new commits."
+            ),
         ),
         ("", f"  Follow the tracked ref again with: fleetward resume --state-dir {state_dir}"),
     ]

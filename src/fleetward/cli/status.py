@@ -108,8 +108,10 @@ def _pin_lines(pinned: dict[str, Any] | None) -> list[Line]:
     return [
         (
             "blocked",
-            f"Pinned to revision {str(pinned['revision'])[:12]} (serial {pinned['serial']}) by "
-            f"{pinned['by']} since {pinned['at']}",
+            (
+                f"Pinned to revision {str(pinned['revision'])[:12]} (serial {pinned['serial']}) by "
+                f"{pinned['by']} since {pinned['at']}"
+            ),
         ),
         ("", "  The daemon reconciles that revision, not new commits; fleetward resume lifts it."),
     ]
