@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document, KindCaches
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
-from fleetward.progress import SILENT, Phase, Progress
+from fleetward.progress import SILENT, Phase, Watch
 
 Locate = Callable[[Origin], str]
 
@@ -40,8 +40,7 @@ def desire(
     documents: Iterable[tuple[str, Document]],
     locate: Locate,
     expansions: Expansions | None = None,
-    checkpoint: Callable[[], None] | None = None,
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
     *,
     caches: KindCaches | None = None,
     keep_conflicts: bool = False,
@@ -52,8 +51,9 @@ def desire(
     `expansions` memoises expansion across calls: a daemon passes the same dict
     every run, and documents it got from the loader's cache (unchanged files)
     are not expanded again. It is left holding only this call's documents.
-    `checkpoint` is called before each document is expanded and before each
-    kind generates objects: whatever it raises ends the stage there.
+    `watch` counts the documents; its checkpoint is called before each document
+    is expanded and before each kind generates objects: whatever it raises ends
+    the stage there.
     `caches` are the kinds' caches, owned by the caller (a daemon keeps one for its
     life; None: fresh ones, nothing remembered). Conflicting generated objects fail
     the revision, unless `keep_conflicts`: then they are left out and returned in
@@ -62,7 +62,7 @@ def desire(
     caches = caches if caches is not None else KindCaches()
     kept: list[Problem] = []
     documents = tuple(documents)
-    progress.start(Phase.VALIDATING, len(documents))
+    watch.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
     names: dict[str, tuple[str, Document]] = {}
     for path, doc in documents:
@@ -84,23 +84,22 @@ def desire(
     for path, doc in documents:
         memo = (path, id(doc))
         known = expansions.get(memo) if expansions is not None else None
-        if known is None and checkpoint is not None:
-            checkpoint()
+        if known is None:
+            watch.checkpoint()
         expanded = known[1] if known is not None else tuple(REGISTRY[doc.kind].expand(doc, path))
         fresh[memo] = (doc, expanded)
         for obj in expanded:
             first_obj = objects.setdefault(obj.key, obj)
             if first_obj is not obj:
                 problems.append(_duplicate(obj, first_obj, locate))
-        progress.advance()
+        watch.advance()
     if expansions is not None:
         expansions.clear()
         expansions.update(fresh)
     if not problems:
         # Objects made from other objects (AssetRule × streams), over the whole revision.
         for plugin in REGISTRY.values():
-            if checkpoint is not None:
-                checkpoint()
+            watch.checkpoint()
             generated = plugin.generate(documents, objects, locate, caches)
             if generated is None:
                 continue

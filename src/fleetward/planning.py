@@ -31,7 +31,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
-from fleetward.progress import SILENT, Phase, Progress, counted
+from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.timestamps import parse_iso
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
@@ -53,14 +53,14 @@ def plan(
     store: StoreSnapshot,
     now: str,
     options: PlanOptions = PlanOptions(),
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
 ) -> Plan:
     stored = store.objects
     changes: dict[ObjectKey, Change] = {}
     # Counted: every desired object and every stored one (the checks that follow are
     # not, so the bar stands full while they run).
-    progress.start(Phase.PLANNING, len(desired.objects) + len(stored))
-    for key, want in counted(desired.objects.items(), progress):
+    watch.start(Phase.PLANNING, len(desired.objects) + len(stored))
+    for key, want in counted(desired.objects.items(), watch):
         have = stored.get(key)
         if have is None:
             changes[key] = _create(want, now)
@@ -68,7 +68,7 @@ def plan(
             change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
-    for key, have in counted(stored.items(), progress):
+    for key, have in counted(stored.items(), watch):
         if key not in desired.objects and have.state is ObjectState.ACTIVE:
             removal = _remove(have, desired.objects, stored, desired.caches)
             if removal is not None:

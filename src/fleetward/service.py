@@ -22,7 +22,6 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.operations import Operation
 from fleetward.pipeline import git_cache
-from fleetward.reporting import Reporters
 from fleetward.rollback import rollback_point
 from fleetward.web import CommitReader, LiveView, WebSources, public_url, repository_of, web_routes
 
@@ -40,6 +39,7 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
         health=health,
         metrics=metrics,
         serve_http=functools.partial(serve_api, live=live),
+        reporters=[live],
     )
     # Notifications: a reporter of the daemon's runs, its secrets read (and checked) now.
     notifier = Notifier(
@@ -50,7 +50,7 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
     )
     notifier.on_change = lambda: daemon.status.amend("notifications", notifier.summary())
     metrics.registry.register(notifier.collector())
-    daemon.reporters = Reporters([live, notifier])
+    daemon.reporters.add(notifier)
     daemon.reconfigure = lambda new: notifier.reconfigure(new.notifications)
     return daemon
 

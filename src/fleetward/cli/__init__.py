@@ -12,11 +12,12 @@ import click
 
 from fleetward import __version__
 from fleetward.cli import output
+from fleetward.cli.apply import apply_command
 from fleetward.cli.control import resume_command, suspend_command
 from fleetward.cli.daemon import daemon_command
 from fleetward.cli.notify import notify_group
 from fleetward.cli.operations import operations_group
-from fleetward.cli.reconcile import apply_command, plan_command, validate_command
+from fleetward.cli.reconcile import plan_command, validate_command
 from fleetward.cli.rollback import rollback_command
 from fleetward.cli.rules import rules_group
 from fleetward.cli.schema import schema_command

@@ -1,19 +1,21 @@
 """`fleetward rollback --to SERIAL|REVISION`: back to an earlier apply, pinned there.
 
-The plan is made and shown like `apply`'s (and confirmed the same way), from
-the desired state of the revision the chosen apply wrote, re-read from Git.
-Once confirmed, under the store lock, the store is pinned to that revision
-and the plan is written; a failed write restores the pin that was there.
+The rollback is the engine's converge, as `apply` runs it (the plan shown and
+confirmed at the terminal), of an operation with trigger `rollback` whose
+`rollbackTo` names the revision: the engine reads that revision from Git
+again, pins the store to it just before the write, and puts the old pin back
+if the write fails.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from pathlib import Path
 
 import click
 
 from fleetward.cli import output
+from fleetward.cli.apply import _raise_failure, _Terminal
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
@@ -22,14 +24,16 @@ from fleetward.cli.options import (
     source_options,
     state_options,
 )
-from fleetward.cli.reconcile import _apply, _recorded_operation
+from fleetward.cli.progress import phases
 from fleetward.cli.state import read_store
+from fleetward.engine import Engine
 from fleetward.errors import SourceError
-from fleetward.model import Plan
-from fleetward.pipeline import SourceOptions
+from fleetward.operations import Operation
+from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
+from fleetward.rendering import Line
 from fleetward.rollback import TRIGGER, RollbackPoint, gone_from_git, rollback_point
-from fleetward.store import Pin, Store
+from fleetward.runs import RunReport, RunSettings
 from fleetward.timestamps import now_iso
 
 
@@ -75,66 +79,31 @@ def rollback_command(
       fleetward resume                  follow the tracked ref again
     """
     store = read_store(state.state_dir)
-    meta = store.meta()
-    point = rollback_point(store.history(), to, meta.last_applied_revision)
-    at = dataclasses.replace(sources, ref=point.revision)
-    with _recorded_operation(store, TRIGGER) as record:
-        record.argue(rollbackTo=point.revision, rollbackSerial=point.serial)
-        pin = Pin(
-            point.revision,
-            point.serial,
-            by or os_user("cli"),
-            now_iso(),
-            record.id,
-            meta.last_applied_revision,
-        )
-        pinning = _Pinning(store, pin)
-        try:
-            plan, result = _apply(
-                ctx,
-                None,
-                at,
-                state,
-                store,
-                guards,
-                max_lines,
-                auto_approve,
-                record,
-                before_write=pinning,
-                history_note={"rollbackTo": point.serial},
-            )
-        except SourceError as exc:
-            raise gone_from_git(point, exc) from exc
-        except BaseException:
-            pinning.undo()
-            raise
-    _report(point, pin, plan, result.meta.serial, state.state_dir)
+    point = rollback_point(store.history(), to, store.meta().last_applied_revision)
+    engine = Engine(store, record_progress=False)
+    at = dataclasses.replace(sources, ref=point.revision, cache_root=git_cache(state.state_dir))
+    settings = RunSettings(at, Path(state.state_dir), guards, state.lock_timeout)
+    arguments = {
+        "rollbackTo": point.revision,
+        "rollbackSerial": point.serial,
+        "rollbackBy": by or os_user("cli"),
+    }
+    op = dataclasses.replace(Operation.new(TRIGGER, now_iso()), arguments=arguments)
+    with phases(ctx) as bar:
+        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, False, bar)
+        report = engine.converge(op, settings, terminal, watch=bar, where=state.state_dir)
+    if isinstance(report.failure, SourceError):
+        raise gone_from_git(point, report.failure) from report.failure
+    _raise_failure(ctx, report, bulk=False)
+    output.print_lines(_told(point, report, state.state_dir))
 
 
-class _Pinning:
-    """Pins the store when called (under the lock, just before the write); `undo` puts
-    back the pin that was there when the write then fails."""
-
-    def __init__(self, store: Store, pin: Pin) -> None:
-        self.store = store
-        self.pin = pin
-        self.before: Pin | None = None
-        self.done = False
-
-    def __call__(self, plan: Plan) -> None:
-        self.before = self.store.pin()
-        self.store.set_pin(self.pin)
-        self.done = True
-
-    def undo(self) -> None:
-        if self.done:
-            self.store.set_pin(self.before)
-            self.done = False
-
-
-def _report(point: RollbackPoint, pin: Pin, plan: Plan, serial: Any, state_dir: str) -> None:
-    lines = [
-        ("", ""),
+def _told(point: RollbackPoint, report: RunReport, state_dir: str) -> list[Line]:
+    serial = report.store.meta.serial if report.store is not None else None
+    lines: list[Line] = [("", "")]
+    if report.plan is not None and not report.plan.changes:
+        lines.append(("dim", "The store already held that revision's objects."))
+    lines += [
         (
             "ok",
             (
@@ -145,12 +114,10 @@ def _report(point: RollbackPoint, pin: Pin, plan: Plan, serial: Any, state_dir: 
         (
             "blocked",
             (
-                f"Pinned: the daemon reconciles revision {point.short} (drift included) and does "
-                "not move to new commits."
+                f"Pinned: the daemon reconciles revision {point.short} (drift included) and "
+                "does not move to new commits."
             ),
         ),
         ("", f"  Follow the tracked ref again with: fleetward resume --state-dir {state_dir}"),
     ]
-    if not plan.changes:
-        lines.insert(1, ("dim", "The store already held that revision's objects."))
-    output.print_lines(lines)
+    return lines
