@@ -261,8 +261,10 @@ def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
         notes.append(
             (
                 "dim",
-                f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; the "
-                "daemon will reconcile it back to that revision until fleetward resume.",
+                (
+                    f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; "
+                    "the daemon will reconcile it back to that revision until fleetward resume."
+                ),
             )
         )
     return notes

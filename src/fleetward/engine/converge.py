@@ -79,16 +79,6 @@ from fleetward.tuning import gc_paused
 __all__ = ["Engine"]
 
 
-def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:
-    """Stop a run whose revision was chosen under another pin than the one now kept (a
-    rollback or resume landed while it read): its plan would undo that."""
-    if (read.revision if read else None) != (now.revision if now else None):
-        raise Interrupted(
-            S.CANCELLED,
-            "the rollback pin changed while this run read its revision; nothing was written, "
-            "and the next run reconciles what the store is pinned to now",
-        )
-
 S = OperationState
 
 
@@ -505,4 +495,15 @@ class Engine:
             failure=run.failure,
             unchanged=run.unchanged,
             documents=run.documents,
+        )
+
+
+def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:
+    """Stop a run whose revision was chosen under another pin than the one now kept (a
+    rollback or resume landed while it read): its plan would undo that."""
+    if (read.revision if read else None) != (now.revision if now else None):
+        raise Interrupted(
+            S.CANCELLED,
+            "the rollback pin changed while this run read its revision; nothing was written, "
+            "and the next run reconciles what the store is pinned to now",
         )

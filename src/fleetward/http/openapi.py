@@ -200,8 +200,7 @@ def document() -> dict[str, Any]:
                             503,
                         ),
                         "404": {
-                            "description": "The history keeps no apply of that serial or "
-                            "revision",
+                            "description": "The history keeps no apply of that serial or revision",
                             "content": _json(schema["error"]),
                         },
                         "409": {
