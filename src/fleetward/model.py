@@ -289,6 +289,11 @@ class Plan:
     # The SyncPolicies governing at least one change: name → schedule, approval,
     # maxStopFraction, suspend, window (as of `created_at`) and `changes` (count).
     policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The --target expressions a targeted plan was limited to (empty: the whole revision),
+    # and how many changes of the whole plan it left out: the store will not equal the
+    # revision after applying it.
+    targeted: tuple[str, ...] = ()
+    left_out: int = 0
 
     @property
     def blocked(self) -> bool:

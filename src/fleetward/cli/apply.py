@@ -28,7 +28,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import TerminalProgress, phases
-from fleetward.cli.reconcile import note_uncommitted
+from fleetward.cli.reconcile import note_uncommitted, target_option
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import Policy
@@ -42,6 +42,7 @@ from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
 from fleetward.store import open_store
 from fleetward.store.suspension import read_suspension
+from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
 
@@ -51,6 +52,7 @@ from fleetward.timestamps import now_iso
 @state_options
 @guard_options
 @max_lines_option
+@target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
     "--json",
@@ -67,6 +69,7 @@ def apply_command(
     state: StateOptions,
     guards: PlanOptions,
     max_lines: int,
+    targets: tuple[str, ...],
     auto_approve: bool,
     as_json: bool,
 ) -> None:
@@ -86,6 +89,14 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
+    if targets and plan_file is not None:
+        raise UsageError.one(
+            "--target cannot be combined with a saved PLAN_FILE",
+            "A saved plan is applied exactly as it was made; a targeted one keeps its targets.",
+            f"Drop --target, or make a targeted plan: fleetward plan --target {targets[0]} "
+            "--out plan.json.",
+        )
+    parse_targets(targets)  # a malformed target fails before anything is read
     # The engine records the apply as an Operation in the store's log (its end only).
     cached = with_state_caches(sources, state.state_dir)
     engine = Engine(
@@ -101,6 +112,8 @@ def apply_command(
     if saved is None:
         note_uncommitted(sources)
     op = Operation.new("cli", now_iso())
+    if targets:  # the engine plans only what they select, and the operation says so
+        op = dataclasses.replace(op, arguments={"targets": list(targets)})
     with phases(ctx) as bar:
         terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar)
         report = engine.converge(
@@ -243,6 +256,20 @@ def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
     if suspension is not None and plan.changes:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
+    try:
+        pin = open_store(state_dir).pin()
+    except FleetwardError:
+        pin = None
+    if pin is not None and pin.revision != plan.revision.id:
+        notes.append(
+            (
+                "dim",
+                (
+                    f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; "
+                    "the daemon will reconcile it back to that revision until fleetward resume."
+                ),
+            )
+        )
     return notes
 
 

@@ -47,6 +47,17 @@ from fleetward.rendering import (
 )
 from fleetward.source import uncommitted_note
 from fleetward.store import open_store
+from fleetward.targeting import Target, parse_targets, target_plan
+
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS|KIND/NAME-GLOB",
+    help="Limit the plan to these objects (Asset/TRK-1, Asset/TRK-*; Fleet/eu-* is every "
+    "object those documents declare) and the new objects they reference. Repeatable. The "
+    "store then no longer equals the revision until a full apply.",
+)
 
 
 @click.command("validate")
@@ -93,6 +104,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @state_options
 @guard_options
 @max_lines_option
+@target_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
 @click.option(
     "--format",
@@ -125,6 +137,7 @@ def plan_command(
     state: StateOptions,
     guards: PlanOptions,
     max_lines: int,
+    targets: tuple[str, ...],
     as_json: bool,
     fmt: str,
     out: str | None,
@@ -144,13 +157,14 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     sources = with_state_caches(sources, state.state_dir)
+    parsed = parse_targets(targets)
     note_uncommitted(sources)
     inputs = _PlanInputs(
         NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(sources, state, guards, base, inputs, bar)
+            plan = _read_and_plan(sources, state, guards, base, inputs, bar, parsed)
     except FleetwardError as exc:
         inputs.failed_with(exc)
         _explain_failure(ctx, exc, fmt, inputs, max_lines)
@@ -213,6 +227,7 @@ def _read_and_plan(
     base: str | None,
     inputs: _PlanInputs,
     bar: Watch = SILENT,
+    targets: tuple[Target, ...] = (),
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
@@ -222,14 +237,16 @@ def _read_and_plan(
         inputs.reading = "base"
         base_state = resolve(dataclasses.replace(sources, ref=base), watch=bar)
         inputs.reading = None
-        plan = make_plan(desired, as_stored(base_state), guards, watch=bar)
+        stored = as_stored(base_state)
+        plan = make_plan(desired, stored, guards, watch=bar)
+        plan = target_plan(plan, targets, desired.objects, stored.objects)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
     engine = Engine(open_store(state.state_dir), documents=open_documents(sources))
     desired = engine.read(sources, bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     inputs.reading = None  # a store error is in no revision
-    return engine.plan(desired, engine.store.read(), guards, watch=bar)
+    return engine.plan(desired, engine.store.read(), guards, watch=bar, targets=targets)
 
 
 def _explain_failure(

@@ -18,7 +18,8 @@ from fleetward.kinds import OBJECT_KINDS
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.kinds.problems import did_you_mean
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
-from fleetward.store import Store, open_store
+from fleetward.rollback import can_roll_back
+from fleetward.store import Pin, Store, open_store
 from fleetward.store.describe import describe_object
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
@@ -283,18 +284,26 @@ def _print_rule_progress(objects: list[StoredObject]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
 @click.pass_context
 def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
-    """List the applies recorded in the store, oldest first (the last 100 are kept)."""
+    """List the applies recorded in the store, oldest first (the last 100 are kept).
+
+    ROLLBACK says which applies fleetward rollback --to SERIAL can return to
+    (`yes`), which one the store is at (`current`), and the one it is pinned to.
+    """
     ctx.meta["json_output"] = as_json
-    entries = read_store(state_dir).history()
+    store = read_store(state_dir)
+    entries = store.history()
+    current = store.meta().last_applied_revision
+    pin = store.pin()
+    marked = [_rollback_marks(e, current, pin) for e in entries]
     if as_json:
-        output.print_json(entries)
+        output.print_json(marked)
         return
     if not entries:
         output.stdout.print(f"No applies recorded in {state_dir}.")
         return
     # Fits 80 columns: a relative time, a short revision and operation id; --json has all.
     output.print_table(
-        ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"),
+        ("SERIAL", "TIME", "REVISION", "CRE", "UPD", "STOP", "DEL", "ROLLBACK", "OPERATION"),
         (
             (
                 (
@@ -302,13 +311,37 @@ def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
                     output.when(e.get("time")),
                     output.short_revision(e.get("revision")),
                     *(str(e.get("counts", {}).get(a, 0)) for a in _ACTIONS),
+                    _rollback_cell(e),
                     _operation(str(e.get("operationId") or "-")),
                 ),
                 "",
             )
-            for e in entries
+            for e in marked
         ),
     )
+    if pin is not None:
+        output.stdout.print(
+            f"\nPinned to revision {pin.revision[:7]} (serial {pin.serial}) by {pin.by} at "
+            f"{pin.at}; fleetward resume follows the tracked ref again."
+        )
+
+
+def _rollback_marks(entry: dict[str, Any], current: str | None, pin: Pin | None) -> dict[str, Any]:
+    """The entry with `canRollBack` (an apply of a commit other than the current one) and
+    `pinned` (the apply a rollback pinned the store to)."""
+    able = can_roll_back(entry)
+    marks = {"canRollBack": able and entry.get("revision") != current}
+    if pin is not None and entry.get("serial") == pin.serial:
+        marks["pinned"] = True
+    return {**entry, **marks}
+
+
+def _rollback_cell(entry: dict[str, Any]) -> str:
+    if entry.get("pinned"):
+        return "pinned"
+    if entry.get("canRollBack"):
+        return "yes"
+    return "current" if can_roll_back(entry) else "-"
 
 
 _ACTIONS = ("create", "update", "stop", "delete")

@@ -31,6 +31,7 @@ from fleetward.decisions import (
 )
 from fleetward.model import Plan
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
+from fleetward.rollback import RollbackPoint
 from fleetward.store.rejections import RejectionFile, RejectionStore
 from fleetward.store.suspension import Suspension, current_suspension
 
@@ -114,6 +115,9 @@ class Control:
 
     def approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
         return self.requests.approve(operation_id, by, comment)
+
+    def rollback(self, point: RollbackPoint, by: str) -> Operation:
+        return self.requests.rollback(point, by)
 
     # -- the worker's side -----------------------------------------------------------------
 

@@ -184,6 +184,7 @@ class Daemon:
             ),
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
+            follow_pin=True,
         )
 
     @staticmethod

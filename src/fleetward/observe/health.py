@@ -183,6 +183,9 @@ class Health(Reporter):
                     "state": last.operation.state.name,
                     "message": last.operation.message,
                 }
+            if last is not None and last.pin is not None:
+                # Pinned is ready (the pinned revision is reconciled), but says so.
+                checks["pinned"] = last.pin.to_dict()
             checks["maxAgeSeconds"] = self.ready_max_age
         return not reasons, {"ready": not reasons, "reasons": reasons, "checks": checks}
 

@@ -53,6 +53,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         **({"base": plan.base} if plan.base else {}),
         **({"reports": dict(plan.reports)} if plan.reports else {}),
         **({"policies": dict(plan.policies)} if plan.policies else {}),
+        **(
+            {"targeted": list(plan.targeted), "leftOut": plan.left_out}
+            if plan.targeted
+            else {}
+        ),
     }
 
 
@@ -138,6 +143,8 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             desired_counts=data.get("desiredCounts", {}),
             reports=dict(data.get("reports") or {}),
             policies=dict(data.get("policies") or {}),
+            targeted=tuple(str(t) for t in data.get("targeted") or ()),
+            left_out=int(data.get("leftOut") or 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError.one(

@@ -17,7 +17,13 @@ from typing import Literal
 
 from fleetward.errors import Problem
 from fleetward.model import Action, Change, GuardVerdict, Plan, Revision
-from fleetward.rendering.text import DEFAULT_MAX_LINES, SYMBOLS, _value, summary_line
+from fleetward.rendering.text import (
+    DEFAULT_MAX_LINES,
+    SYMBOLS,
+    _value,
+    summary_line,
+    targeted_warning,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,11 @@ def render_markdown(
         else None
     )
     out = [_heading(head, base), ""]
-    if not plan.changes and not plan.errors:
+    if plan.targeted:
+        out += [f"> **{_text(targeted_warning(plan))}**", ""]
+    if not plan.changes and not plan.errors and plan.targeted:
+        out.append(f"No changes to the targeted objects at {_name(head)}.")
+    elif not plan.changes and not plan.errors:
         out.append(f"No changes. {_target(base)} matches revision {_name(head)}.")
     if plan.changes:
         out += [f"**{summary_line(plan)}**", ""]

@@ -7,6 +7,7 @@ from fleetward.store.base import (
     ChangeSet,
     OperationStore,
     OutboxEntry,
+    Pin,
     StatusChange,
     Store,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "OperationLog",
     "OperationStore",
     "OutboxEntry",
+    "Pin",
     "StatusChange",
     "Store",
     "TinyDBStore",

@@ -23,6 +23,7 @@ from fleetward.store.base import (
     OUTBOX_LIMIT,
     ChangeSet,
     OutboxEntry,
+    Pin,
     StatusChange,
     applied_meta,
     check_fence,
@@ -121,6 +122,7 @@ class MemoryStore:
         self._history: list[str] = []
         self._outbox: list[OutboxEntry] = []  # values made from JSON text, never shared
         self.outbox_limit = OUTBOX_LIMIT
+        self._pin: Pin | None = None  # frozen, of plain values: shared safely
 
     def exists(self) -> bool:
         return True  # made by opening it
@@ -165,6 +167,14 @@ class MemoryStore:
         finally:
             self._holder = None
             self._writer.release()
+
+    def pin(self) -> Pin | None:
+        with self._mutex:
+            return self._pin
+
+    def set_pin(self, pin: Pin | None) -> None:
+        with self._mutex:
+            self._pin = pin
 
     def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
         copies = [_copy_entry(entry) for entry in entries]

@@ -29,6 +29,7 @@ from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
     OutboxEntry,
+    Pin,
     StatusChange,
     applied_meta,
     check_fence,
@@ -39,6 +40,7 @@ from fleetward.store.files import FileId, file_id, identity, sweep_own, write_at
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 from fleetward.store.outbox import OutboxFile
+from fleetward.store.pin import read_pin, write_pin
 
 logger = logging.getLogger(__name__)
 
@@ -382,6 +384,17 @@ class TinyDBStore:
     def set_status(self, change: StatusChange) -> StoreMeta:
         """The objects' new status in one atomic write; the caller holds the lock."""
         return self.apply(status_change_set(self.read(), change, str(self.path)))
+
+    # -- the rollback pin (pin.json, apart from state.json) ----------------------------
+
+    def pin(self) -> Pin | None:
+        return read_pin(self.state_dir)
+
+    def set_pin(self, pin: Pin | None) -> None:
+        self._check_once()
+        if pin is not None:
+            self._make_dir()
+        write_pin(self.state_dir, pin)
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
