@@ -51,7 +51,7 @@ from fleetward.rendering import (
     render_plan,
 )
 from fleetward.source import uncommitted_note
-from fleetward.store import Store, open_store
+from fleetward.store import Store
 from fleetward.timestamps import now_iso
 
 _PROGRESS_THRESHOLD = 2000  # changes; smaller applies finish before a bar would help
@@ -225,7 +225,7 @@ def _read_and_plan(
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
     # Opened first: a --state-dir that names no store fails before the source is read.
-    store = open_store(state.state_dir) if base is None else None
+    store = state.open_store() if base is None else None
     desired = resolve(sources, progress=bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     base_revision = None
@@ -312,7 +312,7 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
-    store = open_store(state.state_dir)
+    store = state.open_store()
     with _recorded_operation(store) as record:
         plan, result = _apply(
             ctx, plan_file, sources, state, store, guards, max_lines, auto_approve, record, as_json
@@ -366,10 +366,10 @@ def _apply(
         plan = _read_plan(Path(plan_file))
         record.resolved(plan)
         if fresh:
-            check_current(plan, store.read().meta, state.state_dir)
+            check_current(plan, store.read().meta, store.location)
         with store.lock(state.lock_timeout):
             result = apply_plan(
-                plan, store, now_iso(), state.state_dir, _progress(plan), operation_id=record.id
+                plan, store, now_iso(), store.location, _progress(plan), operation_id=record.id
             )
         record.done(plan, result)
         if not as_json:
@@ -408,7 +408,7 @@ def _apply(
                     plan,
                     store,
                     now_iso(),
-                    state.state_dir,
+                    store.location,
                     _progress(plan),
                     None if fresh else snapshot,
                     operation_id=record.id,

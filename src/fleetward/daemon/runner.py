@@ -42,7 +42,7 @@ from fleetward.planning import PlanOptions
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
-from fleetward.store import open_store
+from fleetward.store import open_configured
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
 from fleetward.timestamps import now_iso
@@ -89,7 +89,7 @@ class Daemon:
         self.health = health
         self.metrics = metrics
         self._serve_http = serve_http
-        self.store = open_store(config.state_dir)
+        self.store = open_configured(config.store, config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
@@ -100,6 +100,7 @@ class Daemon:
             self.state_dir,
             config.operation_timeout,
             on_change=self._reschedule_wake,
+            rejections=self.store.rejections,
         )
         self.reconciler = Reconciler(
             self._settings(config), self.operations, self.control, self.store
@@ -224,6 +225,7 @@ class Daemon:
                     "ref": self.config.ref,
                     "path": self.config.path,
                     "stateDir": str(self.state_dir),
+                    "store": self.store.location,
                     "interval": f"{self.config.interval:g}s",
                 }
             },
@@ -400,7 +402,7 @@ class Daemon:
                 )
             return
         old = self.config
-        for key in ("state_dir", "listen", "once"):
+        for key in ("state_dir", "store", "listen", "once"):
             if getattr(new, key) != getattr(old, key):
                 logger.warning(
                     "%s changed in the configuration; it takes effect at the next restart",

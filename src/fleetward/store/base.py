@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fleetward.errors import StoreConflict, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
+from fleetward.store.rejections import RejectionStore
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 
@@ -46,6 +47,33 @@ class StatusChange:
     statuses: Mapping[ObjectKey, Mapping[str, Any]]
     updated_at: str
     history_entry: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDump:
+    """Everything a store holds, as of one serial: what `fleetward store copy` moves.
+
+    `objects` in the store's order; `history` oldest first, each entry with its
+    serial; `operations` oldest first; `rejections` as `RejectionStore.read`
+    gives them.
+    """
+
+    meta: StoreMeta
+    objects: Sequence[StoredObject]
+    history: Sequence[Mapping[str, Any]]
+    operations: Sequence[Operation]
+    rejections: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was ever written to the store (no apply, no operation, no rejection)."""
+        return (
+            self.meta.lineage is None
+            and not self.objects
+            and not self.history
+            and not self.operations
+            and not self.rejections
+        )
 
 
 class OperationStore(Protocol):
@@ -89,7 +117,8 @@ class OperationStore(Protocol):
 
 
 class Store(Protocol):
-    """A state store: objects, meta (lineage, serial), history, a lock, the operation log.
+    """A state store: objects, meta (lineage, serial), history, a lock, the operation log,
+    the rejected plans.
 
     The contract each implementation keeps:
 
@@ -110,8 +139,18 @@ class Store(Protocol):
     """
 
     @property
+    def location(self) -> str:
+        """Where the store is, as errors and messages name it (a URL without its password)."""
+        ...
+
+    @property
     def operations(self) -> OperationStore:
         """The operation log kept beside the objects."""
+        ...
+
+    @property
+    def rejections(self) -> RejectionStore:
+        """The plans operators rejected, per SyncPolicy."""
         ...
 
     def exists(self) -> bool:
@@ -155,6 +194,16 @@ class Store(Protocol):
     def lock(self, timeout: float) -> AbstractContextManager[None]:
         """Hold the store's one writer lock; wait up to `timeout` seconds for another
         holder, then raise LockTimeout naming it. Not re-entrant."""
+        ...
+
+    def dump(self) -> StoreDump:
+        """Everything the store holds, as of one serial (the caller holds `lock`)."""
+        ...
+
+    def restore(self, dump: StoreDump) -> None:
+        """Replace everything the store holds with `dump`: lineage, serial, history,
+        objects, operations and rejections as they were. The caller holds `lock`;
+        whether the store may be overwritten is the caller's decision."""
         ...
 
 

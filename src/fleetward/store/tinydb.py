@@ -29,6 +29,7 @@ from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
     StatusChange,
+    StoreDump,
     applied_meta,
     check_fence,
     status_change_set,
@@ -37,6 +38,7 @@ from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
+from fleetward.store.rejections import RejectionFile
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +205,7 @@ class _Cached:
 
 
 class TinyDBStore:
-    """The store in `state_dir` (a `Store`), with its operation log beside it.
+    """The store in `state_dir` (a `Store`), with its operation log and rejections beside it.
 
     An instance remembers the file it last read or wrote, keyed by the file's
     inode, mtime and size: a long-lived instance (the daemon's) neither parses
@@ -223,6 +225,11 @@ class TinyDBStore:
         self._encoded: EncodedDocs = {}
         self._checked = False
         self.operations = OperationLog(self.state_dir)
+        self.rejections = RejectionFile(self.state_dir)
+
+    @property
+    def location(self) -> str:
+        return str(self.state_dir)
 
     def exists(self) -> bool:
         return self.state_dir.is_dir()
@@ -345,15 +352,7 @@ class TinyDBStore:
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
-            meta_table.insert(
-                {
-                    "format": _FORMAT,
-                    "lineage": new_meta.lineage,
-                    "serial": new_meta.serial,
-                    "lastAppliedRevision": new_meta.last_applied_revision,
-                    **({"ownerLabels": new_meta.owner_labels} if new_meta.owner_labels else {}),
-                }
-            )
+            meta_table.insert(_meta_doc(new_meta))
             history = db.table("history", cache_size=0)
             history.insert({**change_set.history_entry, "serial": new_meta.serial})
             old = sorted(d.doc_id for d in history.all())
@@ -380,6 +379,44 @@ class TinyDBStore:
         """The objects' new status in one atomic write; the caller holds the lock."""
         return self.apply(status_change_set(self.read(), change, str(self.path)))
 
+    def dump(self) -> StoreDump:
+        """The state file, the operation log and the rejections; the caller holds the lock."""
+        snapshot = self.read()
+        rejections = self.rejections.read()
+        if rejections is None:
+            raise StoreError.one(
+                f"Cannot read the rejections of {self.state_dir}",
+                f"{self.rejections.path} is damaged or unreadable (the log says why).",
+                f"Fix or remove {self.rejections.path} (removing it forgets the rejected "
+                "plans), then retry.",
+                location=str(self.rejections.path),
+            )
+        return StoreDump(
+            snapshot.meta,
+            list(snapshot.objects.values()),
+            self.history(),
+            self.operations.all(),
+            rejections,
+        )
+
+    def restore(self, dump: StoreDump) -> None:
+        """Write the log and rejections, then the state file last (each atomically): until
+        the state file is replaced, the store reads as what it was."""
+        self._check_once()
+        self._ensure_dir()
+        self.operations.replace(dump.operations)
+        self.rejections.replace(dump.rejections)
+        tables: dict[str, dict[str, Any]] = {
+            "objects": {str(i): obj.to_doc() for i, obj in enumerate(dump.objects, 1)},
+            "meta": {"1": _meta_doc(dump.meta)} if dump.meta.lineage is not None else {},
+            "history": {str(i): dict(entry) for i, entry in enumerate(dump.history, 1)},
+        }
+        self._cached = None
+        try:
+            AtomicJSONStorage(str(self.path)).write(tables)
+        except OSError as exc:
+            raise _unwritable(self.state_dir, exc) from exc
+
     def _make_dir(self) -> None:
         try:
             make_state_dir(self.state_dir)
@@ -393,6 +430,17 @@ class TinyDBStore:
         other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
         sweep_own(self.state_dir, STATE_FILE)
+
+
+def _meta_doc(meta: StoreMeta) -> dict[str, Any]:
+    """The meta record as state.json keeps it."""
+    return {
+        "format": _FORMAT,
+        "lineage": meta.lineage,
+        "serial": meta.serial,
+        "lastAppliedRevision": meta.last_applied_revision,
+        **({"ownerLabels": meta.owner_labels} if meta.owner_labels else {}),
+    }
 
 
 def _meta(db: TinyDB, path: Path) -> StoreMeta:
