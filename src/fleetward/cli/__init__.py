@@ -19,6 +19,7 @@ from fleetward.cli.reconcile import apply_command, plan_command, validate_comman
 from fleetward.cli.rules import rules_group
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
+from fleetward.cli.store import store_group
 from fleetward.cli.tasks import tasks_group
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
@@ -106,6 +107,7 @@ def cli(verbose: int, no_color: bool) -> None:
       fleetward operations list          what the daemon (and apply) did, run by run
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
+      fleetward store copy --from --to   move the store, e.g. to --store postgresql://…
     """
     output.configure(plain=no_color)
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -126,6 +128,7 @@ cli.add_command(rules_group)
 cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
+cli.add_command(store_group)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,7 @@ _KEEPALIVES = {
     "keepalives_interval": "5",
     "keepalives_count": "3",
 }
+CHECK_AFTER = 5.0  # seconds idle after which a pooled session is checked before use
 _IDLE_KEPT = 4  # idle connections kept for reuse (the daemon's worker and HTTP threads)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -69,8 +71,9 @@ class Sessions:
         self.url = url
         self.shown = redacted(url)
         self._options = _defaults(url)
-        self._idle: list[Connection] = []
+        self._idle: list[tuple[Connection, float]] = []  # with when it was given back
         self._mutex = threading.Lock()
+        self.check_after = CHECK_AFTER
 
     def connect(self) -> Connection:
         """A new session; StoreUnreachable (clear, password-free) if it cannot be had."""
@@ -81,30 +84,49 @@ class Sessions:
 
     @contextmanager
     def session(self) -> Iterator[Connection]:
-        """A pooled session; given back when the block ends, unless it broke."""
-        with self._mutex:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = self.connect()
+        """A pooled session; given back when the block ends, unless it broke.
+
+        A session idle for longer than `check_after` seconds is asked `SELECT 1`
+        first: the server may have ended it meanwhile (restart, failover,
+        pg_terminate_backend), and a daemon's sessions idle between runs.
+        """
+        conn = self._take()
         try:
             yield conn
         finally:
             self._give_back(conn)
 
+    def _take(self) -> Connection:
+        now = time.monotonic()
+        while True:
+            with self._mutex:
+                if not self._idle:
+                    break
+                conn, since = self._idle.pop()
+            if conn.closed:
+                continue
+            if now - since <= self.check_after:
+                return conn
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                conn.close()
+        return self.connect()
+
     def _give_back(self, conn: Connection) -> None:
-        healthy = (
-            not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        )
+        idle = psycopg.pq.TransactionStatus.IDLE
+        healthy = not conn.closed and conn.info.transaction_status == idle
         with self._mutex:
             if healthy and len(self._idle) < _IDLE_KEPT:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
     def close(self) -> None:
         with self._mutex:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
 
