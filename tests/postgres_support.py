@@ -97,17 +97,25 @@ class Server:
         with self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
+        """Start the server; `durable`: with fsync (benchmarks), else without (tests)."""
         log = self.root / "server.log"
+        unsafe = (
+            []
+            if durable
+            else [
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+            ]
+        )
         options = " ".join(
             [
                 f"-p {self.port}",
                 "-c listen_addresses=127.0.0.1",
                 f"-c unix_socket_directories={self.root}",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
                 "-c max_connections=200",
+                *unsafe,
             ]
         )
         self._run(
@@ -162,6 +170,11 @@ def _unprivileged_prefix(root: Path) -> list[str]:
 @functools.cache
 def server() -> Server:
     """This test process's server, started at the first call and stopped at exit."""
+    return start_server()
+
+
+def start_server(durable: bool = False) -> Server:
+    """A new server (stopped at exit); pytest.skip where the binaries cannot be had."""
     bin_dir = server_binaries()
     if bin_dir is None:
         pytest.skip(
@@ -190,6 +203,6 @@ def server() -> Server:
         "--locale=C",
         "--no-sync",
     )
-    found.start()
+    found.start(durable)
     atexit.register(found.stop)
     return found
