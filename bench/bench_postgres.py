@@ -31,9 +31,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from fleetward.model import ObjectKey, ObjectState, StoredObject, spec_hash  # noqa: E402
-from fleetward.store import ChangeSet, Store, TinyDBStore  # noqa: E402
-from fleetward.store.postgres import PostgresStore  # noqa: E402
+from fleetward.model import ObjectKey, ObjectState, StoredObject, spec_hash
+from fleetward.store import ChangeSet, Store, TinyDBStore
+from fleetward.store.postgres import PostgresStore
 
 TARGET_SPEEDUP = 10.0
 TARGET_CHANGE_SECONDS = 0.5

@@ -27,6 +27,7 @@ from fleetward.errors import LockTimeout, StoreConflict, StoreError, StoreUnreac
 from fleetward.model import ObjectKey
 from fleetward.store import ChangeSet
 from fleetward.store.pg_schema import LATEST, SCHEMA
+from fleetward.store.pg_session import redacted
 from fleetward.store.postgres import BULK, PostgresStore
 
 WAIT = 60.0  # seconds: generous, for a loaded machine
@@ -417,3 +418,23 @@ def test_objects_read_back_equal_what_was_written(pg_url: str) -> None:
     )
     _apply(store, [unusual, *(_asset(f"B{i}") for i in range(BULK))])
     assert PostgresStore(pg_url).read().objects[ObjectKey("Asset/Ü-1")] == unusual
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://fleet:s3cret@db.example:5432/fleet",
+            "postgresql://fleet@db.example:5432/fleet",
+        ),
+        (
+            "postgres://fleet@db.example/fleet?password=s3cret&sslmode=require",
+            "postgres://fleet@db.example/fleet?sslmode=require",
+        ),
+        ("postgresql://db.example/fleet", "postgresql://db.example/fleet"),
+        ("postgresql://fleet:s3cret@[::1]:5433/fleet", "postgresql://fleet@[::1]:5433/fleet"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+    assert PostgresStore(url).location == shown

@@ -30,7 +30,6 @@ from fleetward.errors import Problem, StoreConflict, StoreError, StoreUnreachabl
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT = 10  # seconds
 STATEMENT_TIMEOUT = "120s"  # a cold apply of 100,000 objects takes a few seconds
 _KEEPALIVES = {
@@ -54,10 +53,6 @@ def redacted(url: str) -> str:
         netloc = f"{user.split(':', 1)[0]}@{host}"
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def is_postgres_url(location: str) -> bool:
-    return location.split("://", 1)[0].lower() in SCHEMES and "://" in location
 
 
 class Sessions:
@@ -264,24 +259,12 @@ def store_error(exc: psycopg.Error, shown: str, doing: str) -> StoreError:
     )
 
 
-@contextmanager
-def translated(shown: str, doing: str) -> Iterator[None]:
-    """Run the block with driver errors raised as StoreErrors (`store_error`)."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise store_error(exc, shown, doing) from None
-
-
 __all__ = [
     "CONNECT_TIMEOUT",
-    "SCHEMES",
     "STATEMENT_TIMEOUT",
     "Connection",
     "Sessions",
     "connect_error",
-    "is_postgres_url",
     "redacted",
     "store_error",
-    "translated",
 ]
