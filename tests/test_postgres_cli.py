@@ -19,7 +19,7 @@ from daemon_support import Workspace, summary_of, ws_fixture  # noqa: F401  (a f
 from postgres_support import Server
 
 from fleetward.cli import cli
-from fleetward.store import TinyDBStore, open_store
+from fleetward.store import OutboxEntry, TinyDBStore, open_store
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
@@ -133,6 +133,8 @@ def test_store_copy_moves_a_state_directory_to_postgres_and_back(
     _edit_north(workdir)
     assert _run("apply", "--no-git", "--auto-approve").exit_code == 0
     source = TinyDBStore(workdir / ".fleetward")
+    queued = OutboxEntry("event-1:hook", "hook", {"id": "event-1"}, "2026-01-01T00:00:00Z")
+    source.outbox_add([queued])
     original = source.dump()
     assert original.meta.serial == 2 and len(original.operations) == 2
 
@@ -152,6 +154,7 @@ def test_store_copy_moves_a_state_directory_to_postgres_and_back(
     back = _run("store", "copy", "--from", pg_url, "--to", "back", "--json")
     report = _json(back)
     assert report["serial"] == 2 and report["operations"] == 2
+    assert report["notifications"] == 1
     assert report["to"] == "back" and "@" in report["from"]
     assert TinyDBStore(workdir / "back").dump() == original
     assert json.loads((workdir / "back" / "state.json").read_text())["meta"]["1"]["serial"] == 2

@@ -27,11 +27,13 @@ from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, spe
 from fleetward.operations import Operation, OperationState
 from fleetward.store import (
     HISTORY_LIMIT,
+    OUTBOX_LIMIT,
     ChangeSet,
     MemoryOperationLog,
     MemoryStore,
     OperationLog,
     OperationStore,
+    OutboxEntry,
     StatusChange,
     Store,
     StoreDump,
@@ -420,6 +422,7 @@ def _fill(store: Store) -> StoreDump:
     _apply(store, [_asset("B", "FH12"), _asset("D")], ["Asset/A"], revision="r2")
     store.operations.record(op_at("2026-01-01T00:00:01Z"), op_at("2026-01-01T00:00:02Z", S.SCHEDULED))
     store.rejections.add("north", "sha256:aaa", op_at("2026-01-01T00:00:03Z", S.CANCELLED))
+    store.outbox_add([_entry(1), _entry(1, "chat"), _entry(2)])
     return store.dump()
 
 
@@ -433,11 +436,13 @@ def test_a_dump_holds_everything_and_restores_into_any_store(
     assert dump.history == store.history()
     assert dump.operations == store.operations.all()
     assert dump.rejections == store.rejections.read()
+    assert list(dump.outbox) == store.outbox_pending() and len(dump.outbox) == 3
     for target in (MemoryStore(), TinyDBStore(tmp_path / "copy")):
         with target.lock(5):
             target.restore(dump)
         assert target.dump() == dump
         assert target.read() == store.read()
+        assert target.outbox_pending("hook") == store.outbox_pending("hook")
     # ...and back over what the store held: the same again, and it goes on from there.
     with store.lock(5):
         store.restore(MemoryStore().dump())
@@ -453,6 +458,7 @@ def test_reading_an_empty_store_creates_nothing(store: Store, location: str) -> 
     assert store.dump().empty
     assert store.read().meta.serial == 0 and store.history() == []
     assert store.operations.all() == [] and store.rejections.read() == {}
+    assert store.outbox_pending() == []
     assert open_store(location).exists() == (location == "memory:")
 
 
@@ -603,3 +609,60 @@ def test_a_store_url_is_refused_by_name_not_taken_for_a_directory(
     assert result.exit_code == 1, result.output
     assert "mysql:// store is not supported by this version" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the notification outbox ----------------------------------------------------------------
+
+
+def _entry(n: int, target: str = "hook") -> OutboxEntry:
+    event = {"id": f"event-{n}", "n": n}
+    return OutboxEntry(f"event-{n}:{target}", target, event, "2025-01-01T00:00:00Z")
+
+
+def test_the_outbox_keeps_entries_in_order_per_target_until_removed(store: Store) -> None:
+    assert store.outbox_pending() == []
+    assert store.outbox_add([_entry(1), _entry(1, "chat"), _entry(2), _entry(3)]) == 0
+    assert [e.entry_id for e in store.outbox_pending("hook")] == [
+        "event-1:hook",
+        "event-2:hook",
+        "event-3:hook",
+    ]
+    assert [e.entry_id for e in store.outbox_pending("hook", limit=1)] == ["event-1:hook"]
+    assert store.outbox_pending("chat") == [_entry(1, "chat")]
+    store.outbox_add([_entry(2)])  # an id already kept is not queued twice
+    store.outbox_remove({"event-1:hook", "unknown"})
+    assert [e.entry_id for e in store.outbox_pending()] == [
+        "event-1:chat",
+        "event-2:hook",
+        "event-3:hook",
+    ]
+
+
+def test_the_outbox_is_bounded_dropping_the_oldest(store: Store) -> None:
+    store.outbox_add([_entry(0)])
+    dropped = store.outbox_add([_entry(n) for n in range(1, OUTBOX_LIMIT + 2)])
+    assert dropped == 2
+    pending = store.outbox_pending()
+    assert len(pending) == OUTBOX_LIMIT
+    assert pending[0].entry_id == "event-2:hook"
+
+
+def test_the_outbox_survives_a_restart_and_leaves_the_state_file_alone(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = TinyDBStore(state)
+    first.outbox_add([_entry(1), _entry(2)])
+    assert not (state / "state.json").exists()  # the object store was not written
+    second = TinyDBStore(state)
+    assert [e.event["n"] for e in second.outbox_pending()] == [1, 2]
+    second.outbox_remove({"event-1:hook"})
+    assert [e.event["n"] for e in TinyDBStore(state).outbox_pending()] == [2]
+
+
+def test_a_corrupt_outbox_is_a_store_error_saying_what_is_lost(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "outbox.json").write_text("{not json")
+    with pytest.raises(StoreError) as caught:
+        TinyDBStore(state).outbox_pending()
+    problem = caught.value.problems[0]
+    assert "outbox" in problem.error and "lost" in problem.resolution

@@ -1,26 +1,32 @@
-"""The pipeline up to a plan: source → load → desire → plan, as one call per stage.
+"""The stages up to a plan: source → load → desire → plan, each composed once.
 
-The CLI (and later the daemon) composes these; each stage's errors propagate
-as `FleetwardError`s for the edge to render.
+`resolve` is the one composition of fetch, load and desire: the converge path
+(`engine`) runs it with its caches, its watch and a clock per stage; `validate`,
+`plan --base`, `rules preview` and the workflow commands run it bare. Each
+stage's errors propagate as `FleetwardError`s for the edge to render.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetward.desire import DesiredState, desire
+from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import ManifestError
+from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import (
     Plan,
+    Revision,
     StoredObject,
     StoreMeta,
     StoreSnapshot,
 )
 from fleetward.planning import PlanOptions, plan
-from fleetward.progress import SILENT, Progress
-from fleetward.source import Snapshot, open_snapshot
+from fleetward.progress import SILENT, Watch
+from fleetward.source import Snapshot, Source, open_snapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
@@ -35,6 +41,10 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+
+    def open(self) -> Snapshot:
+        """The revision these options name, opened (a `Source`)."""
+        return open_source(self)
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -54,22 +64,69 @@ def open_source(options: SourceOptions) -> Snapshot:
     )
 
 
+# Times one stage ("fetch", "load", "desire") of a resolve; the engine's marks where a
+# run is and checkpoints as each stage ends.
+Stage = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def _untimed(stage: str) -> Iterator[None]:
+    yield
+
+
 def resolve(
-    options: SourceOptions, cache: DocumentCache | None = None, progress: Progress = SILENT
+    options: Source,
+    cache: DocumentCache | None = None,
+    watch: Watch = SILENT,
+    *,
+    expansions: Expansions | None = None,
+    stage: Stage | None = None,
+    fetched: Callable[[Revision], None] | None = None,
+    caches: KindCaches | None = None,
+    keep_conflicts: bool = False,
 ) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it.
 
-    `progress` hears of the files read and the documents validated (the CLI's bar).
+    `watch` hears of the files read and the documents validated (the CLI's bar)
+    and may stop the work between them (the daemon's checkpoints). `cache` and
+    `expansions` carry parsed files and expanded documents from one call to the
+    next (a daemon's; the cache keeps only this revision's files). `fetched` is
+    told the revision as soon as the source resolved it, inside the fetch stage:
+    what it raises ends the run before anything is parsed. `caches` and
+    `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
+    conflicting generated objects are returned instead of raised.
     """
-    with gc_paused(), open_source(options) as snapshot:
-        try:
-            manifests = load(snapshot, cache, progress=progress)
-            return desire(
-                manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
-            )
-        except ManifestError as exc:
-            exc.revision = snapshot.revision
-            raise
+    stage = stage if stage is not None else _untimed
+    with gc_paused():
+        with stage("fetch"):
+            snapshot = options.open()
+            if fetched is not None:
+                try:
+                    fetched(snapshot.revision)
+                except BaseException:
+                    snapshot.close()
+                    raise
+        with snapshot:
+            try:
+                with stage("load"):
+                    try:
+                        manifests = load(snapshot, cache, watch)
+                    finally:
+                        if cache is not None:
+                            cache.retain(f.blob_id for f in snapshot.files)
+                with stage("desire"):
+                    return desire(
+                        manifests.revision,
+                        manifests.documents(),
+                        Locator(snapshot, cache),
+                        expansions,
+                        watch,
+                        caches=caches,
+                        keep_conflicts=keep_conflicts,
+                    )
+            except ManifestError as exc:
+                exc.revision = snapshot.revision
+                raise
 
 
 def make_plan(
@@ -77,10 +134,10 @@ def make_plan(
     stored: StoreSnapshot,
     options: PlanOptions,
     now: str | None = None,
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
 ) -> Plan:
     with gc_paused():
-        return plan(desired, stored, now or now_iso(), options, progress)
+        return plan(desired, stored, now or now_iso(), options, watch)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:

@@ -14,7 +14,7 @@ from typing import Any
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
 from fleetward.governance import Governance, policies_of
-from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
+from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, KindCaches, PlanContext
 from fleetward.model import (
     ABSENT,
     Action,
@@ -31,7 +31,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
-from fleetward.progress import SILENT, Phase, Progress, counted
+from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.timestamps import parse_iso
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
@@ -53,14 +53,14 @@ def plan(
     store: StoreSnapshot,
     now: str,
     options: PlanOptions = PlanOptions(),
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
 ) -> Plan:
     stored = store.objects
     changes: dict[ObjectKey, Change] = {}
     # Counted: every desired object and every stored one (the checks that follow are
     # not, so the bar stands full while they run).
-    progress.start(Phase.PLANNING, len(desired.objects) + len(stored))
-    for key, want in counted(desired.objects.items(), progress):
+    watch.start(Phase.PLANNING, len(desired.objects) + len(stored))
+    for key, want in counted(desired.objects.items(), watch):
         have = stored.get(key)
         if have is None:
             changes[key] = _create(want, now)
@@ -68,9 +68,9 @@ def plan(
             change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
-    for key, have in counted(stored.items(), progress):
+    for key, have in counted(stored.items(), watch):
         if key not in desired.objects and have.state is ObjectState.ACTIVE:
-            removal = _remove(have, desired.objects, stored)
+            removal = _remove(have, desired.objects, stored, desired.caches)
             if removal is not None:
                 changes[key] = removal
     reports: dict[str, Any] = {}
@@ -81,6 +81,7 @@ def plan(
         changes,
         **({"locate": desired.locate} if desired.locate is not None else {}),
         reports=reports,
+        caches=desired.caches,
     )
     errors: list[Problem] = []
     for plugin in REGISTRY.values():
@@ -223,13 +224,14 @@ def _remove(
     have: StoredObject,
     desired: Mapping[ObjectKey, DesiredObject],
     stored: Mapping[ObjectKey, StoredObject],
+    caches: KindCaches,
 ) -> Change | None:
     object_kind = OBJECT_KINDS.get(have.kind)
     if object_kind is None:
         return None  # a kind this version does not manage: leave it alone
     # The kind whose document owns the object may decide (a rule's generated assets).
     owner_plugin = REGISTRY.get(have.owner.split("/", 1)[0])
-    custom = owner_plugin.removal(have, desired, stored) if owner_plugin else None
+    custom = owner_plugin.removal(have, desired, stored, caches) if owner_plugin else None
     on_removal, removal_reason = object_kind.on_removal, object_kind.removal_reason
     if custom is not None:
         if custom.action is None:

@@ -12,11 +12,14 @@ import click
 
 from fleetward import __version__
 from fleetward.cli import output
+from fleetward.cli.apply import apply_command
 from fleetward.cli.control import resume_command, suspend_command
 from fleetward.cli.daemon import daemon_command
+from fleetward.cli.notify import notify_group
 from fleetward.cli.operations import operations_group
-from fleetward.cli.reconcile import apply_command, plan_command, validate_command
+from fleetward.cli.reconcile import plan_command, validate_command
 from fleetward.cli.rules import rules_group
+from fleetward.cli.schema import schema_command
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
 from fleetward.cli.store import store_group
@@ -108,6 +111,7 @@ def cli(verbose: int, no_color: bool) -> None:
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
       fleetward store copy --from --to   move the store, e.g. to --store postgresql://…
+      fleetward schema                   JSON Schema of manifests, for editors
     """
     output.configure(plain=no_color)
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -129,6 +133,8 @@ cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
 cli.add_command(store_group)
+cli.add_command(notify_group)
+cli.add_command(schema_command)
 
 
 def main() -> None:

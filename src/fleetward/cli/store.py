@@ -44,7 +44,7 @@ def copy_command(
     ctx: click.Context, source: str, target: str, force: bool, lock_timeout: float, as_json: bool
 ) -> None:
     """Copy everything a store holds — lineage, serial, history, objects, operations,
-    rejections — into another store, e.g. from --state-dir to PostgreSQL.
+    rejections, undelivered notifications — into another store, e.g. from --state-dir to PostgreSQL.
 
     Stop daemons writing either store first. A target that holds anything is
     refused unless --force.
@@ -57,6 +57,7 @@ def copy_command(
         "history": len(dump.history),
         "operations": len(dump.operations),
         "rejections": len(dump.rejections),
+        "notifications": len(dump.outbox),
     }
     if as_json:
         output.print_json(
@@ -73,5 +74,6 @@ def copy_command(
         f"Copied {source_store.location} to {target_store.location}: lineage "
         f"{dump.meta.lineage}, serial {dump.meta.serial}, {counts['objects']} object(s), "
         f"{counts['history']} history entr{'y' if counts['history'] == 1 else 'ies'}, "
-        f"{counts['operations']} operation(s), {counts['rejections']} rejection(s)."
+        f"{counts['operations']} operation(s), {counts['rejections']} rejection(s), "
+        f"{counts['notifications']} undelivered notification(s)."
     )

@@ -35,6 +35,8 @@ from fleetward.durations import check_range, parse_duration
 from fleetward.errors import Problem, UsageError, os_error
 from fleetward.kinds.problems import PathProblem, unknown_field, validation_problems
 from fleetward.loading import load_other
+from fleetward.notify import TargetSettings, check_unique_names
+from fleetward.notify.settings import check_url
 from fleetward.planning import DEFAULT_MIN_STOP_COUNT
 
 MIN_SECONDS = 1.0  # interval, git-timeout and ready-max-age: anything shorter cannot work
@@ -73,6 +75,14 @@ Seconds = Annotated[float, _seconds(0.0), Metavar("DURATION")]
 AtLeastASecond = Annotated[float, _seconds(MIN_SECONDS), Metavar("DURATION")]
 Listen = Annotated[str, AfterValidator(_listen), Metavar("HOST:PORT")]
 Count = Annotated[int, Field(ge=0), Metavar("N")]
+
+
+def _external_url(value: str) -> str:
+    check_url(value)
+    return value.rstrip("/")
+
+
+ExternalUrl = Annotated[str, AfterValidator(_external_url), Metavar("URL")]
 
 
 def _setting(default: Any, help: str, metavar: str | None = None) -> Any:
@@ -131,6 +141,15 @@ class DaemonConfig(BaseModel):
         metavar="TOKEN",
     )
     api_token_file: str | None = _setting(None, "Read the API token from FILE.", metavar="FILE")
+    ui_token: str | None = _setting(
+        None,
+        "Token the web view (/, /ui/...) asks for, as ?token= once (then a cookie); "
+        "without one the pages are open like the other reads.",
+        metavar="TOKEN",
+    )
+    ui_token_file: str | None = _setting(
+        None, "Read the web view's token from FILE.", metavar="FILE"
+    )
     log_format: Literal["text", "json"] = _setting("text", "Log line format.")
     ready_max_age: AtLeastASecond | None = _setting(
         None,
@@ -156,6 +175,16 @@ class DaemonConfig(BaseModel):
         "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
     )
     once: bool = _setting(False, "Reconcile once and exit: 0 on success, 1 on failure.")
+    external_url: ExternalUrl | None = _setting(
+        None,
+        "The URL people reach this daemon's API at, for links in notifications "
+        "(approve a held plan) [default: the --listen address].",
+        metavar="URL",
+    )
+    # Config file only (a list of targets is no flag): see the README's Notifications.
+    notifications: Annotated[tuple[TargetSettings, ...], AfterValidator(check_unique_names)] = (
+        Field(default=(), description="Notification targets (config file only).")
+    )
 
     @property
     def readiness_bound(self) -> float:
@@ -167,7 +196,7 @@ class DaemonConfig(BaseModel):
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
 
-    def secret(self, which: Literal["webhook_secret", "api_token"]) -> str | None:
+    def secret(self, which: Literal["webhook_secret", "api_token", "ui_token"]) -> str | None:
         """The value, or the content of its `-file` twin (first line, stripped)."""
         value: str | None = getattr(self, which)
         file: str | None = getattr(self, which + "_file")
@@ -203,6 +232,7 @@ class Secrets:
 
     webhook_secret: str | None = None
     api_token: str | None = None
+    ui_token: str | None = None  # the web view's (None: its pages are open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +306,13 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
-SETTINGS = tuple(Setting(name, field) for name, field in DaemonConfig.model_fields.items())
-KEYS = {setting.key: setting.name for setting in SETTINGS}
+FILE_ONLY = frozenset({"notifications"})  # config-file keys that are no flag or variable
+SETTINGS = tuple(
+    Setting(name, field)
+    for name, field in DaemonConfig.model_fields.items()
+    if name not in FILE_ONLY
+)
+KEYS = {name.replace("_", "-"): name for name in DaemonConfig.model_fields}
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -351,4 +386,8 @@ def merge(
     return (defaults or DaemonConfig()).model_copy(update={**file_values, **explicit})
 
 
-_SECRET_PAIRS = (("webhook_secret", "webhook_secret_file"), ("api_token", "api_token_file"))
+_SECRET_PAIRS = (
+    ("webhook_secret", "webhook_secret_file"),
+    ("api_token", "api_token_file"),
+    ("ui_token", "ui_token_file"),
+)

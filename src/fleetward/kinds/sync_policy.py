@@ -615,7 +615,9 @@ class SyncPolicyPlugin(KindPlugin):
     spec_model = SyncPolicySpec
     object_kinds = (SYNC_POLICY,)
 
-    def schema_problems(self, exc: ValidationError, prefix: YamlPath) -> list[PathProblem]:
+    def schema_problems(
+        self, exc: ValidationError, prefix: YamlPath, raw: Any
+    ) -> list[PathProblem]:
         return located_problems(exc, prefix, SyncPolicySpec, "a SyncPolicy spec")
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:

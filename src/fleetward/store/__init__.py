@@ -4,8 +4,10 @@ the one a location names."""
 
 from fleetward.store.base import (
     HISTORY_LIMIT,
+    OUTBOX_LIMIT,
     ChangeSet,
     OperationStore,
+    OutboxEntry,
     StatusChange,
     Store,
     StoreDump,
@@ -20,6 +22,7 @@ __all__ = [
     "BACKUP_FILE",
     "HISTORY_LIMIT",
     "MEMORY",
+    "OUTBOX_LIMIT",
     "STATE_FILE",
     "ChangeSet",
     "MemoryOperationLog",
@@ -27,6 +30,7 @@ __all__ = [
     "MemoryStore",
     "OperationLog",
     "OperationStore",
+    "OutboxEntry",
     "RejectionFile",
     "RejectionStore",
     "StatusChange",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +21,9 @@ from fleetward.operations import Operation, OperationState
 from fleetward.store.rejections import RejectionStore
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
+# Notifications waiting for delivery, all targets together: past it the oldest are
+# dropped (a receiver dead for days must not grow the store without bound).
+OUTBOX_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +53,37 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One notification waiting to be delivered to one target.
+
+    `entry_id` is unique in the outbox (the event's id and the target's name);
+    `event` is the notification's versioned JSON body, kept as JSON."""
+
+    entry_id: str
+    target: str
+    event: Mapping[str, Any]
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.entry_id,
+            "target": self.target,
+            "event": self.event,
+            "createdAt": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> OutboxEntry:
+        return cls(str(doc["id"]), str(doc["target"]), dict(doc["event"]), str(doc["createdAt"]))
+
+
+@dataclass(frozen=True, slots=True)
 class StoreDump:
     """Everything a store holds, as of one serial: what `fleetward store copy` moves.
 
     `objects` in the store's order; `history` oldest first, each entry with its
     serial; `operations` oldest first; `rejections` as `RejectionStore.read`
-    gives them.
+    gives them; `outbox` oldest first.
     """
 
     meta: StoreMeta
@@ -63,16 +91,19 @@ class StoreDump:
     history: Sequence[Mapping[str, Any]]
     operations: Sequence[Operation]
     rejections: Mapping[str, Mapping[str, Any]]
+    outbox: Sequence[OutboxEntry] = ()
 
     @property
     def empty(self) -> bool:
-        """Nothing was ever written to the store (no apply, no operation, no rejection)."""
+        """Nothing was ever written to the store (no apply, operation, rejection or outbox
+        entry)."""
         return (
             self.meta.lineage is None
             and not self.objects
             and not self.history
             and not self.operations
             and not self.rejections
+            and not self.outbox
         )
 
 
@@ -136,6 +167,11 @@ class Store(Protocol):
       the TinyDB store shares them with its cache (a daemon's warm snapshot),
       while the in-memory store copies them in and out.
     - Damaged or unreachable storage is a `StoreError` saying how to recover.
+    - The notification outbox (`outbox_add`, `outbox_pending`, `outbox_remove`)
+      is kept beside the objects but apart from them: it survives restarts, is
+      written without the writer `lock` (its own writes are atomic and safe
+      across threads), never moves the serial and never touches the history.
+      Entries come back in the order they were added.
     """
 
     @property
@@ -202,9 +238,54 @@ class Store(Protocol):
 
     def restore(self, dump: StoreDump) -> None:
         """Replace everything the store holds with `dump`: lineage, serial, history,
-        objects, operations and rejections as they were. The caller holds `lock`;
-        whether the store may be overwritten is the caller's decision."""
+        objects, operations, rejections and the outbox as they were. The caller holds
+        `lock`; whether the store may be overwritten is the caller's decision."""
         ...
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+        """Append `entries`, in order, in one atomic write (an id already kept is not
+        added again); past OUTBOX_LIMIT drop the oldest. How many were dropped."""
+        ...
+
+    def outbox_pending(
+        self, target: str | None = None, limit: int | None = None
+    ) -> list[OutboxEntry]:
+        """The entries waiting (for `target` only, unless None), oldest first, at most
+        `limit` of them."""
+        ...
+
+    def outbox_remove(self, entry_ids: Collection[str]) -> None:
+        """Forget delivered (or given up) entries in one atomic write; unknown ids are
+        ignored."""
+        ...
+
+
+def outbox_added(
+    kept: Sequence[OutboxEntry], entries: Sequence[OutboxEntry], limit: int = OUTBOX_LIMIT
+) -> tuple[list[OutboxEntry], int]:
+    """`kept` with `entries` appended (ids already kept skipped), bounded to the newest
+    `limit`; and how many were dropped. Every store's `outbox_add` keeps these rules."""
+    ids = {entry.entry_id for entry in kept}
+    merged = list(kept)
+    for entry in entries:
+        if entry.entry_id not in ids:
+            ids.add(entry.entry_id)
+            merged.append(entry)
+    dropped = max(0, len(merged) - limit)
+    return merged[dropped:], dropped
+
+
+def outbox_selected(
+    kept: Iterable[OutboxEntry], target: str | None, limit: int | None
+) -> list[OutboxEntry]:
+    """The entries of `target` (all: None), oldest first, at most `limit`."""
+    out: list[OutboxEntry] = []
+    for entry in kept:
+        if limit is not None and len(out) >= limit:
+            break
+        if target is None or entry.target == target:
+            out.append(entry)
+    return out
 
 
 def check_fence(meta: StoreMeta, lineage: str | None, serial: int, where: str) -> None:

@@ -2,7 +2,7 @@
 
 A team starts on the embedded TinyDB store and moves to PostgreSQL (or copies a
 PostgreSQL store into a directory to debug it): lineage, serial, history,
-objects, operations and rejections arrive as they were, so saved plans, the
+objects, operations, rejections and undelivered notifications arrive as they were, so saved plans, the
 operation log and `state history` carry on. Both stores are locked for the
 whole copy: nothing lands in the source after its dump, nothing in the target
 beside the copy.

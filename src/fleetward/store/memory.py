@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +20,15 @@ from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.store.base import (
     HISTORY_LIMIT,
+    OUTBOX_LIMIT,
     ChangeSet,
+    OutboxEntry,
     StatusChange,
     StoreDump,
     applied_meta,
     check_fence,
+    outbox_added,
+    outbox_selected,
     status_change_set,
 )
 from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
@@ -163,6 +167,8 @@ class MemoryStore:
         self._meta = StoreMeta(lineage=None, serial=0, last_applied_revision=None)
         self._objects: dict[ObjectKey, _Kept] = {}
         self._history: list[str] = []
+        self._outbox: list[OutboxEntry] = []  # values made from JSON text, never shared
+        self.outbox_limit = OUTBOX_LIMIT
 
     def exists(self) -> bool:
         return True  # made by opening it
@@ -191,6 +197,7 @@ class MemoryStore:
     def dump(self) -> StoreDump:
         with self._mutex:
             snapshot, history = self._snapshot(), list(self._history)
+            outbox = [_copy_entry(entry) for entry in self._outbox]
         rejections = self.rejections.read()
         return StoreDump(
             snapshot.meta,
@@ -198,6 +205,7 @@ class MemoryStore:
             [json.loads(text) for text in history],
             self.operations.all(),
             rejections,
+            outbox,
         )
 
     def restore(self, dump: StoreDump) -> None:
@@ -208,8 +216,10 @@ class MemoryStore:
             for obj in dump.objects
         }
         history = [_dumps(dict(entry)) for entry in dump.history][-HISTORY_LIMIT:]
+        outbox = [_copy_entry(entry) for entry in dump.outbox]
         with self._mutex:
             self._objects, self._history = objects, history
+            self._outbox = outbox
             self._meta = _copy_meta(dump.meta)
 
     @contextmanager
@@ -231,6 +241,23 @@ class MemoryStore:
         finally:
             self._holder = None
             self._writer.release()
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+        copies = [_copy_entry(entry) for entry in entries]
+        with self._mutex:
+            self._outbox, dropped = outbox_added(self._outbox, copies, self.outbox_limit)
+            return dropped
+
+    def outbox_pending(
+        self, target: str | None = None, limit: int | None = None
+    ) -> list[OutboxEntry]:
+        with self._mutex:
+            kept = outbox_selected(self._outbox, target, limit)
+        return [_copy_entry(entry) for entry in kept]
+
+    def outbox_remove(self, entry_ids: Collection[str]) -> None:
+        with self._mutex:
+            self._outbox = [e for e in self._outbox if e.entry_id not in entry_ids]
 
     # -- under the mutex -------------------------------------------------------------
 
@@ -262,6 +289,11 @@ def _copy_meta(meta: StoreMeta) -> StoreMeta:
         owner: dict(labels) for owner, labels in meta.owner_labels.items()
     }
     return StoreMeta(meta.lineage, meta.serial, meta.last_applied_revision, labels)
+
+
+def _copy_entry(entry: OutboxEntry) -> OutboxEntry:
+    """An entry through JSON, as a store on disk keeps it: no caller shares its event."""
+    return OutboxEntry.from_dict(json.loads(_dumps(entry.to_dict())))
 
 
 def _stored(kept: _Kept) -> StoredObject:

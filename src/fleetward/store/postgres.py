@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +34,9 @@ from fleetward.errors import LockTimeout, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
+    OUTBOX_LIMIT,
     ChangeSet,
+    OutboxEntry,
     StatusChange,
     StoreDump,
     applied_meta,
@@ -51,6 +53,7 @@ from fleetward.store.pg_log import (
     write_operations,
     write_rejections,
 )
+from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
 from fleetward.store.pg_session import Connection, store_error
 
@@ -95,12 +98,21 @@ class PostgresStore:
         self.db = Database(url)
         self.operations = PostgresOperationLog(self.db, operations_limit)
         self.rejections = PostgresRejections(self.db)
+        self._outbox = PostgresOutbox(self.db, OUTBOX_LIMIT)
         self._held = threading.local()  # .conn: the lock's session, in the thread holding it
         self._cached: _Cached | None = None
 
     @property
     def location(self) -> str:
         return self.db.shown
+
+    @property
+    def outbox_limit(self) -> int:
+        return self._outbox.limit
+
+    @outbox_limit.setter
+    def outbox_limit(self, limit: int) -> None:
+        self._outbox.limit = limit
 
     def close(self) -> None:
         """Close the pooled sessions (a held lock's session closes with its block)."""
@@ -187,7 +199,7 @@ class PostgresStore:
     def dump(self) -> StoreDump:
         with self.db.reading("read the store") as conn:
             if conn is None:
-                return StoreDump(_EMPTY, [], [], [], {})
+                return StoreDump(_EMPTY, [], [], [], {}, [])
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 meta, _ = _meta(_row(conn, _META))
@@ -198,6 +210,7 @@ class PostgresStore:
                     _history(conn),
                     operations_in(conn),
                     rejections_in(conn),
+                    outbox_in(conn),
                 )
 
     def restore(self, dump: StoreDump) -> None:
@@ -207,7 +220,7 @@ class PostgresStore:
             _row(conn, _META + " FOR UPDATE")
             conn.execute(
                 f"TRUNCATE {SCHEMA}.objects, {SCHEMA}.history, {SCHEMA}.operations, "
-                f"{SCHEMA}.rejections RESTART IDENTITY"
+                f"{SCHEMA}.rejections, {SCHEMA}.outbox RESTART IDENTITY"
             )
             _copy_objects(conn, f"{SCHEMA}.objects", dump.objects)
             with conn.cursor() as cur:
@@ -220,7 +233,21 @@ class PostgresStore:
                 )
             write_operations(conn, dump.operations, self.operations.limit)
             write_rejections(conn, dump.rejections)
+            write_outbox(conn, dump.outbox, self.outbox_limit)
             _set_meta(conn, dump.meta)
+
+    # -- the notification outbox (its own table, written without the writer lock) ---------
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+        return self._outbox.add(entries)
+
+    def outbox_pending(
+        self, target: str | None = None, limit: int | None = None
+    ) -> list[OutboxEntry]:
+        return self._outbox.pending(target, limit)
+
+    def outbox_remove(self, entry_ids: Collection[str]) -> None:
+        self._outbox.remove(entry_ids)
 
     # -- in the write's transaction -------------------------------------------------------
 

@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
+    OutboxEntry,
     StatusChange,
     StoreDump,
     applied_meta,
@@ -38,6 +39,7 @@ from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
+from fleetward.store.outbox import OutboxFile
 from fleetward.store.rejections import RejectionFile
 
 logger = logging.getLogger(__name__)
@@ -226,6 +228,7 @@ class TinyDBStore:
         self._checked = False
         self.operations = OperationLog(self.state_dir)
         self.rejections = RejectionFile(self.state_dir)
+        self._outbox = OutboxFile(self.state_dir)
 
     @property
     def location(self) -> str:
@@ -380,7 +383,8 @@ class TinyDBStore:
         return self.apply(status_change_set(self.read(), change, str(self.path)))
 
     def dump(self) -> StoreDump:
-        """The state file, the operation log and the rejections; the caller holds the lock."""
+        """The state file, the operation log, the rejections and the outbox; the caller
+        holds the lock."""
         snapshot = self.read()
         rejections = self.rejections.read()
         if rejections is None:
@@ -397,15 +401,17 @@ class TinyDBStore:
             self.history(),
             self.operations.all(),
             rejections,
+            self._outbox.pending(),
         )
 
     def restore(self, dump: StoreDump) -> None:
-        """Write the log and rejections, then the state file last (each atomically): until
-        the state file is replaced, the store reads as what it was."""
+        """Write the log, rejections and outbox, then the state file last (each
+        atomically): until the state file is replaced, the store reads as what it was."""
         self._check_once()
         self._ensure_dir()
         self.operations.replace(dump.operations)
         self.rejections.replace(dump.rejections)
+        self._outbox.replace(dump.outbox)
         tables: dict[str, dict[str, Any]] = {
             "objects": {str(i): obj.to_doc() for i, obj in enumerate(dump.objects, 1)},
             "meta": {"1": _meta_doc(dump.meta)} if dump.meta.lineage is not None else {},
@@ -416,6 +422,20 @@ class TinyDBStore:
             AtomicJSONStorage(str(self.path)).write(tables)
         except OSError as exc:
             raise _unwritable(self.state_dir, exc) from exc
+
+    # -- the notification outbox (outbox.json, apart from state.json) -----------------
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+        self._check_once()
+        return self._outbox.add(entries)
+
+    def outbox_pending(
+        self, target: str | None = None, limit: int | None = None
+    ) -> list[OutboxEntry]:
+        return self._outbox.pending(target, limit)
+
+    def outbox_remove(self, entry_ids: Collection[str]) -> None:
+        self._outbox.remove(entry_ids)
 
     def _make_dir(self) -> None:
         try:

@@ -1,0 +1,128 @@
+"""Which runs make which notification events: one per change of state (`EventLog`).
+
+Runs are given as RunReports, the values the engine hands its reporters, so
+each case states the report and the events it must make; delivery is tested
+against real receivers in test_notifications.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fleetward.applying import ApplyResult
+from fleetward.decisions import Decision, Part
+from fleetward.errors import Problem
+from fleetward.model import Action, Change, ObjectKey, Plan, Revision, StoreMeta
+from fleetward.notify.events import EventLog, matches
+from fleetward.operations import Operation, OperationState
+from fleetward.runs import RunReport
+
+A = Revision("a" * 40, "git")
+B = Revision("b" * 40, "git")
+NOW = "2025-01-01T00:00:00Z"
+
+
+def change(ident: str, reason: str = "new", policy: str | None = None) -> Change:
+    action = Action.CREATE if reason == "new" else Action.UPDATE
+    return Change(
+        ObjectKey(f"Asset/{ident}"),
+        "Asset",
+        action,
+        reason,
+        "Fleet/north",
+        None,
+        None,
+        policy=policy,
+    )
+
+
+def report(
+    revision: Revision,
+    state: OperationState = OperationState.SUCCESS,
+    written: tuple[Change, ...] = (),
+    held: tuple[Part, ...] = (),
+    problems: tuple[Problem, ...] = (),
+) -> RunReport:
+    op = dataclasses.replace(Operation.new("poll", NOW), state=state)
+    changes = written + tuple(c for p in held for c in p.changes)
+    plan = Plan(None, 1, revision, NOW, changes)
+    counts = {
+        "create": sum(c.action is Action.CREATE for c in written),
+        "update": sum(c.action is Action.UPDATE for c in written),
+    }
+    applied = ApplyResult(StoreMeta("l", 2, revision.id), counts, op.operation_id, bool(written))
+    ok = state is OperationState.SUCCESS
+    return RunReport(
+        operation=op,
+        revision=revision,
+        plan=plan if ok else None,
+        applied=applied if ok else None,
+        store=None,
+        problems=problems,
+        manifest_errors=len(problems),
+        fetch_failed=False,
+        phases={},
+        duration=0.1,
+        decision=Decision((*held,), written, 0) if ok else None,
+    )
+
+
+def kinds(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def test_a_failing_revision_is_told_once_and_its_recovery_once() -> None:
+    log = EventLog({"url": "repo"})
+    bad = Problem("Invalid value", "why", "fix", "manifests/a.yaml:3:5")
+    assert kinds(log.finished(report(A, written=(change("1"),)))) == ["applied"]
+    failed = log.finished(report(B, OperationState.FAILURE, problems=(bad,)))
+    assert kinds(failed) == ["failed"]
+    assert failed[0]["errors"][0]["location"] == "manifests/a.yaml:3:5"
+    assert "manifests/a.yaml:3:5" in failed[0]["summary"]
+    for _ in range(3):  # retried with backoff: no new event
+        assert log.finished(report(B, OperationState.FAILURE, problems=(bad,))) == []
+    assert kinds(log.finished(report(B))) == ["recovered"]
+    assert log.finished(report(B)) == []  # nothing to do: nothing to tell
+    assert log.finished(report(B, OperationState.CANCELLED)) == []
+
+
+def test_held_and_rejected_parts_are_told_once_each_with_the_approve_link() -> None:
+    log = EventLog({"url": "repo"}, "https://fleet.example/")
+    waiting = Part("prod", (change("2", policy="prod"),), "d1", ("approval",), None, "op-1")
+    first = log.finished(report(A, held=(waiting,)))
+    assert kinds(first) == ["held"]
+    held = first[0]["held"][0]
+    assert held["approveUrl"] == "https://fleet.example/v0/operations/op-1/approve"
+    assert held["documents"] == ["Fleet/north"] and "Fleet/north" in first[0]["summary"]
+    assert first[0]["policies"] == ["prod"]
+    assert log.finished(report(A, held=(waiting,))) == []  # still waiting: told already
+    rejected = dataclasses.replace(waiting, waiting_for=("rejected",))
+    assert kinds(log.finished(report(A, held=(rejected,)))) == ["rejected"]
+
+
+def test_drift_reverted_names_the_objects_set_back() -> None:
+    log = EventLog({"url": "repo"})
+    events = log.finished(report(A, written=(change("1", "drift"), change("2"))))
+    assert kinds(events) == ["applied", "drift-reverted"]
+    assert events[0]["counts"] == {"create": 1, "update": 1}
+    assert events[1]["objects"] == ["Asset/1"]
+
+
+def test_planning_is_told_once_per_revision_with_changes() -> None:
+    log = EventLog({"url": "repo"})
+    plan = Plan(None, 1, A, NOW, (change("1"),))
+    assert kinds(log.planning(plan, None)) == ["planning"]
+    assert log.planning(plan, None) == []
+    assert log.planning(Plan(None, 1, B, NOW, ()), None) == []  # no changes
+
+
+def test_selectors_narrow_only_events_about_changes() -> None:
+    applied = {"type": "applied", "policies": ["prod"], "kinds": ["Asset"]}
+    failed = {"type": "failed"}
+    wanted = frozenset({"applied", "failed"})
+    assert matches(applied, wanted, ["prod"], [])
+    assert not matches(applied, wanted, ["staging"], [])
+    assert not matches(applied, wanted, [], ["Workflow"])
+    assert matches(failed, wanted, ["staging"], ["Workflow"])  # about the whole revision
+    assert not matches(applied, frozenset({"failed"}), [], [])

@@ -1,0 +1,398 @@
+"""Notifications: events of real daemon runs delivered to real HTTP receivers on 127.0.0.1.
+
+Every receiver is `notify_support.Receiver`, a threaded http.server that records
+requests and answers from a script (or hangs). No test asserts a duration:
+ordering, counts, ids and a Retry-After's lower bound are what is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest fixtures)
+    NORTH,
+    DaemonProcess,
+    Daemons,
+    Workspace,
+    daemons_fixture,
+    sample,
+    wait_until,
+    ws_fixture,
+)
+from notify_support import Receiver, free_port
+
+from fleetward.cli import cli
+from fleetward.daemon.config import read_config_file
+from fleetward.notify import TARGET_TYPES, Notifier, TargetSettings
+from fleetward.store import TinyDBStore
+
+HOOK_SECRET = "hook-secret-value"
+GH_TOKEN = "gh-token-value"
+GL_TOKEN = "gl-token-value"
+SLACK_PATH = "/slack/T000/B000/XXXXSECRET"
+LOCATION = re.compile(r"^manifests/fleets/north-yard\.yaml:\d+:\d+$")
+FAST = {"backoff": "10ms", "maxBackoff": "100ms", "attempts": 1000, "rateLimit": "1000/s"}
+
+
+def write_config(path: Path, targets: list[dict[str, Any]], **settings: Any) -> Path:
+    path.write_text(json.dumps({**settings, "notifications": targets}))  # JSON is YAML
+    return path
+
+
+def hook(receiver: Receiver, secret_file: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "hook",
+        "type": "webhook",
+        "url": f"{receiver.url}/hook",
+        "secretFile": str(secret_file),
+        **FAST,
+        **extra,
+    }
+
+
+def types(receiver: Receiver, prefix: str = "/hook") -> list[str]:
+    return [e["type"] for e in receiver.events(prefix)]
+
+
+@pytest.fixture
+def receiver() -> Any:
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hook-secret"
+    path.write_text(HOOK_SECRET + "\n")
+    return path
+
+
+def start(daemons: Daemons, ws: Workspace, config: Path, **kw: Any) -> DaemonProcess:
+    repo_root = kw.pop("repo_root")
+    return daemons.start(repo_root, ws.path("state"), "--config", str(config), **kw)
+
+
+# -- every target type, one event per change of state -----------------------------------------
+
+
+def test_runs_reach_every_target_type_once_per_change_of_state(
+    ws: Workspace, daemons: Daemons, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, good = ws.repo()
+    token_file = tmp_path / "gh-token"
+    token_file.write_text(GH_TOKEN)
+    config = write_config(
+        tmp_path / "fleetward.yaml",
+        [
+            hook(receiver, secret_file),
+            {"name": "chat", "type": "slack", "urlEnv": "SLACK_URL", **FAST},
+            {
+                "name": "gh",
+                "type": "github",
+                "baseUrl": f"{receiver.url}/github",
+                "repository": "acme/fleet",
+                "tokenFile": str(token_file),
+                "targetUrl": "https://fleet.example/ui",
+                **FAST,
+            },
+            {
+                "name": "gl",
+                "type": "gitlab",
+                "baseUrl": f"{receiver.url}/gitlab/",
+                "project": "acme/fleet",
+                "tokenEnv": "GITLAB_TOKEN",
+                "context": "fleetward/prod",
+                **FAST,
+            },
+            {
+                "name": "gt",
+                "type": "gitea",
+                "baseUrl": f"{receiver.url}/gitea",
+                "repository": "acme/fleet",
+                "tokenFile": str(token_file),
+                **FAST,
+            },
+        ],
+    )
+    env = {"SLACK_URL": receiver.url + SLACK_PATH, "GITLAB_TOKEN": GL_TOKEN}
+    token = "api-token-for-tests"
+    daemon = start(daemons, ws, config, repo_root=repo.root, env=env, api_token=token)
+    daemon.wait_applied(good)
+    wait_until(lambda: types(receiver) == ["daemon-started", "applied"], what="first events")
+
+    repo.replace(NORTH, "model: FH16, year: 2022", "model: [FH16, year: 2022")
+    bad = repo.commit("broken YAML")
+    wait_until(lambda: "failed" in types(receiver), what="the failed event")
+    # The same bad revision, run again twice: still one `failed`.
+    for _ in range(2):
+        op = daemon.request_run(token).json()["content"]["operation_id"]
+        daemon.wait_operation(op)
+    repo.replace(NORTH, "model: [FH16, year: 2022", "model: FH16, year: 2022")
+    fixed = repo.set_model("FH16 Aero", "fix it")
+    daemon.wait_applied(fixed)
+    wanted = ["daemon-started", "applied", "failed", "recovered", "applied"]
+    wait_until(lambda: types(receiver) == wanted, what="recovered and applied")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    assert types(receiver) == [*wanted, "daemon-stopped"]
+
+    # The generic webhook: signed, versioned, one id per event, sent as idempotency key.
+    sent = receiver.received("/hook")
+    for request in sent:
+        expected = hmac.new(HOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+        assert request.headers["x-hub-signature-256"] == f"sha256={expected}"
+        body = request.json()
+        assert body["version"] == 1
+        assert request.headers["idempotency-key"] == body["id"]
+        assert request.headers["x-fleetward-event-id"] == body["id"]
+        assert request.headers["x-fleetward-event"] == body["type"]
+    bodies = [r.json() for r in sent]
+    assert len({b["id"] for b in bodies}) == len(bodies)
+    applied, failed = bodies[1], bodies[2]
+    assert applied["revision"]["id"] == good
+    assert applied["counts"]["create"] > 0 and "Asset" in applied["kinds"]
+    assert failed["revision"]["id"] == bad
+    assert failed["errorCount"] >= 1 and failed["manifestErrors"] >= 1
+    assert all(LOCATION.match(e["location"]) for e in failed["errors"]), failed["errors"]
+    assert bodies[4]["counts"] == {"update": 1}
+
+    # Slack: a short text with the revision, the counts, the first error's location.
+    texts = [r.json()["text"] for r in receiver.received(SLACK_PATH)]
+    assert len(texts) == 6
+    assert good[:7] in texts[1] and "create" in texts[1]
+    assert bad[:7] in texts[2] and re.search(r"north-yard\.yaml:\d+:\d+", texts[2])
+
+    # Commit statuses, per provider's documented path, auth header and body.
+    github = receiver.received("/github")
+    assert [r.path for r in github] == [
+        f"/github/repos/acme/fleet/statuses/{sha}" for sha in (good, bad, fixed, fixed)
+    ]
+    assert all(r.headers["authorization"] == f"Bearer {GH_TOKEN}" for r in github)
+    assert github[0].headers["accept"] == "application/vnd.github+json"
+    states = [r.json()["state"] for r in github]
+    assert states == ["success", "failure", "success", "success"]
+    first = github[0].json()
+    assert first["context"] == "fleetward" and first["target_url"] == "https://fleet.example/ui"
+    assert good[:7] in first["description"] and len(first["description"]) <= 140
+    gitlab = receiver.received("/gitlab")
+    assert gitlab[1].path == f"/gitlab/api/v4/projects/acme%2Ffleet/statuses/{bad}"
+    assert all(r.headers["private-token"] == GL_TOKEN for r in gitlab)
+    assert [r.json()["state"] for r in gitlab][:2] == ["success", "failed"]
+    assert gitlab[0].json()["name"] == "fleetward/prod"
+    gitea = receiver.received("/gitea")
+    assert gitea[0].path == f"/gitea/api/v1/repos/acme/fleet/statuses/{good}"
+    assert all(r.headers["authorization"] == f"token {GH_TOKEN}" for r in gitea)
+    assert gitea[1].json()["state"] == "failure" and gitea[1].json()["context"] == "fleetward"
+
+    # Counted, shown in summary.json, and no secret anywhere the daemon wrote.
+    summary = json.loads((ws.path("state") / "status" / "summary.json").read_text())
+    assert summary["notifications"]["targets"]["hook"]["delivered"] >= 5
+    assert summary["notifications"]["targets"]["gl"]["lastError"] is None
+    written = daemon.output() + "".join(
+        p.read_text(errors="replace") for p in ws.path("state").rglob("*.json")
+    )
+    for secret in (HOOK_SECRET, GH_TOKEN, GL_TOKEN, SLACK_PATH):
+        assert secret not in written
+
+
+# -- delivery: outages, restarts, a hanging receiver ------------------------------------------
+
+
+def test_a_receiver_down_then_up_gets_every_event_once_in_order_even_across_a_restart(
+    ws: Workspace, daemons: Daemons, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, good = ws.repo()
+    down = Receiver(port=free_port())  # not listening yet
+    config = write_config(tmp_path / "fleetward.yaml", [hook(down, secret_file)])
+    daemon = start(daemons, ws, config, repo_root=repo.root)
+    daemon.wait_applied(good)
+    second = repo.set_model("FH16 Aero", "second")
+    daemon.wait_applied(second)
+    outbox = ws.path("state") / "outbox.json"
+    wait_until(lambda: len(json.loads(outbox.read_text())["entries"]) == 3, what="3 queued")
+    metrics = daemon.metrics()
+    assert sample(metrics, "fleetward_notification_outbox", target="hook") == 3
+    assert sample(metrics, "fleetward_notifications_total", target="hook", result="failed") > 0
+    summary = daemon.wait_summary(
+        lambda s: (s.get("notifications") or {}).get("targets", {}).get("hook", {}).get("lastError")
+    )
+    assert "cannot connect" in summary["notifications"]["targets"]["hook"]["lastError"]["message"]
+
+    # Stopped with a full outbox: the events wait on disk for the next daemon.
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    queued = [e["event"] for e in json.loads(outbox.read_text())["entries"]]
+    assert [e["type"] for e in queued] == ["daemon-started", "applied", "applied", "daemon-stopped"]
+
+    down.start()  # the receiver comes up
+    try:
+        third = repo.set_model("FH16 Electric", "third")
+        restarted = start(daemons, ws, config, repo_root=repo.root)
+        restarted.wait_applied(third)
+        expected = [*(e["id"] for e in queued)]
+        wait_until(lambda: len(down.events("/hook")) >= len(expected) + 2, what="all delivered")
+        got = down.events("/hook")
+        assert [e["id"] for e in got[: len(expected)]] == expected  # in order, each once
+        assert [e["type"] for e in got[len(expected) :]] == ["daemon-started", "applied"]
+        assert got[-1]["revision"]["id"] == third
+        assert len({e["id"] for e in got}) == len(got)
+        wait_until(lambda: not json.loads(outbox.read_text())["entries"], what="outbox emptied")
+    finally:
+        down.stop()
+
+
+def test_a_hanging_receiver_does_not_hold_up_reconciles(
+    ws: Workspace, daemons: Daemons, secret_file: Path, tmp_path: Path
+) -> None:
+    hung = Receiver(hang=threading.Event()).start()
+    try:
+        repo, good = ws.repo()
+        config = write_config(tmp_path / "fleetward.yaml", [hook(hung, secret_file, timeout="5m")])
+        daemon = start(daemons, ws, config, repo_root=repo.root)
+        daemon.wait_applied(good)
+        wait_until(lambda: len(hung.received()) == 1, what="the first request, held")
+        for n in range(3):
+            daemon.wait_applied(repo.set_model(f"Model {n}", f"commit {n}"))
+        # Four runs finished while the receiver held the first request: no run waited.
+        assert len(hung.received()) == 1
+        assert sample(daemon.metrics(), "fleetward_reconcile_total", result="success") >= 4
+        hung.hang.set()  # type: ignore[union-attr]
+        wait_until(
+            lambda: types(hung) == ["daemon-started", "applied", "applied", "applied", "applied"],
+            what="the held events, in order",
+        )
+    finally:
+        hung.stop()
+
+
+def notifier(tmp_path: Path, **target: Any) -> Notifier:
+    settings = TargetSettings.model_validate({"name": "hook", "type": "webhook", **target})
+    return Notifier(TinyDBStore(tmp_path / "state"), [settings], {"url": "test"})
+
+
+def test_500_and_429_with_retry_after_are_retried_then_delivered_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.answers += [(500, {}, "boom"), (429, {"Retry-After": "1"}, "slow down")]
+    sender = notifier(tmp_path, url=f"{receiver.url}/hook", backoff="10ms", rateLimit="1000/s")
+    sender.daemon_started({})
+    wait_until(lambda: len(receiver.received()) == 3, what="three attempts")
+    first, second, third = receiver.received()
+    assert first.json()["id"] == second.json()["id"] == third.json()["id"]
+    assert third.at - second.at >= 1.0  # Retry-After: 1, not the 10 ms backoff
+    wait_until(lambda: sender.stats["hook"].delivered == 1, what="counted delivered")
+    assert sender.stats["hook"].failed == 2
+    assert sender.summary()["targets"]["hook"]["lastError"]["message"] == "HTTP 429: slow down"
+    sender.close()
+
+
+def test_an_event_is_dropped_after_its_attempts_or_at_once_on_a_4xx_and_counted(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.answers += [(503, {}, "down")] * 3 + [(400, {}, "bad request")]
+    sender = notifier(tmp_path, url=f"{receiver.url}/hook", backoff="10ms", attempts=3)
+    sender.daemon_started({})
+    sender.daemon_started({})  # a second event: after the first is given up
+    sender.daemon_started({})  # a third: delivered
+    wait_until(lambda: len(receiver.received()) == 5, what="3 + 1 + 1 requests")
+    wait_until(lambda: sender.stats["hook"].delivered == 1, what="the third delivered")
+    assert sender.stats["hook"].dropped == 2
+    ids = [r.json()["id"] for r in receiver.received()]
+    assert ids[0] == ids[1] == ids[2] != ids[3] != ids[4]
+    assert sender.store.outbox_pending() == []
+    sender.close()
+
+
+def test_a_rate_limit_spaces_requests_to_one_target(tmp_path: Path, receiver: Receiver) -> None:
+    sender = notifier(tmp_path, url=f"{receiver.url}/hook", rateLimit="5/s")
+    for _ in range(4):
+        sender.daemon_started({})
+    wait_until(lambda: len(receiver.received()) == 4, what="four requests")
+    times = [r.at for r in receiver.received()]
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(times)), times
+    sender.close()
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_a_missing_secret_refuses_the_start_and_a_bad_reload_keeps_the_old_targets(
+    ws: Workspace, daemons: Daemons, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, good = ws.repo()
+    missing = write_config(tmp_path / "missing.yaml", [hook(receiver, tmp_path / "no-such-secret")])
+    refused = ws.fleetward(
+        "daemon", "--config", str(missing), "--state-dir", str(ws.path("state")), "--once"
+    )
+    assert refused.returncode == 1
+    assert "Cannot read secretFile" in refused.stderr and "no-such-secret" in refused.stderr
+    assert "Traceback" not in refused.stderr and "Internal error" not in refused.stderr
+
+    config = write_config(tmp_path / "fleetward.yaml", [hook(receiver, secret_file)])
+    daemon = start(daemons, ws, config, repo_root=repo.root)
+    daemon.wait_applied(good)
+    for bad in (
+        [hook(receiver, secret_file, events=["applied", "exploded"])],
+        [hook(receiver, secret_file, secretFile=str(tmp_path / "gone"))],
+        [{"name": "x", "type": "pager", "url": receiver.url}],
+    ):
+        write_config(config, bad)
+        before = len(not_reloaded(daemon))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait(lambda b=before: len(not_reloaded(daemon)) > b, what="the reload refused")
+    errors = [line["message"] for line in not_reloaded(daemon)]
+    assert "notifications[0].events[1]" in errors[0], errors
+    assert "Cannot read secretFile" in errors[1] and "gone" in errors[1], errors
+    assert "notifications[0].type" in errors[2], errors
+    # The previous targets still work.
+    daemon.wait_applied(repo.set_model("FH16 Aero", "after the bad reloads"))
+    wait_until(lambda: types(receiver).count("applied") == 2, what="applied after the reloads")
+
+
+def not_reloaded(daemon: DaemonProcess) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in daemon.logs()
+        if str(line.get("message", "")).startswith("configuration not reloaded")
+    ]
+
+
+def test_notify_test_sends_a_test_event_and_prints_the_answer(
+    tmp_path: Path, receiver: Receiver, secret_file: Path
+) -> None:
+    receiver.answers.append((202, {}, "accepted by the receiver"))
+    config = write_config(tmp_path / "fleetward.yaml", [hook(receiver, secret_file)])
+    result = CliRunner().invoke(cli, ["notify", "test", "hook", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "HTTP 202" in result.output and "accepted by the receiver" in result.output
+    (request,) = receiver.received("/hook")
+    assert request.json()["type"] == "test"
+    signature = hmac.new(HOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-hub-signature-256"] == f"sha256={signature}"
+
+    receiver.answers.append((500, {}, "receiver broke"))
+    failed = CliRunner().invoke(cli, ["notify", "test", "hook", "--config", str(config)])
+    assert failed.exit_code == 1 and "HTTP 500" in failed.output
+    unknown = CliRunner().invoke(cli, ["notify", "test", "nope", "--config", str(config)])
+    assert unknown.exit_code == 1 and "hook" in unknown.output
+
+
+def test_the_readme_config_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Notifications", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "fleetward.yaml"
+    path.write_text(example)
+    values = read_config_file(str(path))
+    assert [t.type for t in values["notifications"]] == list(TARGET_TYPES)
