@@ -27,7 +27,8 @@ Version 2 adds `outbox`: notifications waiting for delivery, oldest first by
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 import psycopg
 
@@ -162,10 +163,19 @@ __all__ = [
     "SCHEMA",
     "WRITER_LOCK",
     "Database",
+    "Fence",
     "check_known",
     "installed_version",
     "migrate",
 ]
+
+
+class Fence(Protocol):
+    """The session that holds a replica's lead (`pg_leader.Leadership`)."""
+
+    def fenced(self, doing: str) -> AbstractContextManager[Connection]:
+        """That session, for one write; StoreUnreachable once the lead is lost."""
+        ...
 
 
 class Database:
@@ -181,6 +191,8 @@ class Database:
         self.sessions = Sessions(url)
         self.shown = self.sessions.shown
         self._ready = False  # this process saw the schema at LATEST
+        # While this process leads the daemon replicas: every write goes through it.
+        self.fence: Fence | None = None
 
     @contextmanager
     def reading(self, doing: str) -> Iterator[Connection | None]:
@@ -190,11 +202,17 @@ class Database:
     @contextmanager
     def writing(self, doing: str, held: Connection | None = None) -> Iterator[Connection]:
         """A transaction on `held` (the writer lock's session: if it is gone, so is the
-        lock, and the write fails) or on a pooled session."""
-        with self._translated(doing), self._lend(held) as conn:
+        lock, and the write fails) or on a pooled session — or, while this process leads
+        the replicas (`fence`), on the leadership session, whatever `held` says."""
+        lent = self.fence.fenced(doing) if self.fence is not None else self._lend(held)
+        with self._translated(doing), lent as conn:
             self.ensure(conn)
             with conn.transaction():
                 yield conn
+
+    def translated(self, doing: str) -> AbstractContextManager[None]:
+        """Driver errors met while `doing` raised as StoreErrors naming the URL."""
+        return self._translated(doing)
 
     def ensure(self, conn: Connection) -> None:
         """Create or migrate the schema unless this process already saw it current."""

@@ -70,12 +70,17 @@ class Sessions:
         self._mutex = threading.Lock()
         self.check_after = CHECK_AFTER
 
-    def connect(self) -> Connection:
-        """A new session; StoreUnreachable (clear, password-free) if it cannot be had."""
+    def connect(self, **overrides: Any) -> Connection:
+        """A new session (`overrides` over the defaults: the leader's tighter keepalives);
+        StoreUnreachable (clear, password-free) if it cannot be had."""
         try:
-            return psycopg.connect(self.url, autocommit=True, **self._options)
+            return psycopg.connect(self.url, autocommit=True, **{**self._options, **overrides})
         except psycopg.Error as exc:
             raise connect_error(exc, self.shown) from None
+
+    def option(self, key: str) -> Any:
+        """A connection parameter as sessions get it (the URL's, else the default)."""
+        return self._options.get(key, conninfo_to_dict(self.url).get(key))
 
     @contextmanager
     def session(self) -> Iterator[Connection]:

@@ -53,6 +53,7 @@ from fleetward.store.pg_log import (
     write_operations,
     write_rejections,
 )
+from fleetward.store.pg_leader import Leadership
 from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
 from fleetward.store.pg_session import Connection, store_error
@@ -99,6 +100,7 @@ class PostgresStore:
         self.operations = PostgresOperationLog(self.db, operations_limit)
         self.rejections = PostgresRejections(self.db)
         self._outbox = PostgresOutbox(self.db, OUTBOX_LIMIT)
+        self.leadership = Leadership(self.db)  # a daemon replica's lead (`pg_leader`)
         self._held = threading.local()  # .conn: the lock's session, in the thread holding it
         self._cached: _Cached | None = None
 
@@ -178,7 +180,12 @@ class PostgresStore:
 
     @contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
-        """The advisory lock, on a session of its own that this thread's writes use."""
+        """The advisory lock, on a session of its own that this thread's writes use (on
+        the leadership session while this process leads the daemon replicas)."""
+        if self.leadership.leading:
+            with self._lock_leading(timeout):
+                yield
+            return
         conn = self.db.sessions.connect()
         try:
             with self.db.writing("lock the store", conn):
@@ -195,6 +202,28 @@ class PostgresStore:
                 self._held.conn = None
         finally:
             conn.close()  # ending the session releases the lock
+
+    @contextmanager
+    def _lock_leading(self, timeout: float) -> Iterator[None]:
+        """The writer lock taken on the leadership session: a lost lead loses it too."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self.leadership.fenced("lock the store") as conn:
+                if self._try_lock(conn):
+                    break
+                if time.monotonic() >= deadline:
+                    raise self._busy(conn, timeout)
+            time.sleep(_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            try:
+                with self.leadership.fenced("unlock the store") as conn:
+                    conn.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, WRITER_LOCK)
+                    )
+            except (StoreError, psycopg.Error):
+                pass  # the session is gone, and the lock with it
 
     def dump(self) -> StoreDump:
         with self.db.reading("read the store") as conn:
