@@ -52,9 +52,8 @@ def test_one_replica_leads_and_a_terminated_lead_writes_nothing_more(
         _apply(leader, [_asset("B")])
     with pytest.raises(StoreUnreachable):
         leader.operations.record(Operation.new("api", "2026-01-01T00:00:01Z"))
-    with pytest.raises(StoreUnreachable):
-        with leader.lock(1):
-            pass
+    with pytest.raises(StoreUnreachable), leader.lock(1):
+        pass
     assert not leader.leadership.still_leading() and leader.leadership.lost
     assert standby.dump() == before, "the deposed leader wrote nothing"
     _wait_for(standby.leadership.try_lead, "the standby to take the lead")
