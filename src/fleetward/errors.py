@@ -18,7 +18,8 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     │   │   └── CorruptObject     a Git object of the revision is damaged or missing
     │   └── StoreError            the state store cannot be read, written or locked
     │       ├── StoreConflict     the store moved since the change set was planned
-    │       └── LockTimeout       another process holds the store's lock
+    │       ├── LockTimeout       another process holds the store's lock
+    │       └── StoreUnreachable  the store's server cannot be reached or refused the session
     └── RequestRefused            an operator's request the daemon refuses
         ├── OperationNotFound     no operation has that id
         ├── OperationConflict     the operation's state does not allow the move
@@ -207,6 +208,12 @@ class StoreConflict(StoreError):
 
 class LockTimeout(StoreError):
     """Another process held the store's lock for longer than --lock-timeout."""
+
+
+class StoreUnreachable(StoreError):
+    """A server-backed store cannot be reached, refused the session or lost it (wrong
+    credentials, a missing database, a server down or restarting). Retried: a server
+    comes back, and credentials are fixed without restarting the daemon."""
 
 
 class RequestRefused(FleetwardError):

@@ -23,6 +23,7 @@ from fleetward.cli.rules import rules_group
 from fleetward.cli.schema import schema_command
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
+from fleetward.cli.store import store_group
 from fleetward.cli.tasks import tasks_group
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
@@ -111,6 +112,7 @@ def cli(verbose: int, no_color: bool) -> None:
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
       fleetward rollback --to SERIAL     back to an earlier apply, pinned until resume
+      fleetward store copy --from --to   move the store, e.g. to --store postgresql://…
       fleetward schema                   JSON Schema of manifests, for editors
     """
     output.configure(plain=no_color)
@@ -133,6 +135,7 @@ cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
 cli.add_command(rollback_command)
+cli.add_command(store_group)
 cli.add_command(notify_group)
 cli.add_command(schema_command)
 

@@ -40,7 +40,7 @@ from fleetward.planning import PlanOptions
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
-from fleetward.store import open_store
+from fleetward.store import Store
 from fleetward.store.suspension import read_suspension
 from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
@@ -99,9 +99,7 @@ def apply_command(
     parse_targets(targets)  # a malformed target fails before anything is read
     # The engine records the apply as an Operation in the store's log (its end only).
     cached = with_state_caches(sources, state.state_dir)
-    engine = Engine(
-        open_store(state.state_dir), record_progress=False, documents=open_documents(cached)
-    )
+    engine = Engine(state.open_store(), record_progress=False, documents=open_documents(cached))
     settings = RunSettings(
         cached,
         Path(state.state_dir),
@@ -115,10 +113,10 @@ def apply_command(
     if targets:  # the engine plans only what they select, and the operation says so
         op = dataclasses.replace(op, arguments={"targets": list(targets)})
     with phases(ctx) as bar:
-        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar)
-        report = engine.converge(
-            op, settings, terminal, watch=bar, saved=saved, where=state.state_dir
+        terminal = _Terminal(
+            ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
+        report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
     _raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None
@@ -148,8 +146,10 @@ class _Terminal(Governor):
         auto_approve: bool,
         saved: bool,
         bar: Watch,
+        store: Store | None = None,
     ) -> None:
         self.ctx = ctx
+        self.store = store  # whose rollback pin the notes mention (None: none)
         self.state_dir = state_dir
         self.max_lines = max_lines
         self.auto_approve = auto_approve
@@ -161,7 +161,7 @@ class _Terminal(Governor):
             return
         _pause(self.bar)  # the plan and the prompt are printed with no bar drawn over them
         output.print_lines(render_plan(plan, self.max_lines))
-        output.print_lines(_policy_notes(plan, self.state_dir), output.stderr)
+        output.print_lines(_policy_notes(plan, self.state_dir, self.store), output.stderr)
 
     def decide(
         self,
@@ -233,7 +233,7 @@ def _result_json(plan: Plan, serial: int, wrote: bool, counts: dict[str, int]) -
     }
 
 
-def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
+def _policy_notes(plan: Plan, state_dir: str, store: Store | None) -> list[tuple[str, str]]:
     """What the daemon would hold back that a hand-run apply writes anyway."""
     notes: list[tuple[str, str]] = []
     for name, info in plan.policies.items():
@@ -257,7 +257,7 @@ def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
     try:
-        pin = open_store(state_dir).pin()
+        pin = store.pin() if store is not None else None
     except FleetwardError:
         pin = None
     if pin is not None and pin.revision != plan.revision.id:

@@ -22,6 +22,7 @@ from fleetward.daemon.config import SETTINGS, Setting
 from fleetward.durations import check_range, parse_duration
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.store import Store, open_configured
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,7 +77,12 @@ _SETTINGS = {setting.name: setting for setting in SETTINGS}
 @dataclass(frozen=True, slots=True)
 class StateOptions:
     state_dir: str
+    store: str | None
     lock_timeout: float
+
+    def open_store(self) -> Store:
+        """The store these options name: --store, else TinyDB in --state-dir."""
+        return open_configured(self.store, self.state_dir)
 
 
 # (setting name, click.option keywords over the setting's own) per group; the order is
@@ -136,8 +142,13 @@ def _source_specs(clone_into: str, cache_default: str) -> _OptionSpec:
     ]
 
 
+_STORE_HELP = (
+    "The state store: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or a directory "
+    "[default: TinyDB in --state-dir]."
+)
 _STATE: _OptionSpec = [
     ("state_dir", {"type": click.Path(file_okay=False), "help": "Directory of the state store."}),
+    ("store", {"help": _STORE_HELP}),
     ("lock_timeout", {"help": "How long to wait for another process's lock on the store."}),
 ]
 _GUARDS: _OptionSpec = [
@@ -192,6 +203,13 @@ scratch_source_options = _group(
 )
 state_options = _group(_STATE, "state", StateOptions)
 guard_options = _group(_GUARDS, "guards", PlanOptions)
+
+
+def store_option(func: F) -> F:
+    """--store for commands that only read (they take --state-dir on their own)."""
+    setting = _SETTINGS["store"]
+    keywords = setting_keywords(setting) | {"help": _STORE_HELP}
+    return click.option(setting.flag, "store", **keywords)(func)
 
 
 def max_lines_option(func: F) -> F:

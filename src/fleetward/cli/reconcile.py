@@ -46,7 +46,6 @@ from fleetward.rendering import (
     render_plan,
 )
 from fleetward.source import uncommitted_note
-from fleetward.store import open_store
 from fleetward.targeting import Target, parse_targets, target_plan
 
 target_option = click.option(
@@ -242,7 +241,7 @@ def _read_and_plan(
         plan = target_plan(plan, targets, desired.objects, stored.objects)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(open_store(state.state_dir), documents=open_documents(sources))
+    engine = Engine(state.open_store(), documents=open_documents(sources))
     desired = engine.read(sources, bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     inputs.reading = None  # a store error is in no revision

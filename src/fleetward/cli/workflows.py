@@ -14,7 +14,6 @@ from fleetward.kinds.workflow import derive_status
 from fleetward.model import DesiredObject, ObjectKey, StoredObject
 from fleetward.pipeline import SourceOptions, resolve, with_state_caches
 from fleetward.rendering.workflow import render_dot, render_tree
-from fleetward.store import open_store
 
 
 @click.group("workflows")
@@ -68,7 +67,7 @@ def show(
     if graph:
         sys.stdout.write(render_dot(workflow.spec))
         return
-    stored = open_store(state.state_dir).read().objects.get(key)
+    stored = state.open_store().read().objects.get(key)
     status, applied = _status_at_revision(workflow, stored)
     if as_json:
         output.print_json({"spec": workflow.spec, "status": status, "applied": applied})

@@ -111,7 +111,16 @@ class DaemonConfig(BaseModel):
     ref: str = _setting("HEAD", "Branch, tag or commit SHA to track.")
     path: str = _setting("manifests", "Directory of manifests inside the repository.")
     no_git: bool = _setting(False, "Read --source as a plain directory (development only).")
-    state_dir: str = _setting(".fleetward", "Directory of the state store and status files.")
+    state_dir: str = _setting(
+        ".fleetward",
+        "Directory of the state store (unless --store names one) and of status files.",
+    )
+    store: str | None = _setting(
+        None,
+        "The state store: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or a directory "
+        "[default: TinyDB in --state-dir].",
+        metavar="URL|DIR",
+    )
     cache_dir: str | None = _setting(
         None,
         "Directory of the parsed-manifest cache, shared with CLI runs "

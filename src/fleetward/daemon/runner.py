@@ -31,6 +31,7 @@ from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
 from fleetward.daemon.process import Waker, daemon_lock
 from fleetward.daemon.reconciler import Reconciler
+from fleetward.daemon.replicas import Lead, Replica
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, UsageError, os_error
@@ -50,7 +51,7 @@ from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
-from fleetward.store import open_store
+from fleetward.store import open_configured
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
 from fleetward.timestamps import now_iso
@@ -106,7 +107,7 @@ class Daemon:
         # Called as a --once run exits, after its run (a served daemon tells its reporters
         # `daemon_stopped` instead): what must not be cut off by the exit, bounded.
         self.before_exit: Callable[[], None] | None = None
-        self.store = open_store(config.state_dir)
+        self.store = open_configured(config.store, config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
@@ -117,6 +118,7 @@ class Daemon:
             self.state_dir,
             config.operation_timeout,
             on_change=self._reschedule_wake,
+            rejections=self.store.rejections,
         )
         health.operations = self.operations
         self.status = StatusWriter(
@@ -138,6 +140,16 @@ class Daemon:
                 if isinstance(settings.sources, SourceOptions)
                 else None
             ),
+        )
+        # A PostgreSQL store is shared by replicas, one of which leads (`replicas`).
+        lead: Lead | None = getattr(self.store, "leadership", None)
+        self.replica = Replica(
+            lead,
+            self.operations,
+            self.coalescer,
+            idle=lambda: self._busy_since is None,
+            on_role=self._role,
+            name=f"pid {os.getpid()} on {socket.gethostname()}",
         )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
@@ -245,7 +257,8 @@ class Daemon:
             # The temp files of writes a killed daemon (or CLI) left, in every directory.
             for leftover in sweep_leftovers(self.state_dir):
                 logger.info("removed a leftover temp file", extra={"fields": {"path": leftover}})
-            ended = self.operations.fail_unfinished(
+            # With replicas, the runs a stopped leader left are ended by the next leader.
+            ended = [] if self.replica.lead is not None else self.operations.fail_unfinished(
                 now_iso(),
                 "the daemon stopped during this run (crash or kill); it was ended at the next "
                 "start. A run that reached PROCESSING may or may not have written the store: "
@@ -267,6 +280,16 @@ class Daemon:
             return self._serve()
 
     def _run_once(self) -> int:
+        if self.replica.lead is not None:
+            self.replica.tick()
+            if not self.replica.leading:
+                raise UsageError.one(
+                    f"Another fleetward daemon leads the store {self.store.location}",
+                    "A replica of this store holds the lead, and only the leader applies; "
+                    "--once does not wait for it.",
+                    "Stop the running daemons of this store first, or let them reconcile.",
+                    location=self.store.location,
+                )
         op = self.coalescer.request("once")
         assert op is not None
         report = self._reconcile(self.coalescer.take(0) or op)
@@ -285,11 +308,13 @@ class Daemon:
                     "ref": self.config.ref,
                     "path": self.config.path,
                     "stateDir": str(self.state_dir),
+                    "store": self.store.location,
                     "interval": f"{self.config.interval:g}s",
                 }
             },
         )
         self.reporters.daemon_started({**self._started_info(), **self._daemon_info()})
+        self.replica.start(self.stopping)
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
         self.health.alive = lambda: worker.is_alive() and not self._stuck()
         worker.start()
@@ -325,11 +350,19 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
+            if not self.replica.leading:  # a standby's queue waits for the lead
+                self.stopping.wait(0.1)
+                continue
             op = self.coalescer.take(timeout=1.0)
             if op is None:
                 continue
             self.worker.handle(op)
             self._wake.wake()
+
+    def _role(self, role: str, problem: str | None) -> None:
+        """What health, metrics and the status files say this replica is."""
+        self.health.role = role
+        self.health.store_problem = problem
 
     def _retry(self, delay: float) -> None:
         """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""
@@ -457,7 +490,7 @@ class Daemon:
                 )
             return
         old = self.config
-        for key in ("state_dir", "listen", "once"):
+        for key in ("state_dir", "store", "listen", "once"):
             if getattr(new, key) != getattr(old, key):
                 logger.warning(
                     "%s changed in the configuration; it takes effect at the next restart",
@@ -503,6 +536,8 @@ class Daemon:
             and any(t in op.trigger for t in _RECORDED_TRIGGERS)
             # A SCHEDULED operation (a window, an approval) waits for the next daemon.
             and op.state is not OperationState.SCHEDULED
+            # With replicas, the next leader adopts them from the operation log.
+            and self.replica.lead is None
         ]
         for op in unrun:
             try:
@@ -533,6 +568,7 @@ class Daemon:
         logger.info("stopped")
         if gate:
             self.reconciler.write_gate.release()
+        self.replica.stop()  # the lead goes to a standby at its next attempt
         return 0
 
 

@@ -168,7 +168,7 @@ class Engine:
         `after_fetch` lets it go on: a run it stops leaves no operation behind
         (unless one was recorded when it was queued, which then ends CANCELLED).
         What ended the run is the report's `failure`; the caller re-raises it if
-        it must. `where` names the store in errors (default: the state directory).
+        it must. `where` names the store in errors (default: the store's location).
         """
         governor = governor if governor is not None else Governor()
         if op.state is S.SCHEDULED:
@@ -183,7 +183,7 @@ class Engine:
             if after_fetch is None:
                 self._announce(run)
             with gc_paused():
-                self._converge(run, settings, saved, where or str(settings.state_dir))
+                self._converge(run, settings, saved, where or self.store.location)
         except Stopping as exc:
             self._move(run, S.CANCELLED, stopped_message(exc.cause, exc.where))
         except Unchanged as exc:

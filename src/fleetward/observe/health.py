@@ -69,6 +69,11 @@ class Health(Reporter):
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     # The operation log counted after every run (`fleetward_operations{state}`).
     operations: OperationStore | None = None
+    # "leader": this daemon fetches, plans and applies (the only role with a file store);
+    # "standby": a replica of a PostgreSQL store that serves reads and requests and waits
+    # to take the lead. `store_problem`: why the standby cannot reach the database.
+    role: str = "leader"
+    store_problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted: StoreSnapshot | None = field(default=None, repr=False)
     _counted_objects: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
@@ -148,6 +153,8 @@ class Health(Reporter):
     def readiness(self, now: float | None = None) -> tuple[bool, dict[str, Any]]:
         """(ready, the checks and why) — for /readyz and summary.json."""
         now = time.time() if now is None else now
+        if self.role == "standby":
+            return self._standby_readiness()
         with self._lock:
             last = self.last
             checks: dict[str, Any] = {}
@@ -187,7 +194,17 @@ class Health(Reporter):
                 # Pinned is ready (the pinned revision is reconciled), but says so.
                 checks["pinned"] = last.pin.to_dict()
             checks["maxAgeSeconds"] = self.ready_max_age
-        return not reasons, {"ready": not reasons, "reasons": reasons, "checks": checks}
+        body = {"ready": not reasons, "role": "leader", "reasons": reasons, "checks": checks}
+        return not reasons, body
+
+    def _standby_readiness(self) -> tuple[bool, dict[str, Any]]:
+        """A standby is ready while it reaches the database: it serves the read API and
+        takes operator requests from there (as Argo CD's and Flux's standbys stay Ready);
+        its own runs say nothing, it has none."""
+        problem = self.store_problem
+        reasons = [] if problem is None else [f"the store cannot be reached: {problem}"]
+        body = {"ready": not reasons, "role": "standby", "reasons": reasons, "checks": {}}
+        return not reasons, body
 
 
 def _result(state: OperationState) -> str:

@@ -147,6 +147,11 @@ class _HealthCollector(Collector):
             ops.add_metric([op_state.name], operations.get(op_state.name, 0))
         yield ops
         yield from _policy_metrics(planned)
+        yield GaugeMetricFamily(
+            "fleetward_leader",
+            "1 while this daemon leads (fetches, plans and applies); 0 on a standby replica.",
+            value=1 if h.role == "leader" else 0,
+        )
         info = GaugeMetricFamily(
             "fleetward_build_info", "fleetward's version (always 1).", labels=["version"]
         )

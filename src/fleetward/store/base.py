@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fleetward.errors import StoreConflict, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
+from fleetward.store.rejections import RejectionStore
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 # Notifications waiting for delivery, all targets together: past it the oldest are
@@ -122,6 +123,36 @@ class Pin:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StoreDump:
+    """Everything a store holds, as of one serial: what `fleetward store copy` moves.
+
+    `objects` in the store's order; `history` oldest first, each entry with its
+    serial; `operations` oldest first; `rejections` as `RejectionStore.read`
+    gives them; `outbox` oldest first.
+    """
+
+    meta: StoreMeta
+    objects: Sequence[StoredObject]
+    history: Sequence[Mapping[str, Any]]
+    operations: Sequence[Operation]
+    rejections: Mapping[str, Mapping[str, Any]]
+    outbox: Sequence[OutboxEntry] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was ever written to the store (no apply, operation, rejection or outbox
+        entry)."""
+        return (
+            self.meta.lineage is None
+            and not self.objects
+            and not self.history
+            and not self.operations
+            and not self.rejections
+            and not self.outbox
+        )
+
+
 class OperationStore(Protocol):
     """The operation log: Operations, oldest first, at most `limit` of them.
 
@@ -163,7 +194,8 @@ class OperationStore(Protocol):
 
 
 class Store(Protocol):
-    """A state store: objects, meta (lineage, serial), history, a lock, the operation log.
+    """A state store: objects, meta (lineage, serial), history, a lock, the operation log,
+    the rejected plans.
 
     The contract each implementation keeps:
 
@@ -194,8 +226,18 @@ class Store(Protocol):
     """
 
     @property
+    def location(self) -> str:
+        """Where the store is, as errors and messages name it (a URL without its password)."""
+        ...
+
+    @property
     def operations(self) -> OperationStore:
         """The operation log kept beside the objects."""
+        ...
+
+    @property
+    def rejections(self) -> RejectionStore:
+        """The plans operators rejected, per SyncPolicy."""
         ...
 
     def exists(self) -> bool:
@@ -247,6 +289,16 @@ class Store(Protocol):
 
     def set_pin(self, pin: Pin | None) -> None:
         """Keep `pin` (None: lift it), atomically; the caller holds `lock`."""
+        ...
+
+    def dump(self) -> StoreDump:
+        """Everything the store holds, as of one serial (the caller holds `lock`)."""
+        ...
+
+    def restore(self, dump: StoreDump) -> None:
+        """Replace everything the store holds with `dump`: lineage, serial, history,
+        objects, operations, rejections and the outbox as they were. The caller holds
+        `lock`; whether the store may be overwritten is the caller's decision."""
         ...
 
     def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from fleetward.store.base import (
     OutboxEntry,
     Pin,
     StatusChange,
+    StoreDump,
     applied_meta,
     check_fence,
     outbox_added,
@@ -84,6 +85,11 @@ class MemoryOperationLog:
         # A dict keeps the place of a key assigned again: a record replaces in place.
         self._update(lambda current: {**current, **kept})
 
+    def replace(self, operations: Iterable[Operation]) -> None:
+        """Keep exactly `operations`, oldest first (`Store.restore`)."""
+        kept = {op.operation_id: _kept_operation(op) for op in operations}
+        self._update(lambda _: kept)
+
     def fail_unfinished(self, now: str, message: str) -> list[Operation]:
         ended: list[Operation] = []
 
@@ -109,11 +115,53 @@ class MemoryOperationLog:
             self._kept = dict(items)
 
 
+class MemoryRejections:
+    """Rejected plans in memory (a `RejectionStore`), kept as JSON text like the rest."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._text = "{}"
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """Never None: nothing in memory is unreadable."""
+        with self._mutex:
+            found: dict[str, dict[str, Any]] = json.loads(self._text)
+        return found
+
+    def add(self, policy: str, digest: str, op: Operation) -> None:
+        entry = {
+            "digest": digest,
+            "operationId": op.operation_id,
+            "state": op.state.name,
+            "at": op.updated_at,
+        }
+        self._change(lambda found: {**found, policy: entry})
+
+    def keep(self, policies: Iterable[str]) -> None:
+        wanted = set(policies)
+        self._change(lambda found: {p: e for p, e in found.items() if p in wanted})
+
+    def lift(self, policy: str) -> None:
+        self._change(lambda found: {p: e for p, e in found.items() if p != policy})
+
+    def replace(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        self._change(lambda _: {p: dict(e) for p, e in data.items()})
+
+    def _change(
+        self, change: Callable[[dict[str, Any]], Mapping[str, Any]]
+    ) -> None:
+        with self._mutex:
+            self._text = _dumps(change(json.loads(self._text)))
+
+
 class MemoryStore:
     """A `Store` held in this process: nothing survives it, everything else is the same."""
 
+    location = LOCATION
+
     def __init__(self, operations_limit: int = OPERATIONS_LIMIT) -> None:
         self.operations = MemoryOperationLog(operations_limit)
+        self.rejections = MemoryRejections()
         self._mutex = threading.Lock()  # every read and write: each call is atomic
         self._writer = threading.Lock()  # `lock`: one writer at a time
         self._holder: str | None = None  # the thread holding `_writer`, for the waiter
@@ -147,6 +195,34 @@ class MemoryStore:
     def set_status(self, change: StatusChange) -> StoreMeta:
         with self._mutex:
             return self._apply(status_change_set(self._snapshot(), change, LOCATION))
+
+    def dump(self) -> StoreDump:
+        with self._mutex:
+            snapshot, history = self._snapshot(), list(self._history)
+            outbox = [_copy_entry(entry) for entry in self._outbox]
+        rejections = self.rejections.read()
+        return StoreDump(
+            snapshot.meta,
+            list(snapshot.objects.values()),
+            [json.loads(text) for text in history],
+            self.operations.all(),
+            rejections,
+            outbox,
+        )
+
+    def restore(self, dump: StoreDump) -> None:
+        self.operations.replace(dump.operations)
+        self.rejections.replace(dump.rejections)
+        objects = {
+            obj.key: _Kept(obj.owner, obj.state.value, _dumps(obj.to_doc()))
+            for obj in dump.objects
+        }
+        history = [_dumps(dict(entry)) for entry in dump.history][-HISTORY_LIMIT:]
+        outbox = [_copy_entry(entry) for entry in dump.outbox]
+        with self._mutex:
+            self._objects, self._history = objects, history
+            self._outbox = outbox
+            self._meta = _copy_meta(dump.meta)
 
     @contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
