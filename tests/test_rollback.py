@@ -14,7 +14,7 @@ from daemon_support import GitRepo, ws_fixture  # noqa: F401  (pytest fixture)
 from rollback_support import commit_version, desired_view, objects, run
 
 from fleetward.rollback import RollbackPoint, rollback_point
-from fleetward.store import MemoryStore, Pin, TinyDBStore
+from fleetward.store import TinyDBStore
 
 
 @pytest.fixture(name="applied")
@@ -192,17 +192,3 @@ def test_an_ambiguous_revision_prefix_is_refused() -> None:
 def test_a_directory_revision_cannot_be_rolled_back_to() -> None:
     with pytest.raises(Exception, match="cannot be rolled back"):
         rollback_point([_entry(1, "sha256:" + "0" * 64), _entry(2, _B)], "1", _B)
-
-
-@pytest.mark.parametrize("store_kind", ["memory", "tinydb"])
-def test_every_store_keeps_the_pin_apart_from_the_serial(tmp_path: Path, store_kind: str) -> None:
-    store = MemoryStore() if store_kind == "memory" else TinyDBStore(tmp_path / "state")
-    assert store.pin() is None
-    pin = Pin(_A, 3, "ops", "2026-01-01T00:00:00Z", "op-1", _B)
-    with store.lock(5):
-        store.set_pin(pin)
-    assert store.pin() == pin
-    assert store.meta().serial == 0 and store.history() == []
-    with store.lock(5):
-        store.set_pin(None)
-    assert store.pin() is None

@@ -34,6 +34,7 @@ from fleetward.store import (
     OperationLog,
     OperationStore,
     OutboxEntry,
+    Pin,
     StatusChange,
     Store,
     StoreDump,
@@ -666,3 +667,15 @@ def test_a_corrupt_outbox_is_a_store_error_saying_what_is_lost(tmp_path: Path) -
         TinyDBStore(state).outbox_pending()
     problem = caught.value.problems[0]
     assert "outbox" in problem.error and "lost" in problem.resolution
+
+
+def test_the_store_keeps_the_rollback_pin_apart_from_the_serial(store: Store) -> None:
+    assert store.pin() is None
+    pin = Pin("a" * 40, 3, "ops", "2026-01-01T00:00:00Z", "op-1", "b" * 40)
+    with store.lock(5):
+        store.set_pin(pin)
+    assert store.pin() == pin
+    assert store.meta().serial == 0 and store.history() == []
+    with store.lock(5):
+        store.set_pin(None)
+    assert store.pin() is None

@@ -33,11 +33,11 @@ from psycopg.types.json import Json
 from fleetward.errors import LockTimeout, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
-    Pin,
     HISTORY_LIMIT,
     OUTBOX_LIMIT,
     ChangeSet,
     OutboxEntry,
+    Pin,
     StatusChange,
     StoreDump,
     applied_meta,
@@ -45,6 +45,7 @@ from fleetward.store.base import (
     status_change_set,
 )
 from fleetward.store.operations import OPERATIONS_LIMIT
+from fleetward.store.pg_leader import Leadership
 from fleetward.store.pg_log import (
     PostgresOperationLog,
     PostgresRejections,
@@ -54,7 +55,6 @@ from fleetward.store.pg_log import (
     write_operations,
     write_rejections,
 )
-from fleetward.store.pg_leader import Leadership
 from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
 from fleetward.store.pg_pin import pin_in, write_pin
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
