@@ -15,11 +15,11 @@ from pathlib import Path
 from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision
 from fleetward.errors import Problem
-from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")

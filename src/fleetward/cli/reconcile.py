@@ -28,7 +28,6 @@ from fleetward.cli.options import (
 )
 from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
-from fleetward.governance import owner_labels_of
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import APPLY_STATES, Operation, OperationState
@@ -40,6 +39,7 @@ from fleetward.pipeline import (
     resolve,
 )
 from fleetward.planning import PlanOptions
+from fleetward.policy import owner_labels_of
 from fleetward.progress import SILENT
 from fleetward.progress import Progress as EngineProgress
 from fleetward.rendering import (

@@ -31,7 +31,6 @@ from fleetward.decisions import (
     with_carriers,
 )
 from fleetward.desire import DesiredState, Expansions, desire
-from fleetward.kinds import KindCaches
 from fleetward.errors import (
     FleetwardError,
     ManifestError,
@@ -39,13 +38,13 @@ from fleetward.errors import (
     Problem,
     SourceError,
 )
-from fleetward.governance import Policy, owner_labels_of, policies_of
-from fleetward.kinds.sync_policy import parse_device_query
+from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import git_cache, open_source
 from fleetward.planning import plan
+from fleetward.policy import Policy, owner_labels_of, parse_device_query, policies_of
 from fleetward.runs import (
     PHASES,
     AfterFetch,
