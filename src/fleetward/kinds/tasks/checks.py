@@ -28,9 +28,7 @@ from fleetward.kinds.base import PlanContext
 from fleetward.kinds.tasks.references import Check, Failed, Item, World, resolve
 from fleetward.kinds.tasks.status import is_open
 from fleetward.kinds.tasks.templates import template_check
-from fleetward.kinds.template_schema import (
-    TemplateCheckers,
-)
+from fleetward.kinds.template_schema import TemplateCheckers
 from fleetward.model import (
     Action,
     ObjectKey,
