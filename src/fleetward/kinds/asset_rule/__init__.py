@@ -9,6 +9,12 @@ rule over one stream, merging) and `explaining` (why a stream matches) > `matchi
 
 from __future__ import annotations
 
+from fleetward.kinds.asset_rule.explaining import (
+    ExpressionVerdict,
+    describe_specification,
+    describe_split,
+    explain,
+)
 from fleetward.kinds.asset_rule.kind import (
     PLUGIN,
     AssetRulePlugin,
@@ -22,12 +28,6 @@ from fleetward.kinds.asset_rule.kind import (
     StreamReferenceTemplate,
     ValueStatusMapping,
     execution_progress,
-)
-from fleetward.kinds.asset_rule.explaining import (
-    ExpressionVerdict,
-    describe_specification,
-    describe_split,
-    explain,
 )
 from fleetward.kinds.asset_rule.matching import MAX_FIELD_LENGTH, compile_rule, match
 from fleetward.kinds.asset_rule.outputs import (
