@@ -25,11 +25,10 @@ from fleetward.errors import ManifestError
 from fleetward.kinds import KindCaches
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
 from fleetward.kinds.asset_rule import outputs as rule_outputs
+from fleetward.kinds.asset_rule.explaining import captures, explain
 from fleetward.kinds.asset_rule.matching import (
     MAX_FIELD_LENGTH,
-    captures,
     compile_rule,
-    explain,
     match,
     placeholders,
     render,

@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,16 +26,19 @@ from support import isolated_env
 from fleetward.kinds import OBJECT_KINDS, REGISTRY
 from fleetward.kinds import sync_policy as sp
 from fleetward.kinds.sync_policy import (
-    DeviceQuery,
-    DeviceQueryError,
     LabelRequirement,
     Schedule,
     Selector,
     SyncPolicySpec,
+)
+from fleetward.policy import (
+    DeviceQuery,
+    DeviceQueryError,
     WindowState,
     parse_device_query,
     window_state,
 )
+from fleetward.policy import windows as policy_windows
 
 UTC = dt.UTC
 
@@ -722,7 +726,7 @@ def test_dst_nights_are_monotonic_and_sane(start: str, cron: str) -> None:
     """Minute by minute through each change-over night: a window is open exactly between its
     bounds, the bounds never go back in time, and every opening is a real wall time."""
     schedule = window(cron, "20m", "Europe/Berlin")
-    berlin = sp.zoneinfo.ZoneInfo("Europe/Berlin")
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
     now, previous = at(start), None
     for _ in range(6 * 60):
         state = window_state(schedule, now)
@@ -760,7 +764,7 @@ def test_a_fire_time_before_the_instant_asked_from_is_never_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = sp.cron_trigger("0 2 * * *", "UTC")
-    monkeypatch.setattr(sp, "cron_trigger", lambda cron, zone: _Lying(real))
+    monkeypatch.setattr(policy_windows, "cron_trigger", lambda cron, zone: _Lying(real))
     assert window_state(NIGHTLY, at("2025-06-01T12:00")) == WindowState(
         False, at("2025-06-02T02:00"), at("2025-06-02T04:00")
     )

@@ -496,10 +496,10 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
     """A TaskType stored before $refs were checked at load time fails its tasks, no crash."""
     from types import SimpleNamespace
 
-    from fleetward.kinds.tasks import checks as task_checks
+    from fleetward.kinds.tasks import references, templates
     from fleetward.kinds.template_schema import TemplateCheckers
 
-    index = task_checks._Index("TaskType")
+    index = references.Index("TaskType")
     schema = {"type": "object", "properties": {"kw": {"$ref": "#/$defs/missing"}}}
     index.add("reading", {"xid": "reading", "name": "Reading", "templateSchema": schema})
     world = SimpleNamespace(indexes={"TaskType": index})
@@ -508,7 +508,7 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
         want=SimpleNamespace(spec=spec, origin=SimpleNamespace(yaml_path=("spec", "tasks", 0))),
         task_type="reading",
     )
-    check = task_checks._templates(world, TemplateCheckers())  # type: ignore[arg-type]
+    check = templates.template_check(world, TemplateCheckers())  # type: ignore[arg-type]
     (failed,) = check(item, world)  # a check returns every failure it finds
     assert failed.label == "SchemaError"
     assert "has a $ref that cannot be resolved" in failed.message

@@ -13,7 +13,6 @@ from typing import Any
 
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
-from fleetward.governance import Governance, policies_of
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, KindCaches, PlanContext
 from fleetward.model import (
     ABSENT,
@@ -31,6 +30,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
+from fleetward.policy import Governance, policies_of
 from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.timestamps import parse_iso
 

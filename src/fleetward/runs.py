@@ -15,10 +15,10 @@ from pathlib import Path
 from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision
 from fleetward.errors import Problem
-from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.source import Source
 from fleetward.store import Pin
 from fleetward.store.suspension import Suspension

@@ -31,7 +31,7 @@ from fleetward.cli.progress import TerminalProgress, phases
 from fleetward.cli.reconcile import note_uncommitted, target_option
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
-from fleetward.governance import Policy
+from fleetward.policy import Policy
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import Operation

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from fleetward.decisions import Decision, Part, waiting_message
-from fleetward.governance import changes_digest
 from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import Operation, OperationState, Transition
+from fleetward.policy import changes_digest
 from fleetward.timestamps import to_iso
 
 S = OperationState

@@ -22,8 +22,7 @@ from fleetward.decisions import Decision, decide, hold_overruns, with_carriers
 from fleetward.document_cache import DocumentCache
 from fleetward.engine import Engine, Governor, Verdict
 from fleetward.errors import FleetwardError
-from fleetward.governance import Policy
-from fleetward.kinds.sync_policy import parse_device_query
+from fleetward.policy import Policy, parse_device_query
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
 from fleetward.reporting import Reporter

@@ -52,7 +52,7 @@ from fleetward.engine.run import (
     with_summary,
 )
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
-from fleetward.governance import owner_labels_of, policies_of
+from fleetward.policy import owner_labels_of, policies_of
 from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache
 from fleetward.model import Plan, Revision, StoreSnapshot

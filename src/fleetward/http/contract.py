@@ -29,8 +29,8 @@ from pydantic_core import PydanticCustomError
 from fleetward.daemon.control import ConvergeRequest
 from fleetward.durations import bounded_pattern, check_range, parse_duration
 from fleetward.http.reading import Reader
-from fleetward.kinds.sync_policy import DeviceQuery
 from fleetward.operations import OperationRecord, OperationState, SettableState, StateName
+from fleetward.policy import DeviceQuery
 from fleetward.store.operations import ORDERINGS
 from fleetward.timestamps import now, to_iso
 

@@ -23,10 +23,10 @@ from prometheus_client.registry import Collector
 
 from fleetward import __version__
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS
-from fleetward.kinds.sync_policy import window_state
 from fleetward.model import Action, ObjectState
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
+from fleetward.policy import window_state
 from fleetward.reporting import Reporter
 from fleetward.runs import PHASES, RunReport
 from fleetward.timestamps import now

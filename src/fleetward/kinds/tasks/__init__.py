@@ -2,8 +2,10 @@
 
 The kind's public face: the plug-in the registry lists, the spec models, the bulk
 report `apply` shows, and the status vocabulary of `tasks set-status`. Inside,
-`kind` (expansion, the plug-in) sits above `checks` (the seed's checks 2-5) and
-`schema` (check 1, the spec models), which stand on `status`.
+`kind` (expansion, the plug-in) sits above `checks` (the seed's checks 2-5 run in
+order; checks 3 and 4) and `schema` (check 1, the spec models); `checks` stands on
+`templates` (check 5), which stands on `references` (check 2, the items and world
+every check is handed), and all on `status`.
 """
 
 from __future__ import annotations
