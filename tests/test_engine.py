@@ -18,10 +18,10 @@ import pytest
 from fleetward.decisions import Decision, Part
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import GuardBlocked, ManifestError, StalePlanError
-from fleetward.governance import Policy
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.reporting import Reporter
 from fleetward.runs import Interrupted, RunReport, RunSettings

@@ -37,7 +37,6 @@ from fleetward.pipeline import (
     with_state_caches,
 )
 from fleetward.planning import PlanOptions
-from fleetward.policy import owner_labels_of
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
     NamedRevision,

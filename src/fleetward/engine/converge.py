@@ -52,13 +52,13 @@ from fleetward.engine.run import (
     with_summary,
 )
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
-from fleetward.policy import owner_labels_of, policies_of
 from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions, git_cache, make_plan, resolve
 from fleetward.planning import PlanOptions
+from fleetward.policy import owner_labels_of, policies_of
 from fleetward.progress import SILENT, Watch
 from fleetward.reporting import Reporter, Reporters
 from fleetward.rollback import pinned_sources, rollback_of

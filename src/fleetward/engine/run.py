@@ -10,9 +10,9 @@ from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision, describe_held
 from fleetward.engine.governor import Governor
 from fleetward.errors import FleetwardError, Problem
-from fleetward.policy import Policy
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation
+from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.runs import AfterFetch
 from fleetward.store import Pin
