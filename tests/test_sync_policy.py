@@ -136,7 +136,8 @@ class Tree:
         return done
 
     def state_bytes(self) -> dict[str, bytes]:
-        skip = {"state.lock", "operations.json", "operations.lock"}
+        # The parsed-manifest cache is not the store: a refused revision may warm it.
+        skip = {"state.lock", "operations.json", "operations.lock", "cache"}
         return {p.name: p.read_bytes() for p in sorted(self.state.iterdir()) if p.name not in skip}
 
 
