@@ -171,16 +171,19 @@ def check_indented(start: Any, end: Any, text: str, block_indent: int, what: str
     """Each line after the first of a flow collection or quoted string inside a block
     mapping or list starts with more spaces than that block's own indentation (tabs are
     no indentation); libyaml takes `key: [a,\\nb]` and `key: "a\\nb"` anyway. Empty lines
-    may sit anywhere, and so may comment lines between a flow collection's entries."""
+    may sit anywhere, and so may comment lines between a flow collection's entries and a
+    line that starts with its closing bracket: YAML 1.2 wants that indented too, but JSON
+    written into YAML puts it under the key (`spec: {` ... `}`), and libyaml and most
+    readers take that."""
     if start.line == end.line:
         return
     base = 1 if text.startswith("\ufeff") else 0
     needed = block_indent + 1
-    comments = what != QUOTED
+    flow = what != QUOTED
     lines = _BREAK.split(text[base + start.index : base + end.index])
     for offset, line in enumerate(lines[1:], 1):
         content = line.lstrip(" \t")
-        if not content or (comments and content.startswith("#")):
+        if not content or (flow and content[0] in "#]}"):
             continue
         spaces = len(line) - len(line.lstrip(" "))
         if spaces < needed:
