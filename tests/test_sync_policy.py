@@ -1,7 +1,8 @@
 """SyncPolicy: the manifest kind, its selectors, its cron windows, and device queries.
 
-Load-time mistakes run the real CLI (`python -m fleetward validate | plan | apply`)
-over a plain directory whose good revision is already applied: each must exit 1
+Load-time mistakes run the real CLI (`fleetward validate | plan | apply`, in-process
+through click's CliRunner: the process boundary is test_bad_input's) over a plain
+directory whose good revision is already applied: each must exit 1
 with the problem at `manifests/<file>:line:column`, print no traceback, and leave
 the state directory as it was. Selectors, windows and queries are pure values and
 are tested directly.
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from support import isolated_env
+from support import isolated_env, run_cli
 
 from fleetward.kinds import OBJECT_KINDS, REGISTRY
 from fleetward.kinds import sync_policy as sp
@@ -76,15 +77,7 @@ def policy(spec: str) -> str:
 
 
 def fleetward(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "fleetward", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=isolated_env(home),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    done = run_cli(args, env=isolated_env(home))
     for stream in (done.stdout, done.stderr):
         assert "Traceback" not in stream, stream
     return done
@@ -114,26 +107,8 @@ class Tree:
         return fleetward(command, *where, *state, *extra, home=self.home)
 
     def run_all(self, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-        """Several commands at once (they only read, or fail before writing)."""
-        where = ["--no-git", "--source", str(self.root / "tree")]
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "fleetward", command, *where, *extra]
-                + ([] if command == "validate" else ["--state-dir", str(self.state)]),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=isolated_env(self.home),
-            )
-            for command, *extra in commands
-        ]
-        done = []
-        for command, proc in zip(commands, procs, strict=True):
-            out, err = proc.communicate(timeout=60)
-            assert "Traceback" not in out + err, err
-            done.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
-        return done
+        """Several commands, one after the other (they only read, or fail before writing)."""
+        return [self.run(command, *extra) for command, *extra in commands]
 
     def state_bytes(self) -> dict[str, bytes]:
         # The parsed-manifest cache is not the store: a refused revision may warm it.

@@ -1,7 +1,8 @@
 """Bad TaskBatch input: a readable error at file:line:column, exit 1, the store untouched.
 
 Same world as test_bad_input (a real Git repository with a good revision
-applied, the real CLI as a subprocess). Schema errors (check 1) fail
+applied, the real CLI in-process; as a subprocess where a hang must end in
+the subprocess's timeout). Schema errors (check 1) fail
 `validate`, `plan` and `apply` alike; the plan-stage checks (entity resolution
 and after) need the store, so `validate` passes them and `plan` / `apply` fail.
 """
@@ -13,7 +14,14 @@ from typing import Any
 
 import pytest
 import test_bad_input
-from test_bad_input import Expect, World, assert_user_error, expect, fleetward_all
+from test_bad_input import (
+    Expect,
+    World,
+    assert_user_error,
+    expect,
+    fleetward_all,
+    fleetward_in,
+)
 
 from fleetward.kinds.base import derived_id
 
@@ -59,10 +67,13 @@ def batch(*task_lines: str) -> str:
     )
 
 
-def rejected_by_plan(world: World, *expected: Expect) -> None:
-    """validate passes (no store); plan and apply fail, changing nothing."""
+def rejected_by_plan(world: World, *expected: Expect, process: bool = False) -> None:
+    """validate passes (no store); plan and apply fail, changing nothing (in-process
+    unless `process`: then as three `python -m fleetward` at once)."""
     before = world.snapshot()
-    validate, plan, apply = fleetward_all(world.commands())
+    commands = world.commands()
+    results = fleetward_all(commands) if process else [fleetward_in(*c) for c in commands]
+    validate, plan, apply = results
     assert validate.returncode == 0, validate.stdout + validate.stderr
     # `plan` prints the errors under the plan, on standard output; `apply` refuses on stderr.
     as_stderr = subprocess.CompletedProcess(plan.args, plan.returncode, "", plan.stdout)
@@ -505,7 +516,9 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
             ),
         }
     )
-    rejected_by_plan(world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"))
+    rejected_by_plan(
+        world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"), process=True
+    )
     world.repo.commit(
         {
             "manifests/tasks.yaml": batch(
@@ -517,7 +530,9 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
         }
     )
     rejected_by_plan(
-        world, expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'")
+        world,
+        expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'"),
+        process=True,
     )
 
 
@@ -582,4 +597,5 @@ def test_template_data_that_multiplies_the_work_fails_its_item(world: World) -> 
             '"template[0].data" cannot be checked',
             "more than 100000 keyword evaluations",
         ),
+        process=True,
     )
