@@ -9,6 +9,7 @@ columns. Results are cached by blob id, so an unchanged file is never parsed twi
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import logging
 import posixpath
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from fleetward.kinds.problems import (
     unknown_field,
     validation_problems,
 )
-from fleetward.model import BlobId, Origin, Revision
+from fleetward.model import BlobId, Failure, Origin, Revision
 from fleetward.progress import SILENT, Phase, Progress
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
@@ -69,6 +70,11 @@ class Manifests:
 
     revision: Revision
     files: tuple[LoadedFile, ...]
+    # A tolerant load's problems, each with the file and document it belongs to
+    # (failure isolation holds those documents); always empty otherwise.
+    failures: tuple[Failure, ...] = ()
+    # A tolerant load's problems as a strict load raises them, in the same order.
+    problems: tuple[Problem, ...] = ()
 
     def documents(self) -> Iterable[tuple[str, Document]]:
         for loaded in self.files:
@@ -85,6 +91,11 @@ class _Located:
     column: int  # 1-based
     problem: Problem
     snippet: str | None
+    # The document it belongs to ("Fleet/north"); None when the file cannot be read
+    # at all, or the document does not say its kind and name.
+    address: str | None = None
+    # The object keys the invalid document would declare (its kind's `claims`).
+    claims: tuple[str, ...] = ()
 
     def at(self, path: str) -> Problem:
         p = self.problem
@@ -98,7 +109,9 @@ class _Located:
         )
 
 
-_FileResult = tuple[Document, ...] | tuple[_Located, ...]
+# A file's valid documents and its problems; a file with any problem is not applied
+# unless failure isolation is on, which applies its valid documents.
+_FileResult = tuple[Document | _Located, ...]
 
 
 class DocumentCache:
@@ -169,12 +182,15 @@ def load(
     cache: DocumentCache | None = None,
     checkpoint: Callable[[], None] | None = None,
     progress: Progress = SILENT,
+    tolerate: bool = False,
 ) -> Manifests:
     """Parse and validate every manifest file of a snapshot; raise every error at once.
 
     `checkpoint` is called before each file is parsed: whatever it raises ends
     the load there (a stopping daemon must not parse 30,000 assets first).
     `progress` counts the files read and parsed here (those the cache has are not).
+    With `tolerate` (failure isolation), nothing is raised: the valid documents are
+    returned, and every problem as a `Failure` naming its file and document.
     """
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, _FileResult] = {}
@@ -204,31 +220,87 @@ def load(
         for item in result
         if isinstance(item, _Located)
     ]
-    joined = _DataJoin(snapshot, cache, problems)
-    files = tuple(
-        LoadedFile(f, joined.documents(f, results[f.path]))  # type: ignore[arg-type]
-        for f in manifest_files
+    joined = _DataJoin(snapshot, cache, problems, tolerate)
+    files = tuple(LoadedFile(f, joined.documents(f, results[f.path])) for f in manifest_files)
+    if not tolerate:
+        if problems:
+            raise ManifestError(*problems)
+        return Manifests(snapshot.revision, files)
+    return _tolerated(snapshot, results, joined, files)
+
+
+def _tolerated(
+    snapshot: Snapshot,
+    results: dict[str, _FileResult],
+    joined: _DataJoin,
+    files: tuple[LoadedFile, ...],
+) -> Manifests:
+    """A tolerant load's result: the documents that loaded whole, and every problem
+    attributed to its file and document (a listing problem, to the path it names)."""
+    failures = [Failure(p, _listed_path(snapshot, p)) for p in snapshot.problems]
+    for path, result in results.items():
+        failures.extend(
+            Failure(item.at(path), path, item.address, item.claims)
+            for item in result
+            if isinstance(item, _Located)
+        )
+    failures.extend(joined.failed)
+    broken = {(f.path, f.address) for f in joined.failed}
+    kept = tuple(
+        LoadedFile(
+            loaded.file,
+            tuple(d for d in loaded.documents if (loaded.file.path, d.address) not in broken),
+        )
+        for loaded in files
     )
-    if problems:
-        raise ManifestError(*problems)
-    return Manifests(snapshot.revision, files)
+    return Manifests(snapshot.revision, kept, tuple(failures), tuple(joined.problems))
+
+
+def _listed_path(snapshot: Snapshot, problem: Problem) -> str | None:
+    """The manifest file a listing problem is about (a symlink out of the repository)."""
+    where = (problem.location or "").split(":", 1)[0]
+    return where if where and is_manifest_name(where) else None
 
 
 class _DataJoin:
     """Joins documents that name a data file of the same revision (a StreamSet's CSV)
     with that file, parsed by their kind and cached by the data file's blob id."""
 
-    def __init__(self, snapshot: Snapshot, cache: DocumentCache, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        cache: DocumentCache,
+        problems: list[Problem],
+        tolerate: bool = False,
+    ) -> None:
         self._snapshot = snapshot
         self._cache = cache
         self._problems = problems
+        # Whether the valid documents of a file with problems are joined too (a tolerant
+        # load applies them); otherwise such a file's problems are all that is reported.
+        self._tolerate = tolerate
         self._by_path = {f.path: f for f in snapshot.files}
         self._locator: Locator | None = None
+        # Problems of data files, attributed to the documents that read them.
+        self.failed: list[Failure] = []
+        self._beside_others = False  # joining the valid documents of a file with problems
 
-    def documents(self, f: ManifestFile, result: _FileResult) -> _FileResult:
-        if not result or isinstance(result[0], _Located):
-            return result
-        return tuple(self._join(f, doc) for doc in result)
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem a strict load reports, in its order."""
+        return self._problems
+
+    def documents(self, f: ManifestFile, result: _FileResult) -> tuple[Document, ...]:
+        valid = tuple(d for d in result if isinstance(d, Document))
+        self._beside_others = len(valid) < len(result)
+        if self._beside_others and not self._tolerate:
+            return ()
+        return tuple(self._join(f, doc) for doc in valid)
+
+    def _fail(self, f: ManifestFile, doc: Document, problem: Problem) -> None:
+        if not self._beside_others:  # a strict load never joins such documents
+            self._problems.append(problem)
+        self.failed.append(Failure(problem, f.path, doc.address))
 
     def _join(self, f: ManifestFile, doc: Document) -> Document:
         plugin = REGISTRY[doc.kind]
@@ -239,10 +311,10 @@ class _DataJoin:
         data_path = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), relative))
         data = self._by_path.get(data_path)
         if data is None or is_manifest_name(data_path):
-            self._problems.append(self._missing(f, doc, where, relative, data_path))
+            self._fail(f, doc, self._missing(f, doc, where, relative, data_path))
             return doc
         if data.size > MAX_FILE_BYTES:
-            self._problems.append(_too_large(data).at(data.path))
+            self._fail(f, doc, _too_large(data).at(data.path))
             return doc
 
         def parse() -> Any:
@@ -251,12 +323,9 @@ class _DataJoin:
 
         parsed = self._cache.data(doc.kind, data.blob_id, parse)
         if isinstance(parsed, DataProblems):
-            self._problems.extend(
-                Problem(
-                    p.error, p.reason, p.resolution, f"{data.path}:{line}:{column}", p.parameters
-                )
-                for line, column, p in parsed.problems
-            )
+            for line, column, p in parsed.problems:
+                at = f"{data.path}:{line}:{column}"
+                self._fail(f, doc, Problem(p.error, p.reason, p.resolution, at, p.parameters))
             return doc
         return self._cache.joined(
             (f.blob_id, doc.index, data.blob_id), lambda: plugin.with_data(doc, parsed)
@@ -288,18 +357,46 @@ def load_file(content: bytes) -> _FileResult:
         return (problem,)
     documents: list[Document] = []
     pending: list[tuple[int, YamlPath, bool, Problem]] = []
+    addresses: dict[int, tuple[str | None, tuple[str, ...]]] = {}
     for index, raw in enumerate(raw_documents):
         if raw is None:
             continue  # an empty document (or only comments) contributes nothing
         bad = _check_shape(raw)
         if bad is not None:
             pending.append((index, (), False, bad))
+            addresses[index] = (None, ())
             continue
         doc_problems = _validate(raw, index, documents)
         pending.extend((index, path, is_key, p) for path, is_key, p in doc_problems)
+        if doc_problems:
+            addresses[index] = _address_of(raw)
     if pending:
-        return _locate_all(text, pending)
+        located = _locate_all(text, pending)
+        return (
+            *documents,
+            *(
+                dataclasses.replace(
+                    item, address=addresses[index][0], claims=addresses[index][1]
+                )
+                for item, (index, *_) in zip(located, pending)
+            ),
+        )
     return tuple(documents)
+
+
+def _address_of(raw: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """The address an invalid document says it has ("Fleet/north"), when it names a known
+    kind and a name, and the object keys its raw spec would declare: failure isolation
+    holds what that document applied before, and whatever collides with it."""
+    kind, metadata = raw.get("kind"), raw.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not (isinstance(kind, str) and kind in REGISTRY and isinstance(name, str) and name):
+        return None, ()
+    try:
+        claims = tuple(REGISTRY[kind].claims(raw.get("spec")))
+    except (TypeError, ValueError, AttributeError, KeyError):  # unvalidated data: best effort
+        claims = ()
+    return f"{kind}/{name}", claims
 
 
 def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProblem]]) -> Any:

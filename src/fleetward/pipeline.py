@@ -6,14 +6,20 @@ as `FleetwardError`s for the edge to render.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetward.desire import DesiredState, desire
-from fleetward.errors import ManifestError
-from fleetward.loading import DocumentCache, Locator, load
+from fleetward.desire import DesiredState, Expansions, desire
+from fleetward.errors import FleetwardError, ManifestError
+from fleetward.isolation import Isolated, Previous, Scope, isolate, isolating
+from fleetward.kinds import Document
+from fleetward.loading import DocumentCache, Locator, Manifests, load, load_file
 from fleetward.model import (
+    HeldDocument,
     Plan,
+    Revision,
     StoredObject,
     StoreMeta,
     StoreSnapshot,
@@ -78,9 +84,10 @@ def make_plan(
     options: PlanOptions,
     now: str | None = None,
     progress: Progress = SILENT,
+    held: tuple[HeldDocument, ...] = (),
 ) -> Plan:
     with gc_paused():
-        return plan(desired, stored, now or now_iso(), options, progress)
+        return plan(desired, stored, now or now_iso(), options, progress, held=held)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:
@@ -101,3 +108,116 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
         if change.after is not None
     }
     return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """Failure isolation for one run: on for every document (`everywhere`), or only for
+    those an `isolateFailures` SyncPolicy selects; what it plans against and with."""
+
+    everywhere: bool
+    read_store: Callable[[], StoreSnapshot]
+    plan_options: PlanOptions
+    now: str
+    sources: SourceOptions
+
+
+def resolve_snapshot(
+    snapshot: Snapshot,
+    locator: Locator,
+    isolation: Isolation | None = None,
+    cache: DocumentCache | None = None,
+    expansions: Expansions | None = None,
+    load_checkpoint: Callable[[], None] | None = None,
+    desire_checkpoint: Callable[[], None] | None = None,
+    progress: Progress = SILENT,
+) -> DesiredState | Isolated:
+    """An open revision turned into its desired state, or raise every error in it.
+
+    With `isolation` (and a revision it applies to: on everywhere, or some valid
+    SyncPolicy asks for it), invalid documents are held back instead, and the
+    result is the plan isolation made. Otherwise this is `load` then `desire`,
+    with the same errors in the same order.
+    """
+    try:
+        manifests = load(
+            snapshot, cache, load_checkpoint, progress=progress, tolerate=isolation is not None
+        )
+        documents = tuple(manifests.documents())
+        if isolation is None or not isolating(isolation.everywhere, documents):
+            if manifests.failures:
+                raise ManifestError(*manifests.problems)
+            return desire(
+                manifests.revision, documents, locator, expansions, desire_checkpoint, progress
+            )
+        return _isolated(manifests, documents, locator, isolation, expansions, progress)
+    except ManifestError as exc:
+        exc.revision = snapshot.revision
+        raise
+
+
+def _isolated(
+    manifests: Manifests,
+    documents: tuple[tuple[str, Document], ...],
+    locator: Locator,
+    isolation: Isolation,
+    expansions: Expansions | None,
+    progress: Progress,
+) -> Isolated:
+    stored = isolation.read_store()
+    unreadable = sorted({f.path for f in manifests.failures if f.address is None and f.path})
+    previous = read_previous(
+        isolation.sources, manifests.revision, stored.meta.last_applied_revision, unreadable
+    )
+
+    def run_desire(good: tuple[tuple[str, Document], ...]) -> DesiredState:
+        return desire(manifests.revision, good, locator, expansions, progress=progress)
+
+    def run_plan(desired: DesiredState, held: tuple[HeldDocument, ...]) -> Plan:
+        return plan(desired, stored, isolation.now, isolation.plan_options, progress, held=held)
+
+    return isolate(
+        documents,
+        manifests.failures,
+        stored,
+        run_desire,
+        run_plan,
+        locator,
+        Scope(isolation.everywhere),
+        previous,
+    )
+
+
+def read_previous(
+    sources: SourceOptions, revision: Revision, applied: str | None, paths: list[str]
+) -> Previous:
+    """The documents each of `paths` declared at revision `applied`, read from the source
+    (Git only: a plain directory keeps no past). Whatever cannot be read there is left
+    out: isolation then assumes, and says so."""
+    if not paths or applied is None or revision.kind != "git" or applied == revision.id:
+        return Previous(applied)
+    found: dict[str, tuple[str, ...]] = {}
+    try:
+        with open_source(dataclasses.replace(sources, ref=applied)) as old:
+            wanted = [f for f in old.files if f.path in paths]
+            for f, content in old.read(wanted):
+                addresses = [_address(item) for item in load_file(content)]
+                found[f.path] = tuple(a for a in addresses if a is not None)
+    except FleetwardError:
+        return Previous(applied)
+    return Previous(applied, found)
+
+
+def _address(item: object) -> str | None:
+    if isinstance(item, Document):
+        return item.address
+    return getattr(item, "address", None)
+
+
+def resolve_isolated(
+    options: SourceOptions, isolation: Isolation, progress: Progress = SILENT
+) -> DesiredState | Isolated:
+    """`resolve` with failure isolation: the plan it made, or (when the revision has no
+    isolation to apply) the desired state, as `resolve` returns it."""
+    with gc_paused(), open_source(options) as snapshot:
+        return resolve_snapshot(snapshot, Locator(snapshot), isolation, progress=progress)

@@ -21,6 +21,7 @@ from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
+    isolate_option,
     max_lines_option,
     scratch_source_options,
     source_options,
@@ -29,15 +30,18 @@ from fleetward.cli.options import (
 from fleetward.cli.progress import phases
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import owner_labels_of
+from fleetward.isolation import Isolated
 from fleetward.kinds.task_checks import bulk_report, refused_report
-from fleetward.model import Plan
+from fleetward.model import Plan, StoreSnapshot
 from fleetward.operations import APPLY_STATES, Operation, OperationState
 from fleetward.pipeline import (
+    Isolation,
     SourceOptions,
     as_stored,
     git_cache,
     make_plan,
     resolve,
+    resolve_isolated,
 )
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT
@@ -100,6 +104,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @source_options
 @state_options
 @guard_options
+@isolate_option
 @max_lines_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
 @click.option(
@@ -132,6 +137,7 @@ def plan_command(
     sources: SourceOptions,
     state: StateOptions,
     guards: PlanOptions,
+    isolate_failures: bool,
     max_lines: int,
     as_json: bool,
     fmt: str,
@@ -158,7 +164,7 @@ def plan_command(
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(sources, state, guards, base, inputs, bar)
+            plan = _read_and_plan(sources, state, guards, base, inputs, bar, isolate_failures)
     except FleetwardError as exc:
         inputs.failed_with(exc)
         _explain_failure(ctx, exc, fmt, inputs, max_lines)
@@ -177,7 +183,7 @@ def plan_command(
             )
     if plan.blocked:
         ctx.exit(1)
-    if detailed_exitcode and plan.has_changes:
+    if detailed_exitcode and (plan.has_changes or plan.held):
         ctx.exit(2)
 
 
@@ -221,17 +227,26 @@ def _read_and_plan(
     base: str | None,
     inputs: _PlanInputs,
     bar: EngineProgress = SILENT,
+    isolate_failures: bool = False,
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
     # Opened first: a --state-dir that names no store fails before the source is read.
     store = open_store(state.state_dir) if base is None else None
-    desired = resolve(sources, progress=bar)
+    if store is None:
+        desired = resolve(sources, progress=bar)
+    else:
+        isolation = Isolation(isolate_failures, store.read, guards, now_iso(), sources)
+        resolved = resolve_isolated(sources, isolation, progress=bar)
+        if isinstance(resolved, Isolated):
+            inputs.head = NamedRevision(sources.ref, resolved.plan.revision)
+            return resolved.plan
+        desired = resolved
     inputs.head = NamedRevision(sources.ref, desired.revision)
     base_revision = None
     inputs.reading = "base" if base is not None else None  # a store error is in no revision
     if store is None:
-        base_state = resolve(dataclasses.replace(sources, ref=base), progress=bar)
+        base_state = resolve(dataclasses.replace(sources, ref=base or "HEAD"), progress=bar)
         stored, base_revision = as_stored(base_state), base_state.revision.id
     else:
         stored = store.read()
@@ -276,6 +291,7 @@ def _explain_failure(
 @source_options
 @state_options
 @guard_options
+@isolate_option
 @max_lines_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
@@ -292,6 +308,7 @@ def apply_command(
     sources: SourceOptions,
     state: StateOptions,
     guards: PlanOptions,
+    isolate_failures: bool,
     max_lines: int,
     auto_approve: bool,
     as_json: bool,
@@ -315,7 +332,17 @@ def apply_command(
     store = open_store(state.state_dir)
     with _recorded_operation(store) as record:
         plan, result = _apply(
-            ctx, plan_file, sources, state, store, guards, max_lines, auto_approve, record, as_json
+            ctx,
+            plan_file,
+            sources,
+            state,
+            store,
+            guards,
+            max_lines,
+            auto_approve,
+            record,
+            as_json,
+            isolate_failures,
         )
     if as_json:
         output.print_json(_result_json(plan, result))
@@ -356,6 +383,7 @@ def _apply(
     auto_approve: bool,
     record: _Recorder,
     as_json: bool = False,
+    isolate_failures: bool = False,
 ) -> tuple[Plan, ApplyResult]:
     # A state directory that does not exist yet is made by the write, not before: a
     # refused or unconfirmed apply leaves none behind. Its plan is checked against the
@@ -382,16 +410,22 @@ def _apply(
     try:
         with phases(ctx) as bar:
             cached = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
-            desired = resolve(cached, progress=bar)
+            isolation = Isolation(isolate_failures, store.read, guards, now_iso(), cached)
+            resolved = resolve_isolated(cached, isolation, progress=bar)
     except ManifestError as exc:
         report = schema_report(exc.problems) if as_json else None
         if report is not None:
             ctx.meta["json_error_extra"] = report
         raise
+    desired = resolved.desired if isinstance(resolved, Isolated) else resolved
     with contextlib.nullcontext() if fresh else store.lock(state.lock_timeout):
         snapshot = store.read()
-        with phases(ctx) as bar:
-            plan = make_plan(desired, snapshot, guards, progress=bar)
+        if isinstance(resolved, Isolated) and _unmoved(resolved.stored, snapshot):
+            plan = resolved.plan  # isolation planned against this very store
+        else:
+            held = resolved.plan.held if isinstance(resolved, Isolated) else ()
+            with phases(ctx) as bar:
+                plan = make_plan(desired, snapshot, guards, progress=bar, held=held)
         if not as_json:
             output.print_lines(render_plan(plan, max_lines))
             output.print_lines(_policy_notes(plan, state.state_dir), output.stderr)
@@ -424,6 +458,11 @@ def _apply(
     if not as_json:
         _report(plan, result)
     return plan, result
+
+
+def _unmoved(before: StoreSnapshot, now: StoreSnapshot) -> bool:
+    """Whether the store is still the one a plan was made against."""
+    return before.meta.lineage == now.meta.lineage and before.meta.serial == now.meta.serial
 
 
 def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:

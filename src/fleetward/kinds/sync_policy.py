@@ -381,6 +381,9 @@ class SyncPolicySpec(Strict):
     # None: the --min-stop-count of the command or daemon that plans.
     minStopCount: Annotated[int | None, AfterValidator(_min_stop_count)] = None
     suspend: bool = False
+    # Failure isolation for the documents it selects: an invalid one is held back at
+    # its last applied version while the rest of the revision applies.
+    isolateFailures: bool = False
 
 
 # -- windows ------------------------------------------------------------------------
