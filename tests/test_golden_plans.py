@@ -130,11 +130,45 @@ def test_golden_errors(case: Path) -> None:
     expected = _read_json(case / "expected-errors.json")
     assert expected and all({"error", "location"} <= set(e) for e in expected)
     with pytest.raises(ManifestError) as raised:
-        resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+        resolve_case(case)
     actual = [p.to_dict() for p in raised.value.problems]
     got = [{k: problem.get(k) for k in want} for problem, want in zip(actual, expected)]
     assert got == expected[: len(got)]
     assert len(actual) == len(expected), [(p["location"], p["error"]) for p in actual]
+
+
+def resolve_case(case: Path) -> None:
+    """Read a case's revision as plan_case does; raises its ManifestError."""
+    isolate = case_isolation(case)
+    if isolate is None:
+        resolve(case_sources(case))
+        return
+    snapshot = load_snapshot(case)
+    isolation = Isolation(
+        isolate == "everywhere", lambda: snapshot, load_options(case), NOW, case_sources(case)
+    )
+    resolve_isolated(case_sources(case), isolation)
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=lambda p: p.name)
+def test_isolation_off_reports_the_same_errors(case: Path) -> None:
+    """With isolation off (and no SyncPolicy asking for it) a revision fails exactly as
+    it always did: the same problems, in the same order, whatever path reads it."""
+    if case_isolation(case) is not None:
+        pytest.skip("the case isolates")
+    with pytest.raises(ManifestError) as strict:
+        resolve(case_sources(case))
+    isolation = Isolation(
+        False, lambda: load_snapshot(case), PlanOptions(), NOW, case_sources(case)
+    )
+    with pytest.raises(ManifestError) as tolerant:
+        resolve_isolated(case_sources(case), isolation)
+    assert [p.to_dict() for p in tolerant.value.problems] == [
+        p.to_dict() for p in strict.value.problems
+    ]
+    assert [p.snippet for p in tolerant.value.problems] == [
+        p.snippet for p in strict.value.problems
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
