@@ -143,17 +143,30 @@ def resolve_snapshot(
         manifests = load(
             snapshot, cache, load_checkpoint, progress=progress, tolerate=isolation is not None
         )
-        documents = tuple(manifests.documents())
-        if isolation is None or not isolating(isolation.everywhere, documents):
-            if manifests.failures:
-                raise ManifestError(*manifests.problems)
-            return desire(
-                manifests.revision, documents, locator, expansions, desire_checkpoint, progress
-            )
-        return _isolated(manifests, documents, locator, isolation, expansions, progress)
+        return desire_or_isolate(
+            manifests, locator, isolation, expansions, desire_checkpoint, progress
+        )
     except ManifestError as exc:
         exc.revision = snapshot.revision
         raise
+
+
+def desire_or_isolate(
+    manifests: Manifests,
+    locator: Locator,
+    isolation: Isolation | None = None,
+    expansions: Expansions | None = None,
+    checkpoint: Callable[[], None] | None = None,
+    progress: Progress = SILENT,
+) -> DesiredState | Isolated:
+    """The second half of `resolve_snapshot`, for callers that time load and desire apart:
+    `manifests` loaded tolerantly exactly when `isolation` is given."""
+    documents = tuple(manifests.documents())
+    if isolation is None or not isolating(isolation.everywhere, documents):
+        if manifests.failures:
+            raise ManifestError(*manifests.problems)
+        return desire(manifests.revision, documents, locator, expansions, checkpoint, progress)
+    return _isolated(manifests, documents, locator, isolation, expansions, progress)
 
 
 def _isolated(

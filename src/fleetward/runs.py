@@ -32,6 +32,9 @@ class RunSettings:
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
     operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
+    # Failure isolation for every document (--isolate-failures); SyncPolicies with
+    # isolateFailures ask for it per document either way.
+    isolate_failures: bool = False
 
 
 @dataclass(frozen=True, slots=True)

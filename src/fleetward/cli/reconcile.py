@@ -539,6 +539,8 @@ class _Recorder:
             message = f"applied {plan.revision.short} at serial {result.meta.serial}"
         else:
             message = f"no changes; the store matches {plan.revision.short}"
+        if plan.held:
+            message += "; held back: " + ", ".join(h.address for h in plan.held)
         self.op = dataclasses.replace(
             self.op.move(OperationState.SUCCESS, now, message), serial=result.meta.serial
         )

@@ -30,7 +30,7 @@ from fleetward.decisions import (
     hold_overruns,
     with_carriers,
 )
-from fleetward.desire import DesiredState, Expansions, desire
+from fleetward.desire import DesiredState, Expansions
 from fleetward.errors import (
     FleetwardError,
     ManifestError,
@@ -40,11 +40,18 @@ from fleetward.errors import (
 )
 from fleetward.governance import Policy, owner_labels_of, policies_of
 from fleetward.kinds.sync_policy import parse_device_query
+from fleetward.isolation import Isolated
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import git_cache, open_source
-from fleetward.planning import plan
+from fleetward.pipeline import (
+    Isolation,
+    SourceOptions,
+    desire_or_isolate,
+    git_cache,
+    open_source,
+)
+from fleetward.planning import PlanOptions, plan
 from fleetward.runs import (
     PHASES,
     AfterFetch,
@@ -228,21 +235,32 @@ class Reconciler:
             self._checkpoint(state, stop_cause, "after fetching the source")
             with clock("load"):
                 try:
+                    # Tolerant: a SyncPolicy may ask for failure isolation (the same
+                    # errors as a strict load when nothing does).
                     manifests = load(
-                        snapshot, self.documents, inside("while loading the manifests")
+                        snapshot,
+                        self.documents,
+                        inside("while loading the manifests"),
+                        tolerate=True,
                     )
                 finally:
                     self.documents.retain(f.blob_id for f in snapshot.files)
             self._checkpoint(state, stop_cause, "after loading the manifests")
             with clock("desire"):
-                desired: DesiredState = desire(
-                    manifests.revision,
-                    manifests.documents(),
-                    Locator(snapshot, self.documents),
-                    self.expansions,
-                    inside("while expanding the manifests"),
-                )
+                try:
+                    resolved = desire_or_isolate(
+                        manifests,
+                        Locator(snapshot, self.documents),
+                        self._isolation(sources, state.op),
+                        self.expansions,
+                        inside("while expanding the manifests"),
+                    )
+                except ManifestError as exc:
+                    exc.revision = snapshot.revision
+                    raise
         self._checkpoint(state, stop_cause, "after expanding the manifests")
+        isolated = resolved if isinstance(resolved, Isolated) else None
+        desired = resolved.desired if isinstance(resolved, Isolated) else resolved
         state.where = "while planning"
         control = self.ctl
         op = state.op
@@ -254,7 +272,7 @@ class Reconciler:
         with self.store.lock(self.settings.lock_timeout):
             with clock("plan"):
                 stored = self.store.read()
-                made = plan(desired, stored, self.now(), guards)
+                made = _planned(isolated, desired, stored, self.now(), guards)
             state.plan = made
             state.store = stored
             state.op = _with_summary(state.op, made, stored.meta.serial)
@@ -355,6 +373,7 @@ class Reconciler:
                         state,
                         S.SUCCESS,
                         f"applied {made.revision.short} at serial {result.meta.serial}"
+                        + _held_back(made)
                         + (f"; {held}" if held else "")
                         + (
                             f"; {decision.out_of_scope} change(s) outside the operation's query"
@@ -362,6 +381,16 @@ class Reconciler:
                             else ""
                         ),
                     )
+
+    def _isolation(self, sources: SourceOptions, op: Operation) -> Isolation:
+        """Failure isolation for this run: on everywhere with --isolate-failures, else
+        where an isolateFailures SyncPolicy asks for it."""
+        guards = self.settings.guards
+        if op.arguments.get("allowMassStop"):
+            guards = replace(guards, allow_mass_stop=True)
+        return Isolation(
+            self.settings.isolate_failures, self.store.read, guards, self.now(), sources
+        )
 
     def _checkpoint(self, state: _RunState, stop_cause: StopCause, where: str) -> None:
         cause = stop_cause()
@@ -438,6 +467,30 @@ def _timed(phases: dict[str, float], phase: str) -> Iterator[None]:
         phases[phase] = time.monotonic() - start
 
 
+def _planned(
+    isolated: Isolated | None,
+    desired: DesiredState,
+    stored: StoreSnapshot,
+    now: str,
+    guards: PlanOptions,
+) -> Plan:
+    """The run's plan: failure isolation's, while the store is the one it planned against
+    (re-planned with the same documents held if it moved), else planned here."""
+    if isolated is None:
+        return plan(desired, stored, now, guards)
+    same = isolated.stored.meta
+    if (same.lineage, same.serial) == (stored.meta.lineage, stored.meta.serial):
+        return isolated.plan
+    return plan(desired, stored, now, guards, held=isolated.plan.held)
+
+
+def _held_back(made: Plan) -> str:
+    """The documents failure isolation held back, for the operation's message."""
+    if not made.held:
+        return ""
+    return "; held back: " + ", ".join(h.address for h in made.held)
+
+
 def _with_revision(op: Operation, revision: Revision) -> Operation:
     return replace(op, revision=revision.id, ref=revision.ref)
 
@@ -467,7 +520,7 @@ def _dry_run_message(made: Plan, decision: Decision) -> str:
 
 def _nothing_message(made: Plan, decision: Decision, state: _RunState) -> str:
     if not made.changes:
-        return f"no changes; the store matches {made.revision.short}"
+        return f"no changes; the store matches {made.revision.short}" + _held_back(made)
     if state.suspension is not None:
         return (
             f"suspended by {state.suspension.by}: {len(made.changes)} change(s) planned, "
