@@ -730,8 +730,8 @@ def child_warm(
     result["rss_mb"] = st.get("VmRSS", 0) / 1024
     result["hwm_mb"] = st.get("VmHWM", 0) / 1024
     result["documents_cache"] = {
-        "hits": daemon.reconciler.documents.hits,
-        "misses": daemon.reconciler.documents.misses,
+        "hits": daemon.reconciler.engine.documents.hits,
+        "misses": daemon.reconciler.engine.documents.misses,
     }
     return result
 

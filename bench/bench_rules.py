@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetward.desire import Expansions, desire
-from fleetward.kinds import rule_outputs
+from fleetward.kinds import KindCaches
+from fleetward.kinds.asset_rule import outputs as rule_outputs
 from fleetward.loading import DocumentCache, Locator, load
 from fleetward.model import Action, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import plan
@@ -105,13 +106,18 @@ class Daemonish:
     def __init__(self) -> None:
         self.documents = DocumentCache()
         self.expansions: Expansions = {}
+        self.caches = KindCaches()
 
     def resolve(self, root: Path) -> Any:
         with open_snapshot(str(root), "HEAD", "manifests", True) as snapshot:
             manifests = load(snapshot, self.documents)
             self.documents.retain(f.blob_id for f in snapshot.files)
             return desire(
-                manifests.revision, manifests.documents(), Locator(snapshot), self.expansions
+                manifests.revision,
+                manifests.documents(),
+                Locator(snapshot),
+                self.expansions,
+                caches=self.caches,
             )
 
 
@@ -135,8 +141,7 @@ def run(n_streams: int, per_asset: int, workdir: Path) -> dict[str, Any]:
     matched = sum(1 for r in results if r is not None)
     del probe, results
 
-    # Cold: fresh caches (the rule memo is emptied too).
-    rule_outputs._MEMO = rule_outputs._Memo()
+    # Cold: fresh caches (the rule memo is one of them).
     daemon = Daemonish()
     cold_s, desired = timed(lambda: daemon.resolve(root))
     cold_plan_s, cold = timed(lambda: plan(desired, empty, NOW))

@@ -14,7 +14,7 @@ schema, a `dependsOn` between them). Then, in this process, it measures:
 * desire — expansion into Task objects and the cross-document checks;
 * plan, empty store — every task a create; checks 2–5 and the per-item report;
 * re-plan — the same revision against the store its first plan produces (all no-ops);
-* the checks alone — `kinds.task_checks.run` over the re-plan's context.
+* the checks alone — `kinds.tasks.checks.run` over the re-plan's context.
 
 Figures are printed as seconds, µs per task and ratios to the floor; no target is
 asserted (bench/README.md sets none for tasks). The run takes well under a few minutes.
@@ -35,7 +35,7 @@ from ruamel.yaml import YAML
 
 from fleetward.desire import desire
 from fleetward.kinds import PlanContext
-from fleetward.kinds.task_checks import run as run_task_checks
+from fleetward.kinds.tasks.checks import run as run_task_checks
 from fleetward.loading import Locator, load
 from fleetward.model import Plan, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.planning import PlanOptions, plan

@@ -26,6 +26,8 @@ from daemon_support import GitRepo, sample
 from support import isolated_env
 
 from fleetward.cli import cli
+from fleetward.engine import converge as engine_module
+from fleetward import pipeline as pipeline_module
 from fleetward.daemon import reconciler as reconciler_module
 from fleetward.daemon.control import (
     Control,
@@ -1156,7 +1158,7 @@ def test_cancelling_a_running_operation_stops_it_before_its_write(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.commit(north(), south())
-    original = reconciler_module.refuse_blocked
+    original = engine_module.refuse_blocked
     answers: list[Any] = []
     threads: list[threading.Thread] = []
 
@@ -1181,7 +1183,7 @@ def test_cancelling_a_running_operation_stops_it_before_its_write(
         threads.append(thread)
         original(made)
 
-    monkeypatch.setattr(reconciler_module, "refuse_blocked", planned)
+    monkeypatch.setattr(engine_module, "refuse_blocked", planned)
     report = world.run()
     threads[0].join(10)
     assert report.operation.state is S.CANCELLED, report.operation.message
@@ -1195,7 +1197,7 @@ def test_a_cancel_during_the_write_is_refused(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.commit(north(), south())
-    original = reconciler_module.apply_plan
+    original = engine_module.apply_plan
     refused: list[RequestRefused] = []
 
     def writing(*args: Any, **kwargs: Any) -> Any:
@@ -1206,7 +1208,7 @@ def test_a_cancel_during_the_write_is_refused(
         refused.append(err.value)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(reconciler_module, "apply_plan", writing)
+    monkeypatch.setattr(engine_module, "apply_plan", writing)
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert refused and refusal_status(refused[0]) == 409
@@ -1537,14 +1539,14 @@ def test_a_suspend_written_while_a_run_plans_stops_its_write(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.commit(north(), south())
-    planning = reconciler_module.plan
+    planning = engine_module.make_plan
 
     def plan_then_suspend(*args: Any, **kwargs: Any) -> Any:
         made = planning(*args, **kwargs)
         write_suspension(world.state, Suspension("bob", iso(NOON), "stop everything"))
         return made
 
-    monkeypatch.setattr(reconciler_module, "plan", plan_then_suspend)
+    monkeypatch.setattr(engine_module, "make_plan", plan_then_suspend)
     report = world.run()
     assert report.operation.state is S.SUCCESS, report.operation.message
     assert "suspended" in report.operation.message
@@ -1570,14 +1572,14 @@ def test_a_run_that_reaches_no_checkpoint_is_ended_by_the_stopping_daemon(
     dropped, and it never writes."""
     world.commit(north())
     entered, release = threading.Event(), threading.Event()
-    original = reconciler_module.load
+    original = pipeline_module.load
 
     def stuck(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         release.wait(30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(reconciler_module, "load", stuck)
+    monkeypatch.setattr(pipeline_module, "load", stuck)
     cause: list[str] = []
     op = Operation.new("poll", world.control.now_iso())
     reports: list[RunReport] = []

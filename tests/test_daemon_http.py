@@ -473,7 +473,8 @@ def raw(
 
 
 def test_unknown_paths_and_methods_are_refused_with_the_error_body(api: DaemonProcess) -> None:
-    for path in ("/v0/nothing", "/", "/v0/operations/x/y/z"):
+    # `/` is the web view now (tests/test_web_pages.py); any other unknown path is refused.
+    for path in ("/v0/nothing", "/nothing", "/v0/operations/x/y/z"):
         body = assert_error_body(raw(api, "GET", path), 404)
         assert body["parameters"]["path"] == path
         assert "/openapi.json" in body["resolution"]

@@ -26,7 +26,7 @@ import pytest
 from fleetward.errors import ManifestError
 from fleetward.isolation import Isolated
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot, spec_hash
-from fleetward.pipeline import Isolation, SourceOptions, resolve, resolve_isolated
+from fleetward.pipeline import Isolation, SourceOptions, resolve, resolve_isolating
 from fleetward.planning import PlanOptions, plan
 from fleetward.rendering import plan_from_dict, plan_to_dict
 
@@ -86,10 +86,8 @@ def plan_case(case: Path) -> dict[str, Any]:
     isolate = case_isolation(case)
     if isolate is not None:
         snapshot = load_snapshot(case)
-        isolation = Isolation(
-            isolate == "everywhere", lambda: snapshot, load_options(case), NOW, case_sources(case)
-        )
-        resolved = resolve_isolated(case_sources(case), isolation)
+        isolation = Isolation(isolate == "everywhere", lambda: snapshot, load_options(case), NOW)
+        resolved = resolve_isolating(case_sources(case), isolation)
         if isinstance(resolved, Isolated):
             return plan_to_dict(resolved.plan)
         return plan_to_dict(plan(resolved, snapshot, NOW, load_options(case)))
@@ -144,10 +142,8 @@ def resolve_case(case: Path) -> None:
         resolve(case_sources(case))
         return
     snapshot = load_snapshot(case)
-    isolation = Isolation(
-        isolate == "everywhere", lambda: snapshot, load_options(case), NOW, case_sources(case)
-    )
-    resolve_isolated(case_sources(case), isolation)
+    isolation = Isolation(isolate == "everywhere", lambda: snapshot, load_options(case), NOW)
+    resolve_isolating(case_sources(case), isolation)
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=lambda p: p.name)
@@ -158,11 +154,9 @@ def test_isolation_off_reports_the_same_errors(case: Path) -> None:
         pytest.skip("the case isolates")
     with pytest.raises(ManifestError) as strict:
         resolve(case_sources(case))
-    isolation = Isolation(
-        False, lambda: load_snapshot(case), PlanOptions(), NOW, case_sources(case)
-    )
+    isolation = Isolation(False, lambda: load_snapshot(case), PlanOptions(), NOW)
     with pytest.raises(ManifestError) as tolerant:
-        resolve_isolated(case_sources(case), isolation)
+        resolve_isolating(case_sources(case), isolation)
     assert [p.to_dict() for p in tolerant.value.problems] == [
         p.to_dict() for p in strict.value.problems
     ]

@@ -71,7 +71,16 @@ def test_engine_never_imports_the_cli() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    ["fleetward", "fleetward.kinds", "fleetward.rendering", "fleetward.source", "fleetward.store"],
+    [
+        "fleetward",
+        "fleetward.kinds",
+        "fleetward.kinds.asset_rule",
+        "fleetward.kinds.tasks",
+        "fleetward.kinds.workflow",
+        "fleetward.rendering",
+        "fleetward.source",
+        "fleetward.store",
+    ],
 )
 def test_all_is_complete(package: str) -> None:
     module = importlib.import_module(package)

@@ -13,6 +13,7 @@ from fleetward.errors import ManifestError
 from fleetward.kinds import REGISTRY, Document
 from fleetward.loading import DocumentCache, load
 from fleetward.model import DesiredObject
+from fleetward.progress import Watch
 from fleetward.source import open_snapshot
 
 FLEET = """\
@@ -135,8 +136,14 @@ class _Stop(Exception):
     pass
 
 
-def _stop_after(n: int) -> tuple[list[int], Callable[[], None]]:
-    """A checkpoint that lets `n` calls through and raises at the next one; the calls made."""
+class _Stopper(Watch):
+    def __init__(self, checkpoint: Callable[[], None]) -> None:
+        self.checkpoint = checkpoint  # type: ignore[method-assign]
+
+
+def _stop_after(n: int) -> tuple[list[int], Watch]:
+    """A watch whose checkpoint lets `n` calls through and raises at the next one; the
+    calls made."""
     calls: list[int] = []
 
     def checkpoint() -> None:
@@ -144,7 +151,7 @@ def _stop_after(n: int) -> tuple[list[int], Callable[[], None]]:
         if len(calls) > n:
             raise _Stop()
 
-    return calls, checkpoint
+    return calls, _Stopper(checkpoint)
 
 
 def _fleets(root: Path, count: int) -> None:

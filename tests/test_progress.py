@@ -23,7 +23,7 @@ from support import isolated_env
 
 from fleetward.pipeline import SourceOptions, make_plan, resolve
 from fleetward.planning import PlanOptions
-from fleetward.progress import Phase, counted
+from fleetward.progress import Phase, Watch, counted
 from fleetward.store import TinyDBStore
 
 FLEETS = 3
@@ -55,8 +55,8 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-class Recorder:
-    """A Progress that writes down what it is told."""
+class Recorder(Watch):
+    """A Watch that writes down what it is told."""
 
     def __init__(self) -> None:
         self.phases: list[tuple[Phase, int]] = []
@@ -72,9 +72,9 @@ class Recorder:
 
 def test_the_engine_reports_each_phase_with_its_count(repo: Path, tmp_path: Path) -> None:
     recorder = Recorder()
-    desired = resolve(SourceOptions(source=str(repo)), progress=recorder)
+    desired = resolve(SourceOptions(source=str(repo)), watch=recorder)
     stored = TinyDBStore(tmp_path / "state").read()
-    make_plan(desired, stored, PlanOptions(), progress=recorder)
+    make_plan(desired, stored, PlanOptions(), watch=recorder)
     objects = (FLEETS + 1) * ASSETS_PER_FLEET
     assert recorder.phases == [
         (Phase.READING, FLEETS),
@@ -142,7 +142,7 @@ def run(repo: Path, state: Path, *args: str, tty: bool) -> tuple[int, bytes, byt
 COMMANDS = [
     pytest.param(["validate"], Phase.VALIDATING, id="validate"),
     pytest.param(["plan"], Phase.PLANNING, id="plan"),
-    pytest.param(["apply", "--auto-approve"], Phase.PLANNING, id="apply"),
+    pytest.param(["apply", "--auto-approve"], Phase.APPLYING, id="apply"),
 ]
 
 

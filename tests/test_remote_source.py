@@ -30,7 +30,7 @@ from fleetward.source import (
     validate_remote_ref,
     validate_remote_url,
 )
-from fleetward.source import remote as remote_module
+from fleetward.source import git_process
 from fleetward.source.git import open_git
 
 V1 = {"manifests/north.yaml": "north: 1\n", "manifests/south.yaml": "south: 1\n"}
@@ -99,7 +99,7 @@ def no_git_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"a process was started: {args[0] if args else kwargs}")
 
     # The module the mirror starts git through (and everything else) is patched.
-    assert remote_module.__dict__["subprocess"] is subprocess
+    assert git_process.__dict__["subprocess"] is subprocess
     monkeypatch.setattr(subprocess, "Popen", refuse)
 
 

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from fleetward.cli import cli
 from fleetward.errors import ManifestError
-from fleetward.kinds import rule_outputs
+from fleetward.kinds import KindCaches
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
-from fleetward.kinds.base import DataProblems
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule import outputs as rule_outputs
+from fleetward.kinds.asset_rule.matching import (
     MAX_FIELD_LENGTH,
     captures,
     compile_rule,
@@ -35,6 +35,7 @@ from fleetward.kinds.rule_matching import (
     render,
     solve,
 )
+from fleetward.kinds.base import DataProblems
 from fleetward.kinds.streams import parse_csv
 from fleetward.model import StoredObject
 from fleetward.pipeline import SourceOptions, as_stored, resolve
@@ -541,7 +542,8 @@ def test_adding_a_stream_matches_only_that_stream(
 ) -> None:
     shutil.copytree(CASES / "rules-tank-example" / "manifests", tmp_path / "manifests")
     options = SourceOptions(source=str(tmp_path), path="manifests", no_git=True)
-    resolve(options)
+    caches = KindCaches()  # a daemon's, kept from one revision to the next
+    resolve(options, caches=caches)
     seen: list[str] = []
     real = rule_outputs.evaluate
 
@@ -550,11 +552,11 @@ def test_adding_a_stream_matches_only_that_stream(
         return real(compiled, s)
 
     monkeypatch.setattr(rule_outputs, "evaluate", counting)
-    again = resolve(options)
+    again = resolve(options, caches=caches)
     assert seen == []  # nothing changed: nothing is matched again
     csv = tmp_path / "manifests" / "streams" / "tanks.csv"
     csv.write_text(csv.read_text() + "SL-Tank04Press,Tank 04,,San Leandro,bar\n")
-    after = resolve(options)
+    after = resolve(options, caches=caches)
     assert seen == ["SL-Tank04Press"]
     unchanged = "Asset/SL-Tank01"
     assert after.objects[unchanged] is again.objects[unchanged]  # type: ignore[index]
@@ -852,8 +854,9 @@ def test_preview_shows_a_rule_that_conflicts_with_another() -> None:
 
 def test_the_match_memo_keeps_matches_and_a_set_of_misses(tmp_path: Path) -> None:
     files = {"s.yaml": _streams("xP", "xT", "zz"), "a.yaml": _merge_rule("a", "P", "Started")}
-    resolve(_write(tmp_path, files))
-    memo = rule_outputs._MEMO
+    caches = KindCaches()
+    resolve(_write(tmp_path, files), caches=caches)
+    memo = caches.entry(rule_outputs.RuleMemo)
     (results,) = memo.results.values()
     (misses,) = memo.misses.values()
     assert len(results) == 1 and None not in results.values()
@@ -861,7 +864,7 @@ def test_the_match_memo_keeps_matches_and_a_set_of_misses(tmp_path: Path) -> Non
 
 
 def test_deleting_rules_counts_their_objects_in_one_pass_over_the_store(tmp_path: Path) -> None:
-    from fleetward.kinds import rule_lifecycle
+    from fleetward.kinds.asset_rule import lifecycle as rule_lifecycle
 
     files = {
         "s.yaml": _streams("xP", "yP", "xT"),
@@ -869,10 +872,11 @@ def test_deleting_rules_counts_their_objects_in_one_pass_over_the_store(tmp_path
         "b.yaml": _merge_rule("b", "T", "Started"),
     }
     store = as_stored(resolve(_write(tmp_path, files)))
-    counts = rule_lifecycle.owned_counts(store.objects)
+    caches = KindCaches()
+    counts = rule_lifecycle.owned_counts(store.objects, caches)
     assert counts[("AssetRule/a", "Asset")] == 2  # A-x (owner a, merged with b) and A-y
     assert ("AssetRule/b", "Asset") not in counts
-    assert rule_lifecycle.owned_counts(store.objects) is counts  # once per store
+    assert rule_lifecycle.owned_counts(store.objects, caches) is counts  # once per store
     changes = plan(
         resolve(_write(tmp_path, {"s.yaml": files["s.yaml"]})), store, "2026-01-01T00:00:00Z"
     ).changes

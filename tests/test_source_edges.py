@@ -125,13 +125,13 @@ class Walk:
 def walk_in_process(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Walk:
     """Open the repository's HEAD snapshot in this process, counting the walk's work."""
     from fleetward.source import git as git_source
-    from fleetward.source import open_snapshot
+    from fleetward.source import git_commands, open_snapshot
 
     for name, value in _env(repo.home).items():
         monkeypatch.setenv(name, value)
     counts = {"links": 0, "listings": 0}
     real_follow = git_source.GitSnapshot._follow_link
-    real_run = git_source._run
+    real_run = git_commands.run_git
 
     def follow(self: git_source.GitSnapshot, *args: Any, **kwargs: Any) -> None:
         counts["links"] += 1
@@ -142,7 +142,7 @@ def walk_in_process(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Walk:
         return real_run(repo, command, *args)
 
     monkeypatch.setattr(git_source.GitSnapshot, "_follow_link", follow)
-    monkeypatch.setattr(git_source, "_run", run)
+    monkeypatch.setattr(git_source, "run_git", run)
     with open_snapshot(str(repo.path)) as snapshot:
         problems = tuple(snapshot.problems)
     return Walk(problems, counts["links"], counts["listings"])
@@ -263,7 +263,7 @@ def test_missing_blob_is_a_source_error(repo: Repo, home: Path) -> None:
 def test_git_messages_never_show_credentials() -> None:
     import git
 
-    from fleetward.source.git import _said
+    from fleetward.source.git_commands import git_said as _said
 
     exc = git.GitCommandError(
         ["git", "ls-remote", "https://bob:s3cret@example.com/r.git"],
@@ -405,7 +405,7 @@ def test_symlink_fan_out_is_bounded(
     # The work done: the links followed stay within the budget of linked entries (each
     # followed directory link spends at least one), not the 5**9 paths through the fan;
     # each directory is listed by git once, however many paths reach it.
-    from fleetward.source.git import MAX_LINKED_ENTRIES
+    from fleetward.source.links import MAX_LINKED_ENTRIES
 
     walk = walk_in_process(repo, monkeypatch)
     assert sum("expands the manifest tree past" in p.error for p in walk.problems) == 1

@@ -404,7 +404,7 @@ def test_set_status_over_a_hand_written_audit() -> None:
     """An audit entry with no zone, or minutes that are no number, is kept, not a crash."""
     import datetime as dt
 
-    from fleetward.kinds.task_status import set_status
+    from fleetward.kinds.tasks import set_status
 
     at = dt.datetime(2025, 5, 1, 8, 0, tzinfo=dt.UTC)
     naive = {"status": "open", "statusAudit": {"openOn": "2025-04-30T07:30:04"}}
@@ -496,7 +496,8 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
     """A TaskType stored before $refs were checked at load time fails its tasks, no crash."""
     from types import SimpleNamespace
 
-    from fleetward.kinds import task_checks
+    from fleetward.kinds.tasks import checks as task_checks
+    from fleetward.kinds.template_schema import TemplateCheckers
 
     index = task_checks._Index("TaskType")
     schema = {"type": "object", "properties": {"kw": {"$ref": "#/$defs/missing"}}}
@@ -507,7 +508,7 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
         want=SimpleNamespace(spec=spec, origin=SimpleNamespace(yaml_path=("spec", "tasks", 0))),
         task_type="reading",
     )
-    check = task_checks._templates(world)  # type: ignore[arg-type]
+    check = task_checks._templates(world, TemplateCheckers())  # type: ignore[arg-type]
     (failed,) = check(item, world)  # a check returns every failure it finds
     assert failed.label == "SchemaError"
     assert "has a $ref that cannot be resolved" in failed.message

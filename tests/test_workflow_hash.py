@@ -33,7 +33,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from fleetward.kinds.actions import ACTIONS
+from fleetward.kinds.workflow import ACTIONS
 from fleetward.kinds.base import Document
 from fleetward.kinds.workflow import normalize, step_id, workflow_id
 from fleetward.loading import load_file

@@ -7,7 +7,7 @@ applying it to any other store state is refused before anything is written.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
@@ -21,10 +21,9 @@ from fleetward.model import (
     StoreMeta,
     StoreSnapshot,
 )
+from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.store import ChangeSet, Store
 from fleetward.tuning import gc_paused
-
-Progress = Callable[[int, int], None]  # (changes done, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +83,19 @@ def apply_plan(
     store: Store,
     now: str,
     where: str,
-    progress: Progress | None = None,
+    watch: Watch = SILENT,
     snapshot: StoreSnapshot | None = None,
     operation_id: str | None = None,
     owner_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ApplyResult:
     """Apply every change of `plan` in one write; the caller holds the store lock.
 
+    `watch` hears of the changes as they are turned into the write (Phase.APPLYING);
     `snapshot` is the store as read under that lock, if the caller has it already;
     `owner_labels` the labels of the revision's documents (`owner_labels_of`).
     """
     with gc_paused():
-        return _apply(plan, store, now, where, progress, snapshot, operation_id, owner_labels)
+        return _apply(plan, store, now, where, watch, snapshot, operation_id, owner_labels)
 
 
 def _apply(
@@ -103,7 +103,7 @@ def _apply(
     store: Store,
     now: str,
     where: str,
-    progress: Progress | None,
+    watch: Watch,
     snapshot: StoreSnapshot | None,
     operation_id: str | None,
     owner_labels: Mapping[str, Mapping[str, str]] | None = None,
@@ -118,15 +118,13 @@ def _apply(
         return ApplyResult(snapshot.meta, counts, operation_id, wrote=False)
     upserts: list[StoredObject] = []
     deletes: list[ObjectKey] = []
-    total = len(plan.changes)
     revision = plan.revision.id
-    for done, change in enumerate(plan.changes, 1):
+    watch.start(Phase.APPLYING, len(plan.changes))
+    for change in counted(plan.changes, watch):
         if change.action is Action.DELETE:
             deletes.append(change.address)
         else:
             upserts.append(_stored(change, snapshot, revision, now))
-        if progress is not None and (done % 1000 == 0 or done == total):
-            progress(done, total)
     meta = store.apply(
         ChangeSet(
             expected_lineage=plan.lineage,

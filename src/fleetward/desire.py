@@ -7,12 +7,12 @@ document can: names unique per kind, object ids unique across documents.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetward.errors import ManifestError, Problem
-from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document
+from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document, KindCaches
 from fleetward.model import DesiredObject, ObjectKey, Origin, Revision
-from fleetward.progress import SILENT, Phase, Progress
+from fleetward.progress import SILENT, Phase, Watch
 
 Locate = Callable[[Origin], str]
 
@@ -24,6 +24,10 @@ class DesiredState:
     objects: Mapping[ObjectKey, DesiredObject]
     # `file:line:column` of a declaration, for the plan stage's error reports.
     locate: Locate | None = None
+    # The caches the kinds used (the caller's): planning this state reuses them.
+    caches: KindCaches = field(default_factory=KindCaches)
+    # Conflicting generated objects, left out: only when the caller kept them.
+    conflicts: tuple[Problem, ...] = ()
 
 
 # (file path, document) → (the document, its objects). The document is held so
@@ -36,8 +40,10 @@ def desire(
     documents: Iterable[tuple[str, Document]],
     locate: Locate,
     expansions: Expansions | None = None,
-    checkpoint: Callable[[], None] | None = None,
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
+    *,
+    caches: KindCaches | None = None,
+    keep_conflicts: bool = False,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -45,11 +51,18 @@ def desire(
     `expansions` memoises expansion across calls: a daemon passes the same dict
     every run, and documents it got from the loader's cache (unchanged files)
     are not expanded again. It is left holding only this call's documents.
-    `checkpoint` is called before each document is expanded and before each
-    kind generates objects: whatever it raises ends the stage there.
+    `watch` counts the documents; its checkpoint is called before each document
+    is expanded and before each kind generates objects: whatever it raises ends
+    the stage there.
+    `caches` are the kinds' caches, owned by the caller (a daemon keeps one for its
+    life; None: fresh ones, nothing remembered). Conflicting generated objects fail
+    the revision, unless `keep_conflicts`: then they are left out and returned in
+    `DesiredState.conflicts` (`rules preview` shows them).
     """
+    caches = caches if caches is not None else KindCaches()
+    kept: list[Problem] = []
     documents = tuple(documents)
-    progress.start(Phase.VALIDATING, len(documents))
+    watch.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
     names: dict[str, tuple[str, Document]] = {}
     for path, doc in documents:
@@ -71,27 +84,31 @@ def desire(
     for path, doc in documents:
         memo = (path, id(doc))
         known = expansions.get(memo) if expansions is not None else None
-        if known is None and checkpoint is not None:
-            checkpoint()
+        if known is None:
+            watch.checkpoint()
         expanded = known[1] if known is not None else tuple(REGISTRY[doc.kind].expand(doc, path))
         fresh[memo] = (doc, expanded)
         for obj in expanded:
             first_obj = objects.setdefault(obj.key, obj)
             if first_obj is not obj:
                 problems.append(_duplicate(obj, first_obj, locate))
-        progress.advance()
+        watch.advance()
     if expansions is not None:
         expansions.clear()
         expansions.update(fresh)
     if not problems:
         # Objects made from other objects (AssetRule × streams), over the whole revision.
         for plugin in REGISTRY.values():
-            if checkpoint is not None:
-                checkpoint()
-            generated = plugin.generate(documents, objects, locate)
-            if generated is not None:
-                objects.update(generated.objects)
+            watch.checkpoint()
+            generated = plugin.generate(documents, objects, locate, caches)
+            if generated is None:
+                continue
+            if keep_conflicts:
                 problems.extend(generated.problems)
+                kept.extend(generated.conflicts)
+            else:
+                problems.extend(generated.failing())
+            objects.update(generated.objects)
     if problems:
         raise ManifestError(*problems)
     retain = getattr(locate, "retain", None)
@@ -99,7 +116,7 @@ def desire(
         # Kinds whose plan-stage checks report at file:line:column need their files
         # after the source is closed (the loader's Locator keeps their bytes).
         retain({path for path, doc in documents if REGISTRY[doc.kind].located_in_plan})
-    return DesiredState(revision, documents, objects, locate)
+    return DesiredState(revision, documents, objects, locate, caches, tuple(kept))
 
 
 def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:

@@ -42,6 +42,7 @@ from fleetward.model import (
     ObjectState,
     Origin,
     Plan,
+    Revision,
     StoreSnapshot,
 )
 
@@ -72,7 +73,7 @@ class Scope:
         if self.everywhere:
             return True
         policy = governance.of_owner(address)
-        return policy is not None and policy.spec.isolateFailures
+        return policy is not None and policy.spec.isolateFailures is True
 
 
 def isolating(everywhere: bool, documents: Iterable[tuple[str, Document]]) -> bool:
@@ -89,6 +90,10 @@ class Isolated:
     desired: DesiredState
     plan: Plan
     stored: StoreSnapshot
+
+    @property
+    def revision(self) -> Revision:
+        return self.desired.revision
 
 
 @dataclass

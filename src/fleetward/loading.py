@@ -32,7 +32,7 @@ from fleetward.kinds.problems import (
     validation_problems,
 )
 from fleetward.model import BlobId, Failure, Origin, Revision
-from fleetward.progress import SILENT, Phase, Progress
+from fleetward.progress import SILENT, Phase, Watch
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
 from fleetward.yaml_reader import (
@@ -180,15 +180,14 @@ class DocumentCache:
 def load(
     snapshot: Snapshot,
     cache: DocumentCache | None = None,
-    checkpoint: Callable[[], None] | None = None,
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
     tolerate: bool = False,
 ) -> Manifests:
     """Parse and validate every manifest file of a snapshot; raise every error at once.
 
-    `checkpoint` is called before each file is parsed: whatever it raises ends
-    the load there (a stopping daemon must not parse 30,000 assets first).
-    `progress` counts the files read and parsed here (those the cache has are not).
+    `watch` counts the files read and parsed here (those the cache has are not),
+    and its checkpoint is called before each file is parsed: whatever it raises
+    ends the load there (a stopping daemon must not parse 30,000 assets first).
     With `tolerate` (failure isolation), nothing is raised: the valid documents are
     returned, and every problem as a `Failure` naming its file and document.
     """
@@ -205,12 +204,11 @@ def load(
             results[f.path] = (_too_large(f),)
         else:
             todo.setdefault(f.blob_id, f)
-    progress.start(Phase.READING, len(todo))
+    watch.start(Phase.READING, len(todo))
     for f, content in snapshot.read(todo.values()):
-        if checkpoint is not None:
-            checkpoint()
+        watch.checkpoint()
         cache.put(f.blob_id, load_file(content))
-        progress.advance()
+        watch.advance()
     for f in manifest_files:
         if f.path not in results:
             results[f.path] = cache.peek(f.blob_id)
@@ -628,7 +626,7 @@ def _validate(raw: dict[str, Any], index: int, out: list[Document]) -> list[Path
         try:
             spec = plugin.spec_adapter.validate_python(raw["spec"])
         except ValidationError as exc:
-            problems.extend(plugin.schema_problems(exc, ("spec",)))
+            problems.extend(plugin.schema_problems(exc, ("spec",), raw["spec"]))
     if not problems and plugin is not None and metadata is not None:
         document = Document(plugin.kind, metadata, spec, index)
         problems.extend(plugin.check(document))

@@ -1,20 +1,25 @@
-"""The pipeline up to a plan: source → load → desire → plan, as one call per stage.
+"""The stages up to a plan: source → load → desire → plan, each composed once.
 
-The CLI (and later the daemon) composes these; each stage's errors propagate
-as `FleetwardError`s for the edge to render.
+`resolve` is the one composition of fetch, load and desire: the converge path
+(`engine`) runs it with its caches, its watch and a clock per stage; `validate`,
+`plan --base`, `rules preview` and the workflow commands run it bare. Each
+stage's errors propagate as `FleetwardError`s for the edge to render.
+`resolve_isolating` is the same composition with failure isolation: the
+engine's read step, for `plan`, `apply` and the daemon alike.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
 from fleetward.desire import DesiredState, Expansions, desire
 from fleetward.errors import FleetwardError, ManifestError
 from fleetward.isolation import Isolated, Previous, Scope, isolate, isolating
-from fleetward.kinds import Document
+from fleetward.kinds import Document, KindCaches
 from fleetward.loading import DocumentCache, Locator, Manifests, load, load_file
 from fleetward.model import (
     HeldDocument,
@@ -25,11 +30,15 @@ from fleetward.model import (
     StoreSnapshot,
 )
 from fleetward.planning import PlanOptions, plan
-from fleetward.progress import SILENT, Progress
-from fleetward.source import Snapshot, open_snapshot
-from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
+from fleetward.progress import SILENT, Watch
+from fleetward.source import Snapshot, Source, is_remote, open_snapshot
+from fleetward.source.base import normalise_manifest_path
+from fleetward.source.git import open_git
+from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,24 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+
+    def open(self) -> Snapshot:
+        """The revision these options name, opened (a `Source`)."""
+        return open_source(self)
+
+    def open_at(self, revision: str) -> Snapshot | None:
+        """An earlier revision (a commit id) of this source, opened without fetching or
+        moving any ref: a local repository, or a remote's mirror, read at that commit.
+        None when the source keeps no past (a plain directory)."""
+        if self.no_git:
+            return None
+        if is_remote(self.source):
+            if self.cache_root is None:
+                return None
+            root = RemoteMirror(self.source, Path(self.cache_root), self.git_timeout).path
+        else:
+            root = Path(self.source)
+        return open_git(root, revision, normalise_manifest_path(self.path))
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -60,22 +87,205 @@ def open_source(options: SourceOptions) -> Snapshot:
     )
 
 
+# Times one stage ("fetch", "load", "desire") of a resolve; the engine's marks where a
+# run is and checkpoints as each stage ends.
+Stage = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def _untimed(stage: str) -> Iterator[None]:
+    yield
+
+
 def resolve(
-    options: SourceOptions, cache: DocumentCache | None = None, progress: Progress = SILENT
+    options: Source,
+    cache: DocumentCache | None = None,
+    watch: Watch = SILENT,
+    *,
+    expansions: Expansions | None = None,
+    stage: Stage | None = None,
+    fetched: Callable[[Revision], None] | None = None,
+    caches: KindCaches | None = None,
+    keep_conflicts: bool = False,
 ) -> DesiredState:
     """Read one revision and turn it into the desired state, or raise every error in it.
 
-    `progress` hears of the files read and the documents validated (the CLI's bar).
+    `watch` hears of the files read and the documents validated (the CLI's bar)
+    and may stop the work between them (the daemon's checkpoints). `cache` and
+    `expansions` carry parsed files and expanded documents from one call to the
+    next (a daemon's; the cache keeps only this revision's files). `fetched` is
+    told the revision as soon as the source resolved it, inside the fetch stage:
+    what it raises ends the run before anything is parsed. `caches` and
+    `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
+    conflicting generated objects are returned instead of raised.
     """
-    with gc_paused(), open_source(options) as snapshot:
-        try:
-            manifests = load(snapshot, cache, progress=progress)
-            return desire(
-                manifests.revision, manifests.documents(), Locator(snapshot), progress=progress
-            )
-        except ManifestError as exc:
-            exc.revision = snapshot.revision
-            raise
+
+    def expand(manifests: Manifests, locator: Locator) -> DesiredState:
+        return desire(
+            manifests.revision,
+            manifests.documents(),
+            locator,
+            expansions,
+            watch,
+            caches=caches,
+            keep_conflicts=keep_conflicts,
+        )
+
+    return _resolve(options, cache, watch, stage, fetched, expand, tolerate=False)
+
+
+@runtime_checkable
+class KeepsPast(Protocol):
+    """A source that can open an earlier revision by its id (Git sources, and the
+    in-memory one); failure isolation reads what an unreadable file declared there."""
+
+    def open_at(self, revision: str) -> Snapshot | None: ...
+
+
+def past_of(source: Source) -> Callable[[str], Snapshot | None] | None:
+    """How to open earlier revisions of `source`; None when it keeps no past."""
+    return source.open_at if isinstance(source, KeepsPast) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """Failure isolation for one read: on for every document (`everywhere`), or only for
+    those an `isolateFailures` SyncPolicy selects; the store it plans against, how,
+    and how to open the revision last applied to it (None: the source keeps no past)."""
+
+    everywhere: bool
+    read_store: Callable[[], StoreSnapshot]
+    plan_options: PlanOptions = field(default_factory=PlanOptions)
+    now: str = ""
+    open_at: Callable[[str], Snapshot | None] | None = None
+
+
+def resolve_isolating(
+    options: Source,
+    isolation: Isolation,
+    cache: DocumentCache | None = None,
+    watch: Watch = SILENT,
+    *,
+    expansions: Expansions | None = None,
+    stage: Stage | None = None,
+    fetched: Callable[[Revision], None] | None = None,
+    caches: KindCaches | None = None,
+) -> DesiredState | Isolated:
+    """`resolve` with failure isolation, while the revision is open (desire locates
+    errors in its files): the plan isolation made against the store, when it applies
+    to this revision (on everywhere, or some SyncPolicy asks for it); otherwise the
+    desired state, or the same errors in the same order, as `resolve` gives them."""
+
+    def expand(manifests: Manifests, locator: Locator) -> DesiredState | Isolated:
+        return desire_or_isolate(manifests, locator, isolation, expansions, watch, caches)
+
+    return _resolve(options, cache, watch, stage, fetched, expand, tolerate=True)
+
+
+def _resolve(
+    options: Source,
+    cache: DocumentCache | None,
+    watch: Watch,
+    stage: Stage | None,
+    fetched: Callable[[Revision], None] | None,
+    expand: Callable[[Manifests, Locator], T],
+    tolerate: bool,
+) -> T:
+    """Fetch, load (tolerantly: every problem attributed, for isolation), then `expand`."""
+    stage = stage if stage is not None else _untimed
+    with gc_paused():
+        with stage("fetch"):
+            snapshot = options.open()
+            if fetched is not None:
+                try:
+                    fetched(snapshot.revision)
+                except BaseException:
+                    snapshot.close()
+                    raise
+        with snapshot:
+            try:
+                with stage("load"):
+                    try:
+                        manifests = load(snapshot, cache, watch, tolerate=tolerate)
+                    finally:
+                        if cache is not None:
+                            cache.retain(f.blob_id for f in snapshot.files)
+                with stage("desire"):
+                    return expand(manifests, Locator(snapshot, cache))
+            except ManifestError as exc:
+                exc.revision = snapshot.revision
+                raise
+
+
+def desire_or_isolate(
+    manifests: Manifests,
+    locator: Locator,
+    isolation: Isolation,
+    expansions: Expansions | None = None,
+    watch: Watch = SILENT,
+    caches: KindCaches | None = None,
+) -> DesiredState | Isolated:
+    """The desire stage of a tolerant load: isolation's plan when it applies to this
+    revision, else `desire` (raising a strict load's errors first, as `resolve` does)."""
+    documents = tuple(manifests.documents())
+    if not isolating(isolation.everywhere, documents):
+        if manifests.failures:
+            raise ManifestError(*manifests.problems)
+        return desire(manifests.revision, documents, locator, expansions, watch, caches=caches)
+    stored = isolation.read_store()
+    unreadable = sorted({f.path for f in manifests.failures if f.address is None and f.path})
+    previous = read_previous(
+        isolation.open_at, manifests.revision, stored.meta.last_applied_revision, unreadable
+    )
+
+    def run_desire(good: tuple[tuple[str, Document], ...]) -> DesiredState:
+        return desire(manifests.revision, good, locator, expansions, watch, caches=caches)
+
+    def run_plan(desired: DesiredState, held: tuple[HeldDocument, ...]) -> Plan:
+        return plan(desired, stored, isolation.now, isolation.plan_options, watch, held=held)
+
+    return isolate(
+        documents,
+        manifests.failures,
+        stored,
+        run_desire,
+        run_plan,
+        locator,
+        Scope(isolation.everywhere),
+        previous,
+    )
+
+
+def read_previous(
+    open_at: Callable[[str], Snapshot | None] | None,
+    revision: Revision,
+    applied: str | None,
+    paths: list[str],
+) -> Previous:
+    """The documents each of `paths` declared at revision `applied`, read from the source
+    (Git only: a plain directory keeps no past). Whatever cannot be read there is left
+    out: isolation then assumes, and says so."""
+    if not paths or applied is None or open_at is None or applied == revision.id:
+        return Previous(applied)
+    found: dict[str, tuple[str, ...]] = {}
+    try:
+        old = open_at(applied)
+        if old is None:
+            return Previous(applied)
+        with old:
+            wanted = [f for f in old.files if f.path in paths]
+            for f, content in old.read(wanted):
+                addresses = [_address(item) for item in load_file(content)]
+                found[f.path] = tuple(a for a in addresses if a is not None)
+    except FleetwardError:
+        return Previous(applied)
+    return Previous(applied, found)
+
+
+def _address(item: object) -> str | None:
+    if isinstance(item, Document):
+        return item.address
+    return getattr(item, "address", None)
 
 
 def make_plan(
@@ -83,11 +293,11 @@ def make_plan(
     stored: StoreSnapshot,
     options: PlanOptions,
     now: str | None = None,
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
     held: tuple[HeldDocument, ...] = (),
 ) -> Plan:
     with gc_paused():
-        return plan(desired, stored, now or now_iso(), options, progress, held=held)
+        return plan(desired, stored, now or now_iso(), options, watch, held=held)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:
@@ -108,129 +318,3 @@ def as_stored(desired: DesiredState) -> StoreSnapshot:
         if change.after is not None
     }
     return StoreSnapshot(StoreMeta(lineage=None, serial=0, last_applied_revision=revision), objects)
-
-
-@dataclass(frozen=True, slots=True)
-class Isolation:
-    """Failure isolation for one run: on for every document (`everywhere`), or only for
-    those an `isolateFailures` SyncPolicy selects; what it plans against and with."""
-
-    everywhere: bool
-    read_store: Callable[[], StoreSnapshot]
-    plan_options: PlanOptions
-    now: str
-    sources: SourceOptions
-
-
-def resolve_snapshot(
-    snapshot: Snapshot,
-    locator: Locator,
-    isolation: Isolation | None = None,
-    cache: DocumentCache | None = None,
-    expansions: Expansions | None = None,
-    load_checkpoint: Callable[[], None] | None = None,
-    desire_checkpoint: Callable[[], None] | None = None,
-    progress: Progress = SILENT,
-) -> DesiredState | Isolated:
-    """An open revision turned into its desired state, or raise every error in it.
-
-    With `isolation` (and a revision it applies to: on everywhere, or some valid
-    SyncPolicy asks for it), invalid documents are held back instead, and the
-    result is the plan isolation made. Otherwise this is `load` then `desire`,
-    with the same errors in the same order.
-    """
-    try:
-        manifests = load(
-            snapshot, cache, load_checkpoint, progress=progress, tolerate=isolation is not None
-        )
-        return desire_or_isolate(
-            manifests, locator, isolation, expansions, desire_checkpoint, progress
-        )
-    except ManifestError as exc:
-        exc.revision = snapshot.revision
-        raise
-
-
-def desire_or_isolate(
-    manifests: Manifests,
-    locator: Locator,
-    isolation: Isolation | None = None,
-    expansions: Expansions | None = None,
-    checkpoint: Callable[[], None] | None = None,
-    progress: Progress = SILENT,
-) -> DesiredState | Isolated:
-    """The second half of `resolve_snapshot`, for callers that time load and desire apart:
-    `manifests` loaded tolerantly exactly when `isolation` is given."""
-    documents = tuple(manifests.documents())
-    if isolation is None or not isolating(isolation.everywhere, documents):
-        if manifests.failures:
-            raise ManifestError(*manifests.problems)
-        return desire(manifests.revision, documents, locator, expansions, checkpoint, progress)
-    return _isolated(manifests, documents, locator, isolation, expansions, progress)
-
-
-def _isolated(
-    manifests: Manifests,
-    documents: tuple[tuple[str, Document], ...],
-    locator: Locator,
-    isolation: Isolation,
-    expansions: Expansions | None,
-    progress: Progress,
-) -> Isolated:
-    stored = isolation.read_store()
-    unreadable = sorted({f.path for f in manifests.failures if f.address is None and f.path})
-    previous = read_previous(
-        isolation.sources, manifests.revision, stored.meta.last_applied_revision, unreadable
-    )
-
-    def run_desire(good: tuple[tuple[str, Document], ...]) -> DesiredState:
-        return desire(manifests.revision, good, locator, expansions, progress=progress)
-
-    def run_plan(desired: DesiredState, held: tuple[HeldDocument, ...]) -> Plan:
-        return plan(desired, stored, isolation.now, isolation.plan_options, progress, held=held)
-
-    return isolate(
-        documents,
-        manifests.failures,
-        stored,
-        run_desire,
-        run_plan,
-        locator,
-        Scope(isolation.everywhere),
-        previous,
-    )
-
-
-def read_previous(
-    sources: SourceOptions, revision: Revision, applied: str | None, paths: list[str]
-) -> Previous:
-    """The documents each of `paths` declared at revision `applied`, read from the source
-    (Git only: a plain directory keeps no past). Whatever cannot be read there is left
-    out: isolation then assumes, and says so."""
-    if not paths or applied is None or revision.kind != "git" or applied == revision.id:
-        return Previous(applied)
-    found: dict[str, tuple[str, ...]] = {}
-    try:
-        with open_source(dataclasses.replace(sources, ref=applied)) as old:
-            wanted = [f for f in old.files if f.path in paths]
-            for f, content in old.read(wanted):
-                addresses = [_address(item) for item in load_file(content)]
-                found[f.path] = tuple(a for a in addresses if a is not None)
-    except FleetwardError:
-        return Previous(applied)
-    return Previous(applied, found)
-
-
-def _address(item: object) -> str | None:
-    if isinstance(item, Document):
-        return item.address
-    return getattr(item, "address", None)
-
-
-def resolve_isolated(
-    options: SourceOptions, isolation: Isolation, progress: Progress = SILENT
-) -> DesiredState | Isolated:
-    """`resolve` with failure isolation: the plan it made, or (when the revision has no
-    isolation to apply) the desired state, as `resolve` returns it."""
-    with gc_paused(), open_source(options) as snapshot:
-        return resolve_snapshot(snapshot, Locator(snapshot), isolation, progress=progress)

@@ -14,7 +14,7 @@ from typing import Any
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
 from fleetward.governance import Governance, policies_of
-from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, PlanContext
+from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, KindCaches, PlanContext
 from fleetward.model import (
     ABSENT,
     Action,
@@ -32,7 +32,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
-from fleetward.progress import SILENT, Phase, Progress, counted
+from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.timestamps import parse_iso
 
 DEFAULT_MAX_STOP_FRACTION = 0.2
@@ -54,7 +54,7 @@ def plan(
     store: StoreSnapshot,
     now: str,
     options: PlanOptions = PlanOptions(),
-    progress: Progress = SILENT,
+    watch: Watch = SILENT,
     held: tuple[HeldDocument, ...] = (),
 ) -> Plan:
     """The plan from `store` to `desired`.
@@ -68,8 +68,8 @@ def plan(
     kept: dict[str, list[ObjectKey]] = {owner: [] for owner in held_owners}
     # Counted: every desired object and every stored one (the checks that follow are
     # not, so the bar stands full while they run).
-    progress.start(Phase.PLANNING, len(desired.objects) + len(stored))
-    for key, want in counted(desired.objects.items(), progress):
+    watch.start(Phase.PLANNING, len(desired.objects) + len(stored))
+    for key, want in counted(desired.objects.items(), watch):
         have = stored.get(key)
         if have is None:
             changes[key] = _create(want, now)
@@ -79,11 +79,11 @@ def plan(
             change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
-    for key, have in counted(stored.items(), progress):
+    for key, have in counted(stored.items(), watch):
         if held_owners and have.owner in held_owners:
             kept[have.owner].append(key)
         elif key not in desired.objects and have.state is ObjectState.ACTIVE:
-            removal = _remove(have, desired.objects, stored)
+            removal = _remove(have, desired.objects, stored, desired.caches)
             if removal is not None:
                 changes[key] = removal
     reports: dict[str, Any] = {}
@@ -94,6 +94,7 @@ def plan(
         changes,
         **({"locate": desired.locate} if desired.locate is not None else {}),
         reports=reports,
+        caches=desired.caches,
     )
     errors: list[Problem] = []
     for plugin in REGISTRY.values():
@@ -112,9 +113,7 @@ def plan(
         revision=desired.revision,
         created_at=now,
         changes=tuple(visible),
-        guards=tuple(
-            _guards(desired, stored, visible, options, governance, _active(kept, stored))
-        ),
+        guards=tuple(_guards(desired, stored, visible, options, governance, _active(kept, stored))),
         errors=tuple(errors),
         desired_counts=dict(Counter(o.kind for o in desired.objects.values())),
         reports=reports,
@@ -125,9 +124,7 @@ def plan(
 
 def _active(kept: Mapping[str, list[ObjectKey]], stored: Mapping[ObjectKey, StoredObject]) -> int:
     """How many active objects the held documents keep."""
-    return sum(
-        1 for keys in kept.values() for k in keys if stored[k].state is ObjectState.ACTIVE
-    )
+    return sum(1 for keys in kept.values() for k in keys if stored[k].state is ObjectState.ACTIVE)
 
 
 def _govern(changes: Iterable[Change], governance: Governance) -> list[Change]:
@@ -246,13 +243,14 @@ def _remove(
     have: StoredObject,
     desired: Mapping[ObjectKey, DesiredObject],
     stored: Mapping[ObjectKey, StoredObject],
+    caches: KindCaches,
 ) -> Change | None:
     object_kind = OBJECT_KINDS.get(have.kind)
     if object_kind is None:
         return None  # a kind this version does not manage: leave it alone
     # The kind whose document owns the object may decide (a rule's generated assets).
     owner_plugin = REGISTRY.get(have.owner.split("/", 1)[0])
-    custom = owner_plugin.removal(have, desired, stored) if owner_plugin else None
+    custom = owner_plugin.removal(have, desired, stored, caches) if owner_plugin else None
     on_removal, removal_reason = object_kind.on_removal, object_kind.removal_reason
     if custom is not None:
         if custom.action is None:

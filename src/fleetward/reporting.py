@@ -1,8 +1,12 @@
 """Reporters: who hears what a run did, without the engine knowing who they are.
 
-The converge path calls a `Reporter` at the moments a run changes state: it
-started, its plan is ready, it finished (applied, failed, held or nothing to
-do — all read off the `RunReport`). Status files, metrics, health and
+The converge path (`engine`) calls a `Reporter` at the moments a run changes
+state: it started, its plan is ready, it finished (applied, failed, held or
+nothing to do — all read off the `RunReport`), in that order, each at most
+once. A daemon run that stops as soon as it finds the revision that already
+failed unchanged reports nothing (nothing ran); a run the stopping daemon
+abandons is reported by `run_abandoned` (what it reports after that carries the
+abandoned operation). Status files, metrics, health and
 notifications are reporters; the engine never imports them, the composition
 root hands them in. A daemon also tells its reporters when it starts and stops.
 
@@ -43,6 +47,10 @@ class Reporter:
     def run_finished(self, report: RunReport) -> None:
         """The run ended: applied, failed, held or no changes, as `report` says."""
 
+    def run_abandoned(self, operation: Operation) -> None:
+        """The stopping daemon ended the run in progress (`operation`, CANCELLED) because it
+        reached no checkpoint in time; that run reports nothing more."""
+
     def daemon_stopped(self, cause: str) -> None:
         """The daemon is stopping (`cause`: "SIGTERM", "SIGINT", …)."""
 
@@ -56,6 +64,10 @@ class Reporters(Reporter):
     def __iter__(self) -> Any:
         return iter(self._reporters)
 
+    def add(self, reporter: Reporter) -> None:
+        """Tell `reporter` too, after the others (one built from what the daemon made)."""
+        self._reporters = (*self._reporters, reporter)
+
     def daemon_started(self, info: Mapping[str, Any]) -> None:
         self._each("daemon_started", info)
 
@@ -67,6 +79,9 @@ class Reporters(Reporter):
 
     def run_finished(self, report: RunReport) -> None:
         self._each("run_finished", report)
+
+    def run_abandoned(self, operation: Operation) -> None:
+        self._each("run_abandoned", operation)
 
     def daemon_stopped(self, cause: str) -> None:
         self._each("daemon_stopped", cause)

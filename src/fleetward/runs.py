@@ -18,8 +18,8 @@ from fleetward.errors import Problem
 from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.source import Source
 from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")
@@ -27,7 +27,7 @@ PHASES = ("fetch", "load", "desire", "plan", "apply")
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    sources: SourceOptions
+    sources: Source
     state_dir: Path
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
@@ -55,13 +55,28 @@ class RunReport:
     decision: Decision | None = None
     policies: Mapping[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None  # while `fleetward suspend` holds
-    failure: Exception | None = None  # what ended the run FAILURE: its retry role decides
+    # What ended the run (FAILURE: its retry role decides; a declined or interrupted
+    # apply: CANCELLED), for the caller to act on or re-raise.
+    failure: BaseException | None = None
     # It stopped after the fetch: the revision is one whose failure waits for a change.
     unchanged: bool = False
+    # Each manifest document's address → the file declaring it at `revision` ("Fleet/north"
+    # → "manifests/fleets/north.yaml"); empty when the run read no manifests.
+    documents: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
         return self.operation.state is OperationState.SUCCESS
+
+
+class Interrupted(Exception):
+    """A run stopped at a checkpoint: cancelled, failed or timed out by request or deadline."""
+
+    def __init__(self, state: OperationState, reason: str, by: str | None = None) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+        self.by = by
 
 
 class Stopping(Exception):
@@ -97,6 +112,7 @@ def stopped_message(cause: str, where: str) -> str:
 __all__ = [
     "PHASES",
     "AfterFetch",
+    "Interrupted",
     "RunReport",
     "RunSettings",
     "StopCause",

@@ -12,12 +12,14 @@ import click
 
 from fleetward import __version__
 from fleetward.cli import output
+from fleetward.cli.apply import apply_command
 from fleetward.cli.control import resume_command, suspend_command
 from fleetward.cli.daemon import daemon_command
 from fleetward.cli.notify import notify_group
 from fleetward.cli.operations import operations_group
-from fleetward.cli.reconcile import apply_command, plan_command, validate_command
+from fleetward.cli.reconcile import plan_command, validate_command
 from fleetward.cli.rules import rules_group
+from fleetward.cli.schema import schema_command
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
 from fleetward.cli.tasks import tasks_group
@@ -107,6 +109,7 @@ def cli(verbose: int, no_color: bool) -> None:
       fleetward operations list          what the daemon (and apply) did, run by run
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
+      fleetward schema                   JSON Schema of manifests, for editors
     """
     output.configure(plain=no_color)
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -128,6 +131,7 @@ cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
 cli.add_command(notify_group)
+cli.add_command(schema_command)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
-"""The engine's phases (reading files, validating documents, planning) as a bar on stderr.
+"""The engine's phases as a bar on stderr: reading files, validating, planning, applying.
 
 Only on a terminal, and only for commands printing text: with --json, or with
-stderr piped or redirected, the engine gets the silent Progress and every byte
+stderr piped or redirected, the engine gets the silent Watch and every byte
 of output stays as it was. The bar is transient: it is gone once the phase ends.
 """
 
@@ -17,11 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as Bar
 
 from fleetward.cli import output
-from fleetward.progress import SILENT, Phase, Progress
+from fleetward.progress import SILENT, Phase, Watch
 
 
-class TerminalProgress:
-    """A `Progress` drawn by rich: one line, the phase, its count and the time it has taken."""
+class TerminalProgress(Watch):
+    """A `Watch` drawn by rich: one line, the phase, its count and the time it has taken.
+
+    Closed while something else is printed (the plan, a prompt); the next phase
+    draws it again."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Bar(
@@ -36,10 +39,13 @@ class TerminalProgress:
             redirect_stderr=False,
         )
         self._task: TaskID | None = None
+        self._drawn = False
 
     def start(self, phase: Phase, total: int) -> None:
-        if self._task is None:
+        if not self._drawn:
             self._bar.start()
+            self._drawn = True
+        if self._task is None:
             self._task = self._bar.add_task(phase.value, total=total)
         else:
             self._bar.reset(self._task, total=total, description=phase.value)
@@ -51,7 +57,9 @@ class TerminalProgress:
             self._bar.advance(self._task, n)
 
     def close(self) -> None:
-        self._bar.stop()
+        if self._drawn:
+            self._bar.stop()
+            self._drawn = False
 
 
 def _on_a_terminal(console: Console) -> bool:
@@ -60,8 +68,8 @@ def _on_a_terminal(console: Console) -> bool:
 
 
 @contextlib.contextmanager
-def phases(ctx: click.Context) -> Iterator[Progress]:
-    """The Progress to hand the engine for this command; the bar is cleared on the way out."""
+def phases(ctx: click.Context) -> Iterator[Watch]:
+    """The Watch to hand the engine for this command; the bar is cleared on the way out."""
     if ctx.meta.get("json_output") or not _on_a_terminal(output.stderr):
         yield SILENT
         return

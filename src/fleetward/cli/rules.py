@@ -14,17 +14,19 @@ from fleetward.cli import output
 from fleetward.cli.options import scratch_source_options
 from fleetward.desire import DesiredState
 from fleetward.errors import UsageError
-from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule import (
     ExpressionVerdict,
+    Preview,
+    compile_outputs,
     compile_rule,
     describe_specification,
     describe_split,
+    evaluate,
     explain,
     match,
+    preview,
 )
-from fleetward.kinds.rule_outputs import collecting_conflicts, compile_outputs, evaluate
-from fleetward.kinds.rule_preview import Preview, preview
+from fleetward.kinds.problems import did_you_mean
 from fleetward.model import DesiredObject, ObjectKey
 from fleetward.pipeline import SourceOptions, resolve
 from fleetward.rendering import Line
@@ -56,18 +58,16 @@ def preview_command(
     """Show which streams rule NAME matches at --ref, the tokens captured, and the assets and
     stream metadata that would result. Reads the revision only: the store is not touched."""
     ctx.meta["json_output"] = as_json
-    with (
-        collecting_conflicts() as conflicts,  # shown, not raised: previewing is for them
-        tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch,  # a remote's clone
-    ):
-        desired = resolve(replace(sources, cache_root=scratch))
+    with tempfile.TemporaryDirectory(prefix="fleetward-preview-") as scratch:  # a remote's clone
+        # Conflicts are shown, not raised: previewing is for them.
+        desired = resolve(replace(sources, cache_root=scratch), keep_conflicts=True)
     rule = _rule(desired, name)
     streams = [o for o in desired.objects.values() if o.kind == "Stream"]
     explained = MAX_EXPLAINED if as_json else MAX_SHOWN
     result = preview(rule.spec, name, streams, explain_misses=explained)
     involved = tuple(
         f"{c.error}: {c.reason} (at {c.location})"
-        for c in conflicts
+        for c in desired.conflicts
         if rule.key in (c.parameters or {}).get("rules", ())
     )
     result = replace(result, problems=(*result.problems, *involved))

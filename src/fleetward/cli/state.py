@@ -19,6 +19,7 @@ from fleetward.kinds.asset_rule import execution_progress
 from fleetward.kinds.problems import did_you_mean
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
 from fleetward.store import Store, open_store
+from fleetward.store.describe import describe_object
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
 state_dir_option = click.option(
@@ -192,76 +193,6 @@ def _find(snapshot: StoreSnapshot, address: str) -> StoredObject:
         did_you_mean(key, same_kind, f"fleetward state show --kind {name} lists them."),
         location=key,
     )
-
-
-HISTORY_NOTE = (
-    "The store records applies, not which objects each changed: these are the applies "
-    "at createdAt and updatedAt; generation counts spec changes (1: none)."
-)
-
-
-def describe_object(
-    obj: StoredObject, history: list[dict[str, Any]], triggers: Mapping[str, str]
-) -> dict[str, Any]:
-    """One object as `state show ADDRESS` prints it, with the applies that touched it.
-
-    Matched by time: an apply stamps every object it writes, and its history
-    entry, with the same instant. The history keeps the last 100 applies; an
-    older one is shown by its time alone.
-    """
-    kind, _, ident = obj.key.partition("/")
-    created = _event("created", obj.created_at, history, triggers, first=True)
-    # The last write is also the one of the revision the object was last applied from:
-    # that tells two applies within the same second apart.
-    changed = _event(
-        "lastChanged", obj.updated_at, history, triggers, first=False,
-        revision=obj.applied_revision,
-    )  # fmt: skip
-    events = [created]
-    if obj.updated_at != obj.created_at or changed.get("serial") != created.get("serial"):
-        events.append(changed)
-    return {
-        "address": obj.key,
-        "kind": kind,
-        "id": ident,
-        "state": obj.state.value,
-        "drifted": obj.drifted,
-        "owner": obj.owner,
-        "generation": obj.generation,
-        "specHash": obj.spec_hash,
-        "appliedRevision": obj.applied_revision,
-        "createdAt": obj.created_at,
-        "updatedAt": obj.updated_at,
-        "history": events,
-        "historyNote": HISTORY_NOTE,
-        "spec": obj.spec,
-        "status": obj.status,
-    }
-
-
-def _event(
-    name: str,
-    time: str,
-    history: list[dict[str, Any]],
-    triggers: Mapping[str, str],
-    *,
-    first: bool,
-    revision: str | None = None,
-) -> dict[str, Any]:
-    matches = [e for e in history if e.get("time") == time]
-    if revision is not None:
-        matches = [e for e in matches if e.get("revision") == revision] or matches
-    event: dict[str, Any] = {"event": name, "time": time}
-    if not matches:
-        event["serial"] = None  # older than the history kept, or written by hand
-        return event
-    # Two applies within one second share a time: the first made it, the last changed it.
-    entry = matches[0] if first else matches[-1]
-    operation = entry.get("operationId")
-    event.update(serial=entry.get("serial"), revision=entry.get("revision"), operationId=operation)
-    if isinstance(operation, str) and operation in triggers:
-        event["trigger"] = triggers[operation]
-    return event
 
 
 def object_lines(described: Mapping[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from fleetward.cli.options import StateOptions, os_user, state_options
 from fleetward.cli.state import read_store, state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.task_status import STATUSES, known_status, set_status
+from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
 from fleetward.store import StatusChange, open_store
 

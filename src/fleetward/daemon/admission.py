@@ -13,21 +13,12 @@ from datetime import datetime, timedelta
 from fleetward.daemon.ports import ControlContext
 from fleetward.errors import FleetwardError
 from fleetward.operations import Operation, OperationState
+from fleetward.runs import Interrupted
 from fleetward.timestamps import parse_iso, to_iso
 
 logger = logging.getLogger(__name__)
 
 S = OperationState
-
-
-class Interrupted(Exception):
-    """A run stopped at a checkpoint: cancelled, failed or timed out by request or deadline."""
-
-    def __init__(self, state: OperationState, reason: str, by: str | None = None) -> None:
-        super().__init__(reason)
-        self.state = state
-        self.reason = reason
-        self.by = by
 
 
 class Admission:

@@ -132,6 +132,15 @@ class DaemonConfig(BaseModel):
         metavar="TOKEN",
     )
     api_token_file: str | None = _setting(None, "Read the API token from FILE.", metavar="FILE")
+    ui_token: str | None = _setting(
+        None,
+        "Token the web view (/, /ui/...) asks for, as ?token= once (then a cookie); "
+        "without one the pages are open like the other reads.",
+        metavar="TOKEN",
+    )
+    ui_token_file: str | None = _setting(
+        None, "Read the web view's token from FILE.", metavar="FILE"
+    )
     log_format: Literal["text", "json"] = _setting("text", "Log line format.")
     ready_max_age: AtLeastASecond | None = _setting(
         None,
@@ -183,7 +192,7 @@ class DaemonConfig(BaseModel):
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
 
-    def secret(self, which: Literal["webhook_secret", "api_token"]) -> str | None:
+    def secret(self, which: Literal["webhook_secret", "api_token", "ui_token"]) -> str | None:
         """The value, or the content of its `-file` twin (first line, stripped)."""
         value: str | None = getattr(self, which)
         file: str | None = getattr(self, which + "_file")
@@ -219,6 +228,7 @@ class Secrets:
 
     webhook_secret: str | None = None
     api_token: str | None = None
+    ui_token: str | None = None  # the web view's (None: its pages are open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,4 +382,8 @@ def merge(
     return (defaults or DaemonConfig()).model_copy(update={**file_values, **explicit})
 
 
-_SECRET_PAIRS = (("webhook_secret", "webhook_secret_file"), ("api_token", "api_token_file"))
+_SECRET_PAIRS = (
+    ("webhook_secret", "webhook_secret_file"),
+    ("api_token", "api_token_file"),
+    ("ui_token", "ui_token_file"),
+)

@@ -11,14 +11,15 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from fleetward.errors import FleetwardError
 from fleetward.operations import OperationState
+from fleetward.reporting import Reporter
+from fleetward.timestamps import from_epoch, to_iso
 
 if TYPE_CHECKING:
     from fleetward.runs import RunReport
 
 logger = logging.getLogger("fleetward.daemon")
-
-from fleetward.timestamps import from_epoch, to_iso
 
 
 class TextFormatter(logging.Formatter):
@@ -105,3 +106,16 @@ def log_run(report: RunReport) -> None:
             p.error,
             extra={"fields": {"location": p.location or "", "reason": p.reason}},
         )
+
+
+class RunLog(Reporter):
+    """The daemon's log as a reporter: a line per finished run, and a bug's traceback."""
+
+    def run_finished(self, report: RunReport) -> None:
+        failure = report.failure
+        if isinstance(failure, Exception) and not isinstance(failure, FleetwardError):
+            logger.error(
+                "internal error in a reconcile",
+                exc_info=(type(failure), failure, failure.__traceback__),
+            )
+        log_run(report)

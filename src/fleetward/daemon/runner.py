@@ -4,9 +4,11 @@ Threads: the main thread handles signals, reloads and the systemd watchdog;
 one worker runs reconciles (never two at once); APScheduler fires the poll;
 watchfiles watches a local repository's refs; the HTTP front serves the API.
 Triggers only queue a run (`Coalescer`), so a burst of commits or webhooks
-costs one run in flight and one queued. The HTTP front and the observers it
-shares with the run loop are handed in by the composition root (`service`):
-the daemon never imports the HTTP layer.
+costs one run in flight and one queued. Each run is the engine's converge
+(`reconciler`); health, metrics, status files and the log hear of it as the
+engine's reporters. The HTTP front and the observers it shares with the run
+loop are handed in by the composition root (`service`): the daemon never
+imports the HTTP layer.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -79,6 +80,7 @@ class Daemon:
         health: Health,
         metrics: Metrics,
         serve_http: ServeHttp,
+        reporters: Iterable[Reporter] = (),
     ):
         self.config = config
         self._reload = reload
@@ -90,9 +92,9 @@ class Daemon:
         self.health = health
         self.metrics = metrics
         self._serve_http = serve_http
-        # Told of the daemon's start and stop and of every finished run (notifications);
-        # set by the composition root.
-        self.reporters: Reporter = Reporters()
+        # Reporters beyond the daemon's own (the web view's live updates, notifications):
+        # handed in by the composition root, told after status files and metrics.
+        extra = tuple(reporters)
         # Checks a reloaded configuration and takes it (raises FleetwardError to refuse it).
         self.reconfigure: Callable[[DaemonConfig], None] | None = None
         self.store = open_store(config.state_dir)
@@ -107,10 +109,15 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
         )
-        self.reconciler = Reconciler(
-            self._settings(config), self.operations, self.control, self.store
+        health.operations = self.operations
+        self.status = StatusWriter(
+            self.state_dir, self._source_info(config), health, self._daemon_info
         )
-        self.status = StatusWriter(self.state_dir, self._source_info(config))
+        # In this order: status files read what health took in; the log line comes last.
+        self.reporters = Reporters([health, metrics, self.status, logs.RunLog(), *extra])
+        self.reconciler = Reconciler(
+            self._settings(config), self.operations, self.control, self.store, self.reporters
+        )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
             self.control.admit,
@@ -152,7 +159,9 @@ class Daemon:
 
     @staticmethod
     def _secrets(config: DaemonConfig) -> Secrets:
-        return Secrets(config.secret("webhook_secret"), config.secret("api_token"))
+        return Secrets(
+            config.secret("webhook_secret"), config.secret("api_token"), config.secret("ui_token")
+        )
 
     @staticmethod
     def _source_info(config: DaemonConfig) -> dict[str, Any]:
@@ -161,6 +170,15 @@ class Daemon:
             "ref": config.ref,
             "path": config.path,
             "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
+        }
+
+    def _started_info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "source": display_source(self.config.source),
+            "ref": self.config.ref,
+            "path": self.config.path,
+            "stateDir": str(self.state_dir),
         }
 
     def _daemon_info(self) -> dict[str, Any]:
@@ -209,6 +227,7 @@ class Daemon:
                 )
             self._install_signals()
             if self.config.once:
+                self.reporters.daemon_started(self._started_info())
                 return self._run_once()
             return self._serve()
 
@@ -235,13 +254,7 @@ class Daemon:
                 }
             },
         )
-        self.reporters.daemon_started(
-            {
-                "version": __version__,
-                "source": self._source_info(self.config),
-                **self._daemon_info(),
-            }
-        )
+        self.reporters.daemon_started({**self._started_info(), **self._daemon_info()})
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
         self.health.alive = lambda: worker.is_alive() and not self._stuck()
         worker.start()
@@ -314,16 +327,7 @@ class Daemon:
                 },
             )
             return report
-        self.last = report
-        self.health.record(report)
-        self.metrics.observe(report.phases)
-        try:
-            self.health.set_operations(dict(Counter(o.state.name for o in self.operations.all())))
-            self.status.write(report, self.health, self._daemon_info())
-        except (OSError, FleetwardError) as exc:
-            logger.error("cannot write status files: %s", exc)
-        logs.log_run(report)
-        self.reporters.run_finished(report)
+        self.last = report  # the engine's reporters heard of it already
         return report
 
     def _stop_cause(self) -> str | None:
@@ -436,7 +440,7 @@ class Daemon:
         if sources_changed:
             self.worker.forget()  # what failed for good may pass with the new settings
             self.reconciler.settings = self._settings(new)
-            self.status = StatusWriter(self.state_dir, self._source_info(new))
+            self.status.source = self._source_info(new)
             if self.watcher is not None:
                 self.watcher.stop()
                 self.watcher = None
@@ -484,9 +488,8 @@ class Daemon:
                 "abandoning the run in progress (it had not started writing)",
                 extra={"fields": {"operation": ended.operation_id if ended else None}},
             )
-        self.reporters.daemon_stopped(cause)
         # Last: `fleetward status` must say the daemon is not running from now on.
-        self.status.stopped(now_iso(), cause, ended)
+        self.reporters.daemon_stopped(cause)  # before the HTTP front stops: live pages end
         if self.listening is not None:
             self.listening.stop(timeout=max(0.1, deadline - time.monotonic()))
         logger.info("stopped")

@@ -16,7 +16,7 @@ GitLab's token header); with no secret configured it is disabled too.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from fleetward import __version__
 from fleetward.daemon.config import Secrets
@@ -80,7 +80,8 @@ def error(
     return response
 
 
-def create_app(ctx: ApiContext) -> Starlette:
+def create_app(ctx: ApiContext, pages: Sequence[BaseRoute] = ()) -> Starlette:
+    """The API's app; `pages` (the web view's routes) are served beside it, after the API's."""
     seen = SeenDeliveries()  # webhook delivery ids answered, for redeliveries
 
     def metrics(request: Request) -> Response:
@@ -309,6 +310,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         *_either_slash("/v0/operations/{operation_id}/", operation, ["GET", "PUT"]),
         *_either_slash("/v0/operations/{operation_id}/approve", approve_operation, ["POST"]),
         *_either_slash("/v0/webhook", webhook, ["POST"]),
+        *pages,
     ]
     return Starlette(
         routes=routes,

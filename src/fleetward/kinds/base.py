@@ -10,8 +10,8 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 
@@ -134,6 +134,34 @@ class ObjectKind:
     removal_status: Mapping[str, Any] | None = None
 
 
+_Entry = TypeVar("_Entry")
+
+
+class KindCaches:
+    """What kinds remember between the stages of a run, and between runs: a value the
+    caller owns and passes in (like the loader's DocumentCache), never module state.
+
+    A daemon keeps one for its life, so a re-plan after one stream changes matches that
+    stream only; a command makes one per run. Each kind keeps its entries here, one per
+    class (`entry`), and no result depends on them: two runs given different caches, or
+    one cache and different inputs, compute the same as from empty caches.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[type[Any], Any] = {}
+
+    def entry(self, cls: type[_Entry]) -> _Entry:
+        """The entry of class `cls`, made (with no arguments) on first use."""
+        found = self._entries.get(cls)
+        if found is None:
+            found = self._entries[cls] = cls()
+        return found
+
+    def replace(self, value: Any) -> None:
+        """Make `value` the entry of its class (a kind that rebuilds its entry per run)."""
+        self._entries[type(value)] = value
+
+
 @dataclass(frozen=True, slots=True)
 class PlanContext:
     """What a kind's plan-stage checks see: the whole plan-in-progress, read-only."""
@@ -146,6 +174,8 @@ class PlanContext:
     locate: Callable[[Origin], str] = lambda origin: origin.path
     # Where check_plan puts a kind's report in its seed's response shape (Plan.reports).
     reports: dict[str, Any] = field(default_factory=dict)
+    # The caller's caches (the desired state's): what a check may reuse between runs.
+    caches: KindCaches = field(default_factory=KindCaches)
 
 
 class KindPlugin:
@@ -180,9 +210,10 @@ class KindPlugin:
         return ()
 
     def schema_problems(
-        self, exc: ValidationError, prefix: tuple[str | int, ...]
+        self, exc: ValidationError, prefix: tuple[str | int, ...], raw: Any
     ) -> list[tuple[tuple[str | int, ...], bool, Problem]]:
-        """The spec's validation errors as located problems; a kind may word them its seed's way."""
+        """The spec's validation errors as located problems; a kind may word them its seed's
+        way, naming items by what `raw` (the spec as read, before validation) holds."""
         return validation_problems(exc, prefix, self.spec_model, f"a {self.kind} spec")
 
     # -- optional hooks: data files, generated objects, removal of owned objects --
@@ -207,9 +238,11 @@ class KindPlugin:
         documents: tuple[tuple[str, Document], ...],
         objects: Mapping[ObjectKey, DesiredObject],
         locate: Callable[[Origin], str],
+        caches: KindCaches,
     ) -> Generated | None:
         """Objects made from other objects after every document is expanded (AssetRule ×
-        streams). Runs once per revision over the whole desired state."""
+        streams). Runs once per revision over the whole desired state; `caches` is the
+        caller's, for what it may reuse from the revision before."""
         return None
 
     def references(self, document: Document) -> Iterable[str]:
@@ -230,9 +263,11 @@ class KindPlugin:
         have: StoredObject,
         desired: Mapping[ObjectKey, DesiredObject],
         stored: Mapping[ObjectKey, StoredObject],
+        caches: KindCaches,
     ) -> Removal | None:
         """How to remove an object this kind's documents own that is no longer desired;
-        None: the object kind's default (`ObjectKind.on_removal`)."""
+        None: the object kind's default (`ObjectKind.on_removal`). Asked once per such
+        object: what the answers share is computed once into `caches` (the plan's)."""
         return None
 
 
@@ -246,13 +281,31 @@ class DataProblems:
     problems: tuple[tuple[int, int, Problem], ...]
 
 
+MAX_CONFLICTS_REPORTED = 20  # conflicts that fail a revision; the last says how many more
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     """What `generate` adds to the desired state: new objects, objects it replaces
-    (same key, e.g. with a note), and cross-document problems."""
+    (same key, e.g. with a note), and cross-document problems.
+
+    `conflicts` are objects left out because what made them disagrees (two rules give
+    one asset different names): they fail the revision unless the caller keeps them
+    (`rules preview` shows them instead), so they come back as data, all of them."""
 
     objects: Mapping[ObjectKey, DesiredObject]
     problems: tuple[Problem, ...] = ()
+    conflicts: tuple[Problem, ...] = ()
+
+    def failing(self) -> tuple[Problem, ...]:
+        """The problems that fail the revision when conflicts do: the first
+        MAX_CONFLICTS_REPORTED of them, the last one counting the rest."""
+        shown = list(self.conflicts[:MAX_CONFLICTS_REPORTED])
+        more = len(self.conflicts) - MAX_CONFLICTS_REPORTED
+        if more > 0:
+            last = shown[-1]
+            shown[-1] = replace(last, reason=f"{last.reason} ({more} more conflicts)")
+        return (*self.problems, *shown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,7 @@ def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
     schema = spec.templateSchema
     error = template_schema.check_schema(schema)
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        where = template_schema.render_schema_path(error.absolute_path)
         yield (
             ("spec", "templateSchema", *error.absolute_path),
             False,
@@ -161,7 +161,7 @@ def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
     except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
         bad = [((), str(schema.get("$schema", "")), str(exc))]
     for path, ref, why in bad:
-        where = "/".join(str(p) for p in path) or "(root)"
+        where = template_schema.render_schema_path(path)
         yield (
             ("spec", "templateSchema", *path),
             False,
@@ -176,7 +176,7 @@ def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
     if bad:
         return
     for defect in template_schema.schema_defects(schema):
-        where = "/".join(str(p) for p in defect.path) or "(root)"
+        where = template_schema.render_schema_path(defect.path)
         yield (
             ("spec", "templateSchema", *defect.path),
             defect.is_key,

@@ -382,8 +382,9 @@ class SyncPolicySpec(Strict):
     minStopCount: Annotated[int | None, AfterValidator(_min_stop_count)] = None
     suspend: bool = False
     # Failure isolation for the documents it selects: an invalid one is held back at
-    # its last applied version while the rest of the revision applies.
-    isolateFailures: bool = False
+    # its last applied version while the rest of the revision applies. None (unset) is
+    # off, and leaves the stored spec as it was before the field existed.
+    isolateFailures: bool | None = None
 
 
 # -- windows ------------------------------------------------------------------------
@@ -618,7 +619,9 @@ class SyncPolicyPlugin(KindPlugin):
     spec_model = SyncPolicySpec
     object_kinds = (SYNC_POLICY,)
 
-    def schema_problems(self, exc: ValidationError, prefix: YamlPath) -> list[PathProblem]:
+    def schema_problems(
+        self, exc: ValidationError, prefix: YamlPath, raw: Any
+    ) -> list[PathProblem]:
         return located_problems(exc, prefix, SyncPolicySpec, "a SyncPolicy spec")
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ import re2
 import referencing
 import referencing.exceptions
 import referencing.jsonschema
+
+from fleetward.model import canonical_json
 
 # Keyword evaluations one template item's data may cost. A realistic template (tens of
 # fields, a few keywords each) costs hundreds; this allows far more and still checks
@@ -350,7 +352,8 @@ def _value_at(schema: Mapping[str, Any], path: SchemaPath) -> str:
     return str(value)
 
 
-def _render(path: SchemaPath) -> str:
+def render_schema_path(path: Sequence[str | int]) -> str:
+    """A place in a schema as errors name it: "properties/level", or "(root)"."""
     return "/".join(str(p) for p in path) or "(root)"
 
 
@@ -513,7 +516,7 @@ class TemplateChecker:
     def first_error(self, data: Any) -> Any:
         """The best-matching ValidationError, or None; TemplateCheckFailed when unbounded."""
         if self._defect is not None:
-            where = _render(self._defect.path)
+            where = render_schema_path(self._defect.path)
             raise TemplateCheckFailed(f"{self._defect.error} (at {where})")
         token = _BUDGET.set(_Budget(MAX_STEPS))
         try:
@@ -528,6 +531,35 @@ class TemplateChecker:
             raise TemplateCheckFailed(f"a pattern cannot be compiled ({exc})") from None
         finally:
             _BUDGET.reset(token)
+
+
+class TemplateCheckers:
+    """TaskTypes' checkers by schema: an entry of the caller's `KindCaches`.
+
+    Building a checker analyses its schema (`schema_defects`) and makes a validator, so
+    a daemon builds one per schema, not one per run. Keyed by the schema's canonical
+    JSON (equal schemas share a checker, a changed one gets its own); holds the checkers
+    of the last run only (`start_run`), so edited schemas do not pile up.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, TemplateChecker] = {}
+        self._used: dict[str, TemplateChecker] = {}
+        self.built = 0  # checkers built, for tests and benchmarks
+
+    def start_run(self) -> None:
+        """Forget the checkers of the run before last: keep those the last run used."""
+        if self._used:
+            self._last, self._used = self._used, {}
+
+    def checker(self, schema: Mapping[str, Any]) -> TemplateChecker:
+        key = canonical_json(schema)
+        found = self._used.get(key) or self._last.get(key)
+        if found is None:
+            found = TemplateChecker(schema)
+            self.built += 1
+        self._used[key] = found
+        return found
 
 
 def check_schema(schema: Mapping[str, Any]) -> jsonschema.SchemaError | None:

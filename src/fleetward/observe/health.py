@@ -1,11 +1,14 @@
 """What the daemon knows about its own health: the last run, counters, readiness.
 
-The run loop feeds every `RunReport` in; `/readyz`, `/metrics` and
-`summary.json` read from here. Thread-safe: the worker writes while HTTP reads.
+A `Reporter`: the engine hands it every finished run's `RunReport`, and with
+the operation log it was given it counts the operations by state; `/readyz`,
+`/metrics` and `summary.json` read from here. Thread-safe: the worker writes
+while HTTP reads.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -13,10 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetward.errors import FleetwardError
 from fleetward.model import StoreSnapshot
 from fleetward.operations import OperationState
 from fleetward.planning import is_drift
+from fleetward.reporting import Reporter
 from fleetward.runs import RunReport
+from fleetward.store import OperationStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +44,8 @@ def count_store(store: StoreSnapshot | None) -> dict[tuple[str, str], int]:
     return dict(counts)
 
 
-@dataclass
-class Health:
+@dataclass(eq=False)
+class Health(Reporter):
     ready_max_age: float  # seconds; readiness fails when the last good fetch or run is older
     last: RunReport | None = None
     counts: Counts = field(default_factory=lambda: Counts({}, {}, 0))
@@ -51,9 +59,23 @@ class Health:
     manifest_errors: int = 0
     planned: RunReport | None = None  # the last run that made a plan (held parts, policies)
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
+    # The operation log counted after every run (`fleetward_operations{state}`).
+    operations: OperationStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted: StoreSnapshot | None = field(default=None, repr=False)
     _counted_objects: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    def run_finished(self, report: RunReport) -> None:
+        """Take in a finished run, then count the operation log as the run left it."""
+        self.record(report)
+        if self.operations is None:
+            return
+        try:
+            counts = Counter(o.state.name for o in self.operations.all())
+        except FleetwardError as exc:  # a damaged log: the counts of the last good read stay
+            logger.error("cannot count the operation log: %s", exc)
+            return
+        self.set_operations(dict(counts))
 
     def record(self, report: RunReport) -> None:
         now = time.time()

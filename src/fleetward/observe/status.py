@@ -11,7 +11,8 @@
   found drift, with Kubernetes-style conditions; removed once it is fine.
 
 Every file is replaced atomically (temp file in the same directory, fsync,
-rename), so a reader never sees half a file.
+rename), so a reader never sees half a file. `StatusWriter` is a `Reporter`:
+the engine hands it every finished run, the daemon its stop.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ from typing import Any
 
 from fleetward import __version__
 from fleetward.decisions import held_summary
-from fleetward.errors import os_reason
+from fleetward.errors import FleetwardError, os_reason
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.model import Change, Plan
 from fleetward.observe.health import Health
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
+from fleetward.reporting import Reporter
 from fleetward.runs import RunReport
 from fleetward.store.files import write_atomic
-from fleetward.timestamps import from_epoch, parse_iso, to_iso
+from fleetward.timestamps import from_epoch, now_iso, parse_iso, to_iso
 from fleetward.tuning import gc_paused
 
 logger = logging.getLogger(__name__)
@@ -49,14 +51,44 @@ _INDENTED_PLAN_CHANGES = 1000
 _MAX_FILE_ERRORS = 20
 
 
-class StatusWriter:
-    def __init__(self, state_dir: Path, source: Mapping[str, Any]) -> None:
+class StatusWriter(Reporter):
+    """The status files of one state directory.
+
+    As a reporter it needs the daemon's `health` (readiness and counts in
+    summary.json) and `daemon`, what summary.json says of the process; `write`
+    takes them from its caller instead.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        source: Mapping[str, Any],
+        health: Health | None = None,
+        daemon: Callable[[], Mapping[str, Any]] = dict,
+    ) -> None:
         self.dir = state_dir / "status"
         self.source = dict(source)  # url (credentials masked), ref, path
+        self.health = health
+        self.daemon = daemon
         self._lock = threading.Lock()  # a run's files, or the stop record: one at a time
         self._stopped = False
         # Sections other reporters keep in summary.json between runs (`amend`).
         self._sections: dict[str, Any] = {}
+        self._abandoned: Operation | None = None
+
+    def run_finished(self, report: RunReport) -> None:
+        if self.health is None:
+            raise TypeError("a StatusWriter reports runs only with the daemon's Health")
+        try:
+            self.write(report, self.health, self.daemon())
+        except (OSError, FleetwardError) as exc:
+            logger.error("cannot write status files: %s", exc)
+
+    def run_abandoned(self, operation: Operation) -> None:
+        self._abandoned = operation  # summary.json names it when the daemon stops
+
+    def daemon_stopped(self, cause: str) -> None:
+        self.stopped(now_iso(), cause, self._abandoned)
 
     def write(self, report: RunReport, health: Health, daemon: Mapping[str, Any]) -> None:
         """Write a run's files, summary.json last.
@@ -116,7 +148,8 @@ class StatusWriter:
                 return
             if not isinstance(current, dict):
                 return
-            daemon = current.get("daemon") if isinstance(current.get("daemon"), dict) else {}
+            found = current.get("daemon")
+            daemon: dict[str, Any] = found if isinstance(found, dict) else {}
             current["daemon"] = {**daemon, "stoppedAt": at, "stopSignal": cause}
             readiness = current.get("readiness")
             current["ready"] = False
@@ -298,6 +331,17 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
                 _condition("Stalled", True, _stalled_reason(report), why, at, revision),
             ]
         yield change, conditions
+
+
+def conditions_of(report: RunReport, change: Change) -> list[dict[str, Any]]:
+    """The conditions `objects/<kind>/<id>.json` holds for `change`, one of the report's
+    plan ([]: the change was applied and needs no file). The web view's object page."""
+    if report.plan is None:
+        return []
+    narrowed = replace(report, plan=replace(report.plan, changes=(change,)))
+    for _, conditions in _object_conditions(narrowed):
+        return conditions
+    return []
 
 
 def _held_reason(

@@ -1,6 +1,7 @@
 """Sources: where a revision of manifests comes from (remote Git, local Git, plain directory)."""
 
-from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, git_blob_id
+from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, Source, git_blob_id
+from fleetward.source.memory import MemorySource
 from fleetward.source.opening import open_snapshot, uncommitted_note
 from fleetward.source.remote import RemoteMirror
 from fleetward.source.urls import is_remote, redact_url, validate_remote_ref, validate_remote_url
@@ -8,8 +9,10 @@ from fleetward.source.urls import is_remote, redact_url, validate_remote_ref, va
 __all__ = [
     "MAX_FILE_BYTES",
     "ManifestFile",
+    "MemorySource",
     "RemoteMirror",
     "Snapshot",
+    "Source",
     "git_blob_id",
     "is_remote",
     "open_snapshot",

@@ -152,3 +152,14 @@ def not_a_manifest_file(path: str, location: str) -> SourceError:
         "Give the manifest directory (e.g. --path manifests) or one .yaml/.yml file.",
         location=location,
     )
+
+
+class Source(Protocol):
+    """Where revisions come from: each `open` resolves the tracked revision and opens it.
+
+    The CLI's and daemon's are their source options (a remote URL, a Git repository
+    at a ref, a plain directory); tests use `MemorySource`."""
+
+    def open(self) -> Snapshot:
+        """The tracked revision as it is now, opened (a remote is fetched first)."""
+        ...

@@ -9,7 +9,6 @@ Validation errors are worded like the seed's (`"asset.type" is required`).
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import datetime as dt
 import math
@@ -406,24 +405,13 @@ class TaskSpec(Strict):
         return self
 
 
-# The raw spec last validated (in this thread): its errors name the xid of each failing task.
-_RAW_SPEC: contextvars.ContextVar[Any] = contextvars.ContextVar("raw_task_batch", default=None)
-
-
 class TaskBatchSpec(Strict):
     description: str | None = None
     tasks: list[TaskSpec] = Field(default_factory=list)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _remember_raw(cls, data: Any) -> Any:
-        _RAW_SPEC.set(data)
-        return data
 
-
-def _raw_xid(index: Any) -> str | None:
-    """The xid of task `index` of the spec last validated, when it has a usable one."""
-    raw = _RAW_SPEC.get()
+def _raw_xid(raw: Any, index: Any) -> str | None:
+    """The xid of task `index` of the spec as read (`raw`), when it has a usable one."""
     tasks = raw.get("tasks") if isinstance(raw, dict) else None
     if not isinstance(tasks, list) or not isinstance(index, int) or not 0 <= index < len(tasks):
         return None
@@ -436,8 +424,9 @@ def _raw_xid(index: Any) -> str | None:
 _REFERENCES = {"field": "Field", "asset": "Asset", "taskType": "TaskType"}
 
 
-def schema_problems(exc: ValidationError, prefix: YamlPath) -> list[PathProblem]:
-    """Pydantic's errors of a TaskBatch spec, reworded as the seed's SchemaErrors."""
+def schema_problems(exc: ValidationError, prefix: YamlPath, raw: Any) -> list[PathProblem]:
+    """Pydantic's errors of a TaskBatch spec, reworded as the seed's SchemaErrors; each
+    names the xid its task has in `raw` (the spec as read), when it has one."""
     generic = validation_problems(exc, prefix, TaskBatchSpec, "a TaskBatch spec")
     out: list[PathProblem] = []
     for err, located in zip(exc.errors(include_url=False), generic):
@@ -446,7 +435,7 @@ def schema_problems(exc: ValidationError, prefix: YamlPath) -> list[PathProblem]
         if len(loc) < 2 or loc[0] != "tasks":
             out.append(located)
             continue
-        xid = _raw_xid(loc[1])
+        xid = _raw_xid(raw, loc[1])
         about = {"task": loc[1], **({"xid": xid} if xid is not None else {})}
         if seed is None:
             path, is_key, problem = located

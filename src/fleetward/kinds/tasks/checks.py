@@ -25,8 +25,12 @@ import referencing.exceptions
 
 from fleetward.errors import Problem
 from fleetward.kinds.base import PlanContext, as_uuid, derived_id
-from fleetward.kinds.task_status import is_open
-from fleetward.kinds.template_schema import TemplateChecker, TemplateCheckFailed
+from fleetward.kinds.tasks.status import is_open
+from fleetward.kinds.template_schema import (
+    TemplateChecker,
+    TemplateCheckers,
+    TemplateCheckFailed,
+)
 from fleetward.model import (
     Action,
     DesiredObject,
@@ -168,7 +172,7 @@ def run(context: PlanContext, batch_kind: str) -> list[Problem]:
         _resolve,
         _duplicates(items, context, failed),
         _single_active(items, world, failed),
-        _templates(world),
+        _templates(world, context.caches.entry(TemplateCheckers)),
     )
     for number, stage in enumerate(stages, start=2):
         for item in items:
@@ -570,16 +574,20 @@ def _single_active(
 # -- check 5: template schema -----------------------------------------------------------
 
 
-def _templates(world: _World) -> _Check:
-    validators: dict[str, TemplateChecker] = {}
+def _templates(world: _World, checkers: TemplateCheckers) -> _Check:
+    """Check 5; each TaskType's checker comes from `checkers` (the caller's, kept
+    between runs: building one analyses the whole schema)."""
+    checkers.start_run()
     # (TaskType, canonical data) already found valid: template data repeats a lot.
     valid: set[tuple[str, str]] = set()
 
+    chosen: dict[str, TemplateChecker] = {}  # this run's, by TaskType
+
     def validator(task_type: str) -> TemplateChecker:
-        if task_type not in validators:
+        if task_type not in chosen:
             schema = world.indexes["TaskType"].by_key[task_type].get("templateSchema") or {}
-            validators[task_type] = TemplateChecker(schema)
-        return validators[task_type]
+            chosen[task_type] = checkers.checker(schema)
+        return chosen[task_type]
 
     def task_type_of(item: _Item, t: Mapping[str, Any]) -> str | None:
         """The TaskType a template item's data follows; None when check 2 found none."""

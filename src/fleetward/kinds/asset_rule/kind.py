@@ -1,9 +1,9 @@
 """AssetRule (seed 002, RuleModel): match streams, generate assets and stream metadata.
 
 A document becomes `AssetRule/<name>`; the assets and stream metadata it
-generates (`rule_outputs`) are objects like any other, owned by the rule.
+generates (`outputs`) are objects like any other, owned by the rule.
 The seed's PascalCase RuleModel body validates unchanged as a `spec`; the
-stored form is camelCase. Matching semantics live in `rule_matching`.
+stored form is camelCase. Matching semantics live in `matching`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, StringConstraints, ValidationError, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds import rule_lifecycle, rule_outputs
+from fleetward.kinds.asset_rule import lifecycle, outputs
+from fleetward.kinds.asset_rule.matching import BUILTIN_TOKENS, TOKEN_NAME, placeholders
 from fleetward.kinds.base import (
     Document,
     Generated,
+    KindCaches,
     KindPlugin,
     ObjectKind,
     Removal,
@@ -25,7 +27,6 @@ from fleetward.kinds.base import (
     declare,
 )
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
-from fleetward.kinds.rule_matching import BUILTIN_TOKENS, TOKEN_NAME, placeholders
 from fleetward.model import Action, DesiredObject, ObjectKey, Origin, StoredObject
 
 
@@ -276,16 +277,18 @@ class AssetRulePlugin(KindPlugin):
         documents: tuple[tuple[str, Document], ...],
         objects: Mapping[ObjectKey, DesiredObject],
         locate: Callable[[Origin], str],
+        caches: KindCaches,
     ) -> Generated | None:
-        return rule_outputs.generate(documents, objects, locate)
+        return outputs.generate(documents, objects, locate, caches)
 
     def removal(
         self,
         have: StoredObject,
         desired: Mapping[ObjectKey, DesiredObject],
         stored: Mapping[ObjectKey, StoredObject],
+        caches: KindCaches,
     ) -> Removal | None:
-        return rule_lifecycle.removal(have, desired, stored)
+        return lifecycle.removal(have, desired, stored, caches)
 
 
 # -- checks within one document -----------------------------------------------------

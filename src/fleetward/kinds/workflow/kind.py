@@ -16,7 +16,6 @@ import pycountry
 from pydantic import AliasChoices, Field, StringConstraints, ValidationError, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds.actions import ACTIONS
 from fleetward.kinds.base import (
     Document,
     KindPlugin,
@@ -28,7 +27,8 @@ from fleetward.kinds.base import (
     jsonable,
 )
 from fleetward.kinds.problems import PathProblem, YamlPath, did_you_mean, validation_problems
-from fleetward.kinds.workflow_graph import Graph
+from fleetward.kinds.workflow.actions import ACTIONS
+from fleetward.kinds.workflow.graph import Graph
 from fleetward.model import Action, DesiredObject, spec_hash
 
 # Fixed namespace for ids derived from names: the same names give the same ids everywhere.

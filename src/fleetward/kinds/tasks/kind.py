@@ -3,9 +3,9 @@
 The stored spec is what Git owns (normalised: UTC dates, minutes, `endTime`
 derived, defaults dropped). The runtime fields (`status`, `completedOn`,
 `resolvedBy`, …) go to the object's status on create and are never reverted;
-`fleetward tasks set-status` changes them (`task_status`). A task removed from Git is
+`fleetward tasks set-status` changes them (`status`). A task removed from Git is
 soft-deleted (`isDeleted: true`, state stopped). The plan-stage checks live in
-`task_checks`.
+`checks`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetward.errors import Problem
-from fleetward.kinds import task_checks
 from fleetward.kinds.base import (
     Document,
     KindPlugin,
@@ -27,8 +26,9 @@ from fleetward.kinds.base import (
     derived_id,
 )
 from fleetward.kinds.problems import PathProblem
-from fleetward.kinds.task_schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
-from fleetward.kinds.task_status import OPEN
+from fleetward.kinds.tasks import checks
+from fleetward.kinds.tasks.schema import RUNTIME_FIELDS, TaskBatchSpec, TaskSpec, schema_problems
+from fleetward.kinds.tasks.status import OPEN
 from fleetward.model import Action, DesiredObject
 from fleetward.timestamps import to_iso
 
@@ -76,9 +76,9 @@ class TaskBatchPlugin(KindPlugin):
     located_in_plan = True
 
     def schema_problems(
-        self, exc: ValidationError, prefix: tuple[str | int, ...]
+        self, exc: ValidationError, prefix: tuple[str | int, ...], raw: Any
     ) -> list[PathProblem]:
-        return schema_problems(exc, prefix)
+        return schema_problems(exc, prefix, raw)
 
     def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
         spec: TaskBatchSpec = document.spec
@@ -95,7 +95,7 @@ class TaskBatchPlugin(KindPlugin):
             )
 
     def check_plan(self, context: PlanContext) -> Iterable[Problem]:
-        return task_checks.run(context, self.kind)
+        return checks.run(context, self.kind)
 
 
 PLUGIN = TaskBatchPlugin()

@@ -1,6 +1,6 @@
 """`fleetward rules preview`: what one AssetRule makes of a revision's streams. Pure.
 
-The same matching and merging as the plan (`rule_outputs`), for one rule and
+The same matching and merging as the plan (`outputs`), for one rule and
 without the store; conflicts within the rule are reported as text, not raised.
 Each matched stream comes with the split that matched it: per token, the text
 taken from the field and the value it gave.
@@ -13,14 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule.matching import (
     Capture,
     CompiledExpression,
     Step,
     captures,
     explain,
 )
-from fleetward.kinds.rule_outputs import Clash, compile_outputs, evaluate, merge_asset
+from fleetward.kinds.asset_rule.outputs import Clash, compile_outputs, evaluate, merge_asset
 from fleetward.model import DesiredObject
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleetward.kinds.base import Removal
-from fleetward.kinds.rule_outputs import frozen_assets
+from fleetward.kinds.asset_rule.outputs import frozen_assets
+from fleetward.kinds.base import KindCaches, Removal
 from fleetward.model import Action, DesiredObject, ObjectKey, ObjectState, StoredObject, object_key
 
 
@@ -20,12 +20,14 @@ def removal(
     have: StoredObject,
     desired: Mapping[ObjectKey, DesiredObject],
     stored: Mapping[ObjectKey, StoredObject],
+    caches: KindCaches,
 ) -> Removal | None:
-    """What happens to a rule's outputs (and the rule) when they are no longer desired."""
+    """What happens to a rule's outputs (and the rule) when they are no longer desired;
+    what the answers share is computed once into `caches`."""
     rule_name = have.owner.split("/", 1)[1]
     rule_key = object_key("AssetRule", rule_name)
     if have.kind == "AssetRule":
-        return _rule_removal(have, stored)
+        return _rule_removal(have, stored, caches)
     if have.kind not in ("Asset", "StreamMetadata"):
         return None
     action = Action.STOP if have.kind == "Asset" else Action.DELETE
@@ -34,7 +36,7 @@ def removal(
         if rule.spec.get("state") == "Stopped":
             return Removal(None, "rule stopped: keeps what it made")
         if have.kind == "Asset":
-            stoppers = frozen_assets(desired).get(str(have.spec.get("externalAssetId")))
+            stoppers = frozen_assets(desired, caches).get(str(have.spec.get("externalAssetId")))
             if stoppers:
                 return Removal(None, f"kept as stored: made with {', '.join(stoppers)} (Stopped)")
         return Removal(action, f"no longer produced by {have.owner}")
@@ -47,26 +49,35 @@ def removal(
     return Removal(action, f"{have.owner} deleted")
 
 
-_OWNED: tuple[Mapping[ObjectKey, StoredObject], dict[tuple[str, str], int]] | None = None
+class OwnedCounts:
+    """The last store `owned_counts` counted, and its counts."""
+
+    def __init__(self) -> None:
+        self.stored: Mapping[ObjectKey, StoredObject] | None = None
+        self.counts: dict[tuple[str, str], int] = {}
 
 
-def owned_counts(stored: Mapping[ObjectKey, StoredObject]) -> Mapping[tuple[str, str], int]:
-    """(owner, kind) → active objects, counted in one pass over the store; the last
-    store's counts are remembered (every deleted rule asks)."""
-    global _OWNED
-    if _OWNED is not None and _OWNED[0] is stored:
-        return _OWNED[1]
+def owned_counts(
+    stored: Mapping[ObjectKey, StoredObject], caches: KindCaches
+) -> Mapping[tuple[str, str], int]:
+    """(owner, kind) → active objects, counted in one pass over the store; the store's
+    counts are kept in `caches` (every deleted rule asks)."""
+    known = caches.entry(OwnedCounts)
+    if known.stored is stored:
+        return known.counts
     counts: dict[tuple[str, str], int] = {}
     for o in stored.values():
         if o.state is ObjectState.ACTIVE and o.owner.startswith("AssetRule/"):
             counts[o.owner, o.kind] = counts.get((o.owner, o.kind), 0) + 1
-    _OWNED = (stored, counts)
+    known.stored, known.counts = stored, counts
     return counts
 
 
-def _rule_removal(have: StoredObject, stored: Mapping[ObjectKey, StoredObject]) -> Removal:
+def _rule_removal(
+    have: StoredObject, stored: Mapping[ObjectKey, StoredObject], caches: KindCaches
+) -> Removal:
     kept: list[str] = []
-    counts = owned_counts(stored)
+    counts = owned_counts(stored, caches)
     assets = counts.get((have.key, "Asset"), 0)
     metadata = counts.get((have.key, "StreamMetadata"), 0)
     if assets:

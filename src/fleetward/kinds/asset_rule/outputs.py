@@ -7,26 +7,24 @@ naming both rules. An asset a Fleet declares wins over a generated one.
 
 Matching is memoised by (rule spec hash, stream spec hash) and merged assets by
 what they were merged from, so a daemon's re-plan after one stream changes
-matches that stream only. The memo keeps only what the last revision used; it
-is module state, but only a cache of pure functions: no result depends on it.
+matches that stream only. The memo (`RuleMemo`) is an entry of the caller's
+`KindCaches` and keeps only what the last revision used; no result depends on it.
+Conflicting outputs come back as data (`Generated.conflicts`): whether they fail
+the revision is the caller's choice, not this module's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from dataclasses import field as default
 from typing import Any
 
 from fleetward.errors import Problem
-from fleetward.kinds.base import Document, Generated
-from fleetward.kinds.problems import did_you_mean
-from fleetward.kinds.rule_matching import (
+from fleetward.kinds.asset_rule.matching import (
     STREAM_FIELDS,
     CompiledExpression,
     compile_rule,
@@ -34,6 +32,8 @@ from fleetward.kinds.rule_matching import (
     render,
     too_long,
 )
+from fleetward.kinds.base import Document, Generated, KindCaches
+from fleetward.kinds.problems import did_you_mean
 from fleetward.model import (
     DesiredObject,
     ObjectKey,
@@ -44,7 +44,6 @@ from fleetward.model import (
 
 ASSET_ID = re.compile(r"^[^\s/]{1,253}$")
 MERGED_FIELDS = ("name", "assetTypeId", "description", "status")
-MAX_REPORTED = 20  # conflicts reported per revision; the count says how many more
 MAX_ERRORS_KEPT = 10  # per-stream errors kept in a rule's ErrorInfo
 
 
@@ -75,7 +74,7 @@ class RuleInput:
         return Origin(self.path, self.document.index, ("spec", *yaml_path))
 
 
-class _Memo:
+class RuleMemo:
     """Matches and merged objects of the last revision (see the module docstring)."""
 
     def __init__(self) -> None:
@@ -87,7 +86,7 @@ class _Memo:
         self.objects: dict[tuple[Any, ...], DesiredObject] = {}
 
     def matcher(
-        self, previous: _Memo, rule_hash: str, compiled: CompiledRule
+        self, previous: RuleMemo, rule_hash: str, compiled: CompiledRule
     ) -> Callable[[DesiredObject], StreamResult | None]:
         """`evaluate` for one rule over streams: from `previous` when it knows the pair,
         remembered in self. The rule's tables are looked up once, not once per stream."""
@@ -109,23 +108,6 @@ class _Memo:
             return result
 
         return match
-
-
-_MEMO = _Memo()
-# Set by `collecting_conflicts`: conflicts go here instead of failing the revision.
-_COLLECTED: ContextVar[list[Problem] | None] = ContextVar("rule_conflicts", default=None)
-
-
-@contextmanager
-def collecting_conflicts() -> Iterator[list[Problem]]:
-    """Within: generation does not fail on conflicting outputs; it leaves the conflicting
-    objects out and adds the conflicts to the list yielded (`rules preview`)."""
-    collected: list[Problem] = []
-    token = _COLLECTED.set(collected)
-    try:
-        yield collected
-    finally:
-        _COLLECTED.reset(token)
 
 
 Renderer = Callable[[Mapping[str, str]], Any]
@@ -231,8 +213,10 @@ def generate(
     documents: tuple[tuple[str, Document], ...],
     objects: Mapping[ObjectKey, DesiredObject],
     locate: Callable[[Origin], str],
+    caches: KindCaches,
 ) -> Generated | None:
-    global _MEMO
+    """The assets and stream metadata the revision's rules make of its streams, each
+    rule's ExecutionProgress, and the conflicts between outputs (left out)."""
     rules = sorted(
         (
             RuleInput(doc.name, path, doc, objects[object_key("AssetRule", doc.name)])
@@ -248,8 +232,8 @@ def generate(
     problems = list(_unknown_fields(rules, streams, locate))
     if problems:
         return Generated({}, tuple(problems))
-    previous, memo = _MEMO, _Memo()
-    _MEMO = memo
+    previous, memo = caches.entry(RuleMemo), RuleMemo()
+    caches.replace(memo)
     out: dict[ObjectKey, DesiredObject] = {}
     contributions: dict[str, list[tuple[RuleInput, int, str, str, Mapping[str, Any]]]] = {}
     metadata_by_stream: dict[str, list[tuple[RuleInput, StreamResult]]] = {}
@@ -315,24 +299,12 @@ def generate(
             made = progress[obj.owner.split("/", 1)[1]]
             made.metadata += 1
             made.metadata_hashes.append(obj.spec_hash)
-    collecting = _COLLECTED.get()
-    if conflicts and collecting is not None:
-        collecting.extend(conflicts)
-        conflicts = []
-    if conflicts:
-        shown = conflicts[:MAX_REPORTED]
-        if len(conflicts) > MAX_REPORTED:
-            first = shown[-1]
-            shown[-1] = replace(
-                first, reason=f"{first.reason} ({len(conflicts) - MAX_REPORTED} more conflicts)"
-            )
-        return Generated({}, tuple(shown))
     for rule in rules:
         ran = progress.get(rule.name)
         if ran is None:
             continue  # a stopped rule keeps the progress of its last run
         out[rule.obj.key] = replace(rule.obj, derived_status=_progress(ran, out))
-    return Generated(out)
+    return Generated(out, conflicts=tuple(conflicts))
 
 
 def _progress(state: _Progress, out: Mapping[ObjectKey, DesiredObject]) -> dict[str, Any]:
@@ -360,8 +332,8 @@ def _progress(state: _Progress, out: Mapping[ObjectKey, DesiredObject]) -> dict[
 def _asset_object(
     asset_id: str,
     parts: list[tuple[RuleInput, int, str, str, Mapping[str, Any]]],
-    previous: _Memo,
-    memo: _Memo,
+    previous: RuleMemo,
+    memo: RuleMemo,
     conflicts: list[Problem],
     locate: Callable[[Origin], str],
 ) -> DesiredObject | None:
@@ -599,19 +571,28 @@ def _unknown_fields(
             )
 
 
-_FROZEN: tuple[Mapping[ObjectKey, DesiredObject], dict[str, list[str]]] | None = None
+class FrozenAssets:
+    """The last desired state `frozen_assets` answered for, and its answer."""
+
+    def __init__(self) -> None:
+        self.desired: Mapping[ObjectKey, DesiredObject] | None = None
+        self.frozen: dict[str, list[str]] = {}
 
 
-def frozen_assets(desired: Mapping[ObjectKey, DesiredObject]) -> Mapping[str, list[str]]:
+def frozen_assets(
+    desired: Mapping[ObjectKey, DesiredObject], caches: KindCaches
+) -> Mapping[str, list[str]]:
     """Asset id → the Stopped rules that produce it from the revision's streams.
 
     Such an asset is not generated (`generate`), so a Stopped rule's part of an asset it
-    merged with a running rule stays as stored. Computed once per desired state (the
-    last one is remembered: removal asks once per object no longer desired).
+    merged with a running rule stays as stored. Computed once per desired state, kept in
+    `caches` (removal asks once per object no longer desired), from the matches the
+    revision's `generate` left in the caches' RuleMemo.
     """
-    global _FROZEN
-    if _FROZEN is not None and _FROZEN[0] is desired:
-        return _FROZEN[1]
+    known_answer = caches.entry(FrozenAssets)
+    if known_answer.desired is desired:
+        return known_answer.frozen
+    last = caches.entry(RuleMemo)
     stopped = [
         o for o in desired.values() if o.kind == "AssetRule" and o.spec.get("state") == "Stopped"
     ]
@@ -619,9 +600,9 @@ def frozen_assets(desired: Mapping[ObjectKey, DesiredObject]) -> Mapping[str, li
     if stopped:
         streams = [o for o in desired.values() if o.kind == "Stream"]
         for rule in sorted(stopped, key=lambda o: o.key):
-            compiled = _MEMO.rules.get(rule.spec_hash) or compile_outputs(rule.spec)
-            known = _MEMO.results.get(rule.spec_hash, {})
-            missed = _MEMO.misses.get(rule.spec_hash, set())
+            compiled = last.rules.get(rule.spec_hash) or compile_outputs(rule.spec)
+            known = last.results.get(rule.spec_hash, {})
+            missed = last.misses.get(rule.spec_hash, set())
             for stream in streams:
                 if stream.spec_hash in missed:
                     continue
@@ -630,5 +611,5 @@ def frozen_assets(desired: Mapping[ObjectKey, DesiredObject]) -> Mapping[str, li
                     owners = frozen.setdefault(asset["id"], [])
                     if rule.key not in owners:
                         owners.append(rule.key)
-    _FROZEN = (desired, frozen)
+    known_answer.desired, known_answer.frozen = desired, frozen
     return frozen

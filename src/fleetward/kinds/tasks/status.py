@@ -1,7 +1,7 @@
 """A task's runtime status: what people set it to, and which statuses close it.
 
 Status stays with people (`fleetward tasks set-status`), never with Git; the
-kind (`tasks`) starts a task open and the plan checks (`task_checks`) count the
+kind (`kind`) starts a task open and the plan checks (`checks`) count the
 open ones, so both read the vocabulary here.
 """
 

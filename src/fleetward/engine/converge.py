@@ -1,0 +1,505 @@
+"""The converge: lock → resolve → plan → decide → apply → record, for every caller.
+
+`fleetward apply` and every daemon run call `Engine.converge`; `fleetward plan`
+calls its `read` and `plan` steps. What differs between those callers is handed
+in, never written twice:
+
+- a `Governor` says what a plan may write now and where a run may stop. The
+  daemon's is its operations control (SyncPolicies' windows and approvals,
+  suspension, operators' cancels, the stopping process); the CLI's is the
+  person at the terminal, asked to confirm.
+- a `Watch` hears each stage's progress (the CLI's bar); the engine adds the
+  governor's checkpoints to it and times each stage for the report.
+- a `Reporter` hears that a run started, that its plan is ready and how it
+  finished (status files, metrics, health, logs, notifications). The engine
+  never imports who they are.
+
+The run's Operation is recorded in the store's log as the run goes: its end
+always (once the store exists: a mistyped location is not created by a
+failure), and with `record_progress` also its start and the moment before the
+write, so a crash in between leaves a non-final record that the next daemon
+start marks failed. A record that cannot be written never fails the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+
+from fleetward.applying import apply_plan, check_current, refuse_blocked
+from fleetward.decisions import describe_held
+from fleetward.desire import DesiredState, Expansions
+from fleetward.engine.governor import Declined, Governor
+from fleetward.engine.run import (
+    STAGES,
+    Run,
+    blocked_policies,
+    dry_run_message,
+    failure_message,
+    held_back,
+    nothing_message,
+    plan_guards,
+    with_summary,
+)
+from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
+from fleetward.governance import owner_labels_of, policies_of
+from fleetward.isolation import Isolated
+from fleetward.kinds import KindCaches
+from fleetward.loading import DocumentCache
+from fleetward.model import Plan, Revision, StoreSnapshot
+from fleetward.operations import Operation, OperationState
+from fleetward.pipeline import (
+    Isolation,
+    SourceOptions,
+    git_cache,
+    make_plan,
+    past_of,
+    resolve,
+    resolve_isolating,
+)
+from fleetward.planning import PlanOptions
+from fleetward.progress import SILENT, Watch
+from fleetward.reporting import Reporter, Reporters
+from fleetward.runs import (
+    AfterFetch,
+    Interrupted,
+    RunReport,
+    RunSettings,
+    Stopping,
+    Unchanged,
+    stopped_message,
+)
+from fleetward.source import Source
+from fleetward.store import OperationStore, Store
+from fleetward.timestamps import now_iso
+from fleetward.tuning import gc_paused
+
+__all__ = ["Engine", "Resolved"]
+
+S = OperationState
+
+# What the read step gives the plan step: the desired state, or (failure isolation on
+# for some document) the desired state of the documents it applies and its plan.
+Resolved = DesiredState | Isolated
+
+
+@dataclass(eq=False)
+class Engine:
+    """The converge path over one store, with the caches that make a warm run cheap.
+
+    Parsed files are kept by blob id (`documents`) and expanded documents by
+    identity (`expansions`), so a daemon's one-file commit re-reads one blob and
+    expands one document; the store keeps its own parsed snapshot."""
+
+    store: Store
+    reporter: Reporter = field(default_factory=Reporter)
+    # The log runs are recorded in (None: the store's).
+    operations: OperationStore | None = None
+    # Record the start and the moment before the write too, not only the end.
+    record_progress: bool = True
+    documents: DocumentCache = field(default_factory=DocumentCache)
+    expansions: Expansions = field(default_factory=dict)
+    caches: KindCaches = field(default_factory=KindCaches)  # the kinds', kept run to run
+    # Held for the whole store write (and the record of its operation): a stopping
+    # daemon takes it, so a write either finishes first or never starts.
+    write_gate: threading.Lock = field(default_factory=threading.Lock)
+    _record_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _running: Run | None = field(default=None, init=False)
+    _abandoned: Operation | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reporter, Reporters):
+            self.reporter = Reporters([self.reporter])  # one that raises never fails a run
+        if self.operations is None:
+            self.operations = self.store.operations
+
+    # -- the steps `fleetward plan` runs on their own ----------------------------------------
+
+    def read(
+        self,
+        sources: Source,
+        watch: Watch = SILENT,
+        *,
+        stage: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
+        fetched: Callable[[Revision], None] | None = None,
+        isolation: Isolation | None = None,
+    ) -> Resolved:
+        """Fetch, load and expand the revision `sources` name, with the engine's caches.
+
+        With `isolation` (see `isolation`), a revision with invalid documents that
+        isolation covers (every one with --isolate-failures, or those an isolating
+        SyncPolicy selects) comes back `Isolated`: planned without them, against the
+        store as read now. Otherwise every error in the revision is raised."""
+        if isolation is None:
+            return resolve(
+                sources,
+                self.documents,
+                watch,
+                expansions=self.expansions,
+                stage=stage,
+                fetched=fetched,
+                caches=self.caches,
+            )
+        return resolve_isolating(
+            sources,
+            isolation,
+            self.documents,
+            watch,
+            expansions=self.expansions,
+            stage=stage,
+            fetched=fetched,
+            caches=self.caches,
+        )
+
+    def isolation(
+        self, sources: Source, everywhere: bool, guards: PlanOptions, now: str | None = None
+    ) -> Isolation:
+        """Failure isolation over this engine's store: for every document (`everywhere`:
+        --isolate-failures), else for those an isolateFailures SyncPolicy selects."""
+        return Isolation(everywhere, self.store.read, guards, now or now_iso(), past_of(sources))
+
+    def plan(
+        self,
+        resolved: Resolved,
+        stored: StoreSnapshot,
+        guards: PlanOptions,
+        now: str | None = None,
+        watch: Watch = SILENT,
+    ) -> Plan:
+        """The plan from `stored` to what was read (a value: nothing is written).
+
+        Isolation planned against the store as it read it: that plan stands while the
+        store is the same one; a store written since is planned again, the same
+        documents held."""
+        if not isinstance(resolved, Isolated):
+            return make_plan(resolved, stored, guards, now, watch)
+        same = resolved.stored.meta
+        if (same.lineage, same.serial) == (stored.meta.lineage, stored.meta.serial):
+            return resolved.plan
+        return make_plan(resolved.desired, stored, guards, now, watch, held=resolved.plan.held)
+
+    # -- the converge ------------------------------------------------------------------------
+
+    def converge(
+        self,
+        op: Operation,
+        settings: RunSettings,
+        governor: Governor | None = None,
+        *,
+        watch: Watch = SILENT,
+        after_fetch: AfterFetch | None = None,
+        saved: Callable[[], Plan] | None = None,
+        where: str | None = None,
+    ) -> RunReport:
+        """Run `op` to a final state and report it; never raises for what the run met.
+
+        `saved` reads a plan to apply exactly (no source is read); what it raises
+        fails the run like any error. With `after_fetch`,
+        the run is recorded and announced only once the revision is known and
+        `after_fetch` lets it go on: a run it stops leaves no operation behind
+        (unless one was recorded when it was queued, which then ends CANCELLED).
+        What ended the run is the report's `failure`; the caller re-raises it if
+        it must. `where` names the store in errors (default: the state directory).
+        """
+        governor = governor if governor is not None else Governor()
+        if op.state is S.SCHEDULED:
+            op = replace(op, waiting_for=())  # what it waited for is over: it runs now
+        run = Run(op, governor, watch, after_fetch, self.store.exists())
+        with self._record_lock:
+            self._running, self._abandoned = run, None
+        governor.begin(op)
+        try:
+            self._move(run, S.RESOLVING, persist=after_fetch is None)
+            run.op = replace(run.op, deadline=governor.deadline())
+            if after_fetch is None:
+                self._announce(run)
+            with gc_paused():
+                self._converge(run, settings, saved, where or str(settings.state_dir))
+        except Stopping as exc:
+            self._move(run, S.CANCELLED, stopped_message(exc.cause, exc.where))
+        except Unchanged as exc:
+            run.unchanged = True
+            self._move(run, S.CANCELLED, exc.reason, persist=self._recorded(run.op))
+        except Interrupted as exc:
+            run.op = replace(run.op, ended_by=exc.by)
+            self._move(run, exc.state, exc.reason)
+        except Declined as exc:
+            run.failure = exc
+            self._move(run, S.CANCELLED, "not confirmed")
+        except FleetwardError as exc:
+            self._failed(run, exc)
+        except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
+            run.failure = exc
+            self._move(run, S.CANCELLED, "not confirmed")
+        except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
+            problem = Problem(
+                f"Internal error: {type(exc).__name__}: {exc}",
+                "fleetward hit a bug during this run. The store write is atomic: the store "
+                "holds the state from before the run or after it.",
+                "Report it with the daemon's log; the next trigger runs again.",
+            )
+            run.failure = exc
+            run.problems = (problem,)
+            run.op = run.op.with_errors([problem])
+            self._move(run, S.FAILURE, "internal error")
+        finally:
+            governor.end()
+            with self._record_lock:
+                self._running = None
+        report = self._report(run)
+        if not run.unchanged:  # nothing ran: what reporters show stays the last run's
+            self._announce(run)
+            self.reporter.run_finished(report)
+        return report
+
+    def abandon(self, cause: str) -> Operation | None:
+        """End the run in progress CANCELLED, from the thread stopping the daemon.
+
+        For a run that reaches no checkpoint before the stop deadline (a git fetch
+        that hangs, one huge file to parse). The caller holds `write_gate`, so the
+        run can no longer start writing; what the run records after this is
+        dropped, and the operation stays as ended here. None: no run to end."""
+        with self._record_lock:
+            run = self._running
+            if run is None or run.op.state.final or self._abandoned is not None:
+                return None
+            op = run.op.move(S.CANCELLED, run.governor.now(), stopped_message(cause, run.where))
+            self._abandoned = run.op = op
+            self._record(run, op)
+        self.reporter.run_abandoned(op)
+        return op
+
+    def _converge(
+        self, run: Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
+    ) -> None:
+        labels = None
+        resolved: Resolved | None = None
+        guards = settings.guards
+        if run.op.arguments.get("allowMassStop"):
+            guards = replace(guards, allow_mass_stop=True)
+        saved = read_saved() if read_saved is not None else None
+        if saved is None:
+            sources = settings.sources
+            if isinstance(sources, SourceOptions) and sources.cache_root is None:
+                # A remote is cloned beside the store it is reconciled into.
+                sources = replace(sources, cache_root=git_cache(settings.state_dir))
+            resolved = self.read(
+                sources,
+                run,
+                stage=functools.partial(self._stage, run),
+                fetched=functools.partial(self._fetched, run),
+                isolation=self.isolation(
+                    sources, settings.isolate_failures, guards, run.governor.now()
+                ),
+            )
+            desired = resolved.desired if isinstance(resolved, Isolated) else resolved
+            run.policies = {p.name: p for p in policies_of(desired.documents)}
+            run.documents = {doc.address: path for path, doc in desired.documents}
+            labels = owner_labels_of(desired.documents)
+        else:
+            run.revision = saved.revision
+            run.op = replace(run.op, revision=saved.revision.id, ref=saved.revision.ref)
+        # A store that does not exist yet is made by the write, not before: a refused or
+        # unconfirmed run leaves none behind. It is read unlocked, and the write then
+        # takes the lock and checks the plan again (another process may have made it).
+        held = self.store.lock(settings.lock_timeout) if run.existed else contextlib.nullcontext()
+        with held:
+            with self._stage(run, "plan"):
+                stored = self.store.read()
+                if saved is not None:
+                    check_current(saved, stored.meta, where)
+                    made = saved
+                else:
+                    assert resolved is not None
+                    made = self.plan(resolved, stored, guards, run.governor.now(), run)
+            run.plan, run.store = made, stored
+            run.op = with_summary(run.op, made, stored.meta.serial)
+            run.governor.planned(made)
+            if made.errors:
+                raise PlanError(*made.errors)
+            self._move(run, S.RESOLVED, "plan ready")
+            refuse_blocked(replace(made, guards=plan_guards(made)))
+            run.governor.checkpoint(run.op, "after planning")
+            run.where = "before the write"
+            # Operators' cancels and approvals land wholly before the decision or wholly
+            # after the write: the governor's guard spans both.
+            with run.governor.guarded():
+                self._decide_and_write(run, made, stored, labels, settings, where)
+
+    def _decide_and_write(
+        self,
+        run: Run,
+        made: Plan,
+        stored: StoreSnapshot,
+        labels: Mapping[str, Mapping[str, str]] | None,
+        settings: RunSettings,
+        where: str,
+    ) -> None:
+        # A policy's own guard holds only that policy's changes (the governor decides).
+        verdict = run.governor.decide(run.op, made, run.policies, blocked_policies(made))
+        decision = run.decision = verdict.decision
+        run.suspension = verdict.suspension
+        self.reporter.plan_ready(made, decision)
+        if run.op.arguments.get("dryRun"):
+            self._move(run, S.SUCCESS, dry_run_message(made, decision))
+            return
+        recorded = stored.meta.last_applied_revision == made.revision.id
+        if not decision.due and (made.changes or recorded or run.suspension):
+            run.governor.settle(run.op, made, decision, None)
+            self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
+            return
+        fresh = contextlib.nullcontext() if run.existed else self.store.lock(settings.lock_timeout)
+        with self.write_gate, fresh:
+            decision, overrun = run.governor.last_look(run.op, decision, run.policies)
+            run.decision = decision
+            if not decision.due and made.changes:
+                run.governor.settle(run.op, made, decision, None)
+                self._move(
+                    run,
+                    S.SUCCESS,
+                    f"the window of policy {', '.join(overrun)} closes before the write could "
+                    "finish; held for its next window",
+                )
+                return
+            # The guards of held policies judged changes this write leaves out.
+            part = replace(made, changes=decision.due, guards=plan_guards(made))
+            self._move(run, S.DISPATCHING)
+            self._move(run, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
+            self._move(run, S.PROCESSING, "writing the store")
+            with self._stage(run, "apply"):
+                result = apply_plan(
+                    part,
+                    self.store,
+                    run.governor.now(),
+                    where,
+                    run,
+                    snapshot=stored if run.existed else None,
+                    operation_id=run.op.operation_id,
+                    owner_labels=labels,
+                )
+            run.applied = result
+            # The store keeps the snapshot its write produced: no re-read.
+            run.store = self.store.read()
+            run.op = with_summary(run.op, part, result.meta.serial)
+            run.governor.settle(run.op, made, decision, result.meta.serial, run.phases["apply"])
+            self._move(run, S.COMPLETED, "store written")
+            held = describe_held(decision)
+            self._move(
+                run,
+                S.SUCCESS,
+                f"applied {made.revision.short} at serial {result.meta.serial}"
+                + held_back(made)
+                + (f"; {held}" if held else "")
+                + (
+                    f"; {decision.out_of_scope} change(s) outside the operation's query"
+                    if decision.out_of_scope
+                    else ""
+                ),
+            )
+
+    # -- the run's stages, records and report ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stage(self, run: Run, name: str) -> Iterator[None]:
+        """Time stage `name`; once it is done, a checkpoint (for the stages that have one)."""
+        during, after = STAGES[name]
+        run.where = during
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            run.phases[name] = time.monotonic() - started
+        if after is not None:
+            run.governor.checkpoint(run.op, after)
+
+    def _fetched(self, run: Run, revision: Revision) -> None:
+        run.revision = revision
+        run.op = replace(run.op, revision=revision.id, ref=revision.ref)
+        if run.after_fetch is not None:
+            reason = run.after_fetch(revision)
+            if reason is not None:
+                raise Unchanged(reason)
+            self._move(run, None)  # the start, held back until the revision was known
+            self._announce(run)
+
+    def _announce(self, run: Run) -> None:
+        if not run.announced:
+            run.announced = True
+            self.reporter.run_started(run.op)
+
+    def _failed(self, run: Run, exc: FleetwardError) -> None:
+        run.failure = exc
+        run.problems = exc.problems
+        if isinstance(exc, ManifestError | PlanError):
+            run.manifest_errors = len(exc.problems)
+        if isinstance(exc, SourceError):
+            run.fetch_failed = True
+        run.op = run.op.with_errors(exc.problems)
+        self._move(run, S.FAILURE, failure_message(exc))
+
+    def _move(
+        self, run: Run, to: OperationState | None, message: str = "", persist: bool = True
+    ) -> Operation:
+        """Move the run's operation to `to` (None: record it as it is)."""
+        with self._record_lock:
+            if self._abandoned is not None and run is self._running:
+                run.op = self._abandoned  # the stopping daemon ended it: that record stands
+                return run.op
+            if to is not None:
+                run.op = run.op.move(to, run.governor.now(), message)
+            final = to is not None and to.final
+            progress = to is None or to in (S.RESOLVING, S.DISPATCHING)
+            wanted = persist and (final or (progress and self.record_progress))
+            if wanted and self.store.exists():  # a failure never makes a mistyped location
+                self._record(run, run.op)
+            return run.op
+
+    def _recorded(self, op: Operation) -> bool:
+        """Whether the log holds `op` (recorded when queued: a webhook's, an API's)."""
+        assert self.operations is not None
+        try:
+            return self.operations.get(op.operation_id) is not None
+        except FleetwardError:
+            return True  # unknown: recording its end is the safe side
+
+    def _record(self, run: Run, op: Operation) -> None:
+        assert self.operations is not None
+        try:
+            self.operations.record(op)
+        except FleetwardError as exc:
+            # The log is a record of the work, not the work: a damaged or full log
+            # must not stop reconciling. The run's report still carries it.
+            run.governor.unrecorded(op, exc)
+
+    def _report(self, run: Run) -> RunReport:
+        decision = run.decision
+        if decision is not None and decision.held:
+            decision = run.governor.carried(decision)
+        snapshot = run.store
+        if snapshot is None:
+            try:
+                snapshot = self.store.read()
+            except FleetwardError:
+                snapshot = None
+        return RunReport(
+            operation=run.op,
+            revision=run.revision,
+            plan=run.plan,
+            applied=run.applied,
+            store=snapshot,
+            problems=tuple(run.problems),
+            manifest_errors=run.manifest_errors,
+            fetch_failed=run.fetch_failed,
+            phases=run.phases,
+            duration=time.monotonic() - run.started,
+            decision=decision,
+            policies=run.policies,
+            suspension=run.suspension,
+            failure=run.failure,
+            unchanged=run.unchanged,
+            documents=run.documents,
+        )
