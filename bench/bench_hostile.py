@@ -57,7 +57,8 @@ SHAPES: dict[str, Callable[[int], str]] = {
 
 CHILD = """
 import json, sys, time
-from fleetward.loading import load_file, _Located
+from fleetward.loading import load_file
+from fleetward.manifest_syntax import Located as _Located
 text = open(sys.argv[1], encoding="utf-8").read().encode()
 started = time.perf_counter()
 result = load_file(text)

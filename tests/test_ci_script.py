@@ -58,14 +58,15 @@ def run_ci(
     tmp_path: Path, pytest_status: int, lint_status: int = 0
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`.ci/run` from a copy of the checkout, on a PATH whose `python3` is the stand-in (and
-    whose `dot` and `promtool` exist, so nothing is installed with apt-get)."""
+    whose `dot`, `promtool`, `gpg`, `ssh-keygen` and `pg_ctl` exist, so nothing is installed
+    with apt-get)."""
     checkout = tmp_path / "checkout"
     (checkout / ".ci").mkdir(parents=True)
     shutil.copy(CI_RUN, checkout / ".ci" / "run")
     stubs = tmp_path / "bin"
     stubs.mkdir()
     executable(stubs / "python3", FAKE_PYTHON3)
-    for tool in ("dot", "promtool"):
+    for tool in ("dot", "promtool", "gpg", "ssh-keygen", "pg_ctl"):
         executable(stubs / tool, "#!/bin/sh\nexit 0\n")
     temp = tmp_path / "tmp"
     temp.mkdir()

@@ -54,7 +54,7 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
 from fleetward.runs import RunReport, RunSettings
-from fleetward.store import TinyDBStore
+from fleetward.store import RejectionFile, TinyDBStore
 from fleetward.store.operations import OperationLog
 from fleetward.store.suspension import Suspension, clear_suspension, write_suspension
 
@@ -179,7 +179,12 @@ class World:
         self.log.fail_unfinished(iso(self.clock.now), "the daemon stopped while it ran")
         self.queue = Coalescer()
         self.control = Control(
-            self.log, self.queue, self.state, self.default_timeout, clock=self.clock
+            self.log,
+            self.queue,
+            self.state,
+            self.default_timeout,
+            clock=self.clock,
+            rejections=RejectionFile(self.state),
         )
         settings = RunSettings(
             SourceOptions(str(self.repo.root), "HEAD", "manifests", False),

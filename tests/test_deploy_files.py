@@ -62,6 +62,8 @@ DAEMON_KEYS = {
     "ref",
     "path",
     "state-dir",
+    "cache-dir",
+    "no-cache",
     "interval",
     "listen",
     "log-format",

@@ -15,6 +15,8 @@ from fleetward.decisions import Decision, Part
 from fleetward.errors import Problem
 from fleetward.model import Action, Change, ObjectKey, Plan, Revision, StoreMeta
 from fleetward.notify.events import EventLog, matches
+from fleetward.notify.settings import TargetSettings
+from fleetward.notify.statuses import CommitStatuses
 from fleetward.operations import Operation, OperationState
 from fleetward.runs import RunReport
 
@@ -126,3 +128,63 @@ def test_selectors_narrow_only_events_about_changes() -> None:
     assert not matches(applied, wanted, [], ["Workflow"])
     assert matches(failed, wanted, ["staging"], ["Workflow"])  # about the whole revision
     assert not matches(applied, frozenset({"failed"}), [], [])
+
+
+def test_planning_tells_only_what_a_run_is_about_to_write() -> None:
+    log = EventLog({"url": "repo"})
+    held = Part("prod", (change("2", policy="prod"),), "d1", ("approval",), None, "op-1")
+    wholly_held = Plan(None, 1, A, NOW, held.changes)
+    assert log.planning(wholly_held, Decision((held,), (), 0)) == []  # `held` tells it
+    partly = Plan(None, 1, A, NOW, (change("1"), *held.changes))
+    (planning,) = log.planning(partly, Decision((held,), (change("1"),), 0))
+    assert planning["counts"] == {"create": 1} and planning["policies"] == []
+
+
+def test_a_dry_run_tells_nothing() -> None:
+    log = EventLog({"url": "repo"})
+    dry = dataclasses.replace(Operation.new("api", NOW), arguments={"dryRun": True})
+    log.started(dry)
+    assert log.planning(Plan(None, 1, A, NOW, (change("1"),)), None) == []
+    done = dataclasses.replace(dry, state=OperationState.SUCCESS)
+    assert (
+        log.finished(dataclasses.replace(report(A, written=(change("1"),)), operation=done)) == []
+    )
+    log.started(Operation.new("poll", NOW))  # the next, real run of the same revision
+    assert kinds(log.planning(Plan(None, 1, A, NOW, (change("1"),)), None)) == ["planning"]
+
+
+def event(kind: str, revision: Revision | None = A) -> dict[str, Any]:
+    return EventLog({"url": "repo"})._event(kind, revision, kind)
+
+
+def test_a_commit_status_is_posted_once_per_change_of_what_the_commit_shows() -> None:
+    statuses = CommitStatuses()
+    planning = event("planning")
+    assert statuses.select([planning]) == [planning]
+    recovered, applied, drift = event("recovered"), event("applied"), event("drift-reverted")
+    # One run, two successes: the commit shows the applied one.
+    assert statuses.select([recovered, applied, drift]) == [applied]
+    assert statuses.select([event("applied")]) == []  # drift set back later: still success
+    assert statuses.select([event("recovered")]) == []
+    # Applied with a part held: the commit is pending on that part, named.
+    held = event("held")
+    assert statuses.select([event("applied"), held]) == [held]
+    approved = event("applied")  # the held part, approved and written
+    assert statuses.select([approved]) == [approved]
+    failed_b = event("failed", B)
+    assert statuses.select([failed_b]) == [failed_b]  # failure without a pending first
+    assert statuses.select([event("failed", B)]) == []
+    assert statuses.select([event("applied", Revision("c" * 40, "dir"))]) == []  # no commit
+
+
+def test_only_commit_statuses_are_sent_planning_unless_a_target_lists_it() -> None:
+    def wanted(**fields: Any) -> frozenset[str]:
+        return TargetSettings.model_validate({"name": "t", **fields}).wanted
+
+    hook = {"type": "webhook", "url": "https://hooks.example/x"}
+    assert "planning" not in wanted(**hook)
+    assert "applied" in wanted(**hook) and "daemon-started" in wanted(**hook)
+    assert "planning" not in wanted(type="slack", urlEnv="SLACK_URL")
+    assert "planning" in wanted(**hook, events=["planning", "applied"])
+    github = {"type": "github", "repository": "acme/fleet", "tokenEnv": "GH_TOKEN"}
+    assert "planning" in wanted(**github)

@@ -25,6 +25,7 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     Daemons,
     Workspace,
     daemons_fixture,
+    http,
     sample,
     wait_until,
     ws_fixture,
@@ -41,6 +42,15 @@ GH_TOKEN = "gh-token-value"
 GL_TOKEN = "gl-token-value"
 SLACK_PATH = "/slack/T000/B000/XXXXSECRET"
 LOCATION = re.compile(r"^manifests/fleets/north-yard\.yaml:\d+:\d+$")
+MANUAL_POLICY = """\
+apiVersion: fleetward/v1
+kind: SyncPolicy
+metadata:
+  name: north-by-hand
+spec:
+  selector: {kinds: [Fleet], names: [north-yard]}
+  approval: manual
+"""
 FAST = {"backoff": "10ms", "maxBackoff": "100ms", "attempts": 1000, "rateLimit": "1000/s"}
 
 
@@ -143,6 +153,12 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
     daemon.wait_applied(fixed)
     wanted = ["daemon-started", "applied", "failed", "recovered", "applied"]
     wait_until(lambda: types(receiver) == wanted, what="recovered and applied")
+    # good and fixed: pending then success; bad: failure (it failed before any plan).
+    wait_until(
+        lambda: all(len(receiver.received(p)) == 5 for p in ("/github", "/gitlab", "/gitea")),
+        timeout=60,
+        what="five commit statuses per provider",
+    )
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(30) == 0
     assert types(receiver) == [*wanted, "daemon-stopped"]
@@ -159,7 +175,8 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
         assert request.headers["x-fleetward-event"] == body["type"]
     bodies = [r.json() for r in sent]
     assert len({b["id"] for b in bodies}) == len(bodies)
-    applied, failed = bodies[1], bodies[2]
+    started, applied, failed = bodies[0], bodies[1], bodies[2]
+    assert started["daemon"]["listen"] == daemon.url  # approve links' default base
     assert applied["revision"]["id"] == good
     assert applied["counts"]["create"] > 0 and "Asset" in applied["kinds"]
     assert failed["revision"]["id"] == bad
@@ -173,27 +190,40 @@ def test_runs_reach_every_target_type_once_per_change_of_state(
     assert good[:7] in texts[1] and "create" in texts[1]
     assert bad[:7] in texts[2] and re.search(r"north-yard\.yaml:\d+:\d+", texts[2])
 
-    # Commit statuses, per provider's documented path, auth header and body.
+    # Commit statuses, per provider's documented path, auth header and body: one per
+    # change of a revision's status. A planned revision is pending, then success; the
+    # bad one, which failed before it had a plan, is failure once (not per retry); the
+    # fixed one, which recovers and applies, is success once.
     github = receiver.received("/github")
-    assert [r.path for r in github] == [
-        f"/github/repos/acme/fleet/statuses/{sha}" for sha in (good, bad, fixed, fixed)
-    ]
+    shas = (good, good, bad, fixed, fixed)
+    assert [r.path for r in github] == [f"/github/repos/acme/fleet/statuses/{sha}" for sha in shas]
     assert all(r.headers["authorization"] == f"Bearer {GH_TOKEN}" for r in github)
     assert github[0].headers["accept"] == "application/vnd.github+json"
     states = [r.json()["state"] for r in github]
-    assert states == ["success", "failure", "success", "success"]
-    first = github[0].json()
+    assert states == ["pending", "success", "failure", "pending", "success"]
+    pending, first = github[0].json(), github[1].json()
+    assert pending["description"].startswith("planning ") and good[:7] in pending["description"]
     assert first["context"] == "fleetward" and first["target_url"] == "https://fleet.example/ui"
     assert good[:7] in first["description"] and len(first["description"]) <= 140
+    assert fixed[:7] in github[4].json()["description"]
     gitlab = receiver.received("/gitlab")
-    assert gitlab[1].path == f"/gitlab/api/v4/projects/acme%2Ffleet/statuses/{bad}"
+    assert gitlab[2].path == f"/gitlab/api/v4/projects/acme%2Ffleet/statuses/{bad}"
     assert all(r.headers["private-token"] == GL_TOKEN for r in gitlab)
-    assert [r.json()["state"] for r in gitlab][:2] == ["success", "failed"]
+    assert [r.json()["state"] for r in gitlab] == [
+        "pending",
+        "success",
+        "failed",
+        "pending",
+        "success",
+    ]
     assert gitlab[0].json()["name"] == "fleetward/prod"
     gitea = receiver.received("/gitea")
-    assert gitea[0].path == f"/gitea/api/v1/repos/acme/fleet/statuses/{good}"
+    assert [r.path for r in gitea] == [
+        f"/gitea/api/v1/repos/acme/fleet/statuses/{sha}" for sha in shas
+    ]
     assert all(r.headers["authorization"] == f"token {GH_TOKEN}" for r in gitea)
-    assert gitea[1].json()["state"] == "failure" and gitea[1].json()["context"] == "fleetward"
+    assert [r.json()["state"] for r in gitea] == states
+    assert gitea[2].json()["context"] == "fleetward"
 
     # Counted, shown in summary.json, and no secret anywhere the daemon wrote.
     summary = json.loads((ws.path("state") / "status" / "summary.json").read_text())
@@ -250,6 +280,83 @@ def test_a_receiver_down_then_up_gets_every_event_once_in_order_even_across_a_re
         wait_until(lambda: not json.loads(outbox.read_text())["entries"], what="outbox emptied")
     finally:
         down.stop()
+
+
+def test_a_once_run_delivers_its_events_before_it_exits_or_leaves_them_queued(
+    ws: Workspace, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, good = ws.repo()
+    config = write_config(tmp_path / "fleetward.yaml", [hook(receiver, secret_file)])
+    state = ws.path("state")
+    args = ("daemon", "--source", str(repo.root), "--state-dir", str(state), "--once")
+    done = ws.fleetward(*args, "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    # Sent before the exit, not at the next start: the receiver has them now.
+    assert types(receiver) == ["daemon-started", "applied"]
+    assert receiver.events("/hook")[1]["revision"]["id"] == good
+    outbox = state / "outbox.json"
+    assert json.loads(outbox.read_text())["entries"] == []
+
+    down = Receiver(port=free_port())  # nobody listens: the wait is bounded
+    elsewhere = write_config(
+        tmp_path / "down.yaml", [hook(down, secret_file)], **{"notify-wait": "1s"}
+    )
+    repo.set_model("FH16 Aero", "second")
+    bounded = ws.fleetward(*args, "--config", str(elsewhere))
+    assert bounded.returncode == 0, bounded.stderr
+    queued = [e["event"]["type"] for e in json.loads(outbox.read_text())["entries"]]
+    assert queued == ["daemon-started", "applied"]  # left for the next start
+
+
+def test_a_held_part_links_to_the_daemons_own_approve_endpoint_and_its_commit_stays_pending(
+    ws: Workspace, daemons: Daemons, receiver: Receiver, secret_file: Path, tmp_path: Path
+) -> None:
+    repo, _ = ws.repo()
+    head = repo.commit("north by hand", {"manifests/policies/north.yaml": MANUAL_POLICY})
+    token_file = tmp_path / "gh-token"
+    token_file.write_text(GH_TOKEN)
+    github = {
+        "name": "gh",
+        "type": "github",
+        "baseUrl": f"{receiver.url}/github",
+        "repository": "acme/fleet",
+        "tokenFile": str(token_file),
+        **FAST,
+    }
+    wanted = ["planning", "applied", "held"]
+    config = write_config(  # no external-url: links go to the daemon's --listen address
+        tmp_path / "fleetward.yaml", [hook(receiver, secret_file, events=wanted), github]
+    )
+    token = "api-token-for-tests"
+    daemon = start(daemons, ws, config, repo_root=repo.root, api_token=token)
+    wait_until(lambda: types(receiver) == wanted, timeout=60, what="planning, applied, held")
+    planning, applied, held = receiver.events("/hook")
+    assert planning["counts"] == applied["counts"]  # what the plan was about to write
+    (part,) = held["held"]
+    assert part["policy"] == "north-by-hand" and part["waitingFor"] == ["approval"]
+    approve = f"{daemon.url}/v0/operations/{part['operationId']}/approve"
+    assert part["approveUrl"] == approve
+    # The commit: pending while planning, pending on the held documents after the write.
+    wait_until(lambda: len(receiver.received("/github")) == 2, timeout=60, what="two statuses")
+    first, second = (r.json() for r in receiver.received("/github"))
+    assert (first["state"], second["state"]) == ("pending", "pending")
+    assert (
+        second["description"].startswith(f"{head[:7]}: ")
+        and "Fleet/north-yard" in second["description"]
+    )
+
+    reply = http(
+        "POST",
+        approve,
+        body=json.dumps({"by": "alice"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert reply.status == 200, reply.text
+    wait_until(lambda: types(receiver) == [*wanted, "applied"], timeout=60, what="the approved")
+    wait_until(lambda: len(receiver.received("/github")) == 3, timeout=60, what="success")
+    statuses = receiver.received("/github")
+    assert statuses[2].json()["state"] == "success"
+    assert {r.path for r in statuses} == {f"/github/repos/acme/fleet/statuses/{head}"}
 
 
 def test_a_hanging_receiver_does_not_hold_up_reconciles(

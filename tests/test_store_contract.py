@@ -1,4 +1,5 @@
-"""The Store contract, run against every store: TinyDB in a real state directory, and memory.
+"""The Store contract, run against every store: TinyDB in a real state directory, memory,
+and PostgreSQL (a real server started by the tests; a new database per test).
 
 Each test states one promise of `fleetward.store.Store` (its docstring is the
 contract): empty reads, fenced all-or-nothing writes that move the serial,
@@ -33,14 +34,17 @@ from fleetward.store import (
     OperationLog,
     OperationStore,
     OutboxEntry,
+    Pin,
     StatusChange,
     Store,
+    StoreDump,
     TinyDBStore,
     open_store,
 )
+from fleetward.store.postgres import PostgresStore
 
 S = OperationState
-STORE_KINDS = ["tinydb", "memory"]
+STORE_KINDS = ["tinydb", "memory", "postgres"]
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -49,17 +53,27 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(store_kind: str, tmp_path: Path) -> Store:
-    return open_store(tmp_path / "state" if store_kind == "tinydb" else "memory:")
+def location(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a new, empty store of the kind is (a fresh database for postgres)."""
+    if store_kind == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "state") if store_kind == "tinydb" else "memory:"
 
 
 @pytest.fixture
-def open_log(store_kind: str, tmp_path: Path) -> Callable[[int], OperationStore]:
+def store(location: str) -> Store:
+    return open_store(location)
+
+
+@pytest.fixture
+def open_log(store_kind: str, location: str) -> Callable[[int], OperationStore]:
     """An empty operation log of the store kind, keeping at most `limit` operations."""
 
     def make(limit: int) -> OperationStore:
         if store_kind == "tinydb":
-            return OperationLog(tmp_path / "state", limit=limit)
+            return OperationLog(location, limit=limit)
+        if store_kind == "postgres":
+            return PostgresStore(location, operations_limit=limit).operations
         return MemoryOperationLog(limit=limit)
 
     return make
@@ -363,6 +377,92 @@ def test_the_store_keeps_its_operation_log(store: Store) -> None:
     assert store.read().meta.serial == 0, "recording an operation is no store write"
 
 
+# -- rejections ----------------------------------------------------------------------------
+
+
+def test_the_store_keeps_the_rejected_plans_per_policy(store: Store) -> None:
+    rejections = store.rejections
+    assert rejections.read() == {}
+    first = op_at("2026-01-01T00:00:01Z", S.CANCELLED)
+    second = op_at("2026-01-01T00:00:02Z", S.CANCELLED)
+    rejections.add("north", "sha256:aaa", first)
+    rejections.add("south", "sha256:bbb", second)
+    rejections.add("north", "sha256:ccc", second)  # a later rejection replaces the first
+    assert rejections.read() == {
+        "north": {
+            "digest": "sha256:ccc",
+            "operationId": second.operation_id,
+            "state": "CANCELLED",
+            "at": second.updated_at,
+        },
+        "south": {
+            "digest": "sha256:bbb",
+            "operationId": second.operation_id,
+            "state": "CANCELLED",
+            "at": second.updated_at,
+        },
+    }
+    got = rejections.read()
+    assert got is not None
+    got["north"]["digest"] = "mutated"  # what a caller holds is a copy
+    assert (rejections.read() or {})["north"]["digest"] == "sha256:ccc"
+    rejections.keep(["north", "west"])
+    assert set(rejections.read() or {}) == {"north"}
+    rejections.lift("north")
+    rejections.lift("never-rejected")
+    assert rejections.read() == {}
+    assert store.meta().serial == 0, "rejections are no store write"
+
+
+# -- dump and restore (store copy) -----------------------------------------------------------
+
+
+def _fill(store: Store) -> StoreDump:
+    _apply(store, [_asset("A"), _asset("B"), _asset("C")], revision="r1",
+           owner_labels={"Fleet/north": {"site": "n"}})
+    _apply(store, [_asset("B", "FH12"), _asset("D")], ["Asset/A"], revision="r2")
+    store.operations.record(op_at("2026-01-01T00:00:01Z"), op_at("2026-01-01T00:00:02Z", S.SCHEDULED))
+    store.rejections.add("north", "sha256:aaa", op_at("2026-01-01T00:00:03Z", S.CANCELLED))
+    store.outbox_add([_entry(1), _entry(1, "chat"), _entry(2)])
+    return store.dump()
+
+
+def test_a_dump_holds_everything_and_restores_into_any_store(
+    store: Store, tmp_path: Path
+) -> None:
+    dump = _fill(store)
+    assert not dump.empty
+    assert dump.meta == store.meta() and dump.meta.serial == 2
+    assert [o.key for o in dump.objects] == ["Asset/B", "Asset/C", "Asset/D"]
+    assert dump.history == store.history()
+    assert dump.operations == store.operations.all()
+    assert dump.rejections == store.rejections.read()
+    assert list(dump.outbox) == store.outbox_pending() and len(dump.outbox) == 3
+    for target in (MemoryStore(), TinyDBStore(tmp_path / "copy")):
+        with target.lock(5):
+            target.restore(dump)
+        assert target.dump() == dump
+        assert target.read() == store.read()
+        assert target.outbox_pending("hook") == store.outbox_pending("hook")
+    # ...and back over what the store held: the same again, and it goes on from there.
+    with store.lock(5):
+        store.restore(MemoryStore().dump())
+        assert store.dump().empty
+        store.restore(dump)
+    assert store.dump() == dump
+    meta = _apply(store, [_asset("E")], revision="r3")
+    assert meta.serial == 3 and meta.lineage == dump.meta.lineage
+    assert _keys(store) == ["Asset/B", "Asset/C", "Asset/D", "Asset/E"]
+
+
+def test_reading_an_empty_store_creates_nothing(store: Store, location: str) -> None:
+    assert store.dump().empty
+    assert store.read().meta.serial == 0 and store.history() == []
+    assert store.operations.all() == [] and store.rejections.read() == {}
+    assert store.outbox_pending() == []
+    assert open_store(location).exists() == (location == "memory:")
+
+
 # -- the writer lock ---------------------------------------------------------------------
 
 
@@ -382,9 +482,8 @@ def test_a_second_writer_times_out_while_the_lock_is_held(store: Store) -> None:
     held, release = threading.Event(), threading.Event()
     holder = _hold(store, held, release)
     try:
-        with pytest.raises(LockTimeout) as caught:
-            with store.lock(0.2):
-                pass
+        with pytest.raises(LockTimeout) as caught, store.lock(0.2):
+            pass
         assert "locked by another" in caught.value.problems[0].error
     finally:
         release.set()
@@ -470,10 +569,17 @@ def test_open_store_makes_the_store_its_location_names(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path / "state")), TinyDBStore)
     assert isinstance(open_store("memory:"), MemoryStore)
     assert open_store("memory:").read().meta.serial == 0, "each memory: store starts empty"
+    for url in ("postgresql://fleet:s3cret@db.example/fleet", "postgres://db.example/fleet"):
+        opened = open_store(url)  # no I/O: the server is asked at the first read
+        assert isinstance(opened, PostgresStore)
+        assert "s3cret" not in opened.location
+    assert open_store("postgresql://fleet:s3cret@db.example/fleet").location == (
+        "postgresql://fleet@db.example/fleet"
+    )
     with pytest.raises(UsageError) as caught:
-        open_store("postgresql://fleet:s3cret@db.example/fleet")
+        open_store("mysql://fleet:s3cret@db.example/fleet")
     problem = caught.value.problems[0]
-    assert "postgresql:// store is not supported by this version" in problem.error
+    assert "mysql:// store is not supported by this version" in problem.error
     assert "s3cret" not in str(caught.value)
 
 
@@ -494,9 +600,16 @@ def test_a_store_url_is_refused_by_name_not_taken_for_a_directory(
     runner = CliRunner(env={"NO_COLOR": "1"})
     result = runner.invoke(cli, [*command, "--state-dir", "postgresql://fleet:pw@db/fleet"])
     assert result.exit_code == 1, result.output
-    assert "not supported by this version" in result.output
+    assert "--state-dir takes a directory, not a postgresql:// URL" in result.output
+    assert "--store" in result.output
+    assert "pw@" not in result.output
     assert "Traceback" not in result.output and "Internal error" not in result.output
     assert list(tmp_path.iterdir()) == [], "no directory named postgresql: was made"
+    # An unknown scheme given as --store is refused by its name.
+    result = runner.invoke(cli, [*command, "--store", "mysql://fleet:pw@db/fleet"])
+    assert result.exit_code == 1, result.output
+    assert "mysql:// store is not supported by this version" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the notification outbox ----------------------------------------------------------------
@@ -554,3 +667,15 @@ def test_a_corrupt_outbox_is_a_store_error_saying_what_is_lost(tmp_path: Path) -
         TinyDBStore(state).outbox_pending()
     problem = caught.value.problems[0]
     assert "outbox" in problem.error and "lost" in problem.resolution
+
+
+def test_the_store_keeps_the_rollback_pin_apart_from_the_serial(store: Store) -> None:
+    assert store.pin() is None
+    pin = Pin("a" * 40, 3, "ops", "2026-01-01T00:00:00Z", "op-1", "b" * 40)
+    with store.lock(5):
+        store.set_pin(pin)
+    assert store.pin() == pin
+    assert store.meta().serial == 0 and store.history() == []
+    with store.lock(5):
+        store.set_pin(None)
+    assert store.pin() is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fleetward.errors import GuardBlocked, PlanError, Problem, StalePlanError
 from fleetward.model import (
@@ -87,15 +88,21 @@ def apply_plan(
     snapshot: StoreSnapshot | None = None,
     operation_id: str | None = None,
     owner_labels: Mapping[str, Mapping[str, str]] | None = None,
+    history_note: Mapping[str, Any] | None = None,
 ) -> ApplyResult:
     """Apply every change of `plan` in one write; the caller holds the store lock.
 
     `watch` hears of the changes as they are turned into the write (Phase.APPLYING);
     `snapshot` is the store as read under that lock, if the caller has it already;
-    `owner_labels` the labels of the revision's documents (`owner_labels_of`).
+    `owner_labels` the labels of the revision's documents (`owner_labels_of`);
+    `history_note` more fields for the history entry (a rollback's `rollbackTo`).
+    A targeted plan's entry says so (`targeted`), and one with no changes writes
+    nothing: the revision it names is not what the store now equals.
     """
     with gc_paused():
-        return _apply(plan, store, now, where, watch, snapshot, operation_id, owner_labels)
+        return _apply(
+            plan, store, now, where, watch, snapshot, operation_id, owner_labels, history_note
+        )
 
 
 def _apply(
@@ -107,6 +114,7 @@ def _apply(
     snapshot: StoreSnapshot | None,
     operation_id: str | None,
     owner_labels: Mapping[str, Mapping[str, str]] | None = None,
+    history_note: Mapping[str, Any] | None = None,
 ) -> ApplyResult:
     snapshot = snapshot if snapshot is not None else store.read()
     check_current(plan, snapshot.meta, where)
@@ -114,7 +122,8 @@ def _apply(
     _check_presence(plan, snapshot, where)
     operation_id = operation_id or str(uuid.uuid4())
     counts = plan.summary()
-    if not plan.changes and snapshot.meta.last_applied_revision == plan.revision.id:
+    unchanged = plan.targeted or snapshot.meta.last_applied_revision == plan.revision.id
+    if not plan.changes and unchanged:
         return ApplyResult(snapshot.meta, counts, operation_id, wrote=False)
     upserts: list[StoredObject] = []
     deletes: list[ObjectKey] = []
@@ -137,6 +146,8 @@ def _apply(
                 "operationId": operation_id,
                 "time": now,
                 "counts": counts,
+                **({"targeted": list(plan.targeted)} if plan.targeted else {}),
+                **(history_note or {}),
             },
             owner_labels=owner_labels,
         )

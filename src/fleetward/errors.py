@@ -11,13 +11,15 @@ edges (CLI, HTTP, status files); nothing in the engine formats them.
     │   ├── ManifestError         YAML or validation errors in a revision (many at once)
     │   ├── PlanError             the plan breaks a kind's rule (e.g. Invalid batch fleet size)
     │   ├── GuardBlocked          a safety guard refused the plan (empty desired set, mass stop)
-    │   └── StalePlanError        a saved plan no longer matches the store
+    │   ├── StalePlanError        a saved plan no longer matches the store
+    │   └── UnverifiedRevision    --verify-signatures: the commit is not signed by a trusted key
     ├── TemporaryError(delay)     may succeed as it is, later: retried with backoff
     │   ├── SourceError           the source, ref or path cannot be read
     │   │   └── CorruptObject     a Git object of the revision is damaged or missing
     │   └── StoreError            the state store cannot be read, written or locked
     │       ├── StoreConflict     the store moved since the change set was planned
-    │       └── LockTimeout       another process holds the store's lock
+    │       ├── LockTimeout       another process holds the store's lock
+    │       └── StoreUnreachable  the store's server cannot be reached or refused the session
     └── RequestRefused            an operator's request the daemon refuses
         ├── OperationNotFound     no operation has that id
         ├── OperationConflict     the operation's state does not allow the move
@@ -163,6 +165,17 @@ class ManifestError(PermanentError):
     revision: Revision | None = None
 
 
+class UnverifiedRevision(PermanentError):
+    """--verify-signatures refused the revision's commit: unsigned, signed by a key not
+    listed, a bad signature, or an expired or revoked key. Nothing of it is applied.
+
+    `revision` is the refused commit, so the daemon waits for a new one (a refusal is
+    a verdict on the commit: it stands until the commit or the trusted keys change).
+    """
+
+    revision: Revision | None = None
+
+
 class PlanError(PermanentError):
     """The computed plan breaks a rule of a kind (seed errors such as
     *Invalid batch fleet size* or *Failed batch validation*)."""
@@ -195,6 +208,12 @@ class StoreConflict(StoreError):
 
 class LockTimeout(StoreError):
     """Another process held the store's lock for longer than --lock-timeout."""
+
+
+class StoreUnreachable(StoreError):
+    """A server-backed store cannot be reached, refused the session or lost it (wrong
+    credentials, a missing database, a server down or restarting). Retried: a server
+    comes back, and credentials are fixed without restarting the daemon."""
 
 
 class RequestRefused(FleetwardError):

@@ -8,7 +8,6 @@ columns. Results are cached by blob id, so an unchanged file is never parsed twi
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import logging
 import posixpath
@@ -16,39 +15,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 
+from fleetward.document_cache import DocumentCache, FileResult
 from fleetward.errors import ManifestError, Problem, UsageError
-from fleetward.kinds import API_VERSION, REGISTRY, Document, Metadata
+from fleetward.kinds import REGISTRY, Document
 from fleetward.kinds.base import DataProblems
-from fleetward.kinds.problems import (
-    PathProblem,
-    YamlPath,
-    describe,
-    did_you_mean,
-    missing_field,
-    unknown_field,
-    validation_problems,
-)
+from fleetward.kinds.problems import PathProblem, YamlPath
+from fleetward.manifest_schema import check_shape, validate_document
+from fleetward.manifest_syntax import Located, at, decode, read_yaml, snippet
 from fleetward.model import BlobId, Failure, Origin, Revision
 from fleetward.progress import SILENT, Phase, Watch
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
-from fleetward.yaml_reader import (
-    C_PARSER,
-    MAX_ALIAS_NODES,
-    MAX_DEPTH,
-    Position,
-    YamlDataError,
-    compose_all,
-    load_all,
-    position,
-)
+from fleetward.yaml_reader import C_PARSER, Position, YamlDataError, compose_all, position
+
+__all__ = [
+    "DocumentCache",
+    "LoadedFile",
+    "Locator",
+    "Manifests",
+    "load",
+    "load_file",
+    "load_other",
+]
 
 logger = logging.getLogger(__name__)
-
-_ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
 
 if not C_PARSER:  # pragma: no cover - depends on how ruamel.yaml was installed
@@ -82,101 +74,6 @@ class Manifests:
                 yield loaded.file.path, doc
 
 
-@dataclass(frozen=True, slots=True)
-class _Located:
-    """A problem found in a file, located by line and column but not yet by path
-    (results are cached by blob id, and one blob may sit at several paths)."""
-
-    line: int  # 1-based
-    column: int  # 1-based
-    problem: Problem
-    snippet: str | None
-    # The document it belongs to ("Fleet/north"); None when the file cannot be read
-    # at all, or the document does not say its kind and name.
-    address: str | None = None
-    # The object keys the invalid document would declare (its kind's `claims`).
-    claims: tuple[str, ...] = ()
-
-    def at(self, path: str) -> Problem:
-        p = self.problem
-        return Problem(
-            p.error,
-            p.reason,
-            p.resolution,
-            f"{path}:{self.line}:{self.column}",
-            p.parameters,
-            self.snippet,
-        )
-
-
-# A file's valid documents and its problems; a file with any problem is not applied
-# unless failure isolation is on, which applies its valid documents.
-_FileResult = tuple[Document | _Located, ...]
-
-
-class DocumentCache:
-    """Parsed and validated results by blob id; a daemon keeps one for its whole life."""
-
-    def __init__(self) -> None:
-        self._results: dict[BlobId, _FileResult] = {}
-        # Data files (a StreamSet's CSV) parsed by a kind: (kind, blob id) → parsed value.
-        self._data: dict[tuple[str, BlobId], Any] = {}
-        # Documents joined with their data file: (manifest blob, document index, data blob).
-        self._joined: dict[tuple[BlobId, int, BlobId], Document] = {}
-        # Raw content of files a Locator keeps for plan-stage error reports (TaskBatches).
-        self._content: dict[BlobId, bytes] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, blob_id: BlobId) -> _FileResult | None:
-        result = self._results.get(blob_id)
-        if result is not None:
-            self.hits += 1
-        return result
-
-    def peek(self, blob_id: BlobId) -> _FileResult:
-        """A result just put, without counting a hit."""
-        return self._results[blob_id]
-
-    def put(self, blob_id: BlobId, result: _FileResult) -> None:
-        self.misses += 1
-        self._results[blob_id] = result
-
-    def retain(self, blob_ids: Iterable[BlobId]) -> None:
-        """Forget every blob not in `blob_ids` (files that left the tree)."""
-        keep = set(blob_ids)
-        for blob_id in [b for b in self._results if b not in keep]:
-            del self._results[blob_id]
-        for data_key in [k for k in self._data if k[1] not in keep]:
-            del self._data[data_key]
-        for joined in [k for k in self._joined if k[0] not in keep or k[2] not in keep]:
-            del self._joined[joined]
-        for blob_id in [b for b in self._content if b not in keep]:
-            del self._content[blob_id]
-
-    def content(self, blob_id: BlobId) -> bytes | None:
-        """The raw content of a file kept for a Locator, if it is kept."""
-        return self._content.get(blob_id)
-
-    def keep_content(self, blob_id: BlobId, content: bytes) -> None:
-        self._content[blob_id] = content
-
-    def data(self, kind: str, blob_id: BlobId, parse: Callable[[], Any]) -> Any:
-        """A data file parsed by `kind`, parsed at most once per blob."""
-        key = (kind, blob_id)
-        if key not in self._data:
-            self._data[key] = parse()
-        return self._data[key]
-
-    def joined(self, key: tuple[BlobId, int, BlobId], join: Callable[[], Document]) -> Document:
-        """A document joined with its data file: the same object while neither changes,
-        so later stages memoise its expansion by identity."""
-        found = self._joined.get(key)
-        if found is None:
-            found = self._joined[key] = join()
-        return found
-
-
 def load(
     snapshot: Snapshot,
     cache: DocumentCache | None = None,
@@ -192,7 +89,7 @@ def load(
     returned, and every problem as a `Failure` naming its file and document.
     """
     cache = cache if cache is not None else DocumentCache()
-    results: dict[str, _FileResult] = {}
+    results: dict[str, FileResult] = {}
     todo: dict[BlobId, ManifestFile] = {}  # one parse per blob, whatever its paths
     # Snapshots also list data files (CSV); only manifests are parsed as YAML.
     manifest_files = [f for f in snapshot.files if is_manifest_name(f.path)]
@@ -216,10 +113,11 @@ def load(
         item.at(path)
         for path, result in results.items()
         for item in result
-        if isinstance(item, _Located)
+        if isinstance(item, Located)
     ]
     joined = _DataJoin(snapshot, cache, problems, tolerate)
     files = tuple(LoadedFile(f, joined.documents(f, results[f.path])) for f in manifest_files)
+    cache.settle()
     if not tolerate:
         if problems:
             raise ManifestError(*problems)
@@ -229,18 +127,18 @@ def load(
 
 def _tolerated(
     snapshot: Snapshot,
-    results: dict[str, _FileResult],
+    results: dict[str, FileResult],
     joined: _DataJoin,
     files: tuple[LoadedFile, ...],
 ) -> Manifests:
     """A tolerant load's result: the documents that loaded whole, and every problem
     attributed to its file and document (a listing problem, to the path it names)."""
-    failures = [Failure(p, _listed_path(snapshot, p)) for p in snapshot.problems]
+    failures = [Failure(p, _listed_path(p)) for p in snapshot.problems]
     for path, result in results.items():
         failures.extend(
             Failure(item.at(path), path, item.address, item.claims)
             for item in result
-            if isinstance(item, _Located)
+            if isinstance(item, Located)
         )
     failures.extend(joined.failed)
     broken = {(f.path, f.address) for f in joined.failed}
@@ -254,7 +152,7 @@ def _tolerated(
     return Manifests(snapshot.revision, kept, tuple(failures), tuple(joined.problems))
 
 
-def _listed_path(snapshot: Snapshot, problem: Problem) -> str | None:
+def _listed_path(problem: Problem) -> str | None:
     """The manifest file a listing problem is about (a symlink out of the repository)."""
     where = (problem.location or "").split(":", 1)[0]
     return where if where and is_manifest_name(where) else None
@@ -288,7 +186,7 @@ class _DataJoin:
         """Every problem a strict load reports, in its order."""
         return self._problems
 
-    def documents(self, f: ManifestFile, result: _FileResult) -> tuple[Document, ...]:
+    def documents(self, f: ManifestFile, result: FileResult) -> tuple[Document, ...]:
         valid = tuple(d for d in result if isinstance(d, Document))
         self._beside_others = len(valid) < len(result)
         if self._beside_others and not self._tolerate:
@@ -345,12 +243,14 @@ class _DataJoin:
         )
 
 
-def load_file(content: bytes) -> _FileResult:
-    """Documents of one file, or the problems that keep it from loading."""
-    text, problem = _decode(content)
+def load_file(content: bytes) -> FileResult:
+    """The valid documents of one file and the problems of the others (a problem that
+    keeps the whole file from loading, alone); a strict load applies none of a file
+    with problems, failure isolation applies its valid documents."""
+    text, problem = decode(content)
     if problem is not None:
         return (problem,)
-    raw_documents, problem = _read_yaml(text)
+    raw_documents, problem = read_yaml(text)
     if problem is not None:
         return (problem,)
     documents: list[Document] = []
@@ -359,12 +259,12 @@ def load_file(content: bytes) -> _FileResult:
     for index, raw in enumerate(raw_documents):
         if raw is None:
             continue  # an empty document (or only comments) contributes nothing
-        bad = _check_shape(raw)
+        bad = check_shape(raw)
         if bad is not None:
             pending.append((index, (), False, bad))
             addresses[index] = (None, ())
             continue
-        doc_problems = _validate(raw, index, documents)
+        doc_problems = validate_document(raw, index, documents)
         pending.extend((index, path, is_key, p) for path, is_key, p in doc_problems)
         if doc_problems:
             addresses[index] = _address_of(raw)
@@ -373,10 +273,8 @@ def load_file(content: bytes) -> _FileResult:
         return (
             *documents,
             *(
-                dataclasses.replace(
-                    item, address=addresses[index][0], claims=addresses[index][1]
-                )
-                for item, (index, *_) in zip(located, pending)
+                dataclasses.replace(item, address=addresses[index][0], claims=addresses[index][1])
+                for item, (index, *_) in zip(located, pending, strict=True)
             ),
         )
     return tuple(documents)
@@ -403,16 +301,16 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
     Returns the parsed value, or raises UsageError with each problem at
     `path:line:column`, located the same way as manifest errors.
     """
-    text, problem = _decode(content)
-    located: tuple[_Located, ...] = (problem,) if problem is not None else ()
+    text, problem = decode(content)
+    located: tuple[Located, ...] = (problem,) if problem is not None else ()
     raw: Any = None
     if not located:
-        documents, problem = _read_yaml(text)
+        documents, problem = read_yaml(text)
         if problem is not None:
             located = (problem,)
         elif len(documents) > 1:
             located = (
-                _at(
+                at(
                     text,
                     1,
                     1,
@@ -436,215 +334,8 @@ def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProble
     return raw
 
 
-# -- decoding and parsing ----------------------------------------------------
-
-
-def _read_yaml(text: str) -> tuple[list[Any], _Located | None]:
-    """The documents of a file as plain data, or the first problem that stops reading it."""
-    try:
-        return load_all(text), None
-    except YamlDataError as exc:
-        return [], _at(
-            text,
-            exc.line + 1,
-            exc.column + 1,
-            exc.error,
-            exc.reason,
-            exc.resolution,
-            exc.parameters,
-        )
-    except MarkedYAMLError as exc:
-        return [], _yaml_problem(exc, text)
-    except YAMLError as exc:  # the reader's errors (control characters) carry no mark
-        return [], _at(text, 1, 1, "Invalid YAML", str(exc).strip(), "Fix the YAML syntax.")
-
-
-# Byte-order marks YAML allows besides UTF-8's; UTF-32's before UTF-16's (a prefix of it).
-_OTHER_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
-
-
-def _decode(content: bytes) -> tuple[str, _Located | None]:
-    for bom, encoding in _OTHER_BOMS:
-        if content.startswith(bom):
-            return "", _Located(
-                1,
-                1,
-                Problem(
-                    f"File is {encoding} text",
-                    f"The file starts with a {encoding} byte-order mark; fleetward reads "
-                    "manifests as UTF-8 (with or without a byte-order mark), like Git's diffs.",
-                    "Save the file as UTF-8.",
-                    parameters={"encoding": encoding},
-                ),
-                None,
-            )
-    if b"\0" in content[:8192]:
-        return "", _Located(
-            1,
-            1,
-            Problem(
-                "Not a text file",
-                "The file is named .yaml/.yml but holds binary data (it contains NUL bytes).",
-                "Remove the file from the manifest path, or rename it to another extension.",
-            ),
-            None,
-        )
-    try:
-        return content.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        before = content[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        return "", _Located(
-            line,
-            column,
-            Problem(
-                "File is not valid UTF-8",
-                f"Byte 0x{content[exc.start]:02x} at offset {exc.start} cannot be decoded as UTF-8.",
-                "Save the file as UTF-8 (YAML files must be UTF-8 text).",
-            ),
-            None,
-        )
-
-
-def _yaml_problem(exc: MarkedYAMLError, text: str) -> _Located:
-    problem_text = (exc.problem or "").strip()
-    context = (exc.context or "").strip()
-    opened = exc.context_mark
-    mark = exc.problem_mark or opened
-    if opened is not None and "end of stream" in problem_text:
-        # "Unexpected end of stream" points past the last line; where the unclosed
-        # quote or bracket opened is what the user has to look at.
-        mark = opened
-    elif (
-        context
-        and opened is not None
-        and mark is not None
-        and (opened.line, opened.column)
-        != (
-            mark.line,
-            mark.column,
-        )
-    ):
-        context += f" that starts at line {opened.line + 1}, column {opened.column + 1}"
-    line = mark.line + 1 if mark else 1
-    column = mark.column + 1 if mark else 1
-    error, resolution = "Invalid YAML", "Fix the YAML syntax at this position."
-    if "cannot start any token" in problem_text and _char_at(text, line, column) == "\t":
-        error = "Tab character in indentation"
-        problem_text = "YAML does not allow tabs for indentation."
-        context = ""
-        resolution = "Indent with spaces instead of tabs."
-    elif "unknown directive name" in problem_text:
-        error = "Unsupported YAML directive"
-        problem_text = "fleetward reads the %YAML 1.2 and %TAG directives only"
-        context = ""
-        resolution = "Remove the directive."
-    elif "end of stream" in problem_text:
-        resolution = "Close the quote or bracket that opens here."
-    elif "mapping values are not allowed" in problem_text:
-        resolution = 'Quote a value that contains ": " (e.g. name: "a: b"), or fix the indentation.'
-    reason = problem_text if not context else f"{context}: {problem_text}"
-    return _at(text, line, column, error, reason[:1].upper() + reason[1:], resolution)
-
-
-def _char_at(text: str, line: int, column: int) -> str:
-    lines = text.splitlines()
-    if 0 < line <= len(lines) and 0 < column <= len(lines[line - 1]):
-        return lines[line - 1][column - 1]
-    return ""
-
-
-def _check_shape(raw: Any) -> Problem | None:
-    """A document must be a mapping (the reader has bounded its size and aliases)."""
-    if not isinstance(raw, dict):
-        return Problem(
-            "Document is not a mapping",
-            f"A manifest document is a mapping with apiVersion, kind, metadata and spec; "
-            f"this one is {describe(raw)}.",
-            "Write the document as a mapping, or remove it (an empty document is allowed).",
-        )
-    return None
-
-
-# -- validation ----------------------------------------------------------------
-
-
-def _validate(raw: dict[str, Any], index: int, out: list[Document]) -> list[PathProblem]:
-    problems: list[PathProblem] = []
-    for key in raw:
-        if key not in _ENVELOPE_FIELDS:
-            problems.append(
-                ((key,), True, unknown_field(str(key), "a manifest document", _ENVELOPE_FIELDS))
-            )
-    for key in _ENVELOPE_FIELDS:
-        if key not in raw:
-            problems.append(
-                ((), False, missing_field(key, "the document", _ENVELOPE_EXAMPLES[key]))
-            )
-    if "apiVersion" in raw and raw["apiVersion"] != API_VERSION:
-        problems.append(
-            (
-                ("apiVersion",),
-                False,
-                Problem(
-                    f"Unsupported apiVersion {raw['apiVersion']!r}",
-                    f"This version of fleetward reads apiVersion {API_VERSION!r}.",
-                    f"Set apiVersion: {API_VERSION}.",
-                ),
-            )
-        )
-    kind = raw.get("kind")
-    plugin = REGISTRY.get(kind) if isinstance(kind, str) else None
-    if "kind" in raw and plugin is None:
-        known = sorted(REGISTRY)
-        problems.append(
-            (
-                ("kind",),
-                False,
-                Problem(
-                    f"Unknown kind {kind!r}",
-                    f"fleetward knows the kinds {', '.join(known)}.",
-                    did_you_mean(str(kind), known, "Use one of the known kinds."),
-                    parameters={"kind": kind, "known": known},
-                ),
-            )
-        )
-    metadata = None
-    if "metadata" in raw:
-        try:
-            metadata = Metadata.model_validate(raw["metadata"])
-        except ValidationError as exc:
-            problems.extend(validation_problems(exc, ("metadata",), Metadata, "metadata"))
-    spec = None
-    if plugin is not None and "spec" in raw:
-        try:
-            spec = plugin.spec_adapter.validate_python(raw["spec"])
-        except ValidationError as exc:
-            problems.extend(plugin.schema_problems(exc, ("spec",), raw["spec"]))
-    if not problems and plugin is not None and metadata is not None:
-        document = Document(plugin.kind, metadata, spec, index)
-        problems.extend(plugin.check(document))
-        if not problems:
-            out.append(document)
-    return problems
-
-
-_ENVELOPE_EXAMPLES = {
-    "apiVersion": API_VERSION,
-    "kind": "Fleet",
-    "metadata": "{name: north-yard}",
-    "spec": "{...}",
-}
-
-
-def _too_large(f: ManifestFile) -> _Located:
-    return _Located(
+def _too_large(f: ManifestFile) -> Located:
+    return Located(
         1,
         1,
         Problem(
@@ -658,35 +349,9 @@ def _too_large(f: ManifestFile) -> _Located:
     )
 
 
-# -- locating ------------------------------------------------------------------
-
-
-def _at(
-    text: str,
-    line: int,
-    column: int,
-    error: str,
-    reason: str,
-    resolution: str,
-    parameters: dict[str, Any] | None = None,
-) -> _Located:
-    snippet = _snippet(text.splitlines(), line, column)
-    return _Located(line, column, Problem(error, reason, resolution, parameters=parameters or {}), snippet)
-
-
-def _snippet(lines: list[str], line: int, column: int) -> str | None:
-    """The source line and a caret; `lines` is the file split once (a file may have many)."""
-    if not 0 < line <= len(lines):
-        return None
-    source = lines[line - 1].replace("\t", "→")
-    if len(source) > 120:
-        return None
-    return f"{line:>4} | {source}\n     | {' ' * (column - 1)}^"
-
-
 def _locate_all(
     text: str, pending: list[tuple[int, YamlPath, bool, Problem]]
-) -> tuple[_Located, ...]:
+) -> tuple[Located, ...]:
     """Find line and column of each problem by composing the file with positions."""
     try:
         roots = compose_all(text)
@@ -697,7 +362,7 @@ def _locate_all(
     for index, path, is_key, problem in pending:
         node = roots[index] if index < len(roots) else None
         line, column = position(node, path, is_key) if node is not None else (0, 0)
-        out.append(_Located(line + 1, column + 1, problem, _snippet(lines, line + 1, column + 1)))
+        out.append(Located(line + 1, column + 1, problem, snippet(lines, line + 1, column + 1)))
     return tuple(out)
 
 
@@ -751,7 +416,7 @@ class Locator:
             if f is None:
                 return []
             _, content = next(iter(self._snapshot.read([f])))
-        text, _ = _decode(content)
+        text, _ = decode(content)
         try:
             return compose_all(text)
         except (YAMLError, YamlDataError):

@@ -324,6 +324,11 @@ class Plan:
     policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Documents failure isolation held back (empty unless it is on and something failed).
     held: tuple[HeldDocument, ...] = ()
+    # The --target expressions a targeted plan was limited to (empty: the whole revision),
+    # and how many changes of the whole plan it left out: the store will not equal the
+    # revision after applying it.
+    targeted: tuple[str, ...] = ()
+    left_out: int = 0
 
     @property
     def blocked(self) -> bool:

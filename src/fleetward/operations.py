@@ -27,7 +27,7 @@ from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's 
 
 from fleetward.errors import Problem
 
-OPERATION_TYPE = "CONVERGE"
+OPERATION_TYPE: Literal["CONVERGE"] = "CONVERGE"
 MAX_ERRORS_KEPT = 100  # per operation; the count says how many there were
 
 
@@ -130,7 +130,8 @@ class Operation:
     # -- control (sync policies and operator requests) -----------------------------------
     # The seed's window of a WINDOW operation: {"start": iso, "end": iso}.
     schedule_args: Mapping[str, Any] = field(default_factory=dict)
-    # Request arguments: dryRun, allowMassStop, timeout (seconds).
+    # Request arguments: dryRun, allowMassStop, timeout (seconds); targets (a targeted
+    # apply); rollbackTo, rollbackSerial (a rollback).
     arguments: Mapping[str, Any] = field(default_factory=dict)
     # The SyncPolicy whose held changes this operation carries (None: a run of its own).
     policy: str | None = None
@@ -277,6 +278,10 @@ class ArgumentsRecord(TypedDict, total=False):
     dryRun: bool
     allowMassStop: bool
     timeout: int | float  # as recorded: 600 stays 600, 600.0 stays 600.0
+    targets: list[str]  # a targeted apply's --target expressions
+    rollbackTo: str  # a rollback's revision (the commit SHA it returns to)
+    rollbackSerial: int  # and the history serial that revision was applied at
+    rollbackBy: str  # who asked for the rollback
 
 
 @with_config(_OPEN)

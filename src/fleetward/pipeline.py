@@ -11,16 +11,18 @@ engine's read step, for `plan`, `apply` and the daemon alike.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from fleetward.desire import DesiredState, Expansions, desire
-from fleetward.errors import FleetwardError, ManifestError
+from fleetward.document_cache import DocumentCache, open_document_cache
+from fleetward.errors import FleetwardError, ManifestError, UnverifiedRevision
 from fleetward.isolation import Isolated, Previous, Scope, isolate, isolating
 from fleetward.kinds import Document, KindCaches
-from fleetward.loading import DocumentCache, Locator, Manifests, load, load_file
+from fleetward.loading import Locator, Manifests, load, load_file
 from fleetward.model import (
     HeldDocument,
     Plan,
@@ -35,6 +37,7 @@ from fleetward.source import Snapshot, Source, is_remote, open_snapshot
 from fleetward.source.base import normalise_manifest_path
 from fleetward.source.git import open_git
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
+from fleetward.source.signatures import SignaturePolicy, signature_policy
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
@@ -50,6 +53,13 @@ class SourceOptions:
     # Where a remote source (--source URL) is cloned: <state dir>/cache/git.
     cache_root: str | None = None
     git_timeout: float = DEFAULT_GIT_TIMEOUT
+    # The parsed-manifest cache (`document_cache`): its directory, or none at all.
+    cache_dir: str | None = None
+    no_cache: bool = False
+    # Signed commits only: the revision's commit must be signed by a key these list.
+    verify_signatures: bool = False
+    allowed_signers: str | None = None
+    gpg_keyring: str | None = None
 
     def open(self) -> Snapshot:
         """The revision these options name, opened (a `Source`)."""
@@ -75,8 +85,43 @@ def git_cache(state_dir: str | Path) -> str:
     return str(Path(state_dir) / "cache" / "git")
 
 
+def documents_cache(state_dir: str | Path) -> str:
+    """Where parsed manifests are cached by default, for the store in `state_dir`."""
+    return str(Path(state_dir) / "cache" / "documents")
+
+
+def with_state_caches(options: SourceOptions, state_dir: str | Path) -> SourceOptions:
+    """`options` for a command with a state directory: a remote is cloned, and parsed
+    manifests are cached (unless --cache-dir says where, or --no-cache), beside the store.
+
+    A state directory that does not exist yet gets no cache: reading (`plan`) never
+    makes one; the first apply does, and the runs after it are warm.
+    """
+    cache_dir = options.cache_dir
+    if cache_dir is None and Path(state_dir).is_dir():
+        cache_dir = documents_cache(state_dir)
+    return dataclasses.replace(options, cache_root=git_cache(state_dir), cache_dir=cache_dir)
+
+
+def open_documents(options: SourceOptions) -> DocumentCache:
+    """The document cache `options` ask for: over their cache directory, or in memory."""
+    return open_document_cache(None if options.no_cache else options.cache_dir)
+
+
+def signatures_of(options: SourceOptions) -> SignaturePolicy | None:
+    """The keys `options` trust (None: signatures are not verified); `UsageError` if the
+    signature options cannot work together or their files cannot be read."""
+    return signature_policy(
+        options.verify_signatures,
+        options.allowed_signers,
+        options.gpg_keyring,
+        no_git=options.no_git,
+    )
+
+
 def open_source(options: SourceOptions) -> Snapshot:
-    """The revision `options` name, opened (fetched first for a remote)."""
+    """The revision `options` name, opened (fetched first for a remote) and, with
+    --verify-signatures, refused unless its commit is signed by a trusted key."""
     return open_snapshot(
         options.source,
         options.ref,
@@ -84,6 +129,7 @@ def open_source(options: SourceOptions) -> Snapshot:
         options.no_git,
         cache_root=Path(options.cache_root) if options.cache_root else None,
         git_timeout=options.git_timeout,
+        signatures=signatures_of(options),
     )
 
 
@@ -115,9 +161,11 @@ def resolve(
     `expansions` carry parsed files and expanded documents from one call to the
     next (a daemon's; the cache keeps only this revision's files). `fetched` is
     told the revision as soon as the source resolved it, inside the fetch stage:
-    what it raises ends the run before anything is parsed. `caches` and
+    what it raises ends the run before anything is parsed (a revision refused for its
+    signature is told too, before the refusal is raised). `caches` and
     `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
     conflicting generated objects are returned instead of raised.
+    Without a `cache`, the one the options name is opened (`open_documents`).
     """
 
     def expand(manifests: Manifests, locator: Locator) -> DesiredState:
@@ -192,10 +240,19 @@ def _resolve(
     tolerate: bool,
 ) -> T:
     """Fetch, load (tolerantly: every problem attributed, for isolation), then `expand`."""
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
     stage = stage if stage is not None else _untimed
     with gc_paused():
         with stage("fetch"):
-            snapshot = options.open()
+            try:
+                snapshot = options.open()
+            except UnverifiedRevision as refused:
+                # A refusal is a verdict on the commit: `fetched` hears of it as of any
+                # revision read (the daemon stops there if it already refused it).
+                if fetched is not None and refused.revision is not None:
+                    fetched(refused.revision)
+                raise
             if fetched is not None:
                 try:
                     fetched(snapshot.revision)

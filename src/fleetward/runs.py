@@ -20,6 +20,7 @@ from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
 from fleetward.source import Source
+from fleetward.store import Pin
 from fleetward.store.suspension import Suspension
 
 PHASES = ("fetch", "load", "desire", "plan", "apply")
@@ -35,6 +36,9 @@ class RunSettings:
     # Failure isolation for every document (--isolate-failures); SyncPolicies with
     # isolateFailures ask for it per document either way.
     isolate_failures: bool = False
+    # Obey the store's rollback pin: read the pinned revision instead of `sources`' ref
+    # (the daemon does; a hand-run apply reads the --ref it was given).
+    follow_pin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class RunReport:
     decision: Decision | None = None
     policies: Mapping[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None  # while `fleetward suspend` holds
+    pin: Pin | None = None  # the rollback pin the run obeyed (`fleetward rollback`)
     # What ended the run (FAILURE: its retry role decides; a declined or interrupted
     # apply: CANCELLED), for the caller to act on or re-raise.
     failure: BaseException | None = None

@@ -20,7 +20,9 @@ from fleetward.http.server import Listening, serve
 from fleetward.notify import Notifier
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
+from fleetward.operations import Operation
 from fleetward.pipeline import git_cache
+from fleetward.rollback import rollback_point
 from fleetward.web import CommitReader, LiveView, WebSources, public_url, repository_of, web_routes
 
 
@@ -50,6 +52,8 @@ def build_daemon(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None
     metrics.registry.register(notifier.collector())
     daemon.reporters.add(notifier)
     daemon.reconfigure = lambda new: notifier.reconfigure(new.notifications)
+    if config.once:  # a served daemon's notifier empties its outbox on daemon_stopped
+        daemon.before_exit = lambda: notifier.close(config.notify_wait)
     return daemon
 
 
@@ -77,10 +81,19 @@ def serve_api(daemon: Daemon, live: LiveView | None = None) -> Listening:
             request_run=daemon.coalescer.request,
             control=daemon.control,
             tracked_ref=lambda: daemon.config.ref,
+            rollback=functools.partial(queue_rollback, daemon),
         ),
         pages=web_routes(web, lambda: daemon.secrets.ui_token),
     )
     return serve(app, daemon.config.listen_address, daemon.config.listen)
+
+
+def queue_rollback(daemon: Daemon, to: str, by: str) -> Operation:
+    """POST /v0/rollback: the apply `to` names in the daemon's store, queued as a rollback
+    operation (UsageError when the history keeps none, or the store is at it)."""
+    store = daemon.store
+    point = rollback_point(store.history(), to, store.meta().last_applied_revision)
+    return daemon.control.rollback(point, by)
 
 
 def shown_source(config: DaemonConfig) -> Mapping[str, str]:
@@ -96,4 +109,4 @@ def commits_at(config: DaemonConfig) -> Path | None:
     return repository_of(config.source, config.no_git, Path(git_cache(config.state_dir)))
 
 
-__all__ = ["build_daemon", "serve_api"]
+__all__ = ["build_daemon", "queue_rollback", "serve_api"]

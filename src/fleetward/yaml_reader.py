@@ -44,7 +44,7 @@ from ruamel.yaml.resolver import implicit_resolvers
 from ruamel.yaml.util import create_timestamp, timestamp_regexp
 
 try:
-    from ruamel.yaml.cyaml import CParser
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - ruamel.yaml installed without its C extension
     CParser = None
 
@@ -81,7 +81,7 @@ _IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
 for _versions, _tag, _regexp, _firsts in implicit_resolvers:
     if (1, 2) in _versions and _tag != _YAML + "value" and _tag != _YAML + "yaml":
         for _first in _firsts:
-            _IMPLICIT.setdefault(_first, []).append((_tag, _regexp))
+            _IMPLICIT.setdefault(_first, []).append((_tag, _regexp))  # type: ignore[arg-type]
 _PATTERN = {tag: regexp for resolvers in _IMPLICIT.values() for tag, regexp in resolvers}
 _TYPE_NAMES = {
     _INT: "an integer",

@@ -18,10 +18,12 @@ from fleetward.cli.daemon import daemon_command
 from fleetward.cli.notify import notify_group
 from fleetward.cli.operations import operations_group
 from fleetward.cli.reconcile import plan_command, validate_command
+from fleetward.cli.rollback import rollback_command
 from fleetward.cli.rules import rules_group
 from fleetward.cli.schema import schema_command
 from fleetward.cli.state import state_group
 from fleetward.cli.status import status_command
+from fleetward.cli.store import store_group
 from fleetward.cli.tasks import tasks_group
 from fleetward.cli.workflows import workflows_group
 from fleetward.errors import FleetwardError, Problem
@@ -109,6 +111,8 @@ def cli(verbose: int, no_color: bool) -> None:
       fleetward operations list          what the daemon (and apply) did, run by run
       fleetward operations create        ask the daemon to converge (now or in a window)
       fleetward suspend / resume         stop and restart the daemon's applies
+      fleetward rollback --to SERIAL     back to an earlier apply, pinned until resume
+      fleetward store copy --from --to   move the store, e.g. to --store postgresql://…
       fleetward schema                   JSON Schema of manifests, for editors
     """
     output.configure(plain=no_color)
@@ -130,6 +134,8 @@ cli.add_command(rules_group)
 cli.add_command(tasks_group)
 cli.add_command(suspend_command)
 cli.add_command(resume_command)
+cli.add_command(rollback_command)
+cli.add_command(store_group)
 cli.add_command(notify_group)
 cli.add_command(schema_command)
 

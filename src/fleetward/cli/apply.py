@@ -29,20 +29,21 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import TerminalProgress, phases
-from fleetward.cli.reconcile import note_uncommitted
+from fleetward.cli.reconcile import note_uncommitted, target_option
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import Policy
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import Operation
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, open_documents, with_state_caches
 from fleetward.planning import PlanOptions
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
-from fleetward.store import open_store
+from fleetward.store import Store
 from fleetward.store.suspension import read_suspension
+from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
 
@@ -53,6 +54,7 @@ from fleetward.timestamps import now_iso
 @guard_options
 @isolate_option
 @max_lines_option
+@target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
     "--json",
@@ -70,6 +72,7 @@ def apply_command(
     guards: PlanOptions,
     isolate_failures: bool,
     max_lines: int,
+    targets: tuple[str, ...],
     auto_approve: bool,
     as_json: bool,
 ) -> None:
@@ -89,10 +92,19 @@ def apply_command(
             "and ask for confirmation.",
             "Review the plan with fleetward plan, then run apply --json --auto-approve.",
         )
+    if targets and plan_file is not None:
+        raise UsageError.one(
+            "--target cannot be combined with a saved PLAN_FILE",
+            "A saved plan is applied exactly as it was made; a targeted one keeps its targets.",
+            f"Drop --target, or make a targeted plan: fleetward plan --target {targets[0]} "
+            "--out plan.json.",
+        )
+    parse_targets(targets)  # a malformed target fails before anything is read
     # The engine records the apply as an Operation in the store's log (its end only).
-    engine = Engine(open_store(state.state_dir), record_progress=False)
+    cached = with_state_caches(sources, state.state_dir)
+    engine = Engine(state.open_store(), record_progress=False, documents=open_documents(cached))
     settings = RunSettings(
-        dataclasses.replace(sources, cache_root=git_cache(state.state_dir)),
+        cached,
         Path(state.state_dir),
         guards,
         state.lock_timeout,
@@ -102,11 +114,13 @@ def apply_command(
     if saved is None:
         note_uncommitted(sources)
     op = Operation.new("cli", now_iso())
+    if targets:  # the engine plans only what they select, and the operation says so
+        op = dataclasses.replace(op, arguments={"targets": list(targets)})
     with phases(ctx) as bar:
-        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar)
-        report = engine.converge(
-            op, settings, terminal, watch=bar, saved=saved, where=state.state_dir
+        terminal = _Terminal(
+            ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
+        report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
     _raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None
@@ -136,8 +150,10 @@ class _Terminal(Governor):
         auto_approve: bool,
         saved: bool,
         bar: Watch,
+        store: Store | None = None,
     ) -> None:
         self.ctx = ctx
+        self.store = store  # whose rollback pin the notes mention (None: none)
         self.state_dir = state_dir
         self.max_lines = max_lines
         self.auto_approve = auto_approve
@@ -149,7 +165,7 @@ class _Terminal(Governor):
             return
         _pause(self.bar)  # the plan and the prompt are printed with no bar drawn over them
         output.print_lines(render_plan(plan, self.max_lines))
-        output.print_lines(_policy_notes(plan, self.state_dir), output.stderr)
+        output.print_lines(_policy_notes(plan, self.state_dir, self.store), output.stderr)
 
     def decide(
         self,
@@ -221,7 +237,7 @@ def _result_json(plan: Plan, serial: int, wrote: bool, counts: dict[str, int]) -
     }
 
 
-def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
+def _policy_notes(plan: Plan, state_dir: str, store: Store | None) -> list[tuple[str, str]]:
     """What the daemon would hold back that a hand-run apply writes anyway."""
     notes: list[tuple[str, str]] = []
     for name, info in plan.policies.items():
@@ -244,6 +260,20 @@ def _policy_notes(plan: Plan, state_dir: str) -> list[tuple[str, str]]:
     if suspension is not None and plan.changes:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
+    try:
+        pin = store.pin() if store is not None else None
+    except FleetwardError:
+        pin = None
+    if pin is not None and pin.revision != plan.revision.id:
+        notes.append(
+            (
+                "dim",
+                (
+                    f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; "
+                    "the daemon will reconcile it back to that revision until fleetward resume."
+                ),
+            )
+        )
     return notes
 
 

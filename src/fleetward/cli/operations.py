@@ -13,12 +13,12 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.client import DaemonApi, connection_options
-from fleetward.cli.options import Duration, max_lines_option, os_user
+from fleetward.cli.options import Duration, max_lines_option, os_user, store_option
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import FleetwardError, Problem, UsageError
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
 from fleetward.rendering import plan_from_dict, render_plan, render_problem
-from fleetward.store import open_store
+from fleetward.store import open_configured
 from fleetward.store.operations import ORDERINGS
 
 
@@ -54,6 +54,7 @@ def operations_group() -> None:
 
 @operations_group.command("list")
 @state_dir_option
+@store_option
 @click.option(
     "--state", "state", type=_State(), help="Only operations in this state (name or code)."
 )
@@ -77,6 +78,7 @@ def operations_group() -> None:
 def list_operations(
     ctx: click.Context,
     state_dir: str,
+    store: str | None,
     state: OperationState | None,
     limit: int,
     offset: int,
@@ -85,7 +87,8 @@ def list_operations(
 ) -> None:
     """List operations, newest first."""
     ctx.meta["json_output"] = as_json
-    log = open_store(state_dir).operations
+    opened = open_configured(store, state_dir)
+    log = opened.operations
     ops, total = log.query(state=state, ordering=ordering, limit=limit or None, offset=offset)
     if as_json:
         output.print_json(
@@ -101,7 +104,7 @@ def list_operations(
         return
     if not ops:
         output.stdout.print(
-            f"No operations recorded in {state_dir}."
+            f"No operations recorded in {opened.location}."
             if total == 0
             else f"No operations match ({total} recorded)."
         )
@@ -131,6 +134,7 @@ def list_operations(
 
 @operations_group.command("show")
 @state_dir_option
+@store_option
 @click.argument("operation_id")
 @max_lines_option
 @click.option(
@@ -138,7 +142,12 @@ def list_operations(
 )
 @click.pass_context
 def show_operation(
-    ctx: click.Context, state_dir: str, operation_id: str, max_lines: int, as_json: bool
+    ctx: click.Context,
+    state_dir: str,
+    store: str | None,
+    operation_id: str,
+    max_lines: int,
+    as_json: bool,
 ) -> None:
     """Show one operation: its transitions, plan summary and errors, and the plan a
     held (SCHEDULED) operation will apply.
@@ -146,14 +155,15 @@ def show_operation(
     OPERATION_ID may be shortened to a unique prefix.
     """
     ctx.meta["json_output"] = as_json
-    log = open_store(state_dir).operations
+    opened = open_configured(store, state_dir)
+    log = opened.operations
     matches = [op for op in log.all() if op.operation_id.startswith(operation_id)]
     if len(matches) != 1:
         raise UsageError.one(
             f"No operation {operation_id!r}" if not matches else f"{operation_id!r} is ambiguous",
             f"{len(matches)} kept operations match."
             if matches
-            else f"The log in {state_dir} keeps the last {log.limit} operations; none has this id.",
+            else f"The log in {opened.location} keeps the last {log.limit} operations; none has this id.",
             "Pass a longer prefix or the full id; fleetward operations list shows them.",
             location=operation_id,
         )

@@ -22,6 +22,7 @@ from fleetward.daemon.config import SETTINGS, Setting
 from fleetward.durations import check_range, parse_duration
 from fleetward.pipeline import SourceOptions
 from fleetward.planning import PlanOptions
+from fleetward.store import Store, open_configured
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,7 +77,12 @@ _SETTINGS = {setting.name: setting for setting in SETTINGS}
 @dataclass(frozen=True, slots=True)
 class StateOptions:
     state_dir: str
+    store: str | None
     lock_timeout: float
+
+    def open_store(self) -> Store:
+        """The store these options name: --store, else TinyDB in --state-dir."""
+        return open_configured(self.store, self.state_dir)
 
 
 # (setting name, click.option keywords over the setting's own) per group; the order is
@@ -85,8 +91,9 @@ class StateOptions:
 _OptionSpec = list[tuple[str, dict[str, Any]]]
 
 
-def _source_specs(clone_into: str) -> _OptionSpec:
-    """The source options; `clone_into` says where a remote --source is cloned."""
+def _source_specs(clone_into: str, cache_default: str) -> _OptionSpec:
+    """The source options; `clone_into` says where a remote --source is cloned,
+    `cache_default` where parsed manifests are cached without --cache-dir."""
     return [
         (
             "source",
@@ -105,11 +112,43 @@ def _source_specs(clone_into: str) -> _OptionSpec:
                 "(development only).",
             },
         ),
+        (
+            "cache_dir",
+            {
+                "type": click.Path(file_okay=False),
+                "help": "Directory of the parsed-manifest cache, shared with other runs and "
+                f"the daemon [default: {cache_default}].",
+            },
+        ),
+        (
+            "no_cache",
+            {"help": "Parse every manifest file afresh; read and write no cache (debugging)."},
+        ),
+        (
+            "verify_signatures",
+            {
+                "help": "Refuse the revision unless its commit is signed by a key of "
+                "--allowed-signers or --gpg-keyring.",
+            },
+        ),
+        (
+            "allowed_signers",
+            {"help": "SSH keys trusted to sign commits, in Git's allowed-signers format."},
+        ),
+        (
+            "gpg_keyring",
+            {"help": "OpenPGP public keys trusted to sign commits (binary or armored export)."},
+        ),
     ]
 
 
+_STORE_HELP = (
+    "The state store: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or a directory "
+    "[default: TinyDB in --state-dir]."
+)
 _STATE: _OptionSpec = [
     ("state_dir", {"type": click.Path(file_okay=False), "help": "Directory of the state store."}),
+    ("store", {"help": _STORE_HELP}),
     ("lock_timeout", {"help": "How long to wait for another process's lock on the store."}),
 ]
 _GUARDS: _OptionSpec = [
@@ -154,11 +193,13 @@ def _group(specs: _OptionSpec, target: str, build: Callable[..., Any]) -> Callab
     return decorate
 
 
-source_options = _group(_source_specs("<state-dir>/cache"), "sources", SourceOptions)
+source_options = _group(
+    _source_specs("<state-dir>/cache", "<state-dir>/cache/documents"), "sources", SourceOptions
+)
 # For commands without a state directory (validate, rules preview): a remote is
 # cloned into a temporary directory, removed when the command ends.
 scratch_source_options = _group(
-    _source_specs("a temporary directory"), "sources", SourceOptions
+    _source_specs("a temporary directory", "none"), "sources", SourceOptions
 )
 state_options = _group(_STATE, "state", StateOptions)
 # --isolate-failures (plan, apply): one flag, passed on as `isolate_failures`.
@@ -166,6 +207,13 @@ isolate_option = _group(
     [("isolate_failures", {})], "isolate_failures", lambda isolate_failures: isolate_failures
 )
 guard_options = _group(_GUARDS, "guards", PlanOptions)
+
+
+def store_option(func: F) -> F:
+    """--store for commands that only read (they take --state-dir on their own)."""
+    setting = _SETTINGS["store"]
+    keywords = setting_keywords(setting) | {"help": _STORE_HELP}
+    return click.option(setting.flag, "store", **keywords)(func)
 
 
 def max_lines_option(func: F) -> F:

@@ -29,7 +29,14 @@ from fleetward.cli.progress import phases
 from fleetward.engine import Engine
 from fleetward.errors import FleetwardError, ManifestError, UsageError, os_error
 from fleetward.model import Plan
-from fleetward.pipeline import SourceOptions, as_stored, git_cache, make_plan, resolve
+from fleetward.pipeline import (
+    SourceOptions,
+    as_stored,
+    make_plan,
+    open_documents,
+    resolve,
+    with_state_caches,
+)
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
@@ -40,7 +47,17 @@ from fleetward.rendering import (
     render_plan,
 )
 from fleetward.source import uncommitted_note
-from fleetward.store import open_store
+from fleetward.targeting import Target, parse_targets, target_plan
+
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS|KIND/NAME-GLOB",
+    help="Limit the plan to these objects (Asset/TRK-1, Asset/TRK-*; Fleet/eu-* is every "
+    "object those documents declare) and the new objects they reference. Repeatable. The "
+    "store then no longer equals the revision until a full apply.",
+)
 
 
 @click.command("validate")
@@ -88,6 +105,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @guard_options
 @isolate_option
 @max_lines_option
+@target_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
 @click.option(
     "--format",
@@ -121,6 +139,7 @@ def plan_command(
     guards: PlanOptions,
     isolate_failures: bool,
     max_lines: int,
+    targets: tuple[str, ...],
     as_json: bool,
     fmt: str,
     out: str | None,
@@ -141,14 +160,17 @@ def plan_command(
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
     _refuse_isolation_with_base(ctx, isolate_failures, base)
-    sources = dataclasses.replace(sources, cache_root=git_cache(state.state_dir))
+    sources = with_state_caches(sources, state.state_dir)
+    parsed = parse_targets(targets)
     note_uncommitted(sources)
     inputs = _PlanInputs(
         NamedRevision(sources.ref), NamedRevision(base) if base is not None else None
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(sources, state, guards, base, inputs, bar, isolate_failures)
+            plan = _read_and_plan(
+                sources, state, guards, base, inputs, bar, parsed, isolate_failures
+            )
     except FleetwardError as exc:
         inputs.failed_with(exc)
         _explain_failure(ctx, exc, fmt, inputs, max_lines)
@@ -226,6 +248,7 @@ def _read_and_plan(
     base: str | None,
     inputs: _PlanInputs,
     bar: Watch = SILENT,
+    targets: tuple[Target, ...] = (),
     isolate_failures: bool = False,
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
@@ -236,16 +259,19 @@ def _read_and_plan(
         inputs.reading = "base"
         base_state = resolve(dataclasses.replace(sources, ref=base), watch=bar)
         inputs.reading = None
-        plan = make_plan(desired, as_stored(base_state), guards, watch=bar)
+        stored = as_stored(base_state)
+        plan = make_plan(desired, stored, guards, watch=bar)
+        plan = target_plan(plan, targets, desired.objects, stored.objects)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(open_store(state.state_dir))
+    engine = Engine(state.open_store(), documents=open_documents(sources))
     # Isolation applies where --isolate-failures or an isolateFailures SyncPolicy asks.
     isolation = engine.isolation(sources, isolate_failures, guards)
     resolved = engine.read(sources, bar, isolation=isolation)
     inputs.head = NamedRevision(sources.ref, resolved.revision)
     inputs.reading = None  # a store error is in no revision
-    return engine.plan(resolved, engine.store.read(), guards, isolation.now, watch=bar)
+    store = engine.store.read()
+    return engine.plan(resolved, store, guards, isolation.now, watch=bar, targets=targets)
 
 
 def _explain_failure(

@@ -13,12 +13,14 @@ from rich.table import Table
 from ruamel.yaml import YAML
 
 from fleetward.cli import output
+from fleetward.cli.options import store_option
 from fleetward.errors import FleetwardError, UsageError
 from fleetward.kinds import OBJECT_KINDS
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.kinds.problems import did_you_mean
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
-from fleetward.store import Store, open_store
+from fleetward.rollback import can_roll_back
+from fleetward.store import Pin, Store, open_configured
 from fleetward.store.describe import describe_object
 
 # Reading needs no lock, so only --state-dir of the state options applies here.
@@ -38,13 +40,22 @@ def state_group() -> None:
     """Read the state store (never writes)."""
 
 
-def read_store(state_dir: str) -> Store:
+def read_store(state_dir: str, store_url: str | None = None) -> Store:
     """The store of a read command: a --state-dir that does not exist is an error.
 
     Read commands never create the directory, so without this a typo in
     --state-dir would read as "the store is empty" instead of as the typo.
+    A --store database fleetward never wrote to is the same error.
     """
-    store = open_store(state_dir)
+    store = open_configured(store_url, state_dir)
+    if not store.exists() and store_url:
+        raise UsageError.one(
+            f"No fleetward store at {store.location}",
+            "The database holds no fleetward tables, so there is no store to read. fleetward "
+            "creates them at the first apply (or daemon start) with this --store.",
+            "Check --store (or FLEETWARD_STORE), or apply the manifests first.",
+            location=store.location,
+        )
     if not store.exists():
         raise UsageError.one(
             f"No state directory at {state_dir}",
@@ -75,6 +86,7 @@ def _kind_names(kinds: tuple[str, ...]) -> set[str]:
 @state_group.command("show")
 @click.argument("address", required=False)
 @state_dir_option
+@store_option
 @click.option(
     "--kind",
     "kinds",
@@ -97,6 +109,7 @@ def show(
     ctx: click.Context,
     address: str | None,
     state_dir: str,
+    store: str | None,
     kinds: tuple[str, ...],
     fmt: str,
     as_json: bool,
@@ -115,10 +128,10 @@ def show(
             f"Drop --kind to describe {address}, or ADDRESS to list the objects of a kind.",
         )
     wanted = _kind_names(kinds)
-    store = read_store(state_dir)
-    snapshot = store.read()
+    found = read_store(state_dir, store)
+    snapshot = found.read()
     if address is not None:
-        _show_one(store, snapshot, address, fmt)
+        _show_one(found, snapshot, address, fmt)
         return
     objects = sorted(
         (o for o in snapshot.objects.values() if not wanted or o.kind in wanted),
@@ -137,7 +150,9 @@ def show(
         )
         return
     if meta.lineage is None:
-        output.stdout.print(f"The store at {state_dir} is empty: nothing has been applied yet.")
+        output.stdout.print(
+            f"The store at {found.location} is empty: nothing has been applied yet."
+        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ADDRESS", "STATE", "OWNER", "GEN", "REVISION", "UPDATED"):
@@ -280,21 +295,30 @@ def _print_rule_progress(objects: list[StoredObject]) -> None:
 
 @state_group.command("history")
 @state_dir_option
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
 @click.pass_context
-def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
-    """List the applies recorded in the store, oldest first (the last 100 are kept)."""
+def history(ctx: click.Context, state_dir: str, store: str | None, as_json: bool) -> None:
+    """List the applies recorded in the store, oldest first (the last 100 are kept).
+
+    ROLLBACK says which applies fleetward rollback --to SERIAL can return to
+    (`yes`), which one the store is at (`current`), and the one it is pinned to.
+    """
     ctx.meta["json_output"] = as_json
-    entries = read_store(state_dir).history()
+    found = read_store(state_dir, store)
+    entries = found.history()
+    current = found.meta().last_applied_revision
+    pin = found.pin()
+    marked = [_rollback_marks(e, current, pin) for e in entries]
     if as_json:
-        output.print_json(entries)
+        output.print_json(marked)
         return
     if not entries:
-        output.stdout.print(f"No applies recorded in {state_dir}.")
+        output.stdout.print(f"No applies recorded in {found.location}.")
         return
     # Fits 80 columns: a relative time, a short revision and operation id; --json has all.
     output.print_table(
-        ("SERIAL", "TIME", "REVISION", "CREATED", "UPDATED", "STOPPED", "DELETED", "OPERATION"),
+        ("SERIAL", "TIME", "REVISION", "CRE", "UPD", "STOP", "DEL", "ROLLBACK", "OPERATION"),
         (
             (
                 (
@@ -302,13 +326,37 @@ def history(ctx: click.Context, state_dir: str, as_json: bool) -> None:
                     output.when(e.get("time")),
                     output.short_revision(e.get("revision")),
                     *(str(e.get("counts", {}).get(a, 0)) for a in _ACTIONS),
+                    _rollback_cell(e),
                     _operation(str(e.get("operationId") or "-")),
                 ),
                 "",
             )
-            for e in entries
+            for e in marked
         ),
     )
+    if pin is not None:
+        output.stdout.print(
+            f"\nPinned to revision {pin.revision[:7]} (serial {pin.serial}) by {pin.by} at "
+            f"{pin.at}; fleetward resume follows the tracked ref again."
+        )
+
+
+def _rollback_marks(entry: dict[str, Any], current: str | None, pin: Pin | None) -> dict[str, Any]:
+    """The entry with `canRollBack` (an apply of a commit other than the current one) and
+    `pinned` (the apply a rollback pinned the store to)."""
+    able = can_roll_back(entry)
+    marks = {"canRollBack": able and entry.get("revision") != current}
+    if pin is not None and entry.get("serial") == pin.serial:
+        marks["pinned"] = True
+    return {**entry, **marks}
+
+
+def _rollback_cell(entry: dict[str, Any]) -> str:
+    if entry.get("pinned"):
+        return "pinned"
+    if entry.get("canRollBack"):
+        return "yes"
+    return "current" if can_roll_back(entry) else "-"
 
 
 _ACTIONS = ("create", "update", "stop", "delete")

@@ -13,6 +13,7 @@ from fleetward.cli import output
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import Problem, StoreError, UsageError, os_error
 from fleetward.rendering import Line, render_problem
+from fleetward.store import open_store
 from fleetward.store.files import process_alive
 from fleetward.store.suspension import read_suspension
 from fleetward.timestamps import now, parse_iso
@@ -70,10 +71,11 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
         and _get(summary, "lastOperation", "state") == "SUCCESS"
     )
     suspended = _suspension(Path(state_dir))
+    pinned = _pin(state_dir)
     if as_json:
-        output.print_json({**summary, "suspension": suspended})
+        output.print_json({**summary, "suspension": suspended, "pinned": pinned})
     else:
-        output.print_lines(_suspension_lines(suspended) + _lines(summary))
+        output.print_lines(_suspension_lines(suspended) + _pin_lines(pinned) + _lines(summary))
     ctx.exit(0 if healthy else 1)
 
 
@@ -84,6 +86,35 @@ def _suspension(state_dir: Path) -> dict[str, Any] | None:
     except StoreError as exc:
         return {"error": exc.problems[0].to_dict()}
     return found.to_dict() if found is not None else None
+
+
+def _pin(state_dir: str) -> dict[str, Any] | None:
+    """The store's rollback pin (`fleetward rollback`) as JSON, read now, or None."""
+    try:
+        found = open_store(state_dir).pin()
+    except StoreError as exc:
+        return {"error": exc.problems[0].to_dict()}
+    return found.to_dict() if found is not None else None
+
+
+def _pin_lines(pinned: dict[str, Any] | None) -> list[Line]:
+    if pinned is None:
+        return []
+    if "error" in pinned:
+        return [
+            ("blocked", "Rollback pin unknown: it cannot be read"),
+            *render_problem(Problem.from_dict(pinned["error"])),
+        ]
+    return [
+        (
+            "blocked",
+            (
+                f"Pinned to revision {str(pinned['revision'])[:12]} (serial {pinned['serial']}) by "
+                f"{pinned['by']} since {pinned['at']}"
+            ),
+        ),
+        ("", "  The daemon reconciles that revision, not new commits; fleetward resume lifts it."),
+    ]
 
 
 def _suspension_lines(suspended: dict[str, Any] | None) -> list[Line]:

@@ -6,18 +6,17 @@ atomic store write (the serial moves, like any write) that records who and when.
 
 from __future__ import annotations
 
-
 import click
 
 from fleetward import timestamps
 from fleetward.cli import output
-from fleetward.cli.options import StateOptions, os_user, state_options
+from fleetward.cli.options import StateOptions, os_user, state_options, store_option
 from fleetward.cli.state import read_store, state_dir_option
 from fleetward.errors import UsageError
 from fleetward.kinds.problems import did_you_mean
 from fleetward.kinds.tasks import STATUSES, known_status, set_status
 from fleetward.model import ObjectKey, ObjectState
-from fleetward.store import StatusChange, open_store
+from fleetward.store import StatusChange
 
 
 @click.group("tasks")
@@ -59,8 +58,8 @@ def set_status_command(
             location=f"Task/{xid}",
         )
     status = known
-    state_dir = state.state_dir
-    store = open_store(state_dir)
+    store = state.open_store()
+    state_dir = store.location
     key = ObjectKey(f"Task/{xid}")
     at = timestamps.now()
     now = timestamps.to_iso(at, "milliseconds")
@@ -76,12 +75,12 @@ def set_status_command(
         snapshot = store.read()
         task = snapshot.objects.get(key)
         if task is None:
-            known = [k.split("/", 1)[1] for k in snapshot.objects if k.startswith("Task/")]
+            xids = [k.split("/", 1)[1] for k in snapshot.objects if k.startswith("Task/")]
             raise UsageError.one(
                 f"No task with xid {xid!r} in the store",
-                f"The store at {state_dir} holds {len(known)} task(s); a task exists once a "
+                f"The store at {state_dir} holds {len(xids)} task(s); a task exists once a "
                 "TaskBatch that declares it has been applied.",
-                did_you_mean(xid, known, "Check the xid (fleetward tasks list shows them)."),
+                did_you_mean(xid, xids, "Check the xid (fleetward tasks list shows them)."),
                 location=key,
             )
         if task.state is not ObjectState.ACTIVE:
@@ -117,13 +116,14 @@ def set_status_command(
 
 @tasks_group.command("list")
 @state_dir_option
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks (spec and status) as JSON.")
 @click.pass_context
-def list_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
+def list_command(ctx: click.Context, state_dir: str, store: str | None, as_json: bool) -> None:
     """List the tasks in the store with their runtime status."""
     ctx.meta["json_output"] = as_json
     tasks = sorted(
-        (o for o in read_store(state_dir).read().objects.values() if o.kind == "Task"),
+        (o for o in read_store(state_dir, store).read().objects.values() if o.kind == "Task"),
         key=lambda o: o.key,
     )
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -13,9 +12,8 @@ from fleetward.cli.options import StateOptions, source_options, state_options
 from fleetward.errors import UsageError
 from fleetward.kinds.workflow import derive_status
 from fleetward.model import DesiredObject, ObjectKey, StoredObject
-from fleetward.pipeline import SourceOptions, git_cache, resolve
+from fleetward.pipeline import SourceOptions, resolve, with_state_caches
 from fleetward.rendering.workflow import render_dot, render_tree
-from fleetward.store import open_store
 
 
 @click.group("workflows")
@@ -55,7 +53,7 @@ def show(
             "Drop one of the two flags.",
         )
     ctx.meta["json_output"] = as_json
-    desired = resolve(dataclasses.replace(sources, cache_root=git_cache(state.state_dir)))
+    desired = resolve(with_state_caches(sources, state.state_dir))
     key = ObjectKey(f"Workflow/{name}")
     workflow = desired.objects.get(key)
     if workflow is None:
@@ -69,7 +67,7 @@ def show(
     if graph:
         sys.stdout.write(render_dot(workflow.spec))
         return
-    stored = open_store(state.state_dir).read().objects.get(key)
+    stored = state.open_store().read().objects.get(key)
     status, applied = _status_at_revision(workflow, stored)
     if as_json:
         output.print_json({"spec": workflow.spec, "status": status, "applied": applied})

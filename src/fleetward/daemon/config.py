@@ -111,7 +111,25 @@ class DaemonConfig(BaseModel):
     ref: str = _setting("HEAD", "Branch, tag or commit SHA to track.")
     path: str = _setting("manifests", "Directory of manifests inside the repository.")
     no_git: bool = _setting(False, "Read --source as a plain directory (development only).")
-    state_dir: str = _setting(".fleetward", "Directory of the state store and status files.")
+    state_dir: str = _setting(
+        ".fleetward",
+        "Directory of the state store (unless --store names one) and of status files.",
+    )
+    store: str | None = _setting(
+        None,
+        "The state store: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or a directory "
+        "[default: TinyDB in --state-dir].",
+        metavar="URL|DIR",
+    )
+    cache_dir: str | None = _setting(
+        None,
+        "Directory of the parsed-manifest cache, shared with CLI runs "
+        "[default: <state-dir>/cache/documents].",
+        metavar="DIR",
+    )
+    no_cache: bool = _setting(
+        False, "Keep parsed manifests in memory only: no cache directory is read or written."
+    )
     interval: AtLeastASecond = _setting("60s", "Poll interval (with 10% jitter).")
     listen: Listen = _setting(
         "127.0.0.1:9477",
@@ -148,6 +166,17 @@ class DaemonConfig(BaseModel):
         "[default: 3 × interval, at least 5m].",
     )
     git_timeout: AtLeastASecond = _setting("60s", "Timeout of every git command.")
+    verify_signatures: bool = _setting(
+        False,
+        "Apply only commits signed by a key of --allowed-signers or --gpg-keyring; "
+        "others are refused and the last good revision stays.",
+    )
+    allowed_signers: str | None = _setting(
+        None, "SSH keys trusted to sign commits, in Git's allowed-signers format.", "FILE"
+    )
+    gpg_keyring: str | None = _setting(
+        None, "OpenPGP public keys trusted to sign commits (binary or armored export).", "FILE"
+    )
     lock_timeout: Seconds = _setting(
         "10s", "How long to wait for another process's lock on the store."
     )
@@ -176,6 +205,11 @@ class DaemonConfig(BaseModel):
         "The URL people reach this daemon's API at, for links in notifications "
         "(approve a held plan) [default: the --listen address].",
         metavar="URL",
+    )
+    notify_wait: Seconds = _setting(
+        "5s",
+        "How long a --once run waits, before it exits, for its notifications to be "
+        "delivered; what is left is sent by the next start (0: do not wait).",
     )
     # Config file only (a list of targets is no flag): see the README's Notifications.
     notifications: Annotated[tuple[TargetSettings, ...], AfterValidator(check_unique_names)] = (

@@ -31,7 +31,8 @@ from fleetward.decisions import (
 )
 from fleetward.model import Plan
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
-from fleetward.store.rejections import RejectionFile, RejectionStore
+from fleetward.rollback import RollbackPoint
+from fleetward.store import RejectionStore
 from fleetward.store.suspension import Suspension, current_suspension
 
 
@@ -51,16 +52,13 @@ class Control:
         default_timeout: float,
         clock: Clock = utc_now,
         on_change: Callable[[], None] = lambda: None,
-        rejections: RejectionStore | None = None,
+        *,
+        rejections: RejectionStore,
     ) -> None:
+        """`log` and `rejections` are the store's (`Store.operations`, `Store.rejections`);
+        `state_dir` holds the suspension switch."""
         self.state_dir = Path(state_dir)
-        self.ctx = ControlContext(
-            log,
-            queue,
-            rejections if rejections is not None else RejectionFile(self.state_dir),
-            clock,
-            on_change,
-        )
+        self.ctx = ControlContext(log, queue, rejections, clock, on_change)
         self.admission = Admission(self.ctx, default_timeout)
         self.wakeups = Wakeups(self.ctx, self.admission)
         self.requests = OperatorRequests(self.ctx, self.admission, self.wakeups, self.suspension)
@@ -114,6 +112,9 @@ class Control:
 
     def approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
         return self.requests.approve(operation_id, by, comment)
+
+    def rollback(self, point: RollbackPoint, by: str) -> Operation:
+        return self.requests.rollback(point, by)
 
     # -- the worker's side -----------------------------------------------------------------
 

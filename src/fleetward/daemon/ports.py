@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fleetward.operations import Operation
-from fleetward.store.rejections import RejectionStore
+from fleetward.store import RejectionStore
 from fleetward.timestamps import Clock, to_iso
 from fleetward.timestamps import now as utc_now
+
 
 class OperationStore(Protocol):
     """The operation log as control uses it (store.operations.OperationLog)."""

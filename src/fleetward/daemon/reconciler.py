@@ -19,6 +19,7 @@ from datetime import timedelta
 from fleetward.daemon.control import Control
 from fleetward.daemon.triggers import Coalescer
 from fleetward.decisions import Decision, decide, hold_overruns, with_carriers
+from fleetward.document_cache import DocumentCache
 from fleetward.engine import Engine, Governor, Verdict
 from fleetward.errors import FleetwardError
 from fleetward.governance import Policy
@@ -146,17 +147,27 @@ class Reconciler:
     opened: InitVar[Store | None] = None
     # Who hears of every run (status files, metrics, health, logs): the daemon's.
     reporter: InitVar[Reporter | None] = None
+    # Parsed manifests (None: in memory only); a daemon's outlive the process.
+    documents: InitVar[DocumentCache | None] = None
     engine: Engine = field(init=False)
 
-    def __post_init__(self, opened: Store | None, reporter: Reporter | None) -> None:
+    def __post_init__(
+        self, opened: Store | None, reporter: Reporter | None, documents: DocumentCache | None
+    ) -> None:
         store = opened if opened is not None else open_store(self.settings.state_dir)
-        self.engine = Engine(store, reporter or Reporter(), operations=self.operations)
+        self.engine = Engine(
+            store,
+            reporter or Reporter(),
+            operations=self.operations,
+            documents=documents if documents is not None else DocumentCache(),
+        )
         if self.control is None:
             self.control = Control(
                 self.operations,
                 Coalescer(),
                 self.settings.state_dir,
                 self.settings.operation_timeout,
+                rejections=self.store.rejections,
             )
 
     @property

@@ -24,6 +24,8 @@ from fleetward.errors import (
     Unavailable,
 )
 from fleetward.operations import Operation, OperationState, Transition
+from fleetward.rollback import TRIGGER as ROLLBACK_TRIGGER
+from fleetward.rollback import RollbackPoint
 from fleetward.store.suspension import Suspension
 
 S = OperationState
@@ -78,6 +80,11 @@ class ControlApi(Protocol):
         (or when its window opens). OperationNotFound / OperationConflict otherwise."""
         ...
 
+    def rollback(self, point: RollbackPoint, by: str) -> Operation:
+        """Queue a rollback to `point` (trigger "rollback"): its run applies that revision
+        and pins the store to it. OperationConflict while suspended; Unavailable as create."""
+        ...
+
 
 class OperatorRequests:
     """The requests, against the log, the queue and the running operation."""
@@ -106,8 +113,25 @@ class OperatorRequests:
         with _unavailable_on_store_errors():
             return self._approve(operation_id, by, comment)
 
-    def _create(self, request: ConvergeRequest) -> Operation:
-        ctx = self.ctx
+    def rollback(self, point: RollbackPoint, by: str) -> Operation:
+        with _unavailable_on_store_errors():
+            self._refuse_suspended()
+            ctx = self.ctx
+            now = ctx.now_iso()
+            arguments = {
+                "rollbackTo": point.revision,
+                "rollbackSerial": point.serial,
+                "rollbackBy": by,
+            }
+            op = replace(Operation.new(ROLLBACK_TRIGGER, now), arguments=arguments)
+            with ctx.mutex:
+                ctx.log.record(op)
+                if not ctx.queue.push(op):
+                    ctx.log.record(op.move(S.CANCELLED, now, "the daemon is stopping"))
+                    raise _stopping()
+            return op
+
+    def _refuse_suspended(self) -> None:
         suspension = self.suspension()
         if suspension is not None:
             raise OperationConflict.one(
@@ -118,6 +142,10 @@ class OperatorRequests:
                 "Run fleetward resume on the daemon's host, then create the operation.",
                 location="daemon",
             )
+
+    def _create(self, request: ConvergeRequest) -> Operation:
+        ctx = self.ctx
+        self._refuse_suspended()
         if request.plain:
             op = ctx.queue.request("api")
             if op is None:

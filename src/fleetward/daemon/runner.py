@@ -31,6 +31,7 @@ from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
 from fleetward.daemon.process import Waker, daemon_lock
 from fleetward.daemon.reconciler import Reconciler
+from fleetward.daemon.replicas import Lead, Replica
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, UsageError, os_error
@@ -38,13 +39,19 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import (
+    SourceOptions,
+    documents_cache,
+    git_cache,
+    open_documents,
+    signatures_of,
+)
 from fleetward.planning import PlanOptions
 from fleetward.reporting import Reporter, Reporters
 from fleetward.runs import AfterFetch, RunReport, RunSettings
 from fleetward.source import is_remote, redact_url
 from fleetward.source.urls import validate_ref
-from fleetward.store import open_store
+from fleetward.store import open_configured
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
 from fleetward.timestamps import now_iso
@@ -97,7 +104,10 @@ class Daemon:
         extra = tuple(reporters)
         # Checks a reloaded configuration and takes it (raises FleetwardError to refuse it).
         self.reconfigure: Callable[[DaemonConfig], None] | None = None
-        self.store = open_store(config.state_dir)
+        # Called as a --once run exits, after its run (a served daemon tells its reporters
+        # `daemon_stopped` instead): what must not be cut off by the exit, bounded.
+        self.before_exit: Callable[[], None] | None = None
+        self.store = open_configured(config.store, config.state_dir)
         self.operations = self.store.operations
         self.secrets = self._secrets(config)
         self.coalescer = Coalescer(on_queued=self._queued)
@@ -108,6 +118,7 @@ class Daemon:
             self.state_dir,
             config.operation_timeout,
             on_change=self._reschedule_wake,
+            rejections=self.store.rejections,
         )
         health.operations = self.operations
         self.status = StatusWriter(
@@ -115,8 +126,30 @@ class Daemon:
         )
         # In this order: status files read what health took in; the log line comes last.
         self.reporters = Reporters([health, metrics, self.status, logs.RunLog(), *extra])
+        settings = self._settings(config)
         self.reconciler = Reconciler(
-            self._settings(config), self.operations, self.control, self.store, self.reporters
+            settings,
+            self.operations,
+            self.control,
+            self.store,
+            self.reporters,
+            # Parsed manifests outlive the process: a restart (or a CLI run) parses
+            # only the files that changed.
+            documents=(
+                open_documents(settings.sources)
+                if isinstance(settings.sources, SourceOptions)
+                else None
+            ),
+        )
+        # A PostgreSQL store is shared by replicas, one of which leads (`replicas`).
+        lead: Lead | None = getattr(self.store, "leadership", None)
+        self.replica = Replica(
+            lead,
+            self.operations,
+            self.coalescer,
+            idle=lambda: self._busy_since is None,
+            on_role=self._role,
+            name=f"pid {os.getpid()} on {socket.gethostname()}",
         )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
@@ -137,15 +170,24 @@ class Daemon:
 
     @staticmethod
     def _settings(config: DaemonConfig) -> RunSettings:
+        """The runs' settings; `UsageError` for signature options that cannot work (at
+        the start and on a reload, rather than on every run)."""
+        sources = SourceOptions(
+            config.source,
+            config.ref,
+            config.path,
+            config.no_git,
+            cache_root=git_cache(config.state_dir),
+            git_timeout=config.git_timeout,
+            verify_signatures=config.verify_signatures,
+            allowed_signers=config.allowed_signers,
+            gpg_keyring=config.gpg_keyring,
+            cache_dir=config.cache_dir or documents_cache(config.state_dir),
+            no_cache=config.no_cache,
+        )
+        signatures_of(sources)
         return RunSettings(
-            sources=SourceOptions(
-                config.source,
-                config.ref,
-                config.path,
-                config.no_git,
-                cache_root=git_cache(config.state_dir),
-                git_timeout=config.git_timeout,
-            ),
+            sources=sources,
             state_dir=Path(config.state_dir),
             guards=PlanOptions(
                 allow_empty=config.allow_empty,
@@ -155,6 +197,7 @@ class Daemon:
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
             isolate_failures=config.isolate_failures,
+            follow_pin=True,
         )
 
     @staticmethod
@@ -170,6 +213,7 @@ class Daemon:
             "ref": config.ref,
             "path": config.path,
             "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
+            "verifySignatures": config.verify_signatures,
         }
 
     def _started_info(self) -> dict[str, Any]:
@@ -214,7 +258,8 @@ class Daemon:
             # The temp files of writes a killed daemon (or CLI) left, in every directory.
             for leftover in sweep_leftovers(self.state_dir):
                 logger.info("removed a leftover temp file", extra={"fields": {"path": leftover}})
-            ended = self.operations.fail_unfinished(
+            # With replicas, the runs a stopped leader left are ended by the next leader.
+            ended = [] if self.replica.lead is not None else self.operations.fail_unfinished(
                 now_iso(),
                 "the daemon stopped during this run (crash or kill); it was ended at the next "
                 "start. A run that reached PROCESSING may or may not have written the store: "
@@ -228,10 +273,24 @@ class Daemon:
             self._install_signals()
             if self.config.once:
                 self.reporters.daemon_started(self._started_info())
-                return self._run_once()
+                try:
+                    return self._run_once()
+                finally:
+                    if self.before_exit is not None:
+                        self.before_exit()
             return self._serve()
 
     def _run_once(self) -> int:
+        if self.replica.lead is not None:
+            self.replica.tick()
+            if not self.replica.leading:
+                raise UsageError.one(
+                    f"Another fleetward daemon leads the store {self.store.location}",
+                    "A replica of this store holds the lead, and only the leader applies; "
+                    "--once does not wait for it.",
+                    "Stop the running daemons of this store first, or let them reconcile.",
+                    location=self.store.location,
+                )
         op = self.coalescer.request("once")
         assert op is not None
         report = self._reconcile(self.coalescer.take(0) or op)
@@ -250,11 +309,13 @@ class Daemon:
                     "ref": self.config.ref,
                     "path": self.config.path,
                     "stateDir": str(self.state_dir),
+                    "store": self.store.location,
                     "interval": f"{self.config.interval:g}s",
                 }
             },
         )
         self.reporters.daemon_started({**self._started_info(), **self._daemon_info()})
+        self.replica.start(self.stopping)
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
         self.health.alive = lambda: worker.is_alive() and not self._stuck()
         worker.start()
@@ -290,11 +351,19 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
+            if not self.replica.leading:  # a standby's queue waits for the lead
+                self.stopping.wait(0.1)
+                continue
             op = self.coalescer.take(timeout=1.0)
             if op is None:
                 continue
             self.worker.handle(op)
             self._wake.wake()
+
+    def _role(self, role: str, problem: str | None) -> None:
+        """What health, metrics and the status files say this replica is."""
+        self.health.role = role
+        self.health.store_problem = problem
 
     def _retry(self, delay: float) -> None:
         """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""
@@ -409,6 +478,7 @@ class Daemon:
         try:
             new = self._reload()
             validate_ref(new.ref)
+            self._settings(new)  # signature options that cannot work are refused here
             secrets = self._secrets(new)
             if self.reconfigure is not None:
                 self.reconfigure(new)  # last: nothing after it may refuse the reload
@@ -421,7 +491,7 @@ class Daemon:
                 )
             return
         old = self.config
-        for key in ("state_dir", "listen", "once"):
+        for key in ("state_dir", "store", "listen", "once"):
             if getattr(new, key) != getattr(old, key):
                 logger.warning(
                     "%s changed in the configuration; it takes effect at the next restart",
@@ -437,8 +507,10 @@ class Daemon:
         if self.poller is not None and new.interval != old.interval:
             self.poller.reschedule(new.interval)
         sources_changed = self._settings(new) != self._settings(old)
-        if sources_changed:
+        # The trusted keys' files are re-read like secret files: a refused commit may pass.
+        if sources_changed or new.verify_signatures:
             self.worker.forget()  # what failed for good may pass with the new settings
+        if sources_changed:
             self.reconciler.settings = self._settings(new)
             self.status.source = self._source_info(new)
             if self.watcher is not None:
@@ -465,6 +537,8 @@ class Daemon:
             and any(t in op.trigger for t in _RECORDED_TRIGGERS)
             # A SCHEDULED operation (a window, an approval) waits for the next daemon.
             and op.state is not OperationState.SCHEDULED
+            # With replicas, the next leader adopts them from the operation log.
+            and self.replica.lead is None
         ]
         for op in unrun:
             try:
@@ -495,6 +569,7 @@ class Daemon:
         logger.info("stopped")
         if gate:
             self.reconciler.write_gate.release()
+        self.replica.stop()  # the lead goes to a standby at its next attempt
         return 0
 
 

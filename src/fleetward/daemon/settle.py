@@ -16,7 +16,7 @@ from fleetward.decisions import Decision
 from fleetward.errors import FleetwardError
 from fleetward.model import Plan
 from fleetward.operations import Operation
-from fleetward.store.rejections import RejectionStore
+from fleetward.store import RejectionStore
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,9 @@ from fleetward.timestamps import now, now_iso
 logger = logging.getLogger("fleetward.daemon")
 
 
+_SEEN_KEPT = 10_000  # ids remembered: ten times the operation log's default bound
+
+
 class Coalescer:
     """One run in flight (the worker's), at most one queued.
 
@@ -48,6 +51,10 @@ class Coalescer:
         self._closed = False
         self._on_queued = on_queued  # called under the lock, e.g. to record the operation
         self.dropped: list[Operation] = []  # explicit operations a close left unrun
+        # Ids of operations this queue ever held (the newest _SEEN_KEPT): an operation
+        # another replica recorded is adopted once, never run twice by this one.
+        self._seen: deque[str] = deque(maxlen=_SEEN_KEPT)
+        self._seen_ids: set[str] = set()
 
     def request(self, reason: str) -> Operation | None:
         """Ask for a run; the operation that will carry it (None once closed)."""
@@ -60,6 +67,7 @@ class Coalescer:
             elif reason not in op.trigger.split(","):
                 op = replace(op, trigger=f"{op.trigger},{reason}")
             self._queued = op
+            self._saw(op.operation_id)
             if self._on_queued is not None:
                 self._on_queued(op, reason)
             self._cond.notify_all()
@@ -77,8 +85,39 @@ class Coalescer:
                 return False
             if all(o.operation_id != op.operation_id for o in self._explicit):
                 self._explicit.append(op)
+            self._saw(op.operation_id)
             self._cond.notify_all()
             return True
+
+    def adopt(self, op: Operation) -> bool:
+        """Queue an operation another replica recorded, unless this queue ever held it
+        (queued, taken or run): whether it was queued now."""
+        with self._cond:
+            if self._closed or op.operation_id in self._seen_ids:
+                return False
+            self._explicit.append(op)
+            self._saw(op.operation_id)
+            self._cond.notify_all()
+            return True
+
+    def drain(self) -> list[Operation]:
+        """Empty the queue and forget what it held (a standby taking the lead: the
+        operation log, not this queue, says what is left to run)."""
+        with self._cond:
+            ops = list(self._explicit) + ([self._queued] if self._queued is not None else [])
+            self._explicit.clear()
+            self._queued = None
+            self._seen.clear()
+            self._seen_ids.clear()
+            return ops
+
+    def _saw(self, operation_id: str) -> None:
+        if operation_id in self._seen_ids:
+            return
+        if len(self._seen) == self._seen.maxlen:
+            self._seen_ids.discard(self._seen[0])
+        self._seen.append(operation_id)
+        self._seen_ids.add(operation_id)
 
     def remove(self, operation_id: str) -> Operation | None:
         """Take a queued operation out before it runs (an operator cancelled it)."""

@@ -14,6 +14,13 @@ in, never written twice:
   finished (status files, metrics, health, logs, notifications). The engine
   never imports who they are.
 
+Two kinds of run read something other than the settings' ref: a rollback
+(its operation's `rollbackTo`) reads the revision it returns to and pins the
+store there just before its write; while a pin holds, a run that follows it
+(`RunSettings.follow_pin`: the daemon's) reads the pinned revision, and ends
+CANCELLED if the pin changed while it read. A targeted run (the operation's
+`targets`) plans only what they select (`fleetward.targeting`).
+
 The run's Operation is recorded in the store's log as the run goes: its end
 always (once the store exists: a mistyped location is not created by a
 failure), and with `record_progress` also its start and the moment before the
@@ -27,7 +34,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from fleetward.applying import apply_plan, check_current, refuse_blocked
@@ -64,6 +71,7 @@ from fleetward.pipeline import (
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.reporting import Reporter, Reporters
+from fleetward.rollback import pinned_sources, rollback_of
 from fleetward.runs import (
     AfterFetch,
     Interrupted,
@@ -74,11 +82,13 @@ from fleetward.runs import (
     stopped_message,
 )
 from fleetward.source import Source
-from fleetward.store import OperationStore, Store
+from fleetward.store import OperationStore, Pin, Store
+from fleetward.targeting import Target, parse_targets, target_plan
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
 __all__ = ["Engine", "Resolved"]
+
 
 S = OperationState
 
@@ -169,18 +179,24 @@ class Engine:
         guards: PlanOptions,
         now: str | None = None,
         watch: Watch = SILENT,
+        targets: Sequence[Target] = (),
     ) -> Plan:
-        """The plan from `stored` to what was read (a value: nothing is written).
+        """The plan from `stored` to what was read (a value: nothing is written), limited
+        to `targets` and what they need when there are any.
 
         Isolation planned against the store as it read it: that plan stands while the
         store is the same one; a store written since is planned again, the same
         documents held."""
         if not isinstance(resolved, Isolated):
-            return make_plan(resolved, stored, guards, now, watch)
+            made = make_plan(resolved, stored, guards, now, watch)
+            return target_plan(made, targets, resolved.objects, stored.objects)
         same = resolved.stored.meta
         if (same.lineage, same.serial) == (stored.meta.lineage, stored.meta.serial):
-            return resolved.plan
-        return make_plan(resolved.desired, stored, guards, now, watch, held=resolved.plan.held)
+            made = resolved.plan
+        else:
+            held = resolved.plan.held
+            made = make_plan(resolved.desired, stored, guards, now, watch, held=held)
+        return target_plan(made, targets, resolved.desired.objects, stored.objects)
 
     # -- the converge ------------------------------------------------------------------------
 
@@ -203,7 +219,7 @@ class Engine:
         `after_fetch` lets it go on: a run it stops leaves no operation behind
         (unless one was recorded when it was queued, which then ends CANCELLED).
         What ended the run is the report's `failure`; the caller re-raises it if
-        it must. `where` names the store in errors (default: the state directory).
+        it must. `where` names the store in errors (default: the store's location).
         """
         governor = governor if governor is not None else Governor()
         if op.state is S.SCHEDULED:
@@ -218,7 +234,7 @@ class Engine:
             if after_fetch is None:
                 self._announce(run)
             with gc_paused():
-                self._converge(run, settings, saved, where or str(settings.state_dir))
+                self._converge(run, settings, saved, where or self.store.location)
         except Stopping as exc:
             self._move(run, S.CANCELLED, stopped_message(exc.cause, exc.where))
         except Unchanged as exc:
@@ -282,11 +298,17 @@ class Engine:
         if run.op.arguments.get("allowMassStop"):
             guards = replace(guards, allow_mass_stop=True)
         saved = read_saved() if read_saved is not None else None
+        rollback = rollback_of(run.op, run.governor.now())
+        targets = parse_targets(run.op.arguments.get("targets") or ())
+        if settings.follow_pin:
+            run.pin = self.store.pin()
         if saved is None:
             sources = settings.sources
-            if isinstance(sources, SourceOptions) and sources.cache_root is None:
-                # A remote is cloned beside the store it is reconciled into.
-                sources = replace(sources, cache_root=git_cache(settings.state_dir))
+            if isinstance(sources, SourceOptions):
+                sources = pinned_sources(sources, rollback or run.pin)
+                if sources.cache_root is None:
+                    # A remote is cloned beside the store it is reconciled into.
+                    sources = replace(sources, cache_root=git_cache(settings.state_dir))
             resolved = self.read(
                 sources,
                 run,
@@ -308,6 +330,8 @@ class Engine:
         # takes the lock and checks the plan again (another process may have made it).
         held = self.store.lock(settings.lock_timeout) if run.existed else contextlib.nullcontext()
         with held:
+            if settings.follow_pin and rollback is None:
+                _refuse_moved_pin(run.pin, self.store.pin())
             with self._stage(run, "plan"):
                 stored = self.store.read()
                 if saved is not None:
@@ -315,7 +339,8 @@ class Engine:
                     made = saved
                 else:
                     assert resolved is not None
-                    made = self.plan(resolved, stored, guards, run.governor.now(), run)
+                    now = run.governor.now()
+                    made = self.plan(resolved, stored, guards, now, run, targets)
             run.plan, run.store = made, stored
             run.op = with_summary(run.op, made, stored.meta.serial)
             run.governor.planned(made)
@@ -328,7 +353,7 @@ class Engine:
             # Operators' cancels and approvals land wholly before the decision or wholly
             # after the write: the governor's guard spans both.
             with run.governor.guarded():
-                self._decide_and_write(run, made, stored, labels, settings, where)
+                self._decide_and_write(run, made, stored, labels, settings, where, rollback)
 
     def _decide_and_write(
         self,
@@ -338,6 +363,7 @@ class Engine:
         labels: Mapping[str, Mapping[str, str]] | None,
         settings: RunSettings,
         where: str,
+        rollback: Pin | None = None,
     ) -> None:
         # A policy's own guard holds only that policy's changes (the governor decides).
         verdict = run.governor.decide(run.op, made, run.policies, blocked_policies(made))
@@ -348,7 +374,9 @@ class Engine:
             self._move(run, S.SUCCESS, dry_run_message(made, decision))
             return
         recorded = stored.meta.last_applied_revision == made.revision.id
-        if not decision.due and (made.changes or recorded or run.suspension):
+        # A targeted plan with nothing to do writes nothing: its revision is not what the
+        # store now equals.
+        if not decision.due and (made.changes or recorded or made.targeted or run.suspension):
             run.governor.settle(run.op, made, decision, None)
             self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
@@ -370,7 +398,15 @@ class Engine:
             self._move(run, S.DISPATCHING)
             self._move(run, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
             self._move(run, S.PROCESSING, "writing the store")
-            with self._stage(run, "apply"):
+            pinned_before: Pin | None = None
+            if rollback is not None:
+                # The pin goes with the write (undone if the write fails): a daemon run
+                # that read another revision meanwhile sees it under the lock and stops.
+                rollback = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
+                pinned_before = self.store.pin()
+                self.store.set_pin(rollback)
+                run.pin = rollback
+            with self._stage(run, "apply"), self._unpin_on_failure(rollback, pinned_before):
                 result = apply_plan(
                     part,
                     self.store,
@@ -380,6 +416,7 @@ class Engine:
                     snapshot=stored if run.existed else None,
                     operation_id=run.op.operation_id,
                     owner_labels=labels,
+                    history_note={"rollbackTo": rollback.serial} if rollback else None,
                 )
             run.applied = result
             # The store keeps the snapshot its write produced: no re-read.
@@ -388,10 +425,11 @@ class Engine:
             run.governor.settle(run.op, made, decision, result.meta.serial, run.phases["apply"])
             self._move(run, S.COMPLETED, "store written")
             held = describe_held(decision)
+            targeted = f", targeted ({', '.join(made.targeted)})" if made.targeted else ""
             self._move(
                 run,
                 S.SUCCESS,
-                f"applied {made.revision.short} at serial {result.meta.serial}"
+                f"applied {made.revision.short} at serial {result.meta.serial}{targeted}"
                 + held_back(made)
                 + (f"; {held}" if held else "")
                 + (
@@ -400,6 +438,16 @@ class Engine:
                     else ""
                 ),
             )
+
+    @contextlib.contextmanager
+    def _unpin_on_failure(self, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
+        """Put back the pin a rollback's failed write replaced."""
+        try:
+            yield
+        except BaseException:
+            if rollback is not None:
+                self.store.set_pin(before)
+            raise
 
     # -- the run's stages, records and report ------------------------------------------------
 
@@ -499,7 +547,19 @@ class Engine:
             decision=decision,
             policies=run.policies,
             suspension=run.suspension,
+            pin=run.pin,
             failure=run.failure,
             unchanged=run.unchanged,
             documents=run.documents,
+        )
+
+
+def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:
+    """Stop a run whose revision was chosen under another pin than the one now kept (a
+    rollback or resume landed while it read): its plan would undo that."""
+    if (read.revision if read else None) != (now.revision if now else None):
+        raise Interrupted(
+            S.CANCELLED,
+            "the rollback pin changed while this run read its revision; nothing was written, "
+            "and the next run reconciles what the store is pinned to now",
         )

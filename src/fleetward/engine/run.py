@@ -15,6 +15,7 @@ from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation
 from fleetward.progress import Phase, Watch
 from fleetward.runs import AfterFetch
+from fleetward.store import Pin
 from fleetward.store.suspension import Suspension
 
 # Where a run is while a stage runs, and the checkpoint once it is done (None: none).
@@ -47,6 +48,7 @@ class Run(Watch):
     decision: Decision | None = None
     policies: dict[str, Policy] = field(default_factory=dict)
     suspension: Suspension | None = None
+    pin: Pin | None = None  # the rollback pin the run obeyed (or set)
     where: str = "before fetching the source"  # the stage the run is in, for `abandon`
     failure: BaseException | None = None
     unchanged: bool = False

@@ -2,7 +2,7 @@
 
 Operations are the seed's: GET /v0/operations/ and /v0/operations/{id}/,
 POST /v0/operations/ (create), PUT /v0/operations/{id}/ (set the state), and
-POST /v0/operations/{id}/approve. Bodies are read and answered with the models of
+POST /v0/operations/{id}/approve; POST /v0/rollback queues a rollback. Bodies are read and answered with the models of
 `contract`, the work is the daemon's `ControlApi`, and the document at /openapi.json
 is generated from those models (`openapi`).
 
@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from fleetward import __version__
 from fleetward.daemon.config import Secrets
 from fleetward.daemon.control import ControlApi
-from fleetward.errors import FleetwardError, Problem, RequestRefused
+from fleetward.errors import FleetwardError, Problem, RequestRefused, UsageError
 from fleetward.http import contract
 from fleetward.http.contract import OperationAnswer
 from fleetward.http.openapi import document
@@ -41,6 +41,7 @@ from fleetward.http.webhooks import SeenDeliveries, read_delivery, verify_webhoo
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import CONTENT_TYPE, Metrics
 from fleetward.operations import Operation, OperationRecord
+from fleetward.rollback import refusal_status as rollback_refusal
 from fleetward.store import OperationStore
 from fleetward.timestamps import now
 
@@ -64,6 +65,9 @@ class ApiContext:
     control: ControlApi | None = None
     # The ref the daemon tracks (--ref, reloaded on SIGHUP): pushes to others are ignored.
     tracked_ref: Callable[[], str] = lambda: "HEAD"
+    # POST /v0/rollback: (--to, who) → the rollback operation queued; UsageError when the
+    # store's history has no such apply (None: not served, 503).
+    rollback: Callable[[str, str], Operation] | None = None
 
 
 def error(
@@ -212,10 +216,10 @@ def create_app(ctx: ApiContext, pages: Sequence[BaseRoute] = ()) -> Starlette:
                 state=op.state.name,
             )
         # 202: a running operation stops at its next checkpoint, which had not come yet.
-        answer = contract.StateAnswer(
+        state_answer = contract.StateAnswer(
             operationId=op.operation_id, status=op.state, content=OperationRecord.of(op)
         )
-        return _answer(answer, 200 if op.state is change.target else 202)
+        return _answer(state_answer, 200 if op.state is change.target else 202)
 
     async def approve_operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
@@ -230,6 +234,24 @@ def create_app(ctx: ApiContext, pages: Sequence[BaseRoute] = ()) -> Starlette:
         if isinstance(answer, Response):
             return answer
         return _answer(OperationAnswer(content=OperationRecord.of(answer[1])))
+
+    async def rollback(request: Request) -> Response:
+        body = await _authorized_body(request, ctx.secrets())
+        if isinstance(body, Response):
+            return body
+        try:
+            wanted = contract.ROLLBACK.read(body)
+        except BadRequest as exc:
+            return problem_response(400, exc.problem)
+        if ctx.rollback is None:
+            return _no_control("Rollbacks")
+        try:
+            op = await run_in_threadpool(ctx.rollback, wanted.to.strip(), wanted.requester)
+        except RequestRefused as exc:
+            return problem_response(refusal_status(exc), exc.problem)
+        except UsageError as exc:
+            return problem_response(rollback_refusal(exc), exc.problems[0])
+        return _answer(OperationAnswer(content=OperationRecord.of(op)), 202)
 
     async def webhook(request: Request) -> Response:
         secret = ctx.secrets().webhook_secret
@@ -309,6 +331,7 @@ def create_app(ctx: ApiContext, pages: Sequence[BaseRoute] = ()) -> Starlette:
         *_either_slash("/v0/operations/", operations, ["GET", "POST"]),
         *_either_slash("/v0/operations/{operation_id}/", operation, ["GET", "PUT"]),
         *_either_slash("/v0/operations/{operation_id}/approve", approve_operation, ["POST"]),
+        *_either_slash("/v0/rollback", rollback, ["POST"]),
         *_either_slash("/v0/webhook", webhook, ["POST"]),
         *pages,
     ]

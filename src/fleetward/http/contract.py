@@ -315,6 +315,29 @@ class Approval(Body):
 APPROVAL = Reader[Approval](Approval, '{"by": "alice"}')
 
 
+class RollbackRequest(Body):
+    """POST /v0/rollback: the apply to go back to, as `fleetward rollback --to` takes it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"to": "3", "by": "alice"}]})
+
+    to: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\s*[0-9a-fA-F]+\s*$")] = (
+        Field(
+            description="A serial of the store's history (up to 6 digits), or the commit SHA "
+            "(4 hex digits at least) an apply in it wrote."
+        )
+    )
+    by: Annotated[str, Field(max_length=MAX_NAME)] | None = Field(
+        default=None, description='Who rolls back. Default "api".'
+    )
+
+    @property
+    def requester(self) -> str:
+        return (self.by or "").strip() or "api"
+
+
+ROLLBACK = Reader[RollbackRequest](RollbackRequest, '{"to": "3"}')
+
+
 # -- GET /v0/operations/ ---------------------------------------------------------------------
 
 

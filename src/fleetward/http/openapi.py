@@ -35,6 +35,7 @@ _BODIES: dict[str, tuple[JsonSchemaMode, Any]] = {
     "create": ("validation", contract.CREATE.adapter),
     "state": ("validation", contract.STATE_CHANGE.adapter),
     "approval": ("validation", contract.APPROVAL.adapter),
+    "rollback": ("validation", contract.ROLLBACK.adapter),
     "operation": ("serialization", contract.OperationAnswer),
     "page": ("serialization", contract.PageAnswer),
     "state_answer": ("serialization", contract.StateAnswer),
@@ -178,6 +179,36 @@ def document() -> dict[str, Any]:
                         "operation",
                         *mutating,
                     ),
+                },
+            },
+            "/v0/rollback": {
+                "post": {
+                    "summary": "Roll the store back to an earlier apply's revision and pin the "
+                    "daemon there (until fleetward resume)",
+                    "security": [{"bearer": []}],
+                    "requestBody": {"required": True, "content": _json(schema["rollback"])},
+                    "responses": {
+                        **responses(
+                            202,
+                            "The rollback operation, queued (trigger rollback): its run applies "
+                            "the revision and pins the store to it",
+                            "operation",
+                            400,
+                            401,
+                            403,
+                            413,
+                            503,
+                        ),
+                        "404": {
+                            "description": "The history keeps no apply of that serial or revision",
+                            "content": _json(schema["error"]),
+                        },
+                        "409": {
+                            "description": "The store is at that revision already, or the "
+                            "daemon is suspended",
+                            "content": _json(schema["error"]),
+                        },
+                    },
                 },
             },
             "/v0/webhook": {

@@ -5,7 +5,11 @@
 revision, so a bad commit retried with backoff makes one `failed`, a run that
 finds nothing to do makes none, and the first success after failures makes
 one `recovered`. Held parts are remembered by policy, digest and what they wait
-for: a part held for a window is told once, not at every poll.
+for: a part held for a window is told once, not at every poll. A revision is
+told `planning` once, when a plan of it is about to write changes: a commit
+status goes pending, then success or failure when the run ends (a revision that
+fails before it has a plan goes straight to failure). A dry run writes nothing
+and tells nothing.
 
 Everything here is values in, values out: the reporter calls it on the run's
 thread and queues what it returns.
@@ -19,7 +23,7 @@ from typing import Any
 
 from fleetward.decisions import Decision, Part
 from fleetward.model import Change, Plan, Revision
-from fleetward.operations import OperationState
+from fleetward.operations import Operation, OperationState
 from fleetward.planning import is_drift
 from fleetward.runs import RunReport
 from fleetward.timestamps import now_iso
@@ -46,11 +50,18 @@ class EventLog:
         self._failing = False  # the last run that ended failed: the next success recovers
         self._held: set[tuple[Any, ...]] = set()  # held parts told, as of the last plan
         self._planned: str | None = None  # the last revision a `planning` event named
+        self._dry_run = False  # the run in progress writes nothing
+
+    def started(self, operation: Operation) -> None:
+        """A run began: whether it is a dry run decides what its plan tells."""
+        self._dry_run = _is_dry_run(operation)
 
     def planning(self, plan: Plan, decision: Decision | None) -> list[Event]:
-        """A `planning` event the first time a revision's plan has changes."""
-        changes = [c for c in plan.changes if c.action.value != "noop"]
-        if not changes or plan.revision.id == self._planned:
+        """A `planning` event the first time a plan of a revision is about to write
+        changes (its due ones: a wholly held plan is told by `held` when the run ends)."""
+        due = decision.due if decision is not None else plan.changes
+        changes = [c for c in due if c.action.value != "noop"]
+        if self._dry_run or not changes or plan.revision.id == self._planned:
             return []
         self._planned = plan.revision.id
         return [
@@ -68,6 +79,8 @@ class EventLog:
         state = report.operation.state
         if report.unchanged or state not in (*_FAILED, OperationState.SUCCESS):
             return []
+        if _is_dry_run(report.operation):
+            return []  # it changed nothing, and its requester reads its operation
         key = report.revision.id if report.revision else _SOURCE_KEY
         if state in _FAILED:
             self._failing = True
@@ -220,6 +233,10 @@ class EventLog:
             ),
             **fields,
         }
+
+
+def _is_dry_run(operation: Operation) -> bool:
+    return bool(operation.arguments.get("dryRun"))
 
 
 _PAST = {"create": "created", "update": "updated", "stop": "stopped", "delete": "deleted"}

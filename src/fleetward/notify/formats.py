@@ -84,6 +84,12 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def commit_state(kind: str) -> str | None:
+    """The commit status state (`pending`, `success`, `failure`) event type `kind` sets;
+    None for an event a commit status does not tell."""
+    return _STATES.get(kind)
+
+
 def _commit_status(
     target: Target, event: Mapping[str, Any], headers: dict[str, str]
 ) -> Outgoing | None:
@@ -159,4 +165,4 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-__all__ = ["Outgoing", "chat_text", "request_for", "sign"]
+__all__ = ["Outgoing", "chat_text", "commit_state", "request_for", "sign"]

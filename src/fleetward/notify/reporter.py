@@ -1,7 +1,8 @@
 """The notifier: a `Reporter` that turns runs into events and queues them for delivery.
 
 On the run's thread it only derives the events (`EventLog`), picks the
-targets whose filter and selectors want each one, and appends them to the
+targets whose filter and selectors want each one (a commit-status target only
+what changes its commit's status: `statuses`), and appends them to the
 store's outbox in one write; a sender thread per target delivers them
 (`delivery`). The outbox is read again at start: what a stopped daemon had not
 delivered goes out after the restart, each entry once.
@@ -28,6 +29,8 @@ from fleetward.model import Plan
 from fleetward.notify.delivery import Sender, TargetStats
 from fleetward.notify.events import Event, EventLog, matches
 from fleetward.notify.settings import Target, TargetSettings, prepare
+from fleetward.notify.statuses import CommitStatuses
+from fleetward.operations import Operation
 from fleetward.reporting import Reporter
 from fleetward.runs import RunReport
 from fleetward.store import OutboxEntry, Store
@@ -58,6 +61,9 @@ class Notifier(Reporter):
         self._senders: dict[str, Sender] = {}
         self._targets: tuple[Target, ...] = prepare(targets)
         self._started = False
+        # What each commit-status target last said per revision; only runs' hooks (one
+        # run at a time) read or change it.
+        self._statuses: dict[str, CommitStatuses] = {}
 
     # -- the Reporter hooks ------------------------------------------------------------
 
@@ -66,6 +72,9 @@ class Notifier(Reporter):
             self.events.external_url = str(info["listen"]).rstrip("/")  # links: its own API
         self.start()
         self._queue([self.events.daemon("daemon-started", info)])
+
+    def run_started(self, operation: Operation) -> None:
+        self.events.started(operation)
 
     def plan_ready(self, plan: Plan, decision: Decision | None) -> None:
         self._queue(self.events.planning(plan, decision))
@@ -142,16 +151,13 @@ class Notifier(Reporter):
     # -- inside -------------------------------------------------------------------------
 
     def _queue(self, events: Iterable[Event]) -> None:
+        listed = list(events)
+        picked = {target.name: self._picked(target, listed) for target in self._targets}
         entries = [
             OutboxEntry(f"{event['id']}:{target.name}", target.name, event, now_iso())
-            for event in events
+            for event in listed  # in the order they happened, across targets
             for target in self._targets
-            if matches(
-                event,
-                target.settings.wanted,
-                target.settings.policies,
-                target.settings.kinds,
-            )
+            if event["id"] in picked[target.name]
         ]
         if not entries:
             return
@@ -169,6 +175,17 @@ class Notifier(Reporter):
                 sender = self._senders.get(entry.target)
                 if sender is not None:
                     sender.wake.set()
+
+    def _picked(self, target: Target, events: list[Event]) -> set[str]:
+        """The ids of the events `target` is sent: its filter and selectors decide, and
+        for a commit status also what its commit shows already."""
+        settings = target.settings
+        wanted = [
+            e for e in events if matches(e, settings.wanted, settings.policies, settings.kinds)
+        ]
+        if settings.is_commit_status and wanted:
+            wanted = self._statuses.setdefault(target.name, CommitStatuses()).select(wanted)
+        return {str(e["id"]) for e in wanted}
 
     def _start_sender(self, target: Target) -> None:
         """Under the lock."""

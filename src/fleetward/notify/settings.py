@@ -46,6 +46,10 @@ TARGET_TYPES: tuple[str, ...] = TargetType.__args__  # type: ignore[attr-defined
 COMMIT_STATUS_TYPES = frozenset({"github", "gitlab", "gitea"})
 # What a commit status can say: the revision's outcome, never the daemon's life.
 COMMIT_STATUS_EVENTS = ("planning", "applied", "failed", "held", "rejected", "recovered")
+# What a webhook or chat target is sent when its `events` are not listed: all but
+# `planning`, which a commit shows as pending but which in a channel is a message
+# before every `applied`. Listed by name, it is sent.
+DEFAULT_EVENTS = tuple(e for e in EVENT_TYPES if e != "planning")
 DEFAULT_BASE_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
@@ -108,7 +112,7 @@ class TargetSettings(BaseModel):
 
     name: str = Field(pattern=_NAME.pattern)
     type: TargetType
-    # None: every event the type can say (COMMIT_STATUS_EVENTS for a commit status).
+    # None: DEFAULT_EVENTS, or COMMIT_STATUS_EVENTS for a commit status.
     events: tuple[EventType, ...] | None = None
     # Only events about changes governed by one of these SyncPolicies / of these kinds.
     policies: tuple[str, ...] = ()
@@ -155,7 +159,7 @@ class TargetSettings(BaseModel):
         """The event types this target is sent."""
         if self.events is not None:
             return frozenset(self.events)
-        return frozenset(COMMIT_STATUS_EVENTS if self.is_commit_status else EVENT_TYPES)
+        return frozenset(COMMIT_STATUS_EVENTS if self.is_commit_status else DEFAULT_EVENTS)
 
     @property
     def is_commit_status(self) -> bool:
@@ -315,6 +319,7 @@ def redact(text: str, secrets: Sequence[str]) -> str:
 
 __all__ = [
     "COMMIT_STATUS_EVENTS",
+    "DEFAULT_EVENTS",
     "EVENT_TYPES",
     "TARGET_TYPES",
     "Secret",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetward.errors import FleetwardError
+from fleetward.errors import FleetwardError, UnverifiedRevision
 from fleetward.model import StoreSnapshot
 from fleetward.operations import OperationState
 from fleetward.planning import is_drift
@@ -25,6 +25,10 @@ from fleetward.runs import RunReport
 from fleetward.store import OperationStore
 
 logger = logging.getLogger(__name__)
+
+# Refused revisions remembered so a refusal read again (an operator's run, a restart of
+# the watch) is not counted again; far more than a repository refuses between applies.
+_REFUSALS_KEPT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +61,23 @@ class Health(Reporter):
     # Errors of the last revision that was read: a run that could not fetch says
     # nothing about the tracked revision, so it keeps the count it found.
     manifest_errors: int = 0
+    # --verify-signatures: revisions refused (each counted once, however often it is
+    # read), and why the revision the last run read was refused (None: it was not).
+    unverified_revisions_total: int = 0
+    refused: str | None = None
     planned: RunReport | None = None  # the last run that made a plan (held parts, policies)
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     # The operation log counted after every run (`fleetward_operations{state}`).
     operations: OperationStore | None = None
+    # "leader": this daemon fetches, plans and applies (the only role with a file store);
+    # "standby": a replica of a PostgreSQL store that serves reads and requests and waits
+    # to take the lead. `store_problem`: why the standby cannot reach the database.
+    role: str = "leader"
+    store_problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted: StoreSnapshot | None = field(default=None, repr=False)
     _counted_objects: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    _refused_ids: dict[str, None] = field(default_factory=dict, repr=False)  # oldest first
 
     def run_finished(self, report: RunReport) -> None:
         """Take in a finished run, then count the operation log as the run left it."""
@@ -106,6 +120,7 @@ class Health(Reporter):
                 self.manifest_errors = report.manifest_errors
                 if report.revision is not None:
                     self.last_fetch_ok_at = now
+                    self._note_refusal(report)
             if report.succeeded:
                 self.last_success_at = now
                 # A successful apply reverted the drift it found.
@@ -117,6 +132,20 @@ class Health(Reporter):
                 drift if plan is not None else previous.drift,
             )
 
+    def _note_refusal(self, report: RunReport) -> None:
+        """Whether the revision just read was refused for its signature (lock held)."""
+        failure = report.failure
+        if not isinstance(failure, UnverifiedRevision) or report.revision is None:
+            self.refused = None
+            return
+        first = failure.problems[0]
+        self.refused = f"revision {report.revision.short} is refused: {first.error}"
+        if report.revision.id not in self._refused_ids:
+            self.unverified_revisions_total += 1
+            self._refused_ids[report.revision.id] = None
+            while len(self._refused_ids) > _REFUSALS_KEPT:
+                del self._refused_ids[next(iter(self._refused_ids))]
+
     def set_operations(self, by_state: dict[str, int]) -> None:
         with self._lock:
             self.operations_by_state = dict(by_state)
@@ -124,6 +153,8 @@ class Health(Reporter):
     def readiness(self, now: float | None = None) -> tuple[bool, dict[str, Any]]:
         """(ready, the checks and why) — for /readyz and summary.json."""
         now = time.time() if now is None else now
+        if self.role == "standby":
+            return self._standby_readiness()
         with self._lock:
             last = self.last
             checks: dict[str, Any] = {}
@@ -151,14 +182,29 @@ class Health(Reporter):
                     f"the tracked revision has {self.manifest_errors} manifest error(s); "
                     "the last good revision stays applied"
                 )
+            if self.refused is not None:
+                reasons.append(f"{self.refused}; the last good revision stays applied")
             if last is not None:
                 checks["lastOperation"] = {
                     "id": last.operation.operation_id,
                     "state": last.operation.state.name,
                     "message": last.operation.message,
                 }
+            if last is not None and last.pin is not None:
+                # Pinned is ready (the pinned revision is reconciled), but says so.
+                checks["pinned"] = last.pin.to_dict()
             checks["maxAgeSeconds"] = self.ready_max_age
-        return not reasons, {"ready": not reasons, "reasons": reasons, "checks": checks}
+        body = {"ready": not reasons, "role": "leader", "reasons": reasons, "checks": checks}
+        return not reasons, body
+
+    def _standby_readiness(self) -> tuple[bool, dict[str, Any]]:
+        """A standby is ready while it reaches the database: it serves the read API and
+        takes operator requests from there (as Argo CD's and Flux's standbys stay Ready);
+        its own runs say nothing, it has none."""
+        problem = self.store_problem
+        reasons = [] if problem is None else [f"the store cannot be reached: {problem}"]
+        body = {"ready": not reasons, "role": "standby", "reasons": reasons, "checks": {}}
+        return not reasons, body
 
 
 def _result(state: OperationState) -> str:

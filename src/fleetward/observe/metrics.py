@@ -79,6 +79,7 @@ class _HealthCollector(Collector):
             last_success = h.last_success_at
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
+            unverified = h.unverified_revisions_total
             planned = h.planned
 
         reconciles = CounterMetricFamily(
@@ -126,6 +127,12 @@ class _HealthCollector(Collector):
             "Runs that could not read the source (fetch, clone or open failed).",
             value=fetch_failures,
         )
+        yield CounterMetricFamily(
+            "fleetward_unverified_revisions",
+            "Revisions refused by --verify-signatures (unsigned, untrusted key, bad "
+            "signature, expired or revoked key), each counted once.",
+            value=unverified,
+        )
         yield GaugeMetricFamily(
             "fleetward_last_success_timestamp_seconds",
             "Unix time of the last successful reconcile (0 before the first).",
@@ -140,6 +147,11 @@ class _HealthCollector(Collector):
             ops.add_metric([op_state.name], operations.get(op_state.name, 0))
         yield ops
         yield from _policy_metrics(planned)
+        yield GaugeMetricFamily(
+            "fleetward_leader",
+            "1 while this daemon leads (fetches, plans and applies); 0 on a standby replica.",
+            value=1 if h.role == "leader" else 0,
+        )
         info = GaugeMetricFamily(
             "fleetward_build_info", "fleetward's version (always 1).", labels=["version"]
         )

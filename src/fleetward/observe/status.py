@@ -433,6 +433,8 @@ def summary(
             if suspension is not None
             else None
         ),
+        # The rollback pin the run obeyed: the revision it reconciles instead of the head.
+        "pinned": report.pin.to_dict() if report.pin is not None else None,
         "policies": {
             name: policy.describe(parse_iso(op.updated_at))
             for name, policy in sorted(report.policies.items())

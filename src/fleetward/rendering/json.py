@@ -55,6 +55,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         **({"reports": dict(plan.reports)} if plan.reports else {}),
         **({"policies": dict(plan.policies)} if plan.policies else {}),
         **({"held": [held_to_dict(h) for h in plan.held]} if plan.held else {}),
+        **(
+            {"targeted": list(plan.targeted), "leftOut": plan.left_out}
+            if plan.targeted
+            else {}
+        ),
     }
 
 
@@ -162,6 +167,8 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             reports=dict(data.get("reports") or {}),
             policies=dict(data.get("policies") or {}),
             held=tuple(held_from_dict(h) for h in data.get("held", [])),
+            targeted=tuple(str(t) for t in data.get("targeted") or ()),
+            left_out=int(data.get("leftOut") or 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError.one(

@@ -24,6 +24,7 @@ from fleetward.rendering.text import (
     held_count,
     kept_phrase,
     summary_line,
+    targeted_warning,
 )
 
 
@@ -47,7 +48,11 @@ def render_markdown(
         else None
     )
     out = [_heading(head, base), ""]
-    if not plan.changes and not plan.errors and not plan.held:
+    if plan.targeted:
+        out += [f"> **{_text(targeted_warning(plan))}**", ""]
+    if not plan.changes and not plan.errors and plan.targeted:
+        out.append(f"No changes to the targeted objects at {_name(head)}.")
+    elif not plan.changes and not plan.errors and not plan.held:
         out.append(f"No changes. {_target(base)} matches revision {_name(head)}.")
     if plan.changes or plan.held:
         out += [f"**{summary_line(plan)}**", ""]

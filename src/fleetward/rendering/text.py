@@ -52,7 +52,9 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.extend(_held(plan.held, max_lines))
         lines.append(("summary", summary_line(plan)))
     elif not plan.changes:
-        if not plan.errors:
+        if plan.targeted and not plan.errors:
+            lines.append(("ok", f"No changes to the targeted objects at {plan.revision.short}."))
+        elif not plan.errors:
             lines.append(("ok", f"No changes. State matches revision {plan.revision.short}."))
     else:
         lines.append(
@@ -66,6 +68,9 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.extend(_held(plan.held, max_lines))
         lines.append(("summary", summary_line(plan)))
         lines.extend(_policies(plan))
+    if plan.targeted:
+        lines.append(("", ""))
+        lines.append(("blocked", targeted_warning(plan)))
     for kind, report in sorted(plan.reports.items()):
         message = report.get("message") if isinstance(report, dict) else None
         if message:
@@ -86,6 +91,15 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         for problem in plan.errors:
             lines.extend(render_problem(problem))
     return lines
+
+
+def targeted_warning(plan: Plan) -> str:
+    """What a targeted plan leaves the store as: not equal to its revision."""
+    return (
+        f"Warning: targeted plan ({', '.join(plan.targeted)}): {plan.left_out} other change(s) "
+        f"of revision {plan.revision.short} are left out, so the store will not equal the "
+        "revision. A full plan (or the daemon's next run) converges the rest."
+    )
 
 
 def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:

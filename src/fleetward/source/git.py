@@ -57,6 +57,7 @@ from fleetward.source.links import (
     tree_contains,
 )
 from fleetward.source.refs import resolve_ref
+from fleetward.source.signatures import SignaturePolicy, verify_commit
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class GitSnapshot(SnapshotBase):
         manifest_path: str,
         prefix: str,
         display_ref: str | None = None,
+        signatures: SignaturePolicy | None = None,
     ) -> None:
         self._repo = repo
         self._prefix = prefix  # the --source directory, relative to the work tree root
@@ -100,16 +102,26 @@ class GitSnapshot(SnapshotBase):
         self._reported_links: set[str] = set()
         self._closed = False
         try:
-            self._list(ref, manifest_path, display_ref)
+            self._list(ref, manifest_path, display_ref, signatures)
         except BaseException:
             self._blobs.close()  # a symlink's target may have started it
             raise
 
-    def _list(self, ref: str, manifest_path: str, display_ref: str | None) -> None:
-        """Resolve the ref and list the files under the manifest path."""
+    def _list(
+        self,
+        ref: str,
+        manifest_path: str,
+        display_ref: str | None,
+        signatures: SignaturePolicy | None,
+    ) -> None:
+        """Resolve the ref (verify its commit's signature, if asked) and list the files
+        under the manifest path."""
         commit = resolve_ref(self._repo, ref)
         # A remote source is read at the SHA it was synced to; the user's ref is shown.
         ref = display_ref or ref
+        if signatures is not None:
+            # Before a single file is listed: a refused revision is never read.
+            verify_commit(str(self._repo.working_dir), commit, ref, signatures)
         self.revision = Revision(id=commit, kind="git", ref=ref)
         self._commit = commit
         tree_path = join_path(self._prefix, manifest_path)
@@ -338,12 +350,18 @@ class GitSnapshot(SnapshotBase):
 
 
 def open_git(
-    source: Path, ref: str, manifest_path: str, display_ref: str | None = None
+    source: Path,
+    ref: str,
+    manifest_path: str,
+    display_ref: str | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> GitSnapshot | None:
     """A snapshot of the repository containing `source`, or None if it is not in one.
 
     `display_ref`, when given, is the ref the revision shows instead of `ref`
     (a remote source reads its mirror at a SHA but names the branch it tracks).
+    With `signatures`, the commit must be signed by one of its keys
+    (`UnverifiedRevision` otherwise).
     """
     try:
         repo = git.Repo(source, search_parent_directories=True)
@@ -358,7 +376,7 @@ def open_git(
         rel = os.path.relpath(source.resolve(), Path(repo.working_tree_dir).resolve())
         prefix = "" if rel == "." else Path(rel).as_posix()
     try:
-        return GitSnapshot(repo, ref, manifest_path, prefix, display_ref)
+        return GitSnapshot(repo, ref, manifest_path, prefix, display_ref, signatures)
     except BaseException:
         repo.close()
         raise

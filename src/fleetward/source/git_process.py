@@ -1,5 +1,6 @@
-"""Running the git binary for a remote mirror: locked-down configuration and environment,
-a timeout after which git's whole process group is killed, and the minimum git version.
+"""Running the git binary outside GitPython (a remote mirror, signature checks): locked-down
+configuration and environment, a timeout after which git's whole process group is killed,
+and the minimum git version.
 
 Only https, ssh and file transports are allowed (`protocol.allow`), so no `ext::` helper
 or submodule transport can run; git never prompts; variables that would point git at
@@ -62,22 +63,28 @@ _FIXED_ENV = {
 }
 
 
-def mirror_env(url: str) -> dict[str, str]:
-    """git's environment for a mirror of `url`: the caller's, minus what would redirect
-    git or leak fleetward's own secrets, plus the remote's URL and the fixed settings."""
+def locked_env() -> dict[str, str]:
+    """git's environment: the caller's, minus what would redirect git or leak fleetward's
+    own secrets, plus the fixed settings (no prompt, English messages)."""
     # fleetward's own settings (an API token, a webhook secret) are not git's business.
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in _DROPPED_ENV and not k.startswith("FLEETWARD_")
     }
+    env.update(_FIXED_ENV)
+    return env
+
+
+def mirror_env(url: str) -> dict[str, str]:
+    """git's environment for a mirror of `url`: `locked_env()` plus the remote's URL."""
+    env = locked_env()
     # The URL travels as environment configuration (GIT_CONFIG_COUNT), appended
     # after any the caller set: never on a command line, never on disk.
     count = int(env["GIT_CONFIG_COUNT"]) if env.get("GIT_CONFIG_COUNT", "").isdigit() else 0
     env[f"GIT_CONFIG_KEY_{count}"] = f"remote.{REMOTE_NAME}.url"
     env[f"GIT_CONFIG_VALUE_{count}"] = url
     env["GIT_CONFIG_COUNT"] = str(count + 1)
-    env.update(_FIXED_ENV)
     return env
 
 

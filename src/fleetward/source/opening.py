@@ -19,6 +19,7 @@ from fleetward.source.base import (
 from fleetward.source.git import GitSnapshot, open_git, uncommitted_changes
 from fleetward.source.plain import DirectorySnapshot
 from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
+from fleetward.source.signatures import SignaturePolicy, not_verifiable
 from fleetward.source.urls import is_remote, redact_url, validate_remote_url
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,18 @@ def open_snapshot(
     *,
     cache_root: Path | None = None,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    signatures: SignaturePolicy | None = None,
 ) -> Snapshot:
     """Open one revision of `source`: a remote URL, its Git repository at `ref`, or the directory.
 
     A remote URL is fetched into a mirror under `cache_root` (the caller passes
     `<state-dir>/cache/git`) with `git_timeout` seconds per git command; `ref`
-    HEAD then means the remote's default branch.
+    HEAD then means the remote's default branch. With `signatures`, the commit must
+    be signed by a key it trusts (`UnverifiedRevision` otherwise), and a plain
+    directory is refused.
     """
     if is_remote(source):
-        return _open_remote(source, ref, path, no_git, cache_root, git_timeout)
+        return _open_remote(source, ref, path, no_git, cache_root, git_timeout, signatures)
     root = Path(source)
     if not root.exists():
         raise SourceError.one(
@@ -63,9 +67,15 @@ def open_snapshot(
         )
     path = normalise_manifest_path(path)
     if not no_git:
-        snapshot = open_git(root, ref, path)
+        snapshot = open_git(root, ref, path, signatures=signatures)
         if snapshot is not None:
             return snapshot
+    if signatures is not None:
+        raise not_verifiable(
+            "--no-git reads the directory as it is on disk"
+            if no_git
+            else f"{source!r} is not inside a Git repository"
+        )
     if ref != "HEAD":
         raise SourceError.one(
             f"--ref {ref!r} given, but {source!r} is not read as a Git repository",
@@ -98,7 +108,13 @@ def uncommitted_note(source: str, ref: str, path: str, no_git: bool) -> str | No
 
 
 def _open_remote(
-    url: str, ref: str, path: str, no_git: bool, cache_root: Path | None, git_timeout: float
+    url: str,
+    ref: str,
+    path: str,
+    no_git: bool,
+    cache_root: Path | None,
+    git_timeout: float,
+    signatures: SignaturePolicy | None,
 ) -> Snapshot:
     """Sync the mirror of `url` to `ref`, then read the mirror at the commit it resolved to."""
     validate_remote_url(url)  # before anything else, so a hostile URL is refused as such
@@ -122,7 +138,7 @@ def _open_remote(
     path = normalise_manifest_path(path)
     mirror = RemoteMirror(url, cache_root, timeout=git_timeout)
     sha = mirror.sync(ref)
-    return MirrorSnapshot(mirror, ref, sha, path)
+    return MirrorSnapshot(mirror, ref, sha, path, signatures)
 
 
 class MirrorSnapshot(SnapshotBase):
@@ -135,8 +151,16 @@ class MirrorSnapshot(SnapshotBase):
     error says what was tried.
     """
 
-    def __init__(self, mirror: RemoteMirror, ref: str, sha: str, path: str) -> None:
+    def __init__(
+        self,
+        mirror: RemoteMirror,
+        ref: str,
+        sha: str,
+        path: str,
+        signatures: SignaturePolicy | None = None,
+    ) -> None:
         self._mirror = mirror
+        self._signatures = signatures  # checked each time the mirror is opened
         self._ref = ref
         self._sha = sha
         self._path = path
@@ -184,7 +208,13 @@ class MirrorSnapshot(SnapshotBase):
 
     def _open(self) -> GitSnapshot:
         self._drop_inner()
-        snapshot = open_git(self._mirror.path, self._sha, self._path, display_ref=self._ref)
+        snapshot = open_git(
+            self._mirror.path,
+            self._sha,
+            self._path,
+            display_ref=self._ref,
+            signatures=self._signatures,
+        )
         if snapshot is None:  # the mirror was removed between sync and open
             shown = self._mirror.shown_url
             raise SourceError.one(

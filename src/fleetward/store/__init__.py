@@ -1,5 +1,6 @@
 """State stores: the Store interface, the embedded TinyDB store, the in-memory double,
-and `open_store`, which makes the one a location names."""
+the PostgreSQL store (loaded only when a URL names it), and `open_store`, which makes
+the one a location names."""
 
 from fleetward.store.base import (
     HISTORY_LIMIT,
@@ -7,12 +8,15 @@ from fleetward.store.base import (
     ChangeSet,
     OperationStore,
     OutboxEntry,
+    Pin,
     StatusChange,
     Store,
+    StoreDump,
 )
-from fleetward.store.location import MEMORY, open_store
-from fleetward.store.memory import MemoryOperationLog, MemoryStore
+from fleetward.store.location import MEMORY, open_configured, open_store, state_directory
+from fleetward.store.memory import MemoryOperationLog, MemoryRejections, MemoryStore
 from fleetward.store.operations import OperationLog
+from fleetward.store.rejections import RejectionFile, RejectionStore
 from fleetward.store.tinydb import BACKUP_FILE, STATE_FILE, TinyDBStore
 
 __all__ = [
@@ -23,12 +27,19 @@ __all__ = [
     "STATE_FILE",
     "ChangeSet",
     "MemoryOperationLog",
+    "MemoryRejections",
     "MemoryStore",
     "OperationLog",
     "OperationStore",
     "OutboxEntry",
+    "Pin",
+    "RejectionFile",
+    "RejectionStore",
     "StatusChange",
     "Store",
+    "StoreDump",
     "TinyDBStore",
+    "open_configured",
     "open_store",
+    "state_directory",
 ]

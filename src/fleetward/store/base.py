@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fleetward.errors import StoreConflict, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
+from fleetward.store.rejections import RejectionStore
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 # Notifications waiting for delivery, all targets together: past it the oldest are
@@ -76,6 +77,82 @@ class OutboxEntry:
         return cls(str(doc["id"]), str(doc["target"]), dict(doc["event"]), str(doc["createdAt"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """The revision a rollback pinned the store to (`fleetward rollback`).
+
+    While a pin is kept the daemon reconciles `revision` (drift included) instead of
+    the tracked ref's head, until `fleetward resume` lifts it. `serial` is the
+    history entry rolled back to, `rolled_back_from` the revision applied before the
+    rollback, `operation_id` the rollback's operation.
+    """
+
+    revision: str
+    serial: int
+    by: str
+    at: str
+    operation_id: str
+    rolled_back_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "serial": self.serial,
+            "by": self.by,
+            "at": self.at,
+            "operationId": self.operation_id,
+            "rolledBackFrom": self.rolled_back_from,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Pin:
+        """ValueError (or KeyError, TypeError) when `doc` is not a pin."""
+        revision, serial = doc["revision"], doc["serial"]
+        if not isinstance(revision, str) or not revision or isinstance(serial, bool):
+            raise ValueError("revision must be a non-empty string")
+        if not isinstance(serial, int):
+            raise ValueError("serial must be an integer")
+        before = doc.get("rolledBackFrom")
+        return cls(
+            revision,
+            serial,
+            str(doc["by"]),
+            str(doc["at"]),
+            str(doc["operationId"]),
+            str(before) if before is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDump:
+    """Everything a store holds, as of one serial: what `fleetward store copy` moves.
+
+    `objects` in the store's order; `history` oldest first, each entry with its
+    serial; `operations` oldest first; `rejections` as `RejectionStore.read`
+    gives them; `outbox` oldest first.
+    """
+
+    meta: StoreMeta
+    objects: Sequence[StoredObject]
+    history: Sequence[Mapping[str, Any]]
+    operations: Sequence[Operation]
+    rejections: Mapping[str, Mapping[str, Any]]
+    outbox: Sequence[OutboxEntry] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was ever written to the store (no apply, operation, rejection or outbox
+        entry)."""
+        return (
+            self.meta.lineage is None
+            and not self.objects
+            and not self.history
+            and not self.operations
+            and not self.rejections
+            and not self.outbox
+        )
+
+
 class OperationStore(Protocol):
     """The operation log: Operations, oldest first, at most `limit` of them.
 
@@ -117,7 +194,8 @@ class OperationStore(Protocol):
 
 
 class Store(Protocol):
-    """A state store: objects, meta (lineage, serial), history, a lock, the operation log.
+    """A state store: objects, meta (lineage, serial), history, a lock, the operation log,
+    the rejected plans.
 
     The contract each implementation keeps:
 
@@ -140,11 +218,26 @@ class Store(Protocol):
       written without the writer `lock` (its own writes are atomic and safe
       across threads), never moves the serial and never touches the history.
       Entries come back in the order they were added.
+    - The rollback pin (`pin`, `set_pin`) is one small record kept beside the
+      objects like the outbox: written atomically, never moving the serial nor
+      touching the history, and read back as it was set (None: not pinned).
+      Writers set it under `lock`, so a daemon run that planned another revision
+      sees it before its write. A server-backed store keeps it in one row.
     """
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as errors and messages name it (a URL without its password)."""
+        ...
 
     @property
     def operations(self) -> OperationStore:
         """The operation log kept beside the objects."""
+        ...
+
+    @property
+    def rejections(self) -> RejectionStore:
+        """The plans operators rejected, per SyncPolicy."""
         ...
 
     def exists(self) -> bool:
@@ -188,6 +281,24 @@ class Store(Protocol):
     def lock(self, timeout: float) -> AbstractContextManager[None]:
         """Hold the store's one writer lock; wait up to `timeout` seconds for another
         holder, then raise LockTimeout naming it. Not re-entrant."""
+        ...
+
+    def pin(self) -> Pin | None:
+        """The rollback pin in force, or None. StoreError if it cannot be read."""
+        ...
+
+    def set_pin(self, pin: Pin | None) -> None:
+        """Keep `pin` (None: lift it), atomically; the caller holds `lock`."""
+        ...
+
+    def dump(self) -> StoreDump:
+        """Everything the store holds, as of one serial (the caller holds `lock`)."""
+        ...
+
+    def restore(self, dump: StoreDump) -> None:
+        """Replace everything the store holds with `dump`: lineage, serial, history,
+        objects, operations, rejections and the outbox as they were. The caller holds
+        `lock`; whether the store may be overwritten is the caller's decision."""
         ...
 
     def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:

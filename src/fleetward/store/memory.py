@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,9 @@ from fleetward.store.base import (
     OUTBOX_LIMIT,
     ChangeSet,
     OutboxEntry,
+    Pin,
     StatusChange,
+    StoreDump,
     applied_meta,
     check_fence,
     outbox_added,
@@ -83,6 +85,11 @@ class MemoryOperationLog:
         # A dict keeps the place of a key assigned again: a record replaces in place.
         self._update(lambda current: {**current, **kept})
 
+    def replace(self, operations: Iterable[Operation]) -> None:
+        """Keep exactly `operations`, oldest first (`Store.restore`)."""
+        kept = {op.operation_id: _kept_operation(op) for op in operations}
+        self._update(lambda _: kept)
+
     def fail_unfinished(self, now: str, message: str) -> list[Operation]:
         ended: list[Operation] = []
 
@@ -108,11 +115,53 @@ class MemoryOperationLog:
             self._kept = dict(items)
 
 
+class MemoryRejections:
+    """Rejected plans in memory (a `RejectionStore`), kept as JSON text like the rest."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._text = "{}"
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """Never None: nothing in memory is unreadable."""
+        with self._mutex:
+            found: dict[str, dict[str, Any]] = json.loads(self._text)
+        return found
+
+    def add(self, policy: str, digest: str, op: Operation) -> None:
+        entry = {
+            "digest": digest,
+            "operationId": op.operation_id,
+            "state": op.state.name,
+            "at": op.updated_at,
+        }
+        self._change(lambda found: {**found, policy: entry})
+
+    def keep(self, policies: Iterable[str]) -> None:
+        wanted = set(policies)
+        self._change(lambda found: {p: e for p, e in found.items() if p in wanted})
+
+    def lift(self, policy: str) -> None:
+        self._change(lambda found: {p: e for p, e in found.items() if p != policy})
+
+    def replace(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        self._change(lambda _: {p: dict(e) for p, e in data.items()})
+
+    def _change(
+        self, change: Callable[[dict[str, Any]], Mapping[str, Any]]
+    ) -> None:
+        with self._mutex:
+            self._text = _dumps(change(json.loads(self._text)))
+
+
 class MemoryStore:
     """A `Store` held in this process: nothing survives it, everything else is the same."""
 
+    location = LOCATION
+
     def __init__(self, operations_limit: int = OPERATIONS_LIMIT) -> None:
         self.operations = MemoryOperationLog(operations_limit)
+        self.rejections = MemoryRejections()
         self._mutex = threading.Lock()  # every read and write: each call is atomic
         self._writer = threading.Lock()  # `lock`: one writer at a time
         self._holder: str | None = None  # the thread holding `_writer`, for the waiter
@@ -121,6 +170,7 @@ class MemoryStore:
         self._history: list[str] = []
         self._outbox: list[OutboxEntry] = []  # values made from JSON text, never shared
         self.outbox_limit = OUTBOX_LIMIT
+        self._pin: Pin | None = None  # frozen, of plain values: shared safely
 
     def exists(self) -> bool:
         return True  # made by opening it
@@ -146,6 +196,34 @@ class MemoryStore:
         with self._mutex:
             return self._apply(status_change_set(self._snapshot(), change, LOCATION))
 
+    def dump(self) -> StoreDump:
+        with self._mutex:
+            snapshot, history = self._snapshot(), list(self._history)
+            outbox = [_copy_entry(entry) for entry in self._outbox]
+        rejections = self.rejections.read()
+        return StoreDump(
+            snapshot.meta,
+            list(snapshot.objects.values()),
+            [json.loads(text) for text in history],
+            self.operations.all(),
+            rejections,
+            outbox,
+        )
+
+    def restore(self, dump: StoreDump) -> None:
+        self.operations.replace(dump.operations)
+        self.rejections.replace(dump.rejections)
+        objects = {
+            obj.key: _Kept(obj.owner, obj.state.value, _dumps(obj.to_doc()))
+            for obj in dump.objects
+        }
+        history = [_dumps(dict(entry)) for entry in dump.history][-HISTORY_LIMIT:]
+        outbox = [_copy_entry(entry) for entry in dump.outbox]
+        with self._mutex:
+            self._objects, self._history = objects, history
+            self._outbox = outbox
+            self._meta = _copy_meta(dump.meta)
+
     @contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
         me = threading.current_thread().name
@@ -165,6 +243,14 @@ class MemoryStore:
         finally:
             self._holder = None
             self._writer.release()
+
+    def pin(self) -> Pin | None:
+        with self._mutex:
+            return self._pin
+
+    def set_pin(self, pin: Pin | None) -> None:
+        with self._mutex:
+            self._pin = pin
 
     def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
         copies = [_copy_entry(entry) for entry in entries]

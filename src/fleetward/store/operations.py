@@ -84,6 +84,11 @@ class OperationLog:
         """Insert or replace operations by id; drop the oldest past the limit."""
         self._update(lambda entries: _merge(entries, operations))
 
+    def replace(self, operations: Iterable[Operation]) -> None:
+        """Keep exactly `operations` (oldest first): a store copied in (`Store.restore`)."""
+        entries = [_entry(op) for op in operations]
+        self._update(lambda _: entries)
+
     def fail_unfinished(self, now: str, message: str) -> list[Operation]:
         """End every operation a stopped process left running; the ones ended."""
         ended: list[Operation] = []

@@ -52,6 +52,11 @@ class OutboxFile:
             if len(kept) != len(current):
                 self._write(kept)
 
+    def replace(self, entries: Sequence[OutboxEntry]) -> None:
+        """Keep exactly `entries` (a restored store's outbox), in one atomic write."""
+        with self._mutex:
+            self._write(list(entries))
+
     # -- under the mutex -----------------------------------------------------------------
 
     def _read(self) -> list[OutboxEntry]:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from fleetward.errors import StoreError, os_error
 from fleetward.operations import Operation
+from fleetward.store.directory import make_state_dir
 from fleetward.store.files import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -107,8 +108,15 @@ class RejectionFile:
         if found and policy in found:
             self._write({p: e for p, e in found.items() if p != policy})
 
+    def replace(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep exactly `data` (a store copied in, `Store.restore`)."""
+        if not data and not self.path.exists():
+            return
+        self._write({policy: dict(entry) for policy, entry in data.items()})
+
     def _write(self, data: Mapping[str, Any]) -> None:
         try:
+            make_state_dir(self.path.parent)
             write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
         except OSError as exc:
             raise os_error(

@@ -29,7 +29,9 @@ from fleetward.store.base import (
     HISTORY_LIMIT,
     ChangeSet,
     OutboxEntry,
+    Pin,
     StatusChange,
+    StoreDump,
     applied_meta,
     check_fence,
     status_change_set,
@@ -39,6 +41,8 @@ from fleetward.store.files import FileId, file_id, identity, sweep_own, write_at
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
 from fleetward.store.outbox import OutboxFile
+from fleetward.store.pin import read_pin, write_pin
+from fleetward.store.rejections import RejectionFile
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +209,7 @@ class _Cached:
 
 
 class TinyDBStore:
-    """The store in `state_dir` (a `Store`), with its operation log beside it.
+    """The store in `state_dir` (a `Store`), with its operation log and rejections beside it.
 
     An instance remembers the file it last read or wrote, keyed by the file's
     inode, mtime and size: a long-lived instance (the daemon's) neither parses
@@ -225,7 +229,12 @@ class TinyDBStore:
         self._encoded: EncodedDocs = {}
         self._checked = False
         self.operations = OperationLog(self.state_dir)
+        self.rejections = RejectionFile(self.state_dir)
         self._outbox = OutboxFile(self.state_dir)
+
+    @property
+    def location(self) -> str:
+        return str(self.state_dir)
 
     def exists(self) -> bool:
         return self.state_dir.is_dir()
@@ -348,15 +357,7 @@ class TinyDBStore:
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
-            meta_table.insert(
-                {
-                    "format": _FORMAT,
-                    "lineage": new_meta.lineage,
-                    "serial": new_meta.serial,
-                    "lastAppliedRevision": new_meta.last_applied_revision,
-                    **({"ownerLabels": new_meta.owner_labels} if new_meta.owner_labels else {}),
-                }
-            )
+            meta_table.insert(_meta_doc(new_meta))
             history = db.table("history", cache_size=0)
             history.insert({**change_set.history_entry, "serial": new_meta.serial})
             old = sorted(d.doc_id for d in history.all())
@@ -382,6 +383,58 @@ class TinyDBStore:
     def set_status(self, change: StatusChange) -> StoreMeta:
         """The objects' new status in one atomic write; the caller holds the lock."""
         return self.apply(status_change_set(self.read(), change, str(self.path)))
+
+    # -- the rollback pin (pin.json, apart from state.json) ----------------------------
+
+    def pin(self) -> Pin | None:
+        return read_pin(self.state_dir)
+
+    def set_pin(self, pin: Pin | None) -> None:
+        self._check_once()
+        if pin is not None:
+            self._make_dir()
+        write_pin(self.state_dir, pin)
+
+    def dump(self) -> StoreDump:
+        """The state file, the operation log, the rejections and the outbox; the caller
+        holds the lock."""
+        snapshot = self.read()
+        rejections = self.rejections.read()
+        if rejections is None:
+            raise StoreError.one(
+                f"Cannot read the rejections of {self.state_dir}",
+                f"{self.rejections.path} is damaged or unreadable (the log says why).",
+                f"Fix or remove {self.rejections.path} (removing it forgets the rejected "
+                "plans), then retry.",
+                location=str(self.rejections.path),
+            )
+        return StoreDump(
+            snapshot.meta,
+            list(snapshot.objects.values()),
+            self.history(),
+            self.operations.all(),
+            rejections,
+            self._outbox.pending(),
+        )
+
+    def restore(self, dump: StoreDump) -> None:
+        """Write the log, rejections and outbox, then the state file last (each
+        atomically): until the state file is replaced, the store reads as what it was."""
+        self._check_once()
+        self._ensure_dir()
+        self.operations.replace(dump.operations)
+        self.rejections.replace(dump.rejections)
+        self._outbox.replace(dump.outbox)
+        tables: dict[str, dict[str, Any]] = {
+            "objects": {str(i): obj.to_doc() for i, obj in enumerate(dump.objects, 1)},
+            "meta": {"1": _meta_doc(dump.meta)} if dump.meta.lineage is not None else {},
+            "history": {str(i): dict(entry) for i, entry in enumerate(dump.history, 1)},
+        }
+        self._cached = None
+        try:
+            AtomicJSONStorage(str(self.path)).write(tables)
+        except OSError as exc:
+            raise _unwritable(self.state_dir, exc) from exc
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
@@ -410,6 +463,17 @@ class TinyDBStore:
         other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
         sweep_own(self.state_dir, STATE_FILE)
+
+
+def _meta_doc(meta: StoreMeta) -> dict[str, Any]:
+    """The meta record as state.json keeps it."""
+    return {
+        "format": _FORMAT,
+        "lineage": meta.lineage,
+        "serial": meta.serial,
+        "lastAppliedRevision": meta.last_applied_revision,
+        **({"ownerLabels": meta.owner_labels} if meta.owner_labels else {}),
+    }
 
 
 def _meta(db: TinyDB, path: Path) -> StoreMeta:

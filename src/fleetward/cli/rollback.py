@@ -1,0 +1,123 @@
+"""`fleetward rollback --to SERIAL|REVISION`: back to an earlier apply, pinned there.
+
+The rollback is the engine's converge, as `apply` runs it (the plan shown and
+confirmed at the terminal), of an operation with trigger `rollback` whose
+`rollbackTo` names the revision: the engine reads that revision from Git
+again, pins the store to it just before the write, and puts the old pin back
+if the write fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from fleetward.cli import output
+from fleetward.cli.apply import _raise_failure, _Terminal
+from fleetward.cli.options import (
+    StateOptions,
+    guard_options,
+    max_lines_option,
+    os_user,
+    source_options,
+    state_options,
+)
+from fleetward.cli.progress import phases
+from fleetward.cli.state import read_store
+from fleetward.engine import Engine
+from fleetward.errors import SourceError
+from fleetward.operations import Operation
+from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.planning import PlanOptions
+from fleetward.rendering import Line
+from fleetward.rollback import TRIGGER, RollbackPoint, gone_from_git, rollback_point
+from fleetward.runs import RunReport, RunSettings
+from fleetward.timestamps import now_iso
+
+
+@click.command("rollback")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="SERIAL|REVISION",
+    help="The apply to go back to: its serial in fleetward state history, or the commit "
+    "SHA (or a prefix) it applied.",
+)
+@source_options
+@state_options
+@guard_options
+@max_lines_option
+@click.option("--auto-approve", is_flag=True, help="Roll back without asking for confirmation.")
+@click.option("--by", metavar="NAME", help="Who rolls back [default: your user name].")
+@click.pass_context
+def rollback_command(
+    ctx: click.Context,
+    to: str,
+    sources: SourceOptions,
+    state: StateOptions,
+    guards: PlanOptions,
+    max_lines: int,
+    auto_approve: bool,
+    by: str | None,
+) -> None:
+    """Plan the store back to an earlier apply's revision, apply it, and pin the daemon there.
+
+    The desired state of that revision is read from Git again (--source,
+    --path); the plan is shown and confirmed as apply's is (--auto-approve, or
+    'yes' on a terminal). Runtime task status is never rolled back. The
+    daemon then keeps reconciling the pinned revision (drift included) and
+    does not move to new commits until fleetward resume.
+
+    \b
+    Examples:
+      fleetward state history           the applies (ROLLBACK marks those you can go back to)
+      fleetward rollback --to 3         back to what serial 3 applied
+      fleetward rollback --to 1a2b3c4   back to the last apply of that commit
+      fleetward resume                  follow the tracked ref again
+    """
+    store = read_store(state.state_dir)
+    point = rollback_point(store.history(), to, store.meta().last_applied_revision)
+    engine = Engine(store, record_progress=False)
+    at = dataclasses.replace(sources, ref=point.revision, cache_root=git_cache(state.state_dir))
+    settings = RunSettings(at, Path(state.state_dir), guards, state.lock_timeout)
+    arguments = {
+        "rollbackTo": point.revision,
+        "rollbackSerial": point.serial,
+        "rollbackBy": by or os_user("cli"),
+    }
+    op = dataclasses.replace(Operation.new(TRIGGER, now_iso()), arguments=arguments)
+    with phases(ctx) as bar:
+        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, False, bar)
+        report = engine.converge(op, settings, terminal, watch=bar, where=state.state_dir)
+    if isinstance(report.failure, SourceError):
+        raise gone_from_git(point, report.failure) from report.failure
+    _raise_failure(ctx, report, bulk=False)
+    output.print_lines(_told(point, report, state.state_dir))
+
+
+def _told(point: RollbackPoint, report: RunReport, state_dir: str) -> list[Line]:
+    serial = report.store.meta.serial if report.store is not None else None
+    lines: list[Line] = [("", "")]
+    if report.plan is not None and not report.plan.changes:
+        lines.append(("dim", "The store already held that revision's objects."))
+    lines += [
+        (
+            "ok",
+            (
+                f"Rolled back to revision {point.short} (the apply at serial {point.serial}); "
+                f"the store is at serial {serial}."
+            ),
+        ),
+        (
+            "blocked",
+            (
+                f"Pinned: the daemon reconciles revision {point.short} (drift included) and "
+                "does not move to new commits."
+            ),
+        ),
+        ("", f"  Follow the tracked ref again with: fleetward resume --state-dir {state_dir}"),
+    ]
+    return lines

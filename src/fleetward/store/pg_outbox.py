@@ -1,0 +1,104 @@
+"""The notification outbox of the PostgreSQL store: rows of `fleetward.outbox`.
+
+The same rules as the state directory's `outbox.json` (`store.outbox`): entries
+come back in the order they were added (`seq`), an id already kept is not added
+again, and past the limit the oldest are dropped. Each call is one transaction
+under a transaction-level advisory lock, so two replicas (or a replica's run and
+its senders) adding and removing at once never interleave an add with its
+eviction. The outbox is apart from the objects: it never moves the serial and is
+written without the writer lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from psycopg.types.json import Json
+
+from fleetward.store.base import OUTBOX_LIMIT, OutboxEntry
+from fleetward.store.pg_log import dumps
+from fleetward.store.pg_schema import LOCK_CLASS, OUTBOX_LOCK, SCHEMA, Database
+from fleetward.store.pg_session import Connection
+
+_INSERT = f"""INSERT INTO {SCHEMA}.outbox (id, target, event, created_at)
+    VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
+# The oldest entries past `limit`: `store.base.outbox_added`'s bound, in SQL.
+_EVICT = f"""
+    DELETE FROM {SCHEMA}.outbox WHERE id IN (
+        SELECT id FROM {SCHEMA}.outbox ORDER BY seq
+        LIMIT greatest((SELECT count(*) FROM {SCHEMA}.outbox) - %s, 0))"""
+_SELECT = f"SELECT id, target, event, created_at FROM {SCHEMA}.outbox"
+
+
+def outbox_in(conn: Connection) -> list[OutboxEntry]:
+    """Every kept entry, oldest first."""
+    return _entries(conn.execute(f"{_SELECT} ORDER BY seq").fetchall())
+
+
+def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -> int:
+    """Append `entries` (ids kept are skipped) and evict past `limit`, in the caller's
+    transaction; how many were evicted."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, OUTBOX_LOCK))
+    with conn.cursor() as cur:
+        cur.executemany(
+            _INSERT,
+            [
+                (e.entry_id, e.target, Json(dict(e.event), dumps), e.created_at)
+                for e in _unique(entries)
+            ],
+        )
+    return conn.execute(_EVICT, (limit,)).rowcount
+
+
+class PostgresOutbox:
+    """The outbox in `fleetward.outbox`; the store's `outbox_*` methods delegate here."""
+
+    def __init__(self, db: Database, limit: int = OUTBOX_LIMIT) -> None:
+        self.db = db
+        self.limit = limit
+
+    def add(self, entries: Sequence[OutboxEntry]) -> int:
+        if not entries:
+            return 0
+        with self.db.writing("queue notifications") as conn:
+            return write_outbox(conn, entries, self.limit)
+
+    def pending(self, target: str | None = None, limit: int | None = None) -> list[OutboxEntry]:
+        with self.db.reading("read the notification outbox") as conn:
+            if conn is None:
+                return []
+            where = "" if target is None else " WHERE target = %s"
+            params: list[Any] = [] if target is None else [target]
+            if limit is not None:
+                params.append(max(limit, 0))
+            query = f"{_SELECT}{where} ORDER BY seq{'' if limit is None else ' LIMIT %s'}"
+            return _entries(conn.execute(query, params).fetchall())
+
+    def remove(self, entry_ids: Collection[str]) -> None:
+        if not entry_ids:
+            return
+        with self.db.writing("forget delivered notifications") as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, OUTBOX_LOCK))
+            conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE id = ANY(%s)", (list(entry_ids),))
+
+
+def _unique(entries: Iterable[OutboxEntry]) -> list[OutboxEntry]:
+    """The first of each id, in order (one INSERT per id: a repeat is not queued twice)."""
+    seen: set[str] = set()
+    first: list[OutboxEntry] = []
+    for entry in entries:
+        if entry.entry_id not in seen:
+            seen.add(entry.entry_id)
+            first.append(entry)
+    return first
+
+
+def _entries(rows: Iterable[tuple[Any, ...]]) -> list[OutboxEntry]:
+    return [
+        OutboxEntry(str(entry_id), str(target), dict(event), str(created))
+        for entry_id, target, event, created in rows
+    ]
+
+
+__all__ = ["PostgresOutbox", "outbox_in", "write_outbox"]
