@@ -68,7 +68,7 @@ class Run(Watch):
 
 
 def with_summary(op: Operation, made: Plan, serial: int) -> Operation:
-    return replace(op, plan_summary=made.summary(), serial=serial)
+    return replace(op, plan_summary=made.summary(), serial=serial).with_held(made.held)
 
 
 def failure_message(exc: FleetwardError) -> str:
@@ -87,11 +87,16 @@ def blocked_policies(made: Plan) -> frozenset[str]:
     )
 
 
+_NAMED_HELD = 10  # documents an operation's message names; its `held` field has them all
+
+
 def held_back(made: Plan) -> str:
     """The documents failure isolation held back, for the operation's message."""
     if not made.held:
         return ""
-    return "; held back: " + ", ".join(h.address for h in made.held)
+    named = ", ".join(h.address for h in made.held[:_NAMED_HELD])
+    more = len(made.held) - _NAMED_HELD
+    return f"; held back: {named}" + (f" and {more} more" if more > 0 else "")
 
 
 def dry_run_message(made: Plan, decision: Decision) -> str:
