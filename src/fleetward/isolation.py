@@ -188,7 +188,7 @@ def _hold_failures(
             holding.hold(
                 failure.address,
                 "its manifest has errors",
-                _line_of(failure.problem.location) or failure.path,
+                _document_line(failure),
                 [failure.problem],
             )
         elif failure.path is not None:
@@ -339,9 +339,13 @@ def _close(holding: _Holding, index: _Index, claims: Mapping[str, str]) -> None:
             for ref in refs:
                 by = _held_by(ref, holding, index, claims, by_kind)
                 if by is not None:
-                    holding.hold(
-                        address, f"it references {ref} of held {by}", index.where(path, doc)
+                    kind, _, ident = ref.partition("/")
+                    why = (
+                        f"it depends on every {kind}, and held {by} owns some"
+                        if ident == "*"
+                        else f"it references {ref} of held {by}"
                     )
+                    holding.hold(address, why, index.where(path, doc))
                     changed = True
                     break
 
@@ -454,6 +458,15 @@ def _named(problem: Problem, index: _Index, desired: DesiredState | None) -> lis
         if at is not None:
             found.append(at)
     return list(dict.fromkeys(found))
+
+
+def _document_line(failure: Failure) -> str | None:
+    """`file:line` of a failure's document: its problem's line when the problem is in the
+    manifest itself, else (a problem in the data file it reads) the manifest's path."""
+    line = _line_of(failure.problem.location)
+    if line is not None and failure.path is not None and line.startswith(failure.path + ":"):
+        return line
+    return failure.path or line
 
 
 def _line_of(location: str | None) -> str | None:
