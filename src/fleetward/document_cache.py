@@ -32,7 +32,9 @@ from fleetward.model import BlobId
 
 logger = logging.getLogger(__name__)
 
-FileResult = tuple[Document, ...] | tuple[Located, ...]
+# A file's valid documents and the problems of its others (a strict load applies none of
+# a file with problems; failure isolation applies its valid documents).
+FileResult = tuple[Document | Located, ...]
 
 # Library classes a cached value may hold besides fleetward's own (YAML dates).
 _STDLIB_VALUES = {("datetime", name) for name in ("date", "datetime", "time", "timedelta")}
@@ -182,12 +184,10 @@ def _allowed(module: str, name: str, cls: type) -> bool:
 
 
 def _file_result(value: Any) -> FileResult | None:
-    """`value` if it has the shape of a file's result (a tuple of documents, or of
-    located problems), else None: an entry that unpickled to anything else is a miss."""
+    """`value` if it has the shape of a file's result (a tuple of documents and located
+    problems), else None: an entry that unpickled to anything else is a miss."""
     if not isinstance(value, tuple):
         return None
-    if all(isinstance(item, Document) for item in value) or all(
-        isinstance(item, Located) for item in value
-    ):
+    if all(isinstance(item, Document | Located) for item in value):
         return value
     return None

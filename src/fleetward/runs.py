@@ -33,6 +33,9 @@ class RunSettings:
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
     operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
+    # Failure isolation for every document (--isolate-failures); SyncPolicies with
+    # isolateFailures ask for it per document either way.
+    isolate_failures: bool = False
     # Obey the store's rollback pin: read the pinned revision instead of `sources`' ref
     # (the daemon does; a hand-run apply reads the --ref it was given).
     follow_pin: bool = False

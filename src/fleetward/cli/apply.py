@@ -23,6 +23,7 @@ from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
+    isolate_option,
     max_lines_option,
     source_options,
     state_options,
@@ -51,6 +52,7 @@ from fleetward.timestamps import now_iso
 @source_options
 @state_options
 @guard_options
+@isolate_option
 @max_lines_option
 @target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
@@ -68,6 +70,7 @@ def apply_command(
     sources: SourceOptions,
     state: StateOptions,
     guards: PlanOptions,
+    isolate_failures: bool,
     max_lines: int,
     targets: tuple[str, ...],
     auto_approve: bool,
@@ -105,6 +108,7 @@ def apply_command(
         Path(state.state_dir),
         guards,
         state.lock_timeout,
+        isolate_failures=isolate_failures,
     )
     saved = functools.partial(_read_plan, Path(plan_file)) if plan_file is not None else None
     if saved is None:

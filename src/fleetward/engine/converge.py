@@ -47,16 +47,26 @@ from fleetward.engine.run import (
     blocked_policies,
     dry_run_message,
     failure_message,
+    held_back,
     nothing_message,
     plan_guards,
     with_summary,
 )
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
+from fleetward.isolation import Isolated
 from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, make_plan, resolve
+from fleetward.pipeline import (
+    Isolation,
+    SourceOptions,
+    git_cache,
+    make_plan,
+    past_of,
+    resolve,
+    resolve_isolating,
+)
 from fleetward.planning import PlanOptions
 from fleetward.policy import owner_labels_of, policies_of
 from fleetward.progress import SILENT, Watch
@@ -74,12 +84,17 @@ from fleetward.runs import (
 from fleetward.source import Source
 from fleetward.store import OperationStore, Pin, Store
 from fleetward.targeting import Target, parse_targets, target_plan
+from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Resolved"]
 
 
 S = OperationState
+
+# What the read step gives the plan step: the desired state, or (failure isolation on
+# for some document) the desired state of the documents it applies and its plan.
+Resolved = DesiredState | Isolated
 
 
 @dataclass(eq=False)
@@ -121,10 +136,27 @@ class Engine:
         *,
         stage: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
         fetched: Callable[[Revision], None] | None = None,
-    ) -> DesiredState:
-        """Fetch, load and expand the revision `sources` name, with the engine's caches."""
-        return resolve(
+        isolation: Isolation | None = None,
+    ) -> Resolved:
+        """Fetch, load and expand the revision `sources` name, with the engine's caches.
+
+        With `isolation` (see `isolation`), a revision with invalid documents that
+        isolation covers (every one with --isolate-failures, or those an isolating
+        SyncPolicy selects) comes back `Isolated`: planned without them, against the
+        store as read now. Otherwise every error in the revision is raised."""
+        if isolation is None:
+            return resolve(
+                sources,
+                self.documents,
+                watch,
+                expansions=self.expansions,
+                stage=stage,
+                fetched=fetched,
+                caches=self.caches,
+            )
+        return resolve_isolating(
             sources,
+            isolation,
             self.documents,
             watch,
             expansions=self.expansions,
@@ -133,19 +165,38 @@ class Engine:
             caches=self.caches,
         )
 
+    def isolation(
+        self, sources: Source, everywhere: bool, guards: PlanOptions, now: str | None = None
+    ) -> Isolation:
+        """Failure isolation over this engine's store: for every document (`everywhere`:
+        --isolate-failures), else for those an isolateFailures SyncPolicy selects."""
+        return Isolation(everywhere, self.store.read, guards, now or now_iso(), past_of(sources))
+
     def plan(
         self,
-        desired: DesiredState,
+        resolved: Resolved,
         stored: StoreSnapshot,
         guards: PlanOptions,
         now: str | None = None,
         watch: Watch = SILENT,
         targets: Sequence[Target] = (),
     ) -> Plan:
-        """The plan from `stored` to `desired` (a value: nothing is written), limited to
-        `targets` and what they need when there are any."""
-        made = make_plan(desired, stored, guards, now, watch)
-        return target_plan(made, targets, desired.objects, stored.objects)
+        """The plan from `stored` to what was read (a value: nothing is written), limited
+        to `targets` and what they need when there are any.
+
+        Isolation planned against the store as it read it: that plan stands while the
+        store is the same one; a store written since is planned again, the same
+        documents held."""
+        if not isinstance(resolved, Isolated):
+            made = make_plan(resolved, stored, guards, now, watch)
+            return target_plan(made, targets, resolved.objects, stored.objects)
+        same = resolved.stored.meta
+        if (same.lineage, same.serial) == (stored.meta.lineage, stored.meta.serial):
+            made = resolved.plan
+        else:
+            held = resolved.plan.held
+            made = make_plan(resolved.desired, stored, guards, now, watch, held=held)
+        return target_plan(made, targets, resolved.desired.objects, stored.objects)
 
     # -- the converge ------------------------------------------------------------------------
 
@@ -242,7 +293,10 @@ class Engine:
         self, run: Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
     ) -> None:
         labels = None
-        desired = None
+        resolved: Resolved | None = None
+        guards = settings.guards
+        if run.op.arguments.get("allowMassStop"):
+            guards = replace(guards, allow_mass_stop=True)
         saved = read_saved() if read_saved is not None else None
         rollback = rollback_of(run.op, run.governor.now())
         targets = parse_targets(run.op.arguments.get("targets") or ())
@@ -255,21 +309,22 @@ class Engine:
                 if sources.cache_root is None:
                     # A remote is cloned beside the store it is reconciled into.
                     sources = replace(sources, cache_root=git_cache(settings.state_dir))
-            desired = self.read(
+            resolved = self.read(
                 sources,
                 run,
                 stage=functools.partial(self._stage, run),
                 fetched=functools.partial(self._fetched, run),
+                isolation=self.isolation(
+                    sources, settings.isolate_failures, guards, run.governor.now()
+                ),
             )
+            desired = resolved.desired if isinstance(resolved, Isolated) else resolved
             run.policies = {p.name: p for p in policies_of(desired.documents)}
             run.documents = {doc.address: path for path, doc in desired.documents}
             labels = owner_labels_of(desired.documents)
         else:
             run.revision = saved.revision
             run.op = replace(run.op, revision=saved.revision.id, ref=saved.revision.ref)
-        guards = settings.guards
-        if run.op.arguments.get("allowMassStop"):
-            guards = replace(guards, allow_mass_stop=True)
         # A store that does not exist yet is made by the write, not before: a refused or
         # unconfirmed run leaves none behind. It is read unlocked, and the write then
         # takes the lock and checks the plan again (another process may have made it).
@@ -283,9 +338,9 @@ class Engine:
                     check_current(saved, stored.meta, where)
                     made = saved
                 else:
-                    assert desired is not None
+                    assert resolved is not None
                     now = run.governor.now()
-                    made = self.plan(desired, stored, guards, now, run, targets)
+                    made = self.plan(resolved, stored, guards, now, run, targets)
             run.plan, run.store = made, stored
             run.op = with_summary(run.op, made, stored.meta.serial)
             run.governor.planned(made)
@@ -375,6 +430,7 @@ class Engine:
                 run,
                 S.SUCCESS,
                 f"applied {made.revision.short} at serial {result.meta.serial}{targeted}"
+                + held_back(made)
                 + (f"; {held}" if held else "")
                 + (
                     f"; {decision.out_of_scope} change(s) outside the operation's query"

@@ -80,6 +80,7 @@ class _HealthCollector(Collector):
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
             unverified = h.unverified_revisions_total
+            held_documents = len(h.held_documents)
             planned = h.planned
 
         reconciles = CounterMetricFamily(
@@ -121,6 +122,12 @@ class _HealthCollector(Collector):
             "fleetward_manifest_errors",
             "Manifest errors in the revision the last run read (0 when it was valid).",
             value=manifest_errors,
+        )
+        yield GaugeMetricFamily(
+            "fleetward_held_documents",
+            "Documents failure isolation holds back at their last applied version in the "
+            "revision the last plan read (0 when none, or isolation is off).",
+            value=held_documents,
         )
         yield CounterMetricFamily(
             "fleetward_source_fetch_failures",

@@ -8,7 +8,9 @@
 - `plan.txt`, `plan.json`: the last plan computed (kept when a run fails before
   planning, e.g. on manifest errors).
 - `objects/<Kind>/<id>.json`: one per object whose last reconcile failed or
-  found drift, with Kubernetes-style conditions; removed once it is fine.
+  found drift, or that failure isolation keeps at its last applied version
+  (`Stalled`, with its document's errors), with Kubernetes-style conditions;
+  removed once it is fine.
 
 Every file is replaced atomically (temp file in the same directory, fsync,
 rename), so a reader never sees half a file. `StatusWriter` is a `Reporter`:
@@ -31,9 +33,9 @@ from fleetward import __version__
 from fleetward.decisions import held_summary
 from fleetward.errors import FleetwardError, os_reason
 from fleetward.kinds.asset_rule import execution_progress
-from fleetward.model import Change, Plan
+from fleetward.model import Change, HeldDocument, Plan
 from fleetward.observe.health import Health
-from fleetward.operations import Operation, OperationState
+from fleetward.operations import Operation, OperationState, held_record
 from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_dict, render_plan
 from fleetward.reporting import Reporter
@@ -203,22 +205,32 @@ class StatusWriter(Reporter):
         The first file that cannot be written ends the writing (the next would
         fail alike), and is added to `failed`."""
         wanted: dict[Path, dict[str, Any]] = {}
-        for change, conditions in _object_conditions(report):
+        revision = report.revision.id if report.revision else None
+
+        def want(address: str, owner: str | None, action: str | None, reason: str) -> bool:
             if len(wanted) >= MAX_OBJECT_FILES:
-                break
-            kind, ident = change.address.split("/", 1)
+                return False
+            kind, ident = address.split("/", 1)
             path = self.dir / "objects" / kind / (urllib.parse.quote(ident, safe="") + ".json")
             wanted[path] = {
-                "address": change.address,
+                "address": address,
                 "kind": kind,
                 "id": ident,
-                "owner": change.owner,
-                "action": change.action.value,
-                "reason": change.reason,
-                "observedRevision": report.revision.id if report.revision else None,
+                "owner": owner,
+                "action": action,
+                "reason": reason,
+                "observedRevision": revision,
                 "operationId": report.operation.operation_id,
                 "conditions": conditions,
             }
+            return True
+
+        for change, conditions in _object_conditions(report):
+            if not want(change.address, change.owner, change.action.value, change.reason):
+                break
+        for held, address, conditions in _held_conditions(report):
+            if not want(address, held.address, None, held.because):
+                break
         root = self.dir / "objects"
         # A run that made no plan (fetch or manifest errors) knows nothing new about
         # any object: the files of the last plan stay until a plan says otherwise.
@@ -333,6 +345,37 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
         yield change, conditions
 
 
+def _held_conditions(
+    report: RunReport,
+) -> Iterable[tuple[HeldDocument, str, list[dict[str, Any]]]]:
+    """The objects failure isolation kept at their last applied version: Stalled, until
+    their document is fixed (its errors in the message)."""
+    if report.plan is None:
+        return
+    at = report.operation.updated_at
+    revision = report.revision.id if report.revision else None
+    for held in report.plan.held:
+        errors = "; ".join(
+            p.error + (f" at {p.location}" if p.location else "") for p in held.errors[:3]
+        )
+        more = f" (and {len(held.errors) - 3} more)" if len(held.errors) > 3 else ""
+        message = (
+            f"Held back at its last applied version: {held.address} "
+            + (f"at {held.location} " if held.location else "")
+            + f"{held.because}"
+            + (f": {errors}{more}" if errors else "")
+            + "."
+        )
+        reason = "ManifestErrors" if held.errors else "DependencyHeld"
+        conditions = [
+            _condition("Ready", False, "HeldBack", message, at, revision),
+            _condition("Reconciling", False, "HeldBack", message, at, revision),
+            _condition("Stalled", True, reason, message, at, revision),
+        ]
+        for key in held.kept:
+            yield held, key, conditions
+
+
 def conditions_of(report: RunReport, change: Change) -> list[dict[str, Any]]:
     """The conditions `objects/<kind>/<id>.json` holds for `change`, one of the report's
     plan ([]: the change was applied and needs no file). The web view's object page."""
@@ -402,6 +445,7 @@ def summary(
     for (kind, state), n in sorted(counts.objects.items()):
         objects.setdefault(kind, {})[state] = n
     held = held_summary(report.decision) if report.decision is not None else []
+    held_documents = report.plan.held if report.plan is not None else ()
     suspension = report.suspension
     return {
         "formatVersion": SUMMARY_FORMAT,
@@ -423,11 +467,15 @@ def summary(
             and op.state is OperationState.SUCCESS
             and store.meta.last_applied_revision == report.revision.id
             and not held
+            and not held_documents
             and not (report.decision is not None and report.decision.out_of_scope)
         ),
         # Changes planned but not applied, per policy: what each waits for, and the
         # operation that carries it (its plan: pending/<operationId>.txt|json).
         "held": held,
+        # Documents failure isolation held back at their last applied version: where,
+        # why, their first errors, how many stored objects each keeps (plan.json lists them).
+        "heldDocuments": [held_record(h) for h in held_documents],
         "suspended": (
             {"by": suspension.by, "at": suspension.at, "reason": suspension.reason}
             if suspension is not None

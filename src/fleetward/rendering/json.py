@@ -19,6 +19,7 @@ from fleetward.model import (
     FieldDiff,
     Guard,
     GuardVerdict,
+    HeldDocument,
     ObjectKey,
     ObjectState,
     ObjectView,
@@ -53,12 +54,34 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         **({"base": plan.base} if plan.base else {}),
         **({"reports": dict(plan.reports)} if plan.reports else {}),
         **({"policies": dict(plan.policies)} if plan.policies else {}),
+        **({"held": [held_to_dict(h) for h in plan.held]} if plan.held else {}),
         **(
             {"targeted": list(plan.targeted), "leftOut": plan.left_out}
             if plan.targeted
             else {}
         ),
     }
+
+
+def held_to_dict(held: HeldDocument) -> dict[str, Any]:
+    """A document failure isolation held back, as plans and status files show it."""
+    return {
+        "address": held.address,
+        "location": held.location,
+        "because": held.because,
+        "errors": [p.to_dict() for p in held.errors],
+        "kept": list(held.kept),
+    }
+
+
+def held_from_dict(raw: Mapping[str, Any]) -> HeldDocument:
+    return HeldDocument(
+        address=str(raw["address"]),
+        location=raw.get("location"),
+        because=str(raw.get("because", "")),
+        errors=tuple(Problem.from_dict(e) for e in raw.get("errors", [])),
+        kept=tuple(ObjectKey(str(k)) for k in raw.get("kept", [])),
+    )
 
 
 def _view(view: ObjectView | None) -> dict[str, Any] | None:
@@ -143,6 +166,7 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             desired_counts=data.get("desiredCounts", {}),
             reports=dict(data.get("reports") or {}),
             policies=dict(data.get("policies") or {}),
+            held=tuple(held_from_dict(h) for h in data.get("held", [])),
             targeted=tuple(str(t) for t in data.get("targeted") or ()),
             left_out=int(data.get("leftOut") or 0),
         )

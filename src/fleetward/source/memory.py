@@ -85,3 +85,10 @@ class MemorySource:
         self.opened += 1
         revision, tree = self.commits[-1]
         return MemorySnapshot(revision, tree, self.path)
+
+    def open_at(self, revision: str) -> MemorySnapshot | None:
+        """An earlier commit by its id, as a Git source opens one; None if there is none."""
+        for made, tree in self.commits:
+            if made.id == revision:
+                return MemorySnapshot(made, tree, self.path)
+        return None

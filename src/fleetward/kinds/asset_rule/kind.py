@@ -290,6 +290,12 @@ class AssetRulePlugin(KindPlugin):
     ) -> Removal | None:
         return lifecycle.removal(have, desired, stored, caches)
 
+    def references(self, document: Document) -> Iterable[str]:
+        """A rule's outputs come from every stream it matches, and which it matches is
+        only known by matching them all: a held StreamSet would make its generated
+        assets and metadata vanish, so a rule depends on every stream."""
+        return ("Stream/*",)
+
 
 # -- checks within one document -----------------------------------------------------
 

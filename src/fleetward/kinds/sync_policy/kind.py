@@ -51,6 +51,10 @@ class SyncPolicySpec(Strict):
     # None: the --min-stop-count of the command or daemon that plans.
     minStopCount: Annotated[int | None, AfterValidator(_min_stop_count)] = None
     suspend: bool = False
+    # Failure isolation for the documents it selects: an invalid one is held back at
+    # its last applied version while the rest of the revision applies. None (unset) is
+    # off, and leaves the stored spec as it was before the field existed.
+    isolateFailures: bool | None = None
 
 
 SYNC_POLICY = ObjectKind(
