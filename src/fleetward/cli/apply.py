@@ -9,7 +9,6 @@ apply in the store's operation log.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import sys
@@ -29,6 +28,7 @@ from fleetward.cli.options import (
 )
 from fleetward.cli.progress import TerminalProgress, phases
 from fleetward.cli.reconcile import note_uncommitted
+from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
 from fleetward.governance import Policy
@@ -40,7 +40,6 @@ from fleetward.planning import PlanOptions
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
-from fleetward.store import open_store
 from fleetward.store.suspension import read_suspension
 from fleetward.timestamps import now_iso
 
@@ -89,7 +88,9 @@ def apply_command(
     # The engine records the apply as an Operation in the store's log (its end only).
     cached = with_state_caches(sources, state.state_dir)
     engine = Engine(
-        open_store(state.state_dir), record_progress=False, documents=open_documents(cached)
+        open_command_store(state.state_dir, cached),
+        record_progress=False,
+        documents=open_documents(cached),
     )
     settings = RunSettings(
         cached,
@@ -106,6 +107,7 @@ def apply_command(
         report = engine.converge(
             op, settings, terminal, watch=bar, saved=saved, where=state.state_dir
         )
+    leave_snapshot(engine.store)
     _raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None

@@ -25,6 +25,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import phases
+from fleetward.cli.stores import open_command_store
 from fleetward.engine import Engine
 from fleetward.errors import FleetwardError, ManifestError, UsageError, os_error
 from fleetward.model import Plan
@@ -46,7 +47,6 @@ from fleetward.rendering import (
     render_plan,
 )
 from fleetward.source import uncommitted_note
-from fleetward.store import open_store
 
 
 @click.command("validate")
@@ -225,7 +225,7 @@ def _read_and_plan(
         plan = make_plan(desired, as_stored(base_state), guards, watch=bar)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(open_store(state.state_dir), documents=open_documents(sources))
+    engine = Engine(open_command_store(state.state_dir, sources), documents=open_documents(sources))
     desired = engine.read(sources, bar)
     inputs.head = NamedRevision(sources.ref, desired.revision)
     inputs.reading = None  # a store error is in no revision

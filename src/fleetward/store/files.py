@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import glob
 import logging
-
 import os
 import re
 import tempfile
