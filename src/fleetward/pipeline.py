@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetward.desire import DesiredState, Expansions, desire
+from fleetward.document_cache import DocumentCache, open_document_cache
 from fleetward.errors import ManifestError
 from fleetward.kinds import KindCaches
-from fleetward.document_cache import DocumentCache, open_document_cache
 from fleetward.loading import Locator, load
 from fleetward.model import (
     Plan,
@@ -154,6 +154,7 @@ def resolve(
                         watch,
                         caches=caches,
                         keep_conflicts=keep_conflicts,
+                        kept=cache,
                     )
             except ManifestError as exc:
                 exc.revision = snapshot.revision
