@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -41,10 +40,11 @@ from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
     NamedRevision,
-    plan_to_dict,
+    plan_to_stream,
     render_markdown,
     render_markdown_problems,
     render_plan,
+    write_json,
 )
 from fleetward.source import uncommitted_note
 
@@ -158,7 +158,7 @@ def plan_command(
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
-        output.print_json(plan_to_dict(plan))
+        output.print_json(plan_to_stream(plan))
     elif fmt == "markdown":
         sys.stdout.write(render_markdown(plan, max_lines, base_ref=base))
     else:
@@ -273,7 +273,8 @@ def note_uncommitted(sources: SourceOptions) -> None:
 def _write_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n")
+        with tmp.open("w", encoding="utf-8") as fh:
+            write_json(plan_to_stream(plan), fh.write)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
