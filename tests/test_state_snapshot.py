@@ -201,3 +201,14 @@ def test_a_damaged_entry_is_a_cold_read_never_an_error(world: World, damage: str
     if damage != "symlink":
         world.plan()
         assert world.file_reads == 0, "the cold read replaced the entry"
+
+
+def test_objects_documents_from_the_entry_are_the_stored_documents(world: World) -> None:
+    from fleetward.store.snapshot_file import SnapshotFile
+
+    found = SnapshotFile(world.state_file).load()
+    assert found is not None
+    _, decoded = found
+    on_disk = json.loads(world.state_file.read_text())
+    assert decoded.objects_table() == on_disk["objects"]
+    assert {k: v for k, v in on_disk.items() if k != "objects"} == decoded.tables
