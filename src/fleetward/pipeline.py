@@ -165,8 +165,11 @@ def resolve(
     signature is told too, before the refusal is raised). `caches` and
     `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
     conflicting generated objects are returned instead of raised.
-    Without a `cache`, the one the options name is opened (`open_documents`).
+    Without a `cache`, the one the options name is opened (`open_documents`); it also
+    keeps large documents' expansions across runs.
     """
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
 
     def expand(manifests: Manifests, locator: Locator) -> DesiredState:
         return desire(
@@ -177,6 +180,7 @@ def resolve(
             watch,
             caches=caches,
             keep_conflicts=keep_conflicts,
+            kept=cache,
         )
 
     return _resolve(options, cache, watch, stage, fetched, expand, tolerate=False)

@@ -30,14 +30,15 @@ from fleetward.cli.options import (
 )
 from fleetward.cli.progress import TerminalProgress, phases
 from fleetward.cli.reconcile import note_uncommitted, target_option
+from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
-from fleetward.policy import Policy
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import Operation
 from fleetward.pipeline import SourceOptions, open_documents, with_state_caches
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
@@ -102,7 +103,11 @@ def apply_command(
     parse_targets(targets)  # a malformed target fails before anything is read
     # The engine records the apply as an Operation in the store's log (its end only).
     cached = with_state_caches(sources, state.state_dir)
-    engine = Engine(state.open_store(), record_progress=False, documents=open_documents(cached))
+    engine = Engine(
+        open_command_store(state.open_store(), cached),
+        record_progress=False,
+        documents=open_documents(cached),
+    )
     settings = RunSettings(
         cached,
         Path(state.state_dir),
@@ -121,6 +126,7 @@ def apply_command(
             ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
         report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
+    leave_snapshot(engine.store)
     _raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import phases
+from fleetward.cli.stores import open_command_store
 from fleetward.engine import Engine
 from fleetward.errors import FleetwardError, ManifestError, UsageError, os_error
 from fleetward.model import Plan
@@ -41,10 +41,11 @@ from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
     NamedRevision,
-    plan_to_dict,
+    plan_to_stream,
     render_markdown,
     render_markdown_problems,
     render_plan,
+    write_json,
 )
 from fleetward.source import uncommitted_note
 from fleetward.targeting import Target, parse_targets, target_plan
@@ -178,7 +179,7 @@ def plan_command(
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
-        output.print_json(plan_to_dict(plan))
+        output.print_json(plan_to_stream(plan))
     elif fmt == "markdown":
         sys.stdout.write(render_markdown(plan, max_lines, base_ref=base))
     else:
@@ -264,7 +265,9 @@ def _read_and_plan(
         plan = target_plan(plan, targets, desired.objects, stored.objects)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(state.open_store(), documents=open_documents(sources))
+    engine = Engine(
+        open_command_store(state.open_store(), sources), documents=open_documents(sources)
+    )
     # Isolation applies where --isolate-failures or an isolateFailures SyncPolicy asks.
     isolation = engine.isolation(sources, isolate_failures, guards)
     resolved = engine.read(sources, bar, isolation=isolation)
@@ -315,7 +318,8 @@ def note_uncommitted(sources: SourceOptions) -> None:
 def _write_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n")
+        with tmp.open("w", encoding="utf-8") as fh:
+            write_json(plan_to_stream(plan), fh.write)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fleetward import __version__
 from fleetward.decisions import held_summary
@@ -37,10 +37,11 @@ from fleetward.model import Change, HeldDocument, Plan
 from fleetward.observe.health import Health
 from fleetward.operations import Operation, OperationState, held_record
 from fleetward.planning import is_drift
-from fleetward.rendering import plan_to_dict, render_plan
+from fleetward.rendering import plan_to_stream, render_plan
+from fleetward.rendering import write_json as stream_json
 from fleetward.reporting import Reporter
 from fleetward.runs import RunReport
-from fleetward.store.files import write_atomic
+from fleetward.store.files import write_atomic, write_atomic_stream
 from fleetward.timestamps import from_epoch, now_iso, parse_iso, to_iso
 from fleetward.tuning import gc_paused
 
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 SUMMARY_FORMAT = 1
 MAX_OBJECT_FILES = 1000  # per run; a blocked 100k-object plan must not write 100k files
 _PLAN_TEXT_LINES = 1000
-_INDENTED_PLAN_CHANGES = 1000
 _MAX_FILE_ERRORS = 20
 
 
@@ -257,12 +257,16 @@ def _write_plan(directory: Path, stem: str, plan: Plan, failed: list[str]) -> No
     text = "\n".join(line for _, line in render_plan(plan, _PLAN_TEXT_LINES))
     txt = directory / f"{stem}.txt"
     _attempt(failed, txt, lambda: write_atomic(txt, (text + "\n").encode()))
-    # json.dumps with an indent runs the pure-Python encoder: a 100,000-change plan
-    # took 7 s that way. Large plans are written compact (C encoder).
-    indent = 1 if len(plan.changes) <= _INDENTED_PLAN_CHANGES else None
+    # Streamed, one change at a time, each through the C encoder (an indented dump runs
+    # the pure-Python one: a 100,000-change plan took 7 s that way), so the file is
+    # never one string of a hundred megabytes (`rendering.write_json`).
     with gc_paused():
         doc = directory / f"{stem}.json"
-        _attempt(failed, doc, lambda: write_json(doc, plan_to_dict(plan), indent=indent))
+        _attempt(failed, doc, lambda: write_atomic_stream(doc, functools.partial(_plan_json, plan)))
+
+
+def _plan_json(plan: Plan, fh: BinaryIO) -> None:
+    stream_json(plan_to_stream(plan), lambda text: fh.write(text.encode()), indent=1)
 
 
 def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool:
