@@ -10,6 +10,7 @@ hear each run in order, and one that raises does not fail it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from fleetward.decisions import Decision, Part
 from fleetward.engine import Declined, Engine, Governor, Verdict
-from fleetward.errors import GuardBlocked, ManifestError, StalePlanError
+from fleetward.errors import GuardBlocked, ManifestError, SourceError, StalePlanError
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
@@ -25,7 +26,7 @@ from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.reporting import Reporter
 from fleetward.runs import Interrupted, RunReport, RunSettings
-from fleetward.source import MemorySource
+from fleetward.source import MemorySource, unknown_revision
 from fleetward.store import MemoryStore
 
 S = OperationState
@@ -336,3 +337,33 @@ def test_without_progress_records_only_the_end() -> None:
     world.commit(north=fleet("north", ("A-1", "FH16")))
     world.run()
     assert recorded == [S.SUCCESS]
+
+
+# -- rollback: any source can be read at a revision and pinned there ------------------------------
+
+
+def rollback_op(to: str, serial: int = 1) -> Operation:
+    op = Operation.new("rollback", NOW)
+    return replace(op, arguments={"rollbackTo": to, "rollbackSerial": serial, "rollbackBy": "ops"})
+
+
+def test_a_rollback_reads_its_revision_from_a_memory_source_and_pins_it(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    report = world.engine.converge(rollback_op(v1), world.settings, where="memory:")
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert report.operation.revision == v1
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V1"}
+    pin = world.store.pin()
+    assert pin is not None and pin.revision == v1 and pin.by == "ops"
+
+
+def test_a_revision_the_memory_source_lacks_is_an_unknown_revision(world: World) -> None:
+    world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    report = world.engine.converge(rollback_op("0" * 40), world.settings, where="memory:")
+    assert report.operation.state is S.FAILURE
+    assert isinstance(report.failure, SourceError) and unknown_revision(report.failure)
+    assert world.store.pin() is None and world.store.meta().serial == 1

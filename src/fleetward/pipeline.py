@@ -56,6 +56,10 @@ class SourceOptions:
         """The revision these options name, opened (a `Source`)."""
         return open_source(self)
 
+    def at(self, revision: str) -> SourceOptions:
+        """These options reading commit `revision` (a `Source`)."""
+        return dataclasses.replace(self, ref=revision)
+
 
 def git_cache(state_dir: str | Path) -> str:
     """Where remote sources are cloned for the store in `state_dir`."""

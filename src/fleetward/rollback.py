@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fleetward.errors import SourceError, UsageError
 from fleetward.operations import Operation
-from fleetward.pipeline import SourceOptions
+from fleetward.source import Source
 from fleetward.store import Pin
 
 TRIGGER = "rollback"  # the trigger of a rollback's operation
@@ -94,9 +94,9 @@ def rollback_point(
     return found
 
 
-def pinned_sources(sources: SourceOptions, pin: Pin | None) -> SourceOptions:
+def pinned_sources(sources: Source, pin: Pin | None) -> Source:
     """The sources a run reads: the pinned revision while a pin holds, else as given."""
-    return sources if pin is None else replace(sources, ref=pin.revision)
+    return sources if pin is None else sources.at(pin.revision)
 
 
 def rollback_of(op: Operation, now: str) -> Pin | None:

@@ -14,7 +14,8 @@ in, never written twice:
   finished (status files, metrics, health, logs, notifications). The engine
   never imports who they are.
 
-Two kinds of run read something other than the settings' ref: a rollback
+Two kinds of run read something other than the settings' ref (any `Source`,
+opened `at` that revision): a rollback
 (its operation's `rollbackTo`) reads the revision it returns to and pins the
 store there just before its write; while a pin holds, a run that follows it
 (`RunSettings.follow_pin`: the daemon's) reads the pinned revision, and ends
@@ -249,12 +250,10 @@ class Engine:
         if settings.follow_pin:
             run.pin = self.store.pin()
         if saved is None:
-            sources = settings.sources
-            if isinstance(sources, SourceOptions):
-                sources = pinned_sources(sources, rollback or run.pin)
-                if sources.cache_root is None:
-                    # A remote is cloned beside the store it is reconciled into.
-                    sources = replace(sources, cache_root=git_cache(settings.state_dir))
+            sources = pinned_sources(settings.sources, rollback or run.pin)
+            if isinstance(sources, SourceOptions) and sources.cache_root is None:
+                # A remote is cloned beside the store it is reconciled into.
+                sources = replace(sources, cache_root=git_cache(settings.state_dir))
             desired = self.read(
                 sources,
                 run,
