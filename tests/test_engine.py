@@ -367,3 +367,16 @@ def test_a_revision_the_memory_source_lacks_is_an_unknown_revision(world: World)
     assert report.operation.state is S.FAILURE
     assert isinstance(report.failure, SourceError) and unknown_revision(report.failure)
     assert world.store.pin() is None and world.store.meta().serial == 1
+
+
+def test_a_held_rollback_pins_and_is_not_a_success(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    report = world.engine.converge(rollback_op(v1), world.settings, Holding(), where="memory:")
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message.startswith(f"held: the store is pinned to {v1[:7]}")
+    pin = world.store.pin()
+    assert pin is not None and pin.revision == v1
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V2"}

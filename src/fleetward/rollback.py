@@ -28,6 +28,7 @@ from fleetward.store import Pin
 TRIGGER = "rollback"  # the trigger of a rollback's operation
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-fA-F]{4,64}")
+_ARGUMENTS = ("rollbackTo", "rollbackSerial", "rollbackBy")
 # `--to` of at most this many digits is a serial; longer, a revision (a SHA's prefix).
 _SERIAL_DIGITS = 6
 
@@ -114,6 +115,17 @@ def rollback_of(op: Operation, now: str) -> Pin | None:
         now,
         op.operation_id,
     )
+
+
+def rollback_arguments(op: Operation) -> dict[str, Any]:
+    """The arguments that make `op` a rollback (none for any other operation): what an
+    operation carrying a part the rollback held keeps, to run that rollback."""
+    return {k: op.arguments[k] for k in _ARGUMENTS if k in op.arguments}
+
+
+def is_rollback(op: Operation) -> bool:
+    """Whether running `op` rolls back (a rollback's operation, or one carrying its part)."""
+    return isinstance(op.arguments.get("rollbackTo"), str)
 
 
 def gone_from_git(point: RollbackPoint, exc: SourceError) -> SourceError:
@@ -213,8 +225,10 @@ __all__ = [
     "RollbackPoint",
     "can_roll_back",
     "gone_from_git",
+    "is_rollback",
     "pinned_sources",
     "refusal_status",
+    "rollback_arguments",
     "rollback_of",
     "rollback_point",
 ]

@@ -25,7 +25,7 @@ from fleetward.errors import (
 )
 from fleetward.operations import Operation, OperationState, Transition
 from fleetward.rollback import TRIGGER as ROLLBACK_TRIGGER
-from fleetward.rollback import RollbackPoint
+from fleetward.rollback import RollbackPoint, is_rollback
 from fleetward.store.suspension import Suspension
 
 S = OperationState
@@ -303,13 +303,19 @@ class OperatorRequests:
         opens, closes = instant(window.get("opens_at")), instant(window.get("closes_at"))
         now_at = ctx.clock()
         window_open = opens is not None and opens <= now_at and (closes is None or now_at < closes)
+        # An operator's own operation runs as itself, and so does one carrying a part a
+        # rollback held (it rolls back, pinned); otherwise the next run writes the part.
+        as_itself = approved.policy is None or is_rollback(approved)
         if not waiting:
-            if approved.policy is None:
-                ctx.queue.push(approved)  # an operator's own operation: run it as itself
+            if as_itself:
+                ctx.queue.push(approved)
             else:
-                ctx.queue.request("approval")  # the next run writes the approved part
+                ctx.queue.request("approval")
         elif waiting == ("window",) and window_open and approved.policy is not None:
-            ctx.queue.request("approval")  # its window is open already: no need to wait
+            if as_itself:
+                ctx.queue.push(approved)  # its window is open already: no need to wait
+            else:
+                ctx.queue.request("approval")
         ctx.on_change()
         return approved
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from fleetward.applying import apply_plan, check_current, refuse_blocked
-from fleetward.decisions import describe_held
+from fleetward.decisions import Decision, describe_held
 from fleetward.desire import DesiredState, Expansions
 from fleetward.engine.governor import Declined, Governor
 from fleetward.engine.run import (
@@ -321,6 +321,9 @@ class Engine:
         # A targeted plan with nothing to do writes nothing: its revision is not what the
         # store now equals.
         if not decision.due and (made.changes or recorded or made.targeted or run.suspension):
+            if rollback is not None:
+                self._rollback_nothing_due(run, made, stored, decision, rollback)
+                return
             run.governor.settle(run.op, made, decision, None)
             self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
@@ -346,10 +349,8 @@ class Engine:
             if rollback is not None:
                 # The pin goes with the write (undone if the write fails): a daemon run
                 # that read another revision meanwhile sees it under the lock and stops.
-                rollback = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
                 pinned_before = self.store.pin()
-                self.store.set_pin(rollback)
-                run.pin = rollback
+                rollback = self._pin(run, rollback, stored)
             with self._stage(run, "apply"), self._unpin_on_failure(rollback, pinned_before):
                 result = apply_plan(
                     part,
@@ -381,6 +382,45 @@ class Engine:
                     else ""
                 ),
             )
+
+    def _rollback_nothing_due(
+        self, run: Run, made: Plan, stored: StoreSnapshot, decision: Decision, rollback: Pin
+    ) -> None:
+        """A rollback that writes nothing now still pins the store (under its lock): the
+        daemon then reconciles that revision, so what the governor holds stays held for
+        it, and the operations carrying it run the rollback once released. Only a
+        suspended daemon neither writes nor pins."""
+        if run.suspension is not None:
+            run.governor.settle(run.op, made, decision, None)
+            self._move(
+                run,
+                S.CANCELLED,
+                f"suspended by {run.suspension.by}: nothing was written and the store was not "
+                "pinned; roll back again after fleetward resume",
+            )
+            return
+        with self.write_gate:
+            run.governor.last_look(run.op, decision, run.policies)  # a stop lands before the pin
+            self._pin(run, rollback, stored)
+        run.governor.settle(run.op, made, decision, None)
+        short = made.revision.short
+        if not made.changes:
+            self._move(run, S.SUCCESS, f"no changes; the store matches {short}; pinned there")
+            return
+        self._move(
+            run,
+            S.CANCELLED,
+            f"held: the store is pinned to {short}, and the rollback's {len(made.changes)} "
+            f"change(s) wait ({describe_held(decision)}); the operations carrying them roll "
+            "back when approved or in their window",
+        )
+
+    def _pin(self, run: Run, rollback: Pin, stored: StoreSnapshot) -> Pin:
+        """Pin the store for `rollback` (the caller holds the store's lock)."""
+        pin = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
+        self.store.set_pin(pin)
+        run.pin = pin
+        return pin
 
     @contextlib.contextmanager
     def _unpin_on_failure(self, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
