@@ -127,3 +127,19 @@ def test_a_target_with_no_changes_writes_nothing(at_v2: tuple[GitRepo, Path]) ->
     assert result.exit_code == 0, result.output
     assert "No changes to the targeted objects" in result.output
     assert TinyDBStore(state).meta().serial == serial
+
+
+def test_a_targeted_apply_reports_left_out_task_items_as_not_processed(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Asset/TRK-1", "--auto-approve", "--json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["output"]
+    assert items["processedItems"] == []
+    assert sorted(i["record"]["xid"] for i in items["unProcessedItems"]) == ["T-1", "T-2"]
+    assert {i["message"] for i in items["unProcessedItems"]} == {
+        "Item not processed: outside --target"
+    }
+    task = run(repo, state, "plan", "--target", "Task/T-2")
+    assert "TaskBatch: Processed 1 items, Failed to process 1 items." in task.output

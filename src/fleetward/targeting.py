@@ -30,8 +30,10 @@ from typing import Any
 from fleetward.errors import UsageError
 from fleetward.kinds import OBJECT_KINDS, REGISTRY
 from fleetward.kinds.problems import did_you_mean
+from fleetward.kinds.tasks import TASK, targeted_report
 from fleetward.model import Action, Change, DesiredObject, ObjectKey, Plan, StoredObject
 
+TASK_BATCH = "TaskBatch"  # the kind whose report (the bulk-task API's shape) lists items
 _MAX_ID = 253  # longer strings of a spec cannot be an object's id: not looked up
 
 
@@ -103,7 +105,32 @@ def target_plan(
         targeted=tuple(t.text for t in targets),
         left_out=len(plan.changes) - len(kept),
         policies=_policies(plan.policies, kept),
+        reports=_reports(plan, targets, chosen, desired),
     )
+
+
+def _reports(
+    plan: Plan,
+    targets: Sequence[Target],
+    chosen: set[ObjectKey],
+    desired: Mapping[ObjectKey, DesiredObject],
+) -> dict[str, Any]:
+    """The plan's reports for what the targeted plan keeps: a TaskBatch item is processed
+    when its task's change is kept, or when it has none and a target selects it."""
+    report = plan.reports.get(TASK_BATCH)
+    if not isinstance(report, Mapping):
+        return dict(plan.reports)
+    changed = {c.address for c in plan.changes}
+
+    def selected(xid: str) -> bool:
+        address = ObjectKey(f"{TASK.name}/{xid}")
+        if address in changed:
+            return address in chosen
+        want = desired.get(address)
+        owner = want.owner if want is not None else ""
+        return any(t.matches(address) or t.matches(owner) for t in targets)
+
+    return {**plan.reports, TASK_BATCH: targeted_report(report, selected)}
 
 
 def _refuse_unmatched(
