@@ -168,6 +168,18 @@ def test_a_revision_gone_from_git_is_a_clear_error(ws) -> None:  # type: ignore[
     assert TinyDBStore(state).pin() is None
 
 
+def test_a_source_error_other_than_a_missing_revision_is_told_as_it_is(  # type: ignore[no-untyped-def]
+    applied,
+) -> None:
+    repo, state, _ = applied
+    result = run(repo, state, "rollback", "--to", "1", "--path", "elsewhere", "--auto-approve")
+    assert result.exit_code == 1
+    assert "Manifest path 'elsewhere' does not exist at revision" in result.output
+    assert "the source does not have it" not in result.output
+    assert "force-push" not in result.output
+    assert TinyDBStore(state).pin() is None
+
+
 # -- the choice of an apply, without I/O ---------------------------------------------------------
 
 _A, _B = "a" * 40, "b" * 40

@@ -34,6 +34,7 @@ from fleetward.planning import PlanOptions
 from fleetward.rendering import Line
 from fleetward.rollback import TRIGGER, RollbackPoint, gone_from_git, rollback_point
 from fleetward.runs import RunReport, RunSettings
+from fleetward.source import unknown_revision
 from fleetward.timestamps import now_iso
 
 
@@ -92,7 +93,7 @@ def rollback_command(
     with phases(ctx) as bar:
         terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, False, bar)
         report = engine.converge(op, settings, terminal, watch=bar, where=state.state_dir)
-    if isinstance(report.failure, SourceError):
+    if isinstance(report.failure, SourceError) and unknown_revision(report.failure):
         raise gone_from_git(point, report.failure) from report.failure
     _raise_failure(ctx, report, bulk=False)
     output.print_lines(_told(point, report, state.state_dir))
