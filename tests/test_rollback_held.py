@@ -11,8 +11,9 @@ import dataclasses
 import pytest
 from test_control import MANUAL_POLICY, World, north, world_fixture  # noqa: F401  (fixture)
 
+from fleetward.errors import Unavailable, UsageError
+from fleetward.http.refusals import refusal_status
 from fleetward.operations import OperationState
-from fleetward.rollback import rollback_point
 from fleetward.store import TinyDBStore
 
 S = OperationState
@@ -35,8 +36,7 @@ def _apply_approved(world: World) -> None:
 
 def _queue_rollback(world: World, to: str) -> str:
     store = TinyDBStore(world.state)
-    point = rollback_point(store.history(), to, store.meta().last_applied_revision)
-    return world.control.rollback(point, "ops").operation_id
+    return world.control.rollback(to, "ops", store).operation_id
 
 
 def test_a_held_rollback_pins_and_approving_it_runs_the_rollback(daemon_world: World) -> None:
@@ -89,3 +89,29 @@ def test_a_queued_rollback_the_store_already_reached_still_pins(daemon_world: Wo
     assert report.operation.message.endswith("pinned there")
     pin = TinyDBStore(world.state).pin()
     assert pin is not None and pin.revision == v1 and pin.operation_id == second
+
+
+def test_a_rollback_against_an_unreadable_store_is_503_not_an_internal_error(
+    daemon_world: World,
+) -> None:
+    world = daemon_world
+    v1 = world.commit(north())
+    world.run()
+    world.commit(north("V2"))
+    world.run()
+    (world.state / "state.json").write_text("{not json")
+    with pytest.raises(Unavailable) as err:
+        world.control.rollback(v1, "ops", TinyDBStore(world.state))
+    assert refusal_status(err.value) == 503
+    assert world.queue.find_any() is False
+
+
+def test_a_rollback_the_history_cannot_serve_is_refused_as_the_request(
+    daemon_world: World,
+) -> None:
+    world = daemon_world
+    world.commit(north())
+    world.run()
+    with pytest.raises(UsageError) as err:
+        world.control.rollback("99", "ops", TinyDBStore(world.state))
+    assert "No apply at serial 99" in err.value.problems[0].error
