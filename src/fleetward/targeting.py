@@ -21,6 +21,7 @@ fails its checks is not applied in parts, and a mass stop is judged on all of it
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from fleetward.kinds.tasks import TASK, targeted_report
 from fleetward.model import Action, Change, DesiredObject, ObjectKey, Plan, StoredObject
 
 TASK_BATCH = "TaskBatch"  # the kind whose report (the bulk-task API's shape) lists items
+_CLOSE = 0.6  # how alike a name must be to be suggested (difflib's ratio)
 _MAX_ID = 253  # longer strings of a spec cannot be an object's id: not looked up
 
 
@@ -151,16 +153,20 @@ def _refuse_unmatched(
         return
     first = unmatched[0]
     same_kind = sorted(n for n in names if n.startswith(f"{first.kind}/"))
+    otherwise = (
+        f"Check the name; fleetward state show --kind {first.kind} lists what the store "
+        "holds, and fleetward plan (without --target) what the revision changes."
+    )
+    # Names are compared without their kind: the shared `Kind/` would make any name of
+    # the kind look close.
+    close = difflib.get_close_matches(
+        first.pattern, [n.partition("/")[2] for n in same_kind], n=1, cutoff=_CLOSE
+    )
     raise UsageError.one(
         f"--target {', '.join(t.text for t in unmatched)} matches nothing",
         f"No object or manifest document of revision {plan.revision.short} or of the store "
         f"is named {first.text} ({len(same_kind)} of kind {first.kind} exist).",
-        did_you_mean(
-            first.text,
-            same_kind,
-            f"Check the name; fleetward state show --kind {first.kind} lists what the store "
-            "holds, and fleetward plan (without --target) what the revision changes.",
-        ),
+        f'Did you mean "{first.kind}/{close[0]}"?' if close else otherwise,
         location="--target",
         targets=[t.text for t in unmatched],
     )
