@@ -18,6 +18,7 @@ import pytest
 
 from fleetward.decisions import Decision, Part
 from fleetward.engine import Declined, Engine, Governor, Verdict
+from fleetward.engine import converge as converge_module
 from fleetward.errors import GuardBlocked, ManifestError, SourceError, StalePlanError
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
@@ -380,3 +381,46 @@ def test_a_held_rollback_pins_and_is_not_a_success(world: World) -> None:
     pin = world.store.pin()
     assert pin is not None and pin.revision == v1
     assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V2"}
+
+
+# -- Ctrl-C: where it landed, and whether the write may have happened ---------------------------
+
+
+class CtrlCAtPlan(Governor):
+    def planned(self, plan: Plan) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_before_the_write_says_where_and_that_nothing_was_written(world: World) -> None:
+    world.commit(north=fleet("north", ("A-1", "FH16")))
+    report = world.run(CtrlCAtPlan())
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message == "interrupted (Ctrl-C) while planning; nothing was written"
+    assert isinstance(report.failure, KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_ctrl_c_during_a_rollbacks_write_keeps_the_pin_only_if_the_write_happened(
+    world: World, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    real = converge_module.apply_plan
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        if written:
+            real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(converge_module, "apply_plan", interrupted)
+    report = world.engine.converge(rollback_op(v1), world.settings, where="memory:")
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message.startswith(
+        "interrupted (Ctrl-C) during the store write; the write may have happened"
+    )
+    assert world.recorded(report).message == report.operation.message
+    pin = world.store.pin()
+    assert world.store.meta().serial == (3 if written else 2)
+    assert (pin.revision if pin is not None else None) == (v1 if written else None)

@@ -200,7 +200,7 @@ class Engine:
             self._failed(run, exc)
         except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
             run.failure = exc
-            self._move(run, S.CANCELLED, "not confirmed")
+            self._move(run, S.CANCELLED, _interrupted_message(run))
         except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
             problem = Problem(
                 f"Internal error: {type(exc).__name__}: {exc}",
@@ -351,7 +351,10 @@ class Engine:
                 # that read another revision meanwhile sees it under the lock and stops.
                 pinned_before = self.store.pin()
                 rollback = self._pin(run, rollback, stored)
-            with self._stage(run, "apply"), self._unpin_on_failure(rollback, pinned_before):
+            with (
+                self._stage(run, "apply"),
+                self._unpin_on_failure(rollback, pinned_before, stored.meta.serial),
+            ):
                 result = apply_plan(
                     part,
                     self.store,
@@ -423,14 +426,25 @@ class Engine:
         return pin
 
     @contextlib.contextmanager
-    def _unpin_on_failure(self, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
-        """Put back the pin a rollback's failed write replaced."""
+    def _unpin_on_failure(
+        self, rollback: Pin | None, before: Pin | None, serial: int
+    ) -> Iterator[None]:
+        """Put back the pin a rollback's failed write replaced, unless the write happened
+        all the same (the store's serial moved past `serial`: Ctrl-C after the commit)."""
         try:
             yield
         except BaseException:
-            if rollback is not None:
+            if rollback is not None and not self._moved_past(serial):
                 self.store.set_pin(before)
             raise
+
+    def _moved_past(self, serial: int) -> bool:
+        """Whether the store's serial is past `serial` (unknown counts as moved: the pin
+        then stays with the revision that may have been written)."""
+        try:
+            return self.store.meta().serial != serial
+        except FleetwardError:
+            return True
 
     # -- the run's stages, records and report ------------------------------------------------
 
@@ -535,6 +549,16 @@ class Engine:
             unchanged=run.unchanged,
             documents=run.documents,
         )
+
+
+def _interrupted_message(run: Run) -> str:
+    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
+    if run.op.state is S.PROCESSING:
+        return (
+            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
+            "atomic: fleetward state history tells whether it did)"
+        )
+    return f"interrupted (Ctrl-C) {run.where}; nothing was written"
 
 
 def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:
