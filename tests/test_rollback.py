@@ -104,6 +104,10 @@ def test_rollback_asks_for_confirmation_like_apply(
     refused = run(repo, state, "rollback", "--to", "1")  # CliRunner's stdin is no terminal
     assert refused.exit_code == 1
     assert "Apply needs confirmation" in refused.output
+    assert "run the rollback again with --auto-approve" in refused.output
+    assert "plan --out" not in refused.output
+    with_ref = run(repo, state, "rollback", "--to", "1", "--ref", "main", "--auto-approve")
+    assert with_ref.exit_code == 1 and "rollback does not take --ref" in with_ref.output
     store = TinyDBStore(state)
     assert store.meta().serial == serial
     assert store.pin() is None, "an unconfirmed rollback pins nothing"
