@@ -79,6 +79,10 @@ class SourceOptions:
             root = Path(self.source)
         return open_git(root, revision, normalise_manifest_path(self.path))
 
+    def at(self, revision: str) -> SourceOptions:
+        """These options reading commit `revision` (a `Source`)."""
+        return dataclasses.replace(self, ref=revision)
+
 
 def git_cache(state_dir: str | Path) -> str:
     """Where remote sources are cloned for the store in `state_dir`."""

@@ -48,6 +48,13 @@ from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
 
+# What to do when no terminal can confirm an apply.
+_UNCONFIRMED = (
+    "Review the plan above, then run again with --auto-approve, or save it with "
+    "fleetward plan --out plan.json and apply that file."
+)
+
+
 @click.command("apply")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
 @source_options
@@ -157,8 +164,10 @@ class _Terminal(Governor):
         saved: bool,
         bar: Watch,
         store: Store | None = None,
+        unconfirmed: str = _UNCONFIRMED,
     ) -> None:
         self.ctx = ctx
+        self.unconfirmed = unconfirmed  # the resolution when no terminal can confirm
         self.store = store  # whose rollback pin the notes mention (None: none)
         self.state_dir = state_dir
         self.max_lines = max_lines
@@ -182,7 +191,7 @@ class _Terminal(Governor):
     ) -> Verdict:
         verdict = super().decide(op, plan, policies, blocked)
         if not self.saved and plan.has_changes and not self.auto_approve:
-            _confirm()
+            _confirm(self.unconfirmed)
         return verdict
 
     def unrecorded(self, op: Operation, error: FleetwardError) -> None:
@@ -303,14 +312,14 @@ def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
     return bulk_report([], list(failed.values()))
 
 
-def _confirm() -> None:
-    """Ask whether to apply; anything but 'yes' (or Ctrl-C at the prompt) declines."""
+def _confirm(resolution: str = _UNCONFIRMED) -> None:
+    """Ask whether to apply; anything but 'yes' (or Ctrl-C at the prompt) declines.
+    Off a terminal, a UsageError whose resolution is `resolution`."""
     if not sys.stdin.isatty():
         raise UsageError.one(
             "Apply needs confirmation",
             "Standard input is not a terminal, so fleetward cannot ask whether to apply.",
-            "Review the plan above, then run again with --auto-approve, or save it with "
-            "fleetward plan --out plan.json and apply that file.",
+            resolution,
         )
     output.print_lines(
         [

@@ -14,7 +14,8 @@ in, never written twice:
   finished (status files, metrics, health, logs, notifications). The engine
   never imports who they are.
 
-Two kinds of run read something other than the settings' ref: a rollback
+Two kinds of run read something other than the settings' ref (any `Source`,
+opened `at` that revision): a rollback
 (its operation's `rollbackTo`) reads the revision it returns to and pins the
 store there just before its write; while a pin holds, a run that follows it
 (`RunSettings.follow_pin`: the daemon's) reads the pinned revision, and ends
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from fleetward.applying import apply_plan, check_current, refuse_blocked
-from fleetward.decisions import describe_held
+from fleetward.decisions import Decision, describe_held
 from fleetward.desire import DesiredState, Expansions
 from fleetward.engine.governor import Declined, Governor
 from fleetward.engine.run import (
@@ -250,7 +251,7 @@ class Engine:
             self._failed(run, exc)
         except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
             run.failure = exc
-            self._move(run, S.CANCELLED, "not confirmed")
+            self._move(run, S.CANCELLED, _interrupted_message(run))
         except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
             problem = Problem(
                 f"Internal error: {type(exc).__name__}: {exc}",
@@ -303,12 +304,10 @@ class Engine:
         if settings.follow_pin:
             run.pin = self.store.pin()
         if saved is None:
-            sources = settings.sources
-            if isinstance(sources, SourceOptions):
-                sources = pinned_sources(sources, rollback or run.pin)
-                if sources.cache_root is None:
-                    # A remote is cloned beside the store it is reconciled into.
-                    sources = replace(sources, cache_root=git_cache(settings.state_dir))
+            sources = pinned_sources(settings.sources, rollback or run.pin)
+            if isinstance(sources, SourceOptions) and sources.cache_root is None:
+                # A remote is cloned beside the store it is reconciled into.
+                sources = replace(sources, cache_root=git_cache(settings.state_dir))
             resolved = self.read(
                 sources,
                 run,
@@ -377,6 +376,9 @@ class Engine:
         # A targeted plan with nothing to do writes nothing: its revision is not what the
         # store now equals.
         if not decision.due and (made.changes or recorded or made.targeted or run.suspension):
+            if rollback is not None:
+                self._rollback_nothing_due(run, made, stored, decision, rollback)
+                return
             run.governor.settle(run.op, made, decision, None)
             self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
@@ -402,11 +404,12 @@ class Engine:
             if rollback is not None:
                 # The pin goes with the write (undone if the write fails): a daemon run
                 # that read another revision meanwhile sees it under the lock and stops.
-                rollback = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
                 pinned_before = self.store.pin()
-                self.store.set_pin(rollback)
-                run.pin = rollback
-            with self._stage(run, "apply"), self._unpin_on_failure(rollback, pinned_before):
+                rollback = self._pin(run, rollback, stored)
+            with (
+                self._stage(run, "apply"),
+                self._unpin_on_failure(rollback, pinned_before, stored.meta.serial),
+            ):
                 result = apply_plan(
                     part,
                     self.store,
@@ -439,15 +442,65 @@ class Engine:
                 ),
             )
 
+    def _rollback_nothing_due(
+        self, run: Run, made: Plan, stored: StoreSnapshot, decision: Decision, rollback: Pin
+    ) -> None:
+        """A rollback that writes nothing now still pins the store (under its lock): the
+        daemon then reconciles that revision, so what the governor holds stays held for
+        it, and the operations carrying it run the rollback once released. Only a
+        suspended daemon neither writes nor pins."""
+        if run.suspension is not None:
+            run.governor.settle(run.op, made, decision, None)
+            self._move(
+                run,
+                S.CANCELLED,
+                f"suspended by {run.suspension.by}: nothing was written and the store was not "
+                "pinned; roll back again after fleetward resume",
+            )
+            return
+        with self.write_gate:
+            run.governor.last_look(run.op, decision, run.policies)  # a stop lands before the pin
+            self._pin(run, rollback, stored)
+        run.governor.settle(run.op, made, decision, None)
+        short = made.revision.short
+        if not made.changes:
+            self._move(run, S.SUCCESS, f"no changes; the store matches {short}; pinned there")
+            return
+        self._move(
+            run,
+            S.CANCELLED,
+            f"held: the store is pinned to {short}, and the rollback's {len(made.changes)} "
+            f"change(s) wait ({describe_held(decision)}); the operations carrying them roll "
+            "back when approved or in their window",
+        )
+
+    def _pin(self, run: Run, rollback: Pin, stored: StoreSnapshot) -> Pin:
+        """Pin the store for `rollback` (the caller holds the store's lock)."""
+        pin = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
+        self.store.set_pin(pin)
+        run.pin = pin
+        return pin
+
     @contextlib.contextmanager
-    def _unpin_on_failure(self, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
-        """Put back the pin a rollback's failed write replaced."""
+    def _unpin_on_failure(
+        self, rollback: Pin | None, before: Pin | None, serial: int
+    ) -> Iterator[None]:
+        """Put back the pin a rollback's failed write replaced, unless the write happened
+        all the same (the store's serial moved past `serial`: Ctrl-C after the commit)."""
         try:
             yield
         except BaseException:
-            if rollback is not None:
+            if rollback is not None and not self._moved_past(serial):
                 self.store.set_pin(before)
             raise
+
+    def _moved_past(self, serial: int) -> bool:
+        """Whether the store's serial is past `serial` (unknown counts as moved: the pin
+        then stays with the revision that may have been written)."""
+        try:
+            return self.store.meta().serial != serial
+        except FleetwardError:
+            return True
 
     # -- the run's stages, records and report ------------------------------------------------
 
@@ -552,6 +605,16 @@ class Engine:
             unchanged=run.unchanged,
             documents=run.documents,
         )
+
+
+def _interrupted_message(run: Run) -> str:
+    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
+    if run.op.state is S.PROCESSING:
+        return (
+            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
+            "atomic: fleetward state history tells whether it did)"
+        )
+    return f"interrupted (Ctrl-C) {run.where}; nothing was written"
 
 
 def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:

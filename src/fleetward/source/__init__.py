@@ -1,6 +1,13 @@
 """Sources: where a revision of manifests comes from (remote Git, local Git, plain directory)."""
 
-from fleetward.source.base import MAX_FILE_BYTES, ManifestFile, Snapshot, Source, git_blob_id
+from fleetward.source.base import (
+    MAX_FILE_BYTES,
+    ManifestFile,
+    Snapshot,
+    Source,
+    git_blob_id,
+    unknown_revision,
+)
 from fleetward.source.memory import MemorySource
 from fleetward.source.opening import open_snapshot, uncommitted_note
 from fleetward.source.remote import RemoteMirror
@@ -19,5 +26,6 @@ __all__ = [
     "uncommitted_note",
     "redact_url",
     "validate_remote_ref",
+    "unknown_revision",
     "validate_remote_url",
 ]

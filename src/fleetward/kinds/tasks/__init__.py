@@ -10,7 +10,7 @@ every check is handed), and all on `status`.
 
 from __future__ import annotations
 
-from fleetward.kinds.tasks.checks import CHECKS, bulk_report, refused_report
+from fleetward.kinds.tasks.checks import CHECKS, bulk_report, refused_report, targeted_report
 from fleetward.kinds.tasks.kind import PLUGIN, TASK, TaskBatchPlugin, end_time, normalize
 from fleetward.kinds.tasks.schema import (
     RUNTIME_FIELDS,
@@ -62,4 +62,5 @@ __all__ = [
     "normalize",
     "refused_report",
     "set_status",
+    "targeted_report",
 ]

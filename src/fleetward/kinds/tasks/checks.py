@@ -20,7 +20,7 @@ checks 3 and 4 and the run over them are here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetward.errors import Problem
@@ -134,6 +134,24 @@ def refused_report(report: Mapping[str, Any], reason: str) -> dict[str, Any]:
         for item in items.get("processedItems", [])
     ]
     return bulk_report([], [*items.get("unProcessedItems", []), *refused])
+
+
+def targeted_report(report: Mapping[str, Any], selected: Callable[[str], bool]) -> dict[str, Any]:
+    """The report of a targeted plan (`--target`): an item whose task `selected(xid)` does
+    not keep is not processed, "outside --target"; those that failed a check keep their
+    own message."""
+    items = report.get("output", {})
+    processed: list[dict[str, Any]] = []
+    left_out: list[dict[str, Any]] = []
+    for item in items.get("processedItems", []):
+        xid = item.get("record", {}).get("xid")
+        if isinstance(xid, str) and selected(xid):
+            processed.append(item)
+        else:
+            left_out.append(
+                {"message": "Item not processed: outside --target", "record": {"xid": xid}}
+            )
+    return bulk_report(processed, [*items.get("unProcessedItems", []), *left_out])
 
 
 def _clashes(context: PlanContext, world: World) -> list[Problem]:
