@@ -120,7 +120,6 @@ class Engine:
     write_gate: threading.Lock = field(default_factory=threading.Lock)
     _record_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _running: Run | None = field(default=None, init=False)
-    _abandoned: Operation | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.reporter, Reporters):
@@ -227,7 +226,7 @@ class Engine:
             op = replace(op, waiting_for=())  # what it waited for is over: it runs now
         run = Run(op, governor, watch, after_fetch, self.store.exists())
         with self._record_lock:
-            self._running, self._abandoned = run, None
+            self._running = run
         governor.begin(op)
         try:
             self._move(run, S.RESOLVING, persist=after_fetch is None)
@@ -270,7 +269,7 @@ class Engine:
         report = self._report(run)
         if not run.unchanged:  # nothing ran: what reporters show stays the last run's
             self._announce(run)
-            self.reporter.run_finished(report)
+            self._tell(run, self.reporter.run_finished, report)
         return report
 
     def abandon(self, cause: str) -> Operation | None:
@@ -279,15 +278,17 @@ class Engine:
         For a run that reaches no checkpoint before the stop deadline (a git fetch
         that hangs, one huge file to parse). The caller holds `write_gate`, so the
         run can no longer start writing; what the run records after this is
-        dropped, and the operation stays as ended here. None: no run to end."""
+        dropped, and the operation stays as ended here; reporters hear `run_abandoned`
+        and nothing more of that run. None: no run to end."""
         with self._record_lock:
             run = self._running
-            if run is None or run.op.state.final or self._abandoned is not None:
+            if run is None or run.op.state.final or run.abandoned is not None:
                 return None
             op = run.op.move(S.CANCELLED, run.governor.now(), stopped_message(cause, run.where))
-            self._abandoned = run.op = op
+            run.abandoned = run.op = op
             self._record(run, op)
-        self.reporter.run_abandoned(op)
+            # Under the lock the run's own hooks take too: none of them follows this one.
+            self.reporter.run_abandoned(op)
         return op
 
     def _converge(
@@ -368,7 +369,7 @@ class Engine:
         verdict = run.governor.decide(run.op, made, run.policies, blocked_policies(made))
         decision = run.decision = verdict.decision
         run.suspension = verdict.suspension
-        self.reporter.plan_ready(made, decision)
+        self._tell(run, self.reporter.plan_ready, made, decision)
         if run.op.arguments.get("dryRun"):
             self._move(run, S.SUCCESS, dry_run_message(made, decision))
             return
@@ -530,7 +531,14 @@ class Engine:
     def _announce(self, run: Run) -> None:
         if not run.announced:
             run.announced = True
-            self.reporter.run_started(run.op)
+            self._tell(run, self.reporter.run_started, run.op)
+
+    def _tell(self, run: Run, hook: Callable[..., None], *args: object) -> None:
+        """Call a reporter's `hook` for `run`, unless the stopping daemon abandoned the run:
+        after `run_abandoned` a run reports nothing more (`abandon` holds the same lock)."""
+        with self._record_lock:
+            if run.abandoned is None:
+                hook(*args)
 
     def _failed(self, run: Run, exc: FleetwardError) -> None:
         run.failure = exc
@@ -547,8 +555,8 @@ class Engine:
     ) -> Operation:
         """Move the run's operation to `to` (None: record it as it is)."""
         with self._record_lock:
-            if self._abandoned is not None and run is self._running:
-                run.op = self._abandoned  # the stopping daemon ended it: that record stands
+            if run.abandoned is not None:
+                run.op = run.abandoned  # the stopping daemon ended it: that record stands
                 return run.op
             if to is not None:
                 run.op = run.op.move(to, run.governor.now(), message)

@@ -54,6 +54,9 @@ class Run(Watch):
     unchanged: bool = False
     documents: dict[str, str] = field(default_factory=dict)  # document address → file
     announced: bool = False
+    # The operation as the stopping daemon ended it (`Engine.abandon`): that record stands,
+    # and the run reports nothing more.
+    abandoned: Operation | None = None
     phases: dict[str, float] = field(default_factory=dict)
 
     def start(self, phase: Phase, total: int) -> None:
