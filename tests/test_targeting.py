@@ -160,3 +160,33 @@ def test_a_mistyped_target_suggests_a_name_like_it_and_nothing_else(
         assert "fleetward state show --kind Asset" in result.output
     else:
         assert suggested in result.output
+
+
+def _last_operation(state: Path) -> dict[str, object]:
+    last = TinyDBStore(state).operations.all()[-1]  # oldest first
+    return {"arguments": last.arguments, "message": last.message}
+
+
+def test_an_applied_saved_targeted_plan_records_its_targets(
+    at_v2: tuple[GitRepo, Path],
+    ws,  # type: ignore[no-untyped-def]
+) -> None:
+    repo, state = at_v2
+    saved = ws.path("plan.json")
+    assert run(repo, state, "plan", "--target", "Asset/TRK-1", "--out", str(saved)).exit_code == 0
+    assert run(repo, state, "apply", str(saved)).exit_code == 0
+    store = TinyDBStore(state)
+    op = store.operations.get(store.history()[-1]["operationId"])
+    assert op is not None
+    assert op.arguments["targets"] == ["Asset/TRK-1"]
+
+
+def test_a_targeted_apply_with_nothing_to_do_says_so_in_its_operation(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Field/depot", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    recorded = _last_operation(state)
+    assert recorded["arguments"] == {"targets": ["Field/depot"]}
+    assert str(recorded["message"]).startswith("no changes to the targeted objects at ")

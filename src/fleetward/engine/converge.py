@@ -52,6 +52,7 @@ from fleetward.engine.run import (
     nothing_message,
     plan_guards,
     with_summary,
+    with_targets,
 )
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
 from fleetward.isolation import Isolated
@@ -342,7 +343,7 @@ class Engine:
                     now = run.governor.now()
                     made = self.plan(resolved, stored, guards, now, run, targets)
             run.plan, run.store = made, stored
-            run.op = with_summary(run.op, made, stored.meta.serial)
+            run.op = with_summary(with_targets(run.op, made), made, stored.meta.serial)
             run.governor.planned(made)
             if made.errors:
                 raise PlanError(*made.errors)

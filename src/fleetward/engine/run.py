@@ -74,6 +74,14 @@ def with_summary(op: Operation, made: Plan, serial: int) -> Operation:
     return replace(op, plan_summary=made.summary(), serial=serial).with_held(made.held)
 
 
+def with_targets(op: Operation, made: Plan) -> Operation:
+    """`op` with the targets its plan was limited to (`arguments.targets`): the one place
+    they are recorded, for a run given `--target` and for a saved targeted plan alike."""
+    if not made.targeted:
+        return op
+    return replace(op, arguments={**op.arguments, "targets": list(made.targeted)})
+
+
 def failure_message(exc: FleetwardError) -> str:
     first = exc.problems[0].error if exc.problems else type(exc).__name__
     more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
@@ -113,6 +121,8 @@ def dry_run_message(made: Plan, decision: Decision) -> str:
 
 
 def nothing_message(made: Plan, decision: Decision, suspension: Suspension | None) -> str:
+    if not made.changes and made.targeted:
+        return f"no changes to the targeted objects at {made.revision.short}" + held_back(made)
     if not made.changes:
         return f"no changes; the store matches {made.revision.short}" + held_back(made)
     if suspension is not None:
