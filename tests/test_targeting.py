@@ -190,3 +190,36 @@ def test_a_targeted_apply_with_nothing_to_do_says_so_in_its_operation(
     recorded = _last_operation(state)
     assert recorded["arguments"] == {"targets": ["Field/depot"]}
     assert str(recorded["message"]).startswith("no changes to the targeted objects at ")
+
+
+EVERYTHING = ("--target", "Asset/TRK-*", "--target", "Task/T-*")  # every change of v3
+
+
+def test_targets_that_cover_every_change_warn_of_nothing_left_out(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    planned = run(repo, state, "plan", *EVERYTHING, "--json")
+    assert planned.exit_code == 0, planned.output
+    assert (json.loads(planned.output)["targeted"], json.loads(planned.output)["leftOut"]) == (
+        ["Asset/TRK-*", "Task/T-*"],
+        0,
+    )
+    markdown = run(repo, state, "plan", *EVERYTHING, "--format", "markdown")
+    assert markdown.exit_code == 0 and "Warning" not in markdown.output
+    applied = run(repo, state, "apply", *EVERYTHING, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete!" in applied.output
+    assert "Warning" not in applied.output and "left out" not in applied.output
+
+
+def test_apply_json_says_what_a_targeted_apply_left_out(at_v2: tuple[GitRepo, Path]) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Asset/TRK-1", "--auto-approve", "--json")
+    assert result.exit_code == 0, result.output
+    told = json.loads(result.output)
+    assert (told["targeted"], told["leftOut"]) == (["Asset/TRK-1"], 3)
+    full = run(repo, state, "apply", "--auto-approve", "--json")
+    assert full.exit_code == 0, full.output
+    assert "targeted" not in json.loads(full.output)
+    assert "leftOut" not in json.loads(full.output)

@@ -47,7 +47,6 @@ from fleetward.store.suspension import read_suspension
 from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
-
 # What to do when no terminal can confirm an apply.
 _UNCONFIRMED = (
     "Review the plan above, then run again with --auto-approve, or save it with "
@@ -249,6 +248,8 @@ def _result_json(plan: Plan, serial: int, wrote: bool, counts: dict[str, int]) -
         "serial": serial,
         "wrote": wrote,
         "summary": counts,
+        # As `plan --json` says it: which targets, and how many changes they left out.
+        **({"targeted": list(plan.targeted), "leftOut": plan.left_out} if plan.targeted else {}),
     }
 
 
