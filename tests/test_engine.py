@@ -500,3 +500,20 @@ def test_a_run_abandoned_after_its_start_reports_nothing_more() -> None:
     assert report.operation.state is S.CANCELLED
     assert world.recorded(report).message == report.operation.message
     assert world.store.meta().serial == 0
+
+
+def test_a_targeted_run_leaves_the_last_applied_revision_to_a_whole_one(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    v2 = world.commit(north=fleet("north", ("A-1", "V2")))
+    targeted = replace(Operation.new("test", NOW), arguments={"targets": ["Asset/A-1"]})
+    report = world.engine.converge(targeted, world.settings, where="memory:")
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V2"}
+    assert world.store.meta().last_applied_revision == v1  # v2 is not all there as far as it knows
+    # The next whole run has nothing to change, and records that the store is at v2.
+    whole = world.run()
+    assert whole.operation.state is S.SUCCESS
+    assert whole.plan is not None and not whole.plan.changes
+    assert (world.store.meta().serial, world.store.meta().last_applied_revision) == (3, v2)
+    assert "targeted" not in world.store.history()[-1]

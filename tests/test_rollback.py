@@ -208,3 +208,23 @@ def test_an_ambiguous_revision_prefix_is_refused() -> None:
 def test_a_directory_revision_cannot_be_rolled_back_to() -> None:
     with pytest.raises(Exception, match="cannot be rolled back"):
         rollback_point([_entry(1, "sha256:" + "0" * 64), _entry(2, _B)], "1", _B)
+
+
+def test_a_targeted_apply_cannot_be_rolled_back_to() -> None:
+    history = [_entry(1, _A), _entry(2, _B, targeted=["Asset/TRK-1"])]
+    with pytest.raises(Exception, match="targeted") as refused:
+        rollback_point(history, "2", _A)
+    assert refused.value.problems[0].parameters["why"] == "targeted"  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="targeted"):
+        rollback_point(history, "bbbb", _A)
+
+
+def test_a_revision_names_its_latest_whole_apply() -> None:
+    history = [_entry(1, _B), _entry(2, _A), _entry(3, _B, targeted=["Asset/TRK-1"])]
+    assert rollback_point(history, "bbbb", _A) == RollbackPoint(1, _B, "t")
+
+
+def test_after_a_targeted_apply_the_last_whole_revision_can_be_rolled_back_to() -> None:
+    # Serial 2 wrote part of B over A: going back to A undoes it, not "nothing to do".
+    history = [_entry(1, _A), _entry(2, _B, targeted=["Asset/TRK-1"])]
+    assert rollback_point(history, "1", _A) == RollbackPoint(1, _A, "t")

@@ -223,3 +223,32 @@ def test_apply_json_says_what_a_targeted_apply_left_out(at_v2: tuple[GitRepo, Pa
     assert full.exit_code == 0, full.output
     assert "targeted" not in json.loads(full.output)
     assert "leftOut" not in json.loads(full.output)
+
+
+def test_a_targeted_apply_leaves_the_store_out_of_sync_until_a_full_apply(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    v2 = TinyDBStore(state).meta().last_applied_revision
+    v3 = repo.head()
+    applied = run(repo, state, "apply", *EVERYTHING, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    # Every change of v3 is written, yet only a full apply says the store is at v3.
+    store = TinyDBStore(state)
+    assert store.meta().last_applied_revision == v2
+    history = json.loads(run(repo, state, "state", "history", "--json").output)
+    assert [(e["serial"], e["canRollBack"], bool(e.get("targeted"))) for e in history] == [
+        (1, True, False),
+        (2, False, True),
+    ]
+    table = run(repo, state, "state", "history").output
+    assert "targeted" in table and "current" not in table
+    refused = run(repo, state, "rollback", "--to", "2", "--auto-approve")
+    assert refused.exit_code == 1 and "targeted apply" in refused.output
+    full = run(repo, state, "apply", "--auto-approve")
+    assert full.exit_code == 0, full.output
+    assert "No changes" in full.output
+    store = TinyDBStore(state)
+    assert (store.meta().serial, store.meta().last_applied_revision) == (3, v3)
+    rows = run(repo, state, "state", "history").output.splitlines()
+    assert [r.split()[0] for r in rows if " current " in f" {r} "] == ["3"]
