@@ -228,3 +228,27 @@ def test_after_a_targeted_apply_the_last_whole_revision_can_be_rolled_back_to() 
     # Serial 2 wrote part of B over A: going back to A undoes it, not "nothing to do".
     history = [_entry(1, _A), _entry(2, _B, targeted=["Asset/TRK-1"])]
     assert rollback_point(history, "1", _A) == RollbackPoint(1, _A, "t")
+
+
+def test_plan_apply_and_apply_file_all_note_the_rollback_pin(
+    applied: tuple[GitRepo, Path, dict[str, str]],
+    ws,  # type: ignore[no-untyped-def]
+) -> None:
+    repo, state, revisions = applied
+    assert run(repo, state, "rollback", "--to", "2", "--auto-approve").exit_code == 0
+    note = f"Note: the store is pinned to revision {revisions['v2'][:7]} by a rollback"
+    saved = ws.path("plan.json")
+    planned = run(repo, state, "plan", "--out", str(saved))
+    assert planned.exit_code == 0, planned.output
+    assert planned.output.count(note) == 1
+    markdown = run(repo, state, "plan", "--format", "markdown")
+    assert markdown.output.count(note) == 1
+    as_json = run(repo, state, "plan", "--json")
+    assert note not in as_json.output  # JSON only on its output
+    from_file = run(repo, state, "apply", str(saved))
+    assert from_file.exit_code == 0, from_file.output
+    assert from_file.output.count(note) == 1
+    assert run(repo, state, "rollback", "--to", "2", "--auto-approve").exit_code == 0
+    applied_now = run(repo, state, "apply", "--auto-approve")
+    assert applied_now.exit_code == 0, applied_now.output
+    assert applied_now.output.count(note) == 1

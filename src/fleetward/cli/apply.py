@@ -29,7 +29,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import TerminalProgress, phases
-from fleetward.cli.reconcile import note_uncommitted, target_option
+from fleetward.cli.reconcile import note_uncommitted, pin_note, target_option
 from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
@@ -175,7 +175,11 @@ class _Terminal(Governor):
         self.bar = bar
 
     def planned(self, plan: Plan) -> None:
-        if self.saved or self.ctx.meta.get("json_output"):
+        if self.ctx.meta.get("json_output"):
+            return
+        if self.saved:  # reviewed when it was made: only what the store says now
+            _pause(self.bar)
+            output.print_lines(pin_note(plan, self.store), output.stderr)
             return
         _pause(self.bar)  # the plan and the prompt are printed with no bar drawn over them
         output.print_lines(render_plan(plan, self.max_lines))
@@ -276,21 +280,7 @@ def _policy_notes(plan: Plan, state_dir: str, store: Store | None) -> list[tuple
     if suspension is not None and plan.changes:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
-    try:
-        pin = store.pin() if store is not None else None
-    except FleetwardError:
-        pin = None
-    if pin is not None and pin.revision != plan.revision.id:
-        notes.append(
-            (
-                "dim",
-                (
-                    f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; "
-                    "the daemon will reconcile it back to that revision until fleetward resume."
-                ),
-            )
-        )
-    return notes
+    return notes + pin_note(plan, store)
 
 
 def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
