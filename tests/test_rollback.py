@@ -252,3 +252,16 @@ def test_plan_apply_and_apply_file_all_note_the_rollback_pin(
     applied_now = run(repo, state, "apply", "--auto-approve")
     assert applied_now.exit_code == 0, applied_now.output
     assert applied_now.output.count(note) == 1
+
+
+def test_rollback_says_uncommitted_edits_are_ignored_as_apply_does(
+    applied: tuple[GitRepo, Path, dict[str, str]],
+) -> None:
+    repo, state, revisions = applied
+    (repo.root / "manifests" / "fleet.yaml").write_text("# edited, not committed\n")
+    result = run(repo, state, "rollback", "--to", "2", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"1 uncommitted change under manifests/ is ignored (fleetward reads committed {revisions['v2']})"
+        in result.output
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetward.errors import SourceError, UsageError
@@ -141,6 +141,13 @@ def rollback_of(op: Operation, now: str) -> Pin | None:
         now,
         op.operation_id,
     )
+
+
+def rollback_operation(point: RollbackPoint, by: str, now: str) -> Operation:
+    """The operation that rolls back to `point` (trigger `rollback`), as `fleetward
+    rollback` runs it and `POST /v0/rollback` queues it; `rollback_of` reads it back."""
+    arguments = {"rollbackTo": point.revision, "rollbackSerial": point.serial, "rollbackBy": by}
+    return replace(Operation.new(TRIGGER, now), arguments=arguments)
 
 
 def rollback_arguments(op: Operation) -> dict[str, Any]:
@@ -277,5 +284,6 @@ __all__ = [
     "refusal_status",
     "rollback_arguments",
     "rollback_of",
+    "rollback_operation",
     "rollback_point",
 ]

@@ -128,12 +128,12 @@ def apply_command(
     if targets:  # the engine plans only what they select, and the operation says so
         op = dataclasses.replace(op, arguments={"targets": list(targets)})
     with phases(ctx) as bar:
-        terminal = _Terminal(
+        terminal = Terminal(
             ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
         report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
     leave_snapshot(engine.store)
-    _raise_failure(ctx, report, as_json and saved is None)
+    raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None
     serial, wrote, counts = _outcome(report)
@@ -148,7 +148,7 @@ def apply_command(
         _report(plan, serial, counts)
 
 
-class _Terminal(Governor):
+class Terminal(Governor):
     """The CLI's say over an apply: the person at the terminal sees the plan and confirms it.
 
     A hand-run apply writes the whole plan: SyncPolicies' windows and approvals, and
@@ -208,7 +208,7 @@ def _pause(bar: Watch) -> None:
         bar.close()
 
 
-def _raise_failure(ctx: click.Context, report: RunReport, bulk: bool) -> None:
+def raise_failure(ctx: click.Context, report: RunReport, bulk: bool) -> None:
     """Re-raise what ended the apply, for the edge to render; `bulk`: with --json, say
     what became of the revision's TaskBatch items in the bulk-task API's shape."""
     failure = report.failure

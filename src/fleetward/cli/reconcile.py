@@ -32,7 +32,6 @@ from fleetward.model import Plan
 from fleetward.pipeline import (
     SourceOptions,
     as_stored,
-    make_plan,
     open_documents,
     resolve,
     with_state_caches,
@@ -50,7 +49,7 @@ from fleetward.rendering import (
 )
 from fleetward.source import uncommitted_note
 from fleetward.store import Store
-from fleetward.targeting import Target, parse_targets, target_plan
+from fleetward.targeting import Target, parse_targets
 
 target_option = click.option(
     "--target",
@@ -265,9 +264,7 @@ def _read_and_plan(
         inputs.reading = "base"
         base_state = resolve(dataclasses.replace(sources, ref=base), watch=bar)
         inputs.reading = None
-        stored = as_stored(base_state)
-        plan = make_plan(desired, stored, guards, watch=bar)
-        plan = target_plan(plan, targets, desired.objects, stored.objects)
+        plan = Engine.plan(desired, as_stored(base_state), guards, watch=bar, targets=targets)
         return dataclasses.replace(plan, base=base_state.revision.id), None
     # Opened first: a --state-dir that names no store fails before the source is read.
     engine = Engine(

@@ -173,8 +173,8 @@ class Engine:
         --isolate-failures), else for those an isolateFailures SyncPolicy selects."""
         return Isolation(everywhere, self.store.read, guards, now or now_iso(), past_of(sources))
 
+    @staticmethod
     def plan(
-        self,
         resolved: Resolved,
         stored: StoreSnapshot,
         guards: PlanOptions,
@@ -183,7 +183,8 @@ class Engine:
         targets: Sequence[Target] = (),
     ) -> Plan:
         """The plan from `stored` to what was read (a value: nothing is written), limited
-        to `targets` and what they need when there are any.
+        to `targets` and what they need when there are any. It reads no store, so `plan
+        --base` plans from another revision (`as_stored`) through it too.
 
         Isolation planned against the store as it read it: that plan stands while the
         store is the same one; a store written since is planned again, the same
