@@ -14,7 +14,7 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.options import os_user, source_options
-from fleetward.cli.state import state_dir_option
+from fleetward.cli.state import missing_state_dir, state_dir_option
 from fleetward.errors import FleetwardError
 from fleetward.pipeline import SourceOptions, git_cache, open_source
 from fleetward.rendering import Line
@@ -87,6 +87,8 @@ def resume_command(state_dir: str, sources: SourceOptions, lock_timeout: float) 
     Example:
       fleetward resume --state-dir /var/lib/fleetward
     """
+    if not Path(state_dir).is_dir():  # a typo is an error, not "nothing to do"
+        raise missing_state_dir(state_dir)
     existed = (Path(state_dir) / SUSPEND_FILE).exists()  # even a corrupt file is removed
     removed = clear_suspension(Path(state_dir))
     lifted = _lift_pin(state_dir, lock_timeout)

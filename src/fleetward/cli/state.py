@@ -57,14 +57,20 @@ def read_store(state_dir: str, store_url: str | None = None) -> Store:
             location=store.location,
         )
     if not store.exists():
-        raise UsageError.one(
-            f"No state directory at {state_dir}",
-            f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
-            "the first apply (or daemon start) with this --state-dir.",
-            "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
-            location=state_dir,
-        )
+        raise missing_state_dir(state_dir)
     return store
+
+
+def missing_state_dir(state_dir: str) -> UsageError:
+    """The error for a --state-dir that does not exist, where a command needs one (a typo
+    must not read as an empty store, or as nothing to do)."""
+    return UsageError.one(
+        f"No state directory at {state_dir}",
+        f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
+        "the first apply (or daemon start) with this --state-dir.",
+        "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
+        location=state_dir,
+    )
 
 
 def _kind_names(kinds: tuple[str, ...]) -> set[str]:
