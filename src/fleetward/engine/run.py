@@ -11,7 +11,7 @@ from fleetward.decisions import Decision, describe_held
 from fleetward.engine.governor import Governor
 from fleetward.errors import FleetwardError, Problem
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
-from fleetward.operations import Operation
+from fleetward.operations import Operation, OperationState
 from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.runs import AfterFetch
@@ -136,3 +136,13 @@ def nothing_message(made: Plan, decision: Decision, suspension: Suspension | Non
         else ""
     )
     return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x) + held_back(made)
+
+
+def interrupted_message(run: Run) -> str:
+    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
+    if run.op.state is OperationState.PROCESSING:
+        return (
+            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
+            "atomic: fleetward state history tells whether it did)"
+        )
+    return f"interrupted (Ctrl-C) {run.where}; nothing was written"
