@@ -350,7 +350,7 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
-            if not self.replica.leading:  # a standby's queue waits for the lead
+            if not self.replica.may_run:  # a standby's queue waits for the lead
                 self.stopping.wait(0.1)
                 continue
             op = self.coalescer.take(timeout=1.0)
