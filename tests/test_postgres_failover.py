@@ -14,6 +14,7 @@ from daemon_support import (  # noqa: F401  (pytest fixtures)
     Daemons,
     GitRepo,
     Workspace,
+    assert_error_body,
     daemons_fixture,
     sample,
     wait_until,
@@ -48,8 +49,10 @@ def _big_fleet(repo: GitRepo, assets: int) -> str:
     return repo.commit("a big fleet", {"manifests/big.yaml": "\n".join(lines) + "\n"})
 
 
-def _start(ws: Workspace, daemons: Daemons, repo: GitRepo, pg_url: str) -> list[DaemonProcess]:
-    """REPLICAS daemons on one database, each with its own state directory, started."""
+def _start(
+    ws: Workspace, daemons: Daemons, repo: GitRepo, pg_url: str, count: int = REPLICAS
+) -> list[DaemonProcess]:
+    """`count` daemons on one database, each with its own state directory, started."""
     started = [
         daemons.start(
             repo.root,
@@ -59,7 +62,7 @@ def _start(ws: Workspace, daemons: Daemons, repo: GitRepo, pg_url: str) -> list[
             api_token=TOKEN,
             wait=False,
         )
-        for n in range(REPLICAS)
+        for n in range(count)
     ]
     for daemon in started:
         daemon.wait_started(timeout=WAIT)
@@ -205,7 +208,11 @@ def test_a_leader_whose_session_is_terminated_writes_nothing_more_and_stands_by(
     # write was refused never reached the store (the new leader's record stands).
     leader.wait(lambda: _role(leader) == "standby", WAIT, "the deposed leader to stand by")
     assert sample(leader.metrics(), "fleetward_leader") == 0.0
-    assert leader.logged("lost the lead: the leadership session ended; standing by")
+    leader.wait(
+        lambda: leader.logged("lost the lead: the leadership session ended; standing by"),
+        WAIT,
+        "the deposed leader to log why",
+    )
     assert sorted(_leader_gauges(replicas)) == [0.0, 0.0, 1.0]
     # Its run met the fence: it failed locally (its own status files say so), and that
     # record never reached the store, where the new leader's stands (checked above).
@@ -215,3 +222,55 @@ def test_a_leader_whose_session_is_terminated_writes_nothing_more_and_stands_by(
     last = summary["lastOperation"]
     assert last["state"] == "FAILURE", last
     assert "Lost the connection" in last["message"] or "lost the lead" in last["message"]
+
+
+def _status(ws: Workspace, daemon: DaemonProcess, pg_url: str) -> tuple[int, str]:
+    assert daemon.state_dir is not None
+    done = ws.fleetward("status", "--state-dir", str(daemon.state_dir), "--store", pg_url)
+    return done.returncode, done.stdout
+
+
+def test_replicas_share_the_suspension_and_status_says_each_role(
+    ws: Workspace, daemons: Daemons, pg_url: str
+) -> None:
+    """`fleetward suspend --store` through any replica's state directory holds the
+    leader, and the standbys refuse requests meanwhile; `fleetward status` says which
+    replica leads."""
+    repo, first = ws.repo()
+    store = PostgresStore(pg_url)
+    replicas = _start(ws, daemons, repo, pg_url, count=2)
+    leader = wait_until(lambda: _the_leader(replicas), WAIT, what="one leader, one standby")
+    standby = next(d for d in replicas if d is not leader)
+    wait_until(lambda: store.meta().last_applied_revision == first, WAIT, what="the first apply")
+    leading = leader.wait_summary(lambda s: s["lastOperation"] is not None, WAIT)
+    assert leading["replica"]["role"] == "leader"
+    code, shown = _status(ws, leader, pg_url)
+    assert code == 0 and "role       leader since" in shown, shown
+    code, shown = _status(ws, standby, pg_url)
+    assert code == 0 and "role       standby since" in shown, shown
+    assert "none by this daemon" in shown
+
+    assert standby.state_dir is not None
+    suspended = ws.fleetward(
+        "suspend", "--state-dir", str(standby.state_dir), "--store", pg_url, "--by", "ops"
+    )
+    assert suspended.returncode == 0, suspended.stderr
+    assert_error_body(standby.request_run(TOKEN), 409)  # it reads the database's switch
+    second = repo.set_model("FH17")
+
+    def held() -> bool:
+        return any(
+            op.revision == second and "suspended by ops" in op.message
+            for op in store.operations.all()
+        )
+
+    wait_until(held, WAIT, what="the leader to plan the commit and hold it")
+    assert store.meta().last_applied_revision == first
+    code, shown = _status(ws, leader, pg_url)
+    assert "Suspended by ops" in shown
+
+    resumed = ws.fleetward("resume", "--state-dir", str(leader.state_dir), "--store", pg_url)
+    assert resumed.returncode == 0, resumed.stderr
+    asked = standby.wait_operation(_request(standby), timeout=WAIT)
+    assert asked["state"] == "SUCCESS", asked
+    assert store.meta().last_applied_revision == second
