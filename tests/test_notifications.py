@@ -34,6 +34,7 @@ from notify_support import Receiver, free_port
 
 from fleetward.cli import cli
 from fleetward.daemon.config import read_config_file
+from fleetward.errors import FleetwardError
 from fleetward.notify import TARGET_TYPES, Notifier, TargetSettings
 from fleetward.store import TinyDBStore
 
@@ -503,3 +504,20 @@ def test_the_readme_config_example_is_a_valid_config(tmp_path: Path) -> None:
     path.write_text(example)
     values = read_config_file(str(path))
     assert [t.type for t in values["notifications"]] == list(TARGET_TYPES)
+
+
+def test_a_slack_url_written_in_the_config_file_is_refused_as_a_secret(tmp_path: Path) -> None:
+    """A Slack incoming-webhook URL holds its token: it is read from urlFile or urlEnv,
+    never taken from the file every reader of the config sees."""
+    url = f"https://hooks.slack.com{SLACK_PATH}"
+    path = tmp_path / "fleetward.yaml"
+    path.write_text(f"notifications:\n  - name: chat\n    type: slack\n    url: {url}\n")
+    with pytest.raises(FleetwardError) as caught:
+        read_config_file(str(path))
+    [problem] = caught.value.problems
+    assert "notifications[0]" in problem.error, problem
+    assert "a Slack URL is a secret" in problem.reason, problem
+    assert "urlFile" in problem.reason and "urlEnv" in problem.reason, problem
+    assert str(path) in (problem.location or ""), problem
+    with pytest.raises(ValueError, match="a Slack URL is a secret"):
+        TargetSettings.model_validate({"name": "chat", "type": "slack", "url": url})
