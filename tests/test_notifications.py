@@ -521,3 +521,27 @@ def test_a_slack_url_written_in_the_config_file_is_refused_as_a_secret(tmp_path:
     assert str(path) in (problem.location or ""), problem
     with pytest.raises(ValueError, match="a Slack URL is a secret"):
         TargetSettings.model_validate({"name": "chat", "type": "slack", "url": url})
+
+
+def test_a_reload_joins_the_old_sender_and_keeps_the_head_events_attempts(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A reload (SIGHUP) ends the old sender before starting its successor, and the event
+    being retried keeps its attempt count: reloading does not buy a dead receiver more
+    attempts. With attempts=2 and a long backoff, the new sender's first try is the
+    event's second and last."""
+    receiver.answers += [(503, {}, "down")] * 5
+    fields = {"url": f"{receiver.url}/hook", "backoff": "120s", "attempts": 2}
+    sender = notifier(tmp_path, **fields)
+    sender.daemon_started({})
+    wait_until(lambda: sender.stats["hook"].failed == 1, what="the first attempt failed")
+    sender.reconfigure(
+        [TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})]
+    )
+    alive = [t for t in threading.enumerate() if t.name == "fleetward-notify-hook"]
+    assert len(alive) == 1, alive
+    wait_until(lambda: sender.stats["hook"].dropped == 1, what="given up after its 2 attempts")
+    assert len(receiver.received()) == 2
+    assert sender.stats["hook"].failed == 2
+    assert sender.store.outbox_pending() == []
+    sender.close()

@@ -8,8 +8,9 @@ store's outbox in one write; a sender thread per target delivers them
 delivered goes out after the restart, each entry once.
 
 A reload (`reconfigure`) reads every target and secret first and raises,
-changing nothing, if one is bad; then it swaps the senders. Entries of a
-target that is gone are dropped and counted.
+changing nothing, if one is bad; then it swaps the senders, waiting briefly
+for the old ones to end so one target never has two, and the event being retried
+keeps its attempt count. Entries of a target that is gone are dropped and counted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from prometheus_client.registry import Collector
 from fleetward.decisions import Decision
 from fleetward.errors import FleetwardError
 from fleetward.model import Plan
-from fleetward.notify.delivery import Sender, TargetStats
+from fleetward.notify.delivery import HeadAttempts, Sender, TargetStats
 from fleetward.notify.events import Event, EventLog, matches
 from fleetward.notify.settings import Target, TargetSettings, prepare
 from fleetward.notify.statuses import CommitStatuses
@@ -39,6 +40,9 @@ from fleetward.timestamps import now_iso
 logger = logging.getLogger(__name__)
 
 STOP_FLUSH = 2.0  # seconds a stopping daemon gives its senders to empty the outbox
+# Seconds a reload waits for the old senders to end (one waiting out a backoff ends at
+# once; one in a request ends when it is answered or times out, after the wait if need be).
+RELOAD_JOIN = 2.0
 
 
 class Notifier(Reporter):
@@ -58,6 +62,7 @@ class Notifier(Reporter):
         self.on_change: Callable[[], None] = lambda: None
         self._lock = threading.Lock()  # the senders, swapped by a reload
         self._send_locks: dict[str, threading.Lock] = {}
+        self._heads: dict[str, HeadAttempts] = {}  # per target, kept across reloads
         self._senders: dict[str, Sender] = {}
         self._targets: tuple[Target, ...] = prepare(targets)
         self._started = False
@@ -104,15 +109,20 @@ class Notifier(Reporter):
         """Take new targets: FleetwardError (and nothing changed) if one cannot work."""
         ready = prepare(targets)
         with self._lock:
-            old = self._senders
+            old = list(self._senders.values())
             self._targets = ready
             if not self._started:
                 return
-            for sender in old.values():
-                sender.close()
             self._senders = {}
-            self._drop_unknown({t.name for t in ready})
-            for target in ready:
+            for sender in old:
+                sender.close()
+        # Outside the lock: a run queueing events is not held up by a sender's request.
+        _join(old, RELOAD_JOIN)
+        with self._lock:
+            if not self._started or self._senders:
+                return  # closed meanwhile, or another reload started the senders
+            self._drop_unknown({t.name for t in self._targets})
+            for target in self._targets:
                 self._start_sender(target)
         self.on_change()
 
@@ -192,7 +202,8 @@ class Notifier(Reporter):
         stats = self._stats_of(target.name)
         stats.kind = target.settings.type
         lock = self._send_locks.setdefault(target.name, threading.Lock())
-        sender = Sender(target, self.store, stats, lock, on_change=lambda: self.on_change())
+        head = self._heads.setdefault(target.name, HeadAttempts())
+        sender = Sender(target, self.store, stats, lock, head, on_change=lambda: self.on_change())
         self._senders[target.name] = sender
         sender.start()
 
@@ -228,6 +239,13 @@ class Notifier(Reporter):
         return any(self._pending_counts().get(name) for name in live)
 
 
+def _join(senders: Sequence[Sender], within: float) -> None:
+    """Wait up to `within` seconds in all for the closed `senders`' threads to end."""
+    deadline = time.monotonic() + within
+    for sender in senders:
+        sender.join(max(0.0, deadline - time.monotonic()))
+
+
 class _NotifyCollector(Collector):
     """fleetward_notifications_total{target,result} and fleetward_notification_outbox."""
 
@@ -258,4 +276,4 @@ class _NotifyCollector(Collector):
         yield backlog
 
 
-__all__ = ["STOP_FLUSH", "Notifier"]
+__all__ = ["RELOAD_JOIN", "STOP_FLUSH", "Notifier"]
