@@ -7,6 +7,7 @@ ordering, counts, ids and a Retry-After's lower bound are what is checked.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -31,12 +32,17 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     ws_fixture,
 )
 from notify_support import Receiver, free_port
+from prometheus_client import CollectorRegistry
 
 from fleetward.cli import cli
 from fleetward.daemon.config import read_config_file
 from fleetward.errors import FleetwardError
+from fleetward.model import Revision
 from fleetward.notify import TARGET_TYPES, Notifier, TargetSettings
-from fleetward.store import TinyDBStore
+from fleetward.operations import Operation, OperationState
+from fleetward.runs import RunReport
+from fleetward.store import MemoryStore, TinyDBStore
+from fleetward.timestamps import now_iso
 
 HOOK_SECRET = "hook-secret-value"
 GH_TOKEN = "gh-token-value"
@@ -545,3 +551,48 @@ def test_a_reload_joins_the_old_sender_and_keeps_the_head_events_attempts(
     assert sender.stats["hook"].failed == 2
     assert sender.store.outbox_pending() == []
     sender.close()
+
+
+def _failed_run(n: int) -> RunReport:
+    """A run of revision n that failed: one `failed` event."""
+    op = dataclasses.replace(Operation.new("poll", now_iso()), state=OperationState.FAILURE)
+    return RunReport(
+        operation=op,
+        revision=Revision(f"{n:040x}", "git"),
+        plan=None,
+        applied=None,
+        store=None,
+        problems=(),
+        manifest_errors=0,
+        fetch_failed=False,
+        phases={},
+        duration=0.1,
+    )
+
+
+def test_events_pushed_out_of_a_full_outbox_are_counted_per_target(tmp_path: Path) -> None:
+    """No sender runs (the receivers are down): each target keeps its newest entries and
+    counts the ones pushed out, in metrics and summary.json."""
+    store = MemoryStore()
+    store.outbox_limit = 3
+    targets = [
+        TargetSettings.model_validate({"name": name, "type": "webhook", "url": "http://x/"})
+        for name in ("hook", "other")
+    ]
+    sender = Notifier(store, targets, {"url": "test"})
+    for n in range(5):
+        sender.run_finished(_failed_run(n))
+    summary = sender.summary()
+    for name in ("hook", "other"):
+        assert summary["targets"][name]["dropped"] == 2, summary
+        assert summary["targets"][name]["pending"] == 3, summary
+        assert [e.event["revision"]["id"][-1] for e in store.outbox_pending(name)] == [
+            "2",
+            "3",
+            "4",
+        ]
+    registry = CollectorRegistry()
+    registry.register(sender.collector())
+    for name in ("hook", "other"):
+        labels = {"target": name, "result": "dropped"}
+        assert registry.get_sample_value("fleetward_notifications_total", labels) == 2

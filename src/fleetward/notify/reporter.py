@@ -178,8 +178,13 @@ class Notifier(Reporter):
             for entry in entries:
                 self._stats_of(entry.target).dropped += 1
             return
-        if dropped:
-            logger.warning("the notification outbox is full: dropped the %d oldest", dropped)
+        for target, count in sorted(dropped.items()):
+            self._stats_of(target).dropped += count
+            logger.warning(
+                "the notification outbox of target %s is full: dropped its %d oldest",
+                target,
+                count,
+            )
         with self._lock:
             for entry in entries:
                 sender = self._senders.get(entry.target)

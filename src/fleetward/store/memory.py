@@ -252,7 +252,7 @@ class MemoryStore:
         with self._mutex:
             self._pin = pin
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         copies = [_copy_entry(entry) for entry in entries]
         with self._mutex:
             self._outbox, dropped = outbox_added(self._outbox, copies, self.outbox_limit)

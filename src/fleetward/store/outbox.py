@@ -35,7 +35,7 @@ class OutboxFile:
         self._mutex = threading.Lock()  # the run's thread adds while senders remove
         self._entries: list[OutboxEntry] | None = None
 
-    def add(self, entries: Sequence[OutboxEntry]) -> int:
+    def add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         with self._mutex:
             kept, dropped = outbox_added(self._read(), entries, self.limit)
             self._write(kept)

@@ -23,11 +23,14 @@ from fleetward.store.pg_session import Connection
 
 _INSERT = f"""INSERT INTO {SCHEMA}.outbox (id, target, event, created_at)
     VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
-# The oldest entries past `limit`: `store.base.outbox_added`'s bound, in SQL.
+# Each target's oldest entries past `limit`: `store.base.outbox_added`'s bound, in SQL.
 _EVICT = f"""
     DELETE FROM {SCHEMA}.outbox WHERE id IN (
-        SELECT id FROM {SCHEMA}.outbox ORDER BY seq
-        LIMIT greatest((SELECT count(*) FROM {SCHEMA}.outbox) - %s, 0))"""
+        SELECT id FROM (
+            SELECT id, row_number() OVER (PARTITION BY target ORDER BY seq DESC) AS newer
+            FROM {SCHEMA}.outbox) AS ranked
+        WHERE newer > %s)
+    RETURNING target"""
 _SELECT = f"SELECT id, target, event, created_at FROM {SCHEMA}.outbox"
 
 
@@ -36,9 +39,9 @@ def outbox_in(conn: Connection) -> list[OutboxEntry]:
     return _entries(conn.execute(f"{_SELECT} ORDER BY seq").fetchall())
 
 
-def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -> int:
-    """Append `entries` (ids kept are skipped) and evict past `limit`, in the caller's
-    transaction; how many were evicted."""
+def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -> dict[str, int]:
+    """Append `entries` (ids kept are skipped) and evict each target's past `limit`, in
+    the caller's transaction; how many were evicted, per target."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, OUTBOX_LOCK))
     with conn.cursor() as cur:
         cur.executemany(
@@ -48,7 +51,10 @@ def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -
                 for e in _unique(entries)
             ],
         )
-    return conn.execute(_EVICT, (limit,)).rowcount
+    dropped: dict[str, int] = {}
+    for (target,) in conn.execute(_EVICT, (limit,)).fetchall():
+        dropped[str(target)] = dropped.get(str(target), 0) + 1
+    return dropped
 
 
 class PostgresOutbox:
@@ -58,9 +64,9 @@ class PostgresOutbox:
         self.db = db
         self.limit = limit
 
-    def add(self, entries: Sequence[OutboxEntry]) -> int:
+    def add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         if not entries:
-            return 0
+            return {}
         with self.db.writing("queue notifications") as conn:
             return write_outbox(conn, entries, self.limit)
 

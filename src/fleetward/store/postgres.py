@@ -279,7 +279,7 @@ class PostgresStore:
 
     # -- the notification outbox (its own table, written without the writer lock) ---------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         return self._outbox.add(entries)
 
     def outbox_pending(

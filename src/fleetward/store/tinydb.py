@@ -438,7 +438,7 @@ class TinyDBStore:
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         self._check_once()
         return self._outbox.add(entries)
 
