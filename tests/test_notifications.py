@@ -596,3 +596,35 @@ def test_events_pushed_out_of_a_full_outbox_are_counted_per_target(tmp_path: Pat
     for name in ("hook", "other"):
         labels = {"target": name, "result": "dropped"}
         assert registry.get_sample_value("fleetward_notifications_total", labels) == 2
+
+
+def _ok_run(n: int) -> RunReport:
+    """A run of revision n that succeeded, writing nothing."""
+    failed = _failed_run(n)
+    op = dataclasses.replace(failed.operation, state=OperationState.SUCCESS)
+    return dataclasses.replace(failed, operation=op)
+
+
+def test_a_restarted_daemon_does_not_tell_a_failure_again_and_tells_the_recovery(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """What was told lives in the store beside the outbox: the daemon after a restart
+    retries the failing revision quietly, then tells the fix as `recovered`."""
+    fields = {"url": f"{receiver.url}/hook", "events": ["failed", "recovered"]}
+    settings = [TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})]
+    first = Notifier(TinyDBStore(tmp_path / "state"), settings, {"url": "test"})
+    first.daemon_started({})
+    first.run_finished(_failed_run(1))
+    first.run_finished(_failed_run(1))
+    wait_until(lambda: types(receiver) == ["failed"], what="the failure told")
+    first.daemon_stopped("SIGTERM")
+
+    second = Notifier(TinyDBStore(tmp_path / "state"), settings, {"url": "test"})
+    second.daemon_started({})
+    for _ in range(3):
+        second.run_finished(_failed_run(1))  # retried after the restart: no news
+    second.run_finished(_ok_run(2))
+    wait_until(lambda: types(receiver) == ["failed", "recovered"], what="the recovery told")
+    assert second.store.outbox_pending() == []
+    second.close()
+    assert types(receiver) == ["failed", "recovered"]

@@ -671,6 +671,31 @@ def test_the_outbox_survives_a_restart_and_leaves_the_state_file_alone(tmp_path:
     assert [e.event["n"] for e in TinyDBStore(state).outbox_pending()] == [2]
 
 
+def test_the_store_keeps_what_the_notifier_told_apart_from_the_serial(
+    store: Store, location: str
+) -> None:
+    assert store.notify_state() is None
+    told = {"format": 1, "events": {"outcomes": [["abc", "failed"]], "failing": True}}
+    store.set_notify_state(told)
+    assert store.notify_state() == told
+    again = {**told, "statuses": {"github": [["abc", "failure", ""]]}}
+    store.set_notify_state(again)
+    reopened = store if location == "memory:" else open_store(location)
+    assert reopened.notify_state() == again
+    assert store.meta().serial == 0 and store.history() == []  # not a write of the state
+    assert store.dump().empty  # the daemon's, not the state's
+
+
+def test_a_corrupt_notify_state_is_a_store_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "notify.json").write_text("[1, 2")
+    with pytest.raises(StoreError) as caught:
+        TinyDBStore(state).notify_state()
+    [problem] = caught.value.problems
+    assert "notification state" in problem.error and "told again" in problem.resolution
+
+
 def test_a_corrupt_outbox_is_a_store_error_saying_what_is_lost(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()

@@ -43,6 +43,7 @@ STOP_FLUSH = 2.0  # seconds a stopping daemon gives its senders to empty the out
 # Seconds a reload waits for the old senders to end (one waiting out a backoff ends at
 # once; one in a request ends when it is answered or times out, after the wait if need be).
 RELOAD_JOIN = 2.0
+_STATE_FORMAT = 1  # of the document the store keeps (`_remember`)
 
 
 class Notifier(Reporter):
@@ -69,23 +70,31 @@ class Notifier(Reporter):
         # What each commit-status target last said per revision; only runs' hooks (one
         # run at a time) read or change it.
         self._statuses: dict[str, CommitStatuses] = {}
+        # What was told, as the store keeps it (None: not read back yet); runs' hooks only.
+        self._told: dict[str, Any] | None = None
 
     # -- the Reporter hooks ------------------------------------------------------------
 
     def daemon_started(self, info: Mapping[str, Any]) -> None:
+        self._recall()
         if self.events.external_url is None and isinstance(info.get("listen"), str):
             self.events.external_url = str(info["listen"]).rstrip("/")  # links: its own API
         self.start()
         self._queue([self.events.daemon("daemon-started", info)])
 
     def run_started(self, operation: Operation) -> None:
+        self._recall()
         self.events.started(operation)
 
     def plan_ready(self, plan: Plan, decision: Decision | None) -> None:
+        self._recall()
         self._queue(self.events.planning(plan, decision))
+        self._remember()
 
     def run_finished(self, report: RunReport) -> None:
+        self._recall()
         self._queue(self.events.finished(report))
+        self._remember()
         if self._targets or self.stats:  # no targets: summary.json has nothing to show
             self.on_change()
 
@@ -190,6 +199,45 @@ class Notifier(Reporter):
                 sender = self._senders.get(entry.target)
                 if sender is not None:
                     sender.wake.set()
+
+    def _recall(self) -> None:
+        """Read back what a previous daemon told (once): a restart does not tell a failing
+        revision's failure, a held part or a commit's status again."""
+        if self._told is not None:
+            return
+        self._told = {}
+        try:
+            doc = self.store.notify_state()
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot read what notifications were told: %s", exc)
+            return
+        if doc is None:
+            return
+        try:
+            self.events.restore(doc["events"])
+            for name, said in dict(doc["statuses"]).items():
+                self._statuses.setdefault(str(name), CommitStatuses()).restore(said)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("ignoring the notification state, which cannot be read: %r", exc)
+            return
+        self._told = doc
+
+    def _remember(self) -> None:
+        """Keep what was told in the store, when it changed (after the events were queued:
+        a crash between the two tells an event again rather than losing it)."""
+        doc = {
+            "format": _STATE_FORMAT,
+            "events": self.events.remembered(),
+            "statuses": {name: kept.said() for name, kept in sorted(self._statuses.items())},
+        }
+        if doc == self._told:
+            return
+        try:
+            self.store.set_notify_state(doc)
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot keep what notifications were told: %s", exc)
+            return
+        self._told = doc
 
     def _picked(self, target: Target, events: list[Event]) -> set[str]:
         """The ids of the events `target` is sent: its filter and selectors decide, and

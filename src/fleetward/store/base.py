@@ -219,6 +219,10 @@ class Store(Protocol):
       across threads), never moves the serial and never touches the history.
       Entries come back in the order they were added; each target keeps at most
       OUTBOX_LIMIT of them, and what is dropped is counted per target.
+    - What the notifier last told (`notify_state`, `set_notify_state`) is one JSON
+      document kept with the outbox and like it: written without the lock,
+      atomically, never moving the serial; a restarted daemon reads it so it does
+      not tell a failure again. It is the daemon's, not the state's: not in a dump.
     - The rollback pin (`pin`, `set_pin`) is one small record kept beside the
       objects like the outbox: written atomically, never moving the serial nor
       touching the history, and read back as it was set (None: not pinned).
@@ -318,6 +322,15 @@ class Store(Protocol):
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         """Forget delivered (or given up) entries in one atomic write; unknown ids are
         ignored."""
+        ...
+
+    def notify_state(self) -> dict[str, Any] | None:
+        """What the notifier last told (its JSON document), or None if it never kept one.
+        StoreError if it cannot be read."""
+        ...
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        """Keep the notifier's JSON document `doc` in place of the last, atomically."""
         ...
 
 

@@ -11,7 +11,7 @@ written without the writer lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from psycopg.types.json import Json
@@ -32,6 +32,8 @@ _EVICT = f"""
         WHERE newer > %s)
     RETURNING target"""
 _SELECT = f"SELECT id, target, event, created_at FROM {SCHEMA}.outbox"
+_NOTIFY_UPSERT = f"""INSERT INTO {SCHEMA}.notify_state (id, doc) VALUES (1, %s)
+    ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc"""
 
 
 def outbox_in(conn: Connection) -> list[OutboxEntry]:
@@ -80,6 +82,17 @@ class PostgresOutbox:
                 params.append(max(limit, 0))
             query = f"{_SELECT}{where} ORDER BY seq{'' if limit is None else ' LIMIT %s'}"
             return _entries(conn.execute(query, params).fetchall())
+
+    def notify_state(self) -> dict[str, Any] | None:
+        with self.db.reading("read the notification state") as conn:
+            if conn is None:
+                return None
+            row = conn.execute(f"SELECT doc FROM {SCHEMA}.notify_state WHERE id = 1").fetchone()
+        return dict(row[0]) if row is not None and isinstance(row[0], dict) else None
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        with self.db.writing("keep the notification state") as conn:
+            conn.execute(_NOTIFY_UPSERT, (Json(dict(doc), dumps),))
 
     def remove(self, entry_ids: Collection[str]) -> None:
         if not entry_ids:

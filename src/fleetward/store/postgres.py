@@ -290,6 +290,12 @@ class PostgresStore:
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
 
+    def notify_state(self) -> dict[str, Any] | None:
+        return self._outbox.notify_state()
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._outbox.set_notify_state(doc)
+
     # -- in the write's transaction -------------------------------------------------------
 
     def _write(
