@@ -539,13 +539,15 @@ def test_a_reload_joins_the_old_sender_and_keeps_the_head_events_attempts(
     receiver.answers += [(503, {}, "down")] * 5
     fields = {"url": f"{receiver.url}/hook", "backoff": "120s", "attempts": 2}
     sender = notifier(tmp_path, **fields)
+    before = set(threading.enumerate())
     sender.daemon_started({})
     wait_until(lambda: sender.stats["hook"].failed == 1, what="the first attempt failed")
-    sender.reconfigure(
-        [TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})]
-    )
-    alive = [t for t in threading.enumerate() if t.name == "fleetward-notify-hook"]
-    assert len(alive) == 1, alive
+    [old] = [t for t in set(threading.enumerate()) - before if t.name == "fleetward-notify-hook"]
+    settings = TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})
+    sender.reconfigure([settings])
+    assert not old.is_alive()  # joined before its successor started
+    alive = [t for t in set(threading.enumerate()) - before if t.name == "fleetward-notify-hook"]
+    assert len(alive) == 1, alive  # its one successor
     wait_until(lambda: sender.stats["hook"].dropped == 1, what="given up after its 2 attempts")
     assert len(receiver.received()) == 2
     assert sender.stats["hook"].failed == 2
