@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
-from fleetward.store.outbox import OutboxFile
+from fleetward.store.outbox import OutboxFile, read_notify_state, write_notify_state
 from fleetward.store.pin import read_pin, write_pin
 from fleetward.store.rejections import RejectionFile
 from fleetward.store.snapshot_file import Decoded, SnapshotFile, edges_digest
@@ -510,7 +510,7 @@ class TinyDBStore:
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         self._check_once()
         return self._outbox.add(entries)
 
@@ -521,6 +521,13 @@ class TinyDBStore:
 
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
+
+    def notify_state(self) -> dict[str, Any] | None:
+        return read_notify_state(self.state_dir)
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._check_once()
+        write_notify_state(self.state_dir, doc)
 
     def _make_dir(self) -> None:
         try:
