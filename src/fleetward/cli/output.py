@@ -123,7 +123,9 @@ def _long(value: Any) -> bool:
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    # allow_nan=False: Python would print NaN/Infinity, which no JSON reader takes; the
+    # YAML reader refuses non-finite numbers, so one here is a bug to fail loudly on.
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
 
 
 # -- tables ---------------------------------------------------------------------------------

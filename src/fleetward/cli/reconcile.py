@@ -289,7 +289,8 @@ def note_uncommitted(sources: SourceOptions) -> None:
 def _write_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n")
+        text = json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False, allow_nan=False)
+        tmp.write_text(text + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
