@@ -83,7 +83,7 @@ class StatusWriter(Reporter):
             raise TypeError("a StatusWriter reports runs only with the daemon's Health")
         try:
             self.write(report, self.health, self.daemon())
-        except (OSError, FleetwardError) as exc:
+        except (OSError, ValueError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
 
     def run_abandoned(self, operation: Operation) -> None:
@@ -270,11 +270,12 @@ def _plan_json(plan: Plan, fh: BinaryIO) -> None:
 
 
 def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool:
-    """Run `write`; on OSError log it, add `path: why` to `failed` and return False."""
+    """Run `write`; on OSError (or ValueError: a value JSON cannot hold) log it, add
+    `path: why` to `failed` and return False."""
     try:
         write()
-    except OSError as exc:
-        why = os_reason(exc)
+    except (OSError, ValueError) as exc:
+        why = os_reason(exc) if isinstance(exc, OSError) else str(exc)
         logger.error("cannot write the status file %s: %s", path, why)
         failed.append(f"{path}: {why}")
         return False
@@ -520,5 +521,7 @@ def summary(
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
-    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    """`value` as JSON at `path`, atomically. ValueError, with nothing written, for a
+    non-finite number: Python would write NaN/Infinity, which no JSON reader takes."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
     write_atomic(path, (text + "\n").encode())
