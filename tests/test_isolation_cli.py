@@ -204,3 +204,32 @@ def test_the_environment_variable_turns_isolation_on(repo: Repo) -> None:
     assert based.returncode == 1
     assert "Error: Invalid YAML" in based.stderr
     assert "cannot be combined" not in based.stderr
+
+
+def test_a_remote_source_reads_the_last_applied_revision_from_its_mirror(ws: Workspace) -> None:
+    # --source is a URL: the past is read from the clone beside the store, not fetched.
+    work = GitRepo(ws.path("work"), ws.env)
+    first = work.commit(
+        "three fleets", {"manifests/north.yaml": NORTH, "manifests/south.yaml": SOUTH}
+    )
+    remote = ws.remote(work)
+    state = ws.path("state")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli([*args, "--source", remote.url, "--state-dir", str(state)], ws.env)
+
+    assert run("apply", "--auto-approve").returncode == 0
+    work.commit(
+        "break north.yaml, change south",
+        {"manifests/north.yaml": NORTH_BROKEN, "manifests/south.yaml": SOUTH_CHANGED},
+    )
+    work.git("push", "-q", "origin", "main")
+
+    done = run("plan", "--isolate-failures")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "! Fleet/north  manifests/north.yaml: manifests/north.yaml cannot be read, and "
+        f"declared it at the last applied revision {first[:7]}; keeps 2 objects"
+    ) in done.stdout
+    assert "! Fleet/north-trailers  manifests/north.yaml:" in done.stdout
+    assert "~ Asset/VAN-1  update (spec changed)" in done.stdout
