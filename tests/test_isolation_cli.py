@@ -233,3 +233,17 @@ def test_a_remote_source_reads_the_last_applied_revision_from_its_mirror(ws: Wor
     ) in done.stdout
     assert "! Fleet/north-trailers  manifests/north.yaml:" in done.stdout
     assert "~ Asset/VAN-1  update (spec changed)" in done.stdout
+
+
+def test_a_new_file_that_cannot_be_read_is_named_not_ignored(repo: Repo) -> None:
+    repo.git.commit(
+        "fix north.yaml, add a broken east.yaml",
+        {"manifests/north.yaml": NORTH, "manifests/east.yaml": NORTH_BROKEN},
+    )
+    done = repo.run("plan", "--isolate-failures", "--detailed-exitcode")
+    assert done.returncode == 2, done.stdout
+    assert (
+        "! manifests/east.yaml: the file cannot be read, and no document of it was applied "
+        "before; nothing applied yet: its objects are not created"
+    ) in done.stdout
+    assert "Invalid YAML at manifests/east.yaml:8:" in done.stdout
