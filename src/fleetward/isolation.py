@@ -13,7 +13,9 @@ remaining ones desire and plan without errors:
    last applied revision (when the source can still read that revision), and
    every document that owns stored objects but is missing from this revision
    (it may sit in the unreadable file: a file renamed and broken in one
-   commit looks exactly like that), said as an assumption;
+   commit looks exactly like that), said as an assumption; a file neither
+   accounts for (a new file, or a first revision) is held under its own path:
+   nothing of it is created, and its errors are reported, not dropped;
 3. a document that references a held document or an object one owns (a
    task's asset, a rule's streams), declares an object a held document
    declares too, or takes over an object a held document owns, is held;
@@ -33,7 +35,6 @@ from dataclasses import dataclass, field
 
 from fleetward.desire import DesiredState
 from fleetward.errors import ManifestError, PlanError, Problem
-from fleetward.policy import Governance, policies_of
 from fleetward.kinds import REGISTRY, Document
 from fleetward.model import (
     Failure,
@@ -45,6 +46,7 @@ from fleetward.model import (
     Revision,
     StoreSnapshot,
 )
+from fleetward.policy import Governance, policies_of
 
 Documents = tuple[tuple[str, Document], ...]
 Desire = Callable[[Documents], DesiredState]
@@ -154,8 +156,8 @@ def isolate(
     unreadable = _hold_failures(holding, failures, previous)
     if unreadable is None:
         raise ManifestError(*everything)
-    if unreadable:
-        _hold_missing(holding, documents, stored, unreadable)
+    if unreadable and not _hold_missing(holding, documents, stored, unreadable):
+        _hold_unknown_files(holding, unreadable, previous)
     claims = _claims(failures)
     index = _Index(documents, stored, locate)
     while True:
@@ -212,9 +214,10 @@ def _hold_missing(
     documents: Documents,
     stored: StoreSnapshot,
     unreadable: Mapping[str, list[Problem]],
-) -> None:
+) -> bool:
     """Hold every document that owns active stored objects and is not in this revision:
-    while a file cannot be read, it may be in there (renamed and broken in one commit)."""
+    while a file cannot be read, it may be in there (renamed and broken in one commit).
+    Whether any was held."""
     present = {d.address for _, d in documents}
     owners = sorted(
         {
@@ -231,6 +234,25 @@ def _hold_missing(
             "and no readable file of this revision declares it",
             None,
             [p for path in unreadable for p in unreadable[path]],
+        )
+    return bool(owners)
+
+
+def _hold_unknown_files(
+    holding: _Holding, unreadable: Mapping[str, list[Problem]], previous: Previous
+) -> None:
+    """Hold, under its path, each file that cannot be read and that no held document
+    accounts for: it declared nothing at the last applied revision (a new file, or a
+    first revision) and no applied document is missing. Nothing it declares can be
+    created; held by name, its errors are reported instead of dropped with it."""
+    for path, problems in unreadable.items():
+        if previous.documents.get(path):
+            continue
+        holding.hold(
+            path,
+            "the file cannot be read, and no document of it was applied before",
+            None,
+            problems,
         )
 
 
