@@ -3,6 +3,8 @@
 `operations list`, `state history` and `tasks list` over a real state
 directory whose records hold long values: a task id and a user name of 60+
 characters, an operation message of 150 characters with no space to break at.
+In-process (click's CliRunner), except colours: NO_COLOR, FORCE_COLOR and
+--no-color run `python -m fleetward`, as a terminal's shell would.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import isolated_env
+from support import isolated_env, run_cli
 
 from fleetward.cli.output import when
 
@@ -27,7 +29,12 @@ TABLES = (("operations", "list"), ("state", "history"), ("tasks", "list"))
 SGR = "\x1b["  # the start of every colour or bold sequence
 
 
-def fleetward(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def fleetward(
+    workdir: Path, env: dict[str, str], *args: str, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process in `workdir`, or as `python -m fleetward` if `process`."""
+    if not process:
+        return run_cli(args, env=env, cwd=workdir)
     return subprocess.run(
         [sys.executable, "-m", "fleetward", *args],
         cwd=workdir,
@@ -131,9 +138,9 @@ def test_no_color_leaves_no_bold_either(
 ) -> None:
     root, env = workdir
     forced = {k: v for k, v in env.items() if k != "NO_COLOR"} | {"FORCE_COLOR": "1"}
-    styled = fleetward(root, forced, *command)
+    styled = fleetward(root, forced, *command, process=True)
     assert SGR in styled.stdout  # FORCE_COLOR styles a pipe: headers are bold
-    plain = fleetward(root, forced | extra_env, *flags, *command)
+    plain = fleetward(root, forced | extra_env, *flags, *command, process=True)
     assert plain.returncode == 0, plain.stderr
     assert SGR not in plain.stdout
     assert plain.stdout.split()[0] in {"OPERATION", "SERIAL", "XID"}

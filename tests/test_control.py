@@ -44,15 +44,15 @@ from fleetward.errors import (
     RequestRefused,
     Unavailable,
 )
-from fleetward.governance import Governance, Policy
 from fleetward.http.refusals import refusal_status
-from fleetward.kinds.sync_policy import SyncPolicySpec, parse_device_query
+from fleetward.kinds.sync_policy import SyncPolicySpec
+from fleetward.observe import status as status_module
 from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
-from fleetward.observe import status as status_module
 from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import SourceOptions
+from fleetward.policy import Governance, Policy, parse_device_query
 from fleetward.runs import RunReport, RunSettings
 from fleetward.store import RejectionFile, TinyDBStore
 from fleetward.store.operations import OperationLog

@@ -16,10 +16,10 @@ import pytest
 from fleetward.daemon.carriers import settlement
 from fleetward.daemon.wakeups import next_wake
 from fleetward.decisions import Decision, decide, hold_overruns
-from fleetward.governance import Policy, changes_digest
-from fleetward.kinds.sync_policy import SyncPolicySpec, parse_device_query
+from fleetward.kinds.sync_policy import SyncPolicySpec
 from fleetward.model import Action, Change, ObjectState, ObjectView, Plan, Revision, object_key
 from fleetward.operations import Operation, OperationState
+from fleetward.policy import Policy, changes_digest, parse_device_query
 
 S = OperationState
 UTC = dt.UTC

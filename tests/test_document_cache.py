@@ -288,3 +288,50 @@ def test_the_disk_cache_is_bounded_and_keeps_what_was_used_last(tmp_path: Path) 
     assert cache.get("first") == value, "the most recently used entry stays"
     assert cache.get("k0") is None, "the least recently used goes first"
     assert not leftover.exists(), "a dead writer's temporary file is swept"
+
+
+def test_big_documents_expansions_are_kept_and_never_change_a_plan(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetward.kinds.fleet import FleetPlugin
+
+    expanded: list[str] = []
+    real = FleetPlugin.expand
+
+    def counting(self: FleetPlugin, document: Any, path: str) -> Any:
+        expanded.append(document.name)
+        return real(self, document, path)
+
+    monkeypatch.setattr(FleetPlugin, "expand", counting)
+    big = {
+        f"manifests/big-{i}.yaml": fleet(f"big-{i}", {f"BIG{i}-{n}": "FH16" for n in range(40)})
+        for i in range(2)
+    }
+    world.commit(big)
+    cold = world.plan("--no-cache")
+    assert world.plan() == cold
+    expanded.clear()
+    assert world.plan() == cold
+    assert sorted(expanded) == ["east", "north", "south"], "only the small fleets again"
+    assert len(list((world.state / "cache" / "documents").rglob("x-*"))) == 2
+
+    # The same content under another path: its origins differ, so it is expanded there.
+    world.commit(
+        {
+            "manifests/moved/big-0.yaml": big["manifests/big-0.yaml"]
+            .replace("big-0", "big-9")
+            .replace("BIG0", "BIG9")
+        }
+    )
+    expanded.clear()
+    moved = world.plan()
+    assert "big-9" in expanded and "big-0" not in expanded
+    assert moved == world.plan("--no-cache")
+
+    # A damaged expansion entry is expanded again, with the same plan.
+    for entry in (world.state / "cache" / "documents").rglob("x-*"):
+        data = entry.read_bytes()
+        entry.write_bytes(data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:])
+    expanded.clear()
+    assert world.plan() == moved
+    assert {"big-0", "big-1", "big-9"} <= set(expanded)

@@ -10,6 +10,7 @@ hear each run in order, and one that raises does not fail it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,16 @@ import pytest
 
 from fleetward.decisions import Decision, Part
 from fleetward.engine import Declined, Engine, Governor, Verdict
-from fleetward.errors import GuardBlocked, ManifestError, StalePlanError
-from fleetward.governance import Policy
+from fleetward.engine import converge as converge_module
+from fleetward.errors import GuardBlocked, ManifestError, SourceError, StalePlanError
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.reporting import Reporter
 from fleetward.runs import Interrupted, RunReport, RunSettings
-from fleetward.source import MemorySource
+from fleetward.source import MemorySource, unknown_revision
 from fleetward.store import MemoryStore
 
 S = OperationState
@@ -336,3 +338,89 @@ def test_without_progress_records_only_the_end() -> None:
     world.commit(north=fleet("north", ("A-1", "FH16")))
     world.run()
     assert recorded == [S.SUCCESS]
+
+
+# -- rollback: any source can be read at a revision and pinned there ------------------------------
+
+
+def rollback_op(to: str, serial: int = 1) -> Operation:
+    op = Operation.new("rollback", NOW)
+    return replace(op, arguments={"rollbackTo": to, "rollbackSerial": serial, "rollbackBy": "ops"})
+
+
+def test_a_rollback_reads_its_revision_from_a_memory_source_and_pins_it(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    report = world.engine.converge(rollback_op(v1), world.settings, where="memory:")
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert report.operation.revision == v1
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V1"}
+    pin = world.store.pin()
+    assert pin is not None and pin.revision == v1 and pin.by == "ops"
+
+
+def test_a_revision_the_memory_source_lacks_is_an_unknown_revision(world: World) -> None:
+    world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    report = world.engine.converge(rollback_op("0" * 40), world.settings, where="memory:")
+    assert report.operation.state is S.FAILURE
+    assert isinstance(report.failure, SourceError) and unknown_revision(report.failure)
+    assert world.store.pin() is None and world.store.meta().serial == 1
+
+
+def test_a_held_rollback_pins_and_is_not_a_success(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    report = world.engine.converge(rollback_op(v1), world.settings, Holding(), where="memory:")
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message.startswith(f"held: the store is pinned to {v1[:7]}")
+    pin = world.store.pin()
+    assert pin is not None and pin.revision == v1
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V2"}
+
+
+# -- Ctrl-C: where it landed, and whether the write may have happened ---------------------------
+
+
+class CtrlCAtPlan(Governor):
+    def planned(self, plan: Plan) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_before_the_write_says_where_and_that_nothing_was_written(world: World) -> None:
+    world.commit(north=fleet("north", ("A-1", "FH16")))
+    report = world.run(CtrlCAtPlan())
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message == "interrupted (Ctrl-C) while planning; nothing was written"
+    assert isinstance(report.failure, KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_ctrl_c_during_a_rollbacks_write_keeps_the_pin_only_if_the_write_happened(
+    world: World, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    world.commit(north=fleet("north", ("A-1", "V2")))
+    world.run()
+    real = converge_module.apply_plan
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        if written:
+            real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(converge_module, "apply_plan", interrupted)
+    report = world.engine.converge(rollback_op(v1), world.settings, where="memory:")
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message.startswith(
+        "interrupted (Ctrl-C) during the store write; the write may have happened"
+    )
+    assert world.recorded(report).message == report.operation.message
+    pin = world.store.pin()
+    assert world.store.meta().serial == (3 if written else 2)
+    assert (pin.revision if pin is not None else None) == (v1 if written else None)

@@ -1,13 +1,12 @@
-"""Every folder under examples/ validates and plans as its README says."""
+"""Every folder under examples/ validates and plans as its README says (the CLI in-process)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Every manifest tree, however deep (examples/seed-payloads/workflow/manifests too), but not a
@@ -26,15 +25,10 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("tree", TREES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_example_validates_and_plans(tree: Path, tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "fleetward"]
     where = ["--no-git", "--source", str(tree)]
-    validate = subprocess.run([*base, "validate", *where], capture_output=True, text=True)
+    validate = run_cli(["validate", *where])
     assert validate.returncode == 0, validate.stderr
-    plan = subprocess.run(
-        [*base, "plan", *where, "--state-dir", str(tmp_path / "state"), "--json"],
-        capture_output=True,
-        text=True,
-    )
+    plan = run_cli(["plan", *where, "--state-dir", str(tmp_path / "state"), "--json"])
     assert plan.returncode == 0, plan.stderr
     result = json.loads(plan.stdout)
     assert result["errors"] == []
@@ -44,10 +38,10 @@ def test_example_validates_and_plans(tree: Path, tmp_path: Path) -> None:
 def test_batch_asset_state_expectations_fail_after_the_first_apply(tmp_path: Path) -> None:
     """Once created, the example's `expect: CREATE` no longer holds: the seed's error."""
     tree = EXAMPLES / "batch-asset-state"
-    base = [sys.executable, "-m", "fleetward"]
     where = ["--no-git", "--source", str(tree), "--state-dir", str(tmp_path / "state")]
-    subprocess.run([*base, "apply", *where, "--auto-approve"], check=True, capture_output=True)
-    plan = subprocess.run([*base, "plan", *where, "--json"], capture_output=True, text=True)
+    applied = run_cli(["apply", *where, "--auto-approve"])
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    plan = run_cli(["plan", *where, "--json"])
     assert plan.returncode == 1
     (error,) = json.loads(plan.stdout)["errors"]
     assert error["error"] == "Failed batch validation"

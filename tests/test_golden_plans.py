@@ -3,7 +3,9 @@
 A case folder holds
   manifests/           the revision (read as a plain directory)
   state.json           optional: the starting store, objects in StoredObject.to_doc() shape
-  options.json         optional: PlanOptions overrides, e.g. {"allow_empty": true}
+  options.json         optional: PlanOptions overrides, e.g. {"allow_empty": true}, and
+                       "isolate": "everywhere" (--isolate-failures) or "policies" (only
+                       what an isolateFailures SyncPolicy selects)
   expected-plan.json   plan_to_dict(plan) without createdAt, revision, revisionKind and ref
 or, instead of expected-plan.json,
   expected-errors.json the problems `resolve` must raise as a ManifestError, in order: a list
@@ -22,8 +24,9 @@ from typing import Any
 import pytest
 
 from fleetward.errors import ManifestError
+from fleetward.isolation import Isolated
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot, spec_hash
-from fleetward.pipeline import SourceOptions, resolve
+from fleetward.pipeline import Isolation, SourceOptions, resolve, resolve_isolating
 from fleetward.planning import PlanOptions, plan
 from fleetward.rendering import plan_from_dict, plan_to_dict
 
@@ -57,13 +60,38 @@ def load_snapshot(case: Path) -> StoreSnapshot:
     return StoreSnapshot(meta, objects)
 
 
-def load_options(case: Path) -> PlanOptions:
+def _raw_options(case: Path) -> dict[str, Any]:
     options_file = case / "options.json"
-    return PlanOptions(**_read_json(options_file)) if options_file.exists() else PlanOptions()
+    return dict(_read_json(options_file)) if options_file.exists() else {}
+
+
+def load_options(case: Path) -> PlanOptions:
+    raw = _raw_options(case)
+    raw.pop("isolate", None)
+    return PlanOptions(**raw)
+
+
+def case_isolation(case: Path) -> str | None:
+    """How a case isolates failures: "everywhere", "policies", or None (all-or-nothing)."""
+    value = _raw_options(case).get("isolate")
+    assert value in (None, "everywhere", "policies"), f"{case.name}: isolate {value!r}"
+    return value
+
+
+def case_sources(case: Path) -> SourceOptions:
+    return SourceOptions(source=str(case), path="manifests", no_git=True)
 
 
 def plan_case(case: Path) -> dict[str, Any]:
-    desired = resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+    isolate = case_isolation(case)
+    if isolate is not None:
+        snapshot = load_snapshot(case)
+        isolation = Isolation(isolate == "everywhere", lambda: snapshot, load_options(case), NOW)
+        resolved = resolve_isolating(case_sources(case), isolation)
+        if isinstance(resolved, Isolated):
+            return plan_to_dict(resolved.plan)
+        return plan_to_dict(plan(resolved, snapshot, NOW, load_options(case)))
+    desired = resolve(case_sources(case))
     result = plan(desired, load_snapshot(case), NOW, load_options(case))
     return plan_to_dict(result)
 
@@ -100,11 +128,41 @@ def test_golden_errors(case: Path) -> None:
     expected = _read_json(case / "expected-errors.json")
     assert expected and all({"error", "location"} <= set(e) for e in expected)
     with pytest.raises(ManifestError) as raised:
-        resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
+        resolve_case(case)
     actual = [p.to_dict() for p in raised.value.problems]
     got = [{k: problem.get(k) for k in want} for problem, want in zip(actual, expected)]
     assert got == expected[: len(got)]
     assert len(actual) == len(expected), [(p["location"], p["error"]) for p in actual]
+
+
+def resolve_case(case: Path) -> None:
+    """Read a case's revision as plan_case does; raises its ManifestError."""
+    isolate = case_isolation(case)
+    if isolate is None:
+        resolve(case_sources(case))
+        return
+    snapshot = load_snapshot(case)
+    isolation = Isolation(isolate == "everywhere", lambda: snapshot, load_options(case), NOW)
+    resolve_isolating(case_sources(case), isolation)
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=lambda p: p.name)
+def test_isolation_off_reports_the_same_errors(case: Path) -> None:
+    """With isolation off (and no SyncPolicy asking for it) a revision fails exactly as
+    it always did: the same problems, in the same order, whatever path reads it."""
+    if case_isolation(case) is not None:
+        pytest.skip("the case isolates")
+    with pytest.raises(ManifestError) as strict:
+        resolve(case_sources(case))
+    isolation = Isolation(False, lambda: load_snapshot(case), PlanOptions(), NOW)
+    with pytest.raises(ManifestError) as tolerant:
+        resolve_isolating(case_sources(case), isolation)
+    assert [p.to_dict() for p in tolerant.value.problems] == [
+        p.to_dict() for p in strict.value.problems
+    ]
+    assert [p.snippet for p in tolerant.value.problems] == [
+        p.snippet for p in strict.value.problems
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
@@ -133,7 +191,10 @@ def test_case_state_hashes_are_consistent(case: Path) -> None:
 def test_planning_does_not_mutate_the_snapshot(case: Path) -> None:
     snapshot = load_snapshot(case)
     before = json.dumps([o.to_doc() for o in snapshot.objects.values()], sort_keys=True)
-    desired = resolve(SourceOptions(source=str(case), path="manifests", no_git=True))
-    plan(desired, snapshot, NOW, load_options(case))
+    if case_isolation(case) is None:
+        desired = resolve(case_sources(case))
+        plan(desired, snapshot, NOW, load_options(case))
+    else:
+        plan_case(case)
     after = json.dumps([o.to_doc() for o in snapshot.objects.values()], sort_keys=True)
     assert after == before

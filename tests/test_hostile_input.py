@@ -1,4 +1,8 @@
-"""Input built to hurt: deep nesting, recursive aliases, odd keys, many duplicates, markup."""
+"""Input built to hurt: deep nesting, recursive aliases, odd keys, many duplicates, markup.
+
+Deep nesting runs `python -m fleetward`: it used to kill the process (SIGSEGV), which
+in-process would take the test run with it. The rest runs the CLI in-process.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support import run_cli
 
 from fleetward.cli import cli
 from fleetward.errors import StoreError
@@ -19,10 +24,15 @@ FLEET = (
 )
 
 
-def _validate(root: Path) -> subprocess.CompletedProcess[str]:
+def _validate(root: Path, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """`validate` of a plain directory, in-process or as `python -m fleetward`."""
+    args = ["validate", "--no-git", "--source", str(root)]
+    if not process:
+        return run_cli(args)
     return subprocess.run(
-        [sys.executable, "-m", "fleetward", "validate", "--no-git", "--source", str(root)],
+        [sys.executable, "-m", "fleetward", *args],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )
@@ -50,7 +60,7 @@ def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str, where: 
     level 1); a key that is itself a mapping is refused before any depth is reached.
     """
     _write(tmp_path, "deep.yaml", text)
-    result = _validate(tmp_path)
+    result = _validate(tmp_path, process=True)
     assert result.returncode == 1, result.stderr
     error = "Mapping key is not a string" if "?" in text else "YAML nested too deeply"
     assert f"Error: {error}" in result.stderr
@@ -123,15 +133,11 @@ def test_many_duplicates_compose_each_file_once(
 
 def test_markup_in_ids_prints_as_written(tmp_path: Path) -> None:
     _write(tmp_path, "m.yaml", FLEET.format(name="m", assets="    - externalAssetId: B[red]x\n"))
-    base = [sys.executable, "-m", "fleetward"]
     where = ["--no-git", "--source", str(tmp_path), "--state-dir", str(tmp_path / "s")]
-    subprocess.run([*base, "apply", *where, "--auto-approve"], check=True, capture_output=True)
-    shown = subprocess.run(
-        [*base, "state", "show", "--state-dir", str(tmp_path / "s")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    applied = run_cli(["apply", *where, "--auto-approve"])
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    shown = run_cli(["state", "show", "--state-dir", str(tmp_path / "s")])
+    assert shown.returncode == 0, shown.stderr
     assert "Asset/B[red]x" in shown.stdout
 
 

@@ -4,19 +4,19 @@ Whatever the plan says, failure included, it is on standard output, names the
 revisions compared, and shows every value as written: a value cannot close a
 code span, split a table row or inject HTML. Parsed with markdown-it (CommonMark
 plus GFM tables, HTML allowed as GitHub allows it) to check what a reader sees.
+The CLI runs in-process (click's CliRunner): what is tested is the text.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from daemon_support import NORTH, GitRepo, manifest_repo
 from markdown_it import MarkdownIt
-from support import isolated_env
+from support import isolated_env, run_cli
 
 SECOND_NAME = "      name: Volvo FH16 no. 2\n"
 HOSTILE_NAME = "Volvo `FH16` | <script>alert(1)</script> ``x`` no. 1"
@@ -33,15 +33,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def fleetward(
     repo: GitRepo, env: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetward", *args],
-        cwd=repo.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_cli(args, env=env, cwd=repo.root)
 
 
 def html_of(markdown: str) -> str:

@@ -104,6 +104,10 @@ def test_rollback_asks_for_confirmation_like_apply(
     refused = run(repo, state, "rollback", "--to", "1")  # CliRunner's stdin is no terminal
     assert refused.exit_code == 1
     assert "Apply needs confirmation" in refused.output
+    assert "run the rollback again with --auto-approve" in refused.output
+    assert "plan --out" not in refused.output
+    with_ref = run(repo, state, "rollback", "--to", "1", "--ref", "main", "--auto-approve")
+    assert with_ref.exit_code == 1 and "rollback does not take --ref" in with_ref.output
     store = TinyDBStore(state)
     assert store.meta().serial == serial
     assert store.pin() is None, "an unconfirmed rollback pins nothing"
@@ -165,6 +169,18 @@ def test_a_revision_gone_from_git_is_a_clear_error(ws) -> None:  # type: ignore[
     assert "Cannot roll back to revision" in result.output
     assert "the source does not have it" in result.output
     assert "Traceback" not in result.output
+    assert TinyDBStore(state).pin() is None
+
+
+def test_a_source_error_other_than_a_missing_revision_is_told_as_it_is(  # type: ignore[no-untyped-def]
+    applied,
+) -> None:
+    repo, state, _ = applied
+    result = run(repo, state, "rollback", "--to", "1", "--path", "elsewhere", "--auto-approve")
+    assert result.exit_code == 1
+    assert "Manifest path 'elsewhere' does not exist at revision" in result.output
+    assert "the source does not have it" not in result.output
+    assert "force-push" not in result.output
     assert TinyDBStore(state).pin() is None
 
 

@@ -19,17 +19,17 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import run_cli
 
 from fleetward.cli import cli
 from fleetward.errors import ManifestError
 from fleetward.kinds import KindCaches
 from fleetward.kinds.asset_rule import AssetRuleSpec, execution_progress
 from fleetward.kinds.asset_rule import outputs as rule_outputs
+from fleetward.kinds.asset_rule.explaining import captures, explain
 from fleetward.kinds.asset_rule.matching import (
     MAX_FIELD_LENGTH,
-    captures,
     compile_rule,
-    explain,
     match,
     placeholders,
     render,
@@ -565,13 +565,19 @@ def test_adding_a_stream_matches_only_that_stream(
 # -- end to end ----------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+_CLI_ENV = {"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+
+
+def _cli(*args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process, or as `python -m fleetward` if `process`."""
+    if not process:
+        return run_cli(args, env=_CLI_ENV)
     return subprocess.run(
         [sys.executable, "-m", "fleetward", *args],
         check=False,
         capture_output=True,
         text=True,
-        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        env=_CLI_ENV,
     )
 
 
@@ -589,7 +595,7 @@ def test_preview_explains_a_stream_without_touching_the_store(tmp_path: Path) ->
     ]
     assert as_json["explain"]["matches"] is True
     assert as_json["explain"]["tokens"]["measurement"] == "Pressure"
-    missing = _cli("rules", "preview", "tankz", *where)
+    missing = _cli("rules", "preview", "tankz", *where, process=True)
     assert missing.returncode == 1 and 'Did you mean "tanks"?' in missing.stderr
     assert "Traceback" not in missing.stderr
 

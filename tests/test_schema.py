@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from fleetward.cli import cli
 from fleetward.kinds import API_VERSION, REGISTRY, Metadata
@@ -101,7 +102,11 @@ def test_golden_case_documents_the_loader_accepts_validate(
     """No document the loader accepts is refused: an editor never flags a valid manifest."""
     checked = 0
     for path in sorted((ROOT / "tests" / "cases").glob("*/manifests/**/*.y*ml")):
-        for doc in documents(path):
+        try:
+            found = documents(path)
+        except YAMLError:  # a case's broken file (failure isolation): the loader takes none
+            continue
+        for doc in found:
             if loader_accepts(doc):
                 checked += 1
                 assert errors_of(validator, doc) == [], path

@@ -3,7 +3,8 @@
 fleetward makes it with a `.gitignore` of `*`, so `git add -A` never commits the
 store; and it refuses a state directory whose files Git tracks, since a checkout
 would rewind the store (serial 6 back to 2, applies and task statuses lost).
-Real repositories, the real CLI, run from the repository's root with the defaults.
+Real repositories, the real CLI, run from the repository's root with the defaults:
+in-process (click's CliRunner), the daemon as `python -m fleetward`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import isolated_env
+from support import isolated_env, run_cli
 
 FLEET = """\
 apiVersion: fleetward/v1
@@ -50,7 +51,10 @@ class Checkout:
         )
         return done.stdout
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+        """The CLI in-process at the work tree's root, or as `python -m fleetward`."""
+        if not process:
+            return run_cli(args, env=self.env, cwd=self.root)
         return subprocess.run(
             [sys.executable, "-m", "fleetward", *args],
             cwd=self.root,
@@ -67,7 +71,7 @@ class Checkout:
         return done
 
     def refused(self, *args: str) -> str:
-        done = self.run(*args)
+        done = self.run(*args, process=args[0] == "daemon")
         assert done.returncode == 1, done.stdout + done.stderr
         assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
         return done.stderr

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from support import isolated_env
+from support import isolated_env, run_cli
 
 
 def fleet(*assets: str) -> str:
@@ -45,24 +45,30 @@ class World:
         self.git("add", "-A")
         self.git("commit", "-q", "-m", "change")
 
-    def run(self, *args: str, state: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, state: Path | None = None, process: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI in-process, or as `python -m fleetward` if `process`."""
         source = ["--source", str(self.repo)] if args[0] in ("plan", "apply") else []
+        env = {**self.env, "FLEETWARD_STATE_DIR": str(state or self.state)}
+        if not process:
+            return run_cli([*args, *source], env=env)
         return subprocess.run(
             [sys.executable, "-m", "fleetward", *args, *source],
-            env={**self.env, "FLEETWARD_STATE_DIR": str(state or self.state)},
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,
             stdin=subprocess.DEVNULL,
         )
 
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
+    def ok(self, *args: str, process: bool = False) -> str:
+        done = self.run(*args, process=process)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def error(self, *args: str, state: Path | None = None) -> str:
-        done = self.run(*args, state=state)
+    def error(self, *args: str, state: Path | None = None, process: bool = False) -> str:
+        done = self.run(*args, state=state, process=process)
         assert done.returncode == 1, done.stdout + done.stderr
         assert "Traceback" not in done.stderr and "Internal error" not in done.stderr
         return done.stderr
@@ -146,13 +152,13 @@ def test_read_commands_refuse_a_state_directory_that_does_not_exist(
 def test_a_refused_first_apply_leaves_no_state_directory(world: World) -> None:
     """Refused before anything is written: no directory a later read would call empty."""
     world.commit(fleet("TRK-1"))
-    stderr = world.error("apply")  # no terminal, no --auto-approve: not confirmed
+    stderr = world.error("apply", process=True)  # no terminal, no --auto-approve: not confirmed
     assert "Apply needs confirmation" in stderr
     assert not world.state.exists()
-    assert "No state directory at" in world.error("state", "show")
+    assert "No state directory at" in world.error("state", "show", process=True)
 
-    world.ok("apply", "--auto-approve")
-    shown: dict[str, Any] = json.loads(world.ok("state", "show", "--json"))
+    world.ok("apply", "--auto-approve", process=True)
+    shown: dict[str, Any] = json.loads(world.ok("state", "show", "--json", process=True))
     assert shown["serial"] == 1 and [o["key"] for o in shown["objects"]] == ["Asset/TRK-1"]
 
 

@@ -1,7 +1,8 @@
 """SyncPolicy: the manifest kind, its selectors, its cron windows, and device queries.
 
-Load-time mistakes run the real CLI (`python -m fleetward validate | plan | apply`)
-over a plain directory whose good revision is already applied: each must exit 1
+Load-time mistakes run the real CLI (`fleetward validate | plan | apply`, in-process
+through click's CliRunner: the process boundary is test_bad_input's) over a plain
+directory whose good revision is already applied: each must exit 1
 with the problem at `manifests/<file>:line:column`, print no traceback, and leave
 the state directory as it was. Selectors, windows and queries are pure values and
 are tested directly.
@@ -14,27 +15,31 @@ import json
 import shutil
 import subprocess
 import sys
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from support import isolated_env
+from support import isolated_env, run_cli
 
 from fleetward.kinds import OBJECT_KINDS, REGISTRY
 from fleetward.kinds import sync_policy as sp
 from fleetward.kinds.sync_policy import (
-    DeviceQuery,
-    DeviceQueryError,
     LabelRequirement,
     Schedule,
     Selector,
     SyncPolicySpec,
+)
+from fleetward.policy import (
+    DeviceQuery,
+    DeviceQueryError,
     WindowState,
     parse_device_query,
     window_state,
 )
+from fleetward.policy import windows as policy_windows
 
 UTC = dt.UTC
 
@@ -72,15 +77,7 @@ def policy(spec: str) -> str:
 
 
 def fleetward(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "fleetward", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=isolated_env(home),
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    done = run_cli(args, env=isolated_env(home))
     for stream in (done.stdout, done.stderr):
         assert "Traceback" not in stream, stream
     return done
@@ -110,29 +107,12 @@ class Tree:
         return fleetward(command, *where, *state, *extra, home=self.home)
 
     def run_all(self, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-        """Several commands at once (they only read, or fail before writing)."""
-        where = ["--no-git", "--source", str(self.root / "tree")]
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "fleetward", command, *where, *extra]
-                + ([] if command == "validate" else ["--state-dir", str(self.state)]),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=isolated_env(self.home),
-            )
-            for command, *extra in commands
-        ]
-        done = []
-        for command, proc in zip(commands, procs, strict=True):
-            out, err = proc.communicate(timeout=60)
-            assert "Traceback" not in out + err, err
-            done.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
-        return done
+        """Several commands, one after the other (they only read, or fail before writing)."""
+        return [self.run(command, *extra) for command, *extra in commands]
 
     def state_bytes(self) -> dict[str, bytes]:
-        skip = {"state.lock", "operations.json", "operations.lock"}
+        # The parsed-manifest cache is not the store: a refused revision may warm it.
+        skip = {"state.lock", "operations.json", "operations.lock", "cache"}
         return {p.name: p.read_bytes() for p in sorted(self.state.iterdir()) if p.name not in skip}
 
 
@@ -263,10 +243,10 @@ BAD_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "6:20",
         ("maxStopFraction out of range",),
     ),
-    "stop-fraction-nan": (
+    "stop-fraction-nan": (  # refused by the YAML reader, before any range check
         "  maxStopFraction: .nan\n",
         "6:20",
-        ("maxStopFraction out of range",),
+        ("Non-finite number '.nan'", "no JSON form", "quote it if a string was meant"),
     ),
     "min-stop-count-negative": (
         "  minStopCount: -1\n",
@@ -722,7 +702,7 @@ def test_dst_nights_are_monotonic_and_sane(start: str, cron: str) -> None:
     """Minute by minute through each change-over night: a window is open exactly between its
     bounds, the bounds never go back in time, and every opening is a real wall time."""
     schedule = window(cron, "20m", "Europe/Berlin")
-    berlin = sp.zoneinfo.ZoneInfo("Europe/Berlin")
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
     now, previous = at(start), None
     for _ in range(6 * 60):
         state = window_state(schedule, now)
@@ -760,7 +740,7 @@ def test_a_fire_time_before_the_instant_asked_from_is_never_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = sp.cron_trigger("0 2 * * *", "UTC")
-    monkeypatch.setattr(sp, "cron_trigger", lambda cron, zone: _Lying(real))
+    monkeypatch.setattr(policy_windows, "cron_trigger", lambda cron, zone: _Lying(real))
     assert window_state(NIGHTLY, at("2025-06-01T12:00")) == WindowState(
         False, at("2025-06-02T02:00"), at("2025-06-02T04:00")
     )

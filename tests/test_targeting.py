@@ -127,3 +127,36 @@ def test_a_target_with_no_changes_writes_nothing(at_v2: tuple[GitRepo, Path]) ->
     assert result.exit_code == 0, result.output
     assert "No changes to the targeted objects" in result.output
     assert TinyDBStore(state).meta().serial == serial
+
+
+def test_a_targeted_apply_reports_left_out_task_items_as_not_processed(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Asset/TRK-1", "--auto-approve", "--json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["output"]
+    assert items["processedItems"] == []
+    assert sorted(i["record"]["xid"] for i in items["unProcessedItems"]) == ["T-1", "T-2"]
+    assert {i["message"] for i in items["unProcessedItems"]} == {
+        "Item not processed: outside --target"
+    }
+    task = run(repo, state, "plan", "--target", "Task/T-2")
+    assert "TaskBatch: Processed 1 items, Failed to process 1 items." in task.output
+
+
+@pytest.mark.parametrize(
+    ("target", "suggested"),
+    [("Asset/TRK-1O", 'Did you mean "Asset/TRK-1"?'), ("Asset/XYZ-9", None)],
+)
+def test_a_mistyped_target_suggests_a_name_like_it_and_nothing_else(
+    at_v2: tuple[GitRepo, Path], target: str, suggested: str | None
+) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "plan", "--target", target)
+    assert result.exit_code == 1
+    if suggested is None:
+        assert "Did you mean" not in result.output
+        assert "fleetward state show --kind Asset" in result.output
+    else:
+        assert suggested in result.output

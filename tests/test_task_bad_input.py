@@ -1,7 +1,8 @@
 """Bad TaskBatch input: a readable error at file:line:column, exit 1, the store untouched.
 
 Same world as test_bad_input (a real Git repository with a good revision
-applied, the real CLI as a subprocess). Schema errors (check 1) fail
+applied, the real CLI in-process; as a subprocess where a hang must end in
+the subprocess's timeout). Schema errors (check 1) fail
 `validate`, `plan` and `apply` alike; the plan-stage checks (entity resolution
 and after) need the store, so `validate` passes them and `plan` / `apply` fail.
 """
@@ -13,7 +14,14 @@ from typing import Any
 
 import pytest
 import test_bad_input
-from test_bad_input import Expect, World, assert_user_error, expect, fleetward_all
+from test_bad_input import (
+    Expect,
+    World,
+    assert_user_error,
+    expect,
+    fleetward_all,
+    fleetward_in,
+)
 
 from fleetward.kinds.base import derived_id
 
@@ -59,10 +67,13 @@ def batch(*task_lines: str) -> str:
     )
 
 
-def rejected_by_plan(world: World, *expected: Expect) -> None:
-    """validate passes (no store); plan and apply fail, changing nothing."""
+def rejected_by_plan(world: World, *expected: Expect, process: bool = False) -> None:
+    """validate passes (no store); plan and apply fail, changing nothing (in-process
+    unless `process`: then as three `python -m fleetward` at once)."""
     before = world.snapshot()
-    validate, plan, apply = fleetward_all(world.commands())
+    commands = world.commands()
+    results = fleetward_all(commands) if process else [fleetward_in(*c) for c in commands]
+    validate, plan, apply = results
     assert validate.returncode == 0, validate.stdout + validate.stderr
     # `plan` prints the errors under the plan, on standard output; `apply` refuses on stderr.
     as_stderr = subprocess.CompletedProcess(plan.args, plan.returncode, "", plan.stdout)
@@ -203,6 +214,8 @@ def test_unquoted_timestamp_without_zone_is_refused(world: World) -> None:
 
 
 def test_durations_that_are_not_finite_or_overflow_end_time(world: World) -> None:
+    """Overflowing durations fail the schema; non-finite ones (`.nan`, `.inf`) never reach
+    it: the YAML reader refuses them by name, each file at its value."""
     world.repo.commit(
         {
             "manifests/refs.yaml": REFS,
@@ -211,30 +224,23 @@ def test_durations_that_are_not_finite_or_overflow_end_time(world: World) -> Non
                 "startTime: 9999-12-31T23:59:00Z",  # 10
                 "duration: 10",  # 11
             )
-            + "    - xid: INSP-2\n"  # 12
+            + "    - xid: INSP-3\n"  # 12
             "      field: {xid: north}\n"  # 13
             "      asset: {xid: TRK-1, type: truck}\n"  # 14
-            "      delayMinutes: .nan\n"  # 15
-            "      taskType: {xid: inspection}\n"  # 16
-            "      duration: .inf\n"  # 17
-            "    - xid: INSP-3\n"  # 18
-            "      field: {xid: north}\n"  # 19
-            "      asset: {xid: TRK-1, type: truck}\n"  # 20
-            "      taskType: {xid: inspection}\n"  # 21
-            "      duration: P99999999999D\n"  # 22
-            "    - xid: INSP-4\n"  # 23
-            "      field: {xid: north}\n"  # 24
-            "      asset: {xid: TRK-1, type: truck}\n"  # 25
-            "      taskType: {xid: inspection}\n"  # 26
-            "      duration: .nan\n",  # 27
+            "      taskType: {xid: inspection}\n"  # 15
+            "      duration: P99999999999D\n",  # 16
+            "manifests/delay-nan.yaml": batch("delayMinutes: .nan"),  # 9
+            "manifests/duration-inf.yaml": batch("taskType: {xid: inspection}", "duration: .inf"),
+            "manifests/duration-nan.yaml": batch("taskType: {xid: inspection}", "duration: .nan"),
         }
     )
+    non_finite = ("non-finite numbers have no JSON form", "Write a finite number")
     world.assert_rejected(
         expect("manifests/tasks.yaml:6:7", "ends after the year 9999"),
-        expect("manifests/tasks.yaml:15:21", "is not a number"),
-        expect("manifests/tasks.yaml:17:17", "a finite number of minutes", "inf is longer"),
-        expect("manifests/tasks.yaml:22:17", "'P99999999999D' is longer"),
-        expect("manifests/tasks.yaml:27:17", "is not a number"),
+        expect("manifests/tasks.yaml:16:17", "'P99999999999D' is longer"),
+        expect("manifests/delay-nan.yaml:9:21", "Non-finite number '.nan'", *non_finite),
+        expect("manifests/duration-inf.yaml:10:17", "Non-finite number '.inf'", *non_finite),
+        expect("manifests/duration-nan.yaml:10:17", "Non-finite number '.nan'", *non_finite),
         count=5,
     )
 
@@ -505,7 +511,9 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
             ),
         }
     )
-    rejected_by_plan(world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"))
+    rejected_by_plan(
+        world, expect("manifests/tasks.yaml:12:24", "does not match '^(a+)+$'"), process=True
+    )
     world.repo.commit(
         {
             "manifests/tasks.yaml": batch(
@@ -517,7 +525,9 @@ def test_template_schema_patterns_are_matched_in_linear_time(world: World) -> No
         }
     )
     rejected_by_plan(
-        world, expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'")
+        world,
+        expect("manifests/tasks.yaml:12:11", "does not match any of the regexes: '^(b+)+$'"),
+        process=True,
     )
 
 
@@ -582,4 +592,5 @@ def test_template_data_that_multiplies_the_work_fails_its_item(world: World) -> 
             '"template[0].data" cannot be checked',
             "more than 100000 keyword evaluations",
         ),
+        process=True,
     )

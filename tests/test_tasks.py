@@ -1,5 +1,8 @@
 """Tasks in bulk, end to end: real Git repositories, the real CLI, a real state directory.
 
+The CLI runs in-process (click's CliRunner); `tasks set-status` failing also runs as
+`python -m fleetward`, its exit code and stderr crossing a process boundary.
+
 A TaskBatch is reported per item in the bulk-task seed's response shape; runtime
 status belongs to people (`tasks set-status`) and no plan reverts it; a task
 removed from Git is soft-deleted; a batch of 5,000 tasks applies in one write.
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import isolated_env
+from support import isolated_env, run_cli
 
 REFERENCES = """\
 apiVersion: fleetward/v1
@@ -101,10 +104,13 @@ class Repo:
         self.git("commit", "-q", "--allow-empty", "-m", "change")
         return self.git("rev-parse", "HEAD")
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+        """The CLI in-process, or as `python -m fleetward` if `process`."""
         stateful = args[0] in ("plan", "apply") or args[:1] == ("tasks",)
         where = ["--state-dir", str(self.state)] if stateful else []
         source = ["--source", str(self.path)] if args[0] in ("plan", "apply", "validate") else []
+        if not process:
+            return run_cli([*args, *source, *where], env=self.env)
         return subprocess.run(
             [sys.executable, "-m", "fleetward", *args, *source, *where],
             capture_output=True,
@@ -307,7 +313,7 @@ def test_set_status_of_an_unknown_task(repo: Repo) -> None:
     )
     repo.ok("apply", "--auto-approve")
     before = (repo.state / "state.json").read_bytes()
-    missing = repo.run("tasks", "set-status", "T-9", "completed")
+    missing = repo.run("tasks", "set-status", "T-9", "completed", process=True)
     assert missing.returncode == 1
     assert "No task with xid 'T-9'" in missing.stderr and "Traceback" not in missing.stderr
     assert (repo.state / "state.json").read_bytes() == before
@@ -496,10 +502,10 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
     """A TaskType stored before $refs were checked at load time fails its tasks, no crash."""
     from types import SimpleNamespace
 
-    from fleetward.kinds.tasks import checks as task_checks
+    from fleetward.kinds.tasks import references, templates
     from fleetward.kinds.template_schema import TemplateCheckers
 
-    index = task_checks._Index("TaskType")
+    index = references.Index("TaskType")
     schema = {"type": "object", "properties": {"kw": {"$ref": "#/$defs/missing"}}}
     index.add("reading", {"xid": "reading", "name": "Reading", "templateSchema": schema})
     world = SimpleNamespace(indexes={"TaskType": index})
@@ -508,7 +514,7 @@ def test_unresolvable_ref_at_check_time_is_a_located_failure() -> None:
         want=SimpleNamespace(spec=spec, origin=SimpleNamespace(yaml_path=("spec", "tasks", 0))),
         task_type="reading",
     )
-    check = task_checks._templates(world, TemplateCheckers())  # type: ignore[arg-type]
+    check = templates.template_check(world, TemplateCheckers())  # type: ignore[arg-type]
     (failed,) = check(item, world)  # a check returns every failure it finds
     assert failed.label == "SchemaError"
     assert "has a $ref that cannot be resolved" in failed.message

@@ -1,6 +1,7 @@
 """`fleetward workflows show NAME [--graph]`, and a workflow's version across applies.
 
-Everything runs the installed CLI as a subprocess. The DOT output is checked by
+The CLI runs in-process (click's CliRunner); an unknown workflow also runs as
+`python -m fleetward`, its exit code and stderr crossing a process boundary. The DOT output is checked by
 Graphviz's own parser (`dot`, Debian's graphviz package; CI installs it): it
 renders to SVG, and `-Tcanon` reads back what it writes.
 """
@@ -17,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from support import isolated_env
 from ruamel.yaml import YAML
+from support import isolated_env, run_cli
 
 from fleetward.kinds.workflow import step_id
 
@@ -44,17 +44,23 @@ def env(tmp_path: Path) -> dict[str, str]:
     return _env(home)
 
 
-def fleetward(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "fleetward", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def fleetward(
+    *args: str, env: dict[str, str], cwd: Path, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process, or as `python -m fleetward` if `process`."""
+    if not process:
+        done = run_cli(args, env=env, cwd=cwd)
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "fleetward", *args],
+            check=False,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert "Traceback" not in done.stderr, done.stderr
     return done
 
@@ -68,9 +74,13 @@ def bundled(tmp_path: Path) -> Path:
     return tree
 
 
-def show(tree: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+def show(
+    tree: Path, env: dict[str, str], *extra: str, process: bool = False
+) -> subprocess.CompletedProcess[str]:
     where = ["--no-git", "--source", str(tree), "--state-dir", str(tree.parent / "state")]
-    return fleetward("workflows", "show", *extra, *where, env=env, cwd=tree.parent)
+    return fleetward(
+        "workflows", "show", *extra, *where, env=env, cwd=tree.parent, process=process
+    )
 
 
 # -- the tree ------------------------------------------------------------------------------
@@ -125,7 +135,7 @@ def test_show_prints_every_step_and_edge_of_the_bundled_workflow(
 
 
 def test_show_unknown_workflow_is_a_clear_error(bundled: Path, env: dict[str, str]) -> None:
-    done = show(bundled, env, "inspection-reprot")
+    done = show(bundled, env, "inspection-reprot", process=True)
     assert done.returncode == 1
     assert done.stdout == ""
     assert "No workflow named 'inspection-reprot'" in done.stderr

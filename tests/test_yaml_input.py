@@ -14,10 +14,9 @@ Corpus folders:
   data/      valid YAML that is no manifest: a fleetward error if any, never a YAML one
   refused/   valid YAML outside fleetward's rules (tags, keys, limits, encodings):
              refused by name at the YAML layer
-  invalid/   invalid YAML: refused at the YAML layer
-  lenient/   invalid YAML that libyaml reads anyway (comments touching a token,
-             flow lines not indented, ...): refused, here because no manifest
-             looks like that
+  invalid/   invalid YAML: refused at the YAML layer, including what libyaml reads
+             anyway (comments touching a token, flow lines not indented, ...), bare
+             as the YAML test suite has it and inside an otherwise valid manifest
 """
 
 from __future__ import annotations
@@ -40,10 +39,10 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
 from ruamel.yaml import YAML
 from test_bad_input import World, expect, fleet
 
+from fleetward import yaml_reader
 from fleetward.cli import cli
 from fleetward.errors import UsageError
 from fleetward.loading import load_file, load_other
-from fleetward import yaml_reader
 from fleetward.yaml_reader import compose_all, load_all, position
 
 template = test_bad_input.template
@@ -66,6 +65,8 @@ YAML_ERRORS = (
     "YAML scalar too long",
     "Mapping key is not a string",
     "Integer too large",
+    "Non-finite number",
+    "Number too large",
     "Invalid YAML merge",
     "Value does not match its tag",
     "Invalid date",
@@ -152,6 +153,21 @@ CLASSES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("Mapping key is not a string",),
     ),
     "mapping-key-at-the-top": ("? {a: 1}\n: b\n", "1:3", ("Mapping key is not a string",)),
+    "non-finite-number": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: .nan}\n"),
+        "8:23",
+        ("Non-finite number '.nan'", "no JSON form", "quote it if a string was meant"),
+    ),
+    "float-tag-on-infinity": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: !!float -.inf}\n"),
+        "8:23",
+        ("Non-finite number '-.inf'", "minus infinity", "no JSON form"),
+    ),
+    "float-past-the-largest-double": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: 1e400}\n"),
+        "8:23",
+        ("Number too large '1e400'", "reads as infinity", "no JSON form"),
+    ),
     "invalid-date": (
         fleet("d", "    - externalAssetId: D-1\n      attributes: {on: 2024-13-45}\n"),
         "8:24",
@@ -208,11 +224,13 @@ def test_two_megabytes_of_nesting_are_refused_at_the_65th_level(
 
 
 def _best_of_3(text: str) -> float:
+    """CPU seconds of the best of three loads: this process's work, not the machine's load
+    (on a busy 2-core box wall time swings several-fold between two runs)."""
     times = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.process_time()
         load_file(text.encode())
-        times.append(time.perf_counter() - started)
+        times.append(time.process_time() - started)
     return min(times)
 
 
@@ -249,7 +267,7 @@ def test_many_documents_with_directives_split_the_text_once(
     20,000 such documents (440 KB) took over two minutes."""
     _CountingText.splits = 0
     parse = yaml_reader.events
-    monkeypatch.setattr(yaml_reader, "events", lambda text: parse(str(text)))
+    monkeypatch.setattr(yaml_reader.building, "events", lambda text: parse(str(text)))
     text = _CountingText("%YAML 1.2\n---\na: 1\n...\n" * 2_000)
     assert load_all(text) == [{"a": 1}] * 2_000
     assert _CountingText.splits <= 1
@@ -315,6 +333,73 @@ def test_a_config_file_with_several_documents_is_a_located_error() -> None:
     assert info.value.problems[0].location == "fleetward.yaml:1:1"
 
 
+# -- what libyaml reads although YAML 1.2 forbids it --------------------------------------------
+
+LENIENT_LIBYAML = {  # text, 1-based line and column of the error, what the reason says
+    "comment after a quoted string (SU5Z)": ('key: "value"# c\n', 1, 13, "right after '\"'"),
+    "comment after a flow list (9JBA)": ("---\n[ a, b, c, ]#c\n", 2, 13, "right after ']'"),
+    "comment after a comma (CVW2)": ("---\n[ a, b, c,#c\n]\n", 2, 11, "right after ','"),
+    "comment after a block indicator (X4QW)": ("block: ># c\n  scalar\n", 1, 9, "after '>'"),
+    "comment after a flow mapping": ("a: {b: c}#d\n", 1, 10, "right after '}'"),
+    "lone dash in a flow list (YJV2)": ("[-]\n", 1, 2, "lone '-'"),
+    "lone dashes in a nested flow list (G5U8)": ("---\n- [-, -]\n", 2, 4, "lone '-'"),
+    "unindented flow list (9C9N)": ("---\nflow: [a,\nb,\nc]\n", 3, 1, "flow list"),
+    "flow entry under its key": ("a:\n  b: [c,\n  d]\n", 3, 3, "flow list"),
+    "unindented quoted string (QB6E)": ('---\nquoted: "a\nb\nc"\n', 3, 1, "quoted string"),
+    "tab-indented quoted string (DK95)": ('foo: "bar\n\tbaz"\n', 2, 1, "tabs do not count"),
+    "tab-indented flow list (Y79Y)": ("- [\n\tfoo,\n foo\n ]\n", 2, 1, "flow list"),
+    "block scalar with wide empty lines (S98Z)": (
+        "empty block scalar: >\n \n  \n   \n # comment\n",
+        5,
+        1,
+        "up to 3 of them, more than the 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("text,line,column,says", LENIENT_LIBYAML.values(), ids=LENIENT_LIBYAML)
+def test_yaml_that_libyaml_reads_but_yaml_forbids_is_a_located_error(
+    text: str, line: int, column: int, says: str
+) -> None:
+    with pytest.raises(yaml_reader.YamlDataError) as info:
+        load_all(text)
+    assert info.value.error == "Invalid YAML"
+    assert says in info.value.reason
+    assert (info.value.line + 1, info.value.column + 1) == (line, column)
+
+
+LIKE_LENIENT_BUT_VALID = {  # the same shapes, written as YAML 1.2 wants them
+    "comment after a space": ('key: "value" # c\n', {"key": "value"}),
+    "comment after a tab": ("a: [b]\t# c\n", {"a": ["b"]}),
+    "hash inside strings": ("a: x'#'y\nb: c#d\nc: \"#\"\n", {"a": "x'#'y", "b": "c#d", "c": "#"}),
+    "anchored hash": ("a: &x c#d\nb: *x\n", {"a": "c#d", "b": "c#d"}),
+    "tagged string with a hash": ("a: !!str c#d\n", {"a": "c#d"}),
+    "block indicator with a comment": ("a: > # c\n  text\n", {"a": "text\n"}),
+    "dash key in a flow mapping": ("{-: a}\n", {"-": "a"}),
+    "dash inside a flow string": ("[-a, a-, '-']\n", ["-a", "a-", "-"]),
+    "indented flow lines": ("a:\n  b: [c,\n   d\n   ]\n", {"a": {"b": ["c", "d"]}}),
+    "flow lines at the top": ("[a,\nb\n]\n", ["a", "b"]),
+    "closing bracket under its key, as JSON is written": (
+        "a:\n  b: {\n    c: [d,\n      e\n    ]\n  }\n",
+        {"a": {"b": {"c": ["d", "e"]}}},
+    ),
+    "comment lines in a flow list": ("a: [b,\n# c\n  d]\n", {"a": ["b", "d"]}),
+    "flow under a list not indented under its key": ("a:\n- [b,\n  c]\n", {"a": [["b", "c"]]}),
+    "indented quoted lines": ('a:\n  - "b\n    c"\n', {"a": ["b c"]}),
+    "quoted line indented with a space and a tab (DK95)": ('foo: "bar\n \tbaz"\n', {"foo": "bar baz"}),
+    "block scalar with narrow empty lines": ("a: |\n \n  text\n", {"a": "\ntext\n"}),
+    "block scalar with an explicit indentation": ("a: |2\n   \n  text\n", {"a": " \ntext\n"}),
+    "byte-order mark before a touching hash": ('\ufeffa: "b" #c\n', {"a": "b"}),
+}
+
+
+@pytest.mark.parametrize(
+    "text,data", LIKE_LENIENT_BUT_VALID.values(), ids=LIKE_LENIENT_BUT_VALID
+)
+def test_the_same_shapes_written_as_yaml_wants_them_still_read(text: str, data: Any) -> None:
+    assert load_all(text) == [data]
+
+
 # -- the corpus ---------------------------------------------------------------------------------
 
 
@@ -342,14 +427,12 @@ def test_corpus_case_gets_its_verdict(tmp_path: Path, case: Path) -> None:
         assert code == 0, stderr
     elif category == "data":
         assert not any(n.startswith(YAML_ERRORS) for n in names), stderr
-    elif category in ("refused", "invalid"):
+    else:
+        assert category in ("refused", "invalid"), case
         assert code == 1 and names, stderr
         assert names[0].startswith(YAML_ERRORS), stderr
         assert names[0] != "Invalid YAML" or category == "invalid", stderr
         assert ":" in errors[0]["location"], "a YAML error has a line and column"
-    else:
-        assert category == "lenient", case
-        assert code == 1 and names, stderr
 
 
 @pytest.mark.filterwarnings("ignore::ruamel.yaml.composer.ReusedAnchorWarning")
@@ -365,9 +448,81 @@ def test_corpus_data_reads_as_ruamels_safe_loader_reads_it(case: Path) -> None:
     assert repr(load_all(text)) == repr(list(YAML(typ="safe", pure=True).load_all(text)))
 
 
-def test_nan_and_non_specific_tags() -> None:
-    [data] = load_all("a: .NaN\nb: ! 12\nc: 12\n")
-    assert data["a"] != data["a"] and data["b"] == "12" and data["c"] == 12
+def test_non_specific_tags() -> None:
+    [data] = load_all("b: ! 12\nc: 12\n")
+    assert data["b"] == "12" and data["c"] == 12
+
+
+# Every plain spelling YAML 1.2's core schema reads as a non-finite float, the same under
+# !!float (also quoted), and float literals past the largest double (they read as inf).
+NON_FINITE = [
+    *(f"{sign}.{word}" for sign in ("", "+", "-") for word in ("inf", "Inf", "INF")),
+    *(".nan", ".NaN", ".NAN"),
+    *("!!float .nan", "!!float '.NaN'", '!!float "-.INF"', "!!float +.Inf"),
+]
+PAST_THE_LARGEST_DOUBLE = ["1e400", "-1e400", "1_0.5e999", "!!float 2e308", "!!float '-1e309'"]
+
+
+@pytest.mark.parametrize("written", NON_FINITE + PAST_THE_LARGEST_DOUBLE)
+def test_a_non_finite_number_is_refused_by_name_where_it_stands(written: str) -> None:
+    """JSON has no NaN nor Infinity: plan --json, state.json and the PostgreSQL store's
+    JSON columns could not hold one, so the reader refuses it at its line and column."""
+    with pytest.raises(yaml_reader.YamlDataError) as info:
+        load_all(f"spec:\n  ok: 1.5\n  value: {written}\n")
+    shown = written.split()[-1].strip("'\"")
+    overflow = written in PAST_THE_LARGEST_DOUBLE
+    title = "Number too large" if overflow else "Non-finite number"
+    assert info.value.error == f"{title} {shown!r}"
+    assert (info.value.line, info.value.column) == (2, 9)
+    assert "manifests are JSON-compatible data, and non-finite numbers have no JSON form" in (
+        info.value.reason
+    )
+    assert ("beyond the largest 64-bit float" in info.value.reason) == overflow
+    assert info.value.resolution == "Write a finite number, or quote it if a string was meant."
+
+
+def test_a_non_finite_key_is_refused_as_a_number() -> None:
+    with pytest.raises(yaml_reader.YamlDataError) as info:
+        load_all("a: 1\n.inf: b\n")
+    assert info.value.error == "Non-finite number '.inf'"
+    assert (info.value.line, info.value.column) == (1, 0)
+
+
+def test_spellings_that_are_no_yaml_numbers_stay_strings() -> None:
+    """Quoted or tagged as strings, and the spellings YAML 1.2 does not resolve (a sign
+    on .nan, mixed case): text, as every YAML 1.2 reader has them."""
+    text = "a: '.nan'\nb: \"-.inf\"\nc: !!str .inf\nd: +.nan\ne: -.nan\nf: .nAn\ng: .infinity\n"
+    assert load_all(text) == [
+        {"a": ".nan", "b": "-.inf", "c": ".inf", "d": "+.nan", "e": "-.nan", "f": ".nAn"}
+        | {"g": ".infinity"}
+    ]
+    assert load_all("a: 1.7976931348623157e308\nb: 1e-400\n") == [
+        {"a": 1.7976931348623157e308, "b": 0.0}  # the largest double; an underflow is 0
+    ]
+
+
+@pytest.mark.parametrize("command", ["plan", "validate"])
+def test_json_output_over_a_non_finite_number_is_strict_json(tmp_path: Path, command: str) -> None:
+    """`plan --json` printed `NaN` (no JSON) for a `.nan` in a manifest: now an error
+    object a strict JSON reader takes, located at the value."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "fleet.yaml").write_text(
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: -.inf}\n")
+    )
+    args = [command, "--json", "--no-git", "--source", str(tmp_path)]
+    if command == "plan":
+        args += ["--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} in the JSON output")
+
+    errors = json.loads(result.stdout, parse_constant=refuse)["errors"]
+    assert [(e["error"], e["location"]) for e in errors] == [
+        ("Non-finite number '-.inf'", "manifests/fleet.yaml:8:23")
+    ]
+    assert not (tmp_path / "state").exists()
 
 
 def test_positions_follow_the_same_documents_as_the_data() -> None:

@@ -27,6 +27,7 @@ from fleetward.store import open_store
 from fleetward.timestamps import now_iso
 from fleetward.web import CommitReader, LiveView, WebSources, web_routes
 from fleetward.web.graph import GraphRenderer
+from fleetward.web.live import PLANS_KEPT
 
 MANUAL_POLICY = """\
 apiVersion: fleetward/v1
@@ -72,6 +73,7 @@ class Site:
         token: str | None = None,
         source_url: str | None = None,
         graphs: GraphRenderer | None = None,
+        plans_kept: int = PLANS_KEPT,
     ) -> None:
         home = root / "home"
         home.mkdir(parents=True)
@@ -87,7 +89,7 @@ class Site:
             Daemon._settings(config), self.store.operations, None, self.store
         )
         self.health = Health(ready_max_age=300.0)
-        self.live = LiveView()
+        self.live = LiveView(kept=plans_kept)
         shown = {"url": source_url or str(self.repo.root), "ref": "HEAD", "path": "manifests"}
         self.sources = WebSources(
             health=self.health,

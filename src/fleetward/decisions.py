@@ -1,7 +1,7 @@
 """What a run may write now and what waits, and why. Pure over frozen values.
 
 Every run plans the whole revision. Each change is governed by one SyncPolicy
-(or by the daemon's default: at once, no approval; see `governance`). The
+(or by the daemon's default: at once, no approval; see `fleetward.policy`). The
 changes of one policy form a *part*; a part is written only when nothing holds
 it:
 
@@ -31,10 +31,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from fleetward.governance import Policy, changes_digest, window_json
-from fleetward.kinds.sync_policy import DeviceQuery, WindowState, window_state
 from fleetward.model import Change, Plan
 from fleetward.operations import Operation
+from fleetward.policy import (
+    DeviceQuery,
+    Policy,
+    WindowState,
+    changes_digest,
+    window_json,
+    window_state,
+)
 from fleetward.timestamps import to_iso
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fleetward.errors import ManifestError, Problem
 from fleetward.kinds import OBJECT_KINDS, REGISTRY, Document, KindCaches
@@ -35,6 +36,17 @@ class DesiredState:
 Expansions = dict[tuple[str, int], tuple[Document, tuple[DesiredObject, ...]]]
 
 
+class KeptExpansions(Protocol):
+    """Expansions kept across processes (`DocumentCache`): by the document's content and
+    path, under the code that made them."""
+
+    def expansion(self, path: str, doc: Document) -> tuple[DesiredObject, ...] | None: ...
+
+    def keep_expansion(
+        self, path: str, doc: Document, objects: tuple[DesiredObject, ...]
+    ) -> None: ...
+
+
 def desire(
     revision: Revision,
     documents: Iterable[tuple[str, Document]],
@@ -44,6 +56,7 @@ def desire(
     *,
     caches: KindCaches | None = None,
     keep_conflicts: bool = False,
+    kept: KeptExpansions | None = None,
 ) -> DesiredState:
     """Expand every (file path, document); raise ManifestError with every cross-document problem.
 
@@ -58,9 +71,11 @@ def desire(
     life; None: fresh ones, nothing remembered). Conflicting generated objects fail
     the revision, unless `keep_conflicts`: then they are left out and returned in
     `DesiredState.conflicts` (`rules preview` shows them).
+    `kept` holds expansions across processes: a document neither memoised nor kept is
+    expanded and offered to it.
     """
     caches = caches if caches is not None else KindCaches()
-    kept: list[Problem] = []
+    conflicts: list[Problem] = []
     documents = tuple(documents)
     watch.start(Phase.VALIDATING, len(documents))
     problems: list[Problem] = []
@@ -86,7 +101,9 @@ def desire(
         known = expansions.get(memo) if expansions is not None else None
         if known is None:
             watch.checkpoint()
-        expanded = known[1] if known is not None else tuple(REGISTRY[doc.kind].expand(doc, path))
+            expanded = _expand(path, doc, kept)
+        else:
+            expanded = known[1]
         fresh[memo] = (doc, expanded)
         for obj in expanded:
             first_obj = objects.setdefault(obj.key, obj)
@@ -105,7 +122,7 @@ def desire(
                 continue
             if keep_conflicts:
                 problems.extend(generated.problems)
-                kept.extend(generated.conflicts)
+                conflicts.extend(generated.conflicts)
             else:
                 problems.extend(generated.failing())
             objects.update(generated.objects)
@@ -116,7 +133,17 @@ def desire(
         # Kinds whose plan-stage checks report at file:line:column need their files
         # after the source is closed (the loader's Locator keeps their bytes).
         retain({path for path, doc in documents if REGISTRY[doc.kind].located_in_plan})
-    return DesiredState(revision, documents, objects, locate, caches, tuple(kept))
+    return DesiredState(revision, documents, objects, locate, caches, tuple(conflicts))
+
+
+def _expand(path: str, doc: Document, kept: KeptExpansions | None) -> tuple[DesiredObject, ...]:
+    found = kept.expansion(path, doc) if kept is not None else None
+    if found is not None:
+        return found
+    expanded = tuple(REGISTRY[doc.kind].expand(doc, path))
+    if kept is not None:
+        kept.keep_expansion(path, doc, expanded)
+    return expanded
 
 
 def _duplicate(obj: DesiredObject, first: DesiredObject, locate: Locate) -> Problem:

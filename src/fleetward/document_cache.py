@@ -15,6 +15,7 @@ import enum
 import functools
 import hashlib
 import logging
+import marshal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,11 +29,17 @@ import fleetward
 from fleetward.disk_cache import DEFAULT_MAX_BYTES, DiskCache
 from fleetward.kinds import REGISTRY, Document
 from fleetward.manifest_syntax import Located
-from fleetward.model import BlobId
+from fleetward.model import BlobId, DesiredObject, ObjectKey, Origin
 
 logger = logging.getLogger(__name__)
 
-FileResult = tuple[Document, ...] | tuple[Located, ...]
+# A file's valid documents and the problems of its others (a strict load applies none of
+# a file with problems; failure isolation applies its valid documents).
+FileResult = tuple[Document | Located, ...]
+
+# A document's expansion is kept on disk from this many objects up (a Fleet of 1,000
+# assets); below, expanding again costs less than reading an entry.
+EXPANSION_MIN_OBJECTS = 16
 
 # Library classes a cached value may hold besides fleetward's own (YAML dates).
 _STDLIB_VALUES = {("datetime", name) for name in ("date", "datetime", "time", "timedelta")}
@@ -50,6 +57,9 @@ class DocumentCache:
         self._joined: dict[tuple[BlobId, int, BlobId], Document] = {}
         # Raw content of files a Locator keeps for plan-stage error reports (TaskBatches).
         self._content: dict[BlobId, bytes] = {}
+        # id(document) → (the document, what its content is named by on disk: its file's
+        # blob id and its index, and the data file's blob id for a joined one).
+        self._origin: dict[int, tuple[Document, str]] = {}
         self.hits = 0  # files found here or on disk
         self.misses = 0  # files parsed (`put`)
         self.disk_hits = 0
@@ -63,7 +73,13 @@ class DocumentCache:
                 self._results[blob_id] = result
         if result is not None:
             self.hits += 1
+            self._name(blob_id, result)
         return result
+
+    def _name(self, blob_id: BlobId, result: FileResult) -> None:
+        for item in result:
+            if isinstance(item, Document):
+                self._origin[id(item)] = (item, f"{blob_id}-{item.index}")
 
     def peek(self, blob_id: BlobId) -> FileResult:
         """A result just put, without counting a hit."""
@@ -72,6 +88,7 @@ class DocumentCache:
     def put(self, blob_id: BlobId, result: FileResult) -> None:
         self.misses += 1
         self._results[blob_id] = result
+        self._name(blob_id, result)
         if self.disk is not None:
             self.disk.put(f"f-{blob_id}", result)
 
@@ -87,6 +104,10 @@ class DocumentCache:
             del self._joined[joined]
         for blob_id in [b for b in self._content if b not in keep]:
             del self._content[blob_id]
+        named = {id(d) for r in self._results.values() for d in r}
+        named.update(id(d) for d in self._joined.values())
+        for doc_id in [d for d in self._origin if d not in named]:
+            del self._origin[doc_id]
 
     def content(self, blob_id: BlobId) -> bytes | None:
         """The raw content of a file kept for a Locator, if it is kept."""
@@ -115,7 +136,48 @@ class DocumentCache:
         found = self._joined.get(key)
         if found is None:
             found = self._joined[key] = join()
+            self._origin[id(found)] = (found, "-".join(map(str, key)))
         return found
+
+    # -- expansions (a document's desired objects) --------------------------------
+
+    def _expansion_key(self, path: str, doc: Document) -> str | None:
+        """The disk key of `doc`'s expansion at `path`; None for a document this cache did
+        not hand out (its content has no name) or without a disk."""
+        named = self._origin.get(id(doc))
+        if self.disk is None or named is None or named[0] is not doc:
+            return None
+        where = hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        return f"x-{hashlib.blake2b(named[1].encode(), digest_size=16).hexdigest()}-{where}"
+
+    def expansion(self, path: str, doc: Document) -> tuple[DesiredObject, ...] | None:
+        """The objects `doc` (in the file at `path`) expanded to, as a process running the
+        same code expanded them before; None if not kept."""
+        key = self._expansion_key(path, doc)
+        if key is None or self.disk is None:
+            return None
+        found = self.disk.get(key)
+        if not isinstance(found, bytes):
+            return None
+        try:
+            return _objects(path, marshal.loads(found))
+        except Exception as exc:  # noqa: BLE001 - a bad entry is a miss, whatever it raises
+            logger.debug("document cache: expansion %s not used: %r", key, exc)
+            return None
+
+    def keep_expansion(self, path: str, doc: Document, objects: tuple[DesiredObject, ...]) -> None:
+        """Keep `doc`'s expansion on disk, when it is worth a read and marshal holds its
+        values exactly (plain dicts, lists, strings, numbers — not a YAML date)."""
+        if len(objects) < EXPANSION_MIN_OBJECTS:
+            return
+        key = self._expansion_key(path, doc)
+        if key is None or self.disk is None:
+            return
+        try:
+            rows = marshal.dumps([_row(obj, path) for obj in objects])
+        except ValueError:
+            return
+        self.disk.put(key, rows)
 
     def settle(self) -> None:
         """After a load: keep the disk cache within its bound if this process wrote to it."""
@@ -181,13 +243,67 @@ def _allowed(module: str, name: str, cls: type) -> bool:
     )
 
 
+def _row(obj: DesiredObject, path: str) -> tuple[Any, ...]:
+    """`obj` as marshal data: every mapping must be a plain dict (marshal refuses others,
+    and a subclass must not come back as a dict)."""
+    if obj.origin.path != path:
+        raise ValueError("an object declared in another file")
+    mappings = (obj.spec, obj.labels, obj.initial_status, obj.derived_status)
+    if any(m is not None and type(m) is not dict for m in mappings):
+        raise ValueError("not a plain dict")
+    return (
+        obj.key,
+        obj.kind,
+        obj.spec,
+        obj.spec_hash,
+        obj.owner,
+        obj.origin.document,
+        obj.origin.yaml_path,
+        obj.labels,
+        obj.expect,
+        obj.initial_status,
+        obj.note,
+        obj.derived_status,
+    )
+
+
+def _objects(path: str, rows: Any) -> tuple[DesiredObject, ...]:
+    return tuple(
+        DesiredObject(
+            key=ObjectKey(key),
+            kind=kind,
+            spec=spec,
+            spec_hash=spec_hash,
+            owner=owner,
+            origin=Origin(path, document, yaml_path),
+            labels=labels,
+            expect=expect,
+            initial_status=initial_status,
+            note=note,
+            derived_status=derived_status,
+        )
+        for (
+            key,
+            kind,
+            spec,
+            spec_hash,
+            owner,
+            document,
+            yaml_path,
+            labels,
+            expect,
+            initial_status,
+            note,
+            derived_status,
+        ) in rows
+    )
+
+
 def _file_result(value: Any) -> FileResult | None:
-    """`value` if it has the shape of a file's result (a tuple of documents, or of
-    located problems), else None: an entry that unpickled to anything else is a miss."""
+    """`value` if it has the shape of a file's result (a tuple of documents and located
+    problems), else None: an entry that unpickled to anything else is a miss."""
     if not isinstance(value, tuple):
         return None
-    if all(isinstance(item, Document) for item in value) or all(
-        isinstance(item, Located) for item in value
-    ):
+    if all(isinstance(item, Document | Located) for item in value):
         return value
     return None

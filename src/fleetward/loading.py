@@ -8,6 +8,7 @@ columns. Results are cached by blob id, so an unchanged file is never parsed twi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from fleetward.kinds.base import DataProblems
 from fleetward.kinds.problems import PathProblem, YamlPath
 from fleetward.manifest_schema import check_shape, validate_document
 from fleetward.manifest_syntax import Located, at, decode, read_yaml, snippet
-from fleetward.model import BlobId, Origin, Revision
+from fleetward.model import BlobId, Failure, Origin, Revision
 from fleetward.progress import SILENT, Phase, Watch
 from fleetward.source import MAX_FILE_BYTES, ManifestFile, Snapshot
 from fleetward.source.base import is_manifest_name
@@ -61,6 +62,11 @@ class Manifests:
 
     revision: Revision
     files: tuple[LoadedFile, ...]
+    # A tolerant load's problems, each with the file and document it belongs to
+    # (failure isolation holds those documents); always empty otherwise.
+    failures: tuple[Failure, ...] = ()
+    # A tolerant load's problems as a strict load raises them, in the same order.
+    problems: tuple[Problem, ...] = ()
 
     def documents(self) -> Iterable[tuple[str, Document]]:
         for loaded in self.files:
@@ -72,12 +78,15 @@ def load(
     snapshot: Snapshot,
     cache: DocumentCache | None = None,
     watch: Watch = SILENT,
+    tolerate: bool = False,
 ) -> Manifests:
     """Parse and validate every manifest file of a snapshot; raise every error at once.
 
     `watch` counts the files read and parsed here (those the cache has are not),
     and its checkpoint is called before each file is parsed: whatever it raises
     ends the load there (a stopping daemon must not parse 30,000 assets first).
+    With `tolerate` (failure isolation), nothing is raised: the valid documents are
+    returned, and every problem as a `Failure` naming its file and document.
     """
     cache = cache if cache is not None else DocumentCache()
     results: dict[str, FileResult] = {}
@@ -106,32 +115,88 @@ def load(
         for item in result
         if isinstance(item, Located)
     ]
-    joined = _DataJoin(snapshot, cache, problems)
-    files = tuple(
-        LoadedFile(f, joined.documents(f, results[f.path]))  # type: ignore[arg-type]
-        for f in manifest_files
-    )
+    joined = _DataJoin(snapshot, cache, problems, tolerate)
+    files = tuple(LoadedFile(f, joined.documents(f, results[f.path])) for f in manifest_files)
     cache.settle()
-    if problems:
-        raise ManifestError(*problems)
-    return Manifests(snapshot.revision, files)
+    if not tolerate:
+        if problems:
+            raise ManifestError(*problems)
+        return Manifests(snapshot.revision, files)
+    return _tolerated(snapshot, results, joined, files)
+
+
+def _tolerated(
+    snapshot: Snapshot,
+    results: dict[str, FileResult],
+    joined: _DataJoin,
+    files: tuple[LoadedFile, ...],
+) -> Manifests:
+    """A tolerant load's result: the documents that loaded whole, and every problem
+    attributed to its file and document (a listing problem, to the path it names)."""
+    failures = [Failure(p, _listed_path(p)) for p in snapshot.problems]
+    for path, result in results.items():
+        failures.extend(
+            Failure(item.at(path), path, item.address, item.claims)
+            for item in result
+            if isinstance(item, Located)
+        )
+    failures.extend(joined.failed)
+    broken = {(f.path, f.address) for f in joined.failed}
+    kept = tuple(
+        LoadedFile(
+            loaded.file,
+            tuple(d for d in loaded.documents if (loaded.file.path, d.address) not in broken),
+        )
+        for loaded in files
+    )
+    return Manifests(snapshot.revision, kept, tuple(failures), tuple(joined.problems))
+
+
+def _listed_path(problem: Problem) -> str | None:
+    """The manifest file a listing problem is about (a symlink out of the repository)."""
+    where = (problem.location or "").split(":", 1)[0]
+    return where if where and is_manifest_name(where) else None
 
 
 class _DataJoin:
     """Joins documents that name a data file of the same revision (a StreamSet's CSV)
     with that file, parsed by their kind and cached by the data file's blob id."""
 
-    def __init__(self, snapshot: Snapshot, cache: DocumentCache, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        cache: DocumentCache,
+        problems: list[Problem],
+        tolerate: bool = False,
+    ) -> None:
         self._snapshot = snapshot
         self._cache = cache
         self._problems = problems
+        # Whether the valid documents of a file with problems are joined too (a tolerant
+        # load applies them); otherwise such a file's problems are all that is reported.
+        self._tolerate = tolerate
         self._by_path = {f.path: f for f in snapshot.files}
         self._locator: Locator | None = None
+        # Problems of data files, attributed to the documents that read them.
+        self.failed: list[Failure] = []
+        self._beside_others = False  # joining the valid documents of a file with problems
 
-    def documents(self, f: ManifestFile, result: FileResult) -> FileResult:
-        if not result or isinstance(result[0], Located):
-            return result
-        return tuple(self._join(f, doc) for doc in result)
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem a strict load reports, in its order."""
+        return self._problems
+
+    def documents(self, f: ManifestFile, result: FileResult) -> tuple[Document, ...]:
+        valid = tuple(d for d in result if isinstance(d, Document))
+        self._beside_others = len(valid) < len(result)
+        if self._beside_others and not self._tolerate:
+            return ()
+        return tuple(self._join(f, doc) for doc in valid)
+
+    def _fail(self, f: ManifestFile, doc: Document, problem: Problem) -> None:
+        if not self._beside_others:  # a strict load never joins such documents
+            self._problems.append(problem)
+        self.failed.append(Failure(problem, f.path, doc.address))
 
     def _join(self, f: ManifestFile, doc: Document) -> Document:
         plugin = REGISTRY[doc.kind]
@@ -142,10 +207,10 @@ class _DataJoin:
         data_path = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), relative))
         data = self._by_path.get(data_path)
         if data is None or is_manifest_name(data_path):
-            self._problems.append(self._missing(f, doc, where, relative, data_path))
+            self._fail(f, doc, self._missing(f, doc, where, relative, data_path))
             return doc
         if data.size > MAX_FILE_BYTES:
-            self._problems.append(_too_large(data).at(data.path))
+            self._fail(f, doc, _too_large(data).at(data.path))
             return doc
 
         def parse() -> Any:
@@ -154,12 +219,9 @@ class _DataJoin:
 
         parsed = self._cache.data(doc.kind, data.blob_id, parse)
         if isinstance(parsed, DataProblems):
-            self._problems.extend(
-                Problem(
-                    p.error, p.reason, p.resolution, f"{data.path}:{line}:{column}", p.parameters
-                )
-                for line, column, p in parsed.problems
-            )
+            for line, column, p in parsed.problems:
+                at = f"{data.path}:{line}:{column}"
+                self._fail(f, doc, Problem(p.error, p.reason, p.resolution, at, p.parameters))
             return doc
         return self._cache.joined(
             (f.blob_id, doc.index, data.blob_id), lambda: plugin.with_data(doc, parsed)
@@ -182,7 +244,9 @@ class _DataJoin:
 
 
 def load_file(content: bytes) -> FileResult:
-    """Documents of one file, or the problems that keep it from loading."""
+    """The valid documents of one file and the problems of the others (a problem that
+    keeps the whole file from loading, alone); a strict load applies none of a file
+    with problems, failure isolation applies its valid documents."""
     text, problem = decode(content)
     if problem is not None:
         return (problem,)
@@ -191,18 +255,44 @@ def load_file(content: bytes) -> FileResult:
         return (problem,)
     documents: list[Document] = []
     pending: list[tuple[int, YamlPath, bool, Problem]] = []
+    addresses: dict[int, tuple[str | None, tuple[str, ...]]] = {}
     for index, raw in enumerate(raw_documents):
         if raw is None:
             continue  # an empty document (or only comments) contributes nothing
         bad = check_shape(raw)
         if bad is not None:
             pending.append((index, (), False, bad))
+            addresses[index] = (None, ())
             continue
         doc_problems = validate_document(raw, index, documents)
         pending.extend((index, path, is_key, p) for path, is_key, p in doc_problems)
+        if doc_problems:
+            addresses[index] = _address_of(raw)
     if pending:
-        return _locate_all(text, pending)
+        located = _locate_all(text, pending)
+        return (
+            *documents,
+            *(
+                dataclasses.replace(item, address=addresses[index][0], claims=addresses[index][1])
+                for item, (index, *_) in zip(located, pending, strict=True)
+            ),
+        )
     return tuple(documents)
+
+
+def _address_of(raw: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """The address an invalid document says it has ("Fleet/north"), when it names a known
+    kind and a name, and the object keys its raw spec would declare: failure isolation
+    holds what that document applied before, and whatever collides with it."""
+    kind, metadata = raw.get("kind"), raw.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not (isinstance(kind, str) and kind in REGISTRY and isinstance(name, str) and name):
+        return None, ()
+    try:
+        claims = tuple(REGISTRY[kind].claims(raw.get("spec")))
+    except (TypeError, ValueError, AttributeError, KeyError):  # unvalidated data: best effort
+        claims = ()
+    return f"{kind}/{name}", claims
 
 
 def load_other(content: bytes, path: str, check: Callable[[Any], list[PathProblem]]) -> Any:

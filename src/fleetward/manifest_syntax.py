@@ -27,6 +27,11 @@ class Located:
     column: int  # 1-based
     problem: Problem
     snippet: str | None
+    # The document it belongs to ("Fleet/north"), for failure isolation; None when the
+    # file cannot be read at all, or the document does not say its kind and name.
+    address: str | None = None
+    # The object keys the invalid document would declare (its kind's `claims`).
+    claims: tuple[str, ...] = ()
 
     def at(self, path: str) -> Problem:
         p = self.problem

@@ -270,6 +270,39 @@ class Guard:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """A manifest problem and the document it belongs to, for failure isolation.
+
+    `address` None: the problem stops the whole file at `path` from loading (a
+    YAML syntax error, a file too large), so which documents it holds is not known
+    from this revision. `path` None: the problem belongs to no file at all.
+    """
+
+    problem: Problem
+    path: str | None
+    address: str | None = None
+    # Object keys the invalid document would declare, as far as its raw data says
+    # (a fleet's externalAssetIds): a valid document declaring one of them is held too.
+    claims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDocument:
+    """A document failure isolation keeps at its last applied version.
+
+    `errors` are its own problems (empty when it is held only for what it
+    references); `because` says why in a sentence; `kept` lists the stored objects
+    it owns, which this plan leaves exactly as they are.
+    """
+
+    address: str
+    location: str | None  # file:line, or the file when the file cannot be read
+    because: str
+    errors: tuple[Problem, ...] = ()
+    kept: tuple[ObjectKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     lineage: str | None
     serial: int
@@ -289,6 +322,8 @@ class Plan:
     # The SyncPolicies governing at least one change: name → schedule, approval,
     # maxStopFraction, suspend, window (as of `created_at`) and `changes` (count).
     policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Documents failure isolation held back (empty unless it is on and something failed).
+    held: tuple[HeldDocument, ...] = ()
     # The --target expressions a targeted plan was limited to (empty: the whole revision),
     # and how many changes of the whole plan it left out: the store will not equal the
     # revision after applying it.

@@ -26,9 +26,11 @@ from pydantic import (
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's from 3.12
 
 from fleetward.errors import Problem
+from fleetward.model import HeldDocument
 
 OPERATION_TYPE: Literal["CONVERGE"] = "CONVERGE"
 MAX_ERRORS_KEPT = 100  # per operation; the count says how many there were
+MAX_HELD_ERRORS = 10  # per held document in a record; `errorCount` says how many
 
 
 class OperationState(IntEnum):
@@ -147,6 +149,8 @@ class Operation:
     plan_digest: str | None = None
     # "operator" when ended by PUT /v0/operations/{id}/ (a rejected plan is not offered again).
     ended_by: str | None = None
+    # The documents failure isolation held back at their last applied version (`held_record`).
+    held: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def new(cls, trigger: str, now: str) -> Operation:
@@ -175,6 +179,9 @@ class Operation:
             op = op.move(state, now)
         return op
 
+    def with_held(self, held: Sequence[HeldDocument]) -> Operation:
+        return replace(self, held=tuple(held_record(h) for h in held[:MAX_ERRORS_KEPT]))
+
     def with_errors(self, problems: Sequence[Problem]) -> Operation:
         return replace(
             self,
@@ -202,6 +209,19 @@ class Operation:
     @property
     def finished_at(self) -> str | None:
         return self.updated_at if self.state.final else None
+
+
+def held_record(held: HeldDocument) -> dict[str, Any]:
+    """A held document as operations and summary.json record it: where, why, its first
+    errors, and how many stored objects it keeps (the plan lists them)."""
+    return {
+        "address": held.address,
+        "location": held.location,
+        "because": held.because,
+        "errors": [p.to_dict() for p in held.errors[:MAX_HELD_ERRORS]],
+        "errorCount": len(held.errors),
+        "keptObjects": len(held.kept),
+    }
 
 
 # States an operator may set with PUT /v0/operations/{id}/ (the seed's enum; FAILED = FAILURE).
@@ -261,6 +281,18 @@ class ProblemRecord(TypedDict):
     resolution: str
     location: str | None
     parameters: dict[str, Any]
+
+
+@with_config(_OPEN)
+class HeldRecord(TypedDict):
+    """A document failure isolation held back at its last applied version."""
+
+    address: str
+    location: str | None
+    because: str
+    errors: list[ProblemRecord]
+    errorCount: int
+    keptObjects: int
 
 
 @with_config(_OPEN)
@@ -363,6 +395,13 @@ class OperationRecord(_Record):
     ended_by: str | None = Field(
         default=None,
         description='"operator" when ended with PUT /v0/operations/{operationId}/.',
+    )
+    # Left out when empty: records without held documents keep their bytes.
+    held: Annotated[tuple[HeldRecord, ...], BeforeValidator(_none_if_empty)] = Field(
+        default=(),
+        exclude_if=lambda held: not held,
+        description="The documents failure isolation held back at their last applied "
+        "version (the run applied the rest of the revision).",
     )
 
     @classmethod

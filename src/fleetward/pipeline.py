@@ -4,6 +4,8 @@
 (`engine`) runs it with its caches, its watch and a clock per stage; `validate`,
 `plan --base`, `rules preview` and the workflow commands run it bare. Each
 stage's errors propagate as `FleetwardError`s for the edge to render.
+`resolve_isolating` is the same composition with failure isolation: the
+engine's read step, for `plan`, `apply` and the daemon alike.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
-from fleetward.desire import DesiredState, Expansions, desire
-from fleetward.errors import ManifestError, UnverifiedRevision
-from fleetward.kinds import KindCaches
+from fleetward.desire import DesiredState, Expansions, KeptExpansions, desire
 from fleetward.document_cache import DocumentCache, open_document_cache
-from fleetward.loading import Locator, load
+from fleetward.errors import FleetwardError, ManifestError, UnverifiedRevision
+from fleetward.isolation import Isolated, Previous, Scope, isolate, isolating
+from fleetward.kinds import Document, KindCaches
+from fleetward.loading import Locator, Manifests, load, load_file
 from fleetward.model import (
+    HeldDocument,
     Plan,
     Revision,
     StoredObject,
@@ -28,11 +33,15 @@ from fleetward.model import (
 )
 from fleetward.planning import PlanOptions, plan
 from fleetward.progress import SILENT, Watch
-from fleetward.source import Snapshot, Source, open_snapshot
-from fleetward.source.remote import DEFAULT_GIT_TIMEOUT
+from fleetward.source import Snapshot, Source, is_remote, open_snapshot
+from fleetward.source.base import normalise_manifest_path
+from fleetward.source.git import open_git
+from fleetward.source.remote import DEFAULT_GIT_TIMEOUT, RemoteMirror
 from fleetward.source.signatures import SignaturePolicy, signature_policy
 from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,24 @@ class SourceOptions:
     def open(self) -> Snapshot:
         """The revision these options name, opened (a `Source`)."""
         return open_source(self)
+
+    def open_at(self, revision: str) -> Snapshot | None:
+        """An earlier revision (a commit id) of this source, opened without fetching or
+        moving any ref: a local repository, or a remote's mirror, read at that commit.
+        None when the source keeps no past (a plain directory)."""
+        if self.no_git:
+            return None
+        if is_remote(self.source):
+            if self.cache_root is None:
+                return None
+            root = RemoteMirror(self.source, Path(self.cache_root), self.git_timeout).path
+        else:
+            root = Path(self.source)
+        return open_git(root, revision, normalise_manifest_path(self.path))
+
+    def at(self, revision: str) -> SourceOptions:
+        """These options reading commit `revision` (a `Source`)."""
+        return dataclasses.replace(self, ref=revision)
 
 
 def git_cache(state_dir: str | Path) -> str:
@@ -142,8 +169,87 @@ def resolve(
     signature is told too, before the refusal is raised). `caches` and
     `keep_conflicts` are `desire`'s: the kinds' caches the caller owns, and whether
     conflicting generated objects are returned instead of raised.
-    Without a `cache`, the one the options name is opened (`open_documents`).
+    Without a `cache`, the one the options name is opened (`open_documents`); it also
+    keeps large documents' expansions across runs.
     """
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
+
+    def expand(manifests: Manifests, locator: Locator) -> DesiredState:
+        return desire(
+            manifests.revision,
+            manifests.documents(),
+            locator,
+            expansions,
+            watch,
+            caches=caches,
+            keep_conflicts=keep_conflicts,
+            kept=cache,
+        )
+
+    return _resolve(options, cache, watch, stage, fetched, expand, tolerate=False)
+
+
+@runtime_checkable
+class KeepsPast(Protocol):
+    """A source that can open an earlier revision by its id (Git sources, and the
+    in-memory one); failure isolation reads what an unreadable file declared there."""
+
+    def open_at(self, revision: str) -> Snapshot | None: ...
+
+
+def past_of(source: Source) -> Callable[[str], Snapshot | None] | None:
+    """How to open earlier revisions of `source`; None when it keeps no past."""
+    return source.open_at if isinstance(source, KeepsPast) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """Failure isolation for one read: on for every document (`everywhere`), or only for
+    those an `isolateFailures` SyncPolicy selects; the store it plans against, how,
+    and how to open the revision last applied to it (None: the source keeps no past)."""
+
+    everywhere: bool
+    read_store: Callable[[], StoreSnapshot]
+    plan_options: PlanOptions = field(default_factory=PlanOptions)
+    now: str = ""
+    open_at: Callable[[str], Snapshot | None] | None = None
+
+
+def resolve_isolating(
+    options: Source,
+    isolation: Isolation,
+    cache: DocumentCache | None = None,
+    watch: Watch = SILENT,
+    *,
+    expansions: Expansions | None = None,
+    stage: Stage | None = None,
+    fetched: Callable[[Revision], None] | None = None,
+    caches: KindCaches | None = None,
+) -> DesiredState | Isolated:
+    """`resolve` with failure isolation, while the revision is open (desire locates
+    errors in its files): the plan isolation made against the store, when it applies
+    to this revision (on everywhere, or some SyncPolicy asks for it); otherwise the
+    desired state, or the same errors in the same order, as `resolve` gives them."""
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
+
+    def expand(manifests: Manifests, locator: Locator) -> DesiredState | Isolated:
+        return desire_or_isolate(manifests, locator, isolation, expansions, watch, caches, cache)
+
+    return _resolve(options, cache, watch, stage, fetched, expand, tolerate=True)
+
+
+def _resolve(
+    options: Source,
+    cache: DocumentCache | None,
+    watch: Watch,
+    stage: Stage | None,
+    fetched: Callable[[Revision], None] | None,
+    expand: Callable[[Manifests, Locator], T],
+    tolerate: bool,
+) -> T:
+    """Fetch, load (tolerantly: every problem attributed, for isolation), then `expand`."""
     if cache is None and isinstance(options, SourceOptions):
         cache = open_documents(options)
     stage = stage if stage is not None else _untimed
@@ -167,23 +273,91 @@ def resolve(
             try:
                 with stage("load"):
                     try:
-                        manifests = load(snapshot, cache, watch)
+                        manifests = load(snapshot, cache, watch, tolerate=tolerate)
                     finally:
                         if cache is not None:
                             cache.retain(f.blob_id for f in snapshot.files)
                 with stage("desire"):
-                    return desire(
-                        manifests.revision,
-                        manifests.documents(),
-                        Locator(snapshot, cache),
-                        expansions,
-                        watch,
-                        caches=caches,
-                        keep_conflicts=keep_conflicts,
-                    )
+                    return expand(manifests, Locator(snapshot, cache))
             except ManifestError as exc:
                 exc.revision = snapshot.revision
                 raise
+
+
+def desire_or_isolate(
+    manifests: Manifests,
+    locator: Locator,
+    isolation: Isolation,
+    expansions: Expansions | None = None,
+    watch: Watch = SILENT,
+    caches: KindCaches | None = None,
+    kept: KeptExpansions | None = None,
+) -> DesiredState | Isolated:
+    """The desire stage of a tolerant load: isolation's plan when it applies to this
+    revision, else `desire` (raising a strict load's errors first, as `resolve` does)."""
+    documents = tuple(manifests.documents())
+    if not isolating(isolation.everywhere, documents):
+        if manifests.failures:
+            raise ManifestError(*manifests.problems)
+        return desire(
+            manifests.revision, documents, locator, expansions, watch, caches=caches, kept=kept
+        )
+    stored = isolation.read_store()
+    unreadable = sorted({f.path for f in manifests.failures if f.address is None and f.path})
+    previous = read_previous(
+        isolation.open_at, manifests.revision, stored.meta.last_applied_revision, unreadable
+    )
+
+    def run_desire(good: tuple[tuple[str, Document], ...]) -> DesiredState:
+        return desire(
+            manifests.revision, good, locator, expansions, watch, caches=caches, kept=kept
+        )
+
+    def run_plan(desired: DesiredState, held: tuple[HeldDocument, ...]) -> Plan:
+        return plan(desired, stored, isolation.now, isolation.plan_options, watch, held=held)
+
+    return isolate(
+        documents,
+        manifests.failures,
+        stored,
+        run_desire,
+        run_plan,
+        locator,
+        Scope(isolation.everywhere),
+        previous,
+    )
+
+
+def read_previous(
+    open_at: Callable[[str], Snapshot | None] | None,
+    revision: Revision,
+    applied: str | None,
+    paths: list[str],
+) -> Previous:
+    """The documents each of `paths` declared at revision `applied`, read from the source
+    (Git only: a plain directory keeps no past). Whatever cannot be read there is left
+    out: isolation then assumes, and says so."""
+    if not paths or applied is None or open_at is None or applied == revision.id:
+        return Previous(applied)
+    found: dict[str, tuple[str, ...]] = {}
+    try:
+        old = open_at(applied)
+        if old is None:
+            return Previous(applied)
+        with old:
+            wanted = [f for f in old.files if f.path in paths]
+            for f, content in old.read(wanted):
+                addresses = [_address(item) for item in load_file(content)]
+                found[f.path] = tuple(a for a in addresses if a is not None)
+    except FleetwardError:
+        return Previous(applied)
+    return Previous(applied, found)
+
+
+def _address(item: object) -> str | None:
+    if isinstance(item, Document):
+        return item.address
+    return getattr(item, "address", None)
 
 
 def make_plan(
@@ -192,9 +366,10 @@ def make_plan(
     options: PlanOptions,
     now: str | None = None,
     watch: Watch = SILENT,
+    held: tuple[HeldDocument, ...] = (),
 ) -> Plan:
     with gc_paused():
-        return plan(desired, stored, now or now_iso(), options, watch)
+        return plan(desired, stored, now or now_iso(), options, watch, held=held)
 
 
 def as_stored(desired: DesiredState) -> StoreSnapshot:

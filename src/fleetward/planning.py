@@ -13,7 +13,6 @@ from typing import Any
 
 from fleetward.desire import DesiredState
 from fleetward.errors import Problem
-from fleetward.governance import Governance, policies_of
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS, REGISTRY, KindCaches, PlanContext
 from fleetward.model import (
     ABSENT,
@@ -23,6 +22,7 @@ from fleetward.model import (
     FieldDiff,
     Guard,
     GuardVerdict,
+    HeldDocument,
     ObjectKey,
     ObjectState,
     ObjectView,
@@ -31,6 +31,7 @@ from fleetward.model import (
     StoreSnapshot,
     spec_hash,
 )
+from fleetward.policy import Governance, policies_of
 from fleetward.progress import SILENT, Phase, Watch, counted
 from fleetward.timestamps import parse_iso
 
@@ -54,9 +55,17 @@ def plan(
     now: str,
     options: PlanOptions = PlanOptions(),
     watch: Watch = SILENT,
+    held: tuple[HeldDocument, ...] = (),
 ) -> Plan:
+    """The plan from `store` to `desired`.
+
+    `held` (failure isolation) names documents kept at their last applied version:
+    their stored objects get no change at all, and count as present for the guards.
+    """
     stored = store.objects
     changes: dict[ObjectKey, Change] = {}
+    held_owners = frozenset(h.address for h in held)
+    kept: dict[str, list[ObjectKey]] = {owner: [] for owner in held_owners}
     # Counted: every desired object and every stored one (the checks that follow are
     # not, so the bar stands full while they run).
     watch.start(Phase.PLANNING, len(desired.objects) + len(stored))
@@ -64,12 +73,16 @@ def plan(
         have = stored.get(key)
         if have is None:
             changes[key] = _create(want, now)
+        elif held_owners and have.owner in held_owners:
+            continue  # isolation holds the document that owns it: it stays as applied
         elif not _untouched(want, have):
             change = _compare(want, have, now)
             if change.action is not Action.NOOP:
                 changes[key] = change
     for key, have in counted(stored.items(), watch):
-        if key not in desired.objects and have.state is ObjectState.ACTIVE:
+        if held_owners and have.owner in held_owners:
+            kept[have.owner].append(key)
+        elif key not in desired.objects and have.state is ObjectState.ACTIVE:
             removal = _remove(have, desired.objects, stored, desired.caches)
             if removal is not None:
                 changes[key] = removal
@@ -100,12 +113,18 @@ def plan(
         revision=desired.revision,
         created_at=now,
         changes=tuple(visible),
-        guards=tuple(_guards(desired, stored, visible, options, governance)),
+        guards=tuple(_guards(desired, stored, visible, options, governance, _active(kept, stored))),
         errors=tuple(errors),
         desired_counts=dict(Counter(o.kind for o in desired.objects.values())),
         reports=reports,
         policies=_policies(visible, governance, now),
+        held=tuple(replace(h, kept=tuple(sorted(kept[h.address]))) for h in held),
     )
+
+
+def _active(kept: Mapping[str, list[ObjectKey]], stored: Mapping[ObjectKey, StoredObject]) -> int:
+    """How many active objects the held documents keep."""
+    return sum(1 for keys in kept.values() for k in keys if stored[k].state is ObjectState.ACTIVE)
 
 
 def _govern(changes: Iterable[Change], governance: Governance) -> list[Change]:
@@ -308,6 +327,7 @@ def _guards(
     changes: list[Change],
     options: PlanOptions,
     governance: Governance,
+    kept_active: int = 0,
 ) -> Iterable[Guard]:
     active: Counter[str] = Counter()  # ungoverned active objects per kind
     governed: Counter[tuple[str, str]] = Counter()  # active objects per (policy, kind)
@@ -325,7 +345,9 @@ def _guards(
     else:
         active.update(o.kind for o in stored.values() if o.state is ObjectState.ACTIVE)
     total_active = sum(active.values(), 0) + sum(governed.values(), 0)
-    if not desired.objects and total_active:
+    # Held documents are present, at their applied version: every file broken at once
+    # (a wrong path would do that) stops nothing, and so blocks nothing either.
+    if not desired.objects and total_active and not kept_active:
         verdict = GuardVerdict.OVERRIDDEN if options.allow_empty else GuardVerdict.BLOCKED
         yield Guard(
             "empty-desired-state",

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fleetward.errors import SourceError, UsageError
 from fleetward.operations import Operation
-from fleetward.pipeline import SourceOptions
+from fleetward.source import Source
 from fleetward.store import Pin
 
 TRIGGER = "rollback"  # the trigger of a rollback's operation
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-fA-F]{4,64}")
+_ARGUMENTS = ("rollbackTo", "rollbackSerial", "rollbackBy")
 # `--to` of at most this many digits is a serial; longer, a revision (a SHA's prefix).
 _SERIAL_DIGITS = 6
 
@@ -94,9 +95,9 @@ def rollback_point(
     return found
 
 
-def pinned_sources(sources: SourceOptions, pin: Pin | None) -> SourceOptions:
+def pinned_sources(sources: Source, pin: Pin | None) -> Source:
     """The sources a run reads: the pinned revision while a pin holds, else as given."""
-    return sources if pin is None else replace(sources, ref=pin.revision)
+    return sources if pin is None else sources.at(pin.revision)
 
 
 def rollback_of(op: Operation, now: str) -> Pin | None:
@@ -114,6 +115,17 @@ def rollback_of(op: Operation, now: str) -> Pin | None:
         now,
         op.operation_id,
     )
+
+
+def rollback_arguments(op: Operation) -> dict[str, Any]:
+    """The arguments that make `op` a rollback (none for any other operation): what an
+    operation carrying a part the rollback held keeps, to run that rollback."""
+    return {k: op.arguments[k] for k in _ARGUMENTS if k in op.arguments}
+
+
+def is_rollback(op: Operation) -> bool:
+    """Whether running `op` rolls back (a rollback's operation, or one carrying its part)."""
+    return isinstance(op.arguments.get("rollbackTo"), str)
 
 
 def gone_from_git(point: RollbackPoint, exc: SourceError) -> SourceError:
@@ -213,8 +225,10 @@ __all__ = [
     "RollbackPoint",
     "can_roll_back",
     "gone_from_git",
+    "is_rollback",
     "pinned_sources",
     "refusal_status",
+    "rollback_arguments",
     "rollback_of",
     "rollback_point",
 ]

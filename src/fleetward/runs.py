@@ -15,10 +15,10 @@ from pathlib import Path
 from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision
 from fleetward.errors import Problem
-from fleetward.governance import Policy
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.source import Source
 from fleetward.store import Pin
 from fleetward.store.suspension import Suspension
@@ -33,6 +33,9 @@ class RunSettings:
     guards: PlanOptions = field(default_factory=PlanOptions)
     lock_timeout: float = 10.0
     operation_timeout: float = 600.0  # seconds a run may take before it ends TIMEOUT
+    # Failure isolation for every document (--isolate-failures); SyncPolicies with
+    # isolateFailures ask for it per document either way.
+    isolate_failures: bool = False
     # Obey the store's rollback pin: read the pinned revision instead of `sources`' ref
     # (the daemon does; a hand-run apply reads the --ref it was given).
     follow_pin: bool = False

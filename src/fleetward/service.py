@@ -22,7 +22,6 @@ from fleetward.observe.health import Health
 from fleetward.observe.metrics import Metrics
 from fleetward.operations import Operation
 from fleetward.pipeline import git_cache
-from fleetward.rollback import rollback_point
 from fleetward.web import CommitReader, LiveView, WebSources, public_url, repository_of, web_routes
 
 
@@ -90,10 +89,8 @@ def serve_api(daemon: Daemon, live: LiveView | None = None) -> Listening:
 
 def queue_rollback(daemon: Daemon, to: str, by: str) -> Operation:
     """POST /v0/rollback: the apply `to` names in the daemon's store, queued as a rollback
-    operation (UsageError when the history keeps none, or the store is at it)."""
-    store = daemon.store
-    point = rollback_point(store.history(), to, store.meta().last_applied_revision)
-    return daemon.control.rollback(point, by)
+    operation (see `ControlApi.rollback`)."""
+    return daemon.control.rollback(to, by, daemon.store)
 
 
 def shown_source(config: DaemonConfig) -> Mapping[str, str]:

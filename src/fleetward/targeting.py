@@ -21,6 +21,7 @@ fails its checks is not applied in parts, and a mass stop is judged on all of it
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,8 +31,11 @@ from typing import Any
 from fleetward.errors import UsageError
 from fleetward.kinds import OBJECT_KINDS, REGISTRY
 from fleetward.kinds.problems import did_you_mean
+from fleetward.kinds.tasks import TASK, targeted_report
 from fleetward.model import Action, Change, DesiredObject, ObjectKey, Plan, StoredObject
 
+TASK_BATCH = "TaskBatch"  # the kind whose report (the bulk-task API's shape) lists items
+_CLOSE = 0.6  # how alike a name must be to be suggested (difflib's ratio)
 _MAX_ID = 253  # longer strings of a spec cannot be an object's id: not looked up
 
 
@@ -103,7 +107,32 @@ def target_plan(
         targeted=tuple(t.text for t in targets),
         left_out=len(plan.changes) - len(kept),
         policies=_policies(plan.policies, kept),
+        reports=_reports(plan, targets, chosen, desired),
     )
+
+
+def _reports(
+    plan: Plan,
+    targets: Sequence[Target],
+    chosen: set[ObjectKey],
+    desired: Mapping[ObjectKey, DesiredObject],
+) -> dict[str, Any]:
+    """The plan's reports for what the targeted plan keeps: a TaskBatch item is processed
+    when its task's change is kept, or when it has none and a target selects it."""
+    report = plan.reports.get(TASK_BATCH)
+    if not isinstance(report, Mapping):
+        return dict(plan.reports)
+    changed = {c.address for c in plan.changes}
+
+    def selected(xid: str) -> bool:
+        address = ObjectKey(f"{TASK.name}/{xid}")
+        if address in changed:
+            return address in chosen
+        want = desired.get(address)
+        owner = want.owner if want is not None else ""
+        return any(t.matches(address) or t.matches(owner) for t in targets)
+
+    return {**plan.reports, TASK_BATCH: targeted_report(report, selected)}
 
 
 def _refuse_unmatched(
@@ -124,16 +153,20 @@ def _refuse_unmatched(
         return
     first = unmatched[0]
     same_kind = sorted(n for n in names if n.startswith(f"{first.kind}/"))
+    otherwise = (
+        f"Check the name; fleetward state show --kind {first.kind} lists what the store "
+        "holds, and fleetward plan (without --target) what the revision changes."
+    )
+    # Names are compared without their kind: the shared `Kind/` would make any name of
+    # the kind look close.
+    close = difflib.get_close_matches(
+        first.pattern, [n.partition("/")[2] for n in same_kind], n=1, cutoff=_CLOSE
+    )
     raise UsageError.one(
         f"--target {', '.join(t.text for t in unmatched)} matches nothing",
         f"No object or manifest document of revision {plan.revision.short} or of the store "
         f"is named {first.text} ({len(same_kind)} of kind {first.kind} exist).",
-        did_you_mean(
-            first.text,
-            same_kind,
-            f"Check the name; fleetward state show --kind {first.kind} lists what the store "
-            "holds, and fleetward plan (without --target) what the revision changes.",
-        ),
+        f'Did you mean "{first.kind}/{close[0]}"?' if close else otherwise,
         location="--target",
         targets=[t.text for t in unmatched],
     )

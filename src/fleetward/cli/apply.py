@@ -23,20 +23,22 @@ from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
+    isolate_option,
     max_lines_option,
     source_options,
     state_options,
 )
 from fleetward.cli.progress import TerminalProgress, phases
 from fleetward.cli.reconcile import note_uncommitted, target_option
+from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
-from fleetward.governance import Policy
 from fleetward.kinds.tasks import bulk_report, refused_report
 from fleetward.model import Plan
 from fleetward.operations import Operation
 from fleetward.pipeline import SourceOptions, open_documents, with_state_caches
 from fleetward.planning import PlanOptions
+from fleetward.policy import Policy
 from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
@@ -46,11 +48,19 @@ from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
 
+# What to do when no terminal can confirm an apply.
+_UNCONFIRMED = (
+    "Review the plan above, then run again with --auto-approve, or save it with "
+    "fleetward plan --out plan.json and apply that file."
+)
+
+
 @click.command("apply")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
 @source_options
 @state_options
 @guard_options
+@isolate_option
 @max_lines_option
 @target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
@@ -68,6 +78,7 @@ def apply_command(
     sources: SourceOptions,
     state: StateOptions,
     guards: PlanOptions,
+    isolate_failures: bool,
     max_lines: int,
     targets: tuple[str, ...],
     auto_approve: bool,
@@ -99,12 +110,17 @@ def apply_command(
     parse_targets(targets)  # a malformed target fails before anything is read
     # The engine records the apply as an Operation in the store's log (its end only).
     cached = with_state_caches(sources, state.state_dir)
-    engine = Engine(state.open_store(), record_progress=False, documents=open_documents(cached))
+    engine = Engine(
+        open_command_store(state.open_store(), cached),
+        record_progress=False,
+        documents=open_documents(cached),
+    )
     settings = RunSettings(
         cached,
         Path(state.state_dir),
         guards,
         state.lock_timeout,
+        isolate_failures=isolate_failures,
     )
     saved = functools.partial(_read_plan, Path(plan_file)) if plan_file is not None else None
     if saved is None:
@@ -117,6 +133,7 @@ def apply_command(
             ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
         report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
+    leave_snapshot(engine.store)
     _raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None
@@ -147,8 +164,10 @@ class _Terminal(Governor):
         saved: bool,
         bar: Watch,
         store: Store | None = None,
+        unconfirmed: str = _UNCONFIRMED,
     ) -> None:
         self.ctx = ctx
+        self.unconfirmed = unconfirmed  # the resolution when no terminal can confirm
         self.store = store  # whose rollback pin the notes mention (None: none)
         self.state_dir = state_dir
         self.max_lines = max_lines
@@ -172,7 +191,7 @@ class _Terminal(Governor):
     ) -> Verdict:
         verdict = super().decide(op, plan, policies, blocked)
         if not self.saved and plan.has_changes and not self.auto_approve:
-            _confirm()
+            _confirm(self.unconfirmed)
         return verdict
 
     def unrecorded(self, op: Operation, error: FleetwardError) -> None:
@@ -293,14 +312,14 @@ def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:
     return bulk_report([], list(failed.values()))
 
 
-def _confirm() -> None:
-    """Ask whether to apply; anything but 'yes' (or Ctrl-C at the prompt) declines."""
+def _confirm(resolution: str = _UNCONFIRMED) -> None:
+    """Ask whether to apply; anything but 'yes' (or Ctrl-C at the prompt) declines.
+    Off a terminal, a UsageError whose resolution is `resolution`."""
     if not sys.stdin.isatty():
         raise UsageError.one(
             "Apply needs confirmation",
             "Standard input is not a terminal, so fleetward cannot ask whether to apply.",
-            "Review the plan above, then run again with --auto-approve, or save it with "
-            "fleetward plan --out plan.json and apply that file.",
+            resolution,
         )
     output.print_lines(
         [

@@ -202,6 +202,10 @@ scratch_source_options = _group(
     _source_specs("a temporary directory", "none"), "sources", SourceOptions
 )
 state_options = _group(_STATE, "state", StateOptions)
+# --isolate-failures (plan, apply): one flag, passed on as `isolate_failures`.
+isolate_option = _group(
+    [("isolate_failures", {})], "isolate_failures", lambda isolate_failures: isolate_failures
+)
 guard_options = _group(_GUARDS, "guards", PlanOptions)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,7 @@ from rich.text import Text
 
 from fleetward import timestamps
 from fleetward.errors import Problem
-from fleetward.rendering import Line, render_problem
+from fleetward.rendering import Line, render_problem, write_json
 
 STYLES = {
     "create": "green",
@@ -88,42 +87,11 @@ def print_problems(problems: Iterable[Problem], console: Console | None = None) 
         print_lines(render_problem(problem), console or stderr)
 
 
-_LONG_LIST = 1000  # items: a top-level list this long is streamed, one item per line
-
-
 def print_json(value: Any) -> None:
-    """`value` as indented JSON on stdout; a long top-level list (a plan's changes) is
-    written item by item, each compact on its own line.
-
-    A plan of 100,000 changes is then never one string of a hundred megabytes, and
-    each item goes through the C encoder (an indented dump runs the pure-Python one,
-    several times slower).
-    """
-    write = sys.stdout.write
-    if not isinstance(value, dict) or not any(_long(v) for v in value.values()):
-        write(_dumps(value, indent=2) + "\n")
-        sys.stdout.flush()
-        return
-    write("{")
-    for position, (key, item) in enumerate(value.items()):
-        write(("," if position else "") + "\n  " + _dumps(str(key)) + ": ")
-        if not _long(item):
-            write(_dumps(item, indent=2).replace("\n", "\n  "))
-            continue
-        write("[")
-        for index, element in enumerate(item):
-            write(("," if index else "") + "\n    " + _dumps(element))
-        write("\n  ]")
-    write("\n}\n")
+    """`value` as indented JSON on stdout, a long list (a plan's changes) item by item
+    (`rendering.write_json`)."""
+    write_json(value, sys.stdout.write)
     sys.stdout.flush()
-
-
-def _long(value: Any) -> bool:
-    return isinstance(value, list) and len(value) > _LONG_LIST
-
-
-def _dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
 
 
 # -- tables ---------------------------------------------------------------------------------

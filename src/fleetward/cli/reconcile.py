@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -19,12 +18,14 @@ from fleetward.cli import output
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
+    isolate_option,
     max_lines_option,
     scratch_source_options,
     source_options,
     state_options,
 )
 from fleetward.cli.progress import phases
+from fleetward.cli.stores import open_command_store
 from fleetward.engine import Engine
 from fleetward.errors import FleetwardError, ManifestError, UsageError, os_error
 from fleetward.model import Plan
@@ -40,10 +41,11 @@ from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
     NamedRevision,
-    plan_to_dict,
+    plan_to_stream,
     render_markdown,
     render_markdown_problems,
     render_plan,
+    write_json,
 )
 from fleetward.source import uncommitted_note
 from fleetward.targeting import Target, parse_targets, target_plan
@@ -102,6 +104,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @source_options
 @state_options
 @guard_options
+@isolate_option
 @max_lines_option
 @target_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (formatVersion 1).")
@@ -127,7 +130,7 @@ def validate_command(ctx: click.Context, sources: SourceOptions, as_json: bool) 
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 with no changes, 2 with changes, 1 on error.",
+    help="Exit 0 with no changes, 2 with changes or documents held back, 1 on error.",
 )
 @click.pass_context
 def plan_command(
@@ -135,6 +138,7 @@ def plan_command(
     sources: SourceOptions,
     state: StateOptions,
     guards: PlanOptions,
+    isolate_failures: bool,
     max_lines: int,
     targets: tuple[str, ...],
     as_json: bool,
@@ -145,7 +149,8 @@ def plan_command(
 ) -> None:
     """Show what applying the manifests would change. Writes nothing to the store.
 
-    Exit codes: 0 success, 1 error or blocked plan, 2 changes present (with --detailed-exitcode).
+    Exit codes: 0 success, 1 error or blocked plan, 2 changes present or documents held
+    back by --isolate-failures (with --detailed-exitcode).
     """
     fmt = _output_format(ctx, as_json, fmt)
     ctx.meta["json_output"] = fmt == "json"
@@ -155,6 +160,7 @@ def plan_command(
             "A plan made with --base compares two revisions, not the store, so it cannot be applied.",
             "Drop --out to review the change, or drop --base to save a plan against the store.",
         )
+    _refuse_isolation_with_base(ctx, isolate_failures, base)
     sources = with_state_caches(sources, state.state_dir)
     parsed = parse_targets(targets)
     note_uncommitted(sources)
@@ -163,7 +169,9 @@ def plan_command(
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(sources, state, guards, base, inputs, bar, parsed)
+            plan = _read_and_plan(
+                sources, state, guards, base, inputs, bar, parsed, isolate_failures
+            )
     except FleetwardError as exc:
         inputs.failed_with(exc)
         _explain_failure(ctx, exc, fmt, inputs, max_lines)
@@ -171,7 +179,7 @@ def plan_command(
     if out:
         _write_plan(plan, Path(out))
     if fmt == "json":
-        output.print_json(plan_to_dict(plan))
+        output.print_json(plan_to_stream(plan))
     elif fmt == "markdown":
         sys.stdout.write(render_markdown(plan, max_lines, base_ref=base))
     else:
@@ -182,8 +190,23 @@ def plan_command(
             )
     if plan.blocked:
         ctx.exit(1)
-    if detailed_exitcode and plan.has_changes:
+    if detailed_exitcode and (plan.has_changes or plan.held):
         ctx.exit(2)
+
+
+def _refuse_isolation_with_base(ctx: click.Context, isolate: bool, base: str | None) -> None:
+    """--isolate-failures holds documents at the store's last applied revision, and --base
+    reads no store: given on the command line together, they conflict (from the
+    environment, --base simply plans without isolation)."""
+    given = ctx.get_parameter_source("isolate_failures")
+    if isolate and base is not None and given is ParameterSource.COMMANDLINE:
+        raise UsageError.one(
+            "--isolate-failures cannot be combined with --base",
+            "Isolation keeps invalid documents at the store's last applied revision, and a "
+            "plan made with --base reads no store.",
+            "Drop --isolate-failures to review the change, or drop --base to plan against "
+            "the store.",
+        )
 
 
 def _output_format(ctx: click.Context, as_json: bool, fmt: str) -> str:
@@ -227,6 +250,7 @@ def _read_and_plan(
     inputs: _PlanInputs,
     bar: Watch = SILENT,
     targets: tuple[Target, ...] = (),
+    isolate_failures: bool = False,
 ) -> Plan:
     """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
     follows which revision is being read."""
@@ -241,11 +265,16 @@ def _read_and_plan(
         plan = target_plan(plan, targets, desired.objects, stored.objects)
         return dataclasses.replace(plan, base=base_state.revision.id)
     # Opened first: a --state-dir that names no store fails before the source is read.
-    engine = Engine(state.open_store(), documents=open_documents(sources))
-    desired = engine.read(sources, bar)
-    inputs.head = NamedRevision(sources.ref, desired.revision)
+    engine = Engine(
+        open_command_store(state.open_store(), sources), documents=open_documents(sources)
+    )
+    # Isolation applies where --isolate-failures or an isolateFailures SyncPolicy asks.
+    isolation = engine.isolation(sources, isolate_failures, guards)
+    resolved = engine.read(sources, bar, isolation=isolation)
+    inputs.head = NamedRevision(sources.ref, resolved.revision)
     inputs.reading = None  # a store error is in no revision
-    return engine.plan(desired, engine.store.read(), guards, watch=bar, targets=targets)
+    store = engine.store.read()
+    return engine.plan(resolved, store, guards, isolation.now, watch=bar, targets=targets)
 
 
 def _explain_failure(
@@ -289,8 +318,12 @@ def note_uncommitted(sources: SourceOptions) -> None:
 def _write_plan(plan: Plan, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n")
+        with tmp.open("w", encoding="utf-8") as fh:
+            write_json(plan_to_stream(plan), fh.write)
         os.replace(tmp, path)
+    except ValueError:  # a value JSON cannot hold (a bug): no half-written plan is left
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise os_error(

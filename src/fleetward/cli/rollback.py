@@ -27,13 +27,14 @@ from fleetward.cli.options import (
 from fleetward.cli.progress import phases
 from fleetward.cli.state import read_store
 from fleetward.engine import Engine
-from fleetward.errors import SourceError
+from fleetward.errors import SourceError, UsageError
 from fleetward.operations import Operation
 from fleetward.pipeline import SourceOptions, git_cache
 from fleetward.planning import PlanOptions
 from fleetward.rendering import Line
 from fleetward.rollback import TRIGGER, RollbackPoint, gone_from_git, rollback_point
 from fleetward.runs import RunReport, RunSettings
+from fleetward.source import unknown_revision
 from fleetward.timestamps import now_iso
 
 
@@ -78,6 +79,13 @@ def rollback_command(
       fleetward rollback --to 1a2b3c4   back to the last apply of that commit
       fleetward resume                  follow the tracked ref again
     """
+    if ctx.get_parameter_source("ref") is click.core.ParameterSource.COMMANDLINE:
+        raise UsageError.one(
+            "rollback does not take --ref",
+            "A rollback reads the revision --to names, never a ref: --ref would be ignored.",
+            "Drop --ref; name the apply to go back to with --to SERIAL|REVISION.",
+            location="--ref",
+        )
     store = read_store(state.state_dir)
     point = rollback_point(store.history(), to, store.meta().last_applied_revision)
     engine = Engine(store, record_progress=False)
@@ -90,9 +98,20 @@ def rollback_command(
     }
     op = dataclasses.replace(Operation.new(TRIGGER, now_iso()), arguments=arguments)
     with phases(ctx) as bar:
-        terminal = _Terminal(ctx, state.state_dir, max_lines, auto_approve, False, bar)
+        terminal = _Terminal(
+            ctx,
+            state.state_dir,
+            max_lines,
+            auto_approve,
+            False,
+            bar,
+            unconfirmed=(
+                "Review the plan above, then run the rollback again with --auto-approve "
+                "(a saved plan applied with fleetward apply would not pin the store)."
+            ),
+        )
         report = engine.converge(op, settings, terminal, watch=bar, where=state.state_dir)
-    if isinstance(report.failure, SourceError):
+    if isinstance(report.failure, SourceError) and unknown_revision(report.failure):
         raise gone_from_git(point, report.failure) from report.failure
     _raise_failure(ctx, report, bulk=False)
     output.print_lines(_told(point, report, state.state_dir))

@@ -2,7 +2,8 @@
 
 A part held by a window or an approval is carried by an Operation of its own,
 SCHEDULED (100), recorded with the part's digest: approval binds to exactly
-those changes. When a later run writes the part unchanged, that operation ends
+those changes. A part a rollback held carries the rollback's arguments, so
+releasing it runs that rollback. When a later run writes the part unchanged, that operation ends
 SUCCESS; when the part changes (a newer revision), it ends CANCELLED with the
 reason and a new operation carries the new part. `settle` records the result.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from fleetward.decisions import Decision, Part, waiting_message
-from fleetward.governance import changes_digest
 from fleetward.model import Change, Plan, action_counts
 from fleetward.operations import Operation, OperationState, Transition
+from fleetward.policy import changes_digest
+from fleetward.rollback import rollback_arguments
 from fleetward.timestamps import to_iso
 
 S = OperationState
@@ -94,7 +97,9 @@ def settlement(
             recorded.append(_partly_applied(carrier, part, remaining, digest, run, serial, now))
             continue
         new = (
-            held_operation(part, remaining, digest, plan, now, new_operation)
+            held_operation(
+                part, remaining, digest, plan, now, new_operation, rollback_arguments(run)
+            )
             if wants_carrier(part)
             else None
         )
@@ -170,10 +175,15 @@ def held_operation(
     plan: Plan,
     now: str,
     new_operation: NewOperation = Operation.new,
+    arguments: Mapping[str, Any] | None = None,
 ) -> Operation:
-    """A new SCHEDULED operation carrying `changes` (the part, or what is left of it)."""
+    """A new SCHEDULED operation carrying `changes` (the part, or what is left of it).
+
+    `arguments`: a held rollback's (`rollback_arguments`), so that releasing the
+    part runs that rollback, pinned to its revision, not a run of the head."""
     op = replace(
         new_operation("policy", now),
+        arguments=dict(arguments or {}),
         policy=part.policy,
         schedule_type="WINDOW" if part.window is not None else "IMMEDIATE",
         plan_digest=digest,

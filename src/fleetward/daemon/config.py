@@ -194,6 +194,11 @@ class DaemonConfig(BaseModel):
         "The mass-stop guard holds only plans that stop or delete at least N objects "
         "(0: every plan past the fraction). A SyncPolicy's minStopCount wins.",
     )
+    isolate_failures: bool = _setting(
+        False,
+        "Apply a revision's valid documents and hold back each invalid one (and what "
+        "depends on it) at its last applied version, instead of applying nothing.",
+    )
     once: bool = _setting(False, "Reconcile once and exit: 0 on success, 1 on failure.")
     external_url: ExternalUrl | None = _setting(
         None,

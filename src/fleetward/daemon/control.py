@@ -15,7 +15,14 @@ from datetime import datetime
 from pathlib import Path
 
 from fleetward.daemon.admission import Admission, Interrupted
-from fleetward.daemon.ports import Clock, ControlContext, OperationStore, RunQueue, utc_now
+from fleetward.daemon.ports import (
+    Clock,
+    ControlContext,
+    OperationStore,
+    RunQueue,
+    StoreHistory,
+    utc_now,
+)
 from fleetward.daemon.requests import ControlApi, ConvergeRequest, OperatorRequests
 from fleetward.daemon.settle import live_by_policy, rejected, settle
 from fleetward.daemon.wakeups import Wakeups
@@ -31,7 +38,6 @@ from fleetward.decisions import (
 )
 from fleetward.model import Plan
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
-from fleetward.rollback import RollbackPoint
 from fleetward.store import RejectionStore
 from fleetward.store.suspension import (
     SuspendFile,
@@ -121,8 +127,8 @@ class Control:
     def approve(self, operation_id: str, by: str, comment: str = "") -> Operation:
         return self.requests.approve(operation_id, by, comment)
 
-    def rollback(self, point: RollbackPoint, by: str) -> Operation:
-        return self.requests.rollback(point, by)
+    def rollback(self, to: str, by: str, store: StoreHistory) -> Operation:
+        return self.requests.rollback(to, by, store)
 
     # -- the worker's side -----------------------------------------------------------------
 

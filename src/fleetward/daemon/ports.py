@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from fleetward.model import StoreMeta
 from fleetward.operations import Operation
 from fleetward.store import RejectionStore
 from fleetward.timestamps import Clock, to_iso
@@ -27,6 +28,15 @@ class OperationStore(Protocol):
     def get(self, operation_id: str) -> Operation | None: ...
 
     def record(self, *operations: Operation) -> None: ...
+
+
+class StoreHistory(Protocol):
+    """What a rollback is resolved against: the store's history and where it is now
+    (`Store.history`, `Store.meta`)."""
+
+    def history(self) -> list[dict[str, Any]]: ...
+
+    def meta(self) -> StoreMeta: ...
 
 
 class RunQueue(Protocol):

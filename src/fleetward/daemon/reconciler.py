@@ -22,10 +22,9 @@ from fleetward.decisions import Decision, decide, hold_overruns, with_carriers
 from fleetward.document_cache import DocumentCache
 from fleetward.engine import Engine, Governor, Verdict
 from fleetward.errors import FleetwardError
-from fleetward.governance import Policy
-from fleetward.kinds.sync_policy import parse_device_query
 from fleetward.model import Plan
 from fleetward.operations import Operation, OperationState
+from fleetward.policy import Policy, parse_device_query
 from fleetward.reporting import Reporter
 from fleetward.runs import AfterFetch, Interrupted, RunReport, RunSettings, StopCause, Stopping
 from fleetward.store import OperationStore, Store, open_store

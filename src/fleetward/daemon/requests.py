@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fleetward.daemon.admission import Admission, Interrupted
-from fleetward.daemon.ports import ControlContext
+from fleetward.daemon.ports import ControlContext, StoreHistory
 from fleetward.daemon.wakeups import Wakeups, instant
 from fleetward.errors import (
     FleetwardError,
@@ -25,7 +25,7 @@ from fleetward.errors import (
 )
 from fleetward.operations import Operation, OperationState, Transition
 from fleetward.rollback import TRIGGER as ROLLBACK_TRIGGER
-from fleetward.rollback import RollbackPoint
+from fleetward.rollback import is_rollback, rollback_point
 from fleetward.store.suspension import Suspension
 
 S = OperationState
@@ -80,9 +80,12 @@ class ControlApi(Protocol):
         (or when its window opens). OperationNotFound / OperationConflict otherwise."""
         ...
 
-    def rollback(self, point: RollbackPoint, by: str) -> Operation:
-        """Queue a rollback to `point` (trigger "rollback"): its run applies that revision
-        and pins the store to it. OperationConflict while suspended; Unavailable as create."""
+    def rollback(self, to: str, by: str, store: StoreHistory) -> Operation:
+        """Queue a rollback to the apply `to` names in `store`'s history (trigger
+        "rollback"): its run applies that revision and pins the store to it. UsageError
+        when the history keeps no such apply or the store is at it (`rollback_point`);
+        OperationConflict while suspended; Unavailable as create, and when the store
+        cannot be read."""
         ...
 
 
@@ -113,7 +116,10 @@ class OperatorRequests:
         with _unavailable_on_store_errors():
             return self._approve(operation_id, by, comment)
 
-    def rollback(self, point: RollbackPoint, by: str) -> Operation:
+    def rollback(self, to: str, by: str, store: StoreHistory) -> Operation:
+        with _unavailable_on_store_errors():
+            history, current = store.history(), store.meta().last_applied_revision
+        point = rollback_point(history, to, current)  # its refusals are the request's
         with _unavailable_on_store_errors():
             self._refuse_suspended()
             ctx = self.ctx
@@ -303,13 +309,19 @@ class OperatorRequests:
         opens, closes = instant(window.get("opens_at")), instant(window.get("closes_at"))
         now_at = ctx.clock()
         window_open = opens is not None and opens <= now_at and (closes is None or now_at < closes)
+        # An operator's own operation runs as itself, and so does one carrying a part a
+        # rollback held (it rolls back, pinned); otherwise the next run writes the part.
+        as_itself = approved.policy is None or is_rollback(approved)
         if not waiting:
-            if approved.policy is None:
-                ctx.queue.push(approved)  # an operator's own operation: run it as itself
+            if as_itself:
+                ctx.queue.push(approved)
             else:
-                ctx.queue.request("approval")  # the next run writes the approved part
+                ctx.queue.request("approval")
         elif waiting == ("window",) and window_open and approved.policy is not None:
-            ctx.queue.request("approval")  # its window is open already: no need to wait
+            if as_itself:
+                ctx.queue.push(approved)  # its window is open already: no need to wait
+            else:
+                ctx.queue.request("approval")
         ctx.on_change()
         return approved
 

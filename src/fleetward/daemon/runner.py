@@ -204,6 +204,7 @@ class Daemon:
             ),
             lock_timeout=config.lock_timeout,
             operation_timeout=config.operation_timeout,
+            isolate_failures=config.isolate_failures,
             follow_pin=True,
         )
 

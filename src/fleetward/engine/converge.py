@@ -14,7 +14,8 @@ in, never written twice:
   finished (status files, metrics, health, logs, notifications). The engine
   never imports who they are.
 
-Two kinds of run read something other than the settings' ref: a rollback
+Two kinds of run read something other than the settings' ref (any `Source`,
+opened `at` that revision): a rollback
 (its operation's `rollbackTo`) reads the revision it returns to and pins the
 store there just before its write; while a pin holds, a run that follows it
 (`RunSettings.follow_pin`: the daemon's) reads the pinned revision, and ends
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from fleetward.applying import apply_plan, check_current, refuse_blocked
-from fleetward.decisions import describe_held
+from fleetward.decisions import Decision, describe_held
 from fleetward.desire import DesiredState, Expansions
 from fleetward.engine.governor import Declined, Governor
 from fleetward.engine.run import (
@@ -47,18 +48,28 @@ from fleetward.engine.run import (
     blocked_policies,
     dry_run_message,
     failure_message,
+    held_back,
     nothing_message,
     plan_guards,
     with_summary,
 )
 from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
-from fleetward.governance import owner_labels_of, policies_of
+from fleetward.isolation import Isolated
 from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache
 from fleetward.model import Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation, OperationState
-from fleetward.pipeline import SourceOptions, git_cache, make_plan, resolve
+from fleetward.pipeline import (
+    Isolation,
+    SourceOptions,
+    git_cache,
+    make_plan,
+    past_of,
+    resolve,
+    resolve_isolating,
+)
 from fleetward.planning import PlanOptions
+from fleetward.policy import owner_labels_of, policies_of
 from fleetward.progress import SILENT, Watch
 from fleetward.reporting import Reporter, Reporters
 from fleetward.rollback import pinned_sources, rollback_of
@@ -74,12 +85,17 @@ from fleetward.runs import (
 from fleetward.source import Source
 from fleetward.store import OperationStore, Pin, Store
 from fleetward.targeting import Target, parse_targets, target_plan
+from fleetward.timestamps import now_iso
 from fleetward.tuning import gc_paused
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Resolved"]
 
 
 S = OperationState
+
+# What the read step gives the plan step: the desired state, or (failure isolation on
+# for some document) the desired state of the documents it applies and its plan.
+Resolved = DesiredState | Isolated
 
 
 @dataclass(eq=False)
@@ -121,10 +137,27 @@ class Engine:
         *,
         stage: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
         fetched: Callable[[Revision], None] | None = None,
-    ) -> DesiredState:
-        """Fetch, load and expand the revision `sources` name, with the engine's caches."""
-        return resolve(
+        isolation: Isolation | None = None,
+    ) -> Resolved:
+        """Fetch, load and expand the revision `sources` name, with the engine's caches.
+
+        With `isolation` (see `isolation`), a revision with invalid documents that
+        isolation covers (every one with --isolate-failures, or those an isolating
+        SyncPolicy selects) comes back `Isolated`: planned without them, against the
+        store as read now. Otherwise every error in the revision is raised."""
+        if isolation is None:
+            return resolve(
+                sources,
+                self.documents,
+                watch,
+                expansions=self.expansions,
+                stage=stage,
+                fetched=fetched,
+                caches=self.caches,
+            )
+        return resolve_isolating(
             sources,
+            isolation,
             self.documents,
             watch,
             expansions=self.expansions,
@@ -133,19 +166,38 @@ class Engine:
             caches=self.caches,
         )
 
+    def isolation(
+        self, sources: Source, everywhere: bool, guards: PlanOptions, now: str | None = None
+    ) -> Isolation:
+        """Failure isolation over this engine's store: for every document (`everywhere`:
+        --isolate-failures), else for those an isolateFailures SyncPolicy selects."""
+        return Isolation(everywhere, self.store.read, guards, now or now_iso(), past_of(sources))
+
     def plan(
         self,
-        desired: DesiredState,
+        resolved: Resolved,
         stored: StoreSnapshot,
         guards: PlanOptions,
         now: str | None = None,
         watch: Watch = SILENT,
         targets: Sequence[Target] = (),
     ) -> Plan:
-        """The plan from `stored` to `desired` (a value: nothing is written), limited to
-        `targets` and what they need when there are any."""
-        made = make_plan(desired, stored, guards, now, watch)
-        return target_plan(made, targets, desired.objects, stored.objects)
+        """The plan from `stored` to what was read (a value: nothing is written), limited
+        to `targets` and what they need when there are any.
+
+        Isolation planned against the store as it read it: that plan stands while the
+        store is the same one; a store written since is planned again, the same
+        documents held."""
+        if not isinstance(resolved, Isolated):
+            made = make_plan(resolved, stored, guards, now, watch)
+            return target_plan(made, targets, resolved.objects, stored.objects)
+        same = resolved.stored.meta
+        if (same.lineage, same.serial) == (stored.meta.lineage, stored.meta.serial):
+            made = resolved.plan
+        else:
+            held = resolved.plan.held
+            made = make_plan(resolved.desired, stored, guards, now, watch, held=held)
+        return target_plan(made, targets, resolved.desired.objects, stored.objects)
 
     # -- the converge ------------------------------------------------------------------------
 
@@ -199,7 +251,7 @@ class Engine:
             self._failed(run, exc)
         except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
             run.failure = exc
-            self._move(run, S.CANCELLED, "not confirmed")
+            self._move(run, S.CANCELLED, _interrupted_message(run))
         except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
             problem = Problem(
                 f"Internal error: {type(exc).__name__}: {exc}",
@@ -242,34 +294,36 @@ class Engine:
         self, run: Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
     ) -> None:
         labels = None
-        desired = None
+        resolved: Resolved | None = None
+        guards = settings.guards
+        if run.op.arguments.get("allowMassStop"):
+            guards = replace(guards, allow_mass_stop=True)
         saved = read_saved() if read_saved is not None else None
         rollback = rollback_of(run.op, run.governor.now())
         targets = parse_targets(run.op.arguments.get("targets") or ())
         if settings.follow_pin:
             run.pin = self.store.pin()
         if saved is None:
-            sources = settings.sources
-            if isinstance(sources, SourceOptions):
-                sources = pinned_sources(sources, rollback or run.pin)
-                if sources.cache_root is None:
-                    # A remote is cloned beside the store it is reconciled into.
-                    sources = replace(sources, cache_root=git_cache(settings.state_dir))
-            desired = self.read(
+            sources = pinned_sources(settings.sources, rollback or run.pin)
+            if isinstance(sources, SourceOptions) and sources.cache_root is None:
+                # A remote is cloned beside the store it is reconciled into.
+                sources = replace(sources, cache_root=git_cache(settings.state_dir))
+            resolved = self.read(
                 sources,
                 run,
                 stage=functools.partial(self._stage, run),
                 fetched=functools.partial(self._fetched, run),
+                isolation=self.isolation(
+                    sources, settings.isolate_failures, guards, run.governor.now()
+                ),
             )
+            desired = resolved.desired if isinstance(resolved, Isolated) else resolved
             run.policies = {p.name: p for p in policies_of(desired.documents)}
             run.documents = {doc.address: path for path, doc in desired.documents}
             labels = owner_labels_of(desired.documents)
         else:
             run.revision = saved.revision
             run.op = replace(run.op, revision=saved.revision.id, ref=saved.revision.ref)
-        guards = settings.guards
-        if run.op.arguments.get("allowMassStop"):
-            guards = replace(guards, allow_mass_stop=True)
         # A store that does not exist yet is made by the write, not before: a refused or
         # unconfirmed run leaves none behind. It is read unlocked, and the write then
         # takes the lock and checks the plan again (another process may have made it).
@@ -283,9 +337,9 @@ class Engine:
                     check_current(saved, stored.meta, where)
                     made = saved
                 else:
-                    assert desired is not None
+                    assert resolved is not None
                     now = run.governor.now()
-                    made = self.plan(desired, stored, guards, now, run, targets)
+                    made = self.plan(resolved, stored, guards, now, run, targets)
             run.plan, run.store = made, stored
             run.op = with_summary(run.op, made, stored.meta.serial)
             run.governor.planned(made)
@@ -322,6 +376,9 @@ class Engine:
         # A targeted plan with nothing to do writes nothing: its revision is not what the
         # store now equals.
         if not decision.due and (made.changes or recorded or made.targeted or run.suspension):
+            if rollback is not None:
+                self._rollback_nothing_due(run, made, stored, decision, rollback)
+                return
             run.governor.settle(run.op, made, decision, None)
             self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
@@ -347,11 +404,12 @@ class Engine:
             if rollback is not None:
                 # The pin goes with the write (undone if the write fails): a daemon run
                 # that read another revision meanwhile sees it under the lock and stops.
-                rollback = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
                 pinned_before = self.store.pin()
-                self.store.set_pin(rollback)
-                run.pin = rollback
-            with self._stage(run, "apply"), self._unpin_on_failure(rollback, pinned_before):
+                rollback = self._pin(run, rollback, stored)
+            with (
+                self._stage(run, "apply"),
+                self._unpin_on_failure(rollback, pinned_before, stored.meta.serial),
+            ):
                 result = apply_plan(
                     part,
                     self.store,
@@ -375,6 +433,7 @@ class Engine:
                 run,
                 S.SUCCESS,
                 f"applied {made.revision.short} at serial {result.meta.serial}{targeted}"
+                + held_back(made)
                 + (f"; {held}" if held else "")
                 + (
                     f"; {decision.out_of_scope} change(s) outside the operation's query"
@@ -383,15 +442,65 @@ class Engine:
                 ),
             )
 
+    def _rollback_nothing_due(
+        self, run: Run, made: Plan, stored: StoreSnapshot, decision: Decision, rollback: Pin
+    ) -> None:
+        """A rollback that writes nothing now still pins the store (under its lock): the
+        daemon then reconciles that revision, so what the governor holds stays held for
+        it, and the operations carrying it run the rollback once released. Only a
+        suspended daemon neither writes nor pins."""
+        if run.suspension is not None:
+            run.governor.settle(run.op, made, decision, None)
+            self._move(
+                run,
+                S.CANCELLED,
+                f"suspended by {run.suspension.by}: nothing was written and the store was not "
+                "pinned; roll back again after fleetward resume",
+            )
+            return
+        with self.write_gate:
+            run.governor.last_look(run.op, decision, run.policies)  # a stop lands before the pin
+            self._pin(run, rollback, stored)
+        run.governor.settle(run.op, made, decision, None)
+        short = made.revision.short
+        if not made.changes:
+            self._move(run, S.SUCCESS, f"no changes; the store matches {short}; pinned there")
+            return
+        self._move(
+            run,
+            S.CANCELLED,
+            f"held: the store is pinned to {short}, and the rollback's {len(made.changes)} "
+            f"change(s) wait ({describe_held(decision)}); the operations carrying them roll "
+            "back when approved or in their window",
+        )
+
+    def _pin(self, run: Run, rollback: Pin, stored: StoreSnapshot) -> Pin:
+        """Pin the store for `rollback` (the caller holds the store's lock)."""
+        pin = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
+        self.store.set_pin(pin)
+        run.pin = pin
+        return pin
+
     @contextlib.contextmanager
-    def _unpin_on_failure(self, rollback: Pin | None, before: Pin | None) -> Iterator[None]:
-        """Put back the pin a rollback's failed write replaced."""
+    def _unpin_on_failure(
+        self, rollback: Pin | None, before: Pin | None, serial: int
+    ) -> Iterator[None]:
+        """Put back the pin a rollback's failed write replaced, unless the write happened
+        all the same (the store's serial moved past `serial`: Ctrl-C after the commit)."""
         try:
             yield
         except BaseException:
-            if rollback is not None:
+            if rollback is not None and not self._moved_past(serial):
                 self.store.set_pin(before)
             raise
+
+    def _moved_past(self, serial: int) -> bool:
+        """Whether the store's serial is past `serial` (unknown counts as moved: the pin
+        then stays with the revision that may have been written)."""
+        try:
+            return self.store.meta().serial != serial
+        except FleetwardError:
+            return True
 
     # -- the run's stages, records and report ------------------------------------------------
 
@@ -496,6 +605,16 @@ class Engine:
             unchanged=run.unchanged,
             documents=run.documents,
         )
+
+
+def _interrupted_message(run: Run) -> str:
+    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
+    if run.op.state is S.PROCESSING:
+        return (
+            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
+            "atomic: fleetward state history tells whether it did)"
+        )
+    return f"interrupted (Ctrl-C) {run.where}; nothing was written"
 
 
 def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:

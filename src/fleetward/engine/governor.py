@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from fleetward.applying import refuse_blocked
 from fleetward.decisions import Decision
 from fleetward.errors import FleetwardError
-from fleetward.governance import Policy
 from fleetward.model import Plan
 from fleetward.operations import Operation
+from fleetward.policy import Policy
 from fleetward.store.suspension import Suspension
 from fleetward.timestamps import now_iso
 

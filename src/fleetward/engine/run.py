@@ -10,9 +10,9 @@ from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision, describe_held
 from fleetward.engine.governor import Governor
 from fleetward.errors import FleetwardError, Problem
-from fleetward.governance import Policy
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
 from fleetward.operations import Operation
+from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.runs import AfterFetch
 from fleetward.store import Pin
@@ -68,7 +68,7 @@ class Run(Watch):
 
 
 def with_summary(op: Operation, made: Plan, serial: int) -> Operation:
-    return replace(op, plan_summary=made.summary(), serial=serial)
+    return replace(op, plan_summary=made.summary(), serial=serial).with_held(made.held)
 
 
 def failure_message(exc: FleetwardError) -> str:
@@ -87,10 +87,23 @@ def blocked_policies(made: Plan) -> frozenset[str]:
     )
 
 
+_NAMED_HELD = 10  # documents an operation's message names; its `held` field has them all
+
+
+def held_back(made: Plan) -> str:
+    """The documents failure isolation held back, for the operation's message."""
+    if not made.held:
+        return ""
+    named = ", ".join(h.address for h in made.held[:_NAMED_HELD])
+    more = len(made.held) - _NAMED_HELD
+    return f"; held back: {named}" + (f" and {more} more" if more > 0 else "")
+
+
 def dry_run_message(made: Plan, decision: Decision) -> str:
     held = describe_held(decision)
     return (
         f"dry run at {made.revision.short}: {len(decision.due)} change(s) would be applied"
+        + held_back(made)
         + (f"; {held}" if held else "")
         + (f"; {decision.out_of_scope} outside the query" if decision.out_of_scope else "")
     )
@@ -98,7 +111,7 @@ def dry_run_message(made: Plan, decision: Decision) -> str:
 
 def nothing_message(made: Plan, decision: Decision, suspension: Suspension | None) -> str:
     if not made.changes:
-        return f"no changes; the store matches {made.revision.short}"
+        return f"no changes; the store matches {made.revision.short}" + held_back(made)
     if suspension is not None:
         return (
             f"suspended by {suspension.by}: {len(made.changes)} change(s) planned, nothing applied"
@@ -109,4 +122,4 @@ def nothing_message(made: Plan, decision: Decision, suspension: Suspension | Non
         if decision.out_of_scope
         else ""
     )
-    return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x)
+    return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x) + held_back(made)

@@ -29,8 +29,8 @@ from pydantic_core import PydanticCustomError
 from fleetward.daemon.control import ConvergeRequest
 from fleetward.durations import bounded_pattern, check_range, parse_duration
 from fleetward.http.reading import Reader
-from fleetward.kinds.sync_policy import DeviceQuery
 from fleetward.operations import OperationRecord, OperationState, SettableState, StateName
+from fleetward.policy import DeviceQuery
 from fleetward.store.operations import ORDERINGS
 from fleetward.timestamps import now, to_iso
 
@@ -320,7 +320,11 @@ class RollbackRequest(Body):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"to": "3", "by": "alice"}]})
 
-    to: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\s*[0-9a-fA-F]+\s*$")] = (
+    # Surrounding whitespace is ignored, as the CLI's --to strips it.
+    to: Annotated[
+        str,
+        Field(min_length=1, max_length=80, pattern=r"^\s*([0-9]{1,6}|[0-9a-fA-F]{4,64})\s*$"),
+    ] = (
         Field(
             description="A serial of the store's history (up to 6 digits), or the commit SHA "
             "(4 hex digits at least) an apply in it wrote."

@@ -245,6 +245,19 @@ class KindPlugin:
         caller's, for what it may reuse from the revision before."""
         return None
 
+    def references(self, document: Document) -> Iterable[str]:
+        """What the document's objects depend on, for failure isolation: document
+        addresses ("Fleet/north"), object keys ("Asset/TRK-1"), or "Kind/*" for every
+        one of a kind (a rule reads every stream). A document referencing what a held
+        document owns is held with it."""
+        return ()
+
+    def claims(self, raw_spec: Any) -> Iterable[str]:
+        """The object keys an invalid document's raw `spec` would declare, as far as it
+        can be read (best effort, never raising): a valid document declaring one of
+        them is held with it, since which of the two wins is undecided."""
+        return ()
+
     def removal(
         self,
         have: StoredObject,

@@ -108,6 +108,15 @@ class FleetPlugin(KindPlugin):
         yield from _fleet_size(context, fleets)
         yield from _expectations(context, fleets)
 
+    def claims(self, raw_spec: Any) -> Iterable[str]:
+        """The assets an invalid fleet still names: a valid fleet declaring one of them
+        is held with it (which of the two owns the asset is undecided)."""
+        assets = raw_spec.get("assets") if isinstance(raw_spec, dict) else None
+        for asset in assets if isinstance(assets, list) else ():
+            ident = asset.get("externalAssetId") if isinstance(asset, dict) else None
+            if isinstance(ident, str) and ident:
+                yield f"Asset/{ident}"
+
 
 def _fleet_size(context: PlanContext, fleets: dict[str, Document]) -> Iterable[Problem]:
     """prune: forbid — the manifest must list every active asset of the fleet."""

@@ -16,7 +16,7 @@ from pydantic import Field as PydanticField
 from pydantic import StringConstraints, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds import template_schema
+from fleetward.kinds import schema_bounds
 from fleetward.kinds.base import (
     Document,
     EmailAddress,
@@ -139,11 +139,11 @@ class UserPlugin(KindPlugin):
 
 def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
     """A templateSchema must be a JSON Schema that names only its own parts and that data
-    can be checked against in bounded time (`template_schema`)."""
+    can be checked against in bounded time (`schema_bounds`)."""
     schema = spec.templateSchema
-    error = template_schema.check_schema(schema)
+    error = schema_bounds.check_schema(schema)
     if error is not None:
-        where = template_schema.render_schema_path(error.absolute_path)
+        where = schema_bounds.render_schema_path(error.absolute_path)
         yield (
             ("spec", "templateSchema", *error.absolute_path),
             False,
@@ -157,11 +157,11 @@ def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
         )
         return
     try:
-        bad = list(template_schema.unresolvable_refs(schema))
+        bad = list(schema_bounds.unresolvable_refs(schema))
     except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
         bad = [((), str(schema.get("$schema", "")), str(exc))]
     for path, ref, why in bad:
-        where = template_schema.render_schema_path(path)
+        where = schema_bounds.render_schema_path(path)
         yield (
             ("spec", "templateSchema", *path),
             False,
@@ -175,8 +175,8 @@ def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:
         )
     if bad:
         return
-    for defect in template_schema.schema_defects(schema):
-        where = template_schema.render_schema_path(defect.path)
+    for defect in schema_bounds.schema_defects(schema):
+        where = schema_bounds.render_schema_path(defect.path)
         yield (
             ("spec", "templateSchema", *defect.path),
             defect.is_key,

@@ -65,6 +65,9 @@ class Health(Reporter):
     # read), and why the revision the last run read was refused (None: it was not).
     unverified_revisions_total: int = 0
     refused: str | None = None
+    # Documents failure isolation held back in the last revision planned (addresses): the
+    # rest of it is applied, these stay at their last applied version until fixed.
+    held_documents: tuple[str, ...] = ()
     planned: RunReport | None = None  # the last run that made a plan (held parts, policies)
     alive: Callable[[], bool] = lambda: True  # the reconcile worker is running
     # The operation log counted after every run (`fleetward_operations{state}`).
@@ -121,6 +124,10 @@ class Health(Reporter):
                 if report.revision is not None:
                     self.last_fetch_ok_at = now
                     self._note_refusal(report)
+                if plan is not None or report.manifest_errors:
+                    # A run stopped before planning for another cause (cancelled, a store
+                    # error) says nothing new about which documents are held.
+                    self.held_documents = tuple(h.address for h in plan.held) if plan else ()
             if report.succeeded:
                 self.last_success_at = now
                 # A successful apply reverted the drift it found.
@@ -184,6 +191,8 @@ class Health(Reporter):
                 )
             if self.refused is not None:
                 reasons.append(f"{self.refused}; the last good revision stays applied")
+            if self.held_documents:
+                reasons.append(_held_reason(self.held_documents))
             if last is not None:
                 checks["lastOperation"] = {
                     "id": last.operation.operation_id,
@@ -205,6 +214,18 @@ class Health(Reporter):
         reasons = [] if problem is None else [f"the store cannot be reached: {problem}"]
         body = {"ready": not reasons, "role": "standby", "reasons": reasons, "checks": {}}
         return not reasons, body
+
+
+_NAMED_HELD = 10  # documents /readyz names; summary.json lists them all
+
+
+def _held_reason(held: tuple[str, ...]) -> str:
+    named = ", ".join(held[:_NAMED_HELD])
+    more = f" and {len(held) - _NAMED_HELD} more" if len(held) > _NAMED_HELD else ""
+    return (
+        f"failure isolation holds back {len(held)} document(s) of the tracked revision "
+        f"({named}{more}); they stay at their last applied version until fixed"
+    )
 
 
 def _result(state: OperationState) -> str:

@@ -23,10 +23,10 @@ from prometheus_client.registry import Collector
 
 from fleetward import __version__
 from fleetward.kinds import KIND_ORDER, OBJECT_KINDS
-from fleetward.kinds.sync_policy import window_state
 from fleetward.model import Action, ObjectState
 from fleetward.observe.health import Health
 from fleetward.operations import OperationState
+from fleetward.policy import window_state
 from fleetward.reporting import Reporter
 from fleetward.runs import PHASES, RunReport
 from fleetward.timestamps import now
@@ -80,6 +80,7 @@ class _HealthCollector(Collector):
             operations = dict(h.operations_by_state)
             manifest_errors = h.manifest_errors
             unverified = h.unverified_revisions_total
+            held_documents = len(h.held_documents)
             planned = h.planned
 
         reconciles = CounterMetricFamily(
@@ -121,6 +122,12 @@ class _HealthCollector(Collector):
             "fleetward_manifest_errors",
             "Manifest errors in the revision the last run read (0 when it was valid).",
             value=manifest_errors,
+        )
+        yield GaugeMetricFamily(
+            "fleetward_held_documents",
+            "Documents failure isolation holds back at their last applied version in the "
+            "revision the last plan read (0 when none, or isolation is off).",
+            value=held_documents,
         )
         yield CounterMetricFamily(
             "fleetward_source_fetch_failures",

@@ -8,7 +8,9 @@
 - `plan.txt`, `plan.json`: the last plan computed (kept when a run fails before
   planning, e.g. on manifest errors).
 - `objects/<Kind>/<id>.json`: one per object whose last reconcile failed or
-  found drift, with Kubernetes-style conditions; removed once it is fine.
+  found drift, or that failure isolation keeps at its last applied version
+  (`Stalled`, with its document's errors), with Kubernetes-style conditions;
+  removed once it is fine.
 
 Every file is replaced atomically (temp file in the same directory, fsync,
 rename), so a reader never sees half a file. `StatusWriter` is a `Reporter`:
@@ -25,20 +27,21 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fleetward import __version__
 from fleetward.decisions import held_summary
 from fleetward.errors import FleetwardError, os_reason
 from fleetward.kinds.asset_rule import execution_progress
-from fleetward.model import Change, Plan
+from fleetward.model import Change, HeldDocument, Plan
 from fleetward.observe.health import Health
-from fleetward.operations import Operation, OperationState
+from fleetward.operations import Operation, OperationState, held_record
 from fleetward.planning import is_drift
-from fleetward.rendering import plan_to_dict, render_plan
+from fleetward.rendering import plan_to_stream, render_plan
+from fleetward.rendering import write_json as stream_json
 from fleetward.reporting import Reporter
 from fleetward.runs import RunReport
-from fleetward.store.files import write_atomic
+from fleetward.store.files import write_atomic, write_atomic_stream
 from fleetward.timestamps import from_epoch, now_iso, parse_iso, to_iso
 from fleetward.tuning import gc_paused
 
@@ -47,7 +50,6 @@ logger = logging.getLogger(__name__)
 SUMMARY_FORMAT = 1
 MAX_OBJECT_FILES = 1000  # per run; a blocked 100k-object plan must not write 100k files
 _PLAN_TEXT_LINES = 1000
-_INDENTED_PLAN_CHANGES = 1000
 _MAX_FILE_ERRORS = 20
 
 
@@ -81,7 +83,7 @@ class StatusWriter(Reporter):
             raise TypeError("a StatusWriter reports runs only with the daemon's Health")
         try:
             self.write(report, self.health, self.daemon())
-        except (OSError, FleetwardError) as exc:
+        except (OSError, ValueError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
 
     def run_abandoned(self, operation: Operation) -> None:
@@ -236,22 +238,32 @@ class StatusWriter(Reporter):
         The first file that cannot be written ends the writing (the next would
         fail alike), and is added to `failed`."""
         wanted: dict[Path, dict[str, Any]] = {}
-        for change, conditions in _object_conditions(report):
+        revision = report.revision.id if report.revision else None
+
+        def want(address: str, owner: str | None, action: str | None, reason: str) -> bool:
             if len(wanted) >= MAX_OBJECT_FILES:
-                break
-            kind, ident = change.address.split("/", 1)
+                return False
+            kind, ident = address.split("/", 1)
             path = self.dir / "objects" / kind / (urllib.parse.quote(ident, safe="") + ".json")
             wanted[path] = {
-                "address": change.address,
+                "address": address,
                 "kind": kind,
                 "id": ident,
-                "owner": change.owner,
-                "action": change.action.value,
-                "reason": change.reason,
-                "observedRevision": report.revision.id if report.revision else None,
+                "owner": owner,
+                "action": action,
+                "reason": reason,
+                "observedRevision": revision,
                 "operationId": report.operation.operation_id,
                 "conditions": conditions,
             }
+            return True
+
+        for change, conditions in _object_conditions(report):
+            if not want(change.address, change.owner, change.action.value, change.reason):
+                break
+        for held, address, conditions in _held_conditions(report):
+            if not want(address, held.address, None, held.because):
+                break
         root = self.dir / "objects"
         # A run that made no plan (fetch or manifest errors) knows nothing new about
         # any object: the files of the last plan stay until a plan says otherwise.
@@ -278,20 +290,25 @@ def _write_plan(directory: Path, stem: str, plan: Plan, failed: list[str]) -> No
     text = "\n".join(line for _, line in render_plan(plan, _PLAN_TEXT_LINES))
     txt = directory / f"{stem}.txt"
     _attempt(failed, txt, lambda: write_atomic(txt, (text + "\n").encode()))
-    # json.dumps with an indent runs the pure-Python encoder: a 100,000-change plan
-    # took 7 s that way. Large plans are written compact (C encoder).
-    indent = 1 if len(plan.changes) <= _INDENTED_PLAN_CHANGES else None
+    # Streamed, one change at a time, each through the C encoder (an indented dump runs
+    # the pure-Python one: a 100,000-change plan took 7 s that way), so the file is
+    # never one string of a hundred megabytes (`rendering.write_json`).
     with gc_paused():
         doc = directory / f"{stem}.json"
-        _attempt(failed, doc, lambda: write_json(doc, plan_to_dict(plan), indent=indent))
+        _attempt(failed, doc, lambda: write_atomic_stream(doc, functools.partial(_plan_json, plan)))
+
+
+def _plan_json(plan: Plan, fh: BinaryIO) -> None:
+    stream_json(plan_to_stream(plan), lambda text: fh.write(text.encode()), indent=1)
 
 
 def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool:
-    """Run `write`; on OSError log it, add `path: why` to `failed` and return False."""
+    """Run `write`; on OSError (or ValueError: a value JSON cannot hold) log it, add
+    `path: why` to `failed` and return False."""
     try:
         write()
-    except OSError as exc:
-        why = os_reason(exc)
+    except (OSError, ValueError) as exc:
+        why = os_reason(exc) if isinstance(exc, OSError) else str(exc)
         logger.error("cannot write the status file %s: %s", path, why)
         failed.append(f"{path}: {why}")
         return False
@@ -366,6 +383,37 @@ def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[st
         yield change, conditions
 
 
+def _held_conditions(
+    report: RunReport,
+) -> Iterable[tuple[HeldDocument, str, list[dict[str, Any]]]]:
+    """The objects failure isolation kept at their last applied version: Stalled, until
+    their document is fixed (its errors in the message)."""
+    if report.plan is None:
+        return
+    at = report.operation.updated_at
+    revision = report.revision.id if report.revision else None
+    for held in report.plan.held:
+        errors = "; ".join(
+            p.error + (f" at {p.location}" if p.location else "") for p in held.errors[:3]
+        )
+        more = f" (and {len(held.errors) - 3} more)" if len(held.errors) > 3 else ""
+        message = (
+            f"Held back at its last applied version: {held.address} "
+            + (f"at {held.location} " if held.location else "")
+            + f"{held.because}"
+            + (f": {errors}{more}" if errors else "")
+            + "."
+        )
+        reason = "ManifestErrors" if held.errors else "DependencyHeld"
+        conditions = [
+            _condition("Ready", False, "HeldBack", message, at, revision),
+            _condition("Reconciling", False, "HeldBack", message, at, revision),
+            _condition("Stalled", True, reason, message, at, revision),
+        ]
+        for key in held.kept:
+            yield held, key, conditions
+
+
 def conditions_of(report: RunReport, change: Change) -> list[dict[str, Any]]:
     """The conditions `objects/<kind>/<id>.json` holds for `change`, one of the report's
     plan ([]: the change was applied and needs no file). The web view's object page."""
@@ -435,6 +483,7 @@ def summary(
     for (kind, state), n in sorted(counts.objects.items()):
         objects.setdefault(kind, {})[state] = n
     held = held_summary(report.decision) if report.decision is not None else []
+    held_documents = report.plan.held if report.plan is not None else ()
     suspension = report.suspension
     return {
         "formatVersion": SUMMARY_FORMAT,
@@ -456,11 +505,15 @@ def summary(
             and op.state is OperationState.SUCCESS
             and store.meta.last_applied_revision == report.revision.id
             and not held
+            and not held_documents
             and not (report.decision is not None and report.decision.out_of_scope)
         ),
         # Changes planned but not applied, per policy: what each waits for, and the
         # operation that carries it (its plan: pending/<operationId>.txt|json).
         "held": held,
+        # Documents failure isolation held back at their last applied version: where,
+        # why, their first errors, how many stored objects each keeps (plan.json lists them).
+        "heldDocuments": [held_record(h) for h in held_documents],
         "suspended": (
             {"by": suspension.by, "at": suspension.at, "reason": suspension.reason}
             if suspension is not None
@@ -501,5 +554,7 @@ def summary(
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
-    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    """`value` as JSON at `path`, atomically. ValueError, with nothing written, for a
+    non-finite number: Python would write NaN/Infinity, which no JSON reader takes."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
     write_atomic(path, (text + "\n").encode())

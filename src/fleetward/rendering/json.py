@@ -6,7 +6,8 @@ always serialises to the same bytes (apart from `createdAt`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fleetward.errors import Problem, UsageError
@@ -19,6 +20,7 @@ from fleetward.model import (
     FieldDiff,
     Guard,
     GuardVerdict,
+    HeldDocument,
     ObjectKey,
     ObjectState,
     ObjectView,
@@ -28,6 +30,83 @@ from fleetward.model import (
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    return _plan_dict(plan, [_change(c) for c in plan.changes])
+
+
+class Streamed(Sequence[Any]):
+    """A long list whose items are made one at a time, as a writer reads them: a plan of
+    100,000 changes is never held as 100,000 dicts (`plan_to_stream`, `write_json`)."""
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], Any]) -> None:
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._make(item) for item in self._items[index]]
+        return self._make(self._items[index])
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(self._make, self._items)
+
+
+def plan_to_stream(plan: Plan) -> dict[str, Any]:
+    """`plan_to_dict` with its changes `Streamed`: for `write_json` only."""
+    return _plan_dict(plan, Streamed(plan.changes, _change))
+
+
+LONG_LIST = 1000  # items: a top-level list this long is written one item per line
+
+
+def write_json(value: Any, write: Callable[[str], Any], *, indent: int = 2) -> None:
+    """`value` as indented JSON through `write`; a long top-level list (a plan's changes,
+    `Streamed` or not) is written item by item, each compact on its own line.
+
+    A plan of 100,000 changes is then never one string of a hundred megabytes, and
+    each item goes through the C encoder (an indented dump runs the pure-Python one,
+    several times slower). The same value always gives the same text.
+    """
+    items = value.items() if isinstance(value, dict) else ()
+    if not any(_long(v) for _, v in items):
+        write(_dumps(_listed(value), indent=indent) + "\n")
+        return
+    pad = " " * indent
+    write("{")
+    for position, (key, item) in enumerate(value.items()):
+        write(("," if position else "") + f"\n{pad}" + _dumps(str(key)) + ": ")
+        if not _long(item):
+            write(_dumps(_listed(item), indent=indent).replace("\n", f"\n{pad}"))
+            continue
+        write("[")
+        for index, element in enumerate(item):
+            write(("," if index else "") + f"\n{pad}{pad}" + _dumps(element))
+        write(f"\n{pad}]")
+    write("\n}\n")
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, list | Streamed) and len(value) > LONG_LIST
+
+
+def _listed(value: Any) -> Any:
+    """`value` with its top-level `Streamed` lists made (a short one is dumped whole)."""
+    if isinstance(value, Streamed):
+        return list(value)
+    if isinstance(value, dict) and any(isinstance(v, Streamed) for v in value.values()):
+        return {k: list(v) if isinstance(v, Streamed) else v for k, v in value.items()}
+    return value
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    # allow_nan=False: Python would write NaN/Infinity, which no JSON reader takes; the
+    # YAML reader refuses non-finite numbers, so one here is a bug to fail loudly on.
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _plan_dict(plan: Plan, changes: Sequence[Any]) -> dict[str, Any]:
     return {
         "formatVersion": FORMAT_VERSION,
         "lineage": plan.lineage,
@@ -36,7 +115,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "revisionKind": plan.revision.kind,
         "ref": plan.revision.ref,
         "createdAt": plan.created_at,
-        "changes": [_change(c) for c in plan.changes],
+        "changes": changes,
         "guards": [
             {
                 "name": g.name,
@@ -53,12 +132,34 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         **({"base": plan.base} if plan.base else {}),
         **({"reports": dict(plan.reports)} if plan.reports else {}),
         **({"policies": dict(plan.policies)} if plan.policies else {}),
+        **({"held": [held_to_dict(h) for h in plan.held]} if plan.held else {}),
         **(
             {"targeted": list(plan.targeted), "leftOut": plan.left_out}
             if plan.targeted
             else {}
         ),
     }
+
+
+def held_to_dict(held: HeldDocument) -> dict[str, Any]:
+    """A document failure isolation held back, as plans and status files show it."""
+    return {
+        "address": held.address,
+        "location": held.location,
+        "because": held.because,
+        "errors": [p.to_dict() for p in held.errors],
+        "kept": list(held.kept),
+    }
+
+
+def held_from_dict(raw: Mapping[str, Any]) -> HeldDocument:
+    return HeldDocument(
+        address=str(raw["address"]),
+        location=raw.get("location"),
+        because=str(raw.get("because", "")),
+        errors=tuple(Problem.from_dict(e) for e in raw.get("errors", [])),
+        kept=tuple(ObjectKey(str(k)) for k in raw.get("kept", [])),
+    )
 
 
 def _view(view: ObjectView | None) -> dict[str, Any] | None:
@@ -143,6 +244,7 @@ def plan_from_dict(data: Any, where: str) -> Plan:
             desired_counts=data.get("desiredCounts", {}),
             reports=dict(data.get("reports") or {}),
             policies=dict(data.get("policies") or {}),
+            held=tuple(held_from_dict(h) for h in data.get("held", [])),
             targeted=tuple(str(t) for t in data.get("targeted") or ()),
             left_out=int(data.get("leftOut") or 0),
         )

@@ -21,6 +21,8 @@ from fleetward.rendering.text import (
     DEFAULT_MAX_LINES,
     SYMBOLS,
     _value,
+    held_count,
+    kept_phrase,
     summary_line,
     targeted_warning,
 )
@@ -50,11 +52,13 @@ def render_markdown(
         out += [f"> **{_text(targeted_warning(plan))}**", ""]
     if not plan.changes and not plan.errors and plan.targeted:
         out.append(f"No changes to the targeted objects at {_name(head)}.")
-    elif not plan.changes and not plan.errors:
+    elif not plan.changes and not plan.errors and not plan.held:
         out.append(f"No changes. {_target(base)} matches revision {_name(head)}.")
-    if plan.changes:
+    if plan.changes or plan.held:
         out += [f"**{summary_line(plan)}**", ""]
+    if plan.changes:
         out += _table(plan.changes, max_lines)
+    out += _held(plan)
     out += _policies(plan)
     for kind, report in sorted(plan.reports.items()):
         if isinstance(report, dict) and report.get("message"):
@@ -166,6 +170,22 @@ def _policies(plan: Plan) -> list[str]:
             + when
             + (", **suspended**" if info.get("suspend") else "")
         )
+    return out
+
+
+def _held(plan: Plan) -> list[str]:
+    """The documents failure isolation held back, one item each with its errors."""
+    if not plan.held:
+        return []
+    out = ["", f"**Held back** ({held_count(plan.held)}, kept at their last applied version):", ""]
+    for h in plan.held:
+        where = f" at {_code(h.location)}" if h.location else ""
+        out.append(
+            f"- {_code(h.address)}{where}: {_text(h.because)}; {_text(kept_phrase(h))}"
+        )
+        for p in h.errors:
+            at = f" at {_code(p.location)}" if p.location else ""
+            out.append(f"  - {_text(p.error)}{at}")
     return out
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fleetward.errors import Problem
-from fleetward.model import ABSENT, Action, Change, GuardVerdict, Plan
+from fleetward.model import ABSENT, Action, Change, GuardVerdict, HeldDocument, Plan
 
 Line = tuple[str, str]  # (style, text)
 
@@ -29,12 +29,29 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {s['create']} to create, {s['update']} to update, "
         f"{s['stop']} to stop, {s['delete']} to delete."
-    )
+    ) + (f" {held_count(plan.held)} held back." if plan.held else "")
+
+
+def held_count(held: tuple[HeldDocument, ...]) -> str:
+    return f"{len(held)} document{'s' if len(held) != 1 else ''}"
+
+
+def kept_phrase(held: HeldDocument) -> str:
+    """What holding a document keeps, in words."""
+    if not held.kept:
+        return "nothing applied yet: its objects are not created"
+    n = len(held.kept)
+    return f"keeps {n} object{'s' if n != 1 else ''} at the last applied version"
 
 
 def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
     lines: list[Line] = []
-    if not plan.changes:
+    if not plan.changes and plan.held:
+        lines.append(("ok", f"No changes to apply at revision {plan.revision.short}."))
+        lines.append(("", ""))
+        lines.extend(_held(plan.held, max_lines))
+        lines.append(("summary", summary_line(plan)))
+    elif not plan.changes:
         if plan.targeted and not plan.errors:
             lines.append(("ok", f"No changes to the targeted objects at {plan.revision.short}."))
         elif not plan.errors:
@@ -48,6 +65,7 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         )
         lines.append(("", ""))
         lines.extend(_changes(plan.changes, max_lines))
+        lines.extend(_held(plan.held, max_lines))
         lines.append(("summary", summary_line(plan)))
         lines.extend(_policies(plan))
     if plan.targeted:
@@ -133,6 +151,27 @@ def _changes(changes: Iterable[Change], max_lines: int) -> list[Line]:
             )
         )
         lines.append(("", ""))
+    return lines
+
+
+def _held(held: tuple[HeldDocument, ...], max_lines: int) -> list[Line]:
+    """The documents failure isolation held back: where, why, their errors, what is kept."""
+    if not held:
+        return []
+    lines: list[Line] = [
+        ("kind", f"Held back ({held_count(held)}, kept at their last applied version):")
+    ]
+    for h in held:
+        where = f"  {h.location}" if h.location else ""
+        lines.append(("blocked", f"  ! {h.address}{where}: {h.because}; {kept_phrase(h)}"))
+        for problem in h.errors:
+            at = f" at {problem.location}" if problem.location else ""
+            lines.append(("diff", f"      {problem.error}{at}"))
+        shown = h.kept[:max_lines] if max_lines else h.kept
+        lines.extend(("dim", f"      = {key}") for key in shown[:10])
+        if len(shown) > 10 or len(shown) < len(h.kept):
+            lines.append(("dim", f"      … and {len(h.kept) - min(len(shown), 10)} more kept"))
+    lines.append(("", ""))
     return lines
 
 

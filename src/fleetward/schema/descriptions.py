@@ -212,6 +212,9 @@ FIELDS: dict[tuple[str, str], str] = {
     ("SyncPolicySpec", "minStopCount"): "Stops or deletes a plan needs before maxStopFraction "
     "judges it (default: the command's --min-stop-count).",
     ("SyncPolicySpec", "suspend"): "Hold every change of the selected objects.",
+    ("SyncPolicySpec", "isolateFailures"): "Failure isolation for the selected documents: an "
+    "invalid one (and what depends on it) is held at its last applied version while the rest "
+    "of the revision applies.",
     ("Selector", "kinds"): "Manifest kinds selected (any SyncPolicy excepted).",
     ("Selector", "names"): "Document names, as globs (prod-*).",
     ("Selector", "matchLabels"): "Labels a document must carry, all of them.",

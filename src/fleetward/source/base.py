@@ -154,6 +154,16 @@ def not_a_manifest_file(path: str, location: str) -> SourceError:
     )
 
 
+# The `why` of the SourceError for a revision the source does not have (a commit a
+# force-push or a garbage collection removed): a rollback names it as such.
+UNKNOWN_REVISION = "unknown-revision"
+
+
+def unknown_revision(exc: SourceError) -> bool:
+    """Whether `exc` says the revision asked for does not exist in the source."""
+    return any(p.parameters.get("why") == UNKNOWN_REVISION for p in exc.problems)
+
+
 class Source(Protocol):
     """Where revisions come from: each `open` resolves the tracked revision and opens it.
 
@@ -162,4 +172,10 @@ class Source(Protocol):
 
     def open(self) -> Snapshot:
         """The tracked revision as it is now, opened (a remote is fetched first)."""
+        ...
+
+    def at(self, revision: str) -> Source:
+        """This source reading commit `revision` instead of the tracked ref: what a
+        rollback and a pinned run read. Its `open` raises a SourceError for which
+        `unknown_revision` holds when the source does not have that commit."""
         ...

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from fleetward.errors import SourceError
 from fleetward.model import Revision
 from fleetward.source.base import (
+    UNKNOWN_REVISION,
     ManifestFile,
     SnapshotBase,
     git_blob_id,
@@ -21,7 +22,7 @@ from fleetward.source.base import (
     read_after_close,
 )
 
-__all__ = ["MemorySnapshot", "MemorySource"]
+__all__ = ["MemoryRevision", "MemorySnapshot", "MemorySource"]
 
 
 class MemorySnapshot(SnapshotBase):
@@ -85,3 +86,37 @@ class MemorySource:
         self.opened += 1
         revision, tree = self.commits[-1]
         return MemorySnapshot(revision, tree, self.path)
+
+    def open_at(self, revision: str) -> MemorySnapshot | None:
+        """An earlier commit by its id, as a Git source opens one; None if there is none."""
+        for made, tree in self.commits:
+            if made.id == revision:
+                return MemorySnapshot(made, tree, self.path)
+        return None
+
+    def at(self, revision: str) -> MemoryRevision:
+        return MemoryRevision(self, revision)
+
+
+class MemoryRevision:
+    """One commit of a `MemorySource`, named by its id: the source a rollback reads."""
+
+    def __init__(self, source: MemorySource, revision: str) -> None:
+        self.source = source
+        self.revision = revision
+
+    def open(self) -> MemorySnapshot:
+        for revision, tree in self.source.commits:
+            if revision.id == self.revision:
+                self.source.opened += 1
+                return MemorySnapshot(revision, tree, self.source.path)
+        raise SourceError.one(
+            f"Ref {self.revision!r} does not exist in the in-memory source",
+            "It names none of the source's commits.",
+            "Name a commit MemorySource.commit returned.",
+            location=self.revision,
+            why=UNKNOWN_REVISION,
+        )
+
+    def at(self, revision: str) -> MemoryRevision:
+        return MemoryRevision(self.source, revision)

@@ -12,6 +12,7 @@ import re
 import git
 
 from fleetward.errors import SourceError
+from fleetward.source.base import UNKNOWN_REVISION
 from fleetward.source.git_commands import (
     GitFailed,
     dubious_repository,
@@ -135,6 +136,7 @@ def _unresolved_ref(repo: git.Repo, ref: str, said: str) -> SourceError:
         if ":" in ref
         else "Check the spelling of --ref, or fetch the branch first." + hint,
         location=ref,
+        why=UNKNOWN_REVISION,
     )
 
 

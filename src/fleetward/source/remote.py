@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fleetward.errors import SourceError
+from fleetward.source.base import UNKNOWN_REVISION
 from fleetward.source.blobs import looks_corrupt
 from fleetward.source.fetch_failures import fetch_failed
 from fleetward.source.git_commands import clean_git_message
@@ -425,6 +426,7 @@ class RemoteMirror:
             + (hint or " The remote has no branches or tags."),
             "Check the spelling of --ref, and that the branch or tag is pushed." + pinned,
             location=self.shown_url,
+            why=UNKNOWN_REVISION,
         )
 
     def _not_a_commit(self, ref: str, name: str) -> SourceError:

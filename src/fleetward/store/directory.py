@@ -77,6 +77,8 @@ def refuse_if_tracked(directory: Path) -> None:
     tracked = [n for n in names if Path(n).name != GITIGNORE]
     if not tracked:
         return
+    # The store's own files (state.json) first, before the caches under it.
+    tracked.sort(key=lambda name: name.count("/"))
     shown = ", ".join(tracked[:_SHOWN])
     if len(tracked) > _SHOWN:
         shown += f" and {len(tracked) - _SHOWN} more"

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import BinaryIO
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +124,28 @@ def write_atomic(
     directory is fsynced so the rename itself is durable. Returns the new file's
     identity (a rename keeps all three parts).
     """
+
+    def fill(fh: BinaryIO) -> None:
+        fh.write(data() if callable(data) else data)
+
+    return write_atomic_stream(path, fill, backup=backup, sync_dir=sync_dir)
+
+
+def write_atomic_stream(
+    path: Path,
+    fill: Callable[[BinaryIO], object],
+    *,
+    backup: Path | None = None,
+    sync_dir: bool = False,
+) -> FileId:
+    """`write_atomic` of what `fill` writes to the open temp file: a large document is
+    written piece by piece, never held as one string."""
     mine = f"{tmp_prefix(path)}{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(prefix=mine, dir=path.parent)
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data() if callable(data) else data)
+            fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
             written = identity(os.fstat(fh.fileno()))

@@ -173,6 +173,7 @@ class MemoryStore:
         self.outbox_limit = OUTBOX_LIMIT
         self._pin: Pin | None = None  # frozen, of plain values: shared safely
         self._suspension: Suspension | None = None  # frozen too
+        self._notify_state: str | None = None  # JSON text: never shared
 
     def exists(self) -> bool:
         return True  # made by opening it
@@ -262,7 +263,7 @@ class MemoryStore:
         with self._mutex:
             self._suspension = suspension
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         copies = [_copy_entry(entry) for entry in entries]
         with self._mutex:
             self._outbox, dropped = outbox_added(self._outbox, copies, self.outbox_limit)
@@ -278,6 +279,16 @@ class MemoryStore:
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         with self._mutex:
             self._outbox = [e for e in self._outbox if e.entry_id not in entry_ids]
+
+    def notify_state(self) -> dict[str, Any] | None:
+        with self._mutex:
+            text = self._notify_state
+        return dict(json.loads(text)) if text is not None else None
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        text = json.dumps(doc)
+        with self._mutex:
+            self._notify_state = text
 
     # -- under the mutex -------------------------------------------------------------
 

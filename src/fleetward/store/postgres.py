@@ -291,7 +291,7 @@ class PostgresStore:
 
     # -- the notification outbox (its own table, written without the writer lock) ---------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         return self._outbox.add(entries)
 
     def outbox_pending(
@@ -301,6 +301,12 @@ class PostgresStore:
 
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
+
+    def notify_state(self) -> dict[str, Any] | None:
+        return self._outbox.notify_state()
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._outbox.set_notify_state(doc)
 
     # -- in the write's transaction -------------------------------------------------------
 

@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +40,10 @@ from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
-from fleetward.store.outbox import OutboxFile
+from fleetward.store.outbox import OutboxFile, read_notify_state, write_notify_state
 from fleetward.store.pin import read_pin, write_pin
 from fleetward.store.rejections import RejectionFile
+from fleetward.store.snapshot_file import Decoded, SnapshotFile, edges_digest
 from fleetward.store.suspension import (
     Suspension,
     clear_suspension,
@@ -66,6 +67,7 @@ class AtomicJSONStorage(Storage):
         self._path = Path(path)
         self._encoded = encoded
         self.file_id: FileId | None = None  # of the file last read or written here
+        self.edges: bytes | None = None  # its `edges_digest` (what a snapshot entry checks)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -75,7 +77,7 @@ class AtomicJSONStorage(Storage):
                 # the path right after, and a cache must not pair its id with our content.
                 self.file_id = identity(os.fstat(fh.fileno()))
         except FileNotFoundError:
-            self.file_id = None
+            self.file_id = self.edges = None
             return None
         except OSError as exc:
             raise os_error(
@@ -85,6 +87,7 @@ class AtomicJSONStorage(Storage):
                 "Check the file's permissions, or pass another --state-dir.",
                 self._path,
             ) from exc
+        self.edges = edges_digest(raw)
         if not raw.strip():
             # Only a missing file is an empty store: an empty one is a damaged one
             # (planning against it would create everything again under a new lineage).
@@ -98,9 +101,14 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        def content() -> bytes:
+            encoded = self._encode(data).encode()
+            self.edges = edges_digest(encoded)
+            return encoded
+
         self.file_id = write_atomic(
             self._path,
-            lambda: self._encode(data).encode(),
+            content,
             backup=self._path.parent / BACKUP_FILE,
             sync_dir=True,
         )
@@ -171,6 +179,12 @@ class _Transaction(Middleware):
         storage = getattr(self, "storage", None)
         return storage.file_id if isinstance(storage, AtomicJSONStorage) else None
 
+    @property
+    def edges(self) -> bytes | None:
+        """That file's `edges_digest`."""
+        storage = getattr(self, "storage", None)
+        return storage.edges if isinstance(storage, AtomicJSONStorage) else None
+
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._data is None:
             self._data = self.storage.read()
@@ -209,9 +223,20 @@ class _Cached:
     """The state file as last read or written by this instance."""
 
     file_id: FileId
-    tables: dict[str, dict[str, Any]]
+    # None while the copy came from a snapshot entry and no write needed the tables yet.
+    tables: dict[str, dict[str, Any]] | None
     snapshot: StoreSnapshot | None = None
     ids: dict[str, str] | None = None  # object key → doc id in the objects table
+    edges: bytes | None = None  # the file's `edges_digest`, when known
+    decoded: Decoded | None = None  # the snapshot entry it came from
+    saved: bool = False  # a snapshot entry of this file exists (was loaded or written)
+
+    def table_data(self) -> dict[str, dict[str, Any]]:
+        """The file's tables; made from the snapshot entry the first time they are needed."""
+        if self.tables is None:
+            assert self.decoded is not None  # one of the two is always set
+            self.tables = {**self.decoded.tables, "objects": self.decoded.objects_table()}
+        return self.tables
 
 
 class TinyDBStore:
@@ -234,6 +259,8 @@ class TinyDBStore:
         self._cached: _Cached | None = None
         self._encoded: EncodedDocs = {}
         self._checked = False
+        # The decoded copy of state.json left for the next process (`keep_snapshots`).
+        self.snapshots: SnapshotFile | None = None
         self.operations = OperationLog(self.state_dir)
         self.rejections = RejectionFile(self.state_dir)
         self._outbox = OutboxFile(self.state_dir)
@@ -244,6 +271,30 @@ class TinyDBStore:
 
     def exists(self) -> bool:
         return self.state_dir.is_dir()
+
+    def keep_snapshots(self) -> None:
+        """Read the state file through its snapshot entry (`snapshot_file`), and leave one
+        for the next process after a cold read or a write (`save_snapshot`).
+
+        For one-shot processes (the CLI): a daemon keeps its copy in memory, and writing
+        the entry after every apply would only cost it time.
+        """
+        self.snapshots = SnapshotFile(self.path)
+
+    def save_snapshot(self) -> None:
+        """Leave the snapshot entry of the state file as last read or written here, if
+        there is none yet: the next command reads the store warm."""
+        cached = self._cached
+        if self.snapshots is None or cached is None or cached.saved:
+            return
+        if cached.snapshot is None or cached.edges is None or cached.ids is None:
+            return
+        tables = cached.table_data()
+        rest = {name: table for name, table in tables.items() if name != "objects"}
+        self.snapshots.save(
+            cached.file_id, cached.edges, Decoded(rest, cached.ids, cached.snapshot)
+        )
+        cached.saved = True
 
     def _check_once(self) -> None:
         if not self._checked:
@@ -266,8 +317,9 @@ class TinyDBStore:
         if cached is not None:
             # TinyDB edits the tables it reads in place: hand it copies of the small
             # ones; objects are only ever replaced whole (`put_table`).
-            data = {name: dict(table) for name, table in cached.tables.items() if name != "objects"}
-            data["objects"] = cached.tables.get("objects", {})
+            tables = cached.table_data()
+            data = {name: dict(table) for name, table in tables.items() if name != "objects"}
+            data["objects"] = tables.get("objects", {})
         storage = functools.partial(AtomicJSONStorage, encoded=self._encoded)
         middleware = _Transaction(storage, data)  # type: ignore[arg-type]  # a Storage factory
         db = TinyDB(str(self.path), storage=middleware)
@@ -276,14 +328,31 @@ class TinyDBStore:
         finally:
             db.close()
 
-    def _remember(
-        self, tables: dict[str, dict[str, Any]] | None, file_id: FileId | None
-    ) -> _Cached | None:
-        """Keep `tables` as the content of the file `file_id` (as read or written)."""
+    def _remember(self, transaction: _Transaction) -> _Cached | None:
+        """Keep the transaction's tables as the content of the file it read or wrote."""
+        tables, file_id = transaction.data, transaction.file_id
         if tables is None or file_id is None:
             self._cached = None
             return None
-        self._cached = _Cached(file_id, tables)
+        self._cached = _Cached(file_id, tables, edges=transaction.edges)
+        return self._cached
+
+    def _load_snapshot(self) -> _Cached | None:
+        """The state file's content from its snapshot entry, if there is a valid one."""
+        if self.snapshots is None:
+            return None
+        found = self.snapshots.load()
+        if found is None:
+            return None
+        file_id, decoded = found
+        self._cached = _Cached(
+            file_id,
+            None,
+            snapshot=decoded.snapshot,
+            ids=decoded.ids,
+            decoded=decoded,
+            saved=True,
+        )
         return self._cached
 
     def meta(self) -> StoreMeta:
@@ -291,7 +360,7 @@ class TinyDBStore:
             return _meta(db, self.path)
 
     def read(self) -> StoreSnapshot:
-        cached = self._valid_cache()
+        cached = self._valid_cache() or self._load_snapshot()
         if cached is not None and cached.snapshot is not None:
             return cached.snapshot
         with self._open(cached) as (db, transaction):
@@ -306,12 +375,15 @@ class TinyDBStore:
                     ) from exc
                 objects[obj.key] = obj
             snapshot = StoreSnapshot(meta, objects)
-            remembered = (
-                self._remember(transaction.data, transaction.file_id) if cached is None else cached
-            )
+            remembered = self._remember(transaction) if cached is None else cached
             if remembered is not None:
                 remembered.snapshot = snapshot
-            return snapshot
+                if remembered.ids is None:
+                    remembered.ids = {
+                        o["key"]: i for i, o in transaction.table_data("objects").items()
+                    }
+        self.save_snapshot()
+        return snapshot
 
     def history(self) -> list[dict[str, Any]]:
         with self._open(self._valid_cache()) as (db, _):
@@ -373,7 +445,7 @@ class TinyDBStore:
                 transaction.commit()
             except OSError as exc:
                 raise _unwritable(self.state_dir, exc) from exc
-            after = self._remember(transaction.data, transaction.file_id)
+            after = self._remember(transaction)
             if after is not None:
                 after.ids = ids
                 previous = before.snapshot if before is not None else None
@@ -455,7 +527,7 @@ class TinyDBStore:
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         self._check_once()
         return self._outbox.add(entries)
 
@@ -466,6 +538,13 @@ class TinyDBStore:
 
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
+
+    def notify_state(self) -> dict[str, Any] | None:
+        return read_notify_state(self.state_dir)
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._check_once()
+        write_notify_state(self.state_dir, doc)
 
     def _make_dir(self) -> None:
         try:

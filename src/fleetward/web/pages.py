@@ -13,7 +13,7 @@ import re
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
@@ -45,26 +45,51 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#@]*@")
 
 
 T = TypeVar("T")
-_MEMO_KEPT = 64
-_memo: OrderedDict[tuple[int, str], tuple[object, Any]] = OrderedDict()
-_memo_lock = threading.Lock()
+_MEMO_KEPT = 64  # results at most, of live owners
 
 
-def memo(owner: object, name: str, compute: Callable[[], T]) -> T:
-    """`compute()`, once per (frozen) `owner` and `name`: a plan of 100,000 changes is
-    rendered and indexed once, not per request. The newest results are kept."""
-    key = (id(owner), name)
-    with _memo_lock:
-        found = _memo.get(key)
-        if found is not None and found[0] is owner:
-            _memo.move_to_end(key)
-            return cast(T, found[1])
-    value = compute()
-    with _memo_lock:
-        _memo[key] = (owner, value)
-        while len(_memo) > _MEMO_KEPT:
-            _memo.popitem(last=False)
-    return value
+class Memo:
+    """Results computed once per (frozen) owner and name: a plan of 100,000 changes is
+    rendered and indexed once, not per request.
+
+    Only results of owners the daemon still shows are kept (`live`: the reports and
+    plans the live view holds): each new result drops those of owners it let go,
+    so an old plan is not held in memory by what was rendered of it.
+    """
+
+    def __init__(self, live: Callable[[], Iterable[object]]) -> None:
+        self._live = live
+        self._kept: OrderedDict[tuple[int, str], tuple[object, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, owner: object, name: str, compute: Callable[[], T]) -> T:
+        """`compute()`, once per `owner` and `name` while `owner` is live."""
+        key = (id(owner), name)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None and found[0] is owner:
+                self._kept.move_to_end(key)
+                return cast(T, found[1])
+        value = compute()
+        live = {id(o) for o in self._live()}
+        with self._lock:
+            self._kept[key] = (owner, value)
+            for stale in [k for k, (o, _) in self._kept.items() if id(o) not in live]:
+                del self._kept[stale]
+            while len(self._kept) > _MEMO_KEPT:
+                self._kept.popitem(last=False)
+        return value
+
+    def owners(self) -> list[object]:
+        """The owners whose results are kept, oldest first."""
+        with self._lock:
+            return [owner for owner, _ in self._kept.values()]
+
+
+class Verbatim(str):
+    """Text shown as stored (a manifest's values): `scrub` leaves it alone."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -80,8 +105,24 @@ class WebSources:
     commits: CommitReader
     graphs: GraphRenderer = field(default_factory=GraphRenderer)
     indexes: IndexCache = field(default_factory=IndexCache)
+    memos: Memo = field(init=False)
     _history: tuple[int, list[dict[str, Any]]] | None = None
     _history_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.memos = Memo(self.live_owners)
+
+    def live_owners(self) -> list[object]:
+        """What the pages may still show: the reports the live view and health hold,
+        and the plans kept for operations, with their decisions and held parts."""
+        owners: list[object] = []
+        for report in (self.live.last, self.live.read, self.live.planned, self.health.planned):
+            if report is not None:
+                owners += [report, report.plan, report.decision]
+                owners += report.decision.held if report.decision is not None else ()
+        for kept in self.live.kept_plans():
+            owners += [kept.plan, kept.decision, kept.part]
+        return [owner for owner in owners if owner is not None]
 
     def snapshot(self) -> StoreSnapshot:
         """The store as the last run left it; before any run, as the store reads now."""
@@ -99,12 +140,12 @@ class WebSources:
             self.indexes.build(report.store)
             self.commits.get(report.store.meta.last_applied_revision)
         self.commits.get(report.revision.id if report.revision else None)
-        held_views(report)
+        held_views(self.memos, report)
         kept = self.live.plan_of(report.operation.operation_id)
         if kept is not None:
-            plan_lines(kept.plan)
+            plan_lines(self.memos, kept.plan)
         if report.plan is not None:
-            _changes_of(report)
+            _changes_of(self.memos, report)
 
     def history(self, serial: int) -> list[dict[str, Any]]:
         """The store's history as of `serial` (read once per serial, not per page)."""
@@ -127,8 +168,9 @@ def public_url(url: str) -> str:
 
 
 def scrub(value: Any) -> Any:
-    """What every template expression outputs: text with any URL's credentials removed."""
-    if isinstance(value, str) and "://" in value:
+    """What every template expression outputs: text with any URL's credentials removed,
+    but for a manifest's values (`Verbatim`), which are shown as the store holds them."""
+    if isinstance(value, str) and "://" in value and not isinstance(value, Verbatim):
         return _USERINFO.sub(r"\1", value)
     return value
 
@@ -150,9 +192,9 @@ def revision_view(commits: CommitReader, revision: str | None) -> RevisionView |
     return RevisionView(revision, short, commits.get(revision))
 
 
-def plan_lines(plan: Plan, max_lines: int = PLAN_LINES) -> list[Line]:
+def plan_lines(memos: Memo, plan: Plan, max_lines: int = PLAN_LINES) -> list[Line]:
     """The plan as `fleetward plan` prints it: (style, text) lines; styles become CSS classes."""
-    return memo(plan, f"lines:{max_lines}", lambda: render_plan(plan, max_lines))
+    return memos.get(plan, f"lines:{max_lines}", lambda: render_plan(plan, max_lines))
 
 
 def part_lines(plan: Plan, part: Part, max_lines: int = HELD_LINES) -> list[Line]:
@@ -175,11 +217,13 @@ class HeldView:
     owners: list[tuple[str, int]]  # owner document → changes of it held
 
 
-def held_views(report: RunReport | None, max_lines: int = HELD_LINES) -> list[HeldView]:
+def held_views(
+    memos: Memo, report: RunReport | None, max_lines: int = HELD_LINES
+) -> list[HeldView]:
     if report is None or report.decision is None or report.plan is None:
         return []
     plan, decision = report.plan, report.decision
-    return memo(
+    return memos.get(
         decision,
         f"held:{max_lines}",
         lambda: [held_view(plan, part, max_lines) for part in decision.held],
@@ -240,7 +284,7 @@ def overview(src: WebSources) -> dict[str, Any]:
         "counts": index.counts_table(),
         "total_objects": len(index.keys),
         "drift": src.health.counts.drift,
-        "held": held_views(planned),
+        "held": held_views(src.memos, planned),
         "suspension": suspension,
         "manifest_errors": problem_views(problems),
         "manifest_error_count": read.manifest_errors if read is not None else 0,
@@ -302,7 +346,7 @@ def operation_page(src: WebSources, operation_id: str) -> dict[str, Any] | None:
     return {
         "op": op,
         "revision": revision_view(src.commits, op.revision),
-        "plan": plan_lines(kept.plan) if kept is not None else None,
+        "plan": plan_lines(src.memos, kept.plan) if kept is not None else None,
         "changed": list(kept.plan.changes[:CHANGED_LINKS]) if kept is not None else [],
         "changed_total": len(kept.plan.changes) if kept is not None else 0,
         "plan_kept": kept is not None,
@@ -318,7 +362,7 @@ def _held_of(src: WebSources, op: Operation, kept: KeptPlan | None) -> HeldView 
     if kept is None or kept.part is None:
         return None
     plan, part = kept.plan, kept.part
-    return memo(part, "held", lambda: held_view(plan, part, PLAN_LINES))
+    return src.memos.get(part, "held", lambda: held_view(plan, part, PLAN_LINES))
 
 
 def objects_page(src: WebSources, params: Mapping[str, str]) -> dict[str, Any]:
@@ -351,24 +395,26 @@ def object_page(src: WebSources, address: str) -> dict[str, Any] | None:
     return {
         "obj": obj,
         "described": described,
-        "spec": pretty(obj.spec),
-        "status": pretty(obj.status),
+        "spec": Verbatim(pretty(obj.spec)),
+        "status": Verbatim(pretty(obj.status)),
         "owner_path": live.documents.get(obj.owner),
         "owner_revision": revision_view(src.commits, live.documents_revision),
         "applied": revision_view(src.commits, obj.applied_revision),
-        "conditions": object_conditions(planned, obj, live.read),
+        "conditions": object_conditions(src.memos, planned, obj, live.read),
         "workflow": obj.spec.get("name") if obj.kind == "Workflow" else None,
     }
 
 
 def object_conditions(
-    planned: RunReport | None, obj: StoredObject, read: RunReport | None
+    memos: Memo, planned: RunReport | None, obj: StoredObject, read: RunReport | None
 ) -> list[dict[str, Any]]:
     """Ready / Reconciling / Stalled, as the status files would say them for this object."""
-    found = _conditions_in(planned, obj.key) if planned is not None else []
+    found = _conditions_in(memos, planned, obj.key) if planned is not None else []
     if found:
         return found
-    at = planned.operation.updated_at if planned is not None else obj.updated_at
+    # Reconciled since the store last wrote it: a poll that changed nothing (its own time
+    # moves every poll) is no transition.
+    at = obj.updated_at
     revision = read.revision.id if read is not None and read.revision else obj.applied_revision
     ok = {"lastTransitionTime": at, "observedRevision": revision}
     message = f"The store holds the spec of revision {obj.applied_revision[:12]}."
@@ -379,10 +425,10 @@ def object_conditions(
     ]
 
 
-def _conditions_in(report: RunReport, address: str) -> list[dict[str, Any]]:
+def _conditions_in(memos: Memo, report: RunReport, address: str) -> list[dict[str, Any]]:
     """The object's conditions after `report`, from the report narrowed to its one change
     (the status files' rules, without walking the whole plan per request)."""
-    changes = _changes_of(report)
+    changes = _changes_of(memos, report)
     entry = changes.get(address)
     if entry is None or report.plan is None:
         return []
@@ -398,7 +444,7 @@ def _conditions_in(report: RunReport, address: str) -> list[dict[str, Any]]:
     return conditions_of(narrowed, change)
 
 
-def _changes_of(report: RunReport) -> dict[str, tuple[Change, Part | None, bool]]:
+def _changes_of(memos: Memo, report: RunReport) -> dict[str, tuple[Change, Part | None, bool]]:
     """Each change of the report's plan by address: the held part holding it (None: not
     held), and whether the run's decision had it due; built once per plan."""
 
@@ -413,7 +459,7 @@ def _changes_of(report: RunReport) -> dict[str, tuple[Change, Part | None, bool]
         changes = plan.changes if plan is not None else ()
         return {c.address: (c, held.get(c.address), c.address in due) for c in changes}
 
-    return memo(report, "changes", build)
+    return memos.get(report, "changes", build)
 
 
 def workflow_page(src: WebSources, name: str) -> dict[str, Any] | None:
@@ -424,8 +470,8 @@ def workflow_page(src: WebSources, name: str) -> dict[str, Any] | None:
         "obj": obj,
         "name": name,
         "graph": src.graphs.available,
-        "tree": render_tree(obj.spec, obj.status),
-        "dot": render_dot(obj.spec),
+        "tree": [(style, Verbatim(text)) for style, text in render_tree(obj.spec, obj.status)],
+        "dot": Verbatim(render_dot(obj.spec)),
     }
 
 

@@ -3,11 +3,18 @@
 The kind's public face: the plug-in the registry lists, the spec models, and what
 `rules preview`, `state show` and status files use. Inside, each module sits above
 the ones it uses: `kind` (models, checks, the plug-in) > `lifecycle` (removal of
-outputs) and `preview` > `outputs` (generation over a revision) > `matching`.
+outputs) > `generation` (the pass over a revision) and `preview` > `outputs` (one
+rule over one stream, merging) and `explaining` (why a stream matches) > `matching`.
 """
 
 from __future__ import annotations
 
+from fleetward.kinds.asset_rule.explaining import (
+    ExpressionVerdict,
+    describe_specification,
+    describe_split,
+    explain,
+)
 from fleetward.kinds.asset_rule.kind import (
     PLUGIN,
     AssetRulePlugin,
@@ -22,15 +29,7 @@ from fleetward.kinds.asset_rule.kind import (
     ValueStatusMapping,
     execution_progress,
 )
-from fleetward.kinds.asset_rule.matching import (
-    MAX_FIELD_LENGTH,
-    ExpressionVerdict,
-    compile_rule,
-    describe_specification,
-    describe_split,
-    explain,
-    match,
-)
+from fleetward.kinds.asset_rule.matching import MAX_FIELD_LENGTH, compile_rule, match
 from fleetward.kinds.asset_rule.outputs import (
     CompiledRule,
     RuleMemo,

@@ -1,7 +1,7 @@
 """AssetRule (seed 002, RuleModel): match streams, generate assets and stream metadata.
 
 A document becomes `AssetRule/<name>`; the assets and stream metadata it
-generates (`outputs`) are objects like any other, owned by the rule.
+generates (`generation`) are objects like any other, owned by the rule.
 The seed's PascalCase RuleModel body validates unchanged as a `spec`; the
 stored form is camelCase. Matching semantics live in `matching`.
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, StringConstraints, ValidationError, field_validator
 
 from fleetward.errors import Problem
-from fleetward.kinds.asset_rule import lifecycle, outputs
+from fleetward.kinds.asset_rule import generation, lifecycle
 from fleetward.kinds.asset_rule.matching import BUILTIN_TOKENS, TOKEN_NAME, placeholders
 from fleetward.kinds.base import (
     Document,
@@ -279,7 +279,7 @@ class AssetRulePlugin(KindPlugin):
         locate: Callable[[Origin], str],
         caches: KindCaches,
     ) -> Generated | None:
-        return outputs.generate(documents, objects, locate, caches)
+        return generation.generate(documents, objects, locate, caches)
 
     def removal(
         self,
@@ -289,6 +289,12 @@ class AssetRulePlugin(KindPlugin):
         caches: KindCaches,
     ) -> Removal | None:
         return lifecycle.removal(have, desired, stored, caches)
+
+    def references(self, document: Document) -> Iterable[str]:
+        """A rule's outputs come from every stream it matches, and which it matches is
+        only known by matching them all: a held StreamSet would make its generated
+        assets and metadata vanish, so a rule depends on every stream."""
+        return ("Stream/*",)
 
 
 # -- checks within one document -----------------------------------------------------

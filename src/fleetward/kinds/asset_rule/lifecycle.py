@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleetward.kinds.asset_rule.outputs import frozen_assets
+from fleetward.kinds.asset_rule.generation import frozen_assets
 from fleetward.kinds.base import KindCaches, Removal
 from fleetward.model import Action, DesiredObject, ObjectKey, ObjectState, StoredObject, object_key
 

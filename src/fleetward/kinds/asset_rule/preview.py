@@ -13,13 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetward.kinds.asset_rule.matching import (
-    Capture,
-    CompiledExpression,
-    Step,
-    captures,
-    explain,
-)
+from fleetward.kinds.asset_rule.explaining import Capture, Step, captures, explain
+from fleetward.kinds.asset_rule.matching import CompiledExpression
 from fleetward.kinds.asset_rule.outputs import Clash, compile_outputs, evaluate, merge_asset
 from fleetward.model import DesiredObject
 

@@ -97,5 +97,43 @@ class TaskBatchPlugin(KindPlugin):
     def check_plan(self, context: PlanContext) -> Iterable[Problem]:
         return checks.run(context, self.kind)
 
+    def references(self, document: Document) -> Iterable[str]:
+        """The assets, fields, task types, users and linked tasks the batch's tasks (and
+        their template items) name. A reference by `id` alone names no object key
+        without the store's index, so it depends on every object of its kind."""
+        spec: TaskBatchSpec = document.spec
+        found: dict[str, None] = {}
+        for task in spec.tasks:
+            for kind, ref in (("Asset", task.asset), ("Field", task.field)):
+                found[_key(kind, ref.xid)] = None
+            found[_key("TaskType", task.taskType.xid)] = None
+            for user in task.assigneeIds:
+                found[_key("User", user.userName)] = None
+            for linked in task.linkedTasks:
+                found[_key("Task", linked.xid)] = None
+            for item in task.template:
+                if item.asset is not None:
+                    found[_key("Asset", item.asset.xid)] = None
+                if item.field is not None:
+                    found[_key("Field", item.field.xid)] = None
+                if item.taskType is not None:
+                    found[_key("TaskType", item.taskType.xid)] = None
+        return tuple(found)
+
+    def claims(self, raw_spec: Any) -> Iterable[str]:
+        """The tasks an invalid batch still names by xid: a valid batch declaring one of
+        them is held with it."""
+        tasks = raw_spec.get("tasks") if isinstance(raw_spec, dict) else None
+        for task in tasks if isinstance(tasks, list) else ():
+            xid = task.get("xid") if isinstance(task, dict) else None
+            if isinstance(xid, str) and xid:
+                yield f"Task/{xid}"
+
+
+def _key(kind: str, ident: str | None) -> str:
+    """The object key a reference names, or every object of its kind (`Kind/*`) when it
+    names one by `id` (or a TaskType by name) only."""
+    return f"{kind}/{ident}" if ident else f"{kind}/*"
+
 
 PLUGIN = TaskBatchPlugin()

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fleetward.kinds.base import Document
-from fleetward.kinds.sync_policy import SyncPolicySpec, WindowState, window_state
+from fleetward.kinds import Document
+from fleetward.kinds.sync_policy import SyncPolicySpec
 from fleetward.model import Change, canonical_json
+from fleetward.policy.windows import WindowState, window_state
 from fleetward.timestamps import to_iso
 
 POLICY_KIND = "SyncPolicy"
