@@ -13,6 +13,7 @@ test_store.py, test_crash_safety.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,7 @@ from fleetward.store import (
     open_store,
 )
 from fleetward.store.postgres import PostgresStore
+from fleetward.store.suspension import SUSPEND_FILE, Suspension
 
 S = OperationState
 STORE_KINDS = ["tinydb", "memory", "postgres"]
@@ -716,3 +718,34 @@ def test_the_store_keeps_the_rollback_pin_apart_from_the_serial(store: Store) ->
     with store.lock(5):
         store.set_pin(None)
     assert store.pin() is None
+
+
+def test_the_store_keeps_the_suspension_apart_from_the_serial_and_the_lock(
+    store: Store, store_kind: str, location: str
+) -> None:
+    """`fleetward suspend` on every store: read back as set, never moving the serial, and
+    set while another writer holds the lock (an apply in progress does not hold it up)."""
+    with store.lock(5):
+        pass  # a state directory is made by its first lock (a missing one is refused)
+    assert store.suspension() is None
+    suspension = Suspension("ops", "2026-01-01T00:00:00Z", "incident 42")
+    held, release = threading.Event(), threading.Event()
+    holder = _hold(store, held, release)
+    try:
+        store.set_suspension(suspension)
+        assert store.suspension() == suspension
+    finally:
+        release.set()
+        holder.join()
+    assert store.meta().serial == 0 and store.history() == []
+    if store_kind != "memory":
+        assert open_store(location).suspension() == suspension, "another process sees it"
+    if store_kind == "tinydb":  # the file it always was
+        assert json.loads((Path(location) / SUSPEND_FILE).read_text()) == suspension.to_dict()
+    replaced = Suspension("oncall", "2026-01-01T00:00:01Z", "")
+    store.set_suspension(replaced)
+    assert store.suspension() == replaced
+    store.set_suspension(None)
+    assert store.suspension() is None
+    store.set_suspension(None)  # resuming what is not suspended changes nothing
+    assert store.suspension() is None and store.meta().serial == 0

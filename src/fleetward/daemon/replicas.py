@@ -83,6 +83,13 @@ class Replica:
         self._thread: threading.Thread | None = None
 
     @property
+    def may_run(self) -> bool:
+        """Whether the worker may start a run: this replica leads, and no write found its
+        leadership session gone since the last check (a run started then would only meet
+        the fence; the next tick steps down)."""
+        return self.leading and not (self.lead is not None and self.lead.lost)
+
+    @property
     def role(self) -> str:
         return "leader" if self.leading else "standby"
 

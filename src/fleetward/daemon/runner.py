@@ -54,6 +54,7 @@ from fleetward.source.urls import validate_ref
 from fleetward.store import open_configured
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
+from fleetward.store.suspension import StoreOrFile
 from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
@@ -119,6 +120,11 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
             rejections=self.store.rejections,
+            # Replicas of one database share the store's; suspend.json in --state-dir
+            # holds this one too.
+            suspensions=self.store
+            if config.store is None
+            else StoreOrFile(self.store, Path(config.state_dir)),
         )
         health.operations = self.operations
         self.status = StatusWriter(
@@ -165,6 +171,8 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.last: RunReport | None = None
         self._busy_since: float | None = None  # monotonic start of the run in progress
+        self._last_role: str | None = None  # among replicas: the role summary.json has
+        self._role_since: str | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -351,7 +359,7 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
-            if not self.replica.leading:  # a standby's queue waits for the lead
+            if not self.replica.may_run:  # a standby's queue waits for the lead
                 self.stopping.wait(0.1)
                 continue
             op = self.coalescer.take(timeout=1.0)
@@ -361,9 +369,23 @@ class Daemon:
             self._wake.wake()
 
     def _role(self, role: str, problem: str | None) -> None:
-        """What health, metrics and the status files say this replica is."""
+        """What health, metrics and the status files say this replica is (summary.json
+        is rewritten only when that changes: this is called at every tick)."""
+        changed = (self._last_role, self.health.store_problem) != (role, problem)
         self.health.role = role
         self.health.store_problem = problem
+        if role != self._last_role:
+            self._last_role, self._role_since = role, now_iso()
+        if changed:
+            self.status.replica(
+                {
+                    "role": role,
+                    "since": self._role_since,
+                    "name": self.replica.name,
+                    "store": self.store.location,
+                    "problem": problem,
+                }
+            )
 
     def _retry(self, delay: float) -> None:
         """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""

@@ -132,6 +132,39 @@ class StatusWriter(Reporter):
             except (OSError, ValueError) as exc:
                 logger.error("cannot update %s in %s: %s", key, path, exc)
 
+    def replica(self, role: Mapping[str, Any]) -> None:
+        """Record this daemon's role among replicas (`replica`: role, since, name,
+        problem) in summary.json now, and in every later write, with the readiness
+        it has now: a standby makes no runs, so only this tells `fleetward status`
+        what it is. A standby that never led writes a summary of no run."""
+        with self._lock:
+            self._sections["replica"] = dict(role)
+            if self._stopped:
+                return
+            path = self.dir / "summary.json"
+            try:
+                current = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                current = None
+            except (OSError, ValueError) as exc:
+                logger.error("cannot record the replica's role in %s: %s", path, exc)
+                return
+            if not isinstance(current, dict):
+                current = {
+                    "formatVersion": SUMMARY_FORMAT,
+                    "daemon": {"version": __version__, **self.daemon()},
+                    "source": dict(self.source),
+                    "lastOperation": None,
+                }
+            current.update(self._sections, updatedAt=now_iso())
+            if self.health is not None:
+                current["ready"], current["readiness"] = self.health.readiness()
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                write_json(path, current)
+            except OSError as exc:
+                logger.error("cannot record the replica's role in %s: %s", path, exc)
+
     def stopped(self, at: str, cause: str, abandoned: Operation | None = None) -> None:
         """Record in summary.json that the daemon stopped cleanly, at `at`, on `cause`.
 

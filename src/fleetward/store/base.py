@@ -19,6 +19,7 @@ from fleetward.errors import StoreConflict, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.store.rejections import RejectionStore
+from fleetward.store.suspension import Suspension
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 # Notifications waiting for delivery, all targets together: past it the oldest are
@@ -228,6 +229,10 @@ class Store(Protocol):
       touching the history, and read back as it was set (None: not pinned).
       Writers set it under `lock`, so a daemon run that planned another revision
       sees it before its write. A server-backed store keeps it in one row.
+    - The suspension (`suspension`, `set_suspension`: `fleetward suspend`) is kept
+      the same way, but set without `lock` (an operator's switch must not wait
+      for an apply in progress; the daemon reads it again just before its write).
+      The state directory keeps it in `suspend.json`, as it always has.
     """
 
     @property
@@ -294,6 +299,17 @@ class Store(Protocol):
 
     def set_pin(self, pin: Pin | None) -> None:
         """Keep `pin` (None: lift it), atomically; the caller holds `lock`."""
+        ...
+
+    def suspension(self) -> Suspension | None:
+        """The suspension in force (`fleetward suspend`), or None. StoreError if it
+        cannot be read."""
+        ...
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        """Keep `suspension` (None: resume), atomically; without the lock. Setting one
+        needs the store's place: a state directory that does not exist is a UsageError
+        (a likely typo), never made here."""
         ...
 
     def dump(self) -> StoreDump:

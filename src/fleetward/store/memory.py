@@ -33,6 +33,7 @@ from fleetward.store.base import (
     status_change_set,
 )
 from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
+from fleetward.store.suspension import Suspension
 
 LOCATION = "memory:"
 
@@ -171,6 +172,7 @@ class MemoryStore:
         self._outbox: list[OutboxEntry] = []  # values made from JSON text, never shared
         self.outbox_limit = OUTBOX_LIMIT
         self._pin: Pin | None = None  # frozen, of plain values: shared safely
+        self._suspension: Suspension | None = None  # frozen too
         self._notify_state: str | None = None  # JSON text: never shared
 
     def exists(self) -> bool:
@@ -252,6 +254,14 @@ class MemoryStore:
     def set_pin(self, pin: Pin | None) -> None:
         with self._mutex:
             self._pin = pin
+
+    def suspension(self) -> Suspension | None:
+        with self._mutex:
+            return self._suspension
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        with self._mutex:
+            self._suspension = suspension
 
     def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         copies = [_copy_entry(entry) for entry in entries]

@@ -56,9 +56,10 @@ from fleetward.store.pg_log import (
     write_rejections,
 )
 from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
-from fleetward.store.pg_pin import pin_in, write_pin
+from fleetward.store.pg_pin import pin_in, suspension_in, write_pin, write_suspension
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
 from fleetward.store.pg_session import Connection, store_error
+from fleetward.store.suspension import Suspension
 
 BULK = 500  # upserts from this many on go through COPY
 _POLL_SECONDS = 0.1
@@ -276,6 +277,17 @@ class PostgresStore:
     def set_pin(self, pin: Pin | None) -> None:
         with self.db.writing("set the rollback pin", self._held_session()) as conn:
             write_pin(conn, pin)
+
+    # -- the suspension (its own row; written without the writer lock) -------------------
+
+    def suspension(self) -> Suspension | None:
+        with self.db.reading("read the suspension") as conn:
+            return suspension_in(conn, self.location) if conn is not None else None
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        doing = "suspend applies" if suspension is not None else "resume applies"
+        with self.db.writing(doing) as conn:
+            write_suspension(conn, suspension)
 
     # -- the notification outbox (its own table, written without the writer lock) ---------
 

@@ -44,6 +44,12 @@ from fleetward.store.outbox import OutboxFile, read_notify_state, write_notify_s
 from fleetward.store.pin import read_pin, write_pin
 from fleetward.store.rejections import RejectionFile
 from fleetward.store.snapshot_file import Decoded, SnapshotFile, edges_digest
+from fleetward.store.suspension import (
+    Suspension,
+    clear_suspension,
+    read_suspension,
+    write_suspension,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -466,6 +472,17 @@ class TinyDBStore:
         if pin is not None:
             self._make_dir()
         write_pin(self.state_dir, pin)
+
+    # -- the suspension (suspend.json, apart from state.json, as it always was) ----------
+
+    def suspension(self) -> Suspension | None:
+        return read_suspension(self.state_dir)
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        if suspension is None:
+            clear_suspension(self.state_dir)  # a corrupt file goes too: resuming always works
+        else:
+            write_suspension(self.state_dir, suspension)
 
     def dump(self) -> StoreDump:
         """The state file, the operation log, the rejections and the outbox; the caller
