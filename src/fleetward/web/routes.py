@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from fleetward import __version__
 from fleetward.model import ObjectKey
 from fleetward.web import pages
-from fleetward.web.pages import WebSources
+from fleetward.web.sources import WebSources, scrub
 
 COOKIE = "fleetward_ui"
 HEARTBEAT = 15.0  # seconds between keep-alive comments on the live stream
@@ -55,7 +55,7 @@ def templates() -> Environment:
         loader=PackageLoader("fleetward.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
-        finalize=pages.scrub,
+        finalize=scrub,
         trim_blocks=True,
         lstrip_blocks=True,
     )
