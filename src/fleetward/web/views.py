@@ -13,7 +13,7 @@ from typing import Any
 from fleetward.decisions import Decision, Part, waiting_message
 from fleetward.errors import Problem
 from fleetward.model import Change, Plan, StoredObject
-from fleetward.observe.status import conditions_of
+from fleetward.observe.conditions import conditions_of
 from fleetward.rendering import Line, render_plan
 from fleetward.runs import RunReport
 from fleetward.web.commits import Commit, CommitReader
