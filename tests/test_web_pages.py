@@ -23,8 +23,8 @@ from fleetward.model import ObjectKey, StoredObject, StoreSnapshot
 from fleetward.web import COOKIE
 from fleetward.web.graph import GraphRenderer
 from fleetward.web.index import PAGE_SIZE, ObjectIndex
-from fleetward.web.pages import public_url
 from fleetward.web.routes import cookie_value
+from fleetward.web.sources import public_url
 
 SCRIPT = "<script>alert('pwned')</script>"
 

@@ -32,7 +32,7 @@ from fleetward.store.base import (
     outbox_selected,
     status_change_set,
 )
-from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
+from fleetward.store.operations import OPERATIONS_LIMIT, PagedLog, bounded
 from fleetward.store.suspension import Suspension
 
 LOCATION = "memory:"
@@ -53,7 +53,7 @@ class _KeptOperation:
     text: str
 
 
-class MemoryOperationLog:
+class MemoryOperationLog(PagedLog):
     """An operation log in memory (an `OperationStore`), with the file log's rules."""
 
     def __init__(self, limit: int = OPERATIONS_LIMIT) -> None:
@@ -70,16 +70,6 @@ class MemoryOperationLog:
         with self._mutex:
             found = self._kept.get(operation_id)
         return None if found is None else _operation(found.text)
-
-    def query(
-        self,
-        *,
-        state: OperationState | None = None,
-        ordering: str = "-created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[Operation], int]:
-        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
 
     def record(self, *operations: Operation) -> None:
         kept = {op.operation_id: _kept_operation(op) for op in operations}
