@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from support import isolated_env
 
 from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.configured import run_settings
 from fleetward.daemon.reconciler import Reconciler
-from fleetward.daemon.runner import Daemon
 from fleetward.observe.health import Health
 from fleetward.operations import Operation
 from fleetward.runs import RunReport
@@ -86,7 +86,7 @@ class Site:
         config = DaemonConfig(source=str(self.repo.root), state_dir=str(self.state))
         self.store = open_store(self.state)
         self.reconciler = Reconciler(
-            Daemon._settings(config), self.store.operations, None, self.store
+            run_settings(config), self.store.operations, None, self.store
         )
         self.health = Health(ready_max_age=300.0)
         self.live = LiveView(kept=plans_kept)
