@@ -1627,7 +1627,15 @@ def test_a_full_disk_does_not_keep_the_failure_out_of_the_summary(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_write(path, data, **kwargs)
 
+    real_stream = status_module.write_atomic_stream
+
+    def disk_full_streaming(path: Path, write: Any, **kwargs: Any) -> Any:
+        if path.name.startswith("plan."):  # plan.json is written as a stream
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_stream(path, write, **kwargs)
+
     monkeypatch.setattr(status_module, "write_atomic", disk_full)
+    monkeypatch.setattr(status_module, "write_atomic_stream", disk_full_streaming)
     report = world.run()
     assert report.operation.state is S.SUCCESS
     summary = world.summary()
@@ -1639,5 +1647,6 @@ def test_a_full_disk_does_not_keep_the_failure_out_of_the_summary(
     assert not (status / "plan.txt").exists() and not (status / "plan.json").exists()
 
     monkeypatch.setattr(status_module, "write_atomic", real_write)
+    monkeypatch.setattr(status_module, "write_atomic_stream", real_stream)
     world.run()
     assert world.summary()["statusFileErrors"] == []  # the next run that fits says so

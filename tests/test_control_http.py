@@ -106,7 +106,8 @@ OPERATION_FIELDS = set(document()["components"]["schemas"]["Operation"]["propert
 
 def test_a_plain_request_is_201_with_the_operation_and_runs(api: DaemonProcess) -> None:
     op = create(api)
-    assert set(op) == OPERATION_FIELDS
+    # `held` is there only when failure isolation held documents back (it is not here).
+    assert set(op) == OPERATION_FIELDS - {"held"}
     assert (op["operation_type"], op["schedule_type"], op["trigger"]) == (
         "CONVERGE",
         "IMMEDIATE",

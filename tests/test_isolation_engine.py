@@ -131,6 +131,75 @@ def test_a_fix_commit_releases_every_held_document() -> None:
     assert world.models() == {"Asset/N-1": "c", "Asset/N-2": "a", "Asset/S-1": "b"}
 
 
+def test_a_new_file_that_cannot_be_read_is_held_by_its_path_not_dropped() -> None:
+    # It declared nothing at the last applied revision and no applied document is
+    # missing: nothing accounts for it, so the file itself is held, with its errors.
+    world = World(isolate=True)
+    _applied(world)
+    world.commit(north=NORTH, south=fleet("south", ("S-1", "b")), east=BROKEN)
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.models()["Asset/S-1"] == "b"
+    assert report.plan is not None
+    [held] = report.plan.held
+    assert (held.address, held.location, held.kept) == ("manifests/east.yaml", None, ())
+    assert "no document of it was applied before" in held.because
+    assert held.errors and all(
+        (e.location or "").startswith("manifests/east.yaml:") for e in held.errors
+    )
+    assert "held back: manifests/east.yaml" in report.operation.message
+
+
+def test_on_a_first_revision_a_file_that_cannot_be_read_is_held_and_the_rest_created() -> None:
+    world = World(isolate=True)
+    world.commit(north=BROKEN, south=fleet("south", ("S-1", "a")))
+    report = world.run()
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.models() == {"Asset/S-1": "a"}
+    assert report.plan is not None
+    assert [h.address for h in report.plan.held] == ["manifests/north.yaml"]
+
+
+POLICY = (
+    "apiVersion: fleetward/v1\nkind: SyncPolicy\nmetadata: {name: north-isolated}\n"
+    "spec:\n  selector: {names: [north]}\n  isolateFailures: true\n"
+)
+
+
+def test_a_new_unreadable_file_fails_the_revision_when_only_a_policy_isolates() -> None:
+    # Which documents the file declares is unknown, so no policy can be said to select
+    # them: all-or-nothing rules it, as it rules every document no policy isolates.
+    world = World(isolate=False)
+    world.commit(north=NORTH, south=fleet("south", ("S-1", "a")), policy=POLICY)
+    assert world.run().succeeded
+    serial = world.store.read().meta.serial
+    world.commit(north=NORTH, south=fleet("south", ("S-1", "b")), policy=POLICY, east=BROKEN)
+    report = world.run()
+    assert report.operation.state is S.FAILURE
+    assert world.store.read().meta.serial == serial
+    assert any(
+        (e.get("location") or "").startswith("manifests/east.yaml:")
+        for e in report.operation.errors
+    ), report.operation.errors
+
+
+def test_a_file_still_broken_after_an_isolated_apply_holds_by_assumption() -> None:
+    # The revision last applied is the one that broke the file: what the file declared
+    # cannot be read there, so the applied owners missing from the revision are held.
+    world = World(isolate=True)
+    _applied(world)
+    world.commit(north=BROKEN, south=fleet("south", ("S-1", "b")))
+    assert world.run().succeeded
+    world.commit(north=BROKEN, south=fleet("south", ("S-1", "c")))
+    report = world.run()
+    assert report.succeeded and report.plan is not None
+    [held] = report.plan.held
+    assert held.address == "Fleet/north"
+    assert held.because.startswith("assumed to be declared in manifests/north.yaml")
+    assert held.kept == ("Asset/N-1", "Asset/N-2")
+    assert world.models() == {"Asset/N-1": "a", "Asset/N-2": "a", "Asset/S-1": "c"}
+
+
 def test_a_store_written_after_the_read_is_planned_again_with_the_same_documents_held() -> None:
     world = World(isolate=True)
     _applied(world)

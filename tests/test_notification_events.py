@@ -8,13 +8,14 @@ against real receivers in test_notifications.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from fleetward.applying import ApplyResult
 from fleetward.decisions import Decision, Part
 from fleetward.errors import Problem
 from fleetward.model import Action, Change, ObjectKey, Plan, Revision, StoreMeta
-from fleetward.notify.events import EventLog, matches
+from fleetward.notify.events import REMEMBERED, EventLog, matches
 from fleetward.notify.settings import TargetSettings
 from fleetward.notify.statuses import CommitStatuses
 from fleetward.operations import Operation, OperationState
@@ -188,3 +189,36 @@ def test_only_commit_statuses_are_sent_planning_unless_a_target_lists_it() -> No
     assert "planning" in wanted(**hook, events=["planning", "applied"])
     github = {"type": "github", "repository": "acme/fleet", "tokenEnv": "GH_TOKEN"}
     assert "planning" in wanted(**github)
+
+
+def test_what_was_told_is_bounded_and_taken_back_by_a_new_log() -> None:
+    """The outcomes kept are the REMEMBERED latest revisions; a new EventLog given what the
+    old one remembered (a restarted daemon) tells nothing already told."""
+    log = EventLog({"url": "repo"})
+    for n in range(REMEMBERED + 5):
+        log.finished(report(Revision(f"{n:040x}", "git"), OperationState.FAILURE))
+    kept = log.remembered()
+    assert len(kept["outcomes"]) == REMEMBERED
+    assert kept["outcomes"][0][0] == f"{5:040x}" and kept["failing"] is True
+    waiting = Part("prod", (change("2", policy="prod"),), "d1", ("approval",), None, "op-1")
+    assert kinds(log.finished(report(A, held=(waiting,)))) == ["recovered", "held"]
+    log.finished(report(B, OperationState.FAILURE))
+
+    again = EventLog({"url": "repo"})
+    again.restore(json.loads(json.dumps(log.remembered())))
+    assert again.remembered() == log.remembered()
+    assert again.finished(report(B, OperationState.FAILURE)) == []
+    assert kinds(again.finished(report(B, held=(waiting,)))) == ["recovered"]
+    # Revision 0 was forgotten: failing again is news.
+    assert kinds(again.finished(report(Revision(f"{0:040x}", "git"), OperationState.FAILURE))) == [
+        "failed"
+    ]
+
+
+def test_what_a_commit_shows_is_taken_back_by_new_commit_statuses() -> None:
+    statuses = CommitStatuses()
+    assert kinds(statuses.select([event("failed")])) == ["failed"]
+    again = CommitStatuses()
+    again.restore(json.loads(json.dumps(statuses.said())))
+    assert again.select([event("failed")]) == []
+    assert kinds(again.select([event("recovered")])) == ["recovered"]

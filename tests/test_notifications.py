@@ -7,6 +7,7 @@ ordering, counts, ids and a Retry-After's lower bound are what is checked.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -31,11 +32,17 @@ from daemon_support import (  # noqa: F401  (daemons_fixture, ws_fixture: pytest
     ws_fixture,
 )
 from notify_support import Receiver, free_port
+from prometheus_client import CollectorRegistry
 
 from fleetward.cli import cli
 from fleetward.daemon.config import read_config_file
+from fleetward.errors import FleetwardError
+from fleetward.model import Revision
 from fleetward.notify import TARGET_TYPES, Notifier, TargetSettings
-from fleetward.store import TinyDBStore
+from fleetward.operations import Operation, OperationState
+from fleetward.runs import RunReport
+from fleetward.store import MemoryStore, TinyDBStore
+from fleetward.timestamps import now_iso
 
 HOOK_SECRET = "hook-secret-value"
 GH_TOKEN = "gh-token-value"
@@ -503,3 +510,123 @@ def test_the_readme_config_example_is_a_valid_config(tmp_path: Path) -> None:
     path.write_text(example)
     values = read_config_file(str(path))
     assert [t.type for t in values["notifications"]] == list(TARGET_TYPES)
+
+
+def test_a_slack_url_written_in_the_config_file_is_refused_as_a_secret(tmp_path: Path) -> None:
+    """A Slack incoming-webhook URL holds its token: it is read from urlFile or urlEnv,
+    never taken from the file every reader of the config sees."""
+    url = f"https://hooks.slack.com{SLACK_PATH}"
+    path = tmp_path / "fleetward.yaml"
+    path.write_text(f"notifications:\n  - name: chat\n    type: slack\n    url: {url}\n")
+    with pytest.raises(FleetwardError) as caught:
+        read_config_file(str(path))
+    [problem] = caught.value.problems
+    assert "notifications[0]" in problem.error, problem
+    assert "a Slack URL is a secret" in problem.reason, problem
+    assert "urlFile" in problem.reason and "urlEnv" in problem.reason, problem
+    assert str(path) in (problem.location or ""), problem
+    with pytest.raises(ValueError, match="a Slack URL is a secret"):
+        TargetSettings.model_validate({"name": "chat", "type": "slack", "url": url})
+
+
+def test_a_reload_joins_the_old_sender_and_keeps_the_head_events_attempts(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A reload (SIGHUP) ends the old sender before starting its successor, and the event
+    being retried keeps its attempt count: reloading does not buy a dead receiver more
+    attempts. With attempts=2 and a long backoff, the new sender's first try is the
+    event's second and last."""
+    receiver.answers += [(503, {}, "down")] * 5
+    fields = {"url": f"{receiver.url}/hook", "backoff": "120s", "attempts": 2}
+    sender = notifier(tmp_path, **fields)
+    before = set(threading.enumerate())
+    sender.daemon_started({})
+    wait_until(lambda: sender.stats["hook"].failed == 1, what="the first attempt failed")
+    [old] = [t for t in set(threading.enumerate()) - before if t.name == "fleetward-notify-hook"]
+    settings = TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})
+    sender.reconfigure([settings])
+    assert not old.is_alive()  # joined before its successor started
+    alive = [t for t in set(threading.enumerate()) - before if t.name == "fleetward-notify-hook"]
+    assert len(alive) == 1, alive  # its one successor
+    wait_until(lambda: sender.stats["hook"].dropped == 1, what="given up after its 2 attempts")
+    assert len(receiver.received()) == 2
+    assert sender.stats["hook"].failed == 2
+    assert sender.store.outbox_pending() == []
+    sender.close()
+
+
+def _failed_run(n: int) -> RunReport:
+    """A run of revision n that failed: one `failed` event."""
+    op = dataclasses.replace(Operation.new("poll", now_iso()), state=OperationState.FAILURE)
+    return RunReport(
+        operation=op,
+        revision=Revision(f"{n:040x}", "git"),
+        plan=None,
+        applied=None,
+        store=None,
+        problems=(),
+        manifest_errors=0,
+        fetch_failed=False,
+        phases={},
+        duration=0.1,
+    )
+
+
+def test_events_pushed_out_of_a_full_outbox_are_counted_per_target(tmp_path: Path) -> None:
+    """No sender runs (the receivers are down): each target keeps its newest entries and
+    counts the ones pushed out, in metrics and summary.json."""
+    store = MemoryStore()
+    store.outbox_limit = 3
+    targets = [
+        TargetSettings.model_validate({"name": name, "type": "webhook", "url": "http://x/"})
+        for name in ("hook", "other")
+    ]
+    sender = Notifier(store, targets, {"url": "test"})
+    for n in range(5):
+        sender.run_finished(_failed_run(n))
+    summary = sender.summary()
+    for name in ("hook", "other"):
+        assert summary["targets"][name]["dropped"] == 2, summary
+        assert summary["targets"][name]["pending"] == 3, summary
+        assert [e.event["revision"]["id"][-1] for e in store.outbox_pending(name)] == [
+            "2",
+            "3",
+            "4",
+        ]
+    registry = CollectorRegistry()
+    registry.register(sender.collector())
+    for name in ("hook", "other"):
+        labels = {"target": name, "result": "dropped"}
+        assert registry.get_sample_value("fleetward_notifications_total", labels) == 2
+
+
+def _ok_run(n: int) -> RunReport:
+    """A run of revision n that succeeded, writing nothing."""
+    failed = _failed_run(n)
+    op = dataclasses.replace(failed.operation, state=OperationState.SUCCESS)
+    return dataclasses.replace(failed, operation=op)
+
+
+def test_a_restarted_daemon_does_not_tell_a_failure_again_and_tells_the_recovery(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """What was told lives in the store beside the outbox: the daemon after a restart
+    retries the failing revision quietly, then tells the fix as `recovered`."""
+    fields = {"url": f"{receiver.url}/hook", "events": ["failed", "recovered"]}
+    settings = [TargetSettings.model_validate({"name": "hook", "type": "webhook", **fields})]
+    first = Notifier(TinyDBStore(tmp_path / "state"), settings, {"url": "test"})
+    first.daemon_started({})
+    first.run_finished(_failed_run(1))
+    first.run_finished(_failed_run(1))
+    wait_until(lambda: types(receiver) == ["failed"], what="the failure told")
+    first.daemon_stopped("SIGTERM")
+
+    second = Notifier(TinyDBStore(tmp_path / "state"), settings, {"url": "test"})
+    second.daemon_started({})
+    for _ in range(3):
+        second.run_finished(_failed_run(1))  # retried after the restart: no news
+    second.run_finished(_ok_run(2))
+    wait_until(lambda: types(receiver) == ["failed", "recovered"], what="the recovery told")
+    assert second.store.outbox_pending() == []
+    second.close()
+    assert types(receiver) == ["failed", "recovered"]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from daemon_support import Workspace, summary_of, ws_fixture  # noqa: F401  (a fixture)
@@ -20,6 +21,7 @@ from postgres_support import Server
 
 from fleetward.cli import cli
 from fleetward.store import OutboxEntry, TinyDBStore, open_store
+from fleetward.store.suspension import SUSPEND_FILE
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
@@ -215,3 +217,46 @@ def test_the_daemon_reconciles_into_the_store_its_config_names(
     assert done.returncode == 1
     assert "refused the credentials" in done.stderr + done.stdout
     assert "not-the-password" not in done.stderr + done.stdout
+
+
+def test_suspend_status_and_resume_keep_the_suspension_in_the_database(
+    workdir: Path, pg_url: str, postgres: Server
+) -> None:
+    """`suspend --store` writes the row every replica reads, not suspend.json; `status`
+    and `resume` read and lift it there (with a suspend.json left in --state-dir)."""
+    state = workdir / "state"
+    (state / "status").mkdir(parents=True)
+    (state / "status" / "summary.json").write_text(json.dumps({"ready": True}))
+    suspended = _run(
+        "suspend", "--state-dir", str(state), "--store", pg_url, "--reason", "freeze", "--by", "bob"
+    )
+    assert suspended.exit_code == 0, suspended.output
+    assert "every daemon of this store holds" in suspended.stdout
+    assert postgres.password not in suspended.stdout
+    assert not (state / SUSPEND_FILE).exists(), "the database keeps it"
+    kept = open_store(pg_url).suspension()
+    assert kept is not None and (kept.by, kept.reason) == ("bob", "freeze")
+
+    status = _run("status", "--state-dir", str(state), env={"FLEETWARD_STORE": pg_url})
+    assert f"Suspended by bob since {kept.at}: freeze" in status.stdout, status.output
+    as_json = _run("status", "--state-dir", str(state), "--store", pg_url, "--json")
+    assert json.loads(as_json.stdout)["suspension"] == kept.to_dict()
+    assert "Suspended" not in _run("status", "--state-dir", str(state)).stdout, "not the file's"
+
+    # A suspend.json given with --state-dir only goes too.
+    assert _run("suspend", "--state-dir", str(state), "--by", "carol").exit_code == 0
+    resumed = _run("resume", "--state-dir", str(state), "--store", pg_url)
+    assert resumed.exit_code == 0, resumed.output
+    assert "Applies resumed (suspended by bob since" in resumed.stdout
+    assert open_store(pg_url).suspension() is None and not (state / SUSPEND_FILE).exists()
+    again = _run("resume", "--state-dir", str(state), "--store", pg_url)
+    assert again.exit_code == 0 and "were not suspended" in again.stdout
+
+    # A row that cannot be read: status says so, resume removes it.
+    assert _run("suspend", "--state-dir", str(state), "--store", pg_url).exit_code == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE fleetward.suspension SET doc = '[1]'")
+    status = _run("status", "--state-dir", str(state), "--store", pg_url)
+    assert "Suspension unknown" in status.stdout and "is corrupt" in status.stdout
+    assert _run("resume", "--state-dir", str(state), "--store", pg_url).exit_code == 0
+    assert open_store(pg_url).suspension() is None

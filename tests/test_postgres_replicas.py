@@ -155,3 +155,29 @@ def test_a_standby_takes_over_the_runs_a_killed_leader_left(pg_url: str) -> None
     assert queue.take(0) is not None and queue.take(0) is None  # and one reconcile
     replica.tick()
     assert queue.take(0) is None, "an adopted operation is not queued twice"
+
+
+def test_a_leader_whose_write_met_the_fence_starts_no_run_before_it_steps_down(
+    postgres: Server, pg_url: str
+) -> None:
+    from fleetward.daemon.replicas import Replica
+    from fleetward.daemon.triggers import Coalescer
+
+    store = PostgresStore(pg_url)
+    replica = Replica(
+        store.leadership,
+        store.operations,
+        Coalescer(),
+        idle=lambda: True,
+        on_role=lambda _role, _problem: None,
+        name="replica a",
+    )
+    replica.tick()
+    assert replica.leading and replica.may_run
+    with postgres.admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store.leadership.pid,))
+    with pytest.raises(StoreUnreachable):
+        store.operations.record(Operation.new("api", "2026-01-01T00:00:00Z"))
+    assert replica.leading and not replica.may_run, "the worker waits for the next tick"
+    replica.tick()  # steps down, and takes the lead again on a new session: no one else holds it
+    assert replica.leading and replica.may_run and replica.terms == 2

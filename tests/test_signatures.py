@@ -606,3 +606,73 @@ def test_an_ssh_key_past_its_valid_before_date_is_refused_saying_so(
         "is signed by a key that is not trusted",
     )
     assert "key has expired" in text, text  # ssh-keygen's own words, through git
+
+
+# -- replace refs -----------------------------------------------------------------------------------
+# `git replace OLD NEW` makes git hand out NEW wherever OLD is looked up. A signature covers
+# the commit's own objects: fleetward verifies and reads those, whatever replace refs the
+# repository holds and whatever the caller's environment or the repository's config say.
+
+# How replace refs are asked for: git's default (on), the caller's GIT_NO_REPLACE_OBJECTS
+# (which the check must not drop while the readers keep it), and that variable beside a
+# repository whose config turns them back on (core.useReplaceRefs wins over the variable).
+REPLACE_SETTINGS = ["default", "variable", "variable-and-config"]
+EVIL_MODEL = "FH16 Evil"
+
+
+def _replace_setting(repo: GitRepo, setting: str) -> dict[str, str]:
+    """Set the repository up as `setting` says; the caller's environment for fleetward."""
+    if setting == "variable-and-config":
+        repo.git("config", "core.useReplaceRefs", "true")
+    return {} if setting == "default" else {"GIT_NO_REPLACE_OBJECTS": "1"}
+
+
+def _asset_model(state: Path) -> str:
+    shown = run("state", "show", "--json", "--state-dir", str(state))
+    assert shown.exit_code == 0, shown.output
+    objects = {o["key"]: o for o in json.loads(shown.stdout)["objects"]}
+    model: str = objects["Asset/TRK-1001"]["spec"]["attributes"]["model"]
+    return model
+
+
+def _unsigned_tree(repo: GitRepo, model: str) -> str:
+    """A tree like HEAD's with TRK-1001 as a `model`, written without any commit."""
+    north = repo.root / NORTH
+    text, found = TRK_1001_MODEL.subn(rf"\g<1>{model}\g<2>", north.read_text())
+    assert found == 1, "TRK-1001's attributes line not found"
+    north.write_text(text)
+    repo.git("add", "-A")
+    tree = repo.git("write-tree")
+    repo.git("reset", "-q", "--hard")
+    return tree
+
+
+@pytest.mark.parametrize("setting", REPLACE_SETTINGS)
+def test_a_replaced_tree_of_a_signed_commit_is_not_what_is_applied(
+    tmp_path: Path, keys: Keys, setting: str
+) -> None:
+    repo, signed = signed_repo(tmp_path / "repo", keys)
+    evil = _unsigned_tree(repo, EVIL_MODEL)
+    repo.git("replace", repo.git("rev-parse", f"{signed}^{{tree}}"), evil)
+    env = _replace_setting(repo, setting)
+    state = tmp_path / "state"
+    args = ["--source", str(repo.root), "--state-dir", str(state), *verify(keys)]
+    result = run("apply", "--auto-approve", *args, env=env)
+    assert result.exit_code == 0, result.output
+    assert applied_revision(state) == signed
+    assert _asset_model(state) == "FH16"
+    assert EVIL_MODEL not in (state / "state.json").read_text()
+
+
+@pytest.mark.parametrize("setting", REPLACE_SETTINGS)
+def test_an_unsigned_commit_replaced_by_a_signed_one_is_refused(
+    tmp_path: Path, keys: Keys, setting: str
+) -> None:
+    repo, signed = signed_repo(tmp_path / "repo", keys)
+    unsigned = commit(repo, keys, "unreviewed", "unsigned", model=EVIL_MODEL)
+    repo.git("replace", unsigned, signed)
+    env = _replace_setting(repo, setting)
+    state = tmp_path / "state"
+    args = ["--source", str(repo.root), "--state-dir", str(state), *verify(keys)]
+    refused(run("apply", "--auto-approve", *args, env=env), unsigned, "unreviewed", "is not signed")
+    assert not (state / "state.json").exists()

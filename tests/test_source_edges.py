@@ -20,6 +20,7 @@ import pytest
 from support import isolated_env
 
 from fleetward.errors import Problem
+from fleetward.source import open_snapshot
 
 MANIFEST = (
     "apiVersion: fleetward/v1\nkind: Fleet\nmetadata:\n  name: {name}\nspec:\n"
@@ -349,6 +350,34 @@ def test_repository_of_another_user(repo: Repo, home: Path) -> None:
         "git config --global --add safe.directory",
     )
     assert "does not exist" not in found[0][2]
+
+
+@pytest.mark.parametrize("replaced", ["tree", "commit"])
+@pytest.mark.parametrize("caller", ["default", "variable"])
+def test_replace_refs_never_swap_the_content_of_a_revision(
+    repo: Repo, home: Path, monkeypatch: pytest.MonkeyPatch, replaced: str, caller: str
+) -> None:
+    """A revision is its commit's own content: `git replace` swaps nothing in, whether the
+    caller's environment turns replace refs off (GIT_NO_REPLACE_OBJECTS) or not, and even
+    where the repository's config turns them on (core.useReplaceRefs, which git lets win
+    over the variable)."""
+    real = repo.git("rev-parse", "HEAD")
+    other = repo.write({"manifests/north.yaml": fleet("elsewhere")}).commit()
+    repo.git("reset", "-q", "--hard", real)
+    if replaced == "tree":
+        tree_of = [repo.git("rev-parse", f"{sha}^{{tree}}") for sha in (real, other)]
+        repo.git("replace", *tree_of)
+    else:
+        repo.git("replace", real, other)
+    repo.git("config", "core.useReplaceRefs", "true")
+    for name, value in _env(home).items():
+        monkeypatch.setenv(name, value)
+    if caller == "variable":
+        monkeypatch.setenv("GIT_NO_REPLACE_OBJECTS", "1")
+    with open_snapshot(str(repo.path)) as snapshot:
+        assert snapshot.revision.id == real
+        contents = {f.path: data for f, data in snapshot.read(snapshot.files)}
+    assert contents == {"manifests/north.yaml": fleet("north").encode()}
 
 
 # -- 3. symlink loops in a commit ----------------------------------------------------------

@@ -13,6 +13,7 @@ test_store.py, test_crash_safety.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,7 @@ from fleetward.store import (
     open_store,
 )
 from fleetward.store.postgres import PostgresStore
+from fleetward.store.suspension import SUSPEND_FILE, Suspension
 
 S = OperationState
 STORE_KINDS = ["tinydb", "memory", "postgres"]
@@ -622,7 +624,7 @@ def _entry(n: int, target: str = "hook") -> OutboxEntry:
 
 def test_the_outbox_keeps_entries_in_order_per_target_until_removed(store: Store) -> None:
     assert store.outbox_pending() == []
-    assert store.outbox_add([_entry(1), _entry(1, "chat"), _entry(2), _entry(3)]) == 0
+    assert store.outbox_add([_entry(1), _entry(1, "chat"), _entry(2), _entry(3)]) == {}
     assert [e.entry_id for e in store.outbox_pending("hook")] == [
         "event-1:hook",
         "event-2:hook",
@@ -642,10 +644,22 @@ def test_the_outbox_keeps_entries_in_order_per_target_until_removed(store: Store
 def test_the_outbox_is_bounded_dropping_the_oldest(store: Store) -> None:
     store.outbox_add([_entry(0)])
     dropped = store.outbox_add([_entry(n) for n in range(1, OUTBOX_LIMIT + 2)])
-    assert dropped == 2
+    assert dropped == {"hook": 2}
     pending = store.outbox_pending()
     assert len(pending) == OUTBOX_LIMIT
     assert pending[0].entry_id == "event-2:hook"
+
+
+def test_the_outbox_bound_is_per_target_so_a_dead_one_pushes_out_only_its_own(
+    store: Store,
+) -> None:
+    """A receiver that is down fills its own share: a healthy target's queued events stay."""
+    store.outbox_add([_entry(0, "chat"), _entry(1, "chat")])
+    dropped = store.outbox_add([_entry(n) for n in range(OUTBOX_LIMIT + 3)])
+    assert dropped == {"hook": 3}
+    assert [e.entry_id for e in store.outbox_pending("chat")] == ["event-0:chat", "event-1:chat"]
+    hook = store.outbox_pending("hook")
+    assert len(hook) == OUTBOX_LIMIT and hook[0].entry_id == "event-3:hook"
 
 
 def test_the_outbox_survives_a_restart_and_leaves_the_state_file_alone(tmp_path: Path) -> None:
@@ -657,6 +671,31 @@ def test_the_outbox_survives_a_restart_and_leaves_the_state_file_alone(tmp_path:
     assert [e.event["n"] for e in second.outbox_pending()] == [1, 2]
     second.outbox_remove({"event-1:hook"})
     assert [e.event["n"] for e in TinyDBStore(state).outbox_pending()] == [2]
+
+
+def test_the_store_keeps_what_the_notifier_told_apart_from_the_serial(
+    store: Store, location: str
+) -> None:
+    assert store.notify_state() is None
+    told = {"format": 1, "events": {"outcomes": [["abc", "failed"]], "failing": True}}
+    store.set_notify_state(told)
+    assert store.notify_state() == told
+    again = {**told, "statuses": {"github": [["abc", "failure", ""]]}}
+    store.set_notify_state(again)
+    reopened = store if location == "memory:" else open_store(location)
+    assert reopened.notify_state() == again
+    assert store.meta().serial == 0 and store.history() == []  # not a write of the state
+    assert store.dump().empty  # the daemon's, not the state's
+
+
+def test_a_corrupt_notify_state_is_a_store_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "notify.json").write_text("[1, 2")
+    with pytest.raises(StoreError) as caught:
+        TinyDBStore(state).notify_state()
+    [problem] = caught.value.problems
+    assert "notification state" in problem.error and "told again" in problem.resolution
 
 
 def test_a_corrupt_outbox_is_a_store_error_saying_what_is_lost(tmp_path: Path) -> None:
@@ -679,3 +718,34 @@ def test_the_store_keeps_the_rollback_pin_apart_from_the_serial(store: Store) ->
     with store.lock(5):
         store.set_pin(None)
     assert store.pin() is None
+
+
+def test_the_store_keeps_the_suspension_apart_from_the_serial_and_the_lock(
+    store: Store, store_kind: str, location: str
+) -> None:
+    """`fleetward suspend` on every store: read back as set, never moving the serial, and
+    set while another writer holds the lock (an apply in progress does not hold it up)."""
+    with store.lock(5):
+        pass  # a state directory is made by its first lock (a missing one is refused)
+    assert store.suspension() is None
+    suspension = Suspension("ops", "2026-01-01T00:00:00Z", "incident 42")
+    held, release = threading.Event(), threading.Event()
+    holder = _hold(store, held, release)
+    try:
+        store.set_suspension(suspension)
+        assert store.suspension() == suspension
+    finally:
+        release.set()
+        holder.join()
+    assert store.meta().serial == 0 and store.history() == []
+    if store_kind != "memory":
+        assert open_store(location).suspension() == suspension, "another process sees it"
+    if store_kind == "tinydb":  # the file it always was
+        assert json.loads((Path(location) / SUSPEND_FILE).read_text()) == suspension.to_dict()
+    replaced = Suspension("oncall", "2026-01-01T00:00:01Z", "")
+    store.set_suspension(replaced)
+    assert store.suspension() == replaced
+    store.set_suspension(None)
+    assert store.suspension() is None
+    store.set_suspension(None)  # resuming what is not suspended changes nothing
+    assert store.suspension() is None and store.meta().serial == 0

@@ -243,10 +243,10 @@ BAD_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "6:20",
         ("maxStopFraction out of range",),
     ),
-    "stop-fraction-nan": (
+    "stop-fraction-nan": (  # refused by the YAML reader, before any range check
         "  maxStopFraction: .nan\n",
         "6:20",
-        ("maxStopFraction out of range",),
+        ("Non-finite number '.nan'", "no JSON form", "quote it if a string was meant"),
     ),
     "min-stop-count-negative": (
         "  minStopCount: -1\n",

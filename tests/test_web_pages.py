@@ -7,6 +7,7 @@ pages are served by Starlette's TestClient (no socket). The browser tests
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -22,8 +23,8 @@ from fleetward.model import ObjectKey, StoredObject, StoreSnapshot
 from fleetward.web import COOKIE
 from fleetward.web.graph import GraphRenderer
 from fleetward.web.index import PAGE_SIZE, ObjectIndex
-from fleetward.web.pages import public_url
 from fleetward.web.routes import cookie_value
+from fleetward.web.sources import public_url
 
 SCRIPT = "<script>alert('pwned')</script>"
 
@@ -231,6 +232,47 @@ def test_credentials_in_urls_are_never_rendered(tmp_path: Path) -> None:
     for path in ("/", "/ui/objects/Asset/C-0"):
         page = site.page(path)
         assert "s3cr3t" not in page and "deploy:" not in page, path
+
+
+def test_a_url_in_a_manifest_value_is_shown_as_stored(tmp_path: Path) -> None:
+    """Credentials are removed from what fleetward says (the source URL, errors), never
+    from an object's spec: the page shows what the store holds."""
+    stored = "https://reader:hunter2@assets.example.com/manual.pdf"
+    files = {
+        "manifests/fleets/docs.yaml": fleet("docs", 1, prefix="D").replace(
+            "      type: truck\n", f"      type: truck\n      attributes: {{manual: '{stored}'}}\n"
+        )
+    }
+    site = Site(tmp_path, files, bundled=False)
+    site.run()
+    assert stored in html.unescape(site.page("/ui/objects/Asset/D-0"))
+
+
+def test_an_idle_poll_does_not_move_an_objects_since(site: Site) -> None:
+    """`Since` is when the object last changed, not when a poll last found nothing to do."""
+    idle = site.run()
+    later = dataclasses.replace(
+        idle, operation=dataclasses.replace(idle.operation, updated_at="2099-01-01T00:00:00Z")
+    )
+    site.live.run_finished(later)
+    obj = site.store.read().objects[ObjectKey("Asset/TRK-1001")]
+    page = site.page("/ui/objects/Asset/TRK-1001")
+    since = re.findall(r'<td><time datetime="([^"]+)">', page)
+    assert since and set(since) == {obj.updated_at}, since
+
+
+def test_rendered_plans_are_kept_only_while_the_daemon_shows_them(tmp_path: Path) -> None:
+    site = Site(tmp_path, plans_kept=1)
+    first = site.run()
+    site.page(f"/ui/operations/{first.operation.operation_id}")
+    assert first.plan is not None and any(o is first.plan for o in site.sources.memos.owners())
+    site.commit("a new asset", {"manifests/fleets/more.yaml": fleet("more", 1, prefix="M")})
+    second = site.run()
+    site.page(f"/ui/operations/{second.operation.operation_id}")
+    site.page("/ui/objects/Asset/TRK-1001")
+    owners = site.sources.memos.owners()
+    assert any(o is second.plan for o in owners), owners
+    assert not any(o is first.plan or o is first for o in owners), owners
 
 
 def test_pages_change_nothing_and_forbid_scripts_frames_and_caching(site: Site) -> None:

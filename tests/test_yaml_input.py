@@ -65,6 +65,8 @@ YAML_ERRORS = (
     "YAML scalar too long",
     "Mapping key is not a string",
     "Integer too large",
+    "Non-finite number",
+    "Number too large",
     "Invalid YAML merge",
     "Value does not match its tag",
     "Invalid date",
@@ -151,6 +153,21 @@ CLASSES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("Mapping key is not a string",),
     ),
     "mapping-key-at-the-top": ("? {a: 1}\n: b\n", "1:3", ("Mapping key is not a string",)),
+    "non-finite-number": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: .nan}\n"),
+        "8:23",
+        ("Non-finite number '.nan'", "no JSON form", "quote it if a string was meant"),
+    ),
+    "float-tag-on-infinity": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: !!float -.inf}\n"),
+        "8:23",
+        ("Non-finite number '-.inf'", "minus infinity", "no JSON form"),
+    ),
+    "float-past-the-largest-double": (
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: 1e400}\n"),
+        "8:23",
+        ("Number too large '1e400'", "reads as infinity", "no JSON form"),
+    ),
     "invalid-date": (
         fleet("d", "    - externalAssetId: D-1\n      attributes: {on: 2024-13-45}\n"),
         "8:24",
@@ -431,9 +448,81 @@ def test_corpus_data_reads_as_ruamels_safe_loader_reads_it(case: Path) -> None:
     assert repr(load_all(text)) == repr(list(YAML(typ="safe", pure=True).load_all(text)))
 
 
-def test_nan_and_non_specific_tags() -> None:
-    [data] = load_all("a: .NaN\nb: ! 12\nc: 12\n")
-    assert data["a"] != data["a"] and data["b"] == "12" and data["c"] == 12
+def test_non_specific_tags() -> None:
+    [data] = load_all("b: ! 12\nc: 12\n")
+    assert data["b"] == "12" and data["c"] == 12
+
+
+# Every plain spelling YAML 1.2's core schema reads as a non-finite float, the same under
+# !!float (also quoted), and float literals past the largest double (they read as inf).
+NON_FINITE = [
+    *(f"{sign}.{word}" for sign in ("", "+", "-") for word in ("inf", "Inf", "INF")),
+    *(".nan", ".NaN", ".NAN"),
+    *("!!float .nan", "!!float '.NaN'", '!!float "-.INF"', "!!float +.Inf"),
+]
+PAST_THE_LARGEST_DOUBLE = ["1e400", "-1e400", "1_0.5e999", "!!float 2e308", "!!float '-1e309'"]
+
+
+@pytest.mark.parametrize("written", NON_FINITE + PAST_THE_LARGEST_DOUBLE)
+def test_a_non_finite_number_is_refused_by_name_where_it_stands(written: str) -> None:
+    """JSON has no NaN nor Infinity: plan --json, state.json and the PostgreSQL store's
+    JSON columns could not hold one, so the reader refuses it at its line and column."""
+    with pytest.raises(yaml_reader.YamlDataError) as info:
+        load_all(f"spec:\n  ok: 1.5\n  value: {written}\n")
+    shown = written.split()[-1].strip("'\"")
+    overflow = written in PAST_THE_LARGEST_DOUBLE
+    title = "Number too large" if overflow else "Non-finite number"
+    assert info.value.error == f"{title} {shown!r}"
+    assert (info.value.line, info.value.column) == (2, 9)
+    assert "manifests are JSON-compatible data, and non-finite numbers have no JSON form" in (
+        info.value.reason
+    )
+    assert ("beyond the largest 64-bit float" in info.value.reason) == overflow
+    assert info.value.resolution == "Write a finite number, or quote it if a string was meant."
+
+
+def test_a_non_finite_key_is_refused_as_a_number() -> None:
+    with pytest.raises(yaml_reader.YamlDataError) as info:
+        load_all("a: 1\n.inf: b\n")
+    assert info.value.error == "Non-finite number '.inf'"
+    assert (info.value.line, info.value.column) == (1, 0)
+
+
+def test_spellings_that_are_no_yaml_numbers_stay_strings() -> None:
+    """Quoted or tagged as strings, and the spellings YAML 1.2 does not resolve (a sign
+    on .nan, mixed case): text, as every YAML 1.2 reader has them."""
+    text = "a: '.nan'\nb: \"-.inf\"\nc: !!str .inf\nd: +.nan\ne: -.nan\nf: .nAn\ng: .infinity\n"
+    assert load_all(text) == [
+        {"a": ".nan", "b": "-.inf", "c": ".inf", "d": "+.nan", "e": "-.nan", "f": ".nAn"}
+        | {"g": ".infinity"}
+    ]
+    assert load_all("a: 1.7976931348623157e308\nb: 1e-400\n") == [
+        {"a": 1.7976931348623157e308, "b": 0.0}  # the largest double; an underflow is 0
+    ]
+
+
+@pytest.mark.parametrize("command", ["plan", "validate"])
+def test_json_output_over_a_non_finite_number_is_strict_json(tmp_path: Path, command: str) -> None:
+    """`plan --json` printed `NaN` (no JSON) for a `.nan` in a manifest: now an error
+    object a strict JSON reader takes, located at the value."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "fleet.yaml").write_text(
+        fleet("n", "    - externalAssetId: N-1\n      attributes: {n: -.inf}\n")
+    )
+    args = [command, "--json", "--no-git", "--source", str(tmp_path)]
+    if command == "plan":
+        args += ["--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} in the JSON output")
+
+    errors = json.loads(result.stdout, parse_constant=refuse)["errors"]
+    assert [(e["error"], e["location"]) for e in errors] == [
+        ("Non-finite number '-.inf'", "manifests/fleet.yaml:8:23")
+    ]
+    assert not (tmp_path / "state").exists()
 
 
 def test_positions_follow_the_same_documents_as_the_data() -> None:

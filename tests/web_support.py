@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from support import isolated_env
 
 from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.configured import run_settings
 from fleetward.daemon.reconciler import Reconciler
-from fleetward.daemon.runner import Daemon
 from fleetward.observe.health import Health
 from fleetward.operations import Operation
 from fleetward.runs import RunReport
@@ -27,6 +27,7 @@ from fleetward.store import open_store
 from fleetward.timestamps import now_iso
 from fleetward.web import CommitReader, LiveView, WebSources, web_routes
 from fleetward.web.graph import GraphRenderer
+from fleetward.web.live import PLANS_KEPT
 
 MANUAL_POLICY = """\
 apiVersion: fleetward/v1
@@ -72,6 +73,7 @@ class Site:
         token: str | None = None,
         source_url: str | None = None,
         graphs: GraphRenderer | None = None,
+        plans_kept: int = PLANS_KEPT,
     ) -> None:
         home = root / "home"
         home.mkdir(parents=True)
@@ -84,10 +86,10 @@ class Site:
         config = DaemonConfig(source=str(self.repo.root), state_dir=str(self.state))
         self.store = open_store(self.state)
         self.reconciler = Reconciler(
-            Daemon._settings(config), self.store.operations, None, self.store
+            run_settings(config), self.store.operations, None, self.store
         )
         self.health = Health(ready_max_age=300.0)
-        self.live = LiveView()
+        self.live = LiveView(kept=plans_kept)
         shown = {"url": source_url or str(self.repo.root), "ref": "HEAD", "path": "manifests"}
         self.sources = WebSources(
             health=self.health,

@@ -83,8 +83,9 @@ class Problem:
 
 def _json_value(value: Any) -> Any:
     """A parameter as strict JSON. Parameters often quote the manifest's own value, which
-    may be a date, a mapping with non-string keys or `.nan`: the operation log, status
-    files and HTTP API must still serialise them (non-finite numbers included)."""
+    may be a date or a mapping with non-string keys: the operation log, status files and
+    HTTP API must still serialise them (a non-finite number too, though the YAML reader
+    refuses those)."""
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
-from fleetward.desire import DesiredState, Expansions, desire
+from fleetward.desire import DesiredState, Expansions, KeptExpansions, desire
 from fleetward.document_cache import DocumentCache, open_document_cache
 from fleetward.errors import FleetwardError, ManifestError, UnverifiedRevision
 from fleetward.isolation import Isolated, Previous, Scope, isolate, isolating
@@ -231,9 +231,11 @@ def resolve_isolating(
     errors in its files): the plan isolation made against the store, when it applies
     to this revision (on everywhere, or some SyncPolicy asks for it); otherwise the
     desired state, or the same errors in the same order, as `resolve` gives them."""
+    if cache is None and isinstance(options, SourceOptions):
+        cache = open_documents(options)
 
     def expand(manifests: Manifests, locator: Locator) -> DesiredState | Isolated:
-        return desire_or_isolate(manifests, locator, isolation, expansions, watch, caches)
+        return desire_or_isolate(manifests, locator, isolation, expansions, watch, caches, cache)
 
     return _resolve(options, cache, watch, stage, fetched, expand, tolerate=True)
 
@@ -289,6 +291,7 @@ def desire_or_isolate(
     expansions: Expansions | None = None,
     watch: Watch = SILENT,
     caches: KindCaches | None = None,
+    kept: KeptExpansions | None = None,
 ) -> DesiredState | Isolated:
     """The desire stage of a tolerant load: isolation's plan when it applies to this
     revision, else `desire` (raising a strict load's errors first, as `resolve` does)."""
@@ -296,7 +299,9 @@ def desire_or_isolate(
     if not isolating(isolation.everywhere, documents):
         if manifests.failures:
             raise ManifestError(*manifests.problems)
-        return desire(manifests.revision, documents, locator, expansions, watch, caches=caches)
+        return desire(
+            manifests.revision, documents, locator, expansions, watch, caches=caches, kept=kept
+        )
     stored = isolation.read_store()
     unreadable = sorted({f.path for f in manifests.failures if f.address is None and f.path})
     previous = read_previous(
@@ -304,7 +309,9 @@ def desire_or_isolate(
     )
 
     def run_desire(good: tuple[tuple[str, Document], ...]) -> DesiredState:
-        return desire(manifests.revision, good, locator, expansions, watch, caches=caches)
+        return desire(
+            manifests.revision, good, locator, expansions, watch, caches=caches, kept=kept
+        )
 
     def run_plan(desired: DesiredState, held: tuple[HeldDocument, ...]) -> Plan:
         return plan(desired, stored, isolation.now, isolation.plan_options, watch, held=held)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fleetward.daemon.config import DaemonConfig
-from fleetward.daemon.runner import Daemon, display_source
+from fleetward.daemon.configured import display_source
+from fleetward.daemon.runner import Daemon
 from fleetward.http.app import ApiContext, create_app
 from fleetward.http.server import Listening, serve
 from fleetward.notify import Notifier

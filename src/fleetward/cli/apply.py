@@ -43,7 +43,7 @@ from fleetward.progress import Watch
 from fleetward.rendering import plan_from_dict, render_plan
 from fleetward.runs import RunReport, RunSettings
 from fleetward.store import Store
-from fleetward.store.suspension import read_suspension
+from fleetward.store.suspension import SuspendFile
 from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
 
@@ -274,7 +274,7 @@ def _policy_notes(plan: Plan, state_dir: str, store: Store | None) -> list[tuple
         note = f"Note: SyncPolicy {name} {why}; fleetward apply writes its {count} change(s) now."
         notes.append(("dim", note + " The daemon would hold them."))
     try:
-        suspension = read_suspension(Path(state_dir))
+        suspension = (store if store is not None else SuspendFile(Path(state_dir))).suspension()
     except FleetwardError:
         suspension = None
     if suspension is not None and plan.changes:

@@ -1,8 +1,10 @@
-"""`fleetward suspend` and `fleetward resume`: stop and restart applies, by a file.
+"""`fleetward suspend` and `fleetward resume`: stop and restart applies, by the store.
 
-They write or remove `<state-dir>/suspend.json` (no daemon needed, nothing over
-HTTP); the daemon reads it at every run. `resume` also lifts the store's rollback
-pin (`fleetward rollback`), and then says which revision the daemon applies next.
+They set or lift the store's suspension (no daemon needed, nothing over HTTP):
+`<state-dir>/suspend.json`, or with `--store URL` a row every replica of the
+database reads; the daemon reads it at every run. `resume` also lifts the
+store's rollback pin (`fleetward rollback`), and then says which revision the
+daemon applies next.
 """
 
 from __future__ import annotations
@@ -13,30 +15,26 @@ from pathlib import Path
 import click
 
 from fleetward.cli import output
-from fleetward.cli.options import os_user, source_options
+from fleetward.cli.options import os_user, source_options, store_option
 from fleetward.cli.state import missing_state_dir, state_dir_option
-from fleetward.errors import FleetwardError
+from fleetward.errors import FleetwardError, StoreError
 from fleetward.pipeline import SourceOptions, git_cache, open_source
 from fleetward.rendering import Line
-from fleetward.store import Pin, open_store
-from fleetward.timestamps import now_iso
-from fleetward.store.suspension import (
-    SUSPEND_FILE,
-    Suspension,
-    clear_suspension,
-    write_suspension,
-)
+from fleetward.store import Pin, Store, open_configured
+from fleetward.store.suspension import SUSPEND_FILE, Suspension, clear_suspension
 from fleetward.timestamps import now_iso
 
 
 @click.command("suspend")
 @state_dir_option
+@store_option
 @click.option("--reason", default="", help="Why (shown by fleetward status).")
 @click.option("--by", metavar="NAME", help="Who suspends [default: your user name].")
-def suspend_command(state_dir: str, reason: str, by: str | None) -> None:
+def suspend_command(state_dir: str, store: str | None, reason: str, by: str | None) -> None:
     """Suspend applies: the daemon keeps planning and reporting, and writes nothing.
 
-    Writes <state-dir>/suspend.json, which the daemon reads at every run; it
+    Writes <state-dir>/suspend.json, or with --store a PostgreSQL database the
+    suspension every replica of it reads; the daemon reads it at every run. It
     holds until fleetward resume, across daemon restarts. A run already
     writing finishes. Suspending again replaces the reason.
 
@@ -46,8 +44,14 @@ def suspend_command(state_dir: str, reason: str, by: str | None) -> None:
       fleetward status            shows who suspended, when and why
       fleetward resume            applies again from the next run
     """
+    kept = open_configured(store, state_dir)
     suspension = Suspension(by=by or os_user("cli"), at=now_iso(), reason=reason)
-    write_suspension(Path(state_dir), suspension)
+    kept.set_suspension(suspension)
+    where = (
+        f"Written to {Path(state_dir) / SUSPEND_FILE}."
+        if store is None
+        else f"Kept in {kept.location}: every daemon of this store holds."
+    )
     output.print_lines(
         [
             ("blocked", f"Applies suspended by {suspension.by} at {suspension.at}."),
@@ -58,14 +62,15 @@ def suspend_command(state_dir: str, reason: str, by: str | None) -> None:
                     "(fleetward status, status/plan.txt), but writes nothing to the store."
                 ),
             ),
-            ("", f"  Written to {Path(state_dir) / SUSPEND_FILE}."),
-            ("", f"  Resume with: fleetward resume --state-dir {state_dir}"),
+            ("", f"  {where}"),
+            ("", f"  Resume with: fleetward resume {_where_flags(state_dir, store, kept)}"),
         ]
     )
 
 
 @click.command("resume")
 @state_dir_option
+@store_option
 @source_options
 @click.option(
     "--lock-timeout",
@@ -74,27 +79,34 @@ def suspend_command(state_dir: str, reason: str, by: str | None) -> None:
     show_default=True,
     help="Seconds to wait for the daemon's lock on the store, to lift a rollback pin.",
 )
-def resume_command(state_dir: str, sources: SourceOptions, lock_timeout: float) -> None:
+def resume_command(
+    state_dir: str, store: str | None, sources: SourceOptions, lock_timeout: float
+) -> None:
     """Resume applies suspended with fleetward suspend, and lift a rollback pin.
 
-    Removes <state-dir>/suspend.json, and the pin fleetward rollback set; the
-    daemon's next run applies (within its poll interval, or at once on a push,
-    webhook or fleetward operations create). After a rollback it says which
-    revision that is: the head of --ref (give the daemon's --source, --ref and
-    --path when they are not the defaults).
+    Removes the suspension (<state-dir>/suspend.json, or with --store the
+    database's, and a suspend.json left in --state-dir), and the pin fleetward
+    rollback set; the daemon's next run applies (within its poll interval, or at
+    once on a push, webhook or fleetward operations create). After a rollback it
+    says which revision that is: the head of --ref (give the daemon's --source,
+    --ref and --path when they are not the defaults).
 
     \b
     Example:
       fleetward resume --state-dir /var/lib/fleetward
     """
-    if not Path(state_dir).is_dir():  # a typo is an error, not "nothing to do"
+    if store is None and not Path(state_dir).is_dir():  # a typo, not "nothing to do"
         raise missing_state_dir(state_dir)
-    existed = (Path(state_dir) / SUSPEND_FILE).exists()  # even a corrupt file is removed
-    removed = clear_suspension(Path(state_dir))
-    lifted = _lift_pin(state_dir, lock_timeout)
+    kept = open_configured(store, state_dir)
+    existed, removed = _lift_suspension(kept)
+    if store is not None and (Path(state_dir) / SUSPEND_FILE).exists():
+        # A suspension given with --state-dir only holds the daemon too: it goes as well.
+        from_file = clear_suspension(Path(state_dir))
+        existed, removed = True, removed or from_file
+    lifted = _lift_pin(kept, lock_timeout)
     if not existed and lifted is None:
         output.print_lines(
-            [("ok", f"Applies were not suspended nor pinned in {state_dir}; nothing to do.")]
+            [("ok", f"Applies were not suspended nor pinned in {kept.location}; nothing to do.")]
         )
         return
     lines: list[Line] = []
@@ -124,21 +136,40 @@ def resume_command(state_dir: str, sources: SourceOptions, lock_timeout: float) 
     output.print_lines(lines)
 
 
-def _lift_pin(state_dir: str, lock_timeout: float) -> Pin | None:
+def _where_flags(state_dir: str, store: str | None, kept: Store) -> str:
+    return f"--state-dir {state_dir}" + (f" --store {kept.location}" if store else "")
+
+
+def _lift_suspension(kept: Store) -> tuple[bool, Suspension | None]:
+    """Remove the store's suspension: whether there was one, and it (None if unreadable).
+
+    One that cannot be read is removed too: resuming must always work."""
+    try:
+        removed = kept.suspension()
+    except StoreError:
+        removed, unreadable = None, True
+    else:
+        unreadable = False
+    if removed is None and not unreadable:
+        return False, None
+    kept.set_suspension(None)
+    return True, removed
+
+
+def _lift_pin(kept: Store, lock_timeout: float) -> Pin | None:
     """Remove the store's rollback pin (under its lock); the pin removed, or None.
 
     A corrupt pin is removed too: resuming must always work."""
-    if not Path(state_dir).is_dir():
+    if not kept.exists():
         return None
-    store = open_store(state_dir)
     try:
-        pin = store.pin()
+        pin = kept.pin()
     except FleetwardError:
         pin = Pin("(unreadable)", 0, "unknown", "unknown", "")
     if pin is None:
         return None
-    with store.lock(lock_timeout):
-        store.set_pin(None)
+    with kept.lock(lock_timeout):
+        kept.set_pin(None)
     return pin
 
 

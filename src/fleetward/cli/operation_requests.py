@@ -237,13 +237,10 @@ def approve_operation(
     """
     ctx.meta["json_output"] = as_json
     api = DaemonApi.connect(state_dir, url, api_token, api_token_file)
-    op_id = _resolve(api, operation_id)
     body = {"by": by or os_user("cli"), "comment": comment}
-    reply = api.call("POST", f"/v0/operations/{urllib.parse.quote(op_id, safe='')}/approve", body)
-    if as_json:
-        output.print_json(reply)
+    op = _request(api, "POST", operation_id, "approve", body, as_json)
+    if op is None:
         return
-    op = Operation.from_dict(reply["content"])
     output.print_lines(
         [
             (
@@ -268,16 +265,32 @@ def _set_state(
 ) -> None:
     ctx.meta["json_output"] = as_json
     api = DaemonApi.connect(state_dir, url, api_token, api_token_file)
-    op_id = _resolve(api, operation_id)
     body = {"state": state, "reason": reason or f"{state.lower()} by {os_user('cli')} from the CLI"}
-    reply = api.call("PUT", f"/v0/operations/{urllib.parse.quote(op_id, safe='')}/", body)
-    if as_json:
-        output.print_json(reply)
+    op = _request(api, "PUT", operation_id, "", body, as_json)
+    if op is None:
         return
-    op = Operation.from_dict(reply["content"])
     output.print_lines(
         [("ok", f"Operation {op.operation_id} is now {op.state.name} ({int(op.state)}).")]
     )
+
+
+def _request(
+    api: DaemonApi,
+    method: str,
+    operation_id: str,
+    action: str,
+    body: dict[str, Any],
+    as_json: bool,
+) -> Operation | None:
+    """Send `body` to the operation `operation_id` names (`/v0/operations/ID/` plus
+    `action`) and return the operation the daemon answers with; None when the answer was
+    printed as it came (`--json`)."""
+    op_id = urllib.parse.quote(_resolve(api, operation_id), safe="")
+    reply = api.call(method, f"/v0/operations/{op_id}/{action}", body)
+    if as_json:
+        output.print_json(reply)
+        return None
+    return Operation.from_dict(reply["content"])
 
 
 def _resolve(api: DaemonApi, operation_id: str) -> str:

@@ -344,6 +344,9 @@ def _write_plan(plan: Plan, path: Path) -> None:
         with tmp.open("w", encoding="utf-8") as fh:
             write_json(plan_to_stream(plan), fh.write)
         os.replace(tmp, path)
+    except ValueError:  # a value JSON cannot hold (a bug): no half-written plan is left
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise os_error(

@@ -10,12 +10,13 @@ from typing import Any
 import click
 
 from fleetward.cli import output
+from fleetward.cli.options import store_option
 from fleetward.cli.state import state_dir_option
 from fleetward.errors import Problem, StoreError, UsageError, os_error
 from fleetward.rendering import Line, render_problem
-from fleetward.store import open_store
+from fleetward.store import Store, open_configured
 from fleetward.store.files import process_alive
-from fleetward.store.suspension import read_suspension
+from fleetward.store.suspension import StoreOrFile, Suspensions
 from fleetward.timestamps import now, parse_iso
 
 _REWRITTEN = "Check the file's permissions; the daemon rewrites it after its next run."
@@ -23,6 +24,7 @@ _REWRITTEN = "Check the file's permissions; the daemon rewrites it after its nex
 
 @click.command("status")
 @state_dir_option
+@store_option
 @click.option(
     "--json",
     "as_json",
@@ -30,13 +32,15 @@ _REWRITTEN = "Check the file's permissions; the daemon rewrites it after its nex
     help="Print summary.json as it is, with the suspension (fleetward suspend) added.",
 )
 @click.pass_context
-def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
+def status_command(ctx: click.Context, state_dir: str, store: str | None, as_json: bool) -> None:
     """Show the daemon's last run: revisions, readiness, counts and errors.
 
     Reads <state-dir>/status/summary.json, which the daemon rewrites after every
     run and when it stops; works while the daemon runs and after it stopped.
-    Exit 0 when the daemon is running (or was a --once run), its last run
-    succeeded and it was ready; 1 otherwise.
+    The suspension and the rollback pin are read from the store now (--store:
+    the daemon's database). Exit 0 when the daemon is running (or was a --once
+    run), its last run succeeded and it was ready; 1 otherwise. A standby
+    replica's last run is the one it made while it led (if it ever did).
     """
     ctx.meta["json_output"] = as_json
     path = Path(state_dir) / "status" / "summary.json"
@@ -65,13 +69,16 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
         summary["ready"] = False
         summary.setdefault("readiness", {}).setdefault("reasons", []).append(stale)
     summary["running"] = None if _get(summary, "daemon", "once") else stopped is None
+    # A standby makes no runs: it is well while it runs and reaches the store.
+    standby = _get(summary, "replica", "role") == "standby"
     healthy = (
         not stopped
         and bool(summary.get("ready"))
-        and _get(summary, "lastOperation", "state") == "SUCCESS"
+        and (standby or _get(summary, "lastOperation", "state") == "SUCCESS")
     )
-    suspended = _suspension(Path(state_dir))
-    pinned = _pin(state_dir)
+    kept = open_configured(store, state_dir)
+    suspended = _suspension(kept if store is None else StoreOrFile(kept, Path(state_dir)))
+    pinned = _pin(kept)
     if as_json:
         output.print_json({**summary, "suspension": suspended, "pinned": pinned})
     else:
@@ -79,19 +86,19 @@ def status_command(ctx: click.Context, state_dir: str, as_json: bool) -> None:
     ctx.exit(0 if healthy else 1)
 
 
-def _suspension(state_dir: Path) -> dict[str, Any] | None:
-    """<state-dir>/suspend.json as JSON (`fleetward suspend`), or None when applies run."""
+def _suspension(kept: Suspensions) -> dict[str, Any] | None:
+    """The store's suspension as JSON (`fleetward suspend`), or None when applies run."""
     try:
-        found = read_suspension(state_dir)
+        found = kept.suspension()
     except StoreError as exc:
         return {"error": exc.problems[0].to_dict()}
     return found.to_dict() if found is not None else None
 
 
-def _pin(state_dir: str) -> dict[str, Any] | None:
+def _pin(kept: Store) -> dict[str, Any] | None:
     """The store's rollback pin (`fleetward rollback`) as JSON, read now, or None."""
     try:
-        found = open_store(state_dir).pin()
+        found = kept.pin()
     except StoreError as exc:
         return {"error": exc.problems[0].to_dict()}
     return found.to_dict() if found is not None else None
@@ -122,7 +129,7 @@ def _suspension_lines(suspended: dict[str, Any] | None) -> list[Line]:
         return []
     if "error" in suspended:
         return [
-            ("blocked", "Suspension unknown: suspend.json cannot be read"),
+            ("blocked", "Suspension unknown: it cannot be read"),
             *render_problem(Problem.from_dict(suspended["error"])),
         ]
     reason = f": {suspended['reason']}" if suspended.get("reason") else ""
@@ -176,6 +183,27 @@ def _get(data: Any, *keys: str) -> Any:
     return data
 
 
+def _role_lines(replica: Any) -> list[Line]:
+    """The daemon's role among the replicas of its store, when it has one."""
+    if not isinstance(replica, dict):
+        return []
+    since = f" since {replica.get('since')}"
+    if replica.get("role") == "leader":
+        return [("", f"  role       leader{since}: this replica fetches, plans and applies")]
+    lines: list[Line] = [
+        (
+            "",
+            (
+                f"  role       standby{since}: another replica leads; this one serves reads "
+                "and requests, and takes the lead if the leader stops"
+            ),
+        )
+    ]
+    if replica.get("problem"):
+        lines.append(("blocked", f"  store      {replica['problem']}"))
+    return lines
+
+
 def _lines(s: dict[str, Any]) -> list[Line]:
     op = s.get("lastOperation") or {}
     source = s.get("source") or {}
@@ -188,6 +216,7 @@ def _lines(s: dict[str, Any]) -> list[Line]:
             "ok" if ready else "blocked",
             state + ("" if ready else ": " + "; ".join(_get(s, "readiness", "reasons") or [])),
         ),
+        *_role_lines(s.get("replica")),
         ("", f"  source     {source.get('url')} {source.get('ref')}:{source.get('path')}"),
         (
             "",
@@ -201,9 +230,13 @@ def _lines(s: dict[str, Any]) -> list[Line]:
         ),
         (
             "",
-            f"  last run   {op.get('state')} ({op.get('stateCode')}) {op.get('trigger')} at "
-            f"{op.get('finishedAt') or op.get('startedAt')}, {op.get('durationSeconds')}s — "
-            f"{op.get('message')}",
+            (
+                f"  last run   {op.get('state')} ({op.get('stateCode')}) {op.get('trigger')} at "
+                f"{op.get('finishedAt') or op.get('startedAt')}, {op.get('durationSeconds')}s — "
+                f"{op.get('message')}"
+            )
+            if op
+            else "  last run   none by this daemon (a standby: the leader runs them)",
         ),
         ("", f"  operation  {op.get('id')}"),
         ("", f"  success    {s.get('lastSuccessAt') or 'never'}"),

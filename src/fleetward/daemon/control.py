@@ -39,7 +39,12 @@ from fleetward.decisions import (
 from fleetward.model import Plan
 from fleetward.operations import SETTABLE_STATES, Operation, OperationState
 from fleetward.store import RejectionStore
-from fleetward.store.suspension import Suspension, current_suspension
+from fleetward.store.suspension import (
+    SuspendFile,
+    Suspension,
+    Suspensions,
+    current_suspension,
+)
 
 
 class Control:
@@ -60,10 +65,13 @@ class Control:
         on_change: Callable[[], None] = lambda: None,
         *,
         rejections: RejectionStore,
+        suspensions: Suspensions | None = None,
     ) -> None:
-        """`log` and `rejections` are the store's (`Store.operations`, `Store.rejections`);
-        `state_dir` holds the suspension switch."""
+        """`log`, `rejections` and `suspensions` are the store's (`Store.operations`,
+        `Store.rejections`, the store itself); without `suspensions`, `state_dir`'s
+        suspend.json holds the suspension switch (as the state directory's store keeps it)."""
         self.state_dir = Path(state_dir)
+        self.suspensions = suspensions if suspensions is not None else SuspendFile(self.state_dir)
         self.ctx = ControlContext(log, queue, rejections, clock, on_change)
         self.admission = Admission(self.ctx, default_timeout)
         self.wakeups = Wakeups(self.ctx, self.admission)
@@ -106,7 +114,7 @@ class Control:
 
     def suspension(self) -> Suspension | None:
         """The daemon-wide suspension (`fleetward suspend`), or None."""
-        return current_suspension(self.state_dir)
+        return current_suspension(self.suspensions)
 
     # -- operator requests (ControlApi) ----------------------------------------------------
 

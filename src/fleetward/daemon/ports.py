@@ -18,6 +18,15 @@ from fleetward.timestamps import Clock, to_iso
 from fleetward.timestamps import now as utc_now
 
 
+class HttpFront(Protocol):
+    """The daemon's HTTP API while it serves: its address, and how to stop it."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+
 class OperationStore(Protocol):
     """The operation log as control uses it (store.operations.OperationLog)."""
 

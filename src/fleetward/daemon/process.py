@@ -11,9 +11,12 @@ import contextlib
 import errno
 import os
 import select
+import signal
 import socket
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import FrameType
 
 from fleetward.errors import FleetwardError, StoreError, UsageError, os_error
 from fleetward.store.lock import exclusive_lock
@@ -79,3 +82,21 @@ def daemon_lock(state_dir: Path) -> AbstractContextManager[None]:
 
 
 __all__ = ["DAEMON_LOCK", "Waker", "bind_listener", "daemon_lock"]
+
+
+def install_signals(stop: Callable[[int], None], reload: Callable[[], None], wake_fd: int) -> None:
+    """SIGTERM and SIGINT call `stop(signum)`, SIGHUP `reload()`; each also writes to
+    `wake_fd`, which interrupts the main loop's select. The callbacks only set flags (and
+    events whose locks the main thread never waits on): a handler runs between any two
+    bytecodes of the main thread."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop(signum)
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)

@@ -167,6 +167,7 @@ class Reconciler:
                 self.settings.state_dir,
                 self.settings.operation_timeout,
                 rejections=self.store.rejections,
+                suspensions=self.store,
             )
 
     @property

@@ -22,8 +22,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from fleetward.errors import FleetwardError
+from fleetward.observe.health import Health
+from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.store import OperationStore
+from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
 
@@ -81,6 +84,13 @@ class Replica:
         self.leading = lead is None
         self.terms = 0  # times this replica took the lead
         self._thread: threading.Thread | None = None
+
+    @property
+    def may_run(self) -> bool:
+        """Whether the worker may start a run: this replica leads, and no write found its
+        leadership session gone since the last check (a run started then would only meet
+        the fence; the next tick steps down)."""
+        return self.leading and not (self.lead is not None and self.lead.lost)
 
     @property
     def role(self) -> str:
@@ -174,3 +184,33 @@ class Replica:
 
 
 __all__ = ["RETRY_SECONDS", "Lead", "Replica"]
+
+
+class RoleShown:
+    """What health, metrics and the status files say this replica is. Told at every
+    tick; summary.json is rewritten only when the role or the store's problem changes."""
+
+    def __init__(self, health: Health, status: StatusWriter, name: str, store: str) -> None:
+        self.health = health
+        self.status = status
+        self.name = name
+        self.store = store  # the store's location, as status files name it
+        self._last: str | None = None
+        self._since: str | None = None
+
+    def __call__(self, role: str, problem: str | None) -> None:
+        changed = (self._last, self.health.store_problem) != (role, problem)
+        self.health.role = role
+        self.health.store_problem = problem
+        if role != self._last:
+            self._last, self._since = role, now_iso()
+        if changed:
+            self.status.replica(
+                {
+                    "role": role,
+                    "since": self._since,
+                    "name": self.name,
+                    "store": self.store,
+                    "problem": problem,
+                }
+            )

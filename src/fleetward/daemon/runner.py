@@ -21,17 +21,24 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from fleetward import __version__
 from fleetward.daemon import logs
-from fleetward.daemon.config import DaemonConfig, Secrets
+from fleetward.daemon.config import DaemonConfig
+from fleetward.daemon.configured import (
+    display_source,
+    kept_until_restart,
+    run_settings,
+    secrets_of,
+    source_info,
+)
 from fleetward.daemon.control import Control
 from fleetward.daemon.notify import notify, watchdog_interval
-from fleetward.daemon.process import Waker, daemon_lock
+from fleetward.daemon.ports import HttpFront
+from fleetward.daemon.process import Waker, daemon_lock, install_signals
 from fleetward.daemon.reconciler import Reconciler
-from fleetward.daemon.replicas import Lead, Replica
+from fleetward.daemon.replicas import Lead, Replica, RoleShown
 from fleetward.daemon.triggers import Backoff, Coalescer, Poller, Watcher, git_dirs
 from fleetward.daemon.worker import Worker
 from fleetward.errors import FleetwardError, UsageError, os_error
@@ -41,19 +48,16 @@ from fleetward.observe.status import StatusWriter
 from fleetward.operations import Operation, OperationState
 from fleetward.pipeline import (
     SourceOptions,
-    documents_cache,
-    git_cache,
     open_documents,
-    signatures_of,
 )
-from fleetward.planning import PlanOptions
 from fleetward.reporting import Reporter, Reporters
-from fleetward.runs import AfterFetch, RunReport, RunSettings
-from fleetward.source import is_remote, redact_url
+from fleetward.runs import AfterFetch, RunReport
+from fleetward.source import is_remote
 from fleetward.source.urls import validate_ref
 from fleetward.store import open_configured
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
 from fleetward.store.files import sweep_leftovers
+from fleetward.store.suspension import StoreOrFile
 from fleetward.timestamps import now_iso
 
 logger = logging.getLogger("fleetward.daemon")
@@ -62,15 +66,6 @@ WAKE_JOB = "wake"
 STUCK_AFTER = 900.0  # seconds a run may take before /healthz fails and the watchdog stops
 STOP_DEADLINE = 9.0  # seconds from SIGTERM to exit; systemd's default stop timeout is 90
 _RECORDED_TRIGGERS = ("api", "webhook")  # queued operations callers are told about
-
-
-class HttpFront(Protocol):
-    """The HTTP API while it serves: its address, and how to stop it."""
-
-    @property
-    def url(self) -> str: ...
-
-    def stop(self, timeout: float) -> None: ...
 
 
 # Starts serving the API over this daemon's state (its health, metrics, operation
@@ -109,7 +104,7 @@ class Daemon:
         self.before_exit: Callable[[], None] | None = None
         self.store = open_configured(config.store, config.state_dir)
         self.operations = self.store.operations
-        self.secrets = self._secrets(config)
+        self.secrets = secrets_of(config)
         self.coalescer = Coalescer(on_queued=self._queued)
         self._wake_lock = threading.Lock()
         self.control = Control(
@@ -119,14 +114,17 @@ class Daemon:
             config.operation_timeout,
             on_change=self._reschedule_wake,
             rejections=self.store.rejections,
+            # Replicas of one database share the store's; suspend.json in --state-dir
+            # holds this one too.
+            suspensions=self.store
+            if config.store is None
+            else StoreOrFile(self.store, Path(config.state_dir)),
         )
         health.operations = self.operations
-        self.status = StatusWriter(
-            self.state_dir, self._source_info(config), health, self._daemon_info
-        )
+        self.status = StatusWriter(self.state_dir, source_info(config), health, self._daemon_info)
         # In this order: status files read what health took in; the log line comes last.
         self.reporters = Reporters([health, metrics, self.status, logs.RunLog(), *extra])
-        settings = self._settings(config)
+        settings = run_settings(config)
         self.reconciler = Reconciler(
             settings,
             self.operations,
@@ -143,13 +141,10 @@ class Daemon:
         )
         # A PostgreSQL store is shared by replicas, one of which leads (`replicas`).
         lead: Lead | None = getattr(self.store, "leadership", None)
+        name = f"pid {os.getpid()} on {socket.gethostname()}"
+        shown = RoleShown(self.health, self.status, name, self.store.location)
         self.replica = Replica(
-            lead,
-            self.operations,
-            self.coalescer,
-            idle=lambda: self._busy_since is None,
-            on_role=self._role,
-            name=f"pid {os.getpid()} on {socket.gethostname()}",
+            lead, self.operations, self.coalescer, idle=self._idle, on_role=shown, name=name
         )
         self.backoff = Backoff(base=1.0, cap=config.interval)
         self.worker = Worker(
@@ -167,54 +162,6 @@ class Daemon:
         self._busy_since: float | None = None  # monotonic start of the run in progress
 
     # -- configuration ------------------------------------------------------------------
-
-    @staticmethod
-    def _settings(config: DaemonConfig) -> RunSettings:
-        """The runs' settings; `UsageError` for signature options that cannot work (at
-        the start and on a reload, rather than on every run)."""
-        sources = SourceOptions(
-            config.source,
-            config.ref,
-            config.path,
-            config.no_git,
-            cache_root=git_cache(config.state_dir),
-            git_timeout=config.git_timeout,
-            verify_signatures=config.verify_signatures,
-            allowed_signers=config.allowed_signers,
-            gpg_keyring=config.gpg_keyring,
-            cache_dir=config.cache_dir or documents_cache(config.state_dir),
-            no_cache=config.no_cache,
-        )
-        signatures_of(sources)
-        return RunSettings(
-            sources=sources,
-            state_dir=Path(config.state_dir),
-            guards=PlanOptions(
-                allow_empty=config.allow_empty,
-                allow_mass_stop=config.allow_mass_stop,
-                min_stop_count=config.min_stop_count,
-            ),
-            lock_timeout=config.lock_timeout,
-            operation_timeout=config.operation_timeout,
-            isolate_failures=config.isolate_failures,
-            follow_pin=True,
-        )
-
-    @staticmethod
-    def _secrets(config: DaemonConfig) -> Secrets:
-        return Secrets(
-            config.secret("webhook_secret"), config.secret("api_token"), config.secret("ui_token")
-        )
-
-    @staticmethod
-    def _source_info(config: DaemonConfig) -> dict[str, Any]:
-        return {
-            "url": display_source(config.source),
-            "ref": config.ref,
-            "path": config.path,
-            "mode": "remote" if is_remote(config.source) else "plain" if config.no_git else "git",
-            "verifySignatures": config.verify_signatures,
-        }
 
     def _started_info(self) -> dict[str, Any]:
         return {
@@ -259,11 +206,15 @@ class Daemon:
             for leftover in sweep_leftovers(self.state_dir):
                 logger.info("removed a leftover temp file", extra={"fields": {"path": leftover}})
             # With replicas, the runs a stopped leader left are ended by the next leader.
-            ended = [] if self.replica.lead is not None else self.operations.fail_unfinished(
-                now_iso(),
-                "the daemon stopped during this run (crash or kill); it was ended at the next "
-                "start. A run that reached PROCESSING may or may not have written the store: "
-                "fleetward state history tells.",
+            ended = (
+                []
+                if self.replica.lead is not None
+                else self.operations.fail_unfinished(
+                    now_iso(),
+                    "the daemon stopped during this run (crash or kill); it was ended at the next "
+                    "start. A run that reached PROCESSING may or may not have written the store: "
+                    "fleetward state history tells.",
+                )
             )
             for op in ended:
                 logger.warning(
@@ -298,22 +249,9 @@ class Daemon:
 
     def _serve(self) -> int:
         self.listening = self._serve_http(self)
-        logger.info(
-            "fleetward daemon started",
-            extra={
-                "fields": {
-                    "version": __version__,
-                    "pid": os.getpid(),
-                    "listen": self.listening.url,
-                    "source": display_source(self.config.source),
-                    "ref": self.config.ref,
-                    "path": self.config.path,
-                    "stateDir": str(self.state_dir),
-                    "store": self.store.location,
-                    "interval": f"{self.config.interval:g}s",
-                }
-            },
-        )
+        started = {**self._started_info(), "pid": os.getpid(), "listen": self.listening.url}
+        started |= {"store": self.store.location, "interval": f"{self.config.interval:g}s"}
+        logger.info("fleetward daemon started", extra={"fields": started})
         self.reporters.daemon_started({**self._started_info(), **self._daemon_info()})
         self.replica.start(self.stopping)
         worker = threading.Thread(target=self._work, name="fleetward-worker", daemon=True)
@@ -351,7 +289,7 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
-            if not self.replica.leading:  # a standby's queue waits for the lead
+            if not self.replica.may_run:  # a standby's queue waits for the lead
                 self.stopping.wait(0.1)
                 continue
             op = self.coalescer.take(timeout=1.0)
@@ -360,10 +298,8 @@ class Daemon:
             self.worker.handle(op)
             self._wake.wake()
 
-    def _role(self, role: str, problem: str | None) -> None:
-        """What health, metrics and the status files say this replica is."""
-        self.health.role = role
-        self.health.store_problem = problem
+    def _idle(self) -> bool:
+        return self._busy_since is None
 
     def _retry(self, delay: float) -> None:
         """A run in `delay` seconds, unless the poll comes first (or the daemon stops)."""
@@ -458,19 +394,14 @@ class Daemon:
     # -- signals, reload, stop ------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        # Handlers only set flags (and `stopping`, whose lock the main thread never
-        # waits on); the wakeup fd interrupts the main loop's select.
-        def stop(signum: int, frame: FrameType | None) -> None:
+        def stop(signum: int) -> None:
             self._stop_signal = signum
             self.stopping.set()
 
-        def hup(signum: int, frame: FrameType | None) -> None:
+        def hup() -> None:
             self._reload_requested = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, hup)
-        signal.set_wakeup_fd(self._wake.fd, warn_on_full_buffer=False)
+        install_signals(stop, hup, self._wake.fd)
 
     def _do_reload(self) -> None:
         if self._reload is None:
@@ -478,8 +409,8 @@ class Daemon:
         try:
             new = self._reload()
             validate_ref(new.ref)
-            self._settings(new)  # signature options that cannot work are refused here
-            secrets = self._secrets(new)
+            run_settings(new)  # signature options that cannot work are refused here
+            secrets = secrets_of(new)
             if self.reconfigure is not None:
                 self.reconfigure(new)  # last: nothing after it may refuse the reload
         except FleetwardError as exc:
@@ -491,13 +422,7 @@ class Daemon:
                 )
             return
         old = self.config
-        for key in ("state_dir", "store", "listen", "once"):
-            if getattr(new, key) != getattr(old, key):
-                logger.warning(
-                    "%s changed in the configuration; it takes effect at the next restart",
-                    key.replace("_", "-"),
-                )
-                new = new.model_copy(update={key: getattr(old, key)})
+        new = kept_until_restart(new, old)
         if new.log_format != old.log_format:
             logs.configure(new.log_format)
         self.secrets = secrets
@@ -506,13 +431,13 @@ class Daemon:
         self.backoff.cap = new.interval
         if self.poller is not None and new.interval != old.interval:
             self.poller.reschedule(new.interval)
-        sources_changed = self._settings(new) != self._settings(old)
+        sources_changed = run_settings(new) != run_settings(old)
         # The trusted keys' files are re-read like secret files: a refused commit may pass.
         if sources_changed or new.verify_signatures:
             self.worker.forget()  # what failed for good may pass with the new settings
         if sources_changed:
-            self.reconciler.settings = self._settings(new)
-            self.status.source = self._source_info(new)
+            self.reconciler.settings = run_settings(new)
+            self.status.source = source_info(new)
             if self.watcher is not None:
                 self.watcher.stop()
                 self.watcher = None
@@ -529,17 +454,9 @@ class Daemon:
             self.poller.stop()
         if self.watcher is not None:
             self.watcher.stop()
-        never_ran = self.coalescer.close()
-        unrun = [
-            op
-            for op in [never_ran, *self.coalescer.dropped]
-            if op is not None
-            and any(t in op.trigger for t in _RECORDED_TRIGGERS)
-            # A SCHEDULED operation (a window, an approval) waits for the next daemon.
-            and op.state is not OperationState.SCHEDULED
-            # With replicas, the next leader adopts them from the operation log.
-            and self.replica.lead is None
-        ]
+        unrun = self.coalescer.unrun(_RECORDED_TRIGGERS)  # closes the queue
+        if self.replica.lead is not None:
+            unrun = []  # the next leader adopts them from the operation log
         for op in unrun:
             try:
                 self.operations.record(
@@ -571,8 +488,3 @@ class Daemon:
             self.reconciler.write_gate.release()
         self.replica.stop()  # the lead goes to a standby at its next attempt
         return 0
-
-
-def display_source(source: str) -> str:
-    """The source as logs and status files show it: credentials masked, paths absolute."""
-    return redact_url(source) if is_remote(source) else str(Path(source).resolve())

@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from watchfiles import Change, watch
 
-from fleetward.operations import Operation
+from fleetward.operations import Operation, OperationState
 from fleetward.source.base import is_manifest_name
 from fleetward.timestamps import now, now_iso
 
@@ -165,6 +165,19 @@ class Coalescer:
             self._explicit.clear()
             self._cond.notify_all()
             return op
+
+    def unrun(self, recorded: tuple[str, ...]) -> list[Operation]:
+        """Close, and the operations callers were told about (their trigger names one of
+        `recorded`) that will now never run; a SCHEDULED one (a window, an approval) is
+        not among them: it waits for the next daemon."""
+        never_ran = self.close()
+        return [
+            op
+            for op in [never_ran, *self.dropped]
+            if op is not None
+            and any(t in op.trigger for t in recorded)
+            and op.state is not OperationState.SCHEDULED
+        ]
 
 
 class Backoff:

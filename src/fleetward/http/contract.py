@@ -442,6 +442,12 @@ class Failing(Answer):
 
 class Readiness(Answer):
     ready: bool
+    # "leader": this daemon fetches, plans and applies; "standby": a replica of a
+    # PostgreSQL store serving reads and requests while another one leads.
+    role: Literal["leader", "standby"] = Field(
+        description="leader: this daemon fetches, plans and applies; standby: a replica "
+        "of the same PostgreSQL store that serves reads and requests while another leads"
+    )
     reasons: list[str]
     checks: dict[str, Any]
 

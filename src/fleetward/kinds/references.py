@@ -9,7 +9,7 @@ may reference it by `{id}` or by `{xid}` (`{userName}` for users). A TaskType's
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import referencing.exceptions
 from pydantic import Field as PydanticField
@@ -84,24 +84,31 @@ TASK_TYPE = ObjectKind(name="TaskType", id_field="xid", on_removal=Action.DELETE
 USER = ObjectKind(name="User", id_field="userName", on_removal=Action.DELETE)
 
 
-class FieldPlugin(KindPlugin):
+class _OneEntity:
+    """A reference kind's `expand`: its document declares one entity, keyed by the spec
+    field its object kind names (`id_field`). Two documents with one key (or, for
+    TaskTypes, one name) are a plan-stage error, located at file:line:column."""
+
+    object_kinds: ClassVar[tuple[ObjectKind, ...]]
+    located_in_plan: ClassVar[bool] = True
+
+    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
+        (kind,) = self.object_kinds
+        spec: _Entity = document.spec
+        key = str(getattr(spec, kind.id_field))
+        yield declare(kind.name, key, _stored(spec, kind.name, key), document, path)
+
+
+class FieldPlugin(_OneEntity, KindPlugin):
     kind = "Field"
     spec_model = FieldSpec
     object_kinds = (FIELD,)
-    # Two Fields with one id are a plan-stage error, located at file:line:column.
-    located_in_plan = True
-
-    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
-        spec: FieldSpec = document.spec
-        yield declare("Field", spec.xid, _stored(spec, "Field", spec.xid), document, path)
 
 
-class TaskTypePlugin(KindPlugin):
+class TaskTypePlugin(_OneEntity, KindPlugin):
     kind = "TaskType"
     spec_model = TaskTypeSpec
     object_kinds = (TASK_TYPE,)
-    # Two TaskTypes with one id or name are a plan-stage error, located at file:line:column.
-    located_in_plan = True
 
     def check(self, document: Document) -> Iterable[PathProblem]:
         spec: TaskTypeSpec = document.spec
@@ -120,21 +127,11 @@ class TaskTypePlugin(KindPlugin):
                 )
         yield from _template_schema_problems(spec)
 
-    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
-        spec: TaskTypeSpec = document.spec
-        yield declare("TaskType", spec.xid, _stored(spec, "TaskType", spec.xid), document, path)
 
-
-class UserPlugin(KindPlugin):
+class UserPlugin(_OneEntity, KindPlugin):
     kind = "User"
     spec_model = UserSpec
     object_kinds = (USER,)
-    # Two Users with one id are a plan-stage error, located at file:line:column.
-    located_in_plan = True
-
-    def expand(self, document: Document, path: str) -> Iterable[DesiredObject]:
-        spec: UserSpec = document.spec
-        yield declare("User", spec.userName, _stored(spec, "User", spec.userName), document, path)
 
 
 def _template_schema_problems(spec: TaskTypeSpec) -> Iterator[PathProblem]:

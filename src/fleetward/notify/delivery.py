@@ -125,6 +125,26 @@ class TargetStats:
 
 
 @dataclass
+class HeadAttempts:
+    """The attempts made on a target's head entry. Shared by the senders of one target
+    across reloads and changed under its send lock: a reload does not give an event
+    being retried its attempts afresh."""
+
+    entry_id: str | None = None
+    attempts: int = 0
+
+    def add(self, entry_id: str) -> int:
+        """Count one more attempt on `entry_id` (a new head starts at 1); the count."""
+        if entry_id != self.entry_id:
+            self.entry_id, self.attempts = entry_id, 0
+        self.attempts += 1
+        return self.attempts
+
+    def clear(self) -> None:
+        self.entry_id, self.attempts = None, 0
+
+
+@dataclass
 class Sender:
     """The thread delivering one target's entries (see the module docstring)."""
 
@@ -132,6 +152,7 @@ class Sender:
     store: Store
     stats: TargetStats
     send_lock: threading.Lock  # one send of this target's head at a time, across reloads
+    head: HeadAttempts = field(default_factory=HeadAttempts)  # shared across reloads too
     on_change: Callable[[], None] = lambda: None  # an outcome worth showing in status
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -155,43 +176,42 @@ class Sender:
     def _loop(self) -> None:
         settings = self.target.settings
         with httpx.Client(timeout=settings.timeout, follow_redirects=False) as client:
-            attempts = 0
             while not self.stop.is_set():
                 try:
-                    attempts = self._step(client, attempts)
+                    self._step(client)
                 except Exception:  # the outbox unreadable: keep the thread, try later
                     logger.exception("notification target %s: delivery failed", self.target.name)
                     self.stop.wait(max(1.0, settings.backoff))
 
-    def _step(self, client: httpx.Client, attempts: int) -> int:
-        """Try the head entry once; the attempts made on the head after this."""
+    def _step(self, client: httpx.Client) -> None:
+        """Try the head entry once; after a failed try, wait before the next."""
         self.wake.clear()
         with self.send_lock:
             head = self.store.outbox_pending(self.target.name, limit=1)
         if not head:
             self.wake.wait(timeout=5.0)
-            return 0
+            return
         self._pace()
         if self.stop.is_set():
-            return attempts
+            return
         with self.send_lock:
             entry = self.store.outbox_pending(self.target.name, limit=1)
             if entry != head:
-                return 0  # a reload's other sender got there first
+                return  # a reload's other sender got there first
             attempt = self._deliver(client, entry[0])
-            attempts += 1
+            attempts = self.head.add(entry[0].entry_id)
             done = attempt is None or attempt.delivered or not attempt.retryable
             if not done and attempts >= self.target.settings.attempts:
                 done = True
             if done:
                 self.store.outbox_remove({entry[0].entry_id})
+                self.head.clear()
         if attempt is not None:
             self._record(entry[0], attempt, attempts, done)
         if done:
-            return 0
+            return
         assert attempt is not None
         self.stop.wait(self._delay(attempts, attempt))
-        return attempts
 
     def _pace(self) -> None:
         wait = self._next_at - time.monotonic()
@@ -242,4 +262,4 @@ class Sender:
         self.on_change()
 
 
-__all__ = ["Attempt", "Sender", "TargetStats", "retry_after", "send"]
+__all__ = ["Attempt", "HeadAttempts", "Sender", "TargetStats", "retry_after", "send"]

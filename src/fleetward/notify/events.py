@@ -18,6 +18,7 @@ thread and queues what it returns.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ MAX_LISTED = 100  # objects or documents named in one body
 SCOPED = frozenset({"planning", "applied", "held", "rejected", "drift-reverted"})
 _FAILED = (OperationState.FAILURE, OperationState.TIMEOUT)
 _SOURCE_KEY = "(source)"  # the state key of a run that never read a revision
+REMEMBERED = 1000  # revisions whose last outcome is kept (an older one failing is told again)
 
 Event = dict[str, Any]
 
@@ -46,7 +48,8 @@ class EventLog:
     def __init__(self, source: Mapping[str, Any], external_url: str | None = None) -> None:
         self.source = dict(source)
         self.external_url = external_url.rstrip("/") if external_url else None
-        self._outcome: dict[str, str] = {}  # revision (or _SOURCE_KEY) → "failed" | "ok"
+        # revision (or _SOURCE_KEY) → "failed" | "ok", the latest last; REMEMBERED at most.
+        self._outcome: OrderedDict[str, str] = OrderedDict()
         self._failing = False  # the last run that ended failed: the next success recovers
         self._held: set[tuple[Any, ...]] = set()  # held parts told, as of the last plan
         self._planned: str | None = None  # the last revision a `planning` event named
@@ -86,9 +89,9 @@ class EventLog:
             self._failing = True
             if self._outcome.get(key) == "failed":
                 return []  # the same revision failing again: a retry, not news
-            self._outcome[key] = "failed"
+            self._told(key, "failed")
             return [self._failed(report)]
-        self._outcome[key] = "ok"
+        self._told(key, "ok")
         events = []
         if self._failing:
             self._failing = False
@@ -96,6 +99,40 @@ class EventLog:
         events += self._applied(report)
         events += self._held_parts(report)
         return events
+
+    def remembered(self) -> dict[str, Any]:
+        """What was told, as JSON: kept by the store so a restarted daemon does not tell
+        a failure (or a held part) again."""
+        return {
+            "outcomes": [[key, outcome] for key, outcome in self._outcome.items()],
+            "failing": self._failing,
+            "held": sorted(
+                ([policy, digest, list(waiting)] for policy, digest, waiting in self._held),
+                key=lambda held: (held[0] or "", held[1], held[2]),
+            ),
+            "planned": self._planned,
+        }
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Take back what `remembered` gave (KeyError, TypeError or ValueError if `doc`
+        is not one; nothing is taken then)."""
+        outcomes = OrderedDict((str(k), str(v)) for k, v in doc["outcomes"])
+        held = {(p, str(d), tuple(str(w) for w in waiting)) for p, d, waiting in doc["held"]}
+        planned = doc["planned"]
+        self._outcome = outcomes
+        self._bound()
+        self._failing = bool(doc["failing"])
+        self._held = held
+        self._planned = str(planned) if planned is not None else None
+
+    def _told(self, key: str, outcome: str) -> None:
+        self._outcome[key] = outcome
+        self._outcome.move_to_end(key)
+        self._bound()
+
+    def _bound(self) -> None:
+        while len(self._outcome) > REMEMBERED:
+            self._outcome.popitem(last=False)
 
     def daemon(self, kind: str, detail: Mapping[str, Any]) -> Event:
         """`daemon-started` or `daemon-stopped`."""
@@ -299,4 +336,4 @@ def matches(
     return not kind_set or bool(kind_set & set(event.get("kinds") or ()))
 
 
-__all__ = ["BODY_VERSION", "SCOPED", "Event", "EventLog", "matches"]
+__all__ = ["BODY_VERSION", "REMEMBERED", "SCOPED", "Event", "EventLog", "matches"]

@@ -8,8 +8,9 @@ store's outbox in one write; a sender thread per target delivers them
 delivered goes out after the restart, each entry once.
 
 A reload (`reconfigure`) reads every target and secret first and raises,
-changing nothing, if one is bad; then it swaps the senders. Entries of a
-target that is gone are dropped and counted.
+changing nothing, if one is bad; then it swaps the senders, waiting briefly
+for the old ones to end so one target never has two, and the event being retried
+keeps its attempt count. Entries of a target that is gone are dropped and counted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from prometheus_client.registry import Collector
 from fleetward.decisions import Decision
 from fleetward.errors import FleetwardError
 from fleetward.model import Plan
-from fleetward.notify.delivery import Sender, TargetStats
+from fleetward.notify.delivery import HeadAttempts, Sender, TargetStats
 from fleetward.notify.events import Event, EventLog, matches
 from fleetward.notify.settings import Target, TargetSettings, prepare
 from fleetward.notify.statuses import CommitStatuses
@@ -39,6 +40,10 @@ from fleetward.timestamps import now_iso
 logger = logging.getLogger(__name__)
 
 STOP_FLUSH = 2.0  # seconds a stopping daemon gives its senders to empty the outbox
+# Seconds a reload waits for the old senders to end (one waiting out a backoff ends at
+# once; one in a request ends when it is answered or times out, after the wait if need be).
+RELOAD_JOIN = 2.0
+_STATE_FORMAT = 1  # of the document the store keeps (`_remember`)
 
 
 class Notifier(Reporter):
@@ -58,29 +63,38 @@ class Notifier(Reporter):
         self.on_change: Callable[[], None] = lambda: None
         self._lock = threading.Lock()  # the senders, swapped by a reload
         self._send_locks: dict[str, threading.Lock] = {}
+        self._heads: dict[str, HeadAttempts] = {}  # per target, kept across reloads
         self._senders: dict[str, Sender] = {}
         self._targets: tuple[Target, ...] = prepare(targets)
         self._started = False
         # What each commit-status target last said per revision; only runs' hooks (one
         # run at a time) read or change it.
         self._statuses: dict[str, CommitStatuses] = {}
+        # What was told, as the store keeps it (None: not read back yet); runs' hooks only.
+        self._told: dict[str, Any] | None = None
 
     # -- the Reporter hooks ------------------------------------------------------------
 
     def daemon_started(self, info: Mapping[str, Any]) -> None:
+        self._recall()
         if self.events.external_url is None and isinstance(info.get("listen"), str):
             self.events.external_url = str(info["listen"]).rstrip("/")  # links: its own API
         self.start()
         self._queue([self.events.daemon("daemon-started", info)])
 
     def run_started(self, operation: Operation) -> None:
+        self._recall()
         self.events.started(operation)
 
     def plan_ready(self, plan: Plan, decision: Decision | None) -> None:
+        self._recall()
         self._queue(self.events.planning(plan, decision))
+        self._remember()
 
     def run_finished(self, report: RunReport) -> None:
+        self._recall()
         self._queue(self.events.finished(report))
+        self._remember()
         if self._targets or self.stats:  # no targets: summary.json has nothing to show
             self.on_change()
 
@@ -104,15 +118,20 @@ class Notifier(Reporter):
         """Take new targets: FleetwardError (and nothing changed) if one cannot work."""
         ready = prepare(targets)
         with self._lock:
-            old = self._senders
+            old = list(self._senders.values())
             self._targets = ready
             if not self._started:
                 return
-            for sender in old.values():
-                sender.close()
             self._senders = {}
-            self._drop_unknown({t.name for t in ready})
-            for target in ready:
+            for sender in old:
+                sender.close()
+        # Outside the lock: a run queueing events is not held up by a sender's request.
+        _join(old, RELOAD_JOIN)
+        with self._lock:
+            if not self._started or self._senders:
+                return  # closed meanwhile, or another reload started the senders
+            self._drop_unknown({t.name for t in self._targets})
+            for target in self._targets:
                 self._start_sender(target)
         self.on_change()
 
@@ -168,13 +187,57 @@ class Notifier(Reporter):
             for entry in entries:
                 self._stats_of(entry.target).dropped += 1
             return
-        if dropped:
-            logger.warning("the notification outbox is full: dropped the %d oldest", dropped)
+        for target, count in sorted(dropped.items()):
+            self._stats_of(target).dropped += count
+            logger.warning(
+                "the notification outbox of target %s is full: dropped its %d oldest",
+                target,
+                count,
+            )
         with self._lock:
             for entry in entries:
                 sender = self._senders.get(entry.target)
                 if sender is not None:
                     sender.wake.set()
+
+    def _recall(self) -> None:
+        """Read back what a previous daemon told (once): a restart does not tell a failing
+        revision's failure, a held part or a commit's status again."""
+        if self._told is not None:
+            return
+        self._told = {}
+        try:
+            doc = self.store.notify_state()
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot read what notifications were told: %s", exc)
+            return
+        if doc is None:
+            return
+        try:
+            self.events.restore(doc["events"])
+            for name, said in dict(doc["statuses"]).items():
+                self._statuses.setdefault(str(name), CommitStatuses()).restore(said)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("ignoring the notification state, which cannot be read: %r", exc)
+            return
+        self._told = doc
+
+    def _remember(self) -> None:
+        """Keep what was told in the store, when it changed (after the events were queued:
+        a crash between the two tells an event again rather than losing it)."""
+        doc = {
+            "format": _STATE_FORMAT,
+            "events": self.events.remembered(),
+            "statuses": {name: kept.said() for name, kept in sorted(self._statuses.items())},
+        }
+        if doc == self._told:
+            return
+        try:
+            self.store.set_notify_state(doc)
+        except (FleetwardError, OSError) as exc:
+            logger.error("cannot keep what notifications were told: %s", exc)
+            return
+        self._told = doc
 
     def _picked(self, target: Target, events: list[Event]) -> set[str]:
         """The ids of the events `target` is sent: its filter and selectors decide, and
@@ -192,7 +255,8 @@ class Notifier(Reporter):
         stats = self._stats_of(target.name)
         stats.kind = target.settings.type
         lock = self._send_locks.setdefault(target.name, threading.Lock())
-        sender = Sender(target, self.store, stats, lock, on_change=lambda: self.on_change())
+        head = self._heads.setdefault(target.name, HeadAttempts())
+        sender = Sender(target, self.store, stats, lock, head, on_change=lambda: self.on_change())
         self._senders[target.name] = sender
         sender.start()
 
@@ -228,6 +292,13 @@ class Notifier(Reporter):
         return any(self._pending_counts().get(name) for name in live)
 
 
+def _join(senders: Sequence[Sender], within: float) -> None:
+    """Wait up to `within` seconds in all for the closed `senders`' threads to end."""
+    deadline = time.monotonic() + within
+    for sender in senders:
+        sender.join(max(0.0, deadline - time.monotonic()))
+
+
 class _NotifyCollector(Collector):
     """fleetward_notifications_total{target,result} and fleetward_notification_outbox."""
 
@@ -258,4 +329,4 @@ class _NotifyCollector(Collector):
         yield backlog
 
 
-__all__ = ["STOP_FLUSH", "Notifier"]
+__all__ = ["RELOAD_JOIN", "STOP_FLUSH", "Notifier"]

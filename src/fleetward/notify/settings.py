@@ -60,7 +60,7 @@ _PER |= {"h": 3600.0, "hour": 3600.0}
 # delivery tuning): any other is refused with the type named.
 _OWN_FIELDS: dict[str, frozenset[str]] = {
     "webhook": frozenset({"url", "secret_file", "secret_env"}),
-    "slack": frozenset({"url", "url_file", "url_env"}),
+    "slack": frozenset({"url_file", "url_env"}),
     "github": frozenset({"base_url", "repository", "token_file", "token_env", "context"}),
     "gitlab": frozenset({"base_url", "project", "token_file", "token_env", "context"}),
     "gitea": frozenset({"base_url", "repository", "token_file", "token_env", "context"}),
@@ -138,6 +138,13 @@ class TargetSettings(BaseModel):
     @model_validator(mode="after")
     def _check_type(self) -> TargetSettings:
         given = {name for name in self.model_fields_set if name in _ALL_OWN}
+        if self.type == "slack" and "url" in given:
+            # Said before the generic refusal: the URL is refused for what it holds.
+            raise ValueError(
+                "a slack target takes no url: a Slack URL is a secret (it embeds the "
+                "webhook's token), so it is never written in the config file; put it in "
+                "a file named by urlFile, or a variable named by urlEnv"
+            )
         foreign = sorted(given - _OWN_FIELDS[self.type])
         if foreign:
             names = ", ".join(to_camel(f) for f in foreign)
@@ -177,8 +184,8 @@ def _missing(target: TargetSettings) -> str:
     """What `target` lacks for its type, as the message says it ("" when complete)."""
     if target.type == "webhook" and target.url is None:
         return "url"
-    if target.type == "slack" and [target.url, target.url_file, target.url_env].count(None) != 2:
-        return "exactly one of url, urlFile, urlEnv"
+    if target.type == "slack" and (target.url_file is None) == (target.url_env is None):
+        return "exactly one of urlFile, urlEnv"
     if target.is_commit_status:
         if (target.token_file is None) == (target.token_env is None):
             return "exactly one of tokenFile, tokenEnv"
@@ -252,11 +259,7 @@ def _prepare(target: TargetSettings) -> Target:
         url = Secret(target.url or "")
         secret = _read(where, "secretFile", target.secret_file, "secretEnv", target.secret_env)
     elif target.type == "slack":
-        url = (
-            Secret(target.url)
-            if target.url
-            else _read(where, "urlFile", target.url_file, "urlEnv", target.url_env)
-        )
+        url = _read(where, "urlFile", target.url_file, "urlEnv", target.url_env)
         assert url is not None
         try:
             check_url(url.value)

@@ -37,6 +37,17 @@ class CommitStatuses:
         self._said: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._remembered = remembered
 
+    def said(self) -> list[list[str]]:
+        """What the commits show, as JSON: [sha, state, reason], the oldest first."""
+        return [[sha, state, reason] for sha, (state, reason) in self._said.items()]
+
+    def restore(self, said: Sequence[Sequence[str]]) -> None:
+        """Take back what `said` gave (ValueError or TypeError if it is not one)."""
+        kept = OrderedDict((str(sha), (str(state), str(reason))) for sha, state, reason in said)
+        while len(kept) > self._remembered:
+            kept.popitem(last=False)
+        self._said = kept
+
     def select(self, events: Sequence[E]) -> list[E]:
         """Of one reporter hook's events (those the target's filter takes), the ones to
         post: per Git revision the last word, unless the commit shows it already."""

@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,10 +33,10 @@ from fleetward import __version__
 from fleetward.decisions import held_summary
 from fleetward.errors import FleetwardError, os_reason
 from fleetward.kinds.asset_rule import execution_progress
-from fleetward.model import Change, HeldDocument, Plan
+from fleetward.model import Plan
+from fleetward.observe.conditions import held_conditions, object_conditions
 from fleetward.observe.health import Health
 from fleetward.operations import Operation, OperationState, held_record
-from fleetward.planning import is_drift
 from fleetward.rendering import plan_to_stream, render_plan
 from fleetward.rendering import write_json as stream_json
 from fleetward.reporting import Reporter
@@ -83,7 +83,7 @@ class StatusWriter(Reporter):
             raise TypeError("a StatusWriter reports runs only with the daemon's Health")
         try:
             self.write(report, self.health, self.daemon())
-        except (OSError, FleetwardError) as exc:
+        except (OSError, ValueError, FleetwardError) as exc:
             logger.error("cannot write status files: %s", exc)
 
     def run_abandoned(self, operation: Operation) -> None:
@@ -131,6 +131,39 @@ class StatusWriter(Reporter):
                     write_json(path, {**current, key: value})
             except (OSError, ValueError) as exc:
                 logger.error("cannot update %s in %s: %s", key, path, exc)
+
+    def replica(self, role: Mapping[str, Any]) -> None:
+        """Record this daemon's role among replicas (`replica`: role, since, name,
+        problem) in summary.json now, and in every later write, with the readiness
+        it has now: a standby makes no runs, so only this tells `fleetward status`
+        what it is. A standby that never led writes a summary of no run."""
+        with self._lock:
+            self._sections["replica"] = dict(role)
+            if self._stopped:
+                return
+            path = self.dir / "summary.json"
+            try:
+                current = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                current = None
+            except (OSError, ValueError) as exc:
+                logger.error("cannot record the replica's role in %s: %s", path, exc)
+                return
+            if not isinstance(current, dict):
+                current = {
+                    "formatVersion": SUMMARY_FORMAT,
+                    "daemon": {"version": __version__, **self.daemon()},
+                    "source": dict(self.source),
+                    "lastOperation": None,
+                }
+            current.update(self._sections, updatedAt=now_iso())
+            if self.health is not None:
+                current["ready"], current["readiness"] = self.health.readiness()
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                write_json(path, current)
+            except OSError as exc:
+                logger.error("cannot record the replica's role in %s: %s", path, exc)
 
     def stopped(self, at: str, cause: str, abandoned: Operation | None = None) -> None:
         """Record in summary.json that the daemon stopped cleanly, at `at`, on `cause`.
@@ -225,10 +258,10 @@ class StatusWriter(Reporter):
             }
             return True
 
-        for change, conditions in _object_conditions(report):
+        for change, conditions in object_conditions(report):
             if not want(change.address, change.owner, change.action.value, change.reason):
                 break
-        for held, address, conditions in _held_conditions(report):
+        for held, address, conditions in held_conditions(report):
             if not want(address, held.address, None, held.because):
                 break
         root = self.dir / "objects"
@@ -270,167 +303,16 @@ def _plan_json(plan: Plan, fh: BinaryIO) -> None:
 
 
 def _attempt(failed: list[str], path: Path, write: Callable[[], object]) -> bool:
-    """Run `write`; on OSError log it, add `path: why` to `failed` and return False."""
+    """Run `write`; on OSError (or ValueError: a value JSON cannot hold) log it, add
+    `path: why` to `failed` and return False."""
     try:
         write()
-    except OSError as exc:
-        why = os_reason(exc)
+    except (OSError, ValueError) as exc:
+        why = os_reason(exc) if isinstance(exc, OSError) else str(exc)
         logger.error("cannot write the status file %s: %s", path, why)
         failed.append(f"{path}: {why}")
         return False
     return True
-
-
-def _object_conditions(report: RunReport) -> Iterable[tuple[Change, list[dict[str, Any]]]]:
-    plan = report.plan
-    if plan is None:
-        return
-    op = report.operation
-    at = op.updated_at
-    revision = report.revision.id if report.revision else None
-    applied = report.applied is not None and op.state is OperationState.SUCCESS
-    decision = report.decision
-    held: dict[str, tuple[str, str]] = {}  # address → (reason, message) of a held change
-    written: set[str] | None = None
-    if decision is not None and op.state is OperationState.SUCCESS:
-        written = {c.address for c in decision.due} if applied else set()
-        for part in decision.held:
-            reason, message = _held_reason(part.policy, part.waiting_for, part.operation_id)
-            for change in part.changes:
-                held[change.address] = (reason, message)
-    for change in plan.changes:
-        drift = is_drift(change)
-        if written is not None and change.address not in written:
-            reason, message = held.get(change.address) or (
-                ("DryRun", "the last operation was a dry run; nothing was written")
-                if op.arguments.get("dryRun")
-                else ("NotInScope", "outside the operation_device_query of the last operation")
-            )
-            message = f"The change ({change.action.value}: {change.reason}) waits: {message}."
-            yield (
-                change,
-                [
-                    _condition("Ready", False, reason, message, at, revision),
-                    _condition("Reconciling", True, reason, message, at, revision),
-                    _condition("Stalled", False, reason, "", at, revision),
-                ],
-            )
-            continue
-        if applied and not drift:
-            continue
-        if applied:
-            conditions = [
-                _condition(
-                    "Ready",
-                    True,
-                    "DriftReverted",
-                    "The spec had been changed outside "
-                    f"fleetward; it was set back to revision {revision}.",
-                    at,
-                    revision,
-                ),
-                _condition("Reconciling", False, "Reconciled", "", at, revision),
-                _condition("Stalled", False, "Reconciled", "", at, revision),
-            ]
-        else:
-            why = op.message or "the run did not apply its plan"
-            conditions = [
-                _condition(
-                    "Ready",
-                    False,
-                    "Drifted" if drift else "ApplyFailed",
-                    f"The change ({change.action.value}: {change.reason}) was not applied: {why}.",
-                    at,
-                    revision,
-                ),
-                _condition("Reconciling", False, "NotApplied", why, at, revision),
-                _condition("Stalled", True, _stalled_reason(report), why, at, revision),
-            ]
-        yield change, conditions
-
-
-def _held_conditions(
-    report: RunReport,
-) -> Iterable[tuple[HeldDocument, str, list[dict[str, Any]]]]:
-    """The objects failure isolation kept at their last applied version: Stalled, until
-    their document is fixed (its errors in the message)."""
-    if report.plan is None:
-        return
-    at = report.operation.updated_at
-    revision = report.revision.id if report.revision else None
-    for held in report.plan.held:
-        errors = "; ".join(
-            p.error + (f" at {p.location}" if p.location else "") for p in held.errors[:3]
-        )
-        more = f" (and {len(held.errors) - 3} more)" if len(held.errors) > 3 else ""
-        message = (
-            f"Held back at its last applied version: {held.address} "
-            + (f"at {held.location} " if held.location else "")
-            + f"{held.because}"
-            + (f": {errors}{more}" if errors else "")
-            + "."
-        )
-        reason = "ManifestErrors" if held.errors else "DependencyHeld"
-        conditions = [
-            _condition("Ready", False, "HeldBack", message, at, revision),
-            _condition("Reconciling", False, "HeldBack", message, at, revision),
-            _condition("Stalled", True, reason, message, at, revision),
-        ]
-        for key in held.kept:
-            yield held, key, conditions
-
-
-def conditions_of(report: RunReport, change: Change) -> list[dict[str, Any]]:
-    """The conditions `objects/<kind>/<id>.json` holds for `change`, one of the report's
-    plan ([]: the change was applied and needs no file). The web view's object page."""
-    if report.plan is None:
-        return []
-    narrowed = replace(report, plan=replace(report.plan, changes=(change,)))
-    for _, conditions in _object_conditions(narrowed):
-        return conditions
-    return []
-
-
-def _held_reason(
-    policy: str | None, waiting_for: tuple[str, ...], operation_id: str | None
-) -> tuple[str, str]:
-    who = f"SyncPolicy {policy}" if policy else "the daemon"
-    carried = f" (operation {operation_id})" if operation_id else ""
-    if "suspended" in waiting_for:
-        return "Suspended", f"{who} is suspended{carried}"
-    if "blocked" in waiting_for:
-        return "Blocked", (
-            f"{who}'s maxStopFraction guard blocks these changes; commit a fix, or converge "
-            "them with arguments.allowMassStop"
-        )
-    if "rejected" in waiting_for:
-        return "Rejected", f"an operator rejected this plan of {who}; a new commit makes a new one"
-    if "approval" in waiting_for:
-        return "WaitingForApproval", f"{who} needs manual approval{carried}"
-    return "WaitingForWindow", f"{who} applies only inside its window{carried}"
-
-
-def _stalled_reason(report: RunReport) -> str:
-    if report.manifest_errors:
-        return "ManifestErrors"
-    state = report.operation.state
-    if state is OperationState.CANCELLED:
-        return "Cancelled"
-    first = report.problems[0].error if report.problems else ""
-    return "Blocked" if "guard" in first else "Failed"
-
-
-def _condition(
-    kind: str, status: bool, reason: str, message: str, at: str, revision: str | None
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if status else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": at,
-        "observedRevision": revision,
-    }
 
 
 def summary(
@@ -520,5 +402,7 @@ def summary(
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
-    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    """`value` as JSON at `path`, atomically. ValueError, with nothing written, for a
+    non-finite number: Python would write NaN/Infinity, which no JSON reader takes."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
     write_atomic(path, (text + "\n").encode())

@@ -101,7 +101,9 @@ def _listed(value: Any) -> Any:
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    # allow_nan=False: Python would write NaN/Infinity, which no JSON reader takes; the
+    # YAML reader refuses non-finite numbers, so one here is a bug to fail loudly on.
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
 
 
 def _plan_dict(plan: Plan, changes: Sequence[Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fleetward.source.base import (
     git_blob_id,
     unknown_revision,
 )
+from fleetward.source.git_commands import git_env
 from fleetward.source.memory import MemorySource
 from fleetward.source.opening import open_snapshot, uncommitted_note
 from fleetward.source.remote import RemoteMirror
@@ -21,10 +22,11 @@ __all__ = [
     "Snapshot",
     "Source",
     "git_blob_id",
+    "git_env",
     "is_remote",
     "open_snapshot",
-    "uncommitted_note",
     "redact_url",
+    "uncommitted_note",
     "validate_remote_ref",
     "unknown_revision",
     "validate_remote_url",

@@ -35,11 +35,12 @@ from fleetward.source.base import (
 )
 from fleetward.source.blobs import BlobReader, UnreadableBlob, damaged_blob
 from fleetward.source.git_commands import (
-    GIT_ENV,
     LOCAL_GIT_TIMEOUT,
     GitFailed,
     clean_git_message,
+    git_env,
     git_said,
+    open_repo,
     read_failed,
     run_git,
 )
@@ -91,7 +92,7 @@ class GitSnapshot(SnapshotBase):
         self._blobs = BlobReader(
             str(repo.working_dir),
             str(repo.working_tree_dir or repo.git_dir),
-            {**os.environ, **GIT_ENV},
+            git_env(),  # as the listing and the signature check: objects as stored
             LOCAL_GIT_TIMEOUT,
             clean_git_message,
         )
@@ -364,7 +365,7 @@ def open_git(
     (`UnverifiedRevision` otherwise).
     """
     try:
-        repo = git.Repo(source, search_parent_directories=True)
+        repo = open_repo(source)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     except (git.GitCommandError, ValueError, OSError) as exc:
@@ -390,7 +391,7 @@ def uncommitted_changes(source: Path, manifest_path: str) -> int | None:
     it must not fail on index.lock). Only a hint: a failure counts as None.
     """
     try:
-        repo = git.Repo(source, search_parent_directories=True)
+        repo = open_repo(source)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     except (git.GitCommandError, ValueError, OSError):
@@ -406,7 +407,7 @@ def uncommitted_changes(source: Path, manifest_path: str) -> int | None:
             "--untracked-files=all",
             "--",
             pathspec,
-            env={**GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"},
+            env={**git_env(), "GIT_OPTIONAL_LOCKS": "0"},
             with_extended_output=True,
             with_exceptions=False,
             kill_after_timeout=LOCAL_GIT_TIMEOUT,

@@ -8,8 +8,11 @@ credentials masked, which `read_failed` turns into a `SourceError` (or a
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+from collections.abc import Mapping
+from pathlib import Path
 
 import git
 
@@ -24,8 +27,51 @@ GIT_ENV = {
     "LANGUAGE": "C",
     "LC_ALL": "C",
 }
+# Replace refs (`git replace OLD NEW`, refs/replace/*) make git hand out NEW wherever OLD
+# is looked up: a signed commit's tree could be swapped for any other tree, or an unsigned
+# commit checked as a signed one. A revision is its commit's own content, so every git
+# fleetward runs reads objects as stored: the variable turns replace refs off, and the
+# configuration, which a repository's own core.useReplaceRefs=true would otherwise
+# override it with (git 2.39), turns them off again with the precedence of `git -c`.
+_STORED_OBJECTS_ENV = {"GIT_NO_REPLACE_OBJECTS": "1"}
+_STORED_OBJECTS_CONFIG = ("core.useReplaceRefs", "false")
 MAX_GIT_MESSAGE = 2000
 LOCAL_GIT_TIMEOUT = 120.0  # seconds per command on a local repository (ls-tree: ms)
+
+
+def with_config(env: Mapping[str, str], key: str, value: str) -> dict[str, str]:
+    """`env` plus the configuration `key=value` given through the environment
+    (GIT_CONFIG_COUNT): after any the caller gave, so it wins, as `git -c` would."""
+    out = dict(env)
+    count = int(out["GIT_CONFIG_COUNT"]) if out.get("GIT_CONFIG_COUNT", "").isdigit() else 0
+    out[f"GIT_CONFIG_KEY_{count}"] = key
+    out[f"GIT_CONFIG_VALUE_{count}"] = value
+    out["GIT_CONFIG_COUNT"] = str(count + 1)
+    return out
+
+
+def stored_objects(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for a git that reads objects as stored: replace refs off, however the
+    caller's environment or the repository's configuration ask for them. Every git
+    fleetward runs gets its environment from here (the readers, the signature check,
+    the remote mirror), so the commit checked is the commit read."""
+    out = {k: v for k, v in env.items() if k != "GIT_REPLACE_REF_BASE"}
+    out.update(_STORED_OBJECTS_ENV)
+    return with_config(out, *_STORED_OBJECTS_CONFIG)
+
+
+def git_env() -> dict[str, str]:
+    """The environment of git in a local repository: the caller's, objects as stored,
+    English messages, literal pathspecs, no prompt."""
+    return stored_objects({**os.environ, **GIT_ENV})
+
+
+def open_repo(source: Path) -> git.Repo:
+    """The repository containing `source`, every command GitPython runs in it (its own
+    object reads included) in `git_env()`. Raises what `git.Repo` raises."""
+    repo = git.Repo(source, search_parent_directories=True)
+    repo.git.update_environment(**git_env())
+    return repo
 
 
 class GitFailed(Exception):
@@ -48,7 +94,7 @@ def run_git_full(repo: git.Repo, command: str, *args: str) -> tuple[str, str]:
     try:
         status, out, err = getattr(repo.git, command)(
             *args,
-            env=GIT_ENV,
+            env=git_env(),
             with_extended_output=True,
             with_exceptions=False,
             # A git that hangs (a stuck network file system) must not hang the daemon.

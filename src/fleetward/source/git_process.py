@@ -17,7 +17,7 @@ import signal
 import subprocess
 
 from fleetward.errors import SourceError, os_error
-from fleetward.source.git_commands import clean_git_message
+from fleetward.source.git_commands import clean_git_message, stored_objects, with_config
 
 MIN_GIT_VERSION = (2, 31)  # GIT_CONFIG_COUNT, fetch --no-write-fetch-head / --no-auto-gc
 
@@ -65,7 +65,8 @@ _FIXED_ENV = {
 
 def locked_env() -> dict[str, str]:
     """git's environment: the caller's, minus what would redirect git or leak fleetward's
-    own secrets, plus the fixed settings (no prompt, English messages)."""
+    own secrets, plus the fixed settings (no prompt, English messages) and objects read
+    as stored (`stored_objects`: replace refs off, as for the local readers)."""
     # fleetward's own settings (an API token, a webhook secret) are not git's business.
     env = {
         k: v
@@ -73,19 +74,14 @@ def locked_env() -> dict[str, str]:
         if k not in _DROPPED_ENV and not k.startswith("FLEETWARD_")
     }
     env.update(_FIXED_ENV)
-    return env
+    return stored_objects(env)
 
 
 def mirror_env(url: str) -> dict[str, str]:
     """git's environment for a mirror of `url`: `locked_env()` plus the remote's URL."""
-    env = locked_env()
     # The URL travels as environment configuration (GIT_CONFIG_COUNT), appended
     # after any the caller set: never on a command line, never on disk.
-    count = int(env["GIT_CONFIG_COUNT"]) if env.get("GIT_CONFIG_COUNT", "").isdigit() else 0
-    env[f"GIT_CONFIG_KEY_{count}"] = f"remote.{REMOTE_NAME}.url"
-    env[f"GIT_CONFIG_VALUE_{count}"] = url
-    env["GIT_CONFIG_COUNT"] = str(count + 1)
-    return env
+    return with_config(locked_env(), f"remote.{REMOTE_NAME}.url", url)
 
 
 class GitFailure(Exception):

@@ -17,7 +17,8 @@ from fleetward.store.location import MEMORY, open_configured, open_store, state_
 from fleetward.store.memory import MemoryOperationLog, MemoryRejections, MemoryStore
 from fleetward.store.operations import OperationLog
 from fleetward.store.rejections import RejectionFile, RejectionStore
-from fleetward.store.tinydb import BACKUP_FILE, STATE_FILE, TinyDBStore
+from fleetward.store.state_file import BACKUP_FILE, STATE_FILE
+from fleetward.store.tinydb import TinyDBStore
 
 __all__ = [
     "BACKUP_FILE",

@@ -19,6 +19,7 @@ from fleetward.errors import StoreConflict, StoreError
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.operations import Operation, OperationState
 from fleetward.store.rejections import RejectionStore
+from fleetward.store.suspension import Suspension
 
 HISTORY_LIMIT = 100  # applies kept in the history, oldest dropped first
 # Notifications waiting for delivery, all targets together: past it the oldest are
@@ -219,12 +220,21 @@ class Store(Protocol):
       is kept beside the objects but apart from them: it survives restarts, is
       written without the writer `lock` (its own writes are atomic and safe
       across threads), never moves the serial and never touches the history.
-      Entries come back in the order they were added.
+      Entries come back in the order they were added; each target keeps at most
+      OUTBOX_LIMIT of them, and what is dropped is counted per target.
+    - What the notifier last told (`notify_state`, `set_notify_state`) is one JSON
+      document kept with the outbox and like it: written without the lock,
+      atomically, never moving the serial; a restarted daemon reads it so it does
+      not tell a failure again. It is the daemon's, not the state's: not in a dump.
     - The rollback pin (`pin`, `set_pin`) is one small record kept beside the
       objects like the outbox: written atomically, never moving the serial nor
       touching the history, and read back as it was set (None: not pinned).
       Writers set it under `lock`, so a daemon run that planned another revision
       sees it before its write. A server-backed store keeps it in one row.
+    - The suspension (`suspension`, `set_suspension`: `fleetward suspend`) is kept
+      the same way, but set without `lock` (an operator's switch must not wait
+      for an apply in progress; the daemon reads it again just before its write).
+      The state directory keeps it in `suspend.json`, as it always has.
     """
 
     @property
@@ -293,6 +303,17 @@ class Store(Protocol):
         """Keep `pin` (None: lift it), atomically; the caller holds `lock`."""
         ...
 
+    def suspension(self) -> Suspension | None:
+        """The suspension in force (`fleetward suspend`), or None. StoreError if it
+        cannot be read."""
+        ...
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        """Keep `suspension` (None: resume), atomically; without the lock. Setting one
+        needs the store's place: a state directory that does not exist is a UsageError
+        (a likely typo), never made here."""
+        ...
+
     def dump(self) -> StoreDump:
         """Everything the store holds, as of one serial (the caller holds `lock`)."""
         ...
@@ -303,9 +324,10 @@ class Store(Protocol):
         `lock`; whether the store may be overwritten is the caller's decision."""
         ...
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         """Append `entries`, in order, in one atomic write (an id already kept is not
-        added again); past OUTBOX_LIMIT drop the oldest. How many were dropped."""
+        added again); past OUTBOX_LIMIT entries of one target drop that target's oldest.
+        How many were dropped, per target (empty: none)."""
         ...
 
     def outbox_pending(
@@ -320,20 +342,43 @@ class Store(Protocol):
         ignored."""
         ...
 
+    def notify_state(self) -> dict[str, Any] | None:
+        """What the notifier last told (its JSON document), or None if it never kept one.
+        StoreError if it cannot be read."""
+        ...
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        """Keep the notifier's JSON document `doc` in place of the last, atomically."""
+        ...
+
 
 def outbox_added(
     kept: Sequence[OutboxEntry], entries: Sequence[OutboxEntry], limit: int = OUTBOX_LIMIT
-) -> tuple[list[OutboxEntry], int]:
-    """`kept` with `entries` appended (ids already kept skipped), bounded to the newest
-    `limit`; and how many were dropped. Every store's `outbox_add` keeps these rules."""
+) -> tuple[list[OutboxEntry], dict[str, int]]:
+    """`kept` with `entries` appended (ids already kept skipped), each target bounded to
+    its newest `limit`; and how many were dropped per target. The bound is per target so
+    a receiver that is down cannot push a healthy target's events out. Every store's
+    `outbox_add` keeps these rules."""
     ids = {entry.entry_id for entry in kept}
     merged = list(kept)
     for entry in entries:
         if entry.entry_id not in ids:
             ids.add(entry.entry_id)
             merged.append(entry)
-    dropped = max(0, len(merged) - limit)
-    return merged[dropped:], dropped
+    counts: dict[str, int] = {}
+    for entry in merged:
+        counts[entry.target] = counts.get(entry.target, 0) + 1
+    over = {target: n - limit for target, n in counts.items() if n > limit}
+    if not over:
+        return merged, {}
+    left = dict(over)
+    out: list[OutboxEntry] = []
+    for entry in merged:  # oldest first: a target's first `over` entries go
+        if left.get(entry.target, 0) > 0:
+            left[entry.target] -= 1
+            continue
+        out.append(entry)
+    return out, over
 
 
 def outbox_selected(

@@ -32,7 +32,8 @@ from fleetward.store.base import (
     outbox_selected,
     status_change_set,
 )
-from fleetward.store.operations import OPERATIONS_LIMIT, bounded, select
+from fleetward.store.operations import OPERATIONS_LIMIT, PagedLog, bounded
+from fleetward.store.suspension import Suspension
 
 LOCATION = "memory:"
 
@@ -52,7 +53,7 @@ class _KeptOperation:
     text: str
 
 
-class MemoryOperationLog:
+class MemoryOperationLog(PagedLog):
     """An operation log in memory (an `OperationStore`), with the file log's rules."""
 
     def __init__(self, limit: int = OPERATIONS_LIMIT) -> None:
@@ -69,16 +70,6 @@ class MemoryOperationLog:
         with self._mutex:
             found = self._kept.get(operation_id)
         return None if found is None else _operation(found.text)
-
-    def query(
-        self,
-        *,
-        state: OperationState | None = None,
-        ordering: str = "-created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[Operation], int]:
-        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
 
     def record(self, *operations: Operation) -> None:
         kept = {op.operation_id: _kept_operation(op) for op in operations}
@@ -171,6 +162,8 @@ class MemoryStore:
         self._outbox: list[OutboxEntry] = []  # values made from JSON text, never shared
         self.outbox_limit = OUTBOX_LIMIT
         self._pin: Pin | None = None  # frozen, of plain values: shared safely
+        self._suspension: Suspension | None = None  # frozen too
+        self._notify_state: str | None = None  # JSON text: never shared
 
     def exists(self) -> bool:
         return True  # made by opening it
@@ -252,7 +245,15 @@ class MemoryStore:
         with self._mutex:
             self._pin = pin
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def suspension(self) -> Suspension | None:
+        with self._mutex:
+            return self._suspension
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        with self._mutex:
+            self._suspension = suspension
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         copies = [_copy_entry(entry) for entry in entries]
         with self._mutex:
             self._outbox, dropped = outbox_added(self._outbox, copies, self.outbox_limit)
@@ -268,6 +269,16 @@ class MemoryStore:
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         with self._mutex:
             self._outbox = [e for e in self._outbox if e.entry_id not in entry_ids]
+
+    def notify_state(self) -> dict[str, Any] | None:
+        with self._mutex:
+            text = self._notify_state
+        return dict(json.loads(text)) if text is not None else None
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        text = json.dumps(doc)
+        with self._mutex:
+            self._notify_state = text
 
     # -- under the mutex -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,30 @@ class _Entry:
     text: str  # its JSON, as written
 
 
-class OperationLog:
+class PagedLog(ABC):
+    """`query` of an operation log that lists `all()` of itself.
+
+    Every log is bounded (a thousand operations): paging in Python, by `select`,
+    keeps the one ordering every store shares, ties and all, so the CLI and HTTP
+    API page the same way whichever store keeps the log."""
+
+    @abstractmethod
+    def all(self) -> list[Operation]:
+        """Every kept operation, oldest first."""
+
+    def query(
+        self,
+        *,
+        state: OperationState | None = None,
+        ordering: str = "-created_at",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[Operation], int]:
+        """Operations filtered by state and ordered (a leading `-` reverses); and the total."""
+        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
+
+
+class OperationLog(PagedLog):
     """The operation log of the state directory `state_dir` (an `OperationStore`)."""
 
     def __init__(self, state_dir: Path | str, limit: int = OPERATIONS_LIMIT) -> None:
@@ -66,17 +90,6 @@ class OperationLog:
             if op.operation_id == operation_id:
                 return op
         return None
-
-    def query(
-        self,
-        *,
-        state: OperationState | None = None,
-        ordering: str = "-created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[Operation], int]:
-        """Operations filtered by state and ordered (a leading `-` reverses); and the total."""
-        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
 
     # -- writing ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from fleetward.store.directory import make_state_dir
 from fleetward.store.files import sweep_own, write_atomic
 
 OUTBOX_FILE = "outbox.json"
+NOTIFY_STATE_FILE = "notify.json"  # what the notifier last told, beside its outbox
 _FORMAT = 1
 
 
@@ -35,7 +36,7 @@ class OutboxFile:
         self._mutex = threading.Lock()  # the run's thread adds while senders remove
         self._entries: list[OutboxEntry] | None = None
 
-    def add(self, entries: Sequence[OutboxEntry]) -> int:
+    def add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         with self._mutex:
             kept, dropped = outbox_added(self._read(), entries, self.limit)
             self._write(kept)
@@ -105,3 +106,51 @@ class OutboxFile:
                 self.state_dir,
             ) from exc
         self._entries = entries
+
+
+def read_notify_state(state_dir: Path) -> dict[str, Any] | None:
+    """The notifier's document kept in `state_dir`, or None if there is none."""
+    path = Path(state_dir) / NOTIFY_STATE_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise os_error(
+            exc,
+            StoreError,
+            f"Cannot read the notification state {path}",
+            "Check the file's permissions, or pass another --state-dir.",
+            path,
+        ) from exc
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise TypeError(f"a {type(doc).__name__}, not a mapping")
+    except (ValueError, TypeError) as exc:
+        raise StoreError.one(
+            f"The notification state {path} is corrupt",
+            f"It cannot be read as what the notifier last told ({exc!r}).",
+            f"Move {path} away: a failure already told may be told again once, object "
+            "state is not affected.",
+            location=str(path),
+        ) from exc
+    return doc
+
+
+def write_notify_state(state_dir: Path, doc: Mapping[str, Any]) -> None:
+    """Keep `doc` in `state_dir`, replacing the last one atomically."""
+    state_dir = Path(state_dir)
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    try:
+        make_state_dir(state_dir)
+        sweep_own(state_dir, NOTIFY_STATE_FILE)
+        write_atomic(state_dir / NOTIFY_STATE_FILE, text.encode(), sync_dir=True)
+    except OSError as exc:
+        raise os_error(
+            exc,
+            StoreError,
+            f"Cannot write the notification state in {state_dir}",
+            f"Make {state_dir} writable by this user, or pass another --state-dir.",
+            state_dir,
+        ) from exc

@@ -18,7 +18,7 @@ from psycopg.types.json import Json
 
 from fleetward.errors import StoreError
 from fleetward.operations import Operation, OperationState
-from fleetward.store.operations import OPERATIONS_LIMIT, select
+from fleetward.store.operations import OPERATIONS_LIMIT, PagedLog
 from fleetward.store.pg_schema import LOCK_CLASS, OPERATIONS_LOCK, SCHEMA, Database
 from fleetward.store.pg_session import Connection
 
@@ -80,7 +80,7 @@ def write_rejections(conn: Connection, rejections: Mapping[str, Mapping[str, Any
         )
 
 
-class PostgresOperationLog:
+class PostgresOperationLog(PagedLog):
     """The operation log in `fleetward.operations` (an `OperationStore`)."""
 
     def __init__(self, db: Database, limit: int = OPERATIONS_LIMIT) -> None:
@@ -99,18 +99,6 @@ class PostgresOperationLog:
                 f"SELECT doc FROM {SCHEMA}.operations WHERE id = %s", (operation_id,)
             ).fetchone()
         return None if row is None else Operation.from_dict(row[0])
-
-    def query(
-        self,
-        *,
-        state: OperationState | None = None,
-        ordering: str = "-created_at",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[Operation], int]:
-        # The log is bounded (a thousand operations): paging in Python keeps the one
-        # ordering every store shares (`select`), ties and all.
-        return select(self.all(), state=state, ordering=ordering, limit=limit, offset=offset)
 
     def record(self, *operations: Operation) -> None:
         if not operations:

@@ -11,7 +11,7 @@ written without the writer lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from psycopg.types.json import Json
@@ -23,12 +23,17 @@ from fleetward.store.pg_session import Connection
 
 _INSERT = f"""INSERT INTO {SCHEMA}.outbox (id, target, event, created_at)
     VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"""
-# The oldest entries past `limit`: `store.base.outbox_added`'s bound, in SQL.
+# Each target's oldest entries past `limit`: `store.base.outbox_added`'s bound, in SQL.
 _EVICT = f"""
     DELETE FROM {SCHEMA}.outbox WHERE id IN (
-        SELECT id FROM {SCHEMA}.outbox ORDER BY seq
-        LIMIT greatest((SELECT count(*) FROM {SCHEMA}.outbox) - %s, 0))"""
+        SELECT id FROM (
+            SELECT id, row_number() OVER (PARTITION BY target ORDER BY seq DESC) AS newer
+            FROM {SCHEMA}.outbox) AS ranked
+        WHERE newer > %s)
+    RETURNING target"""
 _SELECT = f"SELECT id, target, event, created_at FROM {SCHEMA}.outbox"
+_NOTIFY_UPSERT = f"""INSERT INTO {SCHEMA}.notify_state (id, doc) VALUES (1, %s)
+    ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc"""
 
 
 def outbox_in(conn: Connection) -> list[OutboxEntry]:
@@ -36,9 +41,9 @@ def outbox_in(conn: Connection) -> list[OutboxEntry]:
     return _entries(conn.execute(f"{_SELECT} ORDER BY seq").fetchall())
 
 
-def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -> int:
-    """Append `entries` (ids kept are skipped) and evict past `limit`, in the caller's
-    transaction; how many were evicted."""
+def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -> dict[str, int]:
+    """Append `entries` (ids kept are skipped) and evict each target's past `limit`, in
+    the caller's transaction; how many were evicted, per target."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, OUTBOX_LOCK))
     with conn.cursor() as cur:
         cur.executemany(
@@ -48,7 +53,10 @@ def write_outbox(conn: Connection, entries: Sequence[OutboxEntry], limit: int) -
                 for e in _unique(entries)
             ],
         )
-    return conn.execute(_EVICT, (limit,)).rowcount
+    dropped: dict[str, int] = {}
+    for (target,) in conn.execute(_EVICT, (limit,)).fetchall():
+        dropped[str(target)] = dropped.get(str(target), 0) + 1
+    return dropped
 
 
 class PostgresOutbox:
@@ -58,9 +66,9 @@ class PostgresOutbox:
         self.db = db
         self.limit = limit
 
-    def add(self, entries: Sequence[OutboxEntry]) -> int:
+    def add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         if not entries:
-            return 0
+            return {}
         with self.db.writing("queue notifications") as conn:
             return write_outbox(conn, entries, self.limit)
 
@@ -74,6 +82,17 @@ class PostgresOutbox:
                 params.append(max(limit, 0))
             query = f"{_SELECT}{where} ORDER BY seq{'' if limit is None else ' LIMIT %s'}"
             return _entries(conn.execute(query, params).fetchall())
+
+    def notify_state(self) -> dict[str, Any] | None:
+        with self.db.reading("read the notification state") as conn:
+            if conn is None:
+                return None
+            row = conn.execute(f"SELECT doc FROM {SCHEMA}.notify_state WHERE id = 1").fetchone()
+        return dict(row[0]) if row is not None and isinstance(row[0], dict) else None
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        with self.db.writing("keep the notification state") as conn:
+            conn.execute(_NOTIFY_UPSERT, (Json(dict(doc), dumps),))
 
     def remove(self, entry_ids: Collection[str]) -> None:
         if not entry_ids:

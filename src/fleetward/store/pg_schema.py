@@ -21,7 +21,10 @@ Tables (version 1):
 - `rejections`: per SyncPolicy, the digest of the plan an operator ended.
 
 Version 2 adds `outbox`: notifications waiting for delivery, oldest first by
-`seq` (`pg_outbox`).
+`seq` (`pg_outbox`). Version 3 adds `pin`, the rollback pin (`pg_pin`).
+Version 4 adds `notify_state`: the one row of what the notifier last told
+(`pg_outbox`). Version 5 adds `suspension`, the operator's switch that stops
+applies (`pg_pin`): one row at most, shared by the replicas like the pin.
 """
 
 from __future__ import annotations
@@ -103,6 +106,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # The rollback pin (`fleetward rollback`), shared by the replicas: one row at most.
         f"""CREATE TABLE {SCHEMA}.pin (
+            id smallint PRIMARY KEY CHECK (id = 1),
+            doc json NOT NULL
+        )""",
+    ),
+    (
+        # What the notifier last told (`pg_outbox`), shared by the replicas: one row at most.
+        f"""CREATE TABLE {SCHEMA}.notify_state (
+            id smallint PRIMARY KEY CHECK (id = 1),
+            doc json NOT NULL
+        )""",
+    ),
+    (
+        # `fleetward suspend`, shared by the replicas: one row at most.
+        f"""CREATE TABLE {SCHEMA}.suspension (
             id smallint PRIMARY KEY CHECK (id = 1),
             doc json NOT NULL
         )""",

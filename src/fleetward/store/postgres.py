@@ -56,9 +56,10 @@ from fleetward.store.pg_log import (
     write_rejections,
 )
 from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
-from fleetward.store.pg_pin import pin_in, write_pin
+from fleetward.store.pg_pin import pin_in, suspension_in, write_pin, write_suspension
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
 from fleetward.store.pg_session import Connection, store_error
+from fleetward.store.suspension import Suspension
 
 BULK = 500  # upserts from this many on go through COPY
 _POLL_SECONDS = 0.1
@@ -277,9 +278,20 @@ class PostgresStore:
         with self.db.writing("set the rollback pin", self._held_session()) as conn:
             write_pin(conn, pin)
 
+    # -- the suspension (its own row; written without the writer lock) -------------------
+
+    def suspension(self) -> Suspension | None:
+        with self.db.reading("read the suspension") as conn:
+            return suspension_in(conn, self.location) if conn is not None else None
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        doing = "suspend applies" if suspension is not None else "resume applies"
+        with self.db.writing(doing) as conn:
+            write_suspension(conn, suspension)
+
     # -- the notification outbox (its own table, written without the writer lock) ---------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         return self._outbox.add(entries)
 
     def outbox_pending(
@@ -289,6 +301,12 @@ class PostgresStore:
 
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
+
+    def notify_state(self) -> dict[str, Any] | None:
+        return self._outbox.notify_state()
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._outbox.set_notify_state(doc)
 
     # -- in the write's transaction -------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""Suspension: `<state-dir>/suspend.json`, the operator's switch that stops applies.
+"""Suspension: the operator's switch that stops applies, kept by the store.
 
-While the file exists the daemon still fetches, plans and reports at every run,
-but writes nothing; `fleetward suspend` writes it, `fleetward resume` removes it.
-A file (not an HTTP call) so it works with the daemon stopped and survives restarts.
+While a suspension is kept the daemon still fetches, plans and reports at every
+run, but writes nothing; `fleetward suspend` sets it, `fleetward resume` lifts
+it. Kept in the store (not sent over HTTP) so it works with the daemon stopped
+and survives restarts: a state directory keeps `<state-dir>/suspend.json` (the
+functions here), a PostgreSQL store one row every replica reads (`pg_pin`);
+`Store.suspension` and `Store.set_suspension` reach either.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fleetward.errors import StoreError, UsageError, os_error
 from fleetward.store.files import write_atomic
@@ -63,17 +66,50 @@ def read_suspension(state_dir: Path) -> Suspension | None:
 
 
 UNREADABLE = Suspension(
-    "an unreadable suspend.json", "unknown", "the file could not be read; fix or remove it"
+    "an unreadable suspension",
+    "unknown",
+    "it could not be read; fix it, or remove it with fleetward resume",
 )
 
 
-def current_suspension(state_dir: Path) -> Suspension | None:
-    """The suspension the daemon obeys: a damaged file must not unsuspend, so it
-    counts as a suspension (UNREADABLE), loudly."""
+class Suspensions(Protocol):
+    """Where the suspension is kept (`Store.suspension`)."""
+
+    def suspension(self) -> Suspension | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendFile:
+    """A state directory's `suspend.json` as `Suspensions`, for code given a directory
+    rather than a store (the TinyDB store reads the same file)."""
+
+    state_dir: Path
+
+    def suspension(self) -> Suspension | None:
+        return read_suspension(self.state_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOrFile:
+    """The suspension of a store kept outside the state directory (`--store`), else a
+    `suspend.json` in the state directory: a `fleetward suspend` given only the
+    daemon's --state-dir still holds it. A safety switch errs on the side of holding."""
+
+    store: Suspensions
+    state_dir: Path
+
+    def suspension(self) -> Suspension | None:
+        return self.store.suspension() or read_suspension(self.state_dir)
+
+
+def current_suspension(kept: Suspensions) -> Suspension | None:
+    """The suspension the daemon obeys: one that cannot be read (a damaged file, an
+    unreachable database) must not unsuspend, so it counts as a suspension
+    (UNREADABLE), loudly."""
     try:
-        return read_suspension(state_dir)
+        return kept.suspension()
     except StoreError as exc:
-        logger.error("cannot read the suspension file: %s", exc)
+        logger.error("cannot read the suspension: %s", exc)
         return UNREADABLE
 
 

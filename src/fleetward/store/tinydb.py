@@ -1,29 +1,24 @@
 """The embedded store: TinyDB in one state directory, one atomic file write per apply.
 
-TinyDB rewrites its whole table on every write and its JSON storage writes in
-place (LIBRARIES.md), so every table operation of one apply goes to an
-in-memory transaction, and the storage writes the result once: temp file in
-the same directory, fsync, `os.replace`, fsync of the directory. A crash at any
-instant leaves the old file or the new one.
+`TinyDBStore` reads and writes `state.json` through `state_file` (TinyDB with an
+in-memory transaction and an atomic storage), remembers the file it last read or
+wrote, and keeps the operation log, the rejections, the rollback pin and the
+notification outbox in their own files beside it.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
-from tinydb.middlewares import Middleware
-from tinydb.storages import Storage
 
-from fleetward.errors import StoreError, os_error
+from fleetward.errors import StoreError
 from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
@@ -37,179 +32,33 @@ from fleetward.store.base import (
     status_change_set,
 )
 from fleetward.store.directory import make_state_dir, refuse_if_tracked
-from fleetward.store.files import FileId, file_id, identity, sweep_own, write_atomic
+from fleetward.store.files import FileId, file_id, sweep_own
 from fleetward.store.lock import exclusive_lock
 from fleetward.store.operations import OperationLog
-from fleetward.store.outbox import OutboxFile
+from fleetward.store.outbox import OutboxFile, read_notify_state, write_notify_state
 from fleetward.store.pin import read_pin, write_pin
 from fleetward.store.rejections import RejectionFile
-from fleetward.store.snapshot_file import Decoded, SnapshotFile, edges_digest
+from fleetward.store.snapshot_file import Decoded, SnapshotFile
+from fleetward.store.state_file import (
+    STATE_FILE,
+    AtomicJSONStorage,
+    EncodedDocs,
+    Transaction,
+    corrupt,
+    meta_doc,
+    read_meta,
+    unwritable,
+)
+from fleetward.store.suspension import (
+    Suspension,
+    clear_suspension,
+    read_suspension,
+    write_suspension,
+)
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-BACKUP_FILE = "state.json.backup"
 LOCK_FILE = "state.lock"
-_FORMAT = 1
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage whose every write replaces the file atomically (`write_atomic`),
-    keeping the replaced file as `state.json.backup`."""
-
-    def __init__(self, path: str, encoded: EncodedDocs | None = None) -> None:
-        self._path = Path(path)
-        self._encoded = encoded
-        self.file_id: FileId | None = None  # of the file last read or written here
-        self.edges: bytes | None = None  # its `edges_digest` (what a snapshot entry checks)
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        try:
-            with self._path.open("rb") as fh:
-                raw = fh.read()
-                # The identity of the file actually read: another process may replace
-                # the path right after, and a cache must not pair its id with our content.
-                self.file_id = identity(os.fstat(fh.fileno()))
-        except FileNotFoundError:
-            self.file_id = self.edges = None
-            return None
-        except OSError as exc:
-            raise os_error(
-                exc,
-                StoreError,
-                f"Cannot read the state file {self._path}",
-                "Check the file's permissions, or pass another --state-dir.",
-                self._path,
-            ) from exc
-        self.edges = edges_digest(raw)
-        if not raw.strip():
-            # Only a missing file is an empty store: an empty one is a damaged one
-            # (planning against it would create everything again under a new lineage).
-            raise _corrupt(self._path, "the file is empty")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _corrupt(self._path, str(exc)) from exc
-        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
-            raise _corrupt(self._path, "the top level is not a mapping of TinyDB tables")
-        return data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        def content() -> bytes:
-            encoded = self._encode(data).encode()
-            self.edges = edges_digest(encoded)
-            return encoded
-
-        self.file_id = write_atomic(
-            self._path,
-            content,
-            backup=self._path.parent / BACKUP_FILE,
-            sync_dir=True,
-        )
-
-    def _encode(self, data: dict[str, dict[str, Any]]) -> str:
-        """The file's text: `json.dumps(data)`, reusing the text of unchanged objects.
-
-        Objects are only ever replaced, never edited in place (their documents
-        are shared, read-only, with the snapshot), so a document that is the
-        same object as at the last write has the same text. Re-encoding only the
-        changed ones makes a one-object apply at 100,000 objects cost a join of
-        cached text instead of encoding 56 MB (bench_daemon: ~1.1 s → ~0.1 s).
-        The result is byte-identical to one `_dumps(data)`.
-        """
-        if self._encoded is None or "objects" not in data:
-            return _dumps(data)
-        known = self._encoded
-        fresh: EncodedDocs = {}
-        parts = []
-        for name, table in data.items():
-            if name != "objects":
-                parts.append(f"{_dumps(name)}:{_dumps(table)}")
-                continue
-            items = []
-            for doc_id, doc in table.items():
-                hit = known.get(id(doc))
-                text = hit[1] if hit is not None and hit[0] is doc else _dumps(doc)
-                fresh[id(doc)] = (doc, text)
-                items.append(f"{_dumps(doc_id)}:{text}")
-            parts.append('"objects":{' + ",".join(items) + "}")
-        known.clear()
-        known.update(fresh)
-        return "{" + ",".join(parts) + "}"
-
-    def close(self) -> None:
-        pass
-
-
-# id(document) → (the document, its JSON text); the document is held so its id stays its own.
-EncodedDocs = dict[int, tuple[Any, str]]
-
-
-def _dumps(value: Any) -> str:
-    # json.dumps, not json.dump: dump streams through the pure-Python encoder
-    # (about 4x slower); dumps uses the C encoder and gives the same bytes.
-    # No cycle check: the data comes from JSON and safe-loaded YAML, whose
-    # recursive aliases the loader refuses; skipping it saves ~8 % at 100k.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
-class _Transaction(Middleware):
-    """Keeps the database in memory; every table write lands here until `commit`."""
-
-    def __init__(
-        self, storage_cls: type[Storage], data: dict[str, dict[str, Any]] | None = None
-    ) -> None:
-        super().__init__(storage_cls)
-        self._data = data
-        self._dirty = False
-
-    @property
-    def data(self) -> dict[str, dict[str, Any]] | None:
-        return self._data
-
-    @property
-    def file_id(self) -> FileId | None:
-        """The identity of the file this transaction's data was read from or written to."""
-        storage = getattr(self, "storage", None)
-        return storage.file_id if isinstance(storage, AtomicJSONStorage) else None
-
-    @property
-    def edges(self) -> bytes | None:
-        """That file's `edges_digest`."""
-        storage = getattr(self, "storage", None)
-        return storage.edges if isinstance(storage, AtomicJSONStorage) else None
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        if self._data is None:
-            self._data = self.storage.read()
-        return self._data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        self._data = data
-        self._dirty = True
-
-    def put_table(self, name: str, documents: dict[str, Any]) -> None:
-        """Replace table `name` in TinyDB's own storage layout ({doc id: document}).
-
-        TinyDB's `insert_multiple` copies and type-checks every document and
-        re-keys the whole table twice: a quarter of an apply of 100,000 objects.
-        """
-        data = self.read() or {}
-        data[name] = documents
-        self.write(data)
-
-    def table_data(self, name: str) -> dict[str, Any]:
-        """Table `name` as stored ({doc id: document}); read-only by convention."""
-        return dict((self.read() or {}).get(name, {}))
-
-    def commit(self) -> None:
-        if self._dirty and self._data is not None:
-            self.storage.write(self._data)
-        self._dirty = False
-
-    def close(self) -> None:
-        # Never flush on close: only `commit` writes, so an abandoned apply writes nothing.
-        self.storage.close()
 
 
 @dataclass(slots=True)
@@ -306,7 +155,7 @@ class TinyDBStore:
         return None
 
     @contextmanager
-    def _open(self, cached: _Cached | None = None) -> Iterator[tuple[TinyDB, _Transaction]]:
+    def _open(self, cached: _Cached | None = None) -> Iterator[tuple[TinyDB, Transaction]]:
         data = None
         if cached is not None:
             # TinyDB edits the tables it reads in place: hand it copies of the small
@@ -315,14 +164,14 @@ class TinyDBStore:
             data = {name: dict(table) for name, table in tables.items() if name != "objects"}
             data["objects"] = tables.get("objects", {})
         storage = functools.partial(AtomicJSONStorage, encoded=self._encoded)
-        middleware = _Transaction(storage, data)  # type: ignore[arg-type]  # a Storage factory
+        middleware = Transaction(storage, data)  # type: ignore[arg-type]  # a Storage factory
         db = TinyDB(str(self.path), storage=middleware)
         try:
             yield db, middleware
         finally:
             db.close()
 
-    def _remember(self, transaction: _Transaction) -> _Cached | None:
+    def _remember(self, transaction: Transaction) -> _Cached | None:
         """Keep the transaction's tables as the content of the file it read or wrote."""
         tables, file_id = transaction.data, transaction.file_id
         if tables is None or file_id is None:
@@ -351,20 +200,20 @@ class TinyDBStore:
 
     def meta(self) -> StoreMeta:
         with self._open(self._valid_cache()) as (db, _):
-            return _meta(db, self.path)
+            return read_meta(db, self.path)
 
     def read(self) -> StoreSnapshot:
         cached = self._valid_cache() or self._load_snapshot()
         if cached is not None and cached.snapshot is not None:
             return cached.snapshot
         with self._open(cached) as (db, transaction):
-            meta = _meta(db, self.path)
+            meta = read_meta(db, self.path)
             objects: dict[ObjectKey, StoredObject] = {}
             for doc in db.table("objects", cache_size=0).all():
                 try:
                     obj = StoredObject.from_doc(doc)
                 except (KeyError, ValueError, TypeError) as exc:
-                    raise _corrupt(
+                    raise corrupt(
                         self.path, f"object document {doc.doc_id} is malformed ({exc!r})"
                     ) from exc
                 objects[obj.key] = obj
@@ -397,7 +246,7 @@ class TinyDBStore:
         before = self._valid_cache()
         self._cached = None  # whatever happens below, the old copy is no longer the file
         with self._open(before) as (db, transaction):
-            meta = _meta(db, self.path)
+            meta = read_meta(db, self.path)
             check_fence(
                 meta, change_set.expected_lineage, change_set.expected_serial, str(self.path)
             )
@@ -429,7 +278,7 @@ class TinyDBStore:
             )
             meta_table = db.table("meta", cache_size=0)
             meta_table.truncate()
-            meta_table.insert(_meta_doc(new_meta))
+            meta_table.insert(meta_doc(new_meta))
             history = db.table("history", cache_size=0)
             history.insert({**change_set.history_entry, "serial": new_meta.serial})
             old = sorted(d.doc_id for d in history.all())
@@ -438,7 +287,7 @@ class TinyDBStore:
             try:
                 transaction.commit()
             except OSError as exc:
-                raise _unwritable(self.state_dir, exc) from exc
+                raise unwritable(self.state_dir, exc) from exc
             after = self._remember(transaction)
             if after is not None:
                 after.ids = ids
@@ -466,6 +315,17 @@ class TinyDBStore:
         if pin is not None:
             self._make_dir()
         write_pin(self.state_dir, pin)
+
+    # -- the suspension (suspend.json, apart from state.json, as it always was) ----------
+
+    def suspension(self) -> Suspension | None:
+        return read_suspension(self.state_dir)
+
+    def set_suspension(self, suspension: Suspension | None) -> None:
+        if suspension is None:
+            clear_suspension(self.state_dir)  # a corrupt file goes too: resuming always works
+        else:
+            write_suspension(self.state_dir, suspension)
 
     def dump(self) -> StoreDump:
         """The state file, the operation log, the rejections and the outbox; the caller
@@ -499,18 +359,18 @@ class TinyDBStore:
         self._outbox.replace(dump.outbox)
         tables: dict[str, dict[str, Any]] = {
             "objects": {str(i): obj.to_doc() for i, obj in enumerate(dump.objects, 1)},
-            "meta": {"1": _meta_doc(dump.meta)} if dump.meta.lineage is not None else {},
+            "meta": {"1": meta_doc(dump.meta)} if dump.meta.lineage is not None else {},
             "history": {str(i): dict(entry) for i, entry in enumerate(dump.history, 1)},
         }
         self._cached = None
         try:
             AtomicJSONStorage(str(self.path)).write(tables)
         except OSError as exc:
-            raise _unwritable(self.state_dir, exc) from exc
+            raise unwritable(self.state_dir, exc) from exc
 
     # -- the notification outbox (outbox.json, apart from state.json) -----------------
 
-    def outbox_add(self, entries: Sequence[OutboxEntry]) -> int:
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> dict[str, int]:
         self._check_once()
         return self._outbox.add(entries)
 
@@ -522,11 +382,18 @@ class TinyDBStore:
     def outbox_remove(self, entry_ids: Collection[str]) -> None:
         self._outbox.remove(entry_ids)
 
+    def notify_state(self) -> dict[str, Any] | None:
+        return read_notify_state(self.state_dir)
+
+    def set_notify_state(self, doc: Mapping[str, Any]) -> None:
+        self._check_once()
+        write_notify_state(self.state_dir, doc)
+
     def _make_dir(self) -> None:
         try:
             make_state_dir(self.state_dir)
         except OSError as exc:
-            raise _unwritable(self.state_dir, exc) from exc
+            raise unwritable(self.state_dir, exc) from exc
 
     def _ensure_dir(self) -> None:
         """Make the directory and sweep temp files of writes a crash interrupted.
@@ -535,65 +402,3 @@ class TinyDBStore:
         other directories' are the daemon's to sweep, at start)."""
         self._make_dir()
         sweep_own(self.state_dir, STATE_FILE)
-
-
-def _meta_doc(meta: StoreMeta) -> dict[str, Any]:
-    """The meta record as state.json keeps it."""
-    return {
-        "format": _FORMAT,
-        "lineage": meta.lineage,
-        "serial": meta.serial,
-        "lastAppliedRevision": meta.last_applied_revision,
-        **({"ownerLabels": meta.owner_labels} if meta.owner_labels else {}),
-    }
-
-
-def _meta(db: TinyDB, path: Path) -> StoreMeta:
-    docs = db.table("meta", cache_size=0).all()
-    if not docs:
-        if db.table("objects", cache_size=0).all():
-            raise _corrupt(path, "it holds objects but no meta record")
-        return StoreMeta(lineage=None, serial=0, last_applied_revision=None)
-    doc = docs[0]
-    try:
-        return StoreMeta(
-            lineage=str(doc["lineage"]),
-            serial=int(doc["serial"]),
-            last_applied_revision=doc.get("lastAppliedRevision"),
-            owner_labels=dict(doc.get("ownerLabels") or {}),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise _corrupt(path, f"the meta record is malformed ({exc!r})") from exc
-
-
-def _corrupt(path: Path, detail: str) -> StoreError:
-    backup = path.parent / BACKUP_FILE
-    if backup.exists():
-        resolution = (
-            f"Restore {backup} (the state before the last apply) over it, or move it away to "
-            "start an empty store (every object would then be created again)."
-        )
-    else:
-        resolution = (
-            f"There is no backup ({backup} does not exist). Restore the file from your own "
-            "backups, or move it away to start an empty store (every object would then be "
-            "created again)."
-        )
-    return StoreError.one(
-        f"The state file {path} is corrupt",
-        f"It cannot be read as a fleetward store: {detail}.",
-        resolution,
-        location=str(path),
-        backup=str(backup) if backup.exists() else None,
-    )
-
-
-def _unwritable(directory: Path, exc: OSError) -> StoreError:
-    return os_error(
-        exc,
-        StoreError,
-        f"Cannot write to the state directory {directory}",
-        f"Make {directory} writable by this user, or pass another --state-dir.",
-        directory,
-        "Nothing was changed.",
-    )

@@ -7,8 +7,8 @@ wakes the pages that listen. Nothing here changes state.
 
 from fleetward.web.commits import CommitReader, repository_of
 from fleetward.web.live import LiveView
-from fleetward.web.pages import WebSources, public_url
 from fleetward.web.routes import COOKIE, web_routes
+from fleetward.web.sources import WebSources, public_url
 
 __all__ = [
     "COOKIE",

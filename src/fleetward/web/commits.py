@@ -8,7 +8,6 @@ under its state directory. A plain directory has no commits: None.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 from collections import OrderedDict
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetward.errors import FleetwardError
-from fleetward.source import RemoteMirror, is_remote
+from fleetward.source import RemoteMirror, git_env, is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,9 @@ class CommitReader:
 
 
 def _read(repository: Path, sha: str) -> Commit | None:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": "C"}
+    # Objects as stored (no replace refs), as the source read them: the commit shown is
+    # the commit applied.
+    env = git_env()
     try:
         done = subprocess.run(
             ["git", "log", "-1", "--no-show-signature", f"--format={_FORMAT}", sha, "--"],

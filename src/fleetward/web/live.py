@@ -126,6 +126,11 @@ class LiveView(Reporter):
         with self._lock:
             return self._plans.get(operation_id)
 
+    def kept_plans(self) -> list[KeptPlan]:
+        """The plans kept for operations, oldest first."""
+        with self._lock:
+            return list(self._plans.values())
+
     def event(self) -> dict[str, Any]:
         """The last run as the live stream announces it."""
         with self._lock:

@@ -9,205 +9,34 @@ templates' (autoescaped) work.
 from __future__ import annotations
 
 import json
-import re
-import threading
-import urllib.parse
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping
+from typing import Any
 
-from fleetward.decisions import Decision, Part, waiting_message
 from fleetward.errors import FleetwardError, Problem
 from fleetward.kinds import OBJECT_KINDS
-from fleetward.model import Change, ObjectKey, Plan, StoredObject, StoreSnapshot
-from fleetward.observe.health import Health
-from fleetward.observe.status import conditions_of
+from fleetward.model import Change, ObjectKey
 from fleetward.operations import Operation, OperationState
-from fleetward.rendering import Line, render_plan, render_problem
+from fleetward.rendering import Line, render_problem
 from fleetward.rendering.text import SYMBOLS
 from fleetward.rendering.workflow import render_dot, render_tree
-from fleetward.runs import RunReport
-from fleetward.store import OperationStore, Store
 from fleetward.store.describe import describe_object
-from fleetward.web.commits import Commit, CommitReader
-from fleetward.web.graph import GraphRenderer
-from fleetward.web.index import IndexCache, ObjectIndex, Page
-from fleetward.web.live import KeptPlan, LiveView
+from fleetward.web.index import Page
+from fleetward.web.live import KeptPlan
+from fleetward.web.sources import Verbatim, WebSources
+from fleetward.web.views import (
+    PLAN_LINES,
+    HeldView,
+    held_view,
+    held_views,
+    object_conditions,
+    plan_lines,
+    problem_views,
+    revision_view,
+)
 
-PLAN_LINES = 500  # object lines of an operation's plan; the rest is summarised
-HELD_LINES = 20  # object lines per held part on the overview
 CHANGED_LINKS = 50  # objects of an operation's plan linked to their pages
 LAST_OPERATIONS = 10
 OPERATIONS_PAGE = 50
-MAX_ERRORS = 100
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#@]*@")
-
-
-T = TypeVar("T")
-_MEMO_KEPT = 64
-_memo: OrderedDict[tuple[int, str], tuple[object, Any]] = OrderedDict()
-_memo_lock = threading.Lock()
-
-
-def memo(owner: object, name: str, compute: Callable[[], T]) -> T:
-    """`compute()`, once per (frozen) `owner` and `name`: a plan of 100,000 changes is
-    rendered and indexed once, not per request. The newest results are kept."""
-    key = (id(owner), name)
-    with _memo_lock:
-        found = _memo.get(key)
-        if found is not None and found[0] is owner:
-            _memo.move_to_end(key)
-            return cast(T, found[1])
-    value = compute()
-    with _memo_lock:
-        _memo[key] = (owner, value)
-        while len(_memo) > _MEMO_KEPT:
-            _memo.popitem(last=False)
-    return value
-
-
-@dataclass
-class WebSources:
-    """What the pages read, handed in by the composition root."""
-
-    health: Health
-    operations: OperationStore
-    store: Store
-    live: LiveView
-    # The source as pages show it: url (credentials removed), ref, path.
-    source: Callable[[], Mapping[str, str]]
-    commits: CommitReader
-    graphs: GraphRenderer = field(default_factory=GraphRenderer)
-    indexes: IndexCache = field(default_factory=IndexCache)
-    _history: tuple[int, list[dict[str, Any]]] | None = None
-    _history_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def snapshot(self) -> StoreSnapshot:
-        """The store as the last run left it; before any run, as the store reads now."""
-        for report in (self.live.last, self.health.last):
-            if report is not None and report.store is not None:
-                return report.store
-        return self.store.read()
-
-    def index(self) -> ObjectIndex:
-        return self.indexes.get(self.snapshot())
-
-    def prepare(self, report: RunReport) -> None:
-        """Build what the next page will need after `report` (run off the request path)."""
-        if report.store is not None:
-            self.indexes.build(report.store)
-            self.commits.get(report.store.meta.last_applied_revision)
-        self.commits.get(report.revision.id if report.revision else None)
-        held_views(report)
-        kept = self.live.plan_of(report.operation.operation_id)
-        if kept is not None:
-            plan_lines(kept.plan)
-        if report.plan is not None:
-            _changes_of(report)
-
-    def history(self, serial: int) -> list[dict[str, Any]]:
-        """The store's history as of `serial` (read once per serial, not per page)."""
-        with self._history_lock:
-            if self._history is not None and self._history[0] == serial:
-                return self._history[1]
-        entries = self.store.history()
-        with self._history_lock:
-            self._history = (serial, entries)
-        return entries
-
-
-def public_url(url: str) -> str:
-    """A source URL fit to show: no user-info (user:token@), no query, no fragment."""
-    text = _USERINFO.sub(r"\1", url)
-    if "://" in text:
-        parts = urllib.parse.urlsplit(text)
-        text = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    return text
-
-
-def scrub(value: Any) -> Any:
-    """What every template expression outputs: text with any URL's credentials removed."""
-    if isinstance(value, str) and "://" in value:
-        return _USERINFO.sub(r"\1", value)
-    return value
-
-
-# -- pieces several pages share ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RevisionView:
-    sha: str
-    short: str
-    commit: Commit | None
-
-
-def revision_view(commits: CommitReader, revision: str | None) -> RevisionView | None:
-    if not revision:
-        return None
-    short = revision[:7] if not revision.startswith("sha256:") else revision[:19]
-    return RevisionView(revision, short, commits.get(revision))
-
-
-def plan_lines(plan: Plan, max_lines: int = PLAN_LINES) -> list[Line]:
-    """The plan as `fleetward plan` prints it: (style, text) lines; styles become CSS classes."""
-    return memo(plan, f"lines:{max_lines}", lambda: render_plan(plan, max_lines))
-
-
-def part_lines(plan: Plan, part: Part, max_lines: int = HELD_LINES) -> list[Line]:
-    """What a held part would change, rendered like a plan of those changes only."""
-    policies = {k: v for k, v in plan.policies.items() if k == part.policy}
-    narrowed = replace(
-        plan, changes=part.changes, guards=(), errors=(), reports={}, policies=policies
-    )
-    return render_plan(narrowed, max_lines)
-
-
-@dataclass(frozen=True, slots=True)
-class HeldView:
-    policy: str | None
-    waiting_for: tuple[str, ...]
-    why: str
-    changes: int
-    operation_id: str | None
-    lines: list[Line]
-    owners: list[tuple[str, int]]  # owner document → changes of it held
-
-
-def held_views(report: RunReport | None, max_lines: int = HELD_LINES) -> list[HeldView]:
-    if report is None or report.decision is None or report.plan is None:
-        return []
-    plan, decision = report.plan, report.decision
-    return memo(
-        decision,
-        f"held:{max_lines}",
-        lambda: [held_view(plan, part, max_lines) for part in decision.held],
-    )
-
-
-def held_view(plan: Plan, part: Part, max_lines: int) -> HeldView:
-    owners: dict[str, int] = {}
-    for change in part.changes:
-        owners[change.owner] = owners.get(change.owner, 0) + 1
-    return HeldView(
-        part.policy,
-        part.waiting_for,
-        waiting_message(part),
-        len(part.changes),
-        part.operation_id,
-        part_lines(plan, part, max_lines),
-        sorted(owners.items()),
-    )
-
-
-def problem_views(problems: Sequence[Problem | Mapping[str, Any]]) -> list[Problem]:
-    return [
-        p if isinstance(p, Problem) else Problem.from_dict(p) for p in list(problems)[:MAX_ERRORS]
-    ]
-
-
-# -- the pages ------------------------------------------------------------------------
 
 
 def overview(src: WebSources) -> dict[str, Any]:
@@ -240,7 +69,7 @@ def overview(src: WebSources) -> dict[str, Any]:
         "counts": index.counts_table(),
         "total_objects": len(index.keys),
         "drift": src.health.counts.drift,
-        "held": held_views(planned),
+        "held": held_views(src.memos, planned),
         "suspension": suspension,
         "manifest_errors": problem_views(problems),
         "manifest_error_count": read.manifest_errors if read is not None else 0,
@@ -302,7 +131,7 @@ def operation_page(src: WebSources, operation_id: str) -> dict[str, Any] | None:
     return {
         "op": op,
         "revision": revision_view(src.commits, op.revision),
-        "plan": plan_lines(kept.plan) if kept is not None else None,
+        "plan": plan_lines(src.memos, kept.plan) if kept is not None else None,
         "changed": list(kept.plan.changes[:CHANGED_LINKS]) if kept is not None else [],
         "changed_total": len(kept.plan.changes) if kept is not None else 0,
         "plan_kept": kept is not None,
@@ -318,7 +147,7 @@ def _held_of(src: WebSources, op: Operation, kept: KeptPlan | None) -> HeldView 
     if kept is None or kept.part is None:
         return None
     plan, part = kept.plan, kept.part
-    return memo(part, "held", lambda: held_view(plan, part, PLAN_LINES))
+    return src.memos.get(part, "held", lambda: held_view(plan, part, PLAN_LINES))
 
 
 def objects_page(src: WebSources, params: Mapping[str, str]) -> dict[str, Any]:
@@ -351,69 +180,14 @@ def object_page(src: WebSources, address: str) -> dict[str, Any] | None:
     return {
         "obj": obj,
         "described": described,
-        "spec": pretty(obj.spec),
-        "status": pretty(obj.status),
+        "spec": Verbatim(pretty(obj.spec)),
+        "status": Verbatim(pretty(obj.status)),
         "owner_path": live.documents.get(obj.owner),
         "owner_revision": revision_view(src.commits, live.documents_revision),
         "applied": revision_view(src.commits, obj.applied_revision),
-        "conditions": object_conditions(planned, obj, live.read),
+        "conditions": object_conditions(src.memos, planned, obj, live.read),
         "workflow": obj.spec.get("name") if obj.kind == "Workflow" else None,
     }
-
-
-def object_conditions(
-    planned: RunReport | None, obj: StoredObject, read: RunReport | None
-) -> list[dict[str, Any]]:
-    """Ready / Reconciling / Stalled, as the status files would say them for this object."""
-    found = _conditions_in(planned, obj.key) if planned is not None else []
-    if found:
-        return found
-    at = planned.operation.updated_at if planned is not None else obj.updated_at
-    revision = read.revision.id if read is not None and read.revision else obj.applied_revision
-    ok = {"lastTransitionTime": at, "observedRevision": revision}
-    message = f"The store holds the spec of revision {obj.applied_revision[:12]}."
-    return [
-        {"type": "Ready", "status": "True", "reason": "Reconciled", "message": message, **ok},
-        {"type": "Reconciling", "status": "False", "reason": "Reconciled", "message": "", **ok},
-        {"type": "Stalled", "status": "False", "reason": "Reconciled", "message": "", **ok},
-    ]
-
-
-def _conditions_in(report: RunReport, address: str) -> list[dict[str, Any]]:
-    """The object's conditions after `report`, from the report narrowed to its one change
-    (the status files' rules, without walking the whole plan per request)."""
-    changes = _changes_of(report)
-    entry = changes.get(address)
-    if entry is None or report.plan is None:
-        return []
-    change, part, due = entry
-    decision = report.decision
-    if decision is not None:
-        decision = Decision(
-            parts=(replace(part, changes=(change,)),) if part is not None else (),
-            due=(change,) if due else (),
-            out_of_scope=decision.out_of_scope,
-        )
-    narrowed = replace(report, plan=replace(report.plan, changes=(change,)), decision=decision)
-    return conditions_of(narrowed, change)
-
-
-def _changes_of(report: RunReport) -> dict[str, tuple[Change, Part | None, bool]]:
-    """Each change of the report's plan by address: the held part holding it (None: not
-    held), and whether the run's decision had it due; built once per plan."""
-
-    def build() -> dict[str, tuple[Change, Part | None, bool]]:
-        held: dict[str, Part] = {}
-        decision = report.decision
-        for part in decision.held if decision is not None else ():
-            for change in part.changes:
-                held[change.address] = part
-        due = {c.address for c in decision.due} if decision is not None else set()
-        plan = report.plan
-        changes = plan.changes if plan is not None else ()
-        return {c.address: (c, held.get(c.address), c.address in due) for c in changes}
-
-    return memo(report, "changes", build)
 
 
 def workflow_page(src: WebSources, name: str) -> dict[str, Any] | None:
@@ -424,8 +198,8 @@ def workflow_page(src: WebSources, name: str) -> dict[str, Any] | None:
         "obj": obj,
         "name": name,
         "graph": src.graphs.available,
-        "tree": render_tree(obj.spec, obj.status),
-        "dot": render_dot(obj.spec),
+        "tree": [(style, Verbatim(text)) for style, text in render_tree(obj.spec, obj.status)],
+        "dot": Verbatim(render_dot(obj.spec)),
     }
 
 

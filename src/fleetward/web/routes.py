@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from fleetward import __version__
 from fleetward.model import ObjectKey
 from fleetward.web import pages
-from fleetward.web.pages import WebSources
+from fleetward.web.sources import WebSources, scrub
 
 COOKIE = "fleetward_ui"
 HEARTBEAT = 15.0  # seconds between keep-alive comments on the live stream
@@ -55,7 +55,7 @@ def templates() -> Environment:
         loader=PackageLoader("fleetward.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
-        finalize=pages.scrub,
+        finalize=scrub,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -106,6 +106,18 @@ def web_routes(src: WebSources, ui_token: Callable[[], str | None]) -> list[Base
     def not_found(request: Request, what: str, hint: str) -> Response:
         return render(request, "not_found.html", 404, title="Not found", what=what, hint=hint)
 
+    def one(
+        request: Request,
+        template: str,
+        title: str,
+        values: dict[str, Any] | None,
+        missing: tuple[str, str],
+    ) -> Response:
+        """The page of one thing (`values`), or a 404 saying what is missing (None)."""
+        if values is None:
+            return not_found(request, *missing)
+        return render(request, template, title=title, **values)
+
     def overview(request: Request) -> Response:
         return render(
             request,
@@ -126,14 +138,16 @@ def web_routes(src: WebSources, ui_token: Callable[[], str | None]) -> list[Base
 
     def operation(request: Request) -> Response:
         op_id = request.path_params["operation_id"]
-        values = pages.operation_page(src, op_id)
-        if values is None:
-            return not_found(
-                request,
+        return one(
+            request,
+            "operation.html",
+            f"Operation {op_id[:8]}",
+            pages.operation_page(src, op_id),
+            (
                 f"No operation {op_id} is kept",
                 f"The log keeps the most recent {src.operations.limit} operations.",
-            )
-        return render(request, "operation.html", title=f"Operation {op_id[:8]}", **values)
+            ),
+        )
 
     def objects(request: Request) -> Response:
         return render(
@@ -145,26 +159,29 @@ def web_routes(src: WebSources, ui_token: Callable[[], str | None]) -> list[Base
 
     def one_object(request: Request) -> Response:
         address = request.path_params["address"]
-        values = pages.object_page(src, address)
-        if values is None:
-            return not_found(
-                request,
+        return one(
+            request,
+            "object.html",
+            address,
+            pages.object_page(src, address),
+            (
                 f"No object {address} in the store",
                 "Search for it on the objects page (by address, label or owner).",
-            )
-        return render(request, "object.html", title=address, **values)
+            ),
+        )
 
     def workflows(request: Request) -> Response:
         return render(request, "workflows.html", title="Workflows", **pages.workflows_page(src))
 
     def workflow(request: Request) -> Response:
         name = request.path_params["name"]
-        values = pages.workflow_page(src, name)
-        if values is None:
-            return not_found(
-                request, f"No workflow {name} in the store", "The workflows page lists them."
-            )
-        return render(request, "workflow.html", title=f"Workflow {name}", **values)
+        return one(
+            request,
+            "workflow.html",
+            f"Workflow {name}",
+            pages.workflow_page(src, name),
+            (f"No workflow {name} in the store", "The workflows page lists them."),
+        )
 
     def workflow_svg(request: Request) -> Response:
         name = request.path_params["name"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from typing import Any, cast
@@ -95,6 +96,8 @@ def typed(tag: str, text: str, event: Any) -> Any:
         ) from None
     if tag == INT and not INT_MIN <= value <= INT_MAX:
         raise _int_too_large(text, event)
+    if tag == FLOAT and not math.isfinite(value):
+        raise _not_finite(text, event)
     return value
 
 
@@ -106,6 +109,32 @@ def _int_too_large(text: str, event: Any) -> YamlDataError:
         "manifests hold integers from -2^63 to 2^63-1 (what JSON readers and the store keep exactly).",
         "Quote it to keep it as text, or use a smaller number.",
         limit=INT_MAX,
+    )
+
+
+def _not_finite(text: str, event: Any) -> YamlDataError:
+    """`.nan`, `.inf` and their spellings, or a float literal past the largest double:
+    JSON has no NaN nor Infinity, so `plan --json`, state.json and the PostgreSQL store's
+    JSON columns could not hold the value (Python would write `NaN`, which is no JSON)."""
+    why = "manifests are JSON-compatible data, and non-finite numbers have no JSON form."
+    if text.lstrip("+-").lower() in (".inf", ".nan"):
+        error = f"Non-finite number {short(text)!r}"
+        if text.lower() == ".nan":
+            meaning = "not-a-number"
+        else:
+            meaning = "minus infinity" if text.startswith("-") else "infinity"
+        reason = f"YAML reads {short(text)} as {meaning}; {why}"
+    else:
+        error = f"Number too large {short(text)!r}"
+        reason = (
+            f"The number {short(text)} is beyond the largest 64-bit float (about 1.8e308), so it "
+            f"reads as infinity; {why}"
+        )
+    return YamlDataError(
+        event.start_mark,
+        error,
+        reason,
+        "Write a finite number, or quote it if a string was meant.",
     )
 
 

@@ -1,28 +1,7 @@
-"""Failure isolation: apply a revision's valid documents, hold back the invalid ones. Pure.
+"""Isolating a revision: hold back the documents that cannot be applied, plan the rest. Pure.
 
-With isolation off a revision is applied whole or not at all (DESIGN §1). With
-it on, every invalid document — and every document whose validity or meaning
-depends on one — stays at its last applied version, and the rest is planned
-as usual. The converge path hands this module the revision's valid documents,
-the problems of the others (each attributed to its file and document), the
-store, and the stages to run (desire, plan); it holds documents until the
-remaining ones desire and plan without errors:
-
-1. a document with problems of its own is held;
-2. a file that cannot be read at all holds the documents it declared at the
-   last applied revision (when the source can still read that revision), and
-   every document that owns stored objects but is missing from this revision
-   (it may sit in the unreadable file: a file renamed and broken in one
-   commit looks exactly like that), said as an assumption;
-3. a document that references a held document or an object one owns (a
-   task's asset, a rule's streams), declares an object a held document
-   declares too, or takes over an object a held document owns, is held;
-4. cross-document problems (duplicate names or ids) and plan-stage problems
-   hold every document they name, and the stages run again, to a fixpoint.
-
-A problem that belongs to no document, or a document no isolation covers (a
-SyncPolicy with `isolateFailures` covers only what it selects), fails the
-revision as if isolation were off.
+The rules are the package's (see `fleetward.isolation`); this module runs them to a
+fixpoint over the documents, the loader's failures and the stored objects.
 """
 
 from __future__ import annotations
@@ -33,23 +12,20 @@ from dataclasses import dataclass, field
 
 from fleetward.desire import DesiredState
 from fleetward.errors import ManifestError, PlanError, Problem
-from fleetward.policy import Governance, policies_of
+from fleetward.isolation.attribution import Documents, Index, Locate, document_line, line_of, named
 from fleetward.kinds import REGISTRY, Document
 from fleetward.model import (
     Failure,
     HeldDocument,
-    ObjectKey,
     ObjectState,
-    Origin,
     Plan,
     Revision,
     StoreSnapshot,
 )
+from fleetward.policy import Governance, policies_of
 
-Documents = tuple[tuple[str, Document], ...]
 Desire = Callable[[Documents], DesiredState]
 MakePlan = Callable[[DesiredState, tuple[HeldDocument, ...]], Plan]
-Locate = Callable[[Origin], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +130,10 @@ def isolate(
     unreadable = _hold_failures(holding, failures, previous)
     if unreadable is None:
         raise ManifestError(*everything)
-    if unreadable:
-        _hold_missing(holding, documents, stored, unreadable)
+    if unreadable and not _hold_missing(holding, documents, stored, unreadable):
+        _hold_unknown_files(holding, unreadable, previous)
     claims = _claims(failures)
-    index = _Index(documents, stored, locate)
+    index = Index(documents, stored, locate)
     while True:
         _refuse_uncovered(holding, scope, governance, everything)
         _close(holding, index, claims)
@@ -188,7 +164,7 @@ def _hold_failures(
             holding.hold(
                 failure.address,
                 "its manifest has errors",
-                _document_line(failure),
+                document_line(failure),
                 [failure.problem],
             )
         elif failure.path is not None:
@@ -212,9 +188,10 @@ def _hold_missing(
     documents: Documents,
     stored: StoreSnapshot,
     unreadable: Mapping[str, list[Problem]],
-) -> None:
+) -> bool:
     """Hold every document that owns active stored objects and is not in this revision:
-    while a file cannot be read, it may be in there (renamed and broken in one commit)."""
+    while a file cannot be read, it may be in there (renamed and broken in one commit).
+    Whether any was held."""
     present = {d.address for _, d in documents}
     owners = sorted(
         {
@@ -231,6 +208,25 @@ def _hold_missing(
             "and no readable file of this revision declares it",
             None,
             [p for path in unreadable for p in unreadable[path]],
+        )
+    return bool(owners)
+
+
+def _hold_unknown_files(
+    holding: _Holding, unreadable: Mapping[str, list[Problem]], previous: Previous
+) -> None:
+    """Hold, under its path, each file that cannot be read and that no held document
+    accounts for: it declared nothing at the last applied revision (a new file, or a
+    first revision) and no applied document is missing. Nothing it declares can be
+    created; held by name, its errors are reported instead of dropped with it."""
+    for path, problems in unreadable.items():
+        if previous.documents.get(path):
+            continue
+        holding.hold(
+            path,
+            "the file cannot be read, and no document of it was applied before",
+            None,
+            problems,
         )
 
 
@@ -261,69 +257,7 @@ def _refuse_uncovered(
     raise ManifestError(*problems)
 
 
-class _Index:
-    """Where documents are and what the store says they own, for attributing problems."""
-
-    def __init__(self, documents: Documents, stored: StoreSnapshot, locate: Locate) -> None:
-        self.documents = documents
-        self.stored = stored.objects
-        self.locate = locate
-        self.by_address: dict[str, list[tuple[str, Document]]] = defaultdict(list)
-        self.by_path: dict[str, list[Document]] = defaultdict(list)
-        for path, doc in documents:
-            self.by_address[doc.address].append((path, doc))
-            self.by_path[path].append(doc)
-        self._starts: dict[str, list[tuple[int, str]]] = {}
-        self._owned: dict[str, set[ObjectKey]] | None = None
-
-    def where(self, path: str, doc: Document) -> str:
-        """`file:line` of a document."""
-        located = self.locate(Origin(path, doc.index, ()))
-        return _line_of(located) or path
-
-    def at(self, location: str | None) -> str | None:
-        """The document a `file:line:column` falls in."""
-        if not location:
-            return None
-        if location in self.by_address:
-            return location
-        path, _, rest = location.partition(":")
-        docs = self.by_path.get(path)
-        if not docs:
-            return None
-        if len(docs) == 1:
-            return docs[0].address
-        line = _int(rest.split(":", 1)[0])
-        if line is None:
-            return None
-        starts = self._starts.get(path)
-        if starts is None:
-            starts = self._starts[path] = sorted((self._start(path, d), d.address) for d in docs)
-        found = None
-        for start, address in starts:
-            if start <= line:
-                found = address
-        return found
-
-    def _start(self, path: str, doc: Document) -> int:
-        """The line a document starts on (0 when unknown)."""
-        line = _line_of(self.locate(Origin(path, doc.index, ())))
-        return _int(line.rsplit(":", 1)[-1] if line else None) or 0
-
-    def owned(self, owner: str) -> set[ObjectKey]:
-        """The stored objects `owner` owns."""
-        if self._owned is None:
-            self._owned = defaultdict(set)
-            for key, obj in self.stored.items():
-                self._owned[obj.owner].add(key)
-        return self._owned.get(owner, set())
-
-    def owner_of(self, key: str) -> str | None:
-        obj = self.stored.get(ObjectKey(key))
-        return obj.owner if obj is not None else None
-
-
-def _close(holding: _Holding, index: _Index, claims: Mapping[str, str]) -> None:
+def _close(holding: _Holding, index: Index, claims: Mapping[str, str]) -> None:
     """Hold, to a fixpoint, every document that references what a held document owns."""
     references = {
         doc.address: (path, doc, tuple(REGISTRY[doc.kind].references(doc)))
@@ -350,7 +284,7 @@ def _close(holding: _Holding, index: _Index, claims: Mapping[str, str]) -> None:
                     break
 
 
-def _held_kinds(holding: _Holding, index: _Index) -> dict[str, str]:
+def _held_kinds(holding: _Holding, index: Index) -> dict[str, str]:
     """Kind → the first held document of that kind, or owning a stored object of it."""
     out: dict[str, str] = {}
     for address in holding.held:
@@ -363,7 +297,7 @@ def _held_kinds(holding: _Holding, index: _Index) -> dict[str, str]:
 def _held_by(
     ref: str,
     holding: _Holding,
-    index: _Index,
+    index: Index,
     claims: Mapping[str, str],
     by_kind: Mapping[str, str],
 ) -> str | None:
@@ -412,14 +346,14 @@ def _hold_takers(
         why = f"it declares {key}, which held {by} " + (
             "owns" if have is not None and have.owner == by else "declares too"
         )
-        added |= holding.hold(want.owner, why, _line_of(located) or want.origin.path)
+        added |= holding.hold(want.owner, why, line_of(located) or want.origin.path)
     return added
 
 
 def _hold_named(
     holding: _Holding,
     problems: Iterable[Problem],
-    index: _Index,
+    index: Index,
     good: Documents,
     desired: DesiredState | None = None,
 ) -> bool:
@@ -427,60 +361,11 @@ def _hold_named(
     (isolation cannot help with it) or nothing new was held."""
     added = False
     for problem in problems:
-        named = _named(problem, index, desired)
-        if not named:
+        addresses = named(problem, index, desired)
+        if not addresses:
             return False
-        for address in named:
+        for address in addresses:
             located = index.by_address.get(address)
             where = index.where(*located[0]) if located else None
             added |= holding.hold(address, "its manifest has errors", where, [problem])
     return added
-
-
-def _named(problem: Problem, index: _Index, desired: DesiredState | None) -> list[str]:
-    """The documents a cross-document or plan-stage problem is about: its location, the
-    "first" location it cites, and the document or object its `address` names."""
-    found: list[str] = []
-    candidates = [problem.location, problem.parameters.get("first")]
-    address = problem.parameters.get("address")
-    if isinstance(address, str):
-        if address in index.by_address:
-            found.append(address)
-        elif desired is not None and ObjectKey(address) in desired.objects:
-            found.append(desired.objects[ObjectKey(address)].owner)
-    for location in candidates:
-        if not isinstance(location, str):
-            continue
-        if desired is not None and ObjectKey(location) in desired.objects:
-            found.append(desired.objects[ObjectKey(location)].owner)
-            continue
-        at = index.at(location)
-        if at is not None:
-            found.append(at)
-    return list(dict.fromkeys(found))
-
-
-def _document_line(failure: Failure) -> str | None:
-    """`file:line` of a failure's document: its problem's line when the problem is in the
-    manifest itself, else (a problem in the data file it reads) the manifest's path."""
-    line = _line_of(failure.problem.location)
-    if line is not None and failure.path is not None and line.startswith(failure.path + ":"):
-        return line
-    return failure.path or line
-
-
-def _line_of(location: str | None) -> str | None:
-    """`file:line` of a `file:line:column` (None for anything else)."""
-    if not location:
-        return None
-    parts = location.rsplit(":", 2)
-    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-        return f"{parts[0]}:{parts[1]}"
-    return None
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
-
-
-__all__ = ["Isolated", "Previous", "Scope", "isolate", "isolating"]
