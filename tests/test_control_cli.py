@@ -386,3 +386,10 @@ def test_the_operations_group_help_names_every_command() -> None:
     text = run("operations", "--help").stdout
     for name in ("list", "show", "create", "cancel", "set-state", "approve"):
         assert name in text
+
+
+def test_resume_without_the_state_directory_is_an_error(tmp_path: Path) -> None:
+    result = run("resume", "--state-dir", str(tmp_path / "nowhere"))
+    assert_rendered_error(result, "No state directory")
+    assert "nothing to do" not in result.output
+    assert not (tmp_path / "nowhere").exists()

@@ -26,7 +26,7 @@ from fleetward.planning import PlanOptions
 from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.reporting import Reporter
-from fleetward.runs import Interrupted, RunReport, RunSettings
+from fleetward.runs import Interrupted, RunReport, RunSettings, Stopping
 from fleetward.source import MemorySource, unknown_revision
 from fleetward.store import MemoryStore
 
@@ -424,3 +424,96 @@ def test_ctrl_c_during_a_rollbacks_write_keeps_the_pin_only_if_the_write_happene
     pin = world.store.pin()
     assert world.store.meta().serial == (3 if written else 2)
     assert (pin.revision if pin is not None else None) == (v1 if written else None)
+
+
+# -- an abandoned run reports nothing more --------------------------------------------------------
+
+
+class Abandoning(Reporter):
+    """Hears every run hook, `run_abandoned` included, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def run_started(self, operation: Operation) -> None:
+        self.heard.append("run_started")
+
+    def plan_ready(self, plan: Plan, decision: Decision | None) -> None:
+        self.heard.append("plan_ready")
+
+    def run_finished(self, report: RunReport) -> None:
+        self.heard.append("run_finished")
+
+    def run_abandoned(self, operation: Operation) -> None:
+        self.heard.append("run_abandoned")
+
+
+class StoppingDaemon(Holding):
+    """The stopping daemon's governor: `abandon_at` ("fetch" or "decide") is where the
+    stopping thread abandons the run; its next checkpoint stops it, as the daemon's does."""
+
+    def __init__(self, engine: Engine, abandon_at: str) -> None:
+        self.engine = engine
+        self.abandon_at = abandon_at
+        self.stopped = False
+
+    def stop(self) -> None:
+        assert self.engine.abandon("SIGTERM") is not None
+        self.stopped = True
+
+    def checkpoint(self, op: Operation, where: str) -> None:
+        if self.stopped:
+            raise Stopping("SIGTERM", where)
+
+    def decide(
+        self, op: Operation, plan: Plan, policies: Mapping[str, Policy], blocked: frozenset[str]
+    ) -> Verdict:
+        if self.abandon_at == "decide":
+            self.stop()  # abandoned while deciding: nothing due is written after it
+        return super().decide(op, plan, policies, blocked)
+
+
+def test_a_run_abandoned_during_its_fetch_is_never_announced() -> None:
+    heard = Abandoning()
+    world = World(heard)
+    world.commit(north=fleet("north", ("A-1", "FH16")))
+    governor = StoppingDaemon(world.engine, "fetch")
+
+    def after_fetch(revision: object) -> None:
+        governor.stop()  # the daemon stops while the revision is being fetched
+
+    report = world.engine.converge(
+        Operation.new("poll", NOW), world.settings, governor, after_fetch=after_fetch
+    )
+    assert heard.heard == ["run_abandoned"]
+    assert report.operation.state is S.CANCELLED
+    assert report.operation.message.startswith("daemon stopped (SIGTERM)")
+    assert world.store.meta().serial == 0
+
+
+def test_a_run_abandoned_after_its_start_reports_nothing_more() -> None:
+    heard = Abandoning()
+    world = World(heard)
+    world.commit(north=fleet("north", ("A-1", "FH16")))
+    report = world.run(StoppingDaemon(world.engine, "decide"))
+    assert heard.heard == ["run_started", "run_abandoned"]
+    assert report.operation.state is S.CANCELLED
+    assert world.recorded(report).message == report.operation.message
+    assert world.store.meta().serial == 0
+
+
+def test_a_targeted_run_leaves_the_last_applied_revision_to_a_whole_one(world: World) -> None:
+    v1 = world.commit(north=fleet("north", ("A-1", "V1")))
+    world.run()
+    v2 = world.commit(north=fleet("north", ("A-1", "V2")))
+    targeted = replace(Operation.new("test", NOW), arguments={"targets": ["Asset/A-1"]})
+    report = world.engine.converge(targeted, world.settings, where="memory:")
+    assert report.operation.state is S.SUCCESS, report.operation.message
+    assert world.objects()["Asset/A-1"].spec["attributes"] == {"model": "V2"}
+    assert world.store.meta().last_applied_revision == v1  # v2 is not all there as far as it knows
+    # The next whole run has nothing to change, and records that the store is at v2.
+    whole = world.run()
+    assert whole.operation.state is S.SUCCESS
+    assert whole.plan is not None and not whole.plan.changes
+    assert (world.store.meta().serial, world.store.meta().last_applied_revision) == (3, v2)
+    assert "targeted" not in world.store.history()[-1]

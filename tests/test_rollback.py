@@ -208,3 +208,60 @@ def test_an_ambiguous_revision_prefix_is_refused() -> None:
 def test_a_directory_revision_cannot_be_rolled_back_to() -> None:
     with pytest.raises(Exception, match="cannot be rolled back"):
         rollback_point([_entry(1, "sha256:" + "0" * 64), _entry(2, _B)], "1", _B)
+
+
+def test_a_targeted_apply_cannot_be_rolled_back_to() -> None:
+    history = [_entry(1, _A), _entry(2, _B, targeted=["Asset/TRK-1"])]
+    with pytest.raises(Exception, match="targeted") as refused:
+        rollback_point(history, "2", _A)
+    assert refused.value.problems[0].parameters["why"] == "targeted"  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="targeted"):
+        rollback_point(history, "bbbb", _A)
+
+
+def test_a_revision_names_its_latest_whole_apply() -> None:
+    history = [_entry(1, _B), _entry(2, _A), _entry(3, _B, targeted=["Asset/TRK-1"])]
+    assert rollback_point(history, "bbbb", _A) == RollbackPoint(1, _B, "t")
+
+
+def test_after_a_targeted_apply_the_last_whole_revision_can_be_rolled_back_to() -> None:
+    # Serial 2 wrote part of B over A: going back to A undoes it, not "nothing to do".
+    history = [_entry(1, _A), _entry(2, _B, targeted=["Asset/TRK-1"])]
+    assert rollback_point(history, "1", _A) == RollbackPoint(1, _A, "t")
+
+
+def test_plan_apply_and_apply_file_all_note_the_rollback_pin(
+    applied: tuple[GitRepo, Path, dict[str, str]],
+    ws,  # type: ignore[no-untyped-def]
+) -> None:
+    repo, state, revisions = applied
+    assert run(repo, state, "rollback", "--to", "2", "--auto-approve").exit_code == 0
+    note = f"Note: the store is pinned to revision {revisions['v2'][:7]} by a rollback"
+    saved = ws.path("plan.json")
+    planned = run(repo, state, "plan", "--out", str(saved))
+    assert planned.exit_code == 0, planned.output
+    assert planned.output.count(note) == 1
+    markdown = run(repo, state, "plan", "--format", "markdown")
+    assert markdown.output.count(note) == 1
+    as_json = run(repo, state, "plan", "--json")
+    assert note not in as_json.output  # JSON only on its output
+    from_file = run(repo, state, "apply", str(saved))
+    assert from_file.exit_code == 0, from_file.output
+    assert from_file.output.count(note) == 1
+    assert run(repo, state, "rollback", "--to", "2", "--auto-approve").exit_code == 0
+    applied_now = run(repo, state, "apply", "--auto-approve")
+    assert applied_now.exit_code == 0, applied_now.output
+    assert applied_now.output.count(note) == 1
+
+
+def test_rollback_says_uncommitted_edits_are_ignored_as_apply_does(
+    applied: tuple[GitRepo, Path, dict[str, str]],
+) -> None:
+    repo, state, revisions = applied
+    (repo.root / "manifests" / "fleet.yaml").write_text("# edited, not committed\n")
+    result = run(repo, state, "rollback", "--to", "2", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"1 uncommitted change under manifests/ is ignored (fleetward reads committed {revisions['v2']})"
+        in result.output
+    )

@@ -160,3 +160,95 @@ def test_a_mistyped_target_suggests_a_name_like_it_and_nothing_else(
         assert "fleetward state show --kind Asset" in result.output
     else:
         assert suggested in result.output
+
+
+def _last_operation(state: Path) -> dict[str, object]:
+    last = TinyDBStore(state).operations.all()[-1]  # oldest first
+    return {"arguments": last.arguments, "message": last.message}
+
+
+def test_an_applied_saved_targeted_plan_records_its_targets(
+    at_v2: tuple[GitRepo, Path],
+    ws,  # type: ignore[no-untyped-def]
+) -> None:
+    repo, state = at_v2
+    saved = ws.path("plan.json")
+    assert run(repo, state, "plan", "--target", "Asset/TRK-1", "--out", str(saved)).exit_code == 0
+    assert run(repo, state, "apply", str(saved)).exit_code == 0
+    store = TinyDBStore(state)
+    op = store.operations.get(store.history()[-1]["operationId"])
+    assert op is not None
+    assert op.arguments["targets"] == ["Asset/TRK-1"]
+
+
+def test_a_targeted_apply_with_nothing_to_do_says_so_in_its_operation(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Field/depot", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    recorded = _last_operation(state)
+    assert recorded["arguments"] == {"targets": ["Field/depot"]}
+    assert str(recorded["message"]).startswith("no changes to the targeted objects at ")
+
+
+EVERYTHING = ("--target", "Asset/TRK-*", "--target", "Task/T-*")  # every change of v3
+
+
+def test_targets_that_cover_every_change_warn_of_nothing_left_out(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    planned = run(repo, state, "plan", *EVERYTHING, "--json")
+    assert planned.exit_code == 0, planned.output
+    assert (json.loads(planned.output)["targeted"], json.loads(planned.output)["leftOut"]) == (
+        ["Asset/TRK-*", "Task/T-*"],
+        0,
+    )
+    markdown = run(repo, state, "plan", *EVERYTHING, "--format", "markdown")
+    assert markdown.exit_code == 0 and "Warning" not in markdown.output
+    applied = run(repo, state, "apply", *EVERYTHING, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete!" in applied.output
+    assert "Warning" not in applied.output and "left out" not in applied.output
+
+
+def test_apply_json_says_what_a_targeted_apply_left_out(at_v2: tuple[GitRepo, Path]) -> None:
+    repo, state = at_v2
+    result = run(repo, state, "apply", "--target", "Asset/TRK-1", "--auto-approve", "--json")
+    assert result.exit_code == 0, result.output
+    told = json.loads(result.output)
+    assert (told["targeted"], told["leftOut"]) == (["Asset/TRK-1"], 3)
+    full = run(repo, state, "apply", "--auto-approve", "--json")
+    assert full.exit_code == 0, full.output
+    assert "targeted" not in json.loads(full.output)
+    assert "leftOut" not in json.loads(full.output)
+
+
+def test_a_targeted_apply_leaves_the_store_out_of_sync_until_a_full_apply(
+    at_v2: tuple[GitRepo, Path],
+) -> None:
+    repo, state = at_v2
+    v2 = TinyDBStore(state).meta().last_applied_revision
+    v3 = repo.head()
+    applied = run(repo, state, "apply", *EVERYTHING, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    # Every change of v3 is written, yet only a full apply says the store is at v3.
+    store = TinyDBStore(state)
+    assert store.meta().last_applied_revision == v2
+    history = json.loads(run(repo, state, "state", "history", "--json").output)
+    assert [(e["serial"], e["canRollBack"], bool(e.get("targeted"))) for e in history] == [
+        (1, True, False),
+        (2, False, True),
+    ]
+    table = run(repo, state, "state", "history").output
+    assert "targeted" in table and "current" not in table
+    refused = run(repo, state, "rollback", "--to", "2", "--auto-approve")
+    assert refused.exit_code == 1 and "targeted apply" in refused.output
+    full = run(repo, state, "apply", "--auto-approve")
+    assert full.exit_code == 0, full.output
+    assert "No changes" in full.output
+    store = TinyDBStore(state)
+    assert (store.meta().serial, store.meta().last_applied_revision) == (3, v3)
+    rows = run(repo, state, "state", "history").output.splitlines()
+    assert [r.split()[0] for r in rows if " current " in f" {r} "] == ["3"]

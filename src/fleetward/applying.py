@@ -97,7 +97,9 @@ def apply_plan(
     `owner_labels` the labels of the revision's documents (`owner_labels_of`);
     `history_note` more fields for the history entry (a rollback's `rollbackTo`).
     A targeted plan's entry says so (`targeted`), and one with no changes writes
-    nothing: the revision it names is not what the store now equals.
+    nothing: the revision it names is not what the store now equals. For the same
+    reason a targeted write leaves the store's last applied revision where the last
+    whole apply put it: only a whole plan makes the store equal its revision.
     """
     with gc_paused():
         return _apply(
@@ -138,7 +140,7 @@ def _apply(
         ChangeSet(
             expected_lineage=plan.lineage,
             expected_serial=plan.serial,
-            revision=revision,
+            revision=snapshot.meta.last_applied_revision if plan.targeted else revision,
             upserts=upserts,
             deletes=deletes,
             history_entry={

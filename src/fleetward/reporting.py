@@ -4,9 +4,10 @@ The converge path (`engine`) calls a `Reporter` at the moments a run changes
 state: it started, its plan is ready, it finished (applied, failed, held or
 nothing to do — all read off the `RunReport`), in that order, each at most
 once. A daemon run that stops as soon as it finds the revision that already
-failed unchanged reports nothing (nothing ran); a run the stopping daemon
-abandons is reported by `run_abandoned` (what it reports after that carries the
-abandoned operation). Status files, metrics, health and
+failed unchanged reports nothing (nothing ran). A run the stopping daemon
+abandons is reported by `run_abandoned`, and after it by nothing at all: no
+`run_started` (a run abandoned during its fetch was never announced), no
+`plan_ready`, no `run_finished`. Status files, metrics, health and
 notifications are reporters; the engine never imports them, the composition
 root hands them in. A daemon also tells its reporters when it starts and stops.
 
@@ -49,7 +50,8 @@ class Reporter:
 
     def run_abandoned(self, operation: Operation) -> None:
         """The stopping daemon ended the run in progress (`operation`, CANCELLED) because it
-        reached no checkpoint in time; that run reports nothing more."""
+        reached no checkpoint in time. The last hook of that run: it may come before
+        `run_started` (abandoned during its fetch) and is followed by no other."""
 
     def daemon_stopped(self, cause: str) -> None:
         """The daemon is stopping (`cause`: "SIGTERM", "SIGINT", …)."""

@@ -8,6 +8,11 @@ revision — drift included — instead of the tracked ref's head, until
 `fleetward resume` lifts the pin. Runtime status is never rolled back: a plan
 compares specs only, and an apply keeps every object's status.
 
+A targeted apply (`--target`) wrote part of its revision: it cannot be
+rolled back to (the revision was never all there), and while it is the last
+apply the store is at no revision wholly (`current_revision`), so the one
+before it can be rolled back to.
+
 This module holds the choices that need no I/O: which history entry `--to`
 names (`rollback_point`), whether an entry can be rolled back to
 (`can_roll_back`), and which ref a pinned run reads (`pinned_sources`).
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetward.errors import SourceError, UsageError
@@ -40,7 +45,12 @@ class RollbackPoint:
     serial: int
     revision: str
     time: str
-    targeted: bool = False  # that apply was targeted: its revision was not all applied then
+    # That apply was targeted (its --target expressions): it cannot be rolled back to.
+    targets: tuple[str, ...] = ()
+
+    @property
+    def targeted(self) -> bool:
+        return bool(self.targets)
 
     @property
     def short(self) -> str:
@@ -48,17 +58,18 @@ class RollbackPoint:
 
 
 def can_roll_back(entry: Mapping[str, Any]) -> bool:
-    """Whether a history entry is an apply of a Git commit (a status change, or an apply
-    of a plain directory, which cannot be read again, is not)."""
-    revision = entry.get("revision")
-    counts = entry.get("counts")
-    return (
-        isinstance(revision, str)
-        and _COMMIT.fullmatch(revision) is not None
-        and isinstance(entry.get("serial"), int)
-        and isinstance(counts, Mapping)
-        and "status" not in counts
-    )
+    """Whether a history entry is a whole apply of a Git commit (a status change, an apply
+    of a plain directory, which cannot be read again, or a targeted apply is not)."""
+    return _of_commit(entry) and not entry.get("targeted")
+
+
+def current_revision(history: Sequence[Mapping[str, Any]], last_applied: str | None) -> str | None:
+    """The revision the store wholly equals: its last applied revision, unless a targeted
+    apply wrote part of another since (then none: no revision is all there)."""
+    for entry in reversed(history):
+        if _is_apply(entry):
+            return None if entry.get("targeted") else last_applied
+    return last_applied
 
 
 def refusal_status(exc: UsageError) -> int:
@@ -73,14 +84,29 @@ def rollback_point(
 ) -> RollbackPoint:
     """The apply `to` names: a serial of `history`, or (a prefix of) a revision it applied
     (then its latest apply). UsageError when it names none, names several revisions, or
-    names the revision the store is at (`current`): there is nothing to roll back."""
+    names the revision the store is at (`current`, its last applied revision): there is
+    nothing to roll back. A targeted apply is never one to go back to: the revision it
+    wrote part of was not all there."""
     to = to.strip()
-    points = [_point(e) for e in history if can_roll_back(e)]
+    points = [_point(e) for e in history if _of_commit(e)]
     if to.isdigit() and len(to) <= _SERIAL_DIGITS:
         found = _by_serial(history, points, int(to))
     else:
         found = _by_revision(points, to)
-    if found.revision == current:
+    if found.targeted:
+        raise UsageError.one(
+            f"Serial {found.serial} was a targeted apply",
+            f"It wrote only the objects of revision {found.short} that --target selected "
+            f"({', '.join(found.targets)}), so the store never held that revision: rolling "
+            "back to it would write the rest of it as well.",
+            "Roll back to a whole apply (fleetward state history marks them yes), or apply "
+            "that revision with fleetward apply.",
+            location="--to",
+            serial=found.serial,
+            revision=found.revision,
+            why="targeted",
+        )
+    if found.revision == current_revision(history, current):
         raise UsageError.one(
             f"Nothing to roll back: the store is at revision {found.short} already",
             f"--to {to} names the apply at serial {found.serial} of revision {found.short}, "
@@ -117,6 +143,13 @@ def rollback_of(op: Operation, now: str) -> Pin | None:
     )
 
 
+def rollback_operation(point: RollbackPoint, by: str, now: str) -> Operation:
+    """The operation that rolls back to `point` (trigger `rollback`), as `fleetward
+    rollback` runs it and `POST /v0/rollback` queues it; `rollback_of` reads it back."""
+    arguments = {"rollbackTo": point.revision, "rollbackSerial": point.serial, "rollbackBy": by}
+    return replace(Operation.new(TRIGGER, now), arguments=arguments)
+
+
 def rollback_arguments(op: Operation) -> dict[str, Any]:
     """The arguments that make `op` a rollback (none for any other operation): what an
     operation carrying a part the rollback held keeps, to run that rollback."""
@@ -143,12 +176,30 @@ def gone_from_git(point: RollbackPoint, exc: SourceError) -> SourceError:
     )
 
 
+def _is_apply(entry: Mapping[str, Any]) -> bool:
+    """Whether a history entry records an apply (not a runtime status change)."""
+    counts = entry.get("counts")
+    return isinstance(counts, Mapping) and "status" not in counts
+
+
+def _of_commit(entry: Mapping[str, Any]) -> bool:
+    """Whether a history entry is an apply (whole or targeted) of a Git commit."""
+    revision = entry.get("revision")
+    return (
+        _is_apply(entry)
+        and isinstance(revision, str)
+        and _COMMIT.fullmatch(revision) is not None
+        and isinstance(entry.get("serial"), int)
+    )
+
+
 def _point(entry: Mapping[str, Any]) -> RollbackPoint:
+    targeted = entry.get("targeted")
     return RollbackPoint(
         int(entry["serial"]),
         str(entry["revision"]),
         str(entry.get("time") or ""),
-        bool(entry.get("targeted")),
+        tuple(str(t) for t in targeted) if isinstance(targeted, list) and targeted else (),
     )
 
 
@@ -215,7 +266,9 @@ def _by_revision(points: Sequence[RollbackPoint], to: str) -> RollbackPoint:
             revision=to,
             why="ambiguous",
         )
-    return max(matching, key=lambda p: p.serial)
+    # Its latest whole apply; with targeted ones only, the latest (refused as such).
+    whole = [p for p in matching if not p.targeted]
+    return max(whole or matching, key=lambda p: p.serial)
 
 
 _PICK_ANOTHER = "fleetward state history lists the applies that can be rolled back to."
@@ -224,11 +277,13 @@ __all__ = [
     "TRIGGER",
     "RollbackPoint",
     "can_roll_back",
+    "current_revision",
     "gone_from_git",
     "is_rollback",
     "pinned_sources",
     "refusal_status",
     "rollback_arguments",
     "rollback_of",
+    "rollback_operation",
     "rollback_point",
 ]

@@ -29,7 +29,7 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import TerminalProgress, phases
-from fleetward.cli.reconcile import note_uncommitted, target_option
+from fleetward.cli.reconcile import note_uncommitted, pin_note, target_option
 from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Declined, Engine, Governor, Verdict
 from fleetward.errors import FleetwardError, ManifestError, Problem, UsageError, os_error
@@ -46,7 +46,6 @@ from fleetward.store import Store
 from fleetward.store.suspension import SuspendFile
 from fleetward.targeting import parse_targets
 from fleetward.timestamps import now_iso
-
 
 # What to do when no terminal can confirm an apply.
 _UNCONFIRMED = (
@@ -129,12 +128,12 @@ def apply_command(
     if targets:  # the engine plans only what they select, and the operation says so
         op = dataclasses.replace(op, arguments={"targets": list(targets)})
     with phases(ctx) as bar:
-        terminal = _Terminal(
+        terminal = Terminal(
             ctx, state.state_dir, max_lines, auto_approve, saved is not None, bar, engine.store
         )
         report = engine.converge(op, settings, terminal, watch=bar, saved=saved)
     leave_snapshot(engine.store)
-    _raise_failure(ctx, report, as_json and saved is None)
+    raise_failure(ctx, report, as_json and saved is None)
     plan = report.plan
     assert plan is not None
     serial, wrote, counts = _outcome(report)
@@ -149,7 +148,7 @@ def apply_command(
         _report(plan, serial, counts)
 
 
-class _Terminal(Governor):
+class Terminal(Governor):
     """The CLI's say over an apply: the person at the terminal sees the plan and confirms it.
 
     A hand-run apply writes the whole plan: SyncPolicies' windows and approvals, and
@@ -176,7 +175,11 @@ class _Terminal(Governor):
         self.bar = bar
 
     def planned(self, plan: Plan) -> None:
-        if self.saved or self.ctx.meta.get("json_output"):
+        if self.ctx.meta.get("json_output"):
+            return
+        if self.saved:  # reviewed when it was made: only what the store says now
+            _pause(self.bar)
+            output.print_lines(pin_note(plan, self.store), output.stderr)
             return
         _pause(self.bar)  # the plan and the prompt are printed with no bar drawn over them
         output.print_lines(render_plan(plan, self.max_lines))
@@ -205,7 +208,7 @@ def _pause(bar: Watch) -> None:
         bar.close()
 
 
-def _raise_failure(ctx: click.Context, report: RunReport, bulk: bool) -> None:
+def raise_failure(ctx: click.Context, report: RunReport, bulk: bool) -> None:
     """Re-raise what ended the apply, for the edge to render; `bulk`: with --json, say
     what became of the revision's TaskBatch items in the bulk-task API's shape."""
     failure = report.failure
@@ -249,6 +252,8 @@ def _result_json(plan: Plan, serial: int, wrote: bool, counts: dict[str, int]) -
         "serial": serial,
         "wrote": wrote,
         "summary": counts,
+        # As `plan --json` says it: which targets, and how many changes they left out.
+        **({"targeted": list(plan.targeted), "leftOut": plan.left_out} if plan.targeted else {}),
     }
 
 
@@ -275,21 +280,7 @@ def _policy_notes(plan: Plan, state_dir: str, store: Store | None) -> list[tuple
     if suspension is not None and plan.changes:
         note = f"Note: the daemon is suspended (by {suspension.by} at {suspension.at});"
         notes.append(("dim", note + " fleetward apply writes anyway."))
-    try:
-        pin = store.pin() if store is not None else None
-    except FleetwardError:
-        pin = None
-    if pin is not None and pin.revision != plan.revision.id:
-        notes.append(
-            (
-                "dim",
-                (
-                    f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; "
-                    "the daemon will reconcile it back to that revision until fleetward resume."
-                ),
-            )
-        )
-    return notes
+    return notes + pin_note(plan, store)
 
 
 def schema_report(problems: Sequence[Problem]) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ import click
 
 from fleetward.cli import output
 from fleetward.cli.options import os_user, source_options, store_option
-from fleetward.cli.state import state_dir_option
+from fleetward.cli.state import missing_state_dir, state_dir_option
 from fleetward.errors import FleetwardError, StoreError
 from fleetward.pipeline import SourceOptions, git_cache, open_source
 from fleetward.rendering import Line
@@ -95,6 +95,8 @@ def resume_command(
     Example:
       fleetward resume --state-dir /var/lib/fleetward
     """
+    if store is None and not Path(state_dir).is_dir():  # a typo, not "nothing to do"
+        raise missing_state_dir(state_dir)
     kept = open_configured(store, state_dir)
     existed, removed = _lift_suspension(kept)
     if store is not None and (Path(state_dir) / SUSPEND_FILE).exists():

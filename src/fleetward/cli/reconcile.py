@@ -32,7 +32,6 @@ from fleetward.model import Plan
 from fleetward.pipeline import (
     SourceOptions,
     as_stored,
-    make_plan,
     open_documents,
     resolve,
     with_state_caches,
@@ -40,6 +39,7 @@ from fleetward.pipeline import (
 from fleetward.planning import PlanOptions
 from fleetward.progress import SILENT, Watch
 from fleetward.rendering import (
+    Line,
     NamedRevision,
     plan_to_stream,
     render_markdown,
@@ -48,7 +48,8 @@ from fleetward.rendering import (
     write_json,
 )
 from fleetward.source import uncommitted_note
-from fleetward.targeting import Target, parse_targets, target_plan
+from fleetward.store import Store
+from fleetward.targeting import Target, parse_targets
 
 target_option = click.option(
     "--target",
@@ -169,7 +170,7 @@ def plan_command(
     )
     try:
         with phases(ctx) as bar:
-            plan = _read_and_plan(
+            plan, store = _read_and_plan(
                 sources, state, guards, base, inputs, bar, parsed, isolate_failures
             )
     except FleetwardError as exc:
@@ -178,6 +179,8 @@ def plan_command(
         raise
     if out:
         _write_plan(plan, Path(out))
+    if fmt != "json":  # JSON only on standard output, and no note beside it
+        output.print_lines(pin_note(plan, store), output.stderr)
     if fmt == "json":
         output.print_json(plan_to_stream(plan))
     elif fmt == "markdown":
@@ -251,19 +254,18 @@ def _read_and_plan(
     bar: Watch = SILENT,
     targets: tuple[Target, ...] = (),
     isolate_failures: bool = False,
-) -> Plan:
-    """The plan from the store (or, with --base, from revision `base`) to --ref; `inputs`
-    follows which revision is being read."""
+) -> tuple[Plan, Store | None]:
+    """The plan from the store (or, with --base, from revision `base`) to --ref, and the
+    store it was planned against (None with --base); `inputs` follows which revision is
+    being read."""
     if base is not None:
         desired = resolve(sources, watch=bar)
         inputs.head = NamedRevision(sources.ref, desired.revision)
         inputs.reading = "base"
         base_state = resolve(dataclasses.replace(sources, ref=base), watch=bar)
         inputs.reading = None
-        stored = as_stored(base_state)
-        plan = make_plan(desired, stored, guards, watch=bar)
-        plan = target_plan(plan, targets, desired.objects, stored.objects)
-        return dataclasses.replace(plan, base=base_state.revision.id)
+        plan = Engine.plan(desired, as_stored(base_state), guards, watch=bar, targets=targets)
+        return dataclasses.replace(plan, base=base_state.revision.id), None
     # Opened first: a --state-dir that names no store fails before the source is read.
     engine = Engine(
         open_command_store(state.open_store(), sources), documents=open_documents(sources)
@@ -273,8 +275,9 @@ def _read_and_plan(
     resolved = engine.read(sources, bar, isolation=isolation)
     inputs.head = NamedRevision(sources.ref, resolved.revision)
     inputs.reading = None  # a store error is in no revision
-    store = engine.store.read()
-    return engine.plan(resolved, store, guards, isolation.now, watch=bar, targets=targets)
+    stored = engine.store.read()
+    made = engine.plan(resolved, stored, guards, isolation.now, watch=bar, targets=targets)
+    return made, engine.store
 
 
 def _explain_failure(
@@ -306,6 +309,26 @@ def _explain_failure(
         markdown = render_markdown_problems(exc.problems, inputs.head, base, failed, max_lines)
         sys.stdout.write(markdown)
         sys.stdout.flush()
+
+
+def pin_note(plan: Plan, store: Store | None) -> list[Line]:
+    """The note `plan`, `apply` and `apply FILE` print alike when the store they opened is
+    pinned by a rollback to another revision than `plan`'s: the daemon will take it back."""
+    try:
+        pin = store.pin() if store is not None else None
+    except FleetwardError:
+        return []  # a pin that cannot be read is the daemon's to report, not a plan's
+    if pin is None or pin.revision == plan.revision.id:
+        return []
+    return [
+        (
+            "dim",
+            (
+                f"Note: the store is pinned to revision {pin.revision[:7]} by a rollback; the "
+                "daemon will reconcile it back to that revision until fleetward resume."
+            ),
+        )
+    ]
 
 
 def note_uncommitted(sources: SourceOptions) -> None:

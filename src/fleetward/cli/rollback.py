@@ -9,13 +9,12 @@ if the write fails.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
 
 from fleetward.cli import output
-from fleetward.cli.apply import _raise_failure, _Terminal
+from fleetward.cli.apply import Terminal, raise_failure
 from fleetward.cli.options import (
     StateOptions,
     guard_options,
@@ -25,14 +24,15 @@ from fleetward.cli.options import (
     state_options,
 )
 from fleetward.cli.progress import phases
+from fleetward.cli.reconcile import note_uncommitted
 from fleetward.cli.state import read_store
+from fleetward.cli.stores import leave_snapshot, open_command_store
 from fleetward.engine import Engine
 from fleetward.errors import SourceError, UsageError
-from fleetward.operations import Operation
-from fleetward.pipeline import SourceOptions, git_cache
+from fleetward.pipeline import SourceOptions, open_documents, with_state_caches
 from fleetward.planning import PlanOptions
 from fleetward.rendering import Line
-from fleetward.rollback import TRIGGER, RollbackPoint, gone_from_git, rollback_point
+from fleetward.rollback import RollbackPoint, gone_from_git, rollback_operation, rollback_point
 from fleetward.runs import RunReport, RunSettings
 from fleetward.source import unknown_revision
 from fleetward.timestamps import now_iso
@@ -86,19 +86,16 @@ def rollback_command(
             "Drop --ref; name the apply to go back to with --to SERIAL|REVISION.",
             location="--ref",
         )
-    store = read_store(state.state_dir)
+    cached = with_state_caches(sources, state.state_dir)
+    store = open_command_store(read_store(state.state_dir, state.store), cached)
     point = rollback_point(store.history(), to, store.meta().last_applied_revision)
-    engine = Engine(store, record_progress=False)
-    at = dataclasses.replace(sources, ref=point.revision, cache_root=git_cache(state.state_dir))
-    settings = RunSettings(at, Path(state.state_dir), guards, state.lock_timeout)
-    arguments = {
-        "rollbackTo": point.revision,
-        "rollbackSerial": point.serial,
-        "rollbackBy": by or os_user("cli"),
-    }
-    op = dataclasses.replace(Operation.new(TRIGGER, now_iso()), arguments=arguments)
+    # The engine reads the revision the operation rolls back to (`pinned_sources`).
+    note_uncommitted(cached.at(point.revision))
+    engine = Engine(store, record_progress=False, documents=open_documents(cached))
+    settings = RunSettings(cached, Path(state.state_dir), guards, state.lock_timeout)
+    op = rollback_operation(point, by or os_user("cli"), now_iso())
     with phases(ctx) as bar:
-        terminal = _Terminal(
+        terminal = Terminal(
             ctx,
             state.state_dir,
             max_lines,
@@ -111,9 +108,10 @@ def rollback_command(
             ),
         )
         report = engine.converge(op, settings, terminal, watch=bar, where=state.state_dir)
+    leave_snapshot(engine.store)
     if isinstance(report.failure, SourceError) and unknown_revision(report.failure):
         raise gone_from_git(point, report.failure) from report.failure
-    _raise_failure(ctx, report, bulk=False)
+    raise_failure(ctx, report, bulk=False)
     output.print_lines(_told(point, report, state.state_dir))
 
 

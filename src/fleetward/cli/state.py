@@ -19,7 +19,7 @@ from fleetward.kinds import OBJECT_KINDS
 from fleetward.kinds.asset_rule import execution_progress
 from fleetward.kinds.problems import did_you_mean
 from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreSnapshot
-from fleetward.rollback import can_roll_back
+from fleetward.rollback import can_roll_back, current_revision
 from fleetward.store import Pin, Store, open_configured
 from fleetward.store.describe import describe_object
 
@@ -57,14 +57,20 @@ def read_store(state_dir: str, store_url: str | None = None) -> Store:
             location=store.location,
         )
     if not store.exists():
-        raise UsageError.one(
-            f"No state directory at {state_dir}",
-            f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
-            "the first apply (or daemon start) with this --state-dir.",
-            "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
-            location=state_dir,
-        )
+        raise missing_state_dir(state_dir)
     return store
+
+
+def missing_state_dir(state_dir: str) -> UsageError:
+    """The error for a --state-dir that does not exist, where a command needs one (a typo
+    must not read as an empty store, or as nothing to do)."""
+    return UsageError.one(
+        f"No state directory at {state_dir}",
+        f"{state_dir} does not exist, so there is no store to read. fleetward makes it at "
+        "the first apply (or daemon start) with this --state-dir.",
+        "Check --state-dir (or FLEETWARD_STATE_DIR), or apply the manifests first.",
+        location=state_dir,
+    )
 
 
 def _kind_names(kinds: tuple[str, ...]) -> set[str]:
@@ -302,12 +308,14 @@ def history(ctx: click.Context, state_dir: str, store: str | None, as_json: bool
     """List the applies recorded in the store, oldest first (the last 100 are kept).
 
     ROLLBACK says which applies fleetward rollback --to SERIAL can return to
-    (`yes`), which one the store is at (`current`), and the one it is pinned to.
+    (`yes`), which one the store is at (`current`), the one it is pinned to, and
+    which were targeted (`targeted`: part of a revision; after one, the store is at
+    no revision wholly until a full apply).
     """
     ctx.meta["json_output"] = as_json
     found = read_store(state_dir, store)
     entries = found.history()
-    current = found.meta().last_applied_revision
+    current = current_revision(entries, found.meta().last_applied_revision)
     pin = found.pin()
     marked = [_rollback_marks(e, current, pin) for e in entries]
     if as_json:
@@ -356,6 +364,8 @@ def _rollback_cell(entry: dict[str, Any]) -> str:
         return "pinned"
     if entry.get("canRollBack"):
         return "yes"
+    if entry.get("targeted"):
+        return "targeted"
     return "current" if can_roll_back(entry) else "-"
 
 

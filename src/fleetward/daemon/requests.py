@@ -24,8 +24,7 @@ from fleetward.errors import (
     Unavailable,
 )
 from fleetward.operations import Operation, OperationState, Transition
-from fleetward.rollback import TRIGGER as ROLLBACK_TRIGGER
-from fleetward.rollback import is_rollback, rollback_point
+from fleetward.rollback import is_rollback, rollback_operation, rollback_point
 from fleetward.store.suspension import Suspension
 
 S = OperationState
@@ -124,12 +123,7 @@ class OperatorRequests:
             self._refuse_suspended()
             ctx = self.ctx
             now = ctx.now_iso()
-            arguments = {
-                "rollbackTo": point.revision,
-                "rollbackSerial": point.serial,
-                "rollbackBy": by,
-            }
-            op = replace(Operation.new(ROLLBACK_TRIGGER, now), arguments=arguments)
+            op = rollback_operation(point, by, now)
             with ctx.mutex:
                 ctx.log.record(op)
                 if not ctx.queue.push(op):

@@ -22,11 +22,9 @@ store there just before its write; while a pin holds, a run that follows it
 CANCELLED if the pin changed while it read. A targeted run (the operation's
 `targets`) plans only what they select (`fleetward.targeting`).
 
-The run's Operation is recorded in the store's log as the run goes: its end
-always (once the store exists: a mistyped location is not created by a
-failure), and with `record_progress` also its start and the moment before the
-write, so a crash in between leaves a non-final record that the next daemon
-start marks failed. A record that cannot be written never fails the run.
+The run's Operation is recorded in the store's log as the run goes, and its
+reporters told, by `engine.records`; the pin around a rollback's write is
+`engine.pinning`'s.
 """
 
 from __future__ import annotations
@@ -42,18 +40,21 @@ from fleetward.applying import apply_plan, check_current, refuse_blocked
 from fleetward.decisions import Decision, describe_held
 from fleetward.desire import DesiredState, Expansions
 from fleetward.engine.governor import Declined, Governor
+from fleetward.engine.pinning import pin_store, refuse_moved_pin, unpin_on_failure
+from fleetward.engine.records import Records
 from fleetward.engine.run import (
     STAGES,
     Run,
     blocked_policies,
     dry_run_message,
-    failure_message,
     held_back,
+    interrupted_message,
     nothing_message,
     plan_guards,
     with_summary,
+    with_targets,
 )
-from fleetward.errors import FleetwardError, ManifestError, PlanError, Problem, SourceError
+from fleetward.errors import FleetwardError, PlanError, Problem
 from fleetward.isolation import Isolated
 from fleetward.kinds import KindCaches
 from fleetward.loading import DocumentCache
@@ -118,15 +119,14 @@ class Engine:
     # Held for the whole store write (and the record of its operation): a stopping
     # daemon takes it, so a write either finishes first or never starts.
     write_gate: threading.Lock = field(default_factory=threading.Lock)
-    _record_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _running: Run | None = field(default=None, init=False)
-    _abandoned: Operation | None = field(default=None, init=False)
+    _records: Records = field(init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.reporter, Reporters):
             self.reporter = Reporters([self.reporter])  # one that raises never fails a run
         if self.operations is None:
             self.operations = self.store.operations
+        self._records = Records(self.store, self.operations, self.reporter, self.record_progress)
 
     # -- the steps `fleetward plan` runs on their own ----------------------------------------
 
@@ -173,8 +173,8 @@ class Engine:
         --isolate-failures), else for those an isolateFailures SyncPolicy selects."""
         return Isolation(everywhere, self.store.read, guards, now or now_iso(), past_of(sources))
 
+    @staticmethod
     def plan(
-        self,
         resolved: Resolved,
         stored: StoreSnapshot,
         guards: PlanOptions,
@@ -183,7 +183,8 @@ class Engine:
         targets: Sequence[Target] = (),
     ) -> Plan:
         """The plan from `stored` to what was read (a value: nothing is written), limited
-        to `targets` and what they need when there are any.
+        to `targets` and what they need when there are any. It reads no store, so `plan
+        --base` plans from another revision (`as_stored`) through it too.
 
         Isolation planned against the store as it read it: that plan stands while the
         store is the same one; a store written since is planned again, the same
@@ -226,32 +227,31 @@ class Engine:
         if op.state is S.SCHEDULED:
             op = replace(op, waiting_for=())  # what it waited for is over: it runs now
         run = Run(op, governor, watch, after_fetch, self.store.exists())
-        with self._record_lock:
-            self._running, self._abandoned = run, None
+        self._records.begin(run)
         governor.begin(op)
         try:
-            self._move(run, S.RESOLVING, persist=after_fetch is None)
+            self._records.move(run, S.RESOLVING, persist=after_fetch is None)
             run.op = replace(run.op, deadline=governor.deadline())
             if after_fetch is None:
-                self._announce(run)
+                self._records.announce(run)
             with gc_paused():
                 self._converge(run, settings, saved, where or self.store.location)
         except Stopping as exc:
-            self._move(run, S.CANCELLED, stopped_message(exc.cause, exc.where))
+            self._records.move(run, S.CANCELLED, stopped_message(exc.cause, exc.where))
         except Unchanged as exc:
             run.unchanged = True
-            self._move(run, S.CANCELLED, exc.reason, persist=self._recorded(run.op))
+            self._records.move(run, S.CANCELLED, exc.reason, persist=self._records.recorded(run.op))
         except Interrupted as exc:
             run.op = replace(run.op, ended_by=exc.by)
-            self._move(run, exc.state, exc.reason)
+            self._records.move(run, exc.state, exc.reason)
         except Declined as exc:
             run.failure = exc
-            self._move(run, S.CANCELLED, "not confirmed")
+            self._records.move(run, S.CANCELLED, "not confirmed")
         except FleetwardError as exc:
-            self._failed(run, exc)
+            self._records.failed(run, exc)
         except KeyboardInterrupt as exc:  # Ctrl-C at a terminal: the caller re-raises it
             run.failure = exc
-            self._move(run, S.CANCELLED, _interrupted_message(run))
+            self._records.move(run, S.CANCELLED, interrupted_message(run))
         except Exception as exc:  # noqa: BLE001  # a bug: the run fails, the caller goes on
             problem = Problem(
                 f"Internal error: {type(exc).__name__}: {exc}",
@@ -262,15 +262,13 @@ class Engine:
             run.failure = exc
             run.problems = (problem,)
             run.op = run.op.with_errors([problem])
-            self._move(run, S.FAILURE, "internal error")
+            self._records.move(run, S.FAILURE, "internal error")
         finally:
             governor.end()
-            with self._record_lock:
-                self._running = None
-        report = self._report(run)
+            self._records.end()
+        report = self._records.report(run)
         if not run.unchanged:  # nothing ran: what reporters show stays the last run's
-            self._announce(run)
-            self.reporter.run_finished(report)
+            self._records.finished(run, report)
         return report
 
     def abandon(self, cause: str) -> Operation | None:
@@ -279,16 +277,9 @@ class Engine:
         For a run that reaches no checkpoint before the stop deadline (a git fetch
         that hangs, one huge file to parse). The caller holds `write_gate`, so the
         run can no longer start writing; what the run records after this is
-        dropped, and the operation stays as ended here. None: no run to end."""
-        with self._record_lock:
-            run = self._running
-            if run is None or run.op.state.final or self._abandoned is not None:
-                return None
-            op = run.op.move(S.CANCELLED, run.governor.now(), stopped_message(cause, run.where))
-            self._abandoned = run.op = op
-            self._record(run, op)
-        self.reporter.run_abandoned(op)
-        return op
+        dropped, and the operation stays as ended here; reporters hear `run_abandoned`
+        and nothing more of that run. None: no run to end."""
+        return self._records.abandon(cause)
 
     def _converge(
         self, run: Run, settings: RunSettings, read_saved: Callable[[], Plan] | None, where: str
@@ -330,7 +321,7 @@ class Engine:
         held = self.store.lock(settings.lock_timeout) if run.existed else contextlib.nullcontext()
         with held:
             if settings.follow_pin and rollback is None:
-                _refuse_moved_pin(run.pin, self.store.pin())
+                refuse_moved_pin(run.pin, self.store.pin())
             with self._stage(run, "plan"):
                 stored = self.store.read()
                 if saved is not None:
@@ -341,11 +332,11 @@ class Engine:
                     now = run.governor.now()
                     made = self.plan(resolved, stored, guards, now, run, targets)
             run.plan, run.store = made, stored
-            run.op = with_summary(run.op, made, stored.meta.serial)
+            run.op = with_summary(with_targets(run.op, made), made, stored.meta.serial)
             run.governor.planned(made)
             if made.errors:
                 raise PlanError(*made.errors)
-            self._move(run, S.RESOLVED, "plan ready")
+            self._records.move(run, S.RESOLVED, "plan ready")
             refuse_blocked(replace(made, guards=plan_guards(made)))
             run.governor.checkpoint(run.op, "after planning")
             run.where = "before the write"
@@ -368,9 +359,9 @@ class Engine:
         verdict = run.governor.decide(run.op, made, run.policies, blocked_policies(made))
         decision = run.decision = verdict.decision
         run.suspension = verdict.suspension
-        self.reporter.plan_ready(made, decision)
+        self._records.tell(run, self.reporter.plan_ready, made, decision)
         if run.op.arguments.get("dryRun"):
-            self._move(run, S.SUCCESS, dry_run_message(made, decision))
+            self._records.move(run, S.SUCCESS, dry_run_message(made, decision))
             return
         recorded = stored.meta.last_applied_revision == made.revision.id
         # A targeted plan with nothing to do writes nothing: its revision is not what the
@@ -380,7 +371,7 @@ class Engine:
                 self._rollback_nothing_due(run, made, stored, decision, rollback)
                 return
             run.governor.settle(run.op, made, decision, None)
-            self._move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
+            self._records.move(run, S.SUCCESS, nothing_message(made, decision, run.suspension))
             return
         fresh = contextlib.nullcontext() if run.existed else self.store.lock(settings.lock_timeout)
         with self.write_gate, fresh:
@@ -388,7 +379,7 @@ class Engine:
             run.decision = decision
             if not decision.due and made.changes:
                 run.governor.settle(run.op, made, decision, None)
-                self._move(
+                self._records.move(
                     run,
                     S.SUCCESS,
                     f"the window of policy {', '.join(overrun)} closes before the write could "
@@ -397,18 +388,18 @@ class Engine:
                 return
             # The guards of held policies judged changes this write leaves out.
             part = replace(made, changes=decision.due, guards=plan_guards(made))
-            self._move(run, S.DISPATCHING)
-            self._move(run, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
-            self._move(run, S.PROCESSING, "writing the store")
+            self._records.move(run, S.DISPATCHING)
+            self._records.move(run, S.DISPATCHED, f"{len(part.changes)} change(s) to write")
+            self._records.move(run, S.PROCESSING, "writing the store")
             pinned_before: Pin | None = None
             if rollback is not None:
                 # The pin goes with the write (undone if the write fails): a daemon run
                 # that read another revision meanwhile sees it under the lock and stops.
                 pinned_before = self.store.pin()
-                rollback = self._pin(run, rollback, stored)
+                rollback = pin_store(self.store, run, rollback, stored)
             with (
                 self._stage(run, "apply"),
-                self._unpin_on_failure(rollback, pinned_before, stored.meta.serial),
+                unpin_on_failure(self.store, rollback, pinned_before, stored.meta.serial),
             ):
                 result = apply_plan(
                     part,
@@ -426,10 +417,10 @@ class Engine:
             run.store = self.store.read()
             run.op = with_summary(run.op, part, result.meta.serial)
             run.governor.settle(run.op, made, decision, result.meta.serial, run.phases["apply"])
-            self._move(run, S.COMPLETED, "store written")
+            self._records.move(run, S.COMPLETED, "store written")
             held = describe_held(decision)
             targeted = f", targeted ({', '.join(made.targeted)})" if made.targeted else ""
-            self._move(
+            self._records.move(
                 run,
                 S.SUCCESS,
                 f"applied {made.revision.short} at serial {result.meta.serial}{targeted}"
@@ -451,7 +442,7 @@ class Engine:
         suspended daemon neither writes nor pins."""
         if run.suspension is not None:
             run.governor.settle(run.op, made, decision, None)
-            self._move(
+            self._records.move(
                 run,
                 S.CANCELLED,
                 f"suspended by {run.suspension.by}: nothing was written and the store was not "
@@ -460,47 +451,21 @@ class Engine:
             return
         with self.write_gate:
             run.governor.last_look(run.op, decision, run.policies)  # a stop lands before the pin
-            self._pin(run, rollback, stored)
+            pin_store(self.store, run, rollback, stored)
         run.governor.settle(run.op, made, decision, None)
         short = made.revision.short
         if not made.changes:
-            self._move(run, S.SUCCESS, f"no changes; the store matches {short}; pinned there")
+            self._records.move(
+                run, S.SUCCESS, f"no changes; the store matches {short}; pinned there"
+            )
             return
-        self._move(
+        self._records.move(
             run,
             S.CANCELLED,
             f"held: the store is pinned to {short}, and the rollback's {len(made.changes)} "
             f"change(s) wait ({describe_held(decision)}); the operations carrying them roll "
             "back when approved or in their window",
         )
-
-    def _pin(self, run: Run, rollback: Pin, stored: StoreSnapshot) -> Pin:
-        """Pin the store for `rollback` (the caller holds the store's lock)."""
-        pin = replace(rollback, rolled_back_from=stored.meta.last_applied_revision)
-        self.store.set_pin(pin)
-        run.pin = pin
-        return pin
-
-    @contextlib.contextmanager
-    def _unpin_on_failure(
-        self, rollback: Pin | None, before: Pin | None, serial: int
-    ) -> Iterator[None]:
-        """Put back the pin a rollback's failed write replaced, unless the write happened
-        all the same (the store's serial moved past `serial`: Ctrl-C after the commit)."""
-        try:
-            yield
-        except BaseException:
-            if rollback is not None and not self._moved_past(serial):
-                self.store.set_pin(before)
-            raise
-
-    def _moved_past(self, serial: int) -> bool:
-        """Whether the store's serial is past `serial` (unknown counts as moved: the pin
-        then stays with the revision that may have been written)."""
-        try:
-            return self.store.meta().serial != serial
-        except FleetwardError:
-            return True
 
     # -- the run's stages, records and report ------------------------------------------------
 
@@ -524,105 +489,5 @@ class Engine:
             reason = run.after_fetch(revision)
             if reason is not None:
                 raise Unchanged(reason)
-            self._move(run, None)  # the start, held back until the revision was known
-            self._announce(run)
-
-    def _announce(self, run: Run) -> None:
-        if not run.announced:
-            run.announced = True
-            self.reporter.run_started(run.op)
-
-    def _failed(self, run: Run, exc: FleetwardError) -> None:
-        run.failure = exc
-        run.problems = exc.problems
-        if isinstance(exc, ManifestError | PlanError):
-            run.manifest_errors = len(exc.problems)
-        if isinstance(exc, SourceError):
-            run.fetch_failed = True
-        run.op = run.op.with_errors(exc.problems)
-        self._move(run, S.FAILURE, failure_message(exc))
-
-    def _move(
-        self, run: Run, to: OperationState | None, message: str = "", persist: bool = True
-    ) -> Operation:
-        """Move the run's operation to `to` (None: record it as it is)."""
-        with self._record_lock:
-            if self._abandoned is not None and run is self._running:
-                run.op = self._abandoned  # the stopping daemon ended it: that record stands
-                return run.op
-            if to is not None:
-                run.op = run.op.move(to, run.governor.now(), message)
-            final = to is not None and to.final
-            progress = to is None or to in (S.RESOLVING, S.DISPATCHING)
-            wanted = persist and (final or (progress and self.record_progress))
-            if wanted and self.store.exists():  # a failure never makes a mistyped location
-                self._record(run, run.op)
-            return run.op
-
-    def _recorded(self, op: Operation) -> bool:
-        """Whether the log holds `op` (recorded when queued: a webhook's, an API's)."""
-        assert self.operations is not None
-        try:
-            return self.operations.get(op.operation_id) is not None
-        except FleetwardError:
-            return True  # unknown: recording its end is the safe side
-
-    def _record(self, run: Run, op: Operation) -> None:
-        assert self.operations is not None
-        try:
-            self.operations.record(op)
-        except FleetwardError as exc:
-            # The log is a record of the work, not the work: a damaged or full log
-            # must not stop reconciling. The run's report still carries it.
-            run.governor.unrecorded(op, exc)
-
-    def _report(self, run: Run) -> RunReport:
-        decision = run.decision
-        if decision is not None and decision.held:
-            decision = run.governor.carried(decision)
-        snapshot = run.store
-        if snapshot is None:
-            try:
-                snapshot = self.store.read()
-            except FleetwardError:
-                snapshot = None
-        return RunReport(
-            operation=run.op,
-            revision=run.revision,
-            plan=run.plan,
-            applied=run.applied,
-            store=snapshot,
-            problems=tuple(run.problems),
-            manifest_errors=run.manifest_errors,
-            fetch_failed=run.fetch_failed,
-            phases=run.phases,
-            duration=time.monotonic() - run.started,
-            decision=decision,
-            policies=run.policies,
-            suspension=run.suspension,
-            pin=run.pin,
-            failure=run.failure,
-            unchanged=run.unchanged,
-            documents=run.documents,
-        )
-
-
-def _interrupted_message(run: Run) -> str:
-    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
-    if run.op.state is S.PROCESSING:
-        return (
-            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
-            "atomic: fleetward state history tells whether it did)"
-        )
-    return f"interrupted (Ctrl-C) {run.where}; nothing was written"
-
-
-def _refuse_moved_pin(read: Pin | None, now: Pin | None) -> None:
-    """Stop a run whose revision was chosen under another pin than the one now kept (a
-    rollback or resume landed while it read): its plan would undo that."""
-    if (read.revision if read else None) != (now.revision if now else None):
-        raise Interrupted(
-            S.CANCELLED,
-            "the rollback pin changed while this run read its revision; nothing was written, "
-            "and the next run reconciles what the store is pinned to now",
-        )
+            self._records.move(run, None)  # the start, held back until the revision was known
+            self._records.announce(run)

@@ -11,7 +11,7 @@ from fleetward.decisions import Decision, describe_held
 from fleetward.engine.governor import Governor
 from fleetward.errors import FleetwardError, Problem
 from fleetward.model import Guard, GuardVerdict, Plan, Revision, StoreSnapshot
-from fleetward.operations import Operation
+from fleetward.operations import Operation, OperationState
 from fleetward.policy import Policy
 from fleetward.progress import Phase, Watch
 from fleetward.runs import AfterFetch
@@ -54,6 +54,9 @@ class Run(Watch):
     unchanged: bool = False
     documents: dict[str, str] = field(default_factory=dict)  # document address → file
     announced: bool = False
+    # The operation as the stopping daemon ended it (`Engine.abandon`): that record stands,
+    # and the run reports nothing more.
+    abandoned: Operation | None = None
     phases: dict[str, float] = field(default_factory=dict)
 
     def start(self, phase: Phase, total: int) -> None:
@@ -69,6 +72,14 @@ class Run(Watch):
 
 def with_summary(op: Operation, made: Plan, serial: int) -> Operation:
     return replace(op, plan_summary=made.summary(), serial=serial).with_held(made.held)
+
+
+def with_targets(op: Operation, made: Plan) -> Operation:
+    """`op` with the targets its plan was limited to (`arguments.targets`): the one place
+    they are recorded, for a run given `--target` and for a saved targeted plan alike."""
+    if not made.targeted:
+        return op
+    return replace(op, arguments={**op.arguments, "targets": list(made.targeted)})
 
 
 def failure_message(exc: FleetwardError) -> str:
@@ -110,6 +121,8 @@ def dry_run_message(made: Plan, decision: Decision) -> str:
 
 
 def nothing_message(made: Plan, decision: Decision, suspension: Suspension | None) -> str:
+    if not made.changes and made.targeted:
+        return f"no changes to the targeted objects at {made.revision.short}" + held_back(made)
     if not made.changes:
         return f"no changes; the store matches {made.revision.short}" + held_back(made)
     if suspension is not None:
@@ -123,3 +136,13 @@ def nothing_message(made: Plan, decision: Decision, suspension: Suspension | Non
         else ""
     )
     return "nothing to apply now; " + "; ".join(x for x in (held, scope) if x) + held_back(made)
+
+
+def interrupted_message(run: Run) -> str:
+    """What a Ctrl-C ended: where the run was, and whether the write may have happened."""
+    if run.op.state is OperationState.PROCESSING:
+        return (
+            "interrupted (Ctrl-C) during the store write; the write may have happened (it is "
+            "atomic: fleetward state history tells whether it did)"
+        )
+    return f"interrupted (Ctrl-C) {run.where}; nothing was written"

@@ -133,11 +133,7 @@ def _plan_dict(plan: Plan, changes: Sequence[Any]) -> dict[str, Any]:
         **({"reports": dict(plan.reports)} if plan.reports else {}),
         **({"policies": dict(plan.policies)} if plan.policies else {}),
         **({"held": [held_to_dict(h) for h in plan.held]} if plan.held else {}),
-        **(
-            {"targeted": list(plan.targeted), "leftOut": plan.left_out}
-            if plan.targeted
-            else {}
-        ),
+        **({"targeted": list(plan.targeted), "leftOut": plan.left_out} if plan.targeted else {}),
     }
 
 

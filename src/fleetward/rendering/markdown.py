@@ -48,8 +48,9 @@ def render_markdown(
         else None
     )
     out = [_heading(head, base), ""]
-    if plan.targeted:
-        out += [f"> **{_text(targeted_warning(plan))}**", ""]
+    warning = targeted_warning(plan)
+    if warning is not None:
+        out += [f"> **{_text(warning)}**", ""]
     if not plan.changes and not plan.errors and plan.targeted:
         out.append(f"No changes to the targeted objects at {_name(head)}.")
     elif not plan.changes and not plan.errors and not plan.held:
@@ -180,9 +181,7 @@ def _held(plan: Plan) -> list[str]:
     out = ["", f"**Held back** ({held_count(plan.held)}, kept at their last applied version):", ""]
     for h in plan.held:
         where = f" at {_code(h.location)}" if h.location else ""
-        out.append(
-            f"- {_code(h.address)}{where}: {_text(h.because)}; {_text(kept_phrase(h))}"
-        )
+        out.append(f"- {_code(h.address)}{where}: {_text(h.because)}; {_text(kept_phrase(h))}")
         for p in h.errors:
             at = f" at {_code(p.location)}" if p.location else ""
             out.append(f"  - {_text(p.error)}{at}")

@@ -68,9 +68,10 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
         lines.extend(_held(plan.held, max_lines))
         lines.append(("summary", summary_line(plan)))
         lines.extend(_policies(plan))
-    if plan.targeted:
+    warning = targeted_warning(plan)
+    if warning is not None:
         lines.append(("", ""))
-        lines.append(("blocked", targeted_warning(plan)))
+        lines.append(("blocked", warning))
     for kind, report in sorted(plan.reports.items()):
         message = report.get("message") if isinstance(report, dict) else None
         if message:
@@ -93,8 +94,11 @@ def render_plan(plan: Plan, max_lines: int = DEFAULT_MAX_LINES) -> list[Line]:
     return lines
 
 
-def targeted_warning(plan: Plan) -> str:
-    """What a targeted plan leaves the store as: not equal to its revision."""
+def targeted_warning(plan: Plan) -> str | None:
+    """What a targeted plan leaves the store as: not equal to its revision. None for a
+    whole plan, and for targets that leave no change out (the plan is the whole one)."""
+    if not plan.targeted or not plan.left_out:
+        return None
     return (
         f"Warning: targeted plan ({', '.join(plan.targeted)}): {plan.left_out} other change(s) "
         f"of revision {plan.revision.short} are left out, so the store will not equal the "

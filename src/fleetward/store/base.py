@@ -33,7 +33,9 @@ class ChangeSet:
 
     expected_lineage: str | None
     expected_serial: int
-    revision: str
+    # The store's last applied revision after the write (a targeted apply keeps the one
+    # the last whole apply wrote, None before any).
+    revision: str | None
     upserts: Sequence[StoredObject]
     deletes: Sequence[ObjectKey]
     history_entry: Mapping[str, Any]
