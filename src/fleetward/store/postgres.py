@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +31,7 @@ import psycopg
 from psycopg.types.json import Json
 
 from fleetward.errors import LockTimeout, StoreError
-from fleetward.model import ObjectKey, ObjectState, StoredObject, StoreMeta, StoreSnapshot
+from fleetward.model import ObjectKey, StoredObject, StoreMeta, StoreSnapshot
 from fleetward.store.base import (
     HISTORY_LIMIT,
     OUTBOX_LIMIT,
@@ -57,6 +57,14 @@ from fleetward.store.pg_log import (
 )
 from fleetward.store.pg_outbox import PostgresOutbox, outbox_in, write_outbox
 from fleetward.store.pg_pin import pin_in, suspension_in, write_pin, write_suspension
+from fleetward.store.pg_rows import (
+    SELECT_OBJECTS,
+    UPSERT,
+    bulk_upsert,
+    copy_objects,
+    objects_of,
+    row_values,
+)
 from fleetward.store.pg_schema import LOCK_CLASS, SCHEMA, WRITER_LOCK, Database
 from fleetward.store.pg_session import Connection, store_error
 from fleetward.store.suspension import Suspension
@@ -65,15 +73,6 @@ BULK = 500  # upserts from this many on go through COPY
 _POLL_SECONDS = 0.1
 _EMPTY = StoreMeta(lineage=None, serial=0, last_applied_revision=None)
 
-_COLUMNS = (
-    "key, kind, owner, state, spec_hash, generation, applied_revision, created_at, "
-    "updated_at, spec, status"
-)
-_SELECT_OBJECTS = f"SELECT {_COLUMNS} FROM {SCHEMA}.objects"
-_UPDATE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ") if c != "key")
-_UPSERT = f"""INSERT INTO {SCHEMA}.objects ({_COLUMNS})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (key) DO UPDATE SET {_UPDATE_SET}"""
 _META = f"SELECT lineage, serial, last_applied_revision, owner_labels, edits FROM {SCHEMA}.meta"
 _HOLDER = """
     SELECT a.pid, a.application_name, host(a.client_addr)
@@ -147,7 +146,7 @@ class PostgresStore:
                 cached = self._cached
                 if cached is not None and cached.key == key:
                     return StoreSnapshot(meta, cached.objects)
-                objects = _objects(conn.execute(f"{_SELECT_OBJECTS} ORDER BY seq").fetchall())
+                objects = objects_of(conn.execute(f"{SELECT_OBJECTS} ORDER BY seq").fetchall())
         self._cached = _Cached(key, objects)
         return StoreSnapshot(meta, objects)
 
@@ -174,8 +173,8 @@ class PostgresStore:
         with self.db.writing("set a status", self._held_session()) as conn:
             meta, _ = _meta(_row(conn, _META + " FOR UPDATE"))
             keys = list(change.statuses)
-            named = _objects(
-                conn.execute(f"{_SELECT_OBJECTS} WHERE key = ANY(%s)", (keys,)).fetchall()
+            named = objects_of(
+                conn.execute(f"{SELECT_OBJECTS} WHERE key = ANY(%s)", (keys,)).fetchall()
             )
             change_set = status_change_set(StoreSnapshot(meta, named), change, self.location)
             new_meta, _ = self._write(conn, meta, change_set)
@@ -235,7 +234,7 @@ class PostgresStore:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 meta, _ = _meta(_row(conn, _META))
-                objects = _objects(conn.execute(f"{_SELECT_OBJECTS} ORDER BY seq").fetchall())
+                objects = objects_of(conn.execute(f"{SELECT_OBJECTS} ORDER BY seq").fetchall())
                 return StoreDump(
                     meta,
                     list(objects.values()),
@@ -254,7 +253,7 @@ class PostgresStore:
                 f"TRUNCATE {SCHEMA}.objects, {SCHEMA}.history, {SCHEMA}.operations, "
                 f"{SCHEMA}.rejections, {SCHEMA}.outbox RESTART IDENTITY"
             )
-            _copy_objects(conn, f"{SCHEMA}.objects", dump.objects)
+            copy_objects(conn, f"{SCHEMA}.objects", dump.objects)
             with conn.cursor() as cur:
                 cur.executemany(
                     f"INSERT INTO {SCHEMA}.history VALUES (%s, %s)",
@@ -320,10 +319,10 @@ class PostgresStore:
         # One row per key: the first upsert's place, the last one's value (as TinyDB).
         upserts = list({obj.key: obj for obj in change_set.upserts}.values())
         if len(upserts) >= BULK:
-            _bulk_upsert(conn, upserts)
+            bulk_upsert(conn, upserts)
         elif upserts:
             with conn.cursor() as cur:
-                cur.executemany(_UPSERT, [_values(obj) for obj in upserts])
+                cur.executemany(UPSERT, [row_values(obj) for obj in upserts])
 
         def owners() -> Iterator[tuple[str | None, str]]:
             # Only when an owner left Git: which owners still own an active object.
@@ -428,79 +427,6 @@ def _set_meta(conn: Connection, meta: StoreMeta) -> int:
         ),
     ).fetchone()
     return int(row[0]) if row is not None else 0
-
-
-def _objects(rows: Iterable[Row]) -> dict[ObjectKey, StoredObject]:
-    objects: dict[ObjectKey, StoredObject] = {}
-    for (
-        key,
-        kind,
-        owner,
-        state,
-        spec_hash,
-        generation,
-        revision,
-        created,
-        updated,
-        spec,
-        status,
-    ) in rows:
-        objects[ObjectKey(key)] = StoredObject(
-            key=ObjectKey(key),
-            kind=kind,
-            spec=spec,
-            status=status or {},
-            owner=owner,
-            state=ObjectState(state),
-            spec_hash=spec_hash,
-            generation=int(generation),
-            applied_revision=revision,
-            created_at=created,
-            updated_at=updated,
-        )
-    return objects
-
-
-def _values(obj: StoredObject) -> tuple[Any, ...]:
-    return (
-        obj.key,
-        obj.kind,
-        obj.owner,
-        obj.state.value,
-        obj.spec_hash,
-        obj.generation,
-        obj.applied_revision,
-        obj.created_at,
-        obj.updated_at,
-        dumps(obj.spec),
-        dumps(obj.status),
-    )
-
-
-def _copy_objects(conn: Connection, table: str, objects: Sequence[StoredObject]) -> None:
-    """COPY `objects` into `table` in order (their `seq` follows it)."""
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN") as copy:
-        for obj in objects:
-            copy.write_row(_values(obj))
-
-
-def _bulk_upsert(conn: Connection, upserts: Sequence[StoredObject]) -> None:
-    """Many upserts: straight into an empty table, else through a temp table, one INSERT."""
-    empty = conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {SCHEMA}.objects)").fetchone()
-    if empty is not None and empty[0]:
-        _copy_objects(conn, f"{SCHEMA}.objects", upserts)
-        return
-    conn.execute(
-        f"""CREATE TEMP TABLE fleetward_incoming ON COMMIT DROP AS
-            SELECT {_COLUMNS} FROM {SCHEMA}.objects WITH NO DATA"""
-    )
-    conn.execute("ALTER TABLE fleetward_incoming ADD COLUMN ord bigserial")
-    _copy_objects(conn, "fleetward_incoming", upserts)
-    conn.execute(
-        f"""INSERT INTO {SCHEMA}.objects ({_COLUMNS})
-            SELECT {_COLUMNS} FROM fleetward_incoming ORDER BY ord
-            ON CONFLICT (key) DO UPDATE SET {_UPDATE_SET}"""
-    )
 
 
 def _history(conn: Connection) -> list[dict[str, Any]]:
