@@ -357,13 +357,13 @@ def test_a_secret_file_given_by_flag_or_env_beats_the_secret_written_in_the_conf
 def test_the_mass_stop_floor_is_a_config_key_and_reaches_the_planner(ws: Workspace) -> None:
     """`min-stop-count` in the file sets the guards the daemon plans with; a negative is refused."""
     from fleetward.daemon.config import DaemonConfig, merge, read_config_file
-    from fleetward.daemon.runner import Daemon
+    from fleetward.daemon.configured import run_settings
     from fleetward.errors import UsageError
 
     config = write_config(ws, "min-stop-count: 3\n")
     merged = merge({}, read_config_file(str(config)), DaemonConfig())
     assert merged.min_stop_count == 3
-    assert Daemon._settings(merged).guards.min_stop_count == 3
+    assert run_settings(merged).guards.min_stop_count == 3
     assert DaemonConfig().min_stop_count == 10
 
     bad = write_config(ws, "interval: 30s\nmin-stop-count: -1\n", "bad.yaml")

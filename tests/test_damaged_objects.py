@@ -240,11 +240,13 @@ def test_the_daemon_clones_its_damaged_mirror_again_and_applies(
     daemon = daemons.start(remote.url, state, api_token=TOKEN)
     daemon.wait_applied(first)
 
-    # The next commit reaches the mirror through a CLI plan on the same state directory;
-    # then its new blob is damaged before the daemon ever read it.
+    # The next commit reaches the mirror through a CLI plan on the same state directory
+    # (--no-cache: its parse must not reach the shared document cache, or the daemon would
+    # never read the blob); then its new blob is damaged before the daemon ever read it.
     second = work.set_model("FH16 Aero")
     work.git("push", "-q", "origin", "main")
-    assert ws.fleetward("plan", "--source", remote.url, "--state-dir", str(state)).returncode == 0
+    plan = ("plan", "--no-cache", "--source", remote.url, "--state-dir", str(state))
+    assert ws.fleetward(*plan).returncode == 0
     blob = work.git("rev-parse", f"HEAD:{NORTH}")
     damage(_mirror_objects(state), blob, "cut-short")
 
